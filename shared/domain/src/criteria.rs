@@ -1,0 +1,685 @@
+//! The criteria document both teams sign, and its evaluation.
+//!
+//! The document is TOML: it is unambiguous (no implicit typing surprises), takes comments, and
+//! its parser reports line and column for every syntax and type error. [`Criteria::parse`]
+//! checks it completely — every problem at once, each with `file:line:col` — and compiles it
+//! into a form [`Criteria::evaluate`] reads without allocation-heavy lookups.
+//!
+//! Evaluation is a pure function of the lead, the document and nothing else: no clock, no I/O.
+//! Every rule in the document yields exactly one [`Reason`] per lead (matched, not matched, or
+//! value missing), so a result is always fully explained.
+
+use crate::lead::{Lead, Sourced};
+use crate::stage::Stage;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+// ---------------------------------------------------------------------------------------------
+// The document as written.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    id: String,
+    version: String,
+    effective: String,
+    #[serde(default)]
+    approved_by: Option<toml::Spanned<ApprovedBy>>,
+    stages: Stages,
+    #[serde(default)]
+    caps: Caps,
+    bands: Vec<toml::Spanned<BandDoc>>,
+    #[serde(default)]
+    fit: Vec<toml::Spanned<RuleDoc>>,
+    #[serde(default)]
+    engagement: Vec<toml::Spanned<RuleDoc>>,
+    #[serde(default)]
+    disqualify: Vec<toml::Spanned<RuleDoc>>,
+    #[serde(default)]
+    crm: CrmMapping,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovedBy {
+    sales: Option<SignOff>,
+    marketing: Option<SignOff>,
+}
+
+/// Who signed the document for one team, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignOff {
+    pub name: String,
+    pub date: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stages {
+    mql: toml::Spanned<Threshold>,
+    sql: toml::Spanned<Threshold>,
+}
+
+/// The bar a lead must pass to reach a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    pub min_fit: i64,
+    pub min_total: i64,
+}
+
+/// Upper bounds on each score group and the total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caps {
+    pub fit: i64,
+    pub engagement: i64,
+    pub total: i64,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self { fit: 100, engagement: 100, total: 100 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BandDoc {
+    name: String,
+    min_total: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDoc {
+    code: String,
+    label: String,
+    field: Field,
+    #[serde(default)]
+    any_of: Option<Vec<String>>,
+    #[serde(default)]
+    none_of: Option<Vec<String>>,
+    #[serde(default)]
+    min: Option<u64>,
+    #[serde(default)]
+    max: Option<u64>,
+    #[serde(default)]
+    missing: Option<bool>,
+    #[serde(default)]
+    points: Option<i64>,
+    #[serde(default)]
+    points_each: Option<i64>,
+    #[serde(default)]
+    cap: Option<i64>,
+}
+
+/// Where the CRM keeps leadsync's results: one property per result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrmMapping {
+    pub stage: String,
+    pub score: String,
+    pub band: String,
+    pub reasons: String,
+    pub criteria_version: String,
+}
+
+impl Default for CrmMapping {
+    fn default() -> Self {
+        Self {
+            stage: "leadsync_stage".into(),
+            score: "leadsync_score".into(),
+            band: "leadsync_band".into(),
+            reasons: "leadsync_reasons".into(),
+            criteria_version: "leadsync_criteria_version".into(),
+        }
+    }
+}
+
+/// A lead attribute a rule can test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Industry,
+    Employees,
+    AnnualRevenue,
+    Country,
+    Email,
+    EmailDomain,
+    JobTitle,
+    Source,
+    PageViews,
+    EmailOpens,
+    EmailClicks,
+    FormSubmissions,
+}
+
+impl Field {
+    fn is_numeric(self) -> bool {
+        matches!(
+            self,
+            Field::Employees
+                | Field::AnnualRevenue
+                | Field::PageViews
+                | Field::EmailOpens
+                | Field::EmailClicks
+                | Field::FormSubmissions
+        )
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Field::Industry => "industry",
+            Field::Employees => "employees",
+            Field::AnnualRevenue => "annual_revenue",
+            Field::Country => "country",
+            Field::Email => "email",
+            Field::EmailDomain => "email_domain",
+            Field::JobTitle => "job_title",
+            Field::Source => "source",
+            Field::PageViews => "page_views",
+            Field::EmailOpens => "email_opens",
+            Field::EmailClicks => "email_clicks",
+            Field::FormSubmissions => "form_submissions",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors.
+
+/// One problem in a criteria document, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CriteriaIssue {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// A criteria document that cannot be used: every problem found, each with its location.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct CriteriaError {
+    pub source_name: String,
+    pub issues: Vec<CriteriaIssue>,
+}
+
+impl fmt::Display for CriteriaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.issues.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}:{}: {}", self.source_name, issue.line, issue.column, issue.message)?;
+        }
+        Ok(())
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    (line, column)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The compiled form.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Condition {
+    AnyOf(HashSet<String>),
+    NoneOf(HashSet<String>),
+    Range { min: Option<u64>, max: Option<u64> },
+    Missing,
+    PointsEach { each: i64, cap: Option<i64> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rule {
+    code: String,
+    label: String,
+    field: Field,
+    condition: Condition,
+    points: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Fit,
+    Engagement,
+    Disqualify,
+}
+
+/// A validated, compiled criteria document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Criteria {
+    pub id: String,
+    pub version: String,
+    pub effective: String,
+    pub sales_sign_off: Option<SignOff>,
+    pub marketing_sign_off: Option<SignOff>,
+    pub mql: Threshold,
+    pub sql: Threshold,
+    pub caps: Caps,
+    /// Bands, highest `min_total` first.
+    bands: Vec<(String, i64)>,
+    rules: Vec<(Group, Rule)>,
+    pub crm: CrmMapping,
+}
+
+/// How one rule came out for one lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonOutcome {
+    Matched,
+    NotMatched,
+    Missing,
+}
+
+/// One rule's verdict on one lead: what was seen, where it came from, what it earned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: String,
+    pub label: String,
+    pub outcome: ReasonOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub points: i64,
+    /// Provenance of a firmographic value (`crm`, a provider name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// The result of evaluating one lead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scorecard {
+    pub stage: Stage,
+    pub fit: i64,
+    pub engagement: i64,
+    pub total: i64,
+    pub band: String,
+    pub criteria_version: String,
+    /// One entry per rule of the document, in document order (disqualifiers, fit, engagement).
+    pub reasons: Vec<Reason>,
+}
+
+impl Scorecard {
+    /// Codes of the rules that matched, in document order.
+    pub fn matched_codes(&self) -> impl Iterator<Item = &str> {
+        self.reasons
+            .iter()
+            .filter(|r| r.outcome == ReasonOutcome::Matched)
+            .map(|r| r.code.as_str())
+    }
+
+    /// The CRM properties this result maps to, under the document's mapping.
+    pub fn crm_properties(&self, mapping: &CrmMapping) -> BTreeMap<String, String> {
+        let reasons: Vec<&str> = self.matched_codes().collect();
+        BTreeMap::from([
+            (mapping.stage.clone(), self.stage.as_str().to_owned()),
+            (mapping.score.clone(), self.total.to_string()),
+            (mapping.band.clone(), self.band.clone()),
+            (mapping.reasons.clone(), reasons.join(";")),
+            (mapping.criteria_version.clone(), self.criteria_version.clone()),
+        ])
+    }
+}
+
+impl Criteria {
+    /// Parse, validate and compile a document. `source_name` (usually the file path) prefixes
+    /// every error location.
+    ///
+    /// # Errors
+    /// [`CriteriaError`] with every problem found: syntax, unknown keys, wrong types, unknown
+    /// fields, rules without a condition or with two, duplicate codes, unreachable or
+    /// overlapping stages, bands out of order.
+    pub fn parse(source_name: &str, text: &str) -> Result<Self, CriteriaError> {
+        let fail = |issues| CriteriaError { source_name: source_name.to_owned(), issues };
+        let doc: Document = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |span| line_col(text, span.start));
+            fail(vec![CriteriaIssue { line, column, message: e.message().to_owned() }])
+        })?;
+        compile(doc, text).map_err(fail)
+    }
+
+    /// True when both sales and marketing have signed: only then may a version be published.
+    pub fn is_signed(&self) -> bool {
+        self.sales_sign_off.is_some() && self.marketing_sign_off.is_some()
+    }
+
+    /// Score one lead. Pure and deterministic.
+    pub fn evaluate(&self, lead: &Lead) -> Scorecard {
+        let email_domain = lead.email_domain();
+        let mut reasons = Vec::with_capacity(self.rules.len());
+        let (mut fit, mut engagement, mut disqualified) = (0i64, 0i64, false);
+        for (group, rule) in &self.rules {
+            let seen = observe(lead, rule.field, email_domain.as_deref());
+            let (outcome, points) = rule.apply(&seen);
+            match (group, outcome) {
+                (Group::Disqualify, ReasonOutcome::Matched) => disqualified = true,
+                (Group::Fit, _) => fit += points,
+                (Group::Engagement, _) => engagement += points,
+                (Group::Disqualify, _) => {}
+            }
+            reasons.push(Reason {
+                code: rule.code.clone(),
+                label: rule.label.clone(),
+                outcome,
+                value: seen.value,
+                points,
+                source: seen.source,
+            });
+        }
+        let fit = fit.clamp(0, self.caps.fit);
+        let engagement = engagement.clamp(0, self.caps.engagement);
+        let total = (fit + engagement).min(self.caps.total);
+        let stage = if disqualified {
+            Stage::Disqualified
+        } else if fit >= self.sql.min_fit && total >= self.sql.min_total {
+            Stage::Sql
+        } else if fit >= self.mql.min_fit && total >= self.mql.min_total {
+            Stage::Mql
+        } else {
+            Stage::Iql
+        };
+        let band = self
+            .bands
+            .iter()
+            .find(|(_, min)| total >= *min)
+            .or(self.bands.last())
+            .map(|(name, _)| name.clone())
+            .unwrap_or_default();
+        Scorecard {
+            stage,
+            fit,
+            engagement,
+            total,
+            band,
+            criteria_version: self.version.clone(),
+            reasons,
+        }
+    }
+}
+
+/// A field's value for one lead, as text (for reasons) and as a number where numeric.
+struct Seen {
+    value: Option<String>,
+    number: Option<u64>,
+    source: Option<String>,
+}
+
+fn observe(lead: &Lead, field: Field, email_domain: Option<&str>) -> Seen {
+    fn text(value: Option<&str>) -> Seen {
+        let value = value.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        Seen { value, number: None, source: None }
+    }
+    fn count(n: u32) -> Seen {
+        Seen { value: Some(n.to_string()), number: Some(u64::from(n)), source: None }
+    }
+    fn sourced_text(v: Option<&Sourced<String>>) -> Seen {
+        match v {
+            Some(s) => Seen {
+                value: Some(s.value.clone()),
+                number: None,
+                source: Some(s.source.provider.clone()),
+            },
+            None => Seen { value: None, number: None, source: None },
+        }
+    }
+    fn sourced_number(v: Option<&Sourced<u64>>) -> Seen {
+        match v {
+            Some(s) => Seen {
+                value: Some(s.value.to_string()),
+                number: Some(s.value),
+                source: Some(s.source.provider.clone()),
+            },
+            None => Seen { value: None, number: None, source: None },
+        }
+    }
+    let firmo = &lead.firmographics;
+    match field {
+        Field::Industry => sourced_text(firmo.industry.as_ref()),
+        Field::Employees => sourced_number(firmo.employees.as_ref()),
+        Field::AnnualRevenue => sourced_number(firmo.annual_revenue.as_ref()),
+        Field::Country => sourced_text(firmo.country.as_ref()),
+        // The address itself is never copied into a reason: reasons are written to the CRM,
+        // snapshots and logs. Only whether it is present.
+        Field::Email => Seen {
+            value: lead.email.as_deref().filter(|e| !e.trim().is_empty()).map(|_| "present".to_owned()),
+            number: None,
+            source: None,
+        },
+        Field::EmailDomain => text(email_domain),
+        Field::JobTitle => text(lead.job_title.as_deref()),
+        Field::Source => text(lead.source.as_deref()),
+        Field::PageViews => count(lead.engagement.page_views),
+        Field::EmailOpens => count(lead.engagement.email_opens),
+        Field::EmailClicks => count(lead.engagement.email_clicks),
+        Field::FormSubmissions => count(lead.engagement.form_submissions),
+    }
+}
+
+impl Rule {
+    fn apply(&self, seen: &Seen) -> (ReasonOutcome, i64) {
+        use ReasonOutcome::{Matched, Missing, NotMatched};
+        let hit = |matched: bool| if matched { (Matched, self.points) } else { (NotMatched, 0) };
+        match &self.condition {
+            Condition::Missing => hit(seen.value.is_none()),
+            Condition::AnyOf(set) => match &seen.value {
+                None => (Missing, 0),
+                Some(v) => hit(set.contains(&v.to_lowercase())),
+            },
+            Condition::NoneOf(set) => match &seen.value {
+                None => (Missing, 0),
+                Some(v) => hit(!set.contains(&v.to_lowercase())),
+            },
+            Condition::Range { min, max } => match seen.number {
+                None => (Missing, 0),
+                Some(n) => hit(min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m)),
+            },
+            Condition::PointsEach { each, cap } => match seen.number {
+                None => (Missing, 0),
+                Some(0) => (NotMatched, 0),
+                Some(n) => {
+                    let raw = i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(*each);
+                    (Matched, cap.map_or(raw, |c| raw.min(c)))
+                }
+            },
+        }
+    }
+}
+
+fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
+    let mut issues = Vec::new();
+    let mut issue_at = |offset: usize, message: String| {
+        let (line, column) = line_col(text, offset);
+        issues.push(CriteriaIssue { line, column, message });
+    };
+
+    for (name, value) in [("id", &doc.id), ("version", &doc.version)] {
+        if value.trim().is_empty() {
+            issue_at(0, format!("`{name}` must not be empty"));
+        }
+    }
+    if chrono::NaiveDate::parse_from_str(&doc.effective, "%Y-%m-%d").is_err() {
+        issue_at(0, format!("`effective` {:?} is not a date (YYYY-MM-DD)", doc.effective));
+    }
+    let (sales_sign_off, marketing_sign_off) = match &doc.approved_by {
+        Some(approved) => {
+            let at = approved.span().start;
+            let inner = approved.get_ref();
+            for (team, sign) in [("sales", &inner.sales), ("marketing", &inner.marketing)] {
+                if let Some(sign) = sign {
+                    if sign.name.trim().is_empty() {
+                        issue_at(at, format!("approved_by.{team}.name must not be empty"));
+                    }
+                    if chrono::NaiveDate::parse_from_str(&sign.date, "%Y-%m-%d").is_err() {
+                        issue_at(at, format!("approved_by.{team}.date {:?} is not a date (YYYY-MM-DD)", sign.date));
+                    }
+                }
+            }
+            (inner.sales.clone(), inner.marketing.clone())
+        }
+        None => (None, None),
+    };
+
+    let caps = doc.caps;
+    if caps.fit < 0 || caps.engagement < 0 || caps.total < 0 {
+        issue_at(0, "caps must not be negative".to_owned());
+    }
+    let (mql, sql) = (*doc.stages.mql.get_ref(), *doc.stages.sql.get_ref());
+    for (name, threshold, at) in [("mql", mql, doc.stages.mql.span().start), ("sql", sql, doc.stages.sql.span().start)] {
+        if threshold.min_fit > caps.fit || threshold.min_total > caps.total {
+            issue_at(at, format!(
+                "stage {name} is unreachable: min_fit {} / min_total {} exceed the caps fit {} / total {}",
+                threshold.min_fit, threshold.min_total, caps.fit, caps.total
+            ));
+        }
+        if threshold.min_total < 0 || threshold.min_fit < 0 {
+            issue_at(at, format!("stage {name}: thresholds must not be negative"));
+        }
+    }
+    if sql.min_fit < mql.min_fit || sql.min_total < mql.min_total || sql == mql {
+        issue_at(doc.stages.sql.span().start, format!(
+            "stage sql (min_fit {}, min_total {}) overlaps mql (min_fit {}, min_total {}): sql must ask for at least as much as mql on both, and more on one",
+            sql.min_fit, sql.min_total, mql.min_fit, mql.min_total
+        ));
+    }
+
+    let mut bands = Vec::new();
+    let mut band_names = HashSet::new();
+    for band in &doc.bands {
+        let b = band.get_ref();
+        if !band_names.insert(b.name.clone()) {
+            issue_at(band.span().start, format!("band {:?} is defined twice", b.name));
+        }
+        if let Some((prev_name, prev_min)) = bands.last() {
+            if b.min_total >= *prev_min {
+                issue_at(band.span().start, format!(
+                    "band {:?} (min_total {}) must come after bands with a higher min_total; {prev_name:?} has {prev_min}",
+                    b.name, b.min_total
+                ));
+            }
+        }
+        bands.push((b.name.clone(), b.min_total));
+    }
+    if bands.is_empty() {
+        issue_at(0, "at least one band is required (e.g. [[bands]] name = \"D\", min_total = 0)".to_owned());
+    }
+
+    let mut rules = Vec::new();
+    let mut codes = HashSet::new();
+    for (group, list) in [(Group::Disqualify, &doc.disqualify), (Group::Fit, &doc.fit), (Group::Engagement, &doc.engagement)] {
+        for spanned in list {
+            let at = spanned.span().start;
+            let r = spanned.get_ref();
+            if !codes.insert(r.code.clone()) {
+                issue_at(at, format!("rule code {:?} is used twice: codes must be unique and stable", r.code));
+            }
+            if r.code.is_empty() || !r.code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+                issue_at(at, format!("rule code {:?} must be UPPER_SNAKE_CASE (A-Z, 0-9, _)", r.code));
+            }
+            match compile_rule(group, r) {
+                Ok(rule) => rules.push((group, rule)),
+                Err(message) => issue_at(at, format!("rule {}: {message}", r.code)),
+            }
+        }
+    }
+
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    Ok(Criteria {
+        id: doc.id,
+        version: doc.version,
+        effective: doc.effective,
+        sales_sign_off,
+        marketing_sign_off,
+        mql,
+        sql,
+        caps,
+        bands,
+        rules,
+        crm: doc.crm,
+    })
+}
+
+fn compile_rule(group: Group, r: &RuleDoc) -> Result<Rule, String> {
+    let field = r.field;
+    let kinds = [
+        r.any_of.is_some(),
+        r.none_of.is_some(),
+        r.min.is_some() || r.max.is_some(),
+        r.missing.is_some(),
+        r.points_each.is_some(),
+    ]
+    .into_iter()
+    .filter(|k| *k)
+    .count();
+    if kinds != 1 {
+        return Err(format!(
+            "needs exactly one condition (any_of, none_of, min/max, missing = true, points_each); found {kinds}"
+        ));
+    }
+    let lower = |list: &Vec<String>| list.iter().map(|s| s.trim().to_lowercase()).collect::<HashSet<_>>();
+    let condition = if let Some(list) = &r.any_of {
+        if field.is_numeric() {
+            return Err(format!("any_of needs a text field; {} is a number (use min/max)", field.name()));
+        }
+        Condition::AnyOf(lower(list))
+    } else if let Some(list) = &r.none_of {
+        if field.is_numeric() {
+            return Err(format!("none_of needs a text field; {} is a number (use min/max)", field.name()));
+        }
+        Condition::NoneOf(lower(list))
+    } else if r.min.is_some() || r.max.is_some() {
+        if !field.is_numeric() {
+            return Err(format!("min/max need a numeric field; {} is text (use any_of)", field.name()));
+        }
+        if let (Some(min), Some(max)) = (r.min, r.max) {
+            if min > max {
+                return Err(format!("min ({min}) is greater than max ({max})"));
+            }
+        }
+        Condition::Range { min: r.min, max: r.max }
+    } else if r.missing == Some(true) {
+        Condition::Missing
+    } else if let Some(each) = r.points_each {
+        if !field.is_numeric() {
+            return Err(format!("points_each needs a numeric field; {} is text", field.name()));
+        }
+        if r.points.is_some() {
+            return Err("points_each and points exclude each other".to_owned());
+        }
+        if r.cap.is_some_and(|c| c < 0) {
+            return Err("cap must not be negative".to_owned());
+        }
+        Condition::PointsEach { each, cap: r.cap }
+    } else {
+        return Err("missing = false is not a condition; remove it or set missing = true".to_owned());
+    };
+    if r.cap.is_some() && !matches!(condition, Condition::PointsEach { .. }) {
+        return Err("cap only applies to points_each rules".to_owned());
+    }
+    let points = match (group, &condition) {
+        (_, Condition::PointsEach { .. }) => 0,
+        (Group::Disqualify, _) => {
+            if r.points.is_some() {
+                return Err("disqualifiers carry no points".to_owned());
+            }
+            0
+        }
+        (_, _) => r.points.ok_or("needs `points`")?,
+    };
+    if group == Group::Disqualify && matches!(condition, Condition::PointsEach { .. }) {
+        return Err("a disqualifier cannot use points_each".to_owned());
+    }
+    Ok(Rule { code: r.code.clone(), label: r.label.clone(), field, condition, points })
+}
+
+#[cfg(test)]
+mod tests;

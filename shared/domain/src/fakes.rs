@@ -1,0 +1,274 @@
+//! In-memory implementations of every port, for tests of the layers above. Each can be told to
+//! fail its next calls (`fail_next`) so retries and partial failures can be tested.
+#![allow(clippy::expect_used)] // a poisoned test mutex is a failed test already
+
+use crate::lead::{Firmographics, Lead, LeadId};
+use crate::ports::{
+    Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, ProviderError, PullPage, PushFailure,
+    PushOutcome, RecordOutcome, Rejected, RunReport, SnapshotKey, SnapshotLine, SnapshotStore, StoreError,
+};
+use crate::transition::{LeadState, Transition};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().expect("fake mutex poisoned")
+}
+
+/// A CRM in memory: leads in, property writes recorded.
+#[derive(Debug, Default)]
+pub struct FakeCrm {
+    leads: Mutex<BTreeMap<LeadId, Lead>>,
+    rejected: Mutex<Vec<Rejected>>,
+    written: Mutex<Vec<PropertyUpdate>>,
+    failures: Mutex<VecDeque<CrmError>>,
+    refuse: Mutex<HashSet<LeadId>>,
+    page_size: usize,
+    pub pull_calls: AtomicU64,
+    pub push_calls: AtomicU64,
+}
+
+impl FakeCrm {
+    pub fn new(leads: impl IntoIterator<Item = Lead>) -> Self {
+        Self {
+            leads: Mutex::new(leads.into_iter().map(|l| (l.id.clone(), l)).collect()),
+            page_size: 100,
+            ..Self::default()
+        }
+    }
+
+    /// Records that the pull returns as unreadable (on the first page).
+    pub fn with_rejected(self, rejected: Vec<Rejected>) -> Self {
+        *lock(&self.rejected) = rejected;
+        self
+    }
+
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// The next `n` calls (pull or push) fail with `error`.
+    pub fn fail_next(&self, n: usize, error: CrmError) {
+        lock(&self.failures).extend(std::iter::repeat_n(error, n));
+    }
+
+    /// Pushes to this lead are refused row by row.
+    pub fn refuse_writes_to(&self, id: LeadId) {
+        lock(&self.refuse).insert(id);
+    }
+
+    pub fn upsert(&self, lead: Lead) {
+        lock(&self.leads).insert(lead.id.clone(), lead);
+    }
+
+    /// Every update written so far, in order.
+    pub fn written(&self) -> Vec<PropertyUpdate> {
+        lock(&self.written).clone()
+    }
+
+    fn take_failure(&self) -> Result<(), CrmError> {
+        lock(&self.failures).pop_front().map_or(Ok(()), Err)
+    }
+}
+
+impl Crm for FakeCrm {
+    async fn pull_page(&self, since: DateTime<Utc>, cursor: Option<&str>) -> Result<PullPage, CrmError> {
+        self.pull_calls.fetch_add(1, Ordering::Relaxed);
+        self.take_failure()?;
+        let offset: usize = cursor.map_or(Ok(0), str::parse).map_err(|_| CrmError::Rejected {
+            status: 400,
+            message: "bad cursor".into(),
+        })?;
+        let matching: Vec<Lead> = lock(&self.leads).values().filter(|l| l.modified_at >= since).cloned().collect();
+        let leads: Vec<Lead> = matching.iter().skip(offset).take(self.page_size).cloned().collect();
+        let end = offset + leads.len();
+        Ok(PullPage {
+            leads,
+            rejected: if offset == 0 { lock(&self.rejected).clone() } else { Vec::new() },
+            next: (end < matching.len()).then(|| end.to_string()),
+        })
+    }
+
+    async fn push(&self, updates: &[PropertyUpdate]) -> Result<PushOutcome, CrmError> {
+        self.push_calls.fetch_add(1, Ordering::Relaxed);
+        self.take_failure()?;
+        let refuse = lock(&self.refuse).clone();
+        let mut outcome = PushOutcome { requests: u32::try_from(updates.len().div_ceil(100)).unwrap_or(u32::MAX), ..PushOutcome::default() };
+        for update in updates {
+            if refuse.contains(&update.lead_id) {
+                outcome.failed.push(PushFailure { lead_id: update.lead_id.clone(), message: "refused".into(), retryable: false });
+            } else {
+                lock(&self.written).push(update.clone());
+                outcome.written.push(update.lead_id.clone());
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// A lead store in memory.
+#[derive(Debug, Default)]
+pub struct FakeLeadStore {
+    states: Mutex<HashMap<LeadId, LeadState>>,
+    transitions: Mutex<BTreeMap<(LeadId, String, String), Transition>>,
+    watermarks: Mutex<HashMap<String, DateTime<Utc>>>,
+    runs: Mutex<Vec<RunReport>>,
+    failures: Mutex<VecDeque<StoreError>>,
+}
+
+impl FakeLeadStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next `n` calls fail with `error`.
+    pub fn fail_next(&self, n: usize, error: StoreError) {
+        lock(&self.failures).extend(std::iter::repeat_n(error, n));
+    }
+
+    pub fn states(&self) -> HashMap<LeadId, LeadState> {
+        lock(&self.states).clone()
+    }
+
+    pub fn transitions(&self) -> Vec<Transition> {
+        lock(&self.transitions).values().cloned().collect()
+    }
+
+    pub fn runs(&self) -> Vec<RunReport> {
+        lock(&self.runs).clone()
+    }
+
+    fn take_failure(&self) -> Result<(), StoreError> {
+        lock(&self.failures).pop_front().map_or(Ok(()), Err)
+    }
+}
+
+impl LeadStore for FakeLeadStore {
+    async fn load_states(&self, ids: &[LeadId]) -> Result<HashMap<LeadId, LeadState>, StoreError> {
+        self.take_failure()?;
+        let states = lock(&self.states);
+        Ok(ids.iter().filter_map(|id| states.get(id).map(|s| (id.clone(), s.clone()))).collect())
+    }
+
+    async fn record(&self, states: &[LeadState], transitions: &[Transition]) -> Result<RecordOutcome, StoreError> {
+        self.take_failure()?;
+        let mut outcome = RecordOutcome::default();
+        let mut stored = lock(&self.transitions);
+        for t in transitions {
+            let key = (t.lead_id.clone(), t.to.as_str().to_owned(), t.criteria_version.clone());
+            if stored.contains_key(&key) {
+                outcome.transitions_existing += 1;
+            } else {
+                stored.insert(key, t.clone());
+                outcome.transitions_new += 1;
+            }
+        }
+        let mut all = lock(&self.states);
+        for s in states {
+            all.insert(s.lead_id.clone(), s.clone());
+            outcome.states_written += 1;
+        }
+        Ok(outcome)
+    }
+
+    async fn mark_pushed(&self, pushed: &[(LeadId, String)]) -> Result<(), StoreError> {
+        self.take_failure()?;
+        let mut all = lock(&self.states);
+        for (id, hash) in pushed {
+            if let Some(state) = all.get_mut(id) {
+                state.pushed_hash = Some(hash.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn watermark(&self, source: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.take_failure()?;
+        Ok(lock(&self.watermarks).get(source).copied())
+    }
+
+    async fn set_watermark(&self, source: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.take_failure()?;
+        lock(&self.watermarks).insert(source.to_owned(), at);
+        Ok(())
+    }
+
+    async fn save_run(&self, report: &RunReport) -> Result<(), StoreError> {
+        self.take_failure()?;
+        let mut runs = lock(&self.runs);
+        runs.retain(|r| !(r.run_id == report.run_id && r.slice == report.slice));
+        runs.push(report.clone());
+        Ok(())
+    }
+}
+
+/// A snapshot store in memory.
+#[derive(Debug, Default)]
+pub struct FakeSnapshotStore {
+    snapshots: Mutex<BTreeMap<String, Vec<SnapshotLine>>>,
+    quarantine: Mutex<BTreeMap<String, Vec<Rejected>>>,
+}
+
+impl FakeSnapshotStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn snapshots(&self) -> BTreeMap<String, Vec<SnapshotLine>> {
+        lock(&self.snapshots).clone()
+    }
+
+    pub fn quarantined(&self) -> BTreeMap<String, Vec<Rejected>> {
+        lock(&self.quarantine).clone()
+    }
+}
+
+impl SnapshotStore for FakeSnapshotStore {
+    async fn put_snapshot(&self, key: &SnapshotKey, lines: &[SnapshotLine]) -> Result<String, StoreError> {
+        let name = format!("snapshots/{}/{}/{}.jsonl.gz", key.date, key.run_id, key.slice);
+        lock(&self.snapshots).insert(name.clone(), lines.to_vec());
+        Ok(name)
+    }
+
+    async fn put_quarantine(&self, key: &SnapshotKey, records: &[Rejected]) -> Result<String, StoreError> {
+        let name = format!("quarantine/{}/{}.jsonl", key.run_id, key.slice);
+        lock(&self.quarantine).insert(name.clone(), records.to_vec());
+        Ok(name)
+    }
+}
+
+/// A firmographic provider in memory, counting its lookups.
+#[derive(Debug, Default)]
+pub struct FakeProvider {
+    name: String,
+    data: HashMap<String, Firmographics>,
+    failures: Mutex<VecDeque<ProviderError>>,
+    pub calls: AtomicU64,
+}
+
+impl FakeProvider {
+    pub fn new(name: &str, data: impl IntoIterator<Item = (String, Firmographics)>) -> Self {
+        Self { name: name.to_owned(), data: data.into_iter().collect(), ..Self::default() }
+    }
+
+    pub fn fail_next(&self, n: usize, error: ProviderError) {
+        lock(&self.failures).extend(std::iter::repeat_n(error, n));
+    }
+}
+
+impl FirmographicProvider for FakeProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn lookup(&self, domain: &str) -> Result<Option<Firmographics>, ProviderError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(error) = lock(&self.failures).pop_front() {
+            return Err(error);
+        }
+        Ok(self.data.get(domain).cloned())
+    }
+}

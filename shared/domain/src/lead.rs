@@ -1,0 +1,285 @@
+//! A lead as leadsync sees it: the contact, the company data it brings, its engagement.
+//!
+//! Only what scoring, rollups and the CRM write-back need is kept. Vendor JSON never reaches
+//! this module: adapters map it into these types (and quarantine what they cannot map).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The CRM's id of a contact. Non-empty, printable, without `#` (the key separator in the store).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LeadId(String);
+
+/// Why a text is not a valid [`LeadId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeadIdError {
+    #[error("lead id is empty")]
+    Empty,
+    #[error("lead id {0:?} contains '#' or a control character")]
+    BadCharacter(String),
+    #[error("lead id is longer than 64 characters")]
+    TooLong,
+}
+
+impl LeadId {
+    pub fn new(raw: impl Into<String>) -> Result<Self, LeadIdError> {
+        let raw = raw.into();
+        if raw.is_empty() {
+            return Err(LeadIdError::Empty);
+        }
+        if raw.len() > 64 {
+            return Err(LeadIdError::TooLong);
+        }
+        if raw.chars().any(|c| c == '#' || c.is_control() || c.is_whitespace()) {
+            return Err(LeadIdError::BadCharacter(raw));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for LeadId {
+    type Error = LeadIdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<LeadId> for String {
+    fn from(value: LeadId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for LeadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a firmographic value came from: shown in the reasons so both teams can judge it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// `crm` for the CRM's own company record, otherwise the provider's name.
+    pub provider: String,
+    /// The provider's match confidence (1–10) where it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub likelihood: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<DateTime<Utc>>,
+}
+
+impl Provenance {
+    pub fn crm() -> Self {
+        Self { provider: "crm".to_owned(), likelihood: None, fetched_at: None }
+    }
+}
+
+/// A value with its provenance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Provenance,
+}
+
+impl<T> Sourced<T> {
+    pub fn new(value: T, source: Provenance) -> Self {
+        Self { value, source }
+    }
+}
+
+/// What we know about the company a lead works for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Firmographics {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub industry: Option<Sourced<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employees: Option<Sourced<u64>>,
+    /// Annual revenue in whole US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annual_revenue: Option<Sourced<u64>>,
+    /// ISO 3166 alpha-2 code or the country name as the source gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<Sourced<String>>,
+}
+
+impl Firmographics {
+    /// True when no field is known.
+    pub fn is_empty(&self) -> bool {
+        self.industry.is_none()
+            && self.employees.is_none()
+            && self.annual_revenue.is_none()
+            && self.country.is_none()
+    }
+
+    /// Fill the fields this one lacks from `other`; fields already known are kept (the earlier
+    /// source in the waterfall wins). Returns how many fields were filled.
+    pub fn fill_from(&mut self, other: &Firmographics) -> usize {
+        fn fill<T: Clone>(slot: &mut Option<T>, from: &Option<T>) -> usize {
+            if slot.is_none() && from.is_some() {
+                slot.clone_from(from);
+                1
+            } else {
+                0
+            }
+        }
+        fill(&mut self.industry, &other.industry)
+            + fill(&mut self.employees, &other.employees)
+            + fill(&mut self.annual_revenue, &other.annual_revenue)
+            + fill(&mut self.country, &other.country)
+    }
+}
+
+/// Engagement counters as the CRM reports them (lifetime totals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Engagement {
+    pub page_views: u32,
+    pub email_opens: u32,
+    pub email_clicks: u32,
+    pub form_submissions: u32,
+}
+
+/// One contact pulled from the CRM, with its company's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lead {
+    pub id: LeadId,
+    /// Kept for the disqualifier rules and the CRM; never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+    /// Original source as the CRM records it (e.g. `ORGANIC_SEARCH`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_stage: Option<String>,
+    /// Sales' verdict on the lead (`hs_lead_status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
+    #[serde(default)]
+    pub engagement: Engagement,
+    #[serde(default)]
+    pub firmographics: Firmographics,
+    /// When the CRM last changed the record; drives the watermark, not the score.
+    pub modified_at: DateTime<Utc>,
+}
+
+impl Lead {
+    /// A lead with only an id and a modification time; the rest empty.
+    pub fn new(id: LeadId, modified_at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            email: None,
+            job_title: None,
+            owner_id: None,
+            source: None,
+            lifecycle_stage: None,
+            lead_status: None,
+            company_id: None,
+            company_name: None,
+            engagement: Engagement::default(),
+            firmographics: Firmographics::default(),
+            modified_at,
+        }
+    }
+
+    /// The lowercased domain of the email address, if there is a well-formed one.
+    ///
+    /// Registrable-domain (public-suffix) normalisation belongs to enrichment; this is the
+    /// plain part after the `@`, which is what the disqualifier rules compare against.
+    pub fn email_domain(&self) -> Option<String> {
+        let email = self.email.as_deref()?.trim();
+        let (local, domain) = email.rsplit_once('@')?;
+        if local.is_empty() || domain.is_empty() || !domain.contains('.') {
+            return None;
+        }
+        Some(domain.trim_end_matches('.').to_ascii_lowercase())
+    }
+
+    /// A hash of everything scoring reads (not `modified_at`): equal hashes mean equal scores
+    /// under one criteria version.
+    pub fn input_hash(&self) -> String {
+        let mut scoring_view = self.clone();
+        scoring_view.modified_at = DateTime::<Utc>::UNIX_EPOCH;
+        // Serialising plain structs of strings and numbers cannot fail; fall back to Debug so a
+        // hash is always produced.
+        let json = serde_json::to_string(&scoring_view).unwrap_or_else(|_| format!("{scoring_view:?}"));
+        crate::hash::stable_hash([json.as_str()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lead(email: Option<&str>) -> Lead {
+        let mut lead = Lead::new(LeadId::new("1").unwrap(), DateTime::<Utc>::UNIX_EPOCH);
+        lead.email = email.map(str::to_owned);
+        lead
+    }
+
+    #[test]
+    fn lead_ids_are_validated() {
+        assert!(LeadId::new("123").is_ok());
+        assert_eq!(LeadId::new(""), Err(LeadIdError::Empty));
+        assert!(matches!(LeadId::new("1#2"), Err(LeadIdError::BadCharacter(_))));
+        assert!(matches!(LeadId::new("1 2"), Err(LeadIdError::BadCharacter(_))));
+        assert_eq!(LeadId::new("9".repeat(65)), Err(LeadIdError::TooLong));
+    }
+
+    #[test]
+    fn email_domain_table() {
+        let cases = [
+            (Some("ana@Acme.COM"), Some("acme.com")),
+            (Some(" ana@mail.acme.co.uk "), Some("mail.acme.co.uk")),
+            (Some("a@b@acme.io"), Some("acme.io")),
+            (Some("ana@localhost"), None),
+            (Some("@acme.com"), None),
+            (Some("ana@"), None),
+            (Some("not an email"), None),
+            (None, None),
+        ];
+        for (email, want) in cases {
+            assert_eq!(lead(email).email_domain().as_deref(), want, "email {email:?}");
+        }
+    }
+
+    #[test]
+    fn input_hash_ignores_modified_at_only() {
+        let a = lead(Some("a@acme.com"));
+        let mut b = a.clone();
+        b.modified_at = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(3);
+        assert_eq!(a.input_hash(), b.input_hash());
+        b.engagement.page_views += 1;
+        assert_ne!(a.input_hash(), b.input_hash());
+    }
+
+    #[test]
+    fn fill_from_keeps_earlier_source() {
+        let crm = Provenance::crm();
+        let other = Provenance { provider: "pdl".into(), likelihood: Some(8), fetched_at: None };
+        let mut mine = Firmographics {
+            industry: Some(Sourced::new("Software".into(), crm.clone())),
+            ..Firmographics::default()
+        };
+        let theirs = Firmographics {
+            industry: Some(Sourced::new("Retail".into(), other.clone())),
+            employees: Some(Sourced::new(120, other)),
+            ..Firmographics::default()
+        };
+        assert_eq!(mine.fill_from(&theirs), 1);
+        assert_eq!(mine.industry.as_ref().map(|s| s.value.as_str()), Some("Software"));
+        assert_eq!(mine.employees.as_ref().map(|s| s.value), Some(120));
+    }
+}

@@ -1,0 +1,30 @@
+//! The pure domain of leadsync: what a lead is, how the shared criteria score it, which stage
+//! transitions that produces, and the ports through which the outside world is reached.
+//!
+//! # Layout
+//! - [`lead`]: `Lead`, `Company` data, `Firmographics` with per-field provenance.
+//! - [`stage`]: the funnel stages (IQL → MQL → SQL, disqualified).
+//! - [`criteria`]: the criteria document both teams sign — parsed, validated, compiled once,
+//!   evaluated per lead into a [`criteria::Scorecard`] with the complete list of reasons.
+//! - [`transition`]: the stored state of a lead and the append-only stage transitions.
+//! - [`ports`]: the traits adapters implement (CRM, firmographic provider, lead store, snapshot
+//!   store), each with its contract; [`fakes`] (feature `fakes`) has in-memory versions.
+//!
+//! # What this crate must not do
+//! No I/O, no clock, no environment, no async runtime: `now` and configuration are arguments.
+//! The same input and criteria version always give the same output.
+
+pub mod criteria;
+pub mod hash;
+pub mod lead;
+pub mod ports;
+pub mod stage;
+pub mod transition;
+
+#[cfg(feature = "fakes")]
+pub mod fakes;
+
+pub use criteria::{Criteria, CriteriaError, Reason, ReasonOutcome, Scorecard};
+pub use lead::{Engagement, Firmographics, Lead, LeadId, LeadIdError, Provenance, Sourced};
+pub use stage::Stage;
+pub use transition::{LeadState, Transition};

@@ -1,0 +1,283 @@
+//! The ports: what the use cases need from the outside world, as traits with contracts.
+//!
+//! Only domain types cross a port. Adapters (`leadsync-crm`, `leadsync-store`,
+//! `leadsync-enrich`) implement them for real services; [`crate::fakes`] implements them in
+//! memory. Every error type says which of its variants are worth retrying.
+//!
+//! leadsync is at-least-once end to end: any call here may be repeated after a crash, so every
+//! write a port offers is idempotent.
+
+use crate::criteria::Scorecard;
+use crate::lead::{Firmographics, Lead, LeadId};
+use crate::transition::{LeadState, Transition};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+
+// ---------------------------------------------------------------------------------------------
+// CRM
+
+/// A record the CRM returned that could not be turned into a [`Lead`]. It is quarantined with
+/// its reason, never dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    /// The CRM id, when the record had a readable one.
+    pub lead_id: Option<String>,
+    /// What is wrong and where (field name).
+    pub reason: String,
+    /// The record as received (JSON text).
+    pub raw: String,
+}
+
+/// One page of an incremental pull.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullPage {
+    pub leads: Vec<Lead>,
+    pub rejected: Vec<Rejected>,
+    /// Opaque cursor for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// The properties to write on one contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyUpdate {
+    pub lead_id: LeadId,
+    pub properties: BTreeMap<String, String>,
+}
+
+/// A row the CRM refused in a batch write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushFailure {
+    pub lead_id: LeadId,
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// What a push achieved, row by row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushOutcome {
+    pub written: Vec<LeadId>,
+    pub failed: Vec<PushFailure>,
+    /// Write requests made (batch calls), for the run's cost ledger.
+    pub requests: u32,
+}
+
+/// A CRM call failed as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrmError {
+    #[error("the CRM refused the token (401): check the private-app token")]
+    Unauthorized,
+    #[error("the CRM rate limit was hit (policy {policy}) and retries ran out")]
+    RateLimited { policy: String },
+    #[error("the CRM is unavailable (HTTP {status}): {message}")]
+    Unavailable { status: u16, message: String },
+    #[error("the CRM rejected the request (HTTP {status}): {message}")]
+    Rejected { status: u16, message: String },
+    #[error("the CRM did not answer in time")]
+    Timeout,
+    #[error("could not reach the CRM: {0}")]
+    Transport(String),
+    #[error("the CRM answered with a body we cannot read: {0}")]
+    Decode(String),
+}
+
+impl CrmError {
+    /// Worth retrying later: rate limits, 5xx, timeouts, transport failures.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            CrmError::RateLimited { .. } | CrmError::Unavailable { .. } | CrmError::Timeout | CrmError::Transport(_)
+        )
+    }
+}
+
+/// The CRM leadsync pulls leads from and writes results back to.
+pub trait Crm: Send + Sync {
+    /// One page of contacts modified at or after `since`, in ascending id order, with their
+    /// company data. Start with `cursor = None`; follow [`PullPage::next`] until it is `None`.
+    /// The whole walk returns every contact modified at or after `since` at least once
+    /// (records may repeat; callers must tolerate duplicates).
+    ///
+    /// # Errors
+    /// [`CrmError`]: the page could not be read at all. Records that could be read but not
+    /// mapped come back in [`PullPage::rejected`], not as errors.
+    fn pull_page(&self, since: DateTime<Utc>, cursor: Option<&str>)
+    -> impl Future<Output = Result<PullPage, CrmError>> + Send;
+
+    /// Write properties on contacts. Idempotent: writing the same values again is harmless.
+    /// Rows the CRM refuses are reported in [`PushOutcome::failed`]; the call as a whole fails
+    /// only when nothing could be sent.
+    ///
+    /// # Errors
+    /// [`CrmError`] when the CRM cannot be reached or refuses every call.
+    fn push(&self, updates: &[PropertyUpdate]) -> impl Future<Output = Result<PushOutcome, CrmError>> + Send;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Firmographic provider
+
+/// A provider lookup failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("provider {provider} rate limit hit")]
+    RateLimited { provider: String },
+    #[error("provider {provider} unavailable: {message}")]
+    Unavailable { provider: String, message: String },
+    #[error("provider {provider} rejected the request: {message}")]
+    Rejected { provider: String, message: String },
+}
+
+impl ProviderError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ProviderError::Rejected { .. })
+    }
+}
+
+/// A source of firmographic data keyed by company domain.
+pub trait FirmographicProvider: Send + Sync {
+    /// Short stable name, recorded as the provenance of every value it supplies.
+    fn name(&self) -> &str;
+
+    /// Firmographics for a registrable domain (`acme.com`); `Ok(None)` when the provider has no
+    /// match. May bill per match: callers dedupe and cache.
+    ///
+    /// # Errors
+    /// [`ProviderError`]; the lead is then scored without this provider's data.
+    fn lookup(&self, domain: &str) -> impl Future<Output = Result<Option<Firmographics>, ProviderError>> + Send;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores
+
+/// A store call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("store throttled or unavailable during {operation}: {message}")]
+    Unavailable { operation: &'static str, message: String },
+    #[error("store rejected {operation}: {message}")]
+    Rejected { operation: &'static str, message: String },
+    #[error("stored item {key} is corrupt: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// What [`LeadStore::record`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordOutcome {
+    pub states_written: u64,
+    /// Transitions that were new.
+    pub transitions_new: u64,
+    /// Transitions already present (a re-run): not written again.
+    pub transitions_existing: u64,
+}
+
+/// Counts and costs of one run (or one slice of it), saved with the run record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub slice: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub criteria_version: String,
+    pub since: Option<DateTime<Utc>>,
+    pub watermark_after: Option<DateTime<Utc>>,
+    pub pulled: u64,
+    pub scored: u64,
+    pub quarantined: u64,
+    /// Scored leads per stage name.
+    pub stages: BTreeMap<String, u64>,
+    pub unchanged: u64,
+    pub enriched_fields: u64,
+    pub states_written: u64,
+    pub transitions_new: u64,
+    pub transitions_existing: u64,
+    pub push_candidates: u64,
+    pub pushed: u64,
+    pub push_failed: u64,
+    pub crm_pull_pages: u64,
+    pub crm_push_requests: u64,
+    pub snapshot_key: Option<String>,
+    pub quarantine_key: Option<String>,
+}
+
+/// Lead state, transitions, watermarks and run records.
+pub trait LeadStore: Send + Sync {
+    /// Current states of the given leads; absent leads are simply missing from the map.
+    ///
+    /// # Errors
+    /// [`StoreError`]; `Unavailable` is retryable.
+    fn load_states(&self, ids: &[LeadId])
+    -> impl Future<Output = Result<HashMap<LeadId, LeadState>, StoreError>> + Send;
+
+    /// Append transitions (idempotent on their key: an existing one is left alone and counted
+    /// in `transitions_existing`), then overwrite the states. Transitions go first so a crash
+    /// between the two leaves a state that the re-run recomputes, never a lost transition.
+    ///
+    /// # Errors
+    /// [`StoreError`]; on error some items may be written, and repeating the call is safe.
+    fn record(&self, states: &[LeadState], transitions: &[Transition])
+    -> impl Future<Output = Result<RecordOutcome, StoreError>> + Send;
+
+    /// Remember the hash of what was last written to the CRM for these leads.
+    ///
+    /// # Errors
+    /// [`StoreError`]; repeating the call is safe.
+    fn mark_pushed(&self, pushed: &[(LeadId, String)]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The watermark of a source (`hubspot#contacts`), if any run has set one.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn watermark(&self, source: &str) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+
+    /// Set the watermark. Only ever called after everything before it was processed.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn set_watermark(&self, source: &str, at: DateTime<Utc>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Save (overwrite) a run's report.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn save_run(&self, report: &RunReport) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One line of a snapshot: a scored lead with its inputs — the input of `criteria simulate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotLine {
+    pub lead: Lead,
+    pub scorecard: Scorecard,
+}
+
+/// Where a slice's snapshot goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotKey {
+    pub date: NaiveDate,
+    pub run_id: String,
+    pub slice: u32,
+}
+
+/// Snapshots of scored leads and quarantined records (S3).
+pub trait SnapshotStore: Send + Sync {
+    /// Write the slice's snapshot (overwriting any earlier attempt of the same slice) and return
+    /// the object key.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn put_snapshot(&self, key: &SnapshotKey, lines: &[SnapshotLine])
+    -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// Write the records that could not be processed, with their reasons; returns the object key.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn put_quarantine(&self, key: &SnapshotKey, records: &[Rejected])
+    -> impl Future<Output = Result<String, StoreError>> + Send;
+}

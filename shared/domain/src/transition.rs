@@ -1,0 +1,152 @@
+//! What leadsync remembers about a lead between runs, and the stage transitions it records.
+//!
+//! Transitions are append-only facts with an idempotent key (lead, stage reached, criteria
+//! version): recording the same one twice is a no-op, which is what makes re-runs safe.
+
+use crate::criteria::Scorecard;
+use crate::lead::LeadId;
+use crate::stage::Stage;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The current, overwritable state of one lead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadState {
+    pub lead_id: LeadId,
+    pub stage: Stage,
+    pub fit: i64,
+    pub engagement: i64,
+    pub total: i64,
+    pub band: String,
+    /// Codes of the rules that matched.
+    pub reasons: Vec<String>,
+    pub criteria_version: String,
+    /// [`crate::Lead::input_hash`] of the input that produced this state.
+    pub input_hash: String,
+    /// Hash of the CRM properties last written successfully; `None` until the first push.
+    pub pushed_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    pub run_id: String,
+}
+
+impl LeadState {
+    /// The state a scorecard produces, carrying over what was last pushed.
+    pub fn from_scorecard(
+        lead_id: LeadId,
+        owner_id: Option<String>,
+        card: &Scorecard,
+        input_hash: String,
+        previous: Option<&LeadState>,
+        now: DateTime<Utc>,
+        run_id: &str,
+    ) -> Self {
+        Self {
+            lead_id,
+            stage: card.stage,
+            fit: card.fit,
+            engagement: card.engagement,
+            total: card.total,
+            band: card.band.clone(),
+            reasons: card.matched_codes().map(str::to_owned).collect(),
+            criteria_version: card.criteria_version.clone(),
+            input_hash,
+            pushed_hash: previous.and_then(|p| p.pushed_hash.clone()),
+            owner_id,
+            updated_at: now,
+            run_id: run_id.to_owned(),
+        }
+    }
+
+    /// True when the scoring result (not the bookkeeping) equals `other`'s.
+    pub fn same_result(&self, other: &LeadState) -> bool {
+        self.stage == other.stage
+            && self.total == other.total
+            && self.fit == other.fit
+            && self.engagement == other.engagement
+            && self.band == other.band
+            && self.reasons == other.reasons
+            && self.criteria_version == other.criteria_version
+            && self.input_hash == other.input_hash
+            && self.owner_id == other.owner_id
+    }
+}
+
+/// A lead reached a stage under a criteria version. Append-only; the key is
+/// (`lead_id`, `to`, `criteria_version`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub lead_id: LeadId,
+    pub from: Option<Stage>,
+    pub to: Stage,
+    pub criteria_version: String,
+    pub observed_at: DateTime<Utc>,
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+}
+
+impl Transition {
+    /// The transition from `previous` to `next`, if the stage or criteria version changed.
+    pub fn between(previous: Option<&LeadState>, next: &LeadState) -> Option<Transition> {
+        let changed = previous.is_none_or(|p| p.stage != next.stage || p.criteria_version != next.criteria_version);
+        changed.then(|| Transition {
+            lead_id: next.lead_id.clone(),
+            from: previous.map(|p| p.stage),
+            to: next.stage,
+            criteria_version: next.criteria_version.clone(),
+            observed_at: next.updated_at,
+            run_id: next.run_id.clone(),
+            owner_id: next.owner_id.clone(),
+        })
+    }
+}
+
+/// The CRM properties to write for a lead, and their hash (compared with `pushed_hash`).
+pub fn push_hash(properties: &BTreeMap<String, String>) -> String {
+    crate::hash::stable_hash(properties.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(stage: Stage, version: &str) -> LeadState {
+        LeadState {
+            lead_id: LeadId::new("7").unwrap(),
+            stage,
+            fit: 0,
+            engagement: 0,
+            total: 0,
+            band: "D".into(),
+            reasons: vec![],
+            criteria_version: version.into(),
+            input_hash: "h".into(),
+            pushed_hash: None,
+            owner_id: None,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            run_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn transitions_only_on_change() {
+        let mql = state(Stage::Mql, "v1");
+        assert_eq!(Transition::between(None, &mql).map(|t| (t.from, t.to)), Some((None, Stage::Mql)));
+        assert!(Transition::between(Some(&mql), &mql).is_none());
+        let sql = state(Stage::Sql, "v1");
+        assert_eq!(Transition::between(Some(&mql), &sql).map(|t| (t.from, t.to)), Some((Some(Stage::Mql), Stage::Sql)));
+        let restated = state(Stage::Mql, "v2");
+        assert!(Transition::between(Some(&mql), &restated).is_some(), "a new criteria version restates the stage");
+    }
+
+    #[test]
+    fn push_hash_depends_on_keys_and_values() {
+        let a = BTreeMap::from([("s".to_owned(), "mql".to_owned())]);
+        let b = BTreeMap::from([("s".to_owned(), "sql".to_owned())]);
+        assert_ne!(push_hash(&a), push_hash(&b));
+        assert_eq!(push_hash(&a), push_hash(&a.clone()));
+    }
+}

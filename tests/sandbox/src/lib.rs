@@ -1,0 +1,20 @@
+//! A HubSpot-compatible CRM sandbox: an axum server on 127.0.0.1 serving deterministic
+//! synthetic contacts and companies, speaking the CRM v3 API shapes leadsync uses (see
+//! `../shared/APIS.md`). Tests, the demo and `leadsync sandbox` run it; nothing here talks to
+//! the internet.
+//!
+//! # Layout
+//! - [`data`]: the synthetic records, the same for the same seed.
+//! - [`search`]: the search endpoint's filtering, sorting and paging.
+//! - [`server`]: routes, bearer auth, batch read/update, admin endpoints, start/stop.
+//!
+//! # What it does not do yet
+//! Deals, associations v4, properties API, rate limits and fault injection come with the
+//! HubSpot issue; writes accept any property name.
+
+pub mod data;
+pub mod search;
+pub mod server;
+
+pub use data::{DataSpec, Record};
+pub use server::{Sandbox, SandboxConfig, SandboxError};

@@ -1,0 +1,433 @@
+//! The sandbox's HTTP server: routes, bearer auth, batch endpoints, admin endpoints.
+
+use crate::data::{DataSpec, Record, generate, iso};
+use crate::search::{self, MAX_BODY_CHARS, SearchRequest};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use chrono::Utc;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub seed: u64,
+    pub contacts: u64,
+    /// The private-app token clients must send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// 0 picks a free port.
+    pub port: u16,
+}
+
+impl SandboxConfig {
+    pub fn new(seed: u64, contacts: u64) -> Self {
+        Self { seed, contacts, token: "sandbox-token".into(), port: 0 }
+    }
+}
+
+/// The sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("could not bind the sandbox to 127.0.0.1: {0}")]
+    Bind(#[source] std::io::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ObjectType {
+    Contacts,
+    Companies,
+}
+
+impl ObjectType {
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "contacts" | "contact" | "0-1" => Some(Self::Contacts),
+            "companies" | "company" | "0-2" => Some(Self::Companies),
+            _ => None,
+        }
+    }
+
+    fn modified_property(self) -> &'static str {
+        match self {
+            Self::Contacts => "lastmodifieddate",
+            Self::Companies => "hs_lastmodifieddate",
+        }
+    }
+
+    fn default_properties(self) -> &'static [&'static str] {
+        match self {
+            Self::Contacts => &["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
+            Self::Companies => &["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Db {
+    contacts: BTreeMap<u64, Record>,
+    companies: BTreeMap<u64, Record>,
+}
+
+impl Db {
+    fn table(&self, t: ObjectType) -> &BTreeMap<u64, Record> {
+        match t {
+            ObjectType::Contacts => &self.contacts,
+            ObjectType::Companies => &self.companies,
+        }
+    }
+    fn table_mut(&mut self, t: ObjectType) -> &mut BTreeMap<u64, Record> {
+        match t {
+            ObjectType::Contacts => &mut self.contacts,
+            ObjectType::Companies => &mut self.companies,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AppState {
+    token: String,
+    db: RwLock<Db>,
+    requests: Mutex<BTreeMap<String, u64>>,
+}
+
+impl AppState {
+    fn db(&self) -> std::sync::RwLockReadGuard<'_, Db> {
+        self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    fn db_mut(&self) -> std::sync::RwLockWriteGuard<'_, Db> {
+        self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    fn count(&self, endpoint: String) {
+        let mut requests = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *requests.entry(endpoint).or_default() += 1;
+    }
+}
+
+/// A running sandbox. Dropping it without [`Sandbox::shutdown`] stops the server too.
+#[derive(Debug)]
+pub struct Sandbox {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    token: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Sandbox {
+    /// Generate the data and serve it on 127.0.0.1.
+    ///
+    /// # Errors
+    /// [`SandboxError::Bind`] when the port is taken.
+    pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let (companies, contacts) = generate(DataSpec::new(config.seed, config.contacts));
+        let db = Db {
+            contacts: contacts.into_iter().map(|r| (r.id, r)).collect(),
+            companies: companies.into_iter().map(|r| (r.id, r)).collect(),
+        };
+        let state = Arc::new(AppState { token: config.token.clone(), db: RwLock::new(db), requests: Mutex::default() });
+        let listener = TcpListener::bind(("127.0.0.1", config.port)).await.map_err(SandboxError::Bind)?;
+        let addr = listener.local_addr().map_err(SandboxError::Bind)?;
+        // One write per response and no Nagle delay: a split write costs ~40 ms on loopback.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(state.clone());
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(error) = served.await {
+                tracing::error!(%error, "Sandbox server stopped with an error.");
+            }
+        });
+        Ok(Self { addr, state, token: config.token, stop: Some(stop), task: Some(task) })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, the value for `CRM_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub fn contact(&self, id: u64) -> Option<Record> {
+        self.state.db().contacts.get(&id).cloned()
+    }
+
+    pub fn contacts(&self) -> Vec<Record> {
+        self.state.db().contacts.values().cloned().collect()
+    }
+
+    pub fn companies(&self) -> Vec<Record> {
+        self.state.db().companies.values().cloned().collect()
+    }
+
+    /// Requests served per endpoint (`POST /crm/v3/objects/contacts/search`, …).
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.state.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Change a contact as a CRM user would: set properties and bump its modification time.
+    pub fn edit_contact(&self, id: u64, properties: &[(&str, &str)]) -> bool {
+        let mut db = self.state.db_mut();
+        let Some(record) = db.contacts.get_mut(&id) else { return false };
+        for (k, v) in properties {
+            record.properties.insert((*k).to_owned(), (*v).to_owned());
+        }
+        record.touch(Utc::now(), ObjectType::Contacts.modified_property());
+        true
+    }
+
+    /// Stop serving and wait for the server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    let crm = Router::new()
+        .route("/crm/v3/objects/{object}/search", post(search_objects))
+        .route("/crm/v3/objects/{object}/batch/read", post(batch_read))
+        .route("/crm/v3/objects/{object}/batch/update", post(batch_update))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(crm)
+        .route("/__sandbox/requests", get(admin_requests))
+        .route("/__sandbox/objects/{object}/{id}", get(admin_object))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+fn error(status: StatusCode, category: &str, message: impl Into<String>) -> Response {
+    let body = json!({
+        "status": "error",
+        "message": message.into(),
+        "correlationId": "00000000-0000-4000-8000-000000000000",
+        "category": category,
+    });
+    (status, [(header::CONTENT_TYPE, "application/json;charset=utf-8")], body.to_string()).into_response()
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    // Serialise first so the response goes out as one buffer.
+    (status, [(header::CONTENT_TYPE, "application/json;charset=utf-8")], body.to_string()).into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "Resource not found")
+}
+
+async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let endpoint = format!("{} {}", req.method(), req.uri().path());
+    state.count(endpoint);
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented != Some(state.token.as_str()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+        );
+    }
+    next.run(req).await
+}
+
+fn render(record: &Record, t: ObjectType, requested: &[String]) -> Value {
+    let mut props = serde_json::Map::new();
+    for name in t.default_properties() {
+        props.insert((*name).to_owned(), record.properties.get(*name).map_or(Value::Null, |v| Value::String(v.clone())));
+    }
+    for name in requested {
+        props.insert(name.clone(), record.properties.get(name).map_or(Value::Null, |v| Value::String(v.clone())));
+    }
+    json!({
+        "id": record.id.to_string(),
+        "properties": props,
+        "createdAt": iso(record.created_at),
+        "updatedAt": iso(record.updated_at),
+        "archived": record.archived,
+    })
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", format!("Invalid input JSON: {e}")))
+}
+
+async fn search_objects(State(state): State<Arc<AppState>>, Path(object): Path<String>, body: Bytes) -> Response {
+    let Some(t) = ObjectType::parse(&object) else { return not_found().await };
+    if body.len() > MAX_BODY_CHARS {
+        return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", format!("Request body exceeds {MAX_BODY_CHARS} characters"));
+    }
+    let req: SearchRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let db = state.db();
+    match search::search(db.table(t).values(), &req) {
+        Err(invalid) => error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", invalid.0),
+        Ok(page) => {
+            let results: Vec<Value> = page.results.iter().map(|r| render(r, t, &req.properties)).collect();
+            let mut body = json!({ "total": page.total, "results": results });
+            if let Some(next) = page.next_after {
+                body["paging"] = json!({ "next": { "after": next.to_string(), "link": null } });
+            }
+            json_response(StatusCode::OK, &body)
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct BatchInput {
+    id: Value,
+    #[serde(default)]
+    properties: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct BatchRequest {
+    inputs: Vec<BatchInput>,
+    #[serde(default)]
+    properties: Vec<String>,
+}
+
+const MAX_BATCH: usize = 100;
+
+fn batch_body(results: Vec<Value>, errors: Vec<Value>, started: chrono::DateTime<Utc>) -> Response {
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    let mut body = json!({
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": iso(started),
+        "completedAt": iso(Utc::now()),
+    });
+    if !errors.is_empty() {
+        body["numErrors"] = json!(errors.len());
+        body["errors"] = Value::Array(errors);
+    }
+    json_response(status, &body)
+}
+
+fn row_error(category: &str, message: String, id: &str) -> Value {
+    json!({ "status": "error", "category": category, "message": message, "context": { "ids": [id] } })
+}
+
+fn id_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn batch_read(State(state): State<Arc<AppState>>, Path(object): Path<String>, body: Bytes) -> Response {
+    let started = Utc::now();
+    let Some(t) = ObjectType::parse(&object) else { return not_found().await };
+    let req: BatchRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if req.inputs.len() > MAX_BATCH {
+        return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", format!("Batch size {} exceeds the limit of {MAX_BATCH} inputs", req.inputs.len()));
+    }
+    let db = state.db();
+    let (mut results, mut errors) = (vec![], vec![]);
+    for input in &req.inputs {
+        let id = id_text(&input.id);
+        match id.parse::<u64>().ok().and_then(|n| db.table(t).get(&n)).filter(|r| !r.archived) {
+            Some(record) => results.push(render(record, t, &req.properties)),
+            None => errors.push(row_error("OBJECT_NOT_FOUND", format!("Could not get some {object} objects, they may be deleted or not exist. Check that ids are valid."), &id)),
+        }
+    }
+    batch_body(results, errors, started)
+}
+
+async fn batch_update(State(state): State<Arc<AppState>>, Path(object): Path<String>, body: Bytes) -> Response {
+    let started = Utc::now();
+    let Some(t) = ObjectType::parse(&object) else { return not_found().await };
+    let req: BatchRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if req.inputs.len() > MAX_BATCH {
+        return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", format!("Batch size {} exceeds the limit of {MAX_BATCH} inputs", req.inputs.len()));
+    }
+    let mut db = state.db_mut();
+    let (mut results, mut errors) = (vec![], vec![]);
+    let now = Utc::now();
+    for input in &req.inputs {
+        let id = id_text(&input.id);
+        let Some(record) = id.parse::<u64>().ok().and_then(|n| db.table_mut(t).get_mut(&n)).filter(|r| !r.archived) else {
+            errors.push(row_error("OBJECT_NOT_FOUND", format!("Object {id} not found"), &id));
+            continue;
+        };
+        let mut values = BTreeMap::new();
+        let mut bad = None;
+        for (name, value) in &input.properties {
+            match value {
+                Value::String(s) => values.insert(name.clone(), s.clone()),
+                Value::Number(n) => values.insert(name.clone(), n.to_string()),
+                Value::Bool(b) => values.insert(name.clone(), b.to_string()),
+                Value::Null => values.insert(name.clone(), String::new()),
+                _ => {
+                    bad = Some(name.clone());
+                    None
+                }
+            };
+        }
+        if let Some(name) = bad {
+            errors.push(row_error("VALIDATION_ERROR", format!("Property values were not valid: {name} must be a scalar"), &id));
+            continue;
+        }
+        record.properties.extend(values);
+        record.touch(now, t.modified_property());
+        let names: Vec<String> = input.properties.keys().cloned().collect();
+        results.push(render(record, t, &names));
+    }
+    batch_body(results, errors, started)
+}
+
+async fn admin_requests(State(state): State<Arc<AppState>>) -> Response {
+    let counts = state.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    json_response(StatusCode::OK, &json!(counts))
+}
+
+async fn admin_object(State(state): State<Arc<AppState>>, Path((object, id)): Path<(String, u64)>, _headers: HeaderMap) -> Response {
+    let Some(t) = ObjectType::parse(&object) else { return not_found().await };
+    match state.db().table(t).get(&id) {
+        Some(record) => json_response(StatusCode::OK, &json!(record)),
+        None => error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", format!("{object} {id} not found")),
+    }
+}
