@@ -1,0 +1,180 @@
+//! HubSpot JSON → domain types.
+
+use chrono::{DateTime, Utc};
+use leadsync_domain::ports::Rejected;
+use leadsync_domain::{Engagement, Firmographics, Lead, LeadId, Provenance, Sourced};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Contact properties leadsync reads.
+pub const CONTACT_PROPERTIES: &[&str] = &[
+    "email",
+    "jobtitle",
+    "hubspot_owner_id",
+    "hs_analytics_source",
+    "lifecyclestage",
+    "hs_lead_status",
+    "associatedcompanyid",
+    "company",
+    "hs_analytics_num_page_views",
+    "hs_email_open",
+    "hs_email_click",
+    "num_conversion_events",
+    "lastmodifieddate",
+];
+
+/// Company properties leadsync reads.
+pub const COMPANY_PROPERTIES: &[&str] = &["name", "domain", "industry", "numberofemployees", "annualrevenue", "country"];
+
+/// One object as the search and batch endpoints return it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HubSpotObject {
+    pub id: Value,
+    #[serde(default)]
+    pub properties: HashMap<String, Value>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+impl HubSpotObject {
+    pub fn id_text(&self) -> String {
+        match &self.id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// A property as trimmed, non-empty text (HubSpot sends `null` or `""` for unset).
+    pub fn text(&self, name: &str) -> Option<String> {
+        match self.properties.get(name)? {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// A whole number from a HubSpot number property (`"12"`, `"12.0"`, `12`).
+fn whole_number(object: &HubSpotObject, name: &str) -> Result<Option<u64>, String> {
+    let Some(text) = object.text(name) else { return Ok(None) };
+    if let Ok(n) = text.parse::<u64>() {
+        return Ok(Some(n));
+    }
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 0.0 => Ok(Some(f.round() as u64)),
+        _ => Err(format!("field {name}: {text:?} is not a non-negative number")),
+    }
+}
+
+fn count(object: &HubSpotObject, name: &str) -> Result<u32, String> {
+    Ok(whole_number(object, name)?.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| text.parse::<i64>().ok().and_then(DateTime::from_timestamp_millis))
+}
+
+/// The raw record as text, for quarantine.
+pub fn raw(object: &HubSpotObject) -> String {
+    let value = serde_json::json!({ "id": object.id, "properties": object.properties, "updatedAt": object.updated_at });
+    value.to_string()
+}
+
+/// Map a contact; companies by id supply the firmographics.
+///
+/// # Errors
+/// [`Rejected`] naming the field that could not be read.
+pub fn contact_to_lead(object: &HubSpotObject, companies: &HashMap<String, HubSpotObject>) -> Result<Lead, Rejected> {
+    let reject = |lead_id: Option<String>, reason: String| Rejected { lead_id, reason, raw: raw(object) };
+    let id_text = object.id_text();
+    let id = LeadId::new(id_text.clone()).map_err(|e| reject(None, format!("field id: {e}")))?;
+    let modified = object
+        .text("lastmodifieddate")
+        .or_else(|| object.updated_at.clone())
+        .ok_or_else(|| reject(Some(id_text.clone()), "field lastmodifieddate: missing".into()))?;
+    let modified_at = parse_time(&modified)
+        .ok_or_else(|| reject(Some(id_text.clone()), format!("field lastmodifieddate: {modified:?} is not an ISO-8601 date")))?;
+    let engagement = (|| {
+        Ok::<_, String>(Engagement {
+            page_views: count(object, "hs_analytics_num_page_views")?,
+            email_opens: count(object, "hs_email_open")?,
+            email_clicks: count(object, "hs_email_click")?,
+            form_submissions: count(object, "num_conversion_events")?,
+        })
+    })()
+    .map_err(|reason| reject(Some(id_text.clone()), reason))?;
+
+    let mut lead = Lead::new(id, modified_at);
+    lead.email = object.text("email");
+    lead.job_title = object.text("jobtitle");
+    lead.owner_id = object.text("hubspot_owner_id");
+    lead.source = object.text("hs_analytics_source");
+    lead.lifecycle_stage = object.text("lifecyclestage");
+    lead.lead_status = object.text("hs_lead_status");
+    lead.company_id = object.text("associatedcompanyid");
+    lead.company_name = object.text("company");
+    lead.engagement = engagement;
+    if let Some(company) = lead.company_id.as_ref().and_then(|id| companies.get(id)) {
+        lead.company_name = company.text("name").or(lead.company_name);
+        lead.firmographics = company_firmographics(company);
+    }
+    Ok(lead)
+}
+
+/// Firmographics from the CRM's own company record. Unreadable numbers are left unknown (the
+/// company record is not the lead: it must not quarantine the lead).
+pub fn company_firmographics(company: &HubSpotObject) -> Firmographics {
+    let crm = Provenance::crm();
+    Firmographics {
+        industry: company.text("industry").map(|v| Sourced::new(v, crm.clone())),
+        employees: whole_number(company, "numberofemployees").ok().flatten().map(|v| Sourced::new(v, crm.clone())),
+        annual_revenue: whole_number(company, "annualrevenue").ok().flatten().map(|v| Sourced::new(v, crm.clone())),
+        country: company.text("country").map(|v| Sourced::new(v, crm.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(v: Value) -> HubSpotObject {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn maps_a_contact_with_its_company() {
+        let contact = object(json!({"id":"101","properties":{"email":"a@acme.com","lastmodifieddate":"2026-10-01T10:00:00.000Z",
+            "hs_analytics_num_page_views":"12","num_conversion_events":"1.0","associatedcompanyid":"7","hubspot_owner_id":"9"}}));
+        let company = object(json!({"id":"7","properties":{"name":"Acme","industry":"INTERNET","numberofemployees":"250","annualrevenue":"","country":"Germany"}}));
+        let lead = contact_to_lead(&contact, &HashMap::from([("7".to_owned(), company)])).unwrap();
+        assert_eq!(lead.id.as_str(), "101");
+        assert_eq!(lead.engagement.page_views, 12);
+        assert_eq!(lead.engagement.form_submissions, 1);
+        assert_eq!(lead.company_name.as_deref(), Some("Acme"));
+        assert_eq!(lead.firmographics.employees.as_ref().map(|s| s.value), Some(250));
+        assert_eq!(lead.firmographics.annual_revenue, None);
+        assert_eq!(lead.firmographics.industry.as_ref().map(|s| s.source.provider.as_str()), Some("crm"));
+    }
+
+    #[test]
+    fn rejects_with_field_and_id() {
+        let bad_date = object(json!({"id":"5","properties":{"lastmodifieddate":"yesterday"}}));
+        let r = contact_to_lead(&bad_date, &HashMap::new()).unwrap_err();
+        assert_eq!(r.lead_id.as_deref(), Some("5"));
+        assert!(r.reason.contains("lastmodifieddate"), "{}", r.reason);
+
+        let bad_count = object(json!({"id":"6","properties":{"lastmodifieddate":"2026-10-01T10:00:00Z","hs_email_click":"-3"}}));
+        let r = contact_to_lead(&bad_count, &HashMap::new()).unwrap_err();
+        assert!(r.reason.contains("hs_email_click"), "{}", r.reason);
+
+        let bad_id = object(json!({"id":"","properties":{}}));
+        assert!(contact_to_lead(&bad_id, &HashMap::new()).unwrap_err().reason.contains("field id"));
+    }
+}

@@ -1,0 +1,107 @@
+//! The HubSpot adapter against the sandbox server: paging, the 10,000 ceiling, auth, push, 207.
+#![allow(clippy::unwrap_used)]
+
+use chrono::{DateTime, Utc};
+use leadsync_crm::{HubSpotConfig, HubSpotCrm};
+use leadsync_domain::LeadId;
+use leadsync_domain::ports::{Crm, CrmError, PropertyUpdate};
+use leadsync_sandbox::{Sandbox, SandboxConfig};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn crm(sandbox: &Sandbox, token: &str, page_size: u32) -> HubSpotCrm {
+    let mut config = HubSpotConfig::new(sandbox.base_url(), token.to_owned().into());
+    config.page_size = page_size;
+    HubSpotCrm::new(config).unwrap()
+}
+
+async fn pull_all(crm: &HubSpotCrm, since: DateTime<Utc>) -> (Vec<String>, usize) {
+    let (mut ids, mut pages, mut cursor) = (vec![], 0, None::<String>);
+    loop {
+        let page = crm.pull_page(since, cursor.as_deref()).await.unwrap();
+        pages += 1;
+        ids.extend(page.leads.iter().map(|l| l.id.to_string()));
+        assert!(page.rejected.is_empty());
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return (ids, pages),
+        }
+    }
+}
+
+#[tokio::test]
+async fn pulls_every_contact_once_in_id_order_with_company_data() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 450)).await.unwrap();
+    let crm = crm(&sandbox, sandbox.token(), 100);
+    let (ids, pages) = pull_all(&crm, DateTime::<Utc>::UNIX_EPOCH).await;
+    let want: Vec<String> = sandbox.contacts().iter().map(|c| c.id.to_string()).collect();
+    assert_eq!(ids, want);
+    assert_eq!(pages, 5);
+
+    let page = crm.pull_page(DateTime::<Utc>::UNIX_EPOCH, None).await.unwrap();
+    let with_company = page.leads.iter().filter(|l| l.company_id.is_some()).count();
+    let with_firmo = page.leads.iter().filter(|l| !l.firmographics.is_empty()).count();
+    assert!(with_company > 50 && with_firmo == with_company, "{with_company} {with_firmo}");
+}
+
+#[tokio::test]
+async fn watermark_filter_returns_only_recent_changes() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 300)).await.unwrap();
+    let crm = crm(&sandbox, sandbox.token(), 200);
+    let contacts = sandbox.contacts();
+    let since = contacts[150].updated_at;
+    let (ids, _) = pull_all(&crm, since).await;
+    let want: BTreeSet<String> = contacts.iter().filter(|c| c.updated_at >= since).map(|c| c.id.to_string()).collect();
+    assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), want);
+}
+
+#[tokio::test]
+async fn restarts_by_id_before_the_10000_ceiling() {
+    let sandbox = Sandbox::start(SandboxConfig::new(3, 10_450)).await.unwrap();
+    let crm = crm(&sandbox, sandbox.token(), 200);
+    let (ids, _) = pull_all(&crm, DateTime::<Utc>::UNIX_EPOCH).await;
+    assert_eq!(ids.len(), 10_450, "every contact, none twice");
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 10_450);
+}
+
+#[tokio::test]
+async fn wrong_token_is_unauthorized() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 10)).await.unwrap();
+    let crm = crm(&sandbox, "wrong", 10);
+    assert_eq!(crm.pull_page(DateTime::<Utc>::UNIX_EPOCH, None).await.unwrap_err(), CrmError::Unauthorized);
+}
+
+#[tokio::test]
+async fn push_writes_in_batches_of_100_and_maps_207_errors() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 250)).await.unwrap();
+    let crm = crm(&sandbox, sandbox.token(), 200);
+    let mut updates: Vec<PropertyUpdate> = sandbox
+        .contacts()
+        .iter()
+        .map(|c| PropertyUpdate {
+            lead_id: LeadId::new(c.id.to_string()).unwrap(),
+            properties: BTreeMap::from([("leadsync_stage".to_owned(), "mql".to_owned())]),
+        })
+        .collect();
+    updates.push(PropertyUpdate { lead_id: LeadId::new("999").unwrap(), properties: BTreeMap::new() });
+    let outcome = crm.push(&updates).await.unwrap();
+    assert_eq!(outcome.requests, 3);
+    assert_eq!(outcome.written.len(), 250);
+    assert_eq!(outcome.failed.len(), 1);
+    assert_eq!(outcome.failed[0].lead_id.as_str(), "999");
+    assert!(!outcome.failed[0].retryable);
+    let first = sandbox.contacts()[0].clone();
+    assert_eq!(first.properties["leadsync_stage"], "mql");
+    assert_eq!(sandbox.request_counts()["POST /crm/v3/objects/contacts/batch/update"], 3);
+}
+
+#[tokio::test]
+async fn unreachable_crm_is_a_retryable_error() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 1)).await.unwrap();
+    let base = sandbox.base_url();
+    sandbox.shutdown().await;
+    let mut config = HubSpotConfig::new(base, "t".to_owned().into());
+    config.max_retries = 1;
+    config.server_error_backoff = std::time::Duration::from_millis(1);
+    let error = HubSpotCrm::new(config).unwrap().pull_page(DateTime::<Utc>::UNIX_EPOCH, None).await.unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+}
