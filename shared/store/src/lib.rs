@@ -1,1 +1,53 @@
-//! placeholder
+//! leadsync's storage adapters: the DynamoDB single table ([`DynamoLeadStore`], the
+//! [`leadsync_domain::ports::LeadStore`] port) and the S3 bucket ([`S3SnapshotStore`], the
+//! [`leadsync_domain::ports::SnapshotStore`] port).
+//!
+//! # Layout
+//! - [`keys`]: every partition and sort key of the table, in one place.
+//! - [`dynamo`]: lead states, transitions (conditional, append-only), watermarks, run records.
+//! - [`s3`]: gzipped JSONL snapshots and quarantine files.
+//! - [`bootstrap`]: create the table and bucket as `infra/template.yaml` declares them (local
+//!   runs and tests; in AWS, CloudFormation does it).
+//!
+//! DynamoDB limits are enforced here, not trusted to the server (moto is more lenient than AWS):
+//! at most 25 items per `BatchWriteItem`, 100 keys per `BatchGetItem`, unprocessed items
+//! retried with backoff.
+
+pub mod bootstrap;
+pub mod dynamo;
+pub mod keys;
+pub mod s3;
+
+pub use dynamo::DynamoLeadStore;
+pub use s3::S3SnapshotStore;
+
+use leadsync_domain::ports::StoreError;
+
+/// Map any SDK error to the port's error: throttling, 5xx and transport failures are
+/// `Unavailable` (retryable), the rest `Rejected`.
+pub(crate) fn sdk_error<E, R>(operation: &'static str, error: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    use aws_sdk_dynamodb::error::SdkError;
+    let message = aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string();
+    let retryable = match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            matches!(
+                code,
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "SlowDown"
+                    | "InternalError"
+            )
+        }
+        _ => false,
+    };
+    if retryable { StoreError::Unavailable { operation, message } } else { StoreError::Rejected { operation, message } }
+}

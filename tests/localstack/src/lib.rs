@@ -1,1 +1,150 @@
-//! placeholder
+//! A real moto server (DynamoDB and S3) on a free 127.0.0.1 port, for tests and the local demo,
+//! and AWS SDK configuration pointed at it with dummy credentials.
+//!
+//! The server runs in a small Python watchdog that stops moto as soon as the process that
+//! started it exits, so a test binary that ends (or crashes) never leaves a server behind.
+//! [`shared`] starts one server per process and hands the same one to every caller.
+//!
+//! Needs `python3` with `moto[server]` installed (`pip install 'moto[server]'`); the error says
+//! so when it is missing.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The region every local resource lives in.
+pub const REGION: &str = "us-east-1";
+
+const WATCHDOG: &str = r#"
+import os, sys, time
+try:
+    from moto.server import ThreadedMotoServer
+except ImportError as e:
+    print("missing moto: " + str(e), flush=True)
+    sys.exit(3)
+port = int(sys.argv[1])
+parent = os.getppid()
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+server.start()
+print("ready", flush=True)
+while os.getppid() == parent:
+    time.sleep(0.3)
+server.stop()
+"#;
+
+/// Why moto could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalStackError {
+    #[error("python3 could not be started ({0}); install Python 3 with `pip install 'moto[server]'`")]
+    NoPython(#[source] std::io::Error),
+    #[error("moto is not installed for python3: run `python3 -m pip install 'moto[server]'` ({0})")]
+    NoMoto(String),
+    #[error("moto did not start on 127.0.0.1:{port}: {detail}")]
+    NotReady { port: u16, detail: String },
+    #[error("no free loopback port: {0}")]
+    NoPort(#[source] std::io::Error),
+}
+
+/// A running moto server; stopped when dropped (and by its watchdog when this process exits).
+#[derive(Debug)]
+pub struct MotoServer {
+    addr: SocketAddr,
+    child: Mutex<Child>,
+}
+
+impl MotoServer {
+    /// Start moto on a free 127.0.0.1 port and wait until it answers.
+    ///
+    /// # Errors
+    /// [`LocalStackError`] saying what is missing or what failed.
+    pub fn start() -> Result<Self, LocalStackError> {
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::try_start() {
+                Ok(server) => return Ok(server),
+                Err(e @ (LocalStackError::NoPython(_) | LocalStackError::NoMoto(_))) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(LocalStackError::NotReady { port: 0, detail: "no attempt made".into() }))
+    }
+
+    fn try_start() -> Result<Self, LocalStackError> {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(LocalStackError::NoPort)?.port();
+        let mut child = Command::new("python3")
+            .args(["-c", WATCHDOG, &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(LocalStackError::NoPython)?;
+        let stdout = child.stdout.take().ok_or_else(|| LocalStackError::NotReady { port, detail: "no stdout".into() })?;
+        let mut first_line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut first_line);
+        if first_line.starts_with("missing moto") {
+            let _ = child.wait();
+            return Err(LocalStackError::NoMoto(first_line.trim().to_owned()));
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(LocalStackError::NotReady { port, detail: format!("watchdog said {:?}", first_line.trim()) });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self { addr, child: Mutex::new(child) })
+    }
+
+    /// `http://127.0.0.1:PORT`, the value for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SDK configuration for this server: its endpoint, `us-east-1`, dummy static credentials.
+    /// Nothing here consults the environment or the instance-metadata service.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config_for(&self.endpoint()).await
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// SDK configuration for any local endpoint, with dummy static credentials.
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("test", "test", None, None, "leadsync-localstack"))
+        .load()
+        .await
+}
+
+/// The one moto server of this process, started on first use.
+///
+/// # Errors
+/// [`LocalStackError`] (the same failure is reported to every caller).
+pub fn shared() -> Result<&'static MotoServer, String> {
+    static SERVER: OnceLock<Result<MotoServer, String>> = OnceLock::new();
+    SERVER.get_or_init(|| MotoServer::start().map_err(|e| e.to_string())).as_ref().map_err(Clone::clone)
+}
+
+/// A name unique within this process, for per-test tables and buckets (lowercase, S3-safe).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}

@@ -1,0 +1,324 @@
+//! `DynamoLeadStore`: lead states, transitions, watermarks and run records in the single table.
+
+use crate::keys::{self, GSI1_PK, GSI1_SK, PK, SK, STATE_SK, WATERMARK_SK};
+use crate::sdk_error;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use leadsync_domain::ports::{LeadStore, RecordOutcome, RunReport, StoreError};
+use leadsync_domain::{LeadId, LeadState, Stage, Transition};
+use std::collections::HashMap;
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The most items DynamoDB takes in one `BatchWriteItem`.
+pub const MAX_BATCH_WRITE: usize = 25;
+/// The most keys DynamoDB takes in one `BatchGetItem`.
+pub const MAX_BATCH_GET: usize = 100;
+/// Concurrent single-item requests (conditional puts, updates).
+const CONCURRENCY: usize = 16;
+/// Attempts at unprocessed items before the call fails as `Unavailable`.
+const UNPROCESSED_ATTEMPTS: u32 = 8;
+
+/// The DynamoDB adapter of the [`LeadStore`] port.
+#[derive(Debug, Clone)]
+pub struct DynamoLeadStore {
+    client: Client,
+    table: String,
+    /// The CRM's name in keys (`hubspot`).
+    crm: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { key: key.to_owned(), message: message.into() }
+}
+
+impl DynamoLeadStore {
+    pub fn new(client: Client, table: impl Into<String>, crm: impl Into<String>) -> Self {
+        Self { client, table: table.into(), crm: crm.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn state_key(&self, id: &LeadId) -> Item {
+        HashMap::from([(PK.to_owned(), s(keys::lead_pk(&self.crm, id))), (SK.to_owned(), s(STATE_SK))])
+    }
+
+    fn state_item(&self, state: &LeadState) -> Item {
+        let mut item = self.state_key(&state.lead_id);
+        item.insert("lead_id".into(), s(state.lead_id.as_str()));
+        item.insert("stage".into(), s(state.stage.as_str()));
+        item.insert("fit".into(), n(state.fit));
+        item.insert("engagement".into(), n(state.engagement));
+        item.insert("total".into(), n(state.total));
+        item.insert("band".into(), s(&state.band));
+        item.insert("reasons".into(), AttributeValue::L(state.reasons.iter().map(s).collect()));
+        item.insert("criteria_version".into(), s(&state.criteria_version));
+        item.insert("input_hash".into(), s(&state.input_hash));
+        if let Some(hash) = &state.pushed_hash {
+            item.insert("pushed_hash".into(), s(hash));
+        }
+        if let Some(owner) = &state.owner_id {
+            item.insert("owner_id".into(), s(owner));
+        }
+        item.insert("updated_at".into(), s(state.updated_at.to_rfc3339()));
+        item.insert("run_id".into(), s(&state.run_id));
+        item
+    }
+
+    fn transition_item(&self, t: &Transition) -> Item {
+        let observed = t.observed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut item = HashMap::from([
+            (PK.to_owned(), s(keys::lead_pk(&self.crm, &t.lead_id))),
+            (SK.to_owned(), s(keys::transition_sk(t.to, &t.criteria_version))),
+            (GSI1_PK.to_owned(), s(keys::transition_period_pk(&t.observed_at.format("%Y-%m").to_string()))),
+            (GSI1_SK.to_owned(), s(format!("{observed}#{}", t.lead_id))),
+            ("lead_id".to_owned(), s(t.lead_id.as_str())),
+            ("to".to_owned(), s(t.to.as_str())),
+            ("criteria_version".to_owned(), s(&t.criteria_version)),
+            ("observed_at".to_owned(), s(observed)),
+            ("run_id".to_owned(), s(&t.run_id)),
+        ]);
+        if let Some(from) = t.from {
+            item.insert("from".into(), s(from.as_str()));
+        }
+        if let Some(owner) = &t.owner_id {
+            item.insert("owner_id".into(), s(owner));
+        }
+        item
+    }
+
+    /// Put one transition unless its key exists. `Ok(true)` when it was new.
+    async fn put_transition(&self, t: &Transition) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.transition_item(t)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(sdk_error("PutItem transition", e)),
+        }
+    }
+
+    /// Write items 25 at a time, retrying unprocessed items with backoff.
+    async fn batch_put(&self, items: Vec<Item>) -> Result<u64, StoreError> {
+        let mut written = 0u64;
+        for chunk in items.chunks(MAX_BATCH_WRITE) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map(|put| WriteRequest::builder().put_request(put).build())
+                        .map_err(|e| StoreError::Rejected { operation: "BatchWriteItem", message: e.to_string() })
+                })
+                .collect::<Result<_, _>>()?;
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                if attempt > UNPROCESSED_ATTEMPTS {
+                    return Err(StoreError::Unavailable {
+                        operation: "BatchWriteItem",
+                        message: format!("{} items still unprocessed after {UNPROCESSED_ATTEMPTS} attempts", pending.len()),
+                    });
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt - 1))).await;
+                }
+                let sent = pending.len() as u64;
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchWriteItem", e))?;
+                pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+                written += sent - pending.len() as u64;
+            }
+        }
+        Ok(written)
+    }
+}
+
+fn state_from_item(item: &Item) -> Result<LeadState, StoreError> {
+    let key = get_s(item, PK).unwrap_or("?").to_owned();
+    let text = |name: &str| get_s(item, name).map(str::to_owned).ok_or_else(|| corrupt(&key, format!("missing {name}")));
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| corrupt(&key, format!("missing or bad number {name}")))
+    };
+    Ok(LeadState {
+        lead_id: LeadId::new(text("lead_id")?).map_err(|e| corrupt(&key, e.to_string()))?,
+        stage: text("stage")?.parse::<Stage>().map_err(|e| corrupt(&key, e.to_string()))?,
+        fit: number("fit")?,
+        engagement: number("engagement")?,
+        total: number("total")?,
+        band: text("band")?,
+        reasons: item
+            .get("reasons")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+        criteria_version: text("criteria_version")?,
+        input_hash: text("input_hash")?,
+        pushed_hash: get_s(item, "pushed_hash").map(str::to_owned),
+        owner_id: get_s(item, "owner_id").map(str::to_owned),
+        updated_at: DateTime::parse_from_rfc3339(&text("updated_at")?)
+            .map_err(|e| corrupt(&key, format!("updated_at: {e}")))?
+            .with_timezone(&Utc),
+        run_id: text("run_id")?,
+    })
+}
+
+impl LeadStore for DynamoLeadStore {
+    async fn load_states(&self, ids: &[LeadId]) -> Result<HashMap<LeadId, LeadState>, StoreError> {
+        let mut unique: Vec<&LeadId> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut found = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(MAX_BATCH_GET) {
+            let mut keys: Vec<Item> = chunk.iter().map(|id| self.state_key(id)).collect();
+            let mut attempt = 0;
+            while !keys.is_empty() {
+                attempt += 1;
+                if attempt > UNPROCESSED_ATTEMPTS {
+                    return Err(StoreError::Unavailable { operation: "BatchGetItem", message: "keys still unprocessed".into() });
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt - 1))).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .map_err(|e| StoreError::Rejected { operation: "BatchGetItem", message: e.to_string() })?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchGetItem", e))?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let state = state_from_item(&item)?;
+                    found.insert(state.lead_id.clone(), state);
+                }
+                keys = out
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(found)
+    }
+
+    async fn record(&self, states: &[LeadState], transitions: &[Transition]) -> Result<RecordOutcome, StoreError> {
+        let puts: Vec<_> = transitions.iter().map(|t| self.put_transition(t)).collect();
+        let results: Vec<bool> = stream::iter(puts).buffer_unordered(CONCURRENCY).try_collect().await?;
+        let transitions_new = results.iter().filter(|new| **new).count() as u64;
+        let states_written = self.batch_put(states.iter().map(|s| self.state_item(s)).collect()).await?;
+        Ok(RecordOutcome {
+            states_written,
+            transitions_new,
+            transitions_existing: results.len() as u64 - transitions_new,
+        })
+    }
+
+    async fn mark_pushed(&self, pushed: &[(LeadId, String)]) -> Result<(), StoreError> {
+        let updates: Vec<_> = pushed
+            .iter()
+            .map(|(id, hash)| {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(self.state_key(id)))
+                    .update_expression("SET pushed_hash = :h")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":h", s(hash))
+                    .send()
+            })
+            .collect();
+        let results: Vec<_> = stream::iter(updates).buffer_unordered(CONCURRENCY).collect().await;
+        for result in results {
+            result.map_err(|e| sdk_error("UpdateItem pushed_hash", e))?;
+        }
+        Ok(())
+    }
+
+    async fn watermark(&self, source: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let key = keys::watermark_pk(source);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(&key))
+            .key(SK, s(WATERMARK_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem watermark", e))?;
+        match out.item.as_ref().and_then(|i| get_s(i, "at")) {
+            None => Ok(None),
+            Some(at) => DateTime::parse_from_rfc3339(at)
+                .map(|d| Some(d.with_timezone(&Utc)))
+                .map_err(|e| corrupt(&key, format!("at: {e}"))),
+        }
+    }
+
+    async fn set_watermark(&self, source: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(keys::watermark_pk(source)))
+            .item(SK, s(WATERMARK_SK))
+            .item("at", s(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error("PutItem watermark", e))
+    }
+
+    async fn save_run(&self, report: &RunReport) -> Result<(), StoreError> {
+        let body = serde_json::to_string(report).map_err(|e| StoreError::Rejected { operation: "PutItem run", message: e.to_string() })?;
+        let count = |v: u64| n(i64::try_from(v).unwrap_or(i64::MAX));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(keys::run_pk(&report.run_id)))
+            .item(SK, s(keys::slice_sk(report.slice)))
+            .item("pulled", count(report.pulled))
+            .item("scored", count(report.scored))
+            .item("quarantined", count(report.quarantined))
+            .item("pushed", count(report.pushed))
+            .item("report", s(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error("PutItem run", e))
+    }
+}

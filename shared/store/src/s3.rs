@@ -1,0 +1,88 @@
+//! `S3SnapshotStore`: scored-lead snapshots (gzipped JSONL) and quarantine files in the bucket.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use leadsync_domain::ports::{Rejected, SnapshotKey, SnapshotLine, SnapshotStore, StoreError};
+use std::io::Write;
+
+/// The S3 adapter of the [`SnapshotStore`] port.
+#[derive(Debug, Clone)]
+pub struct S3SnapshotStore {
+    client: Client,
+    bucket: String,
+}
+
+fn rejected(operation: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Rejected { operation, message: e.to_string() }
+}
+
+/// Serialise values as JSON lines.
+fn jsonl<T: serde::Serialize>(items: &[T], operation: &'static str) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(items.len() * 512);
+    for item in items {
+        serde_json::to_writer(&mut out, item).map_err(|e| rejected(operation, e))?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+impl S3SnapshotStore {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self { client, bucket: bucket.into() }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str, operation: &'static str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let message = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+                match e {
+                    aws_sdk_s3::error::SdkError::ServiceError(ref se) if se.raw().status().is_client_error() => {
+                        StoreError::Rejected { operation, message }
+                    }
+                    _ => StoreError::Unavailable { operation, message },
+                }
+            })
+    }
+}
+
+/// `snapshots/<date>/<run>/<slice>.jsonl.gz`
+pub fn snapshot_object_key(key: &SnapshotKey) -> String {
+    format!("snapshots/{}/{}/{:05}.jsonl.gz", key.date, key.run_id, key.slice)
+}
+
+/// `quarantine/<run>/<slice>.jsonl`
+pub fn quarantine_object_key(key: &SnapshotKey) -> String {
+    format!("quarantine/{}/{:05}.jsonl", key.run_id, key.slice)
+}
+
+impl SnapshotStore for S3SnapshotStore {
+    async fn put_snapshot(&self, key: &SnapshotKey, lines: &[SnapshotLine]) -> Result<String, StoreError> {
+        let raw = jsonl(lines, "PutObject snapshot")?;
+        let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 4), Compression::default());
+        gz.write_all(&raw).map_err(|e| rejected("PutObject snapshot", e))?;
+        let body = gz.finish().map_err(|e| rejected("PutObject snapshot", e))?;
+        let object = snapshot_object_key(key);
+        self.put(&object, body, "application/gzip", "PutObject snapshot").await?;
+        Ok(object)
+    }
+
+    async fn put_quarantine(&self, key: &SnapshotKey, records: &[Rejected]) -> Result<String, StoreError> {
+        let object = quarantine_object_key(key);
+        self.put(&object, jsonl(records, "PutObject quarantine")?, "application/x-ndjson", "PutObject quarantine").await?;
+        Ok(object)
+    }
+}

@@ -1,0 +1,112 @@
+//! The store adapters against a real moto server.
+#![allow(clippy::unwrap_used)]
+
+use aws_sdk_dynamodb::Client as Dynamo;
+use aws_sdk_s3::Client as S3;
+use chrono::{DateTime, NaiveDate, Utc};
+use leadsync_domain::ports::{LeadStore, RunReport, SnapshotKey, SnapshotStore, StoreError};
+use leadsync_domain::{LeadId, LeadState, Stage, Transition};
+use leadsync_store::{DynamoLeadStore, bootstrap};
+use std::io::Read;
+
+async fn store() -> (DynamoLeadStore, Dynamo) {
+    let moto = leadsync_localstack::shared().unwrap();
+    let config = moto.sdk_config().await;
+    let client = Dynamo::new(&config);
+    let table = leadsync_localstack::unique_name("leads");
+    bootstrap::create_table(&client, &table).await.unwrap();
+    (DynamoLeadStore::new(client.clone(), table, "hubspot"), client)
+}
+
+fn state(id: u32, stage: Stage) -> LeadState {
+    LeadState {
+        lead_id: LeadId::new(id.to_string()).unwrap(),
+        stage,
+        fit: 40,
+        engagement: 12,
+        total: 52,
+        band: "B".into(),
+        reasons: vec!["FIT_INDUSTRY_CORE".into(), "ENG_PAGE_VIEWS".into()],
+        criteria_version: "v1".into(),
+        input_hash: format!("hash-{id}"),
+        pushed_hash: None,
+        owner_id: Some("9100001".into()),
+        updated_at: DateTime::parse_from_rfc3339("2026-11-20T03:00:00Z").unwrap().with_timezone(&Utc),
+        run_id: "run-1".into(),
+    }
+}
+
+#[tokio::test]
+async fn states_round_trip_in_batches_over_the_limits() {
+    let (store, _) = store().await;
+    let states: Vec<LeadState> = (1..=230).map(|i| state(i, Stage::Mql)).collect();
+    let outcome = store.record(&states, &[]).await.unwrap();
+    assert_eq!(outcome.states_written, 230);
+    let mut ids: Vec<LeadId> = states.iter().map(|s| s.lead_id.clone()).collect();
+    ids.push(ids[0].clone()); // duplicates are tolerated
+    ids.push(LeadId::new("404").unwrap());
+    let loaded = store.load_states(&ids).await.unwrap();
+    assert_eq!(loaded.len(), 230);
+    assert_eq!(loaded[&states[7].lead_id], states[7]);
+}
+
+#[tokio::test]
+async fn transitions_are_written_once() {
+    let (store, _) = store().await;
+    let s = state(1, Stage::Sql);
+    let t = Transition::between(None, &s).unwrap();
+    let first = store.record(std::slice::from_ref(&s), std::slice::from_ref(&t)).await.unwrap();
+    assert_eq!((first.transitions_new, first.transitions_existing), (1, 0));
+    let again = store.record(&[s], &[t]).await.unwrap();
+    assert_eq!((again.transitions_new, again.transitions_existing), (0, 1));
+}
+
+#[tokio::test]
+async fn pushed_hash_watermark_and_runs() {
+    let (store, client) = store().await;
+    let s = state(5, Stage::Iql);
+    store.record(std::slice::from_ref(&s), &[]).await.unwrap();
+    store.mark_pushed(&[(s.lead_id.clone(), "ph".into())]).await.unwrap();
+    assert_eq!(store.load_states(&[s.lead_id.clone()]).await.unwrap()[&s.lead_id].pushed_hash.as_deref(), Some("ph"));
+
+    assert_eq!(store.watermark("hubspot#contacts").await.unwrap(), None);
+    let at = DateTime::parse_from_rfc3339("2026-11-20T03:00:00.123Z").unwrap().with_timezone(&Utc);
+    store.set_watermark("hubspot#contacts", at).await.unwrap();
+    assert_eq!(store.watermark("hubspot#contacts").await.unwrap(), Some(at));
+
+    let report = RunReport { run_id: "r1".into(), pulled: 3, ..RunReport::default() };
+    store.save_run(&report).await.unwrap();
+    let item = client.get_item().table_name(store.table()).key("pk", aws_sdk_dynamodb::types::AttributeValue::S("RUN#r1".into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("SLICE#00000".into())).send().await.unwrap().item.unwrap();
+    assert_eq!(item["pulled"].as_n().unwrap(), "3");
+}
+
+#[tokio::test]
+async fn missing_table_is_a_clear_error() {
+    let (_, client) = store().await;
+    let store = DynamoLeadStore::new(client, "no-such-table", "hubspot");
+    let err = store.watermark("x").await.unwrap_err();
+    assert!(matches!(err, StoreError::Rejected { .. }), "{err:?}");
+    assert!(err.to_string().contains("ResourceNotFound"), "{err}");
+}
+
+#[tokio::test]
+async fn snapshot_is_gzipped_jsonl() {
+    use leadsync_domain::ports::SnapshotLine;
+    let moto = leadsync_localstack::shared().unwrap();
+    let client = S3::from_conf(aws_sdk_s3::config::Builder::from(&moto.sdk_config().await).force_path_style(true).build());
+    let bucket = leadsync_localstack::unique_name("bucket");
+    bootstrap::create_bucket(&client, &bucket).await.unwrap();
+    let snapshots = leadsync_store::S3SnapshotStore::new(client.clone(), &bucket);
+    let criteria = leadsync_domain::Criteria::parse("c", include_str!("../../../infra/criteria/b2b-saas.toml")).unwrap();
+    let lead = leadsync_domain::Lead::new(LeadId::new("1").unwrap(), DateTime::<Utc>::UNIX_EPOCH);
+    let line = SnapshotLine { scorecard: criteria.evaluate(&lead), lead };
+    let key = SnapshotKey { date: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(), run_id: "r1".into(), slice: 0 };
+    let object = snapshots.put_snapshot(&key, &[line.clone(), line.clone()]).await.unwrap();
+    assert_eq!(object, "snapshots/2026-11-24/r1/00000.jsonl.gz");
+    let body = client.get_object().bucket(&bucket).key(&object).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
+    let lines: Vec<SnapshotLine> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines, vec![line.clone(), line]);
+}
