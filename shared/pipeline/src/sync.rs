@@ -1,0 +1,268 @@
+//! `sync`: one slice of a run, end to end.
+//!
+//! Order matters for crash safety. Per page: transitions and states are recorded *before* the
+//! CRM is written, and the pushed hash is recorded *after*: a crash anywhere re-does at most a
+//! push of identical values. The watermark moves only at the end, only forward, and never past a
+//! lead whose push failed for a reason worth retrying, so the next run pulls it again.
+
+use chrono::{DateTime, Duration, Utc};
+use leadsync_domain::ports::{
+    Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, Rejected, RunReport, SnapshotKey, SnapshotLine,
+    SnapshotStore, StoreError,
+};
+use leadsync_domain::transition::push_hash;
+use leadsync_domain::{Criteria, LeadId, LeadState, Transition};
+use std::collections::HashMap;
+
+/// The ports and the criteria one sync runs with.
+#[derive(Debug)]
+pub struct SyncDeps<'a, C, S, N, P> {
+    pub crm: &'a C,
+    pub store: &'a S,
+    pub snapshots: &'a N,
+    /// Firmographic providers in waterfall order; empty means CRM company data only.
+    pub providers: &'a [P],
+    pub criteria: &'a Criteria,
+}
+
+/// What to sync.
+#[derive(Debug, Clone)]
+pub struct SyncInput {
+    pub run_id: String,
+    pub slice: u32,
+    pub now: DateTime<Utc>,
+    /// Watermark key, e.g. `hubspot#contacts`.
+    pub source: String,
+    /// Re-read this far behind the watermark: search indexing lags and timestamps repeat.
+    pub lookback: Duration,
+    /// The CRM's search index may lag this much behind writes; the watermark stays this far
+    /// behind `now` so late-indexed records are picked up next time.
+    pub index_lag: Duration,
+    /// Pull everything modified since this instant instead of since the watermark (re-scoring);
+    /// the watermark is then left alone.
+    pub since_override: Option<DateTime<Utc>>,
+    /// Fail the run when more than this share of pulled records had to be quarantined.
+    pub max_reject_ratio: f64,
+}
+
+impl SyncInput {
+    pub fn nightly(run_id: impl Into<String>, now: DateTime<Utc>) -> Self {
+        Self {
+            run_id: run_id.into(),
+            slice: 0,
+            now,
+            source: "hubspot#contacts".into(),
+            lookback: Duration::minutes(10),
+            index_lag: Duration::minutes(2),
+            since_override: None,
+            max_reject_ratio: 0.2,
+        }
+    }
+}
+
+/// Why a sync stopped. Everything recorded before the error stays valid; re-running is safe.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("pulling from the CRM failed after {pages} pages")]
+    Pull {
+        pages: u64,
+        #[source]
+        source: CrmError,
+    },
+    #[error("pushing results to the CRM failed")]
+    Push(#[source] CrmError),
+    #[error("store failed during {step}")]
+    Store {
+        step: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    #[error("{quarantined} of {pulled} pulled records were quarantined, over the limit of {limit:.0}%; see {key}")]
+    TooManyRejected { quarantined: u64, pulled: u64, limit: f64, key: String },
+}
+
+impl SyncError {
+    /// Worth re-running as is (a dependency was down), as opposed to needing an operator.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SyncError::Pull { source, .. } | SyncError::Push(source) => source.is_retryable(),
+            SyncError::Store { source, .. } => source.is_retryable(),
+            SyncError::TooManyRejected { .. } => false,
+        }
+    }
+}
+
+fn store_err(step: &'static str) -> impl FnOnce(StoreError) -> SyncError {
+    move |source| SyncError::Store { step, source }
+}
+
+/// Run one slice. Returns the run report (also saved in the store).
+///
+/// # Errors
+/// [`SyncError`] when a dependency fails past its retries, or too many records are bad.
+pub async fn sync<C, S, N, P>(deps: &SyncDeps<'_, C, S, N, P>, input: &SyncInput) -> Result<RunReport, SyncError>
+where
+    C: Crm,
+    S: LeadStore,
+    N: SnapshotStore,
+    P: FirmographicProvider,
+{
+    let watermark = if input.since_override.is_some() {
+        None
+    } else {
+        deps.store.watermark(&input.source).await.map_err(store_err("reading the watermark"))?
+    };
+    let since = input
+        .since_override
+        .or_else(|| watermark.map(|w| w - input.lookback))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let mut report = RunReport {
+        run_id: input.run_id.clone(),
+        slice: input.slice,
+        started_at: Some(input.now),
+        criteria_version: deps.criteria.version.clone(),
+        since: Some(since),
+        ..RunReport::default()
+    };
+    tracing::info!(run_id = %input.run_id, slice = input.slice, %since, criteria_version = %deps.criteria.version, "Sync started.");
+
+    let mut snapshot: Vec<SnapshotLine> = Vec::new();
+    let mut quarantine: Vec<Rejected> = Vec::new();
+    let mut max_seen: Option<DateTime<Utc>> = None;
+    let mut hold_watermark_at: Option<DateTime<Utc>> = None;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = deps
+            .crm
+            .pull_page(since, cursor.as_deref())
+            .await
+            .map_err(|source| SyncError::Pull { pages: report.crm_pull_pages, source })?;
+        report.crm_pull_pages += 1;
+        report.pulled += (page.leads.len() + page.rejected.len()) as u64;
+        report.quarantined += page.rejected.len() as u64;
+        quarantine.extend(page.rejected);
+        let mut leads = page.leads;
+        max_seen = leads.iter().map(|l| l.modified_at).chain(max_seen).max();
+
+        let enriched = leadsync_enrich::enrich_leads(&mut leads, deps.providers).await;
+        report.enriched_fields += enriched.fields_filled;
+
+        let ids: Vec<LeadId> = leads.iter().map(|l| l.id.clone()).collect();
+        let previous = deps.store.load_states(&ids).await.map_err(store_err("loading lead states"))?;
+
+        let mut states = Vec::with_capacity(leads.len());
+        let mut transitions: Vec<Transition> = Vec::new();
+        let mut updates: Vec<(PropertyUpdate, String, DateTime<Utc>)> = Vec::new();
+        for lead in leads {
+            let card = deps.criteria.evaluate(&lead);
+            let prev = previous.get(&lead.id);
+            let state = LeadState::from_scorecard(
+                lead.id.clone(),
+                lead.owner_id.clone(),
+                &card,
+                lead.input_hash(),
+                prev,
+                input.now,
+                &input.run_id,
+            );
+            *report.stages.entry(card.stage.as_str().to_owned()).or_default() += 1;
+            report.scored += 1;
+            transitions.extend(Transition::between(prev, &state));
+            let properties = card.crm_properties(&deps.criteria.crm);
+            let hash = push_hash(&properties);
+            if prev.and_then(|p| p.pushed_hash.as_deref()) != Some(hash.as_str()) {
+                updates.push((PropertyUpdate { lead_id: lead.id.clone(), properties }, hash, lead.modified_at));
+            }
+            match prev {
+                Some(p) if p.same_result(&state) => report.unchanged += 1,
+                _ => states.push(state),
+            }
+            snapshot.push(SnapshotLine { lead, scorecard: card });
+        }
+
+        let recorded = deps.store.record(&states, &transitions).await.map_err(store_err("recording states and transitions"))?;
+        report.states_written += recorded.states_written;
+        report.transitions_new += recorded.transitions_new;
+        report.transitions_existing += recorded.transitions_existing;
+
+        if !updates.is_empty() {
+            report.push_candidates += updates.len() as u64;
+            let batch: Vec<PropertyUpdate> = updates.iter().map(|(u, _, _)| u.clone()).collect();
+            let outcome = deps.crm.push(&batch).await.map_err(SyncError::Push)?;
+            report.crm_push_requests += u64::from(outcome.requests);
+            report.pushed += outcome.written.len() as u64;
+            report.push_failed += outcome.failed.len() as u64;
+            let by_id: HashMap<&LeadId, (&String, DateTime<Utc>)> =
+                updates.iter().map(|(u, h, m)| (&u.lead_id, (h, *m))).collect();
+            let written: Vec<(LeadId, String)> = outcome
+                .written
+                .iter()
+                .filter_map(|id| by_id.get(id).map(|(h, _)| (id.clone(), (*h).clone())))
+                .collect();
+            deps.store.mark_pushed(&written).await.map_err(store_err("recording pushed hashes"))?;
+            for failure in &outcome.failed {
+                tracing::warn!(lead_id = %failure.lead_id, retryable = failure.retryable, message = %failure.message, "CRM refused a lead's update.");
+                if failure.retryable {
+                    // Keep the watermark at or before this lead so the next run pulls and pushes it again.
+                    if let Some((_, modified)) = by_id.get(&failure.lead_id) {
+                        hold_watermark_at = Some(hold_watermark_at.map_or(*modified, |h| h.min(*modified)));
+                    }
+                }
+            }
+        }
+
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+
+    let key = SnapshotKey { date: input.now.date_naive(), run_id: input.run_id.clone(), slice: input.slice };
+    if !quarantine.is_empty() {
+        let object = deps.snapshots.put_quarantine(&key, &quarantine).await.map_err(store_err("writing quarantine"))?;
+        tracing::warn!(quarantined = quarantine.len(), key = %object, "Records quarantined.");
+        report.quarantine_key = Some(object);
+    }
+    report.snapshot_key = Some(deps.snapshots.put_snapshot(&key, &snapshot).await.map_err(store_err("writing the snapshot"))?);
+
+    if report.pulled > 0 && report.quarantined as f64 > report.pulled as f64 * input.max_reject_ratio {
+        let error = SyncError::TooManyRejected {
+            quarantined: report.quarantined,
+            pulled: report.pulled,
+            limit: input.max_reject_ratio * 100.0,
+            key: report.quarantine_key.clone().unwrap_or_default(),
+        };
+        deps.store.save_run(&report).await.map_err(store_err("saving the run report"))?;
+        return Err(error);
+    }
+
+    if input.since_override.is_none() {
+        // Never past what was seen, never closer to now than the index lag, never past a lead
+        // whose push must be retried, never backwards.
+        let candidate = max_seen
+            .map(|m| m.min(input.now - input.index_lag))
+            .map(|w| hold_watermark_at.map_or(w, |h| w.min(h)));
+        if let Some(next) = candidate.filter(|c| watermark.is_none_or(|w| *c > w)) {
+            deps.store.set_watermark(&input.source, next).await.map_err(store_err("advancing the watermark"))?;
+            report.watermark_after = Some(next);
+        } else {
+            report.watermark_after = watermark;
+        }
+    }
+    report.finished_at = Some(input.now);
+    deps.store.save_run(&report).await.map_err(store_err("saving the run report"))?;
+    tracing::info!(
+        run_id = %report.run_id,
+        pulled = report.pulled,
+        scored = report.scored,
+        quarantined = report.quarantined,
+        transitions = report.transitions_new,
+        pushed = report.pushed,
+        push_failed = report.push_failed,
+        "Sync done."
+    );
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests;
