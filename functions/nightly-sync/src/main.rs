@@ -1,1 +1,14 @@
-fn main() {}
+//! nightly-sync: the Lambda binary. Configuration and clients are built once per cold start.
+
+use lambda_runtime::{Error, service_fn};
+use nightly_sync::{Config, Deps, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT=JSON).
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = Deps::new(config, &sdk)?;
+    lambda_runtime::run(service_fn(|event| handler::handle(event, &deps))).await
+}
