@@ -1,1 +1,181 @@
-fn main() {}
+//! `leadsync`: the command-line tool for operators and local users.
+//!
+//! - `leadsync sandbox`: serve the HubSpot-compatible sandbox until interrupted.
+//! - `leadsync demo`: start the sandbox and a moto server, run the nightly sync on them, print
+//!   the run summary.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use leadsync_sandbox::{Sandbox, SandboxConfig};
+use std::collections::HashMap;
+use std::time::Instant;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "leadsync",
+    version,
+    about = "Shared lead qualification for sales and marketing, synced with your CRM."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HubSpot-compatible CRM sandbox on 127.0.0.1 until Ctrl-C.
+    Sandbox {
+        #[arg(long, default_value_t = 18080)]
+        port: u16,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 1000)]
+        contacts: u64,
+        /// The bearer token clients must present.
+        #[arg(long, default_value = "sandbox-token")]
+        token: String,
+    },
+    /// Run the nightly sync end to end on a local sandbox and moto, and print the run summary.
+    Demo {
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 2000)]
+        contacts: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Sandbox {
+            port,
+            seed,
+            contacts,
+            token,
+        } => sandbox(port, seed, contacts, token).await,
+        Command::Demo { seed, contacts } => demo(seed, contacts).await,
+    }
+}
+
+async fn sandbox(port: u16, seed: u64, contacts: u64, token: String) -> anyhow::Result<()> {
+    let sandbox = Sandbox::start(SandboxConfig {
+        seed,
+        contacts,
+        token,
+        port,
+    })
+    .await?;
+    println!(
+        "HubSpot sandbox on {} (seed {seed}, {contacts} contacts)",
+        sandbox.base_url()
+    );
+    println!("  token:  {}", sandbox.token());
+    println!(
+        "  search: curl -s -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\",
+        sandbox.token()
+    );
+    println!(
+        "            -d '{{\"limit\":2}}' {}/crm/v3/objects/contacts/search",
+        sandbox.base_url()
+    );
+    println!("Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    println!(
+        "Starting the HubSpot sandbox ({contacts} contacts, seed {seed}) and a moto server (DynamoDB, S3) on 127.0.0.1…"
+    );
+    let sandbox = Sandbox::start(SandboxConfig::new(seed, contacts)).await?;
+    let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
+    let sdk = moto.sdk_config().await;
+    let (table, bucket) = ("leadsync-demo".to_owned(), "leadsync-demo".to_owned());
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    leadsync_store::bootstrap::create_table(&dynamo, &table).await?;
+    leadsync_store::bootstrap::create_bucket(&s3, &bucket).await?;
+
+    let vars: HashMap<&str, String> = HashMap::from([
+        (nightly_sync::config::TABLE_NAME, table.clone()),
+        (nightly_sync::config::BUCKET_NAME, bucket.clone()),
+        (nightly_sync::config::CRM_BASE_URL, sandbox.base_url()),
+        (nightly_sync::config::CRM_TOKEN, sandbox.token().to_owned()),
+    ]);
+    let config = nightly_sync::Config::from_lookup(|k| vars.get(k).cloned())?;
+    let deps = nightly_sync::Deps::new(config, &sdk)?;
+    println!(
+        "Running the nightly sync (criteria {} v{})…",
+        deps.criteria.id, deps.criteria.version
+    );
+    let report = nightly_sync::handler::handle(
+        lambda_runtime::LambdaEvent::new(serde_json::json!({}), lambda_runtime::Context::default()),
+        &deps,
+    )
+    .await?;
+
+    println!();
+    println!("Run {}", report.run_id);
+    println!(
+        "  pulled from CRM      {:>7}   ({} search pages)",
+        report.pulled, report.crm_pull_pages
+    );
+    println!("  scored               {:>7}", report.scored);
+    println!("  quarantined          {:>7}", report.quarantined);
+    for stage in leadsync_domain::Stage::ALL {
+        println!(
+            "    {:<18} {:>7}",
+            stage.as_str(),
+            report.stages.get(stage.as_str()).copied().unwrap_or(0)
+        );
+    }
+    let staged: u64 = report.stages.values().sum();
+    println!(
+        "    {:<18} {:>7}   (= scored; scored + quarantined = pulled: {})",
+        "total",
+        staged,
+        report.scored + report.quarantined == report.pulled
+    );
+    println!(
+        "  pushed to CRM        {:>7}   ({} batch requests, {} failed)",
+        report.pushed, report.crm_push_requests, report.push_failed
+    );
+    println!(
+        "  written to DynamoDB  {:>7} lead states, {} transitions   (table {table})",
+        report.states_written, report.transitions_new
+    );
+    println!(
+        "  snapshot             s3://{bucket}/{}",
+        report.snapshot_key.as_deref().unwrap_or("-")
+    );
+    if let Some(key) = &report.quarantine_key {
+        println!("  quarantine           s3://{bucket}/{key}");
+    }
+    println!(
+        "  watermark            {}",
+        report
+            .watermark_after
+            .map_or("-".to_owned(), |w| w.to_rfc3339())
+    );
+    println!(
+        "  elapsed              {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    sandbox.shutdown().await;
+    drop(moto);
+    Ok(())
+}

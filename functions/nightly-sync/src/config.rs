@@ -17,14 +17,32 @@ pub const MAX_REJECT_RATIO: &str = "MAX_REJECT_RATIO";
 /// Every key this function reads, for documentation and `--help` output.
 pub const KEYS: &[(&str, &str)] = &[
     (TABLE_NAME, "DynamoDB table (required)"),
-    (BUCKET_NAME, "S3 bucket for snapshots and quarantine (required)"),
-    (CRM_BASE_URL, "HubSpot API base URL (default https://api.hubapi.com)"),
+    (
+        BUCKET_NAME,
+        "S3 bucket for snapshots and quarantine (required)",
+    ),
+    (
+        CRM_BASE_URL,
+        "HubSpot API base URL (default https://api.hubapi.com)",
+    ),
     (CRM_TOKEN, "HubSpot private-app token (required)"),
     (CRM_PAGE_SIZE, "search page size 1-200 (default 200)"),
-    (CRITERIA_FILE, "criteria TOML file (default: the bundled example agreement)"),
-    (LOOKBACK_MINUTES, "re-read this far behind the watermark (default 10)"),
-    (INDEX_LAG_MINUTES, "keep the watermark this far behind now (default 2)"),
-    (MAX_REJECT_RATIO, "fail the run above this share of quarantined records (default 0.2)"),
+    (
+        CRITERIA_FILE,
+        "criteria TOML file (default: the bundled example agreement)",
+    ),
+    (
+        LOOKBACK_MINUTES,
+        "re-read this far behind the watermark (default 10)",
+    ),
+    (
+        INDEX_LAG_MINUTES,
+        "keep the watermark this far behind now (default 2)",
+    ),
+    (
+        MAX_REJECT_RATIO,
+        "fail the run above this share of quarantined records (default 0.2)",
+    ),
 ];
 
 /// A configuration value is missing or invalid.
@@ -33,7 +51,11 @@ pub enum ConfigError {
     #[error("environment variable {0} is required")]
     Missing(&'static str),
     #[error("environment variable {key} = {value:?} is invalid: {why}")]
-    Invalid { key: &'static str, value: String, why: String },
+    Invalid {
+        key: &'static str,
+        value: String,
+        why: String,
+    },
 }
 
 /// The function's configuration.
@@ -64,30 +86,77 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the first bad key.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |key: &'static str| get(key).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(key));
-        fn parsed<T: std::str::FromStr>(key: &'static str, raw: Option<String>, default: T, ok: impl Fn(&T) -> bool, why: &str) -> Result<T, ConfigError> {
+        let required = |key: &'static str| {
+            get(key)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(key))
+        };
+        fn parsed<T: std::str::FromStr>(
+            key: &'static str,
+            raw: Option<String>,
+            default: T,
+            ok: impl Fn(&T) -> bool,
+            why: &str,
+        ) -> Result<T, ConfigError> {
             match raw {
                 None => Ok(default),
                 Some(value) => match value.trim().parse::<T>() {
                     Ok(v) if ok(&v) => Ok(v),
-                    _ => Err(ConfigError::Invalid { key, value, why: why.to_owned() }),
+                    _ => Err(ConfigError::Invalid {
+                        key,
+                        value,
+                        why: why.to_owned(),
+                    }),
                 },
             }
         }
         let base_url = get(CRM_BASE_URL).unwrap_or_else(|| "https://api.hubapi.com".to_owned());
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://127.") || base_url.starts_with("http://localhost")) {
-            return Err(ConfigError::Invalid { key: CRM_BASE_URL, value: base_url, why: "must be https:// (or http:// on loopback)".into() });
+        if !(base_url.starts_with("https://")
+            || base_url.starts_with("http://127.")
+            || base_url.starts_with("http://localhost"))
+        {
+            return Err(ConfigError::Invalid {
+                key: CRM_BASE_URL,
+                value: base_url,
+                why: "must be https:// (or http:// on loopback)".into(),
+            });
         }
         Ok(Self {
             table: required(TABLE_NAME)?,
             bucket: required(BUCKET_NAME)?,
             crm_base_url: base_url,
             crm_token: SecretString::from(required(CRM_TOKEN)?),
-            page_size: parsed(CRM_PAGE_SIZE, get(CRM_PAGE_SIZE), 200, |v| (1..=200).contains(v), "a whole number from 1 to 200")?,
-            criteria_file: get(CRITERIA_FILE).filter(|v| !v.is_empty()).map(PathBuf::from),
-            lookback: Duration::minutes(parsed(LOOKBACK_MINUTES, get(LOOKBACK_MINUTES), 10, |v: &i64| *v >= 0, "whole minutes, 0 or more")?),
-            index_lag: Duration::minutes(parsed(INDEX_LAG_MINUTES, get(INDEX_LAG_MINUTES), 2, |v: &i64| *v >= 0, "whole minutes, 0 or more")?),
-            max_reject_ratio: parsed(MAX_REJECT_RATIO, get(MAX_REJECT_RATIO), 0.2, |v: &f64| (0.0..=1.0).contains(v), "a number from 0 to 1")?,
+            page_size: parsed(
+                CRM_PAGE_SIZE,
+                get(CRM_PAGE_SIZE),
+                200,
+                |v| (1..=200).contains(v),
+                "a whole number from 1 to 200",
+            )?,
+            criteria_file: get(CRITERIA_FILE)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            lookback: Duration::minutes(parsed(
+                LOOKBACK_MINUTES,
+                get(LOOKBACK_MINUTES),
+                10,
+                |v: &i64| *v >= 0,
+                "whole minutes, 0 or more",
+            )?),
+            index_lag: Duration::minutes(parsed(
+                INDEX_LAG_MINUTES,
+                get(INDEX_LAG_MINUTES),
+                2,
+                |v: &i64| *v >= 0,
+                "whole minutes, 0 or more",
+            )?),
+            max_reject_ratio: parsed(
+                MAX_REJECT_RATIO,
+                get(MAX_REJECT_RATIO),
+                0.2,
+                |v: &f64| (0.0..=1.0).contains(v),
+                "a number from 0 to 1",
+            )?,
         })
     }
 }
@@ -98,28 +167,52 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Config::from_lookup(|k| env.get(k).cloned())
     }
 
     #[test]
     fn required_keys_are_named() {
         let err = config(&[(BUCKET_NAME, "b"), (CRM_TOKEN, "t")]).unwrap_err();
-        assert_eq!(err.to_string(), "environment variable TABLE_NAME is required");
+        assert_eq!(
+            err.to_string(),
+            "environment variable TABLE_NAME is required"
+        );
     }
 
     #[test]
     fn invalid_values_are_named_with_the_value() {
-        let err = config(&[(TABLE_NAME, "t"), (BUCKET_NAME, "b"), (CRM_TOKEN, "t"), (CRM_PAGE_SIZE, "500")]).unwrap_err();
+        let err = config(&[
+            (TABLE_NAME, "t"),
+            (BUCKET_NAME, "b"),
+            (CRM_TOKEN, "t"),
+            (CRM_PAGE_SIZE, "500"),
+        ])
+        .unwrap_err();
         assert!(err.to_string().contains("CRM_PAGE_SIZE = \"500\""), "{err}");
-        let err = config(&[(TABLE_NAME, "t"), (BUCKET_NAME, "b"), (CRM_TOKEN, "t"), (CRM_BASE_URL, "http://example.com")]).unwrap_err();
+        let err = config(&[
+            (TABLE_NAME, "t"),
+            (BUCKET_NAME, "b"),
+            (CRM_TOKEN, "t"),
+            (CRM_BASE_URL, "http://example.com"),
+        ])
+        .unwrap_err();
         assert!(err.to_string().contains("CRM_BASE_URL"), "{err}");
     }
 
     #[test]
     fn defaults() {
         let c = config(&[(TABLE_NAME, "t"), (BUCKET_NAME, "b"), (CRM_TOKEN, "secret")]).unwrap();
-        assert_eq!((c.page_size, c.lookback, c.index_lag), (200, Duration::minutes(10), Duration::minutes(2)));
-        assert!(!format!("{c:?}").contains("secret"), "the token never shows in Debug output");
+        assert_eq!(
+            (c.page_size, c.lookback, c.index_lag),
+            (200, Duration::minutes(10), Duration::minutes(2))
+        );
+        assert!(
+            !format!("{c:?}").contains("secret"),
+            "the token never shows in Debug output"
+        );
     }
 }

@@ -14,7 +14,10 @@ pub const BUNDLED_CRITERIA: &str = include_str!("../../../infra/criteria/b2b-saa
 #[derive(Debug, thiserror::Error)]
 pub enum DepsError {
     #[error("cannot read the criteria file {path}: {source}")]
-    CriteriaFile { path: String, source: std::io::Error },
+    CriteriaFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the criteria document is invalid:\n{0}")]
     Criteria(#[from] leadsync_domain::CriteriaError),
     #[error("cannot build the CRM client: {0}")]
@@ -38,20 +41,32 @@ impl Deps {
         let (name, text) = match &config.criteria_file {
             Some(path) => (
                 path.display().to_string(),
-                std::fs::read_to_string(path).map_err(|source| DepsError::CriteriaFile { path: path.display().to_string(), source })?,
+                std::fs::read_to_string(path).map_err(|source| DepsError::CriteriaFile {
+                    path: path.display().to_string(),
+                    source,
+                })?,
             ),
-            None => ("bundled:b2b-saas.toml".to_owned(), BUNDLED_CRITERIA.to_owned()),
+            None => (
+                "bundled:b2b-saas.toml".to_owned(),
+                BUNDLED_CRITERIA.to_owned(),
+            ),
         };
         let criteria = Criteria::parse(&name, &text)?;
-        let mut crm_config = HubSpotConfig::new(config.crm_base_url.clone(), config.crm_token.clone());
+        let mut crm_config =
+            HubSpotConfig::new(config.crm_base_url.clone(), config.crm_token.clone());
         crm_config.page_size = config.page_size;
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         // Path-style addressing only where an endpoint override points at a local S3 (moto).
-        let s3_config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build();
+        let s3_config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(sdk.endpoint_url().is_some())
+            .build();
         Ok(Self {
             crm: HubSpotCrm::new(crm_config)?,
             store: DynamoLeadStore::new(dynamo, config.table.clone(), "hubspot"),
-            snapshots: S3SnapshotStore::new(aws_sdk_s3::Client::from_conf(s3_config), config.bucket.clone()),
+            snapshots: S3SnapshotStore::new(
+                aws_sdk_s3::Client::from_conf(s3_config),
+                config.bucket.clone(),
+            ),
             criteria,
             config,
         })

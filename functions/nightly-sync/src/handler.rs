@@ -41,7 +41,10 @@ impl From<HandlerError> for Diagnostic {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        Diagnostic { error_type: error_type.to_owned(), error_message: message }
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: message,
+        }
     }
 }
 
@@ -49,12 +52,23 @@ impl From<HandlerError> for Diagnostic {
 ///
 /// # Errors
 /// [`HandlerError`]: a malformed event, or a sync that failed (see [`SyncError`]).
-pub async fn handle_at(event: LambdaEvent<serde_json::Value>, deps: &Deps, now: DateTime<Utc>) -> Result<RunReport, HandlerError> {
-    let payload = if event.payload.is_null() { serde_json::json!({}) } else { event.payload };
+pub async fn handle_at(
+    event: LambdaEvent<serde_json::Value>,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<RunReport, HandlerError> {
+    let payload = if event.payload.is_null() {
+        serde_json::json!({})
+    } else {
+        event.payload
+    };
     // EventBridge Scheduler's default payload is `{}`; a classic EventBridge rule sends an
     // event envelope, whose `detail` carries the input.
     let payload = match payload.get("detail-type") {
-        Some(_) => payload.get("detail").cloned().unwrap_or_else(|| serde_json::json!({})),
+        Some(_) => payload
+            .get("detail")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({})),
         None => payload,
     };
     let nightly: NightlyEvent = serde_json::from_value(payload)?;
@@ -82,6 +96,9 @@ pub async fn handle_at(event: LambdaEvent<serde_json::Value>, deps: &Deps, now: 
 ///
 /// # Errors
 /// See [`handle_at`].
-pub async fn handle(event: LambdaEvent<serde_json::Value>, deps: &Deps) -> Result<RunReport, HandlerError> {
+pub async fn handle(
+    event: LambdaEvent<serde_json::Value>,
+    deps: &Deps,
+) -> Result<RunReport, HandlerError> {
     handle_at(event, deps, Utc::now()).await
 }

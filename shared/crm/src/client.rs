@@ -2,8 +2,8 @@
 
 use crate::mapping::{self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, HubSpotObject};
 use chrono::{DateTime, Utc};
-use leadsync_domain::ports::{Crm, CrmError, PropertyUpdate, PullPage, PushFailure, PushOutcome};
 use leadsync_domain::LeadId;
+use leadsync_domain::ports::{Crm, CrmError, PropertyUpdate, PullPage, PushFailure, PushOutcome};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -63,17 +63,33 @@ struct Cursor {
 
 impl Cursor {
     fn parse(raw: Option<&str>) -> Result<Self, CrmError> {
-        let Some(raw) = raw else { return Ok(Self { restart_after_id: 0, after: None }) };
-        let bad = || CrmError::Rejected { status: 0, message: format!("invalid pull cursor {raw:?}") };
+        let Some(raw) = raw else {
+            return Ok(Self {
+                restart_after_id: 0,
+                after: None,
+            });
+        };
+        let bad = || CrmError::Rejected {
+            status: 0,
+            message: format!("invalid pull cursor {raw:?}"),
+        };
         let (id, after) = raw.split_once(':').ok_or_else(bad)?;
         Ok(Self {
             restart_after_id: id.parse().map_err(|_| bad())?,
-            after: if after.is_empty() { None } else { Some(after.parse().map_err(|_| bad())?) },
+            after: if after.is_empty() {
+                None
+            } else {
+                Some(after.parse().map_err(|_| bad())?)
+            },
         })
     }
 
     fn encode(self) -> String {
-        format!("{}:{}", self.restart_after_id, self.after.map(|a| a.to_string()).unwrap_or_default())
+        format!(
+            "{}:{}",
+            self.restart_after_id,
+            self.after.map(|a| a.to_string()).unwrap_or_default()
+        )
     }
 }
 
@@ -160,20 +176,30 @@ impl HubSpotCrm {
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         let policy = serde_json::from_str::<Value>(&text)
                             .ok()
-                            .and_then(|v| v.get("policyName").and_then(Value::as_str).map(str::to_owned))
+                            .and_then(|v| {
+                                v.get("policyName")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_owned)
+                            })
                             .unwrap_or_else(|| "unknown".into());
                         let wait = retry_after.unwrap_or(self.config.rate_limit_backoff * attempt);
                         (CrmError::RateLimited { policy }, wait)
                     } else if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
                         (
-                            CrmError::Unavailable { status: status.as_u16(), message: error_message(&text) },
+                            CrmError::Unavailable {
+                                status: status.as_u16(),
+                                message: error_message(&text),
+                            },
                             self.config.server_error_backoff * attempt,
                         )
                     } else {
                         return Ok(Answer { status, body: text });
                     }
                 }
-                Err(e) => (classify_transport(&e), self.config.server_error_backoff * attempt),
+                Err(e) => (
+                    classify_transport(&e),
+                    self.config.server_error_backoff * attempt,
+                ),
             };
             if attempt > self.config.max_retries {
                 return Err(error);
@@ -184,18 +210,27 @@ impl HubSpotCrm {
     }
 
     /// Companies by id, in batches of 100. Ids the CRM no longer has are simply absent.
-    async fn read_companies(&self, ids: &[String]) -> Result<HashMap<String, HubSpotObject>, CrmError> {
+    async fn read_companies(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, HubSpotObject>, CrmError> {
         let mut found = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH_LIMIT) {
             let body = json!({
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
                 "properties": COMPANY_PROPERTIES,
             });
-            let answer = self.post("/crm/v3/objects/companies/batch/read", &body).await?;
+            let answer = self
+                .post("/crm/v3/objects/companies/batch/read", &body)
+                .await?;
             if !answer.status.is_success() {
-                return Err(CrmError::Rejected { status: answer.status.as_u16(), message: error_message(&answer.body) });
+                return Err(CrmError::Rejected {
+                    status: answer.status.as_u16(),
+                    message: error_message(&answer.body),
+                });
             }
-            let parsed: BatchResponse = serde_json::from_str(&answer.body).map_err(|e| CrmError::Decode(e.to_string()))?;
+            let parsed: BatchResponse =
+                serde_json::from_str(&answer.body).map_err(|e| CrmError::Decode(e.to_string()))?;
             for company in parsed.results {
                 found.insert(company.id_text(), company);
             }
@@ -203,23 +238,41 @@ impl HubSpotCrm {
         Ok(found)
     }
 
-    async fn push_batch(&self, chunk: &[PropertyUpdate], outcome: &mut PushOutcome) -> Result<(), CrmError> {
+    async fn push_batch(
+        &self,
+        chunk: &[PropertyUpdate],
+        outcome: &mut PushOutcome,
+    ) -> Result<(), CrmError> {
         let body = json!({
             "inputs": chunk.iter().map(|u| json!({"id": u.lead_id.as_str(), "properties": u.properties})).collect::<Vec<_>>(),
         });
-        let answer = self.post("/crm/v3/objects/contacts/batch/update", &body).await?;
+        let answer = self
+            .post("/crm/v3/objects/contacts/batch/update", &body)
+            .await?;
         outcome.requests += 1;
         if !answer.status.is_success() {
             // The whole batch was refused (e.g. a property does not exist): every row failed.
-            let message = format!("HTTP {}: {}", answer.status.as_u16(), error_message(&answer.body));
-            outcome.failed.extend(chunk.iter().map(|u| PushFailure { lead_id: u.lead_id.clone(), message: message.clone(), retryable: false }));
+            let message = format!(
+                "HTTP {}: {}",
+                answer.status.as_u16(),
+                error_message(&answer.body)
+            );
+            outcome.failed.extend(chunk.iter().map(|u| PushFailure {
+                lead_id: u.lead_id.clone(),
+                message: message.clone(),
+                retryable: false,
+            }));
             return Ok(());
         }
-        let parsed: BatchResponse = serde_json::from_str(&answer.body).map_err(|e| CrmError::Decode(e.to_string()))?;
+        let parsed: BatchResponse =
+            serde_json::from_str(&answer.body).map_err(|e| CrmError::Decode(e.to_string()))?;
         let mut failed: HashMap<&str, String> = HashMap::new();
         for error in &parsed.errors {
             for id in error.context.get("ids").into_iter().flatten() {
-                failed.insert(id.as_str(), format!("{}: {}", error.category, error.message));
+                failed.insert(
+                    id.as_str(),
+                    format!("{}: {}", error.category, error.message),
+                );
             }
         }
         for update in chunk {
@@ -227,14 +280,20 @@ impl HubSpotCrm {
                 Some(message) => outcome.failed.push(PushFailure {
                     lead_id: update.lead_id.clone(),
                     message: message.clone(),
-                    retryable: !message.starts_with("OBJECT_NOT_FOUND") && !message.starts_with("VALIDATION_ERROR"),
+                    retryable: !message.starts_with("OBJECT_NOT_FOUND")
+                        && !message.starts_with("VALIDATION_ERROR"),
                 }),
                 None => outcome.written.push(update.lead_id.clone()),
             }
         }
-        let unaccounted = chunk.len().saturating_sub(parsed.results.len() + failed.len());
+        let unaccounted = chunk
+            .len()
+            .saturating_sub(parsed.results.len() + failed.len());
         if unaccounted > 0 {
-            tracing::warn!(unaccounted, "Batch update answer accounts for fewer rows than were sent.");
+            tracing::warn!(
+                unaccounted,
+                "Batch update answer accounts for fewer rows than were sent."
+            );
         }
         Ok(())
     }
@@ -257,7 +316,11 @@ fn error_message(body: &str) -> String {
 }
 
 impl Crm for HubSpotCrm {
-    async fn pull_page(&self, since: DateTime<Utc>, cursor: Option<&str>) -> Result<PullPage, CrmError> {
+    async fn pull_page(
+        &self,
+        since: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> Result<PullPage, CrmError> {
         let cursor = Cursor::parse(cursor)?;
         let limit = self.config.page_size.clamp(1, 200);
         let mut filters = vec![json!({
@@ -279,9 +342,13 @@ impl Crm for HubSpotCrm {
         }
         let answer = self.post("/crm/v3/objects/contacts/search", &body).await?;
         if !answer.status.is_success() {
-            return Err(CrmError::Rejected { status: answer.status.as_u16(), message: error_message(&answer.body) });
+            return Err(CrmError::Rejected {
+                status: answer.status.as_u16(),
+                message: error_message(&answer.body),
+            });
         }
-        let parsed: SearchResponse = serde_json::from_str(&answer.body).map_err(|e| CrmError::Decode(e.to_string()))?;
+        let parsed: SearchResponse =
+            serde_json::from_str(&answer.body).map_err(|e| CrmError::Decode(e.to_string()))?;
 
         let company_ids: Vec<String> = {
             let mut seen = HashSet::new();
@@ -292,7 +359,11 @@ impl Crm for HubSpotCrm {
                 .filter(|id| seen.insert(id.clone()))
                 .collect()
         };
-        let companies = if company_ids.is_empty() { HashMap::new() } else { self.read_companies(&company_ids).await? };
+        let companies = if company_ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.read_companies(&company_ids).await?
+        };
 
         let mut page = PullPage::default();
         let mut last_id = cursor.restart_after_id;
@@ -312,12 +383,26 @@ impl Crm for HubSpotCrm {
         });
         page.next = match next_after {
             None => None,
-            Some(None) => return Err(CrmError::Decode("paging.next.after is not an integer".into())),
-            // The next page would cross the search ceiling: restart the query after the last id.
-            Some(Some(after)) if after + u64::from(limit) > SEARCH_CEILING => {
-                Some(Cursor { restart_after_id: last_id, after: None }.encode())
+            Some(None) => {
+                return Err(CrmError::Decode(
+                    "paging.next.after is not an integer".into(),
+                ));
             }
-            Some(Some(after)) => Some(Cursor { restart_after_id: cursor.restart_after_id, after: Some(after) }.encode()),
+            // The next page would cross the search ceiling: restart the query after the last id.
+            Some(Some(after)) if after + u64::from(limit) > SEARCH_CEILING => Some(
+                Cursor {
+                    restart_after_id: last_id,
+                    after: None,
+                }
+                .encode(),
+            ),
+            Some(Some(after)) => Some(
+                Cursor {
+                    restart_after_id: cursor.restart_after_id,
+                    after: Some(after),
+                }
+                .encode(),
+            ),
         };
         Ok(page)
     }
@@ -342,10 +427,25 @@ mod tests {
 
     #[test]
     fn cursor_round_trips() {
-        for c in [Cursor { restart_after_id: 0, after: None }, Cursor { restart_after_id: 1_000_123, after: Some(400) }] {
+        for c in [
+            Cursor {
+                restart_after_id: 0,
+                after: None,
+            },
+            Cursor {
+                restart_after_id: 1_000_123,
+                after: Some(400),
+            },
+        ] {
             assert_eq!(Cursor::parse(Some(&c.encode())).unwrap(), c);
         }
         assert!(Cursor::parse(Some("x")).is_err());
-        assert_eq!(Cursor::parse(None).unwrap(), Cursor { restart_after_id: 0, after: None });
+        assert_eq!(
+            Cursor::parse(None).unwrap(),
+            Cursor {
+                restart_after_id: 0,
+                after: None
+            }
+        );
     }
 }

@@ -25,7 +25,14 @@ pub const CONTACT_PROPERTIES: &[&str] = &[
 ];
 
 /// Company properties leadsync reads.
-pub const COMPANY_PROPERTIES: &[&str] = &["name", "domain", "industry", "numberofemployees", "annualrevenue", "country"];
+pub const COMPANY_PROPERTIES: &[&str] = &[
+    "name",
+    "domain",
+    "industry",
+    "numberofemployees",
+    "annualrevenue",
+    "country",
+];
 
 /// One object as the search and batch endpoints return it.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,13 +66,17 @@ impl HubSpotObject {
 
 /// A whole number from a HubSpot number property (`"12"`, `"12.0"`, `12`).
 fn whole_number(object: &HubSpotObject, name: &str) -> Result<Option<u64>, String> {
-    let Some(text) = object.text(name) else { return Ok(None) };
+    let Some(text) = object.text(name) else {
+        return Ok(None);
+    };
     if let Ok(n) = text.parse::<u64>() {
         return Ok(Some(n));
     }
     match text.parse::<f64>() {
         Ok(f) if f.is_finite() && f >= 0.0 => Ok(Some(f.round() as u64)),
-        _ => Err(format!("field {name}: {text:?} is not a non-negative number")),
+        _ => Err(format!(
+            "field {name}: {text:?} is not a non-negative number"
+        )),
     }
 }
 
@@ -77,7 +88,11 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|d| d.with_timezone(&Utc))
         .ok()
-        .or_else(|| text.parse::<i64>().ok().and_then(DateTime::from_timestamp_millis))
+        .or_else(|| {
+            text.parse::<i64>()
+                .ok()
+                .and_then(DateTime::from_timestamp_millis)
+        })
 }
 
 /// The raw record as text, for quarantine.
@@ -90,16 +105,32 @@ pub fn raw(object: &HubSpotObject) -> String {
 ///
 /// # Errors
 /// [`Rejected`] naming the field that could not be read.
-pub fn contact_to_lead(object: &HubSpotObject, companies: &HashMap<String, HubSpotObject>) -> Result<Lead, Rejected> {
-    let reject = |lead_id: Option<String>, reason: String| Rejected { lead_id, reason, raw: raw(object) };
+pub fn contact_to_lead(
+    object: &HubSpotObject,
+    companies: &HashMap<String, HubSpotObject>,
+) -> Result<Lead, Rejected> {
+    let reject = |lead_id: Option<String>, reason: String| Rejected {
+        lead_id,
+        reason,
+        raw: raw(object),
+    };
     let id_text = object.id_text();
     let id = LeadId::new(id_text.clone()).map_err(|e| reject(None, format!("field id: {e}")))?;
     let modified = object
         .text("lastmodifieddate")
         .or_else(|| object.updated_at.clone())
-        .ok_or_else(|| reject(Some(id_text.clone()), "field lastmodifieddate: missing".into()))?;
-    let modified_at = parse_time(&modified)
-        .ok_or_else(|| reject(Some(id_text.clone()), format!("field lastmodifieddate: {modified:?} is not an ISO-8601 date")))?;
+        .ok_or_else(|| {
+            reject(
+                Some(id_text.clone()),
+                "field lastmodifieddate: missing".into(),
+            )
+        })?;
+    let modified_at = parse_time(&modified).ok_or_else(|| {
+        reject(
+            Some(id_text.clone()),
+            format!("field lastmodifieddate: {modified:?} is not an ISO-8601 date"),
+        )
+    })?;
     let engagement = (|| {
         Ok::<_, String>(Engagement {
             page_views: count(object, "hs_analytics_num_page_views")?,
@@ -132,10 +163,20 @@ pub fn contact_to_lead(object: &HubSpotObject, companies: &HashMap<String, HubSp
 pub fn company_firmographics(company: &HubSpotObject) -> Firmographics {
     let crm = Provenance::crm();
     Firmographics {
-        industry: company.text("industry").map(|v| Sourced::new(v, crm.clone())),
-        employees: whole_number(company, "numberofemployees").ok().flatten().map(|v| Sourced::new(v, crm.clone())),
-        annual_revenue: whole_number(company, "annualrevenue").ok().flatten().map(|v| Sourced::new(v, crm.clone())),
-        country: company.text("country").map(|v| Sourced::new(v, crm.clone())),
+        industry: company
+            .text("industry")
+            .map(|v| Sourced::new(v, crm.clone())),
+        employees: whole_number(company, "numberofemployees")
+            .ok()
+            .flatten()
+            .map(|v| Sourced::new(v, crm.clone())),
+        annual_revenue: whole_number(company, "annualrevenue")
+            .ok()
+            .flatten()
+            .map(|v| Sourced::new(v, crm.clone())),
+        country: company
+            .text("country")
+            .map(|v| Sourced::new(v, crm.clone())),
     }
 }
 
@@ -150,17 +191,30 @@ mod tests {
 
     #[test]
     fn maps_a_contact_with_its_company() {
-        let contact = object(json!({"id":"101","properties":{"email":"a@acme.com","lastmodifieddate":"2026-10-01T10:00:00.000Z",
-            "hs_analytics_num_page_views":"12","num_conversion_events":"1.0","associatedcompanyid":"7","hubspot_owner_id":"9"}}));
-        let company = object(json!({"id":"7","properties":{"name":"Acme","industry":"INTERNET","numberofemployees":"250","annualrevenue":"","country":"Germany"}}));
+        let contact = object(
+            json!({"id":"101","properties":{"email":"a@acme.com","lastmodifieddate":"2026-10-01T10:00:00.000Z",
+            "hs_analytics_num_page_views":"12","num_conversion_events":"1.0","associatedcompanyid":"7","hubspot_owner_id":"9"}}),
+        );
+        let company = object(
+            json!({"id":"7","properties":{"name":"Acme","industry":"INTERNET","numberofemployees":"250","annualrevenue":"","country":"Germany"}}),
+        );
         let lead = contact_to_lead(&contact, &HashMap::from([("7".to_owned(), company)])).unwrap();
         assert_eq!(lead.id.as_str(), "101");
         assert_eq!(lead.engagement.page_views, 12);
         assert_eq!(lead.engagement.form_submissions, 1);
         assert_eq!(lead.company_name.as_deref(), Some("Acme"));
-        assert_eq!(lead.firmographics.employees.as_ref().map(|s| s.value), Some(250));
+        assert_eq!(
+            lead.firmographics.employees.as_ref().map(|s| s.value),
+            Some(250)
+        );
         assert_eq!(lead.firmographics.annual_revenue, None);
-        assert_eq!(lead.firmographics.industry.as_ref().map(|s| s.source.provider.as_str()), Some("crm"));
+        assert_eq!(
+            lead.firmographics
+                .industry
+                .as_ref()
+                .map(|s| s.source.provider.as_str()),
+            Some("crm")
+        );
     }
 
     #[test]
@@ -170,11 +224,18 @@ mod tests {
         assert_eq!(r.lead_id.as_deref(), Some("5"));
         assert!(r.reason.contains("lastmodifieddate"), "{}", r.reason);
 
-        let bad_count = object(json!({"id":"6","properties":{"lastmodifieddate":"2026-10-01T10:00:00Z","hs_email_click":"-3"}}));
+        let bad_count = object(
+            json!({"id":"6","properties":{"lastmodifieddate":"2026-10-01T10:00:00Z","hs_email_click":"-3"}}),
+        );
         let r = contact_to_lead(&bad_count, &HashMap::new()).unwrap_err();
         assert!(r.reason.contains("hs_email_click"), "{}", r.reason);
 
         let bad_id = object(json!({"id":"","properties":{}}));
-        assert!(contact_to_lead(&bad_id, &HashMap::new()).unwrap_err().reason.contains("field id"));
+        assert!(
+            contact_to_lead(&bad_id, &HashMap::new())
+                .unwrap_err()
+                .reason
+                .contains("field id")
+        );
     }
 }

@@ -33,14 +33,28 @@ async fn pulls_every_contact_once_in_id_order_with_company_data() {
     let sandbox = Sandbox::start(SandboxConfig::new(7, 450)).await.unwrap();
     let crm = crm(&sandbox, sandbox.token(), 100);
     let (ids, pages) = pull_all(&crm, DateTime::<Utc>::UNIX_EPOCH).await;
-    let want: Vec<String> = sandbox.contacts().iter().map(|c| c.id.to_string()).collect();
+    let want: Vec<String> = sandbox
+        .contacts()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
     assert_eq!(ids, want);
     assert_eq!(pages, 5);
 
-    let page = crm.pull_page(DateTime::<Utc>::UNIX_EPOCH, None).await.unwrap();
+    let page = crm
+        .pull_page(DateTime::<Utc>::UNIX_EPOCH, None)
+        .await
+        .unwrap();
     let with_company = page.leads.iter().filter(|l| l.company_id.is_some()).count();
-    let with_firmo = page.leads.iter().filter(|l| !l.firmographics.is_empty()).count();
-    assert!(with_company > 50 && with_firmo == with_company, "{with_company} {with_firmo}");
+    let with_firmo = page
+        .leads
+        .iter()
+        .filter(|l| !l.firmographics.is_empty())
+        .count();
+    assert!(
+        with_company > 50 && with_firmo == with_company,
+        "{with_company} {with_firmo}"
+    );
 }
 
 #[tokio::test]
@@ -50,7 +64,11 @@ async fn watermark_filter_returns_only_recent_changes() {
     let contacts = sandbox.contacts();
     let since = contacts[150].updated_at;
     let (ids, _) = pull_all(&crm, since).await;
-    let want: BTreeSet<String> = contacts.iter().filter(|c| c.updated_at >= since).map(|c| c.id.to_string()).collect();
+    let want: BTreeSet<String> = contacts
+        .iter()
+        .filter(|c| c.updated_at >= since)
+        .map(|c| c.id.to_string())
+        .collect();
     assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), want);
 }
 
@@ -67,7 +85,12 @@ async fn restarts_by_id_before_the_10000_ceiling() {
 async fn wrong_token_is_unauthorized() {
     let sandbox = Sandbox::start(SandboxConfig::new(7, 10)).await.unwrap();
     let crm = crm(&sandbox, "wrong", 10);
-    assert_eq!(crm.pull_page(DateTime::<Utc>::UNIX_EPOCH, None).await.unwrap_err(), CrmError::Unauthorized);
+    assert_eq!(
+        crm.pull_page(DateTime::<Utc>::UNIX_EPOCH, None)
+            .await
+            .unwrap_err(),
+        CrmError::Unauthorized
+    );
 }
 
 #[tokio::test]
@@ -82,7 +105,10 @@ async fn push_writes_in_batches_of_100_and_maps_207_errors() {
             properties: BTreeMap::from([("leadsync_stage".to_owned(), "mql".to_owned())]),
         })
         .collect();
-    updates.push(PropertyUpdate { lead_id: LeadId::new("999").unwrap(), properties: BTreeMap::new() });
+    updates.push(PropertyUpdate {
+        lead_id: LeadId::new("999").unwrap(),
+        properties: BTreeMap::new(),
+    });
     let outcome = crm.push(&updates).await.unwrap();
     assert_eq!(outcome.requests, 3);
     assert_eq!(outcome.written.len(), 250);
@@ -91,7 +117,10 @@ async fn push_writes_in_batches_of_100_and_maps_207_errors() {
     assert!(!outcome.failed[0].retryable);
     let first = sandbox.contacts()[0].clone();
     assert_eq!(first.properties["leadsync_stage"], "mql");
-    assert_eq!(sandbox.request_counts()["POST /crm/v3/objects/contacts/batch/update"], 3);
+    assert_eq!(
+        sandbox.request_counts()["POST /crm/v3/objects/contacts/batch/update"],
+        3
+    );
 }
 
 #[tokio::test]
@@ -102,6 +131,10 @@ async fn unreachable_crm_is_a_retryable_error() {
     let mut config = HubSpotConfig::new(base, "t".to_owned().into());
     config.max_retries = 1;
     config.server_error_backoff = std::time::Duration::from_millis(1);
-    let error = HubSpotCrm::new(config).unwrap().pull_page(DateTime::<Utc>::UNIX_EPOCH, None).await.unwrap_err();
+    let error = HubSpotCrm::new(config)
+        .unwrap()
+        .pull_page(DateTime::<Utc>::UNIX_EPOCH, None)
+        .await
+        .unwrap_err();
     assert!(error.is_retryable(), "{error:?}");
 }

@@ -81,7 +81,11 @@ pub struct Caps {
 
 impl Default for Caps {
     fn default() -> Self {
-        Self { fit: 100, engagement: 100, total: 100 }
+        Self {
+            fit: 100,
+            engagement: 100,
+            total: 100,
+        }
     }
 }
 
@@ -212,7 +216,11 @@ impl fmt::Display for CriteriaError {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}:{}: {}", self.source_name, issue.line, issue.column, issue.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.source_name, issue.line, issue.column, issue.message
+            )?;
         }
         Ok(())
     }
@@ -324,7 +332,10 @@ impl Scorecard {
             (mapping.score.clone(), self.total.to_string()),
             (mapping.band.clone(), self.band.clone()),
             (mapping.reasons.clone(), reasons.join(";")),
-            (mapping.criteria_version.clone(), self.criteria_version.clone()),
+            (
+                mapping.criteria_version.clone(),
+                self.criteria_version.clone(),
+            ),
         ])
     }
 }
@@ -338,10 +349,17 @@ impl Criteria {
     /// fields, rules without a condition or with two, duplicate codes, unreachable or
     /// overlapping stages, bands out of order.
     pub fn parse(source_name: &str, text: &str) -> Result<Self, CriteriaError> {
-        let fail = |issues| CriteriaError { source_name: source_name.to_owned(), issues };
+        let fail = |issues| CriteriaError {
+            source_name: source_name.to_owned(),
+            issues,
+        };
         let doc: Document = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((1, 1), |span| line_col(text, span.start));
-            fail(vec![CriteriaIssue { line, column, message: e.message().to_owned() }])
+            fail(vec![CriteriaIssue {
+                line,
+                column,
+                message: e.message().to_owned(),
+            }])
         })?;
         compile(doc, text).map_err(fail)
     }
@@ -414,11 +432,22 @@ struct Seen {
 
 fn observe(lead: &Lead, field: Field, email_domain: Option<&str>) -> Seen {
     fn text(value: Option<&str>) -> Seen {
-        let value = value.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
-        Seen { value, number: None, source: None }
+        let value = value
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+        Seen {
+            value,
+            number: None,
+            source: None,
+        }
     }
     fn count(n: u32) -> Seen {
-        Seen { value: Some(n.to_string()), number: Some(u64::from(n)), source: None }
+        Seen {
+            value: Some(n.to_string()),
+            number: Some(u64::from(n)),
+            source: None,
+        }
     }
     fn sourced_text(v: Option<&Sourced<String>>) -> Seen {
         match v {
@@ -427,7 +456,11 @@ fn observe(lead: &Lead, field: Field, email_domain: Option<&str>) -> Seen {
                 number: None,
                 source: Some(s.source.provider.clone()),
             },
-            None => Seen { value: None, number: None, source: None },
+            None => Seen {
+                value: None,
+                number: None,
+                source: None,
+            },
         }
     }
     fn sourced_number(v: Option<&Sourced<u64>>) -> Seen {
@@ -437,7 +470,11 @@ fn observe(lead: &Lead, field: Field, email_domain: Option<&str>) -> Seen {
                 number: Some(s.value),
                 source: Some(s.source.provider.clone()),
             },
-            None => Seen { value: None, number: None, source: None },
+            None => Seen {
+                value: None,
+                number: None,
+                source: None,
+            },
         }
     }
     let firmo = &lead.firmographics;
@@ -449,7 +486,11 @@ fn observe(lead: &Lead, field: Field, email_domain: Option<&str>) -> Seen {
         // The address itself is never copied into a reason: reasons are written to the CRM,
         // snapshots and logs. Only whether it is present.
         Field::Email => Seen {
-            value: lead.email.as_deref().filter(|e| !e.trim().is_empty()).map(|_| "present".to_owned()),
+            value: lead
+                .email
+                .as_deref()
+                .filter(|e| !e.trim().is_empty())
+                .map(|_| "present".to_owned()),
             number: None,
             source: None,
         },
@@ -466,7 +507,13 @@ fn observe(lead: &Lead, field: Field, email_domain: Option<&str>) -> Seen {
 impl Rule {
     fn apply(&self, seen: &Seen) -> (ReasonOutcome, i64) {
         use ReasonOutcome::{Matched, Missing, NotMatched};
-        let hit = |matched: bool| if matched { (Matched, self.points) } else { (NotMatched, 0) };
+        let hit = |matched: bool| {
+            if matched {
+                (Matched, self.points)
+            } else {
+                (NotMatched, 0)
+            }
+        };
         match &self.condition {
             Condition::Missing => hit(seen.value.is_none()),
             Condition::AnyOf(set) => match &seen.value {
@@ -497,7 +544,11 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
     let mut issues = Vec::new();
     let mut issue_at = |offset: usize, message: String| {
         let (line, column) = line_col(text, offset);
-        issues.push(CriteriaIssue { line, column, message });
+        issues.push(CriteriaIssue {
+            line,
+            column,
+            message,
+        });
     };
 
     for (name, value) in [("id", &doc.id), ("version", &doc.version)] {
@@ -506,7 +557,10 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
         }
     }
     if chrono::NaiveDate::parse_from_str(&doc.effective, "%Y-%m-%d").is_err() {
-        issue_at(0, format!("`effective` {:?} is not a date (YYYY-MM-DD)", doc.effective));
+        issue_at(
+            0,
+            format!("`effective` {:?} is not a date (YYYY-MM-DD)", doc.effective),
+        );
     }
     let (sales_sign_off, marketing_sign_off) = match &doc.approved_by {
         Some(approved) => {
@@ -518,7 +572,13 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
                         issue_at(at, format!("approved_by.{team}.name must not be empty"));
                     }
                     if chrono::NaiveDate::parse_from_str(&sign.date, "%Y-%m-%d").is_err() {
-                        issue_at(at, format!("approved_by.{team}.date {:?} is not a date (YYYY-MM-DD)", sign.date));
+                        issue_at(
+                            at,
+                            format!(
+                                "approved_by.{team}.date {:?} is not a date (YYYY-MM-DD)",
+                                sign.date
+                            ),
+                        );
                     }
                 }
             }
@@ -532,22 +592,31 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
         issue_at(0, "caps must not be negative".to_owned());
     }
     let (mql, sql) = (*doc.stages.mql.get_ref(), *doc.stages.sql.get_ref());
-    for (name, threshold, at) in [("mql", mql, doc.stages.mql.span().start), ("sql", sql, doc.stages.sql.span().start)] {
+    for (name, threshold, at) in [
+        ("mql", mql, doc.stages.mql.span().start),
+        ("sql", sql, doc.stages.sql.span().start),
+    ] {
         if threshold.min_fit > caps.fit || threshold.min_total > caps.total {
-            issue_at(at, format!(
-                "stage {name} is unreachable: min_fit {} / min_total {} exceed the caps fit {} / total {}",
-                threshold.min_fit, threshold.min_total, caps.fit, caps.total
-            ));
+            issue_at(
+                at,
+                format!(
+                    "stage {name} is unreachable: min_fit {} / min_total {} exceed the caps fit {} / total {}",
+                    threshold.min_fit, threshold.min_total, caps.fit, caps.total
+                ),
+            );
         }
         if threshold.min_total < 0 || threshold.min_fit < 0 {
             issue_at(at, format!("stage {name}: thresholds must not be negative"));
         }
     }
     if sql.min_fit < mql.min_fit || sql.min_total < mql.min_total || sql == mql {
-        issue_at(doc.stages.sql.span().start, format!(
-            "stage sql (min_fit {}, min_total {}) overlaps mql (min_fit {}, min_total {}): sql must ask for at least as much as mql on both, and more on one",
-            sql.min_fit, sql.min_total, mql.min_fit, mql.min_total
-        ));
+        issue_at(
+            doc.stages.sql.span().start,
+            format!(
+                "stage sql (min_fit {}, min_total {}) overlaps mql (min_fit {}, min_total {}): sql must ask for at least as much as mql on both, and more on one",
+                sql.min_fit, sql.min_total, mql.min_fit, mql.min_total
+            ),
+        );
     }
 
     let mut bands = Vec::new();
@@ -555,33 +624,63 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
     for band in &doc.bands {
         let b = band.get_ref();
         if !band_names.insert(b.name.clone()) {
-            issue_at(band.span().start, format!("band {:?} is defined twice", b.name));
+            issue_at(
+                band.span().start,
+                format!("band {:?} is defined twice", b.name),
+            );
         }
         if let Some((prev_name, prev_min)) = bands.last() {
             if b.min_total >= *prev_min {
-                issue_at(band.span().start, format!(
-                    "band {:?} (min_total {}) must come after bands with a higher min_total; {prev_name:?} has {prev_min}",
-                    b.name, b.min_total
-                ));
+                issue_at(
+                    band.span().start,
+                    format!(
+                        "band {:?} (min_total {}) must come after bands with a higher min_total; {prev_name:?} has {prev_min}",
+                        b.name, b.min_total
+                    ),
+                );
             }
         }
         bands.push((b.name.clone(), b.min_total));
     }
     if bands.is_empty() {
-        issue_at(0, "at least one band is required (e.g. [[bands]] name = \"D\", min_total = 0)".to_owned());
+        issue_at(
+            0,
+            "at least one band is required (e.g. [[bands]] name = \"D\", min_total = 0)".to_owned(),
+        );
     }
 
     let mut rules = Vec::new();
     let mut codes = HashSet::new();
-    for (group, list) in [(Group::Disqualify, &doc.disqualify), (Group::Fit, &doc.fit), (Group::Engagement, &doc.engagement)] {
+    for (group, list) in [
+        (Group::Disqualify, &doc.disqualify),
+        (Group::Fit, &doc.fit),
+        (Group::Engagement, &doc.engagement),
+    ] {
         for spanned in list {
             let at = spanned.span().start;
             let r = spanned.get_ref();
             if !codes.insert(r.code.clone()) {
-                issue_at(at, format!("rule code {:?} is used twice: codes must be unique and stable", r.code));
+                issue_at(
+                    at,
+                    format!(
+                        "rule code {:?} is used twice: codes must be unique and stable",
+                        r.code
+                    ),
+                );
             }
-            if r.code.is_empty() || !r.code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
-                issue_at(at, format!("rule code {:?} must be UPPER_SNAKE_CASE (A-Z, 0-9, _)", r.code));
+            if r.code.is_empty()
+                || !r
+                    .code
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            {
+                issue_at(
+                    at,
+                    format!(
+                        "rule code {:?} must be UPPER_SNAKE_CASE (A-Z, 0-9, _)",
+                        r.code
+                    ),
+                );
             }
             match compile_rule(group, r) {
                 Ok(rule) => rules.push((group, rule)),
@@ -625,32 +724,51 @@ fn compile_rule(group: Group, r: &RuleDoc) -> Result<Rule, String> {
             "needs exactly one condition (any_of, none_of, min/max, missing = true, points_each); found {kinds}"
         ));
     }
-    let lower = |list: &Vec<String>| list.iter().map(|s| s.trim().to_lowercase()).collect::<HashSet<_>>();
+    let lower = |list: &Vec<String>| {
+        list.iter()
+            .map(|s| s.trim().to_lowercase())
+            .collect::<HashSet<_>>()
+    };
     let condition = if let Some(list) = &r.any_of {
         if field.is_numeric() {
-            return Err(format!("any_of needs a text field; {} is a number (use min/max)", field.name()));
+            return Err(format!(
+                "any_of needs a text field; {} is a number (use min/max)",
+                field.name()
+            ));
         }
         Condition::AnyOf(lower(list))
     } else if let Some(list) = &r.none_of {
         if field.is_numeric() {
-            return Err(format!("none_of needs a text field; {} is a number (use min/max)", field.name()));
+            return Err(format!(
+                "none_of needs a text field; {} is a number (use min/max)",
+                field.name()
+            ));
         }
         Condition::NoneOf(lower(list))
     } else if r.min.is_some() || r.max.is_some() {
         if !field.is_numeric() {
-            return Err(format!("min/max need a numeric field; {} is text (use any_of)", field.name()));
+            return Err(format!(
+                "min/max need a numeric field; {} is text (use any_of)",
+                field.name()
+            ));
         }
         if let (Some(min), Some(max)) = (r.min, r.max) {
             if min > max {
                 return Err(format!("min ({min}) is greater than max ({max})"));
             }
         }
-        Condition::Range { min: r.min, max: r.max }
+        Condition::Range {
+            min: r.min,
+            max: r.max,
+        }
     } else if r.missing == Some(true) {
         Condition::Missing
     } else if let Some(each) = r.points_each {
         if !field.is_numeric() {
-            return Err(format!("points_each needs a numeric field; {} is text", field.name()));
+            return Err(format!(
+                "points_each needs a numeric field; {} is text",
+                field.name()
+            ));
         }
         if r.points.is_some() {
             return Err("points_each and points exclude each other".to_owned());
@@ -660,7 +778,9 @@ fn compile_rule(group: Group, r: &RuleDoc) -> Result<Rule, String> {
         }
         Condition::PointsEach { each, cap: r.cap }
     } else {
-        return Err("missing = false is not a condition; remove it or set missing = true".to_owned());
+        return Err(
+            "missing = false is not a condition; remove it or set missing = true".to_owned(),
+        );
     };
     if r.cap.is_some() && !matches!(condition, Condition::PointsEach { .. }) {
         return Err("cap only applies to points_each rules".to_owned());
@@ -678,7 +798,13 @@ fn compile_rule(group: Group, r: &RuleDoc) -> Result<Rule, String> {
     if group == Group::Disqualify && matches!(condition, Condition::PointsEach { .. }) {
         return Err("a disqualifier cannot use points_each".to_owned());
     }
-    Ok(Rule { code: r.code.clone(), label: r.label.clone(), field, condition, points })
+    Ok(Rule {
+        code: r.code.clone(),
+        label: r.label.clone(),
+        field,
+        condition,
+        points,
+    })
 }
 
 #[cfg(test)]

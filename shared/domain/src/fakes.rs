@@ -4,8 +4,9 @@
 
 use crate::lead::{Firmographics, Lead, LeadId};
 use crate::ports::{
-    Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, ProviderError, PullPage, PushFailure,
-    PushOutcome, RecordOutcome, Rejected, RunReport, SnapshotKey, SnapshotLine, SnapshotStore, StoreError,
+    Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, ProviderError, PullPage,
+    PushFailure, PushOutcome, RecordOutcome, Rejected, RunReport, SnapshotKey, SnapshotLine,
+    SnapshotStore, StoreError,
 };
 use crate::transition::{LeadState, Transition};
 use chrono::{DateTime, Utc};
@@ -75,19 +76,38 @@ impl FakeCrm {
 }
 
 impl Crm for FakeCrm {
-    async fn pull_page(&self, since: DateTime<Utc>, cursor: Option<&str>) -> Result<PullPage, CrmError> {
+    async fn pull_page(
+        &self,
+        since: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> Result<PullPage, CrmError> {
         self.pull_calls.fetch_add(1, Ordering::Relaxed);
         self.take_failure()?;
-        let offset: usize = cursor.map_or(Ok(0), str::parse).map_err(|_| CrmError::Rejected {
-            status: 400,
-            message: "bad cursor".into(),
-        })?;
-        let matching: Vec<Lead> = lock(&self.leads).values().filter(|l| l.modified_at >= since).cloned().collect();
-        let leads: Vec<Lead> = matching.iter().skip(offset).take(self.page_size).cloned().collect();
+        let offset: usize = cursor
+            .map_or(Ok(0), str::parse)
+            .map_err(|_| CrmError::Rejected {
+                status: 400,
+                message: "bad cursor".into(),
+            })?;
+        let matching: Vec<Lead> = lock(&self.leads)
+            .values()
+            .filter(|l| l.modified_at >= since)
+            .cloned()
+            .collect();
+        let leads: Vec<Lead> = matching
+            .iter()
+            .skip(offset)
+            .take(self.page_size)
+            .cloned()
+            .collect();
         let end = offset + leads.len();
         Ok(PullPage {
             leads,
-            rejected: if offset == 0 { lock(&self.rejected).clone() } else { Vec::new() },
+            rejected: if offset == 0 {
+                lock(&self.rejected).clone()
+            } else {
+                Vec::new()
+            },
             next: (end < matching.len()).then(|| end.to_string()),
         })
     }
@@ -96,10 +116,17 @@ impl Crm for FakeCrm {
         self.push_calls.fetch_add(1, Ordering::Relaxed);
         self.take_failure()?;
         let refuse = lock(&self.refuse).clone();
-        let mut outcome = PushOutcome { requests: u32::try_from(updates.len().div_ceil(100)).unwrap_or(u32::MAX), ..PushOutcome::default() };
+        let mut outcome = PushOutcome {
+            requests: u32::try_from(updates.len().div_ceil(100)).unwrap_or(u32::MAX),
+            ..PushOutcome::default()
+        };
         for update in updates {
             if refuse.contains(&update.lead_id) {
-                outcome.failed.push(PushFailure { lead_id: update.lead_id.clone(), message: "refused".into(), retryable: false });
+                outcome.failed.push(PushFailure {
+                    lead_id: update.lead_id.clone(),
+                    message: "refused".into(),
+                    retryable: false,
+                });
             } else {
                 lock(&self.written).push(update.clone());
                 outcome.written.push(update.lead_id.clone());
@@ -150,20 +177,34 @@ impl LeadStore for FakeLeadStore {
     async fn load_states(&self, ids: &[LeadId]) -> Result<HashMap<LeadId, LeadState>, StoreError> {
         self.take_failure()?;
         let states = lock(&self.states);
-        Ok(ids.iter().filter_map(|id| states.get(id).map(|s| (id.clone(), s.clone()))).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|id| states.get(id).map(|s| (id.clone(), s.clone())))
+            .collect())
     }
 
-    async fn record(&self, states: &[LeadState], transitions: &[Transition]) -> Result<RecordOutcome, StoreError> {
+    async fn record(
+        &self,
+        states: &[LeadState],
+        transitions: &[Transition],
+    ) -> Result<RecordOutcome, StoreError> {
         self.take_failure()?;
         let mut outcome = RecordOutcome::default();
         let mut stored = lock(&self.transitions);
         for t in transitions {
-            let key = (t.lead_id.clone(), t.to.as_str().to_owned(), t.criteria_version.clone());
-            if stored.contains_key(&key) {
-                outcome.transitions_existing += 1;
-            } else {
-                stored.insert(key, t.clone());
-                outcome.transitions_new += 1;
+            let key = (
+                t.lead_id.clone(),
+                t.to.as_str().to_owned(),
+                t.criteria_version.clone(),
+            );
+            match stored.entry(key) {
+                std::collections::btree_map::Entry::Occupied(_) => {
+                    outcome.transitions_existing += 1
+                }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(t.clone());
+                    outcome.transitions_new += 1;
+                }
             }
         }
         let mut all = lock(&self.states);
@@ -227,13 +268,24 @@ impl FakeSnapshotStore {
 }
 
 impl SnapshotStore for FakeSnapshotStore {
-    async fn put_snapshot(&self, key: &SnapshotKey, lines: &[SnapshotLine]) -> Result<String, StoreError> {
-        let name = format!("snapshots/{}/{}/{}.jsonl.gz", key.date, key.run_id, key.slice);
+    async fn put_snapshot(
+        &self,
+        key: &SnapshotKey,
+        lines: &[SnapshotLine],
+    ) -> Result<String, StoreError> {
+        let name = format!(
+            "snapshots/{}/{}/{}.jsonl.gz",
+            key.date, key.run_id, key.slice
+        );
         lock(&self.snapshots).insert(name.clone(), lines.to_vec());
         Ok(name)
     }
 
-    async fn put_quarantine(&self, key: &SnapshotKey, records: &[Rejected]) -> Result<String, StoreError> {
+    async fn put_quarantine(
+        &self,
+        key: &SnapshotKey,
+        records: &[Rejected],
+    ) -> Result<String, StoreError> {
         let name = format!("quarantine/{}/{}.jsonl", key.run_id, key.slice);
         lock(&self.quarantine).insert(name.clone(), records.to_vec());
         Ok(name)
@@ -251,7 +303,11 @@ pub struct FakeProvider {
 
 impl FakeProvider {
     pub fn new(name: &str, data: impl IntoIterator<Item = (String, Firmographics)>) -> Self {
-        Self { name: name.to_owned(), data: data.into_iter().collect(), ..Self::default() }
+        Self {
+            name: name.to_owned(),
+            data: data.into_iter().collect(),
+            ..Self::default()
+        }
     }
 
     pub fn fail_next(&self, n: usize, error: ProviderError) {

@@ -32,7 +32,10 @@ impl LeadId {
         if raw.len() > 64 {
             return Err(LeadIdError::TooLong);
         }
-        if raw.chars().any(|c| c == '#' || c.is_control() || c.is_whitespace()) {
+        if raw
+            .chars()
+            .any(|c| c == '#' || c.is_control() || c.is_whitespace())
+        {
             return Err(LeadIdError::BadCharacter(raw));
         }
         Ok(Self(raw))
@@ -76,7 +79,11 @@ pub struct Provenance {
 
 impl Provenance {
     pub fn crm() -> Self {
-        Self { provider: "crm".to_owned(), likelihood: None, fetched_at: None }
+        Self {
+            provider: "crm".to_owned(),
+            likelihood: None,
+            fetched_at: None,
+        }
     }
 }
 
@@ -214,7 +221,8 @@ impl Lead {
         scoring_view.modified_at = DateTime::<Utc>::UNIX_EPOCH;
         // Serialising plain structs of strings and numbers cannot fail; fall back to Debug so a
         // hash is always produced.
-        let json = serde_json::to_string(&scoring_view).unwrap_or_else(|_| format!("{scoring_view:?}"));
+        let json =
+            serde_json::to_string(&scoring_view).unwrap_or_else(|_| format!("{scoring_view:?}"));
         crate::hash::stable_hash([json.as_str()])
     }
 }
@@ -233,8 +241,14 @@ mod tests {
     fn lead_ids_are_validated() {
         assert!(LeadId::new("123").is_ok());
         assert_eq!(LeadId::new(""), Err(LeadIdError::Empty));
-        assert!(matches!(LeadId::new("1#2"), Err(LeadIdError::BadCharacter(_))));
-        assert!(matches!(LeadId::new("1 2"), Err(LeadIdError::BadCharacter(_))));
+        assert!(matches!(
+            LeadId::new("1#2"),
+            Err(LeadIdError::BadCharacter(_))
+        ));
+        assert!(matches!(
+            LeadId::new("1 2"),
+            Err(LeadIdError::BadCharacter(_))
+        ));
         assert_eq!(LeadId::new("9".repeat(65)), Err(LeadIdError::TooLong));
     }
 
@@ -251,7 +265,11 @@ mod tests {
             (None, None),
         ];
         for (email, want) in cases {
-            assert_eq!(lead(email).email_domain().as_deref(), want, "email {email:?}");
+            assert_eq!(
+                lead(email).email_domain().as_deref(),
+                want,
+                "email {email:?}"
+            );
         }
     }
 
@@ -268,7 +286,11 @@ mod tests {
     #[test]
     fn fill_from_keeps_earlier_source() {
         let crm = Provenance::crm();
-        let other = Provenance { provider: "pdl".into(), likelihood: Some(8), fetched_at: None };
+        let other = Provenance {
+            provider: "pdl".into(),
+            likelihood: Some(8),
+            fetched_at: None,
+        };
         let mut mine = Firmographics {
             industry: Some(Sourced::new("Software".into(), crm.clone())),
             ..Firmographics::default()
@@ -279,7 +301,10 @@ mod tests {
             ..Firmographics::default()
         };
         assert_eq!(mine.fill_from(&theirs), 1);
-        assert_eq!(mine.industry.as_ref().map(|s| s.value.as_str()), Some("Software"));
+        assert_eq!(
+            mine.industry.as_ref().map(|s| s.value.as_str()),
+            Some("Software")
+        );
         assert_eq!(mine.employees.as_ref().map(|s| s.value), Some(120));
     }
 }

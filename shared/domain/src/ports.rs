@@ -87,7 +87,10 @@ impl CrmError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            CrmError::RateLimited { .. } | CrmError::Unavailable { .. } | CrmError::Timeout | CrmError::Transport(_)
+            CrmError::RateLimited { .. }
+                | CrmError::Unavailable { .. }
+                | CrmError::Timeout
+                | CrmError::Transport(_)
         )
     }
 }
@@ -102,8 +105,11 @@ pub trait Crm: Send + Sync {
     /// # Errors
     /// [`CrmError`]: the page could not be read at all. Records that could be read but not
     /// mapped come back in [`PullPage::rejected`], not as errors.
-    fn pull_page(&self, since: DateTime<Utc>, cursor: Option<&str>)
-    -> impl Future<Output = Result<PullPage, CrmError>> + Send;
+    fn pull_page(
+        &self,
+        since: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<PullPage, CrmError>> + Send;
 
     /// Write properties on contacts. Idempotent: writing the same values again is harmless.
     /// Rows the CRM refuses are reported in [`PushOutcome::failed`]; the call as a whole fails
@@ -111,7 +117,10 @@ pub trait Crm: Send + Sync {
     ///
     /// # Errors
     /// [`CrmError`] when the CRM cannot be reached or refuses every call.
-    fn push(&self, updates: &[PropertyUpdate]) -> impl Future<Output = Result<PushOutcome, CrmError>> + Send;
+    fn push(
+        &self,
+        updates: &[PropertyUpdate],
+    ) -> impl Future<Output = Result<PushOutcome, CrmError>> + Send;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -144,7 +153,10 @@ pub trait FirmographicProvider: Send + Sync {
     ///
     /// # Errors
     /// [`ProviderError`]; the lead is then scored without this provider's data.
-    fn lookup(&self, domain: &str) -> impl Future<Output = Result<Option<Firmographics>, ProviderError>> + Send;
+    fn lookup(
+        &self,
+        domain: &str,
+    ) -> impl Future<Output = Result<Option<Firmographics>, ProviderError>> + Send;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -154,9 +166,15 @@ pub trait FirmographicProvider: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("store throttled or unavailable during {operation}: {message}")]
-    Unavailable { operation: &'static str, message: String },
+    Unavailable {
+        operation: &'static str,
+        message: String,
+    },
     #[error("store rejected {operation}: {message}")]
-    Rejected { operation: &'static str, message: String },
+    Rejected {
+        operation: &'static str,
+        message: String,
+    },
     #[error("stored item {key} is corrupt: {message}")]
     Corrupt { key: String, message: String },
 }
@@ -212,8 +230,10 @@ pub trait LeadStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError`]; `Unavailable` is retryable.
-    fn load_states(&self, ids: &[LeadId])
-    -> impl Future<Output = Result<HashMap<LeadId, LeadState>, StoreError>> + Send;
+    fn load_states(
+        &self,
+        ids: &[LeadId],
+    ) -> impl Future<Output = Result<HashMap<LeadId, LeadState>, StoreError>> + Send;
 
     /// Append transitions (idempotent on their key: an existing one is left alone and counted
     /// in `transitions_existing`), then overwrite the states. Transitions go first so a crash
@@ -221,26 +241,39 @@ pub trait LeadStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError`]; on error some items may be written, and repeating the call is safe.
-    fn record(&self, states: &[LeadState], transitions: &[Transition])
-    -> impl Future<Output = Result<RecordOutcome, StoreError>> + Send;
+    fn record(
+        &self,
+        states: &[LeadState],
+        transitions: &[Transition],
+    ) -> impl Future<Output = Result<RecordOutcome, StoreError>> + Send;
 
     /// Remember the hash of what was last written to the CRM for these leads.
     ///
     /// # Errors
     /// [`StoreError`]; repeating the call is safe.
-    fn mark_pushed(&self, pushed: &[(LeadId, String)]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn mark_pushed(
+        &self,
+        pushed: &[(LeadId, String)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The watermark of a source (`hubspot#contacts`), if any run has set one.
     ///
     /// # Errors
     /// [`StoreError`].
-    fn watermark(&self, source: &str) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+    fn watermark(
+        &self,
+        source: &str,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
     /// Set the watermark. Only ever called after everything before it was processed.
     ///
     /// # Errors
     /// [`StoreError`].
-    fn set_watermark(&self, source: &str, at: DateTime<Utc>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn set_watermark(
+        &self,
+        source: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Save (overwrite) a run's report.
     ///
@@ -271,13 +304,19 @@ pub trait SnapshotStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError`].
-    fn put_snapshot(&self, key: &SnapshotKey, lines: &[SnapshotLine])
-    -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn put_snapshot(
+        &self,
+        key: &SnapshotKey,
+        lines: &[SnapshotLine],
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 
     /// Write the records that could not be processed, with their reasons; returns the object key.
     ///
     /// # Errors
     /// [`StoreError`].
-    fn put_quarantine(&self, key: &SnapshotKey, records: &[Rejected])
-    -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn put_quarantine(
+        &self,
+        key: &SnapshotKey,
+        records: &[Rejected],
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }

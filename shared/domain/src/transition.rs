@@ -91,7 +91,8 @@ pub struct Transition {
 impl Transition {
     /// The transition from `previous` to `next`, if the stage or criteria version changed.
     pub fn between(previous: Option<&LeadState>, next: &LeadState) -> Option<Transition> {
-        let changed = previous.is_none_or(|p| p.stage != next.stage || p.criteria_version != next.criteria_version);
+        let changed = previous
+            .is_none_or(|p| p.stage != next.stage || p.criteria_version != next.criteria_version);
         changed.then(|| Transition {
             lead_id: next.lead_id.clone(),
             from: previous.map(|p| p.stage),
@@ -106,7 +107,11 @@ impl Transition {
 
 /// The CRM properties to write for a lead, and their hash (compared with `pushed_hash`).
 pub fn push_hash(properties: &BTreeMap<String, String>) -> String {
-    crate::hash::stable_hash(properties.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
+    crate::hash::stable_hash(
+        properties
+            .iter()
+            .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+    )
 }
 
 #[cfg(test)]
@@ -134,12 +139,21 @@ mod tests {
     #[test]
     fn transitions_only_on_change() {
         let mql = state(Stage::Mql, "v1");
-        assert_eq!(Transition::between(None, &mql).map(|t| (t.from, t.to)), Some((None, Stage::Mql)));
+        assert_eq!(
+            Transition::between(None, &mql).map(|t| (t.from, t.to)),
+            Some((None, Stage::Mql))
+        );
         assert!(Transition::between(Some(&mql), &mql).is_none());
         let sql = state(Stage::Sql, "v1");
-        assert_eq!(Transition::between(Some(&mql), &sql).map(|t| (t.from, t.to)), Some((Some(Stage::Mql), Stage::Sql)));
+        assert_eq!(
+            Transition::between(Some(&mql), &sql).map(|t| (t.from, t.to)),
+            Some((Some(Stage::Mql), Stage::Sql))
+        );
         let restated = state(Stage::Mql, "v2");
-        assert!(Transition::between(Some(&mql), &restated).is_some(), "a new criteria version restates the stage");
+        assert!(
+            Transition::between(Some(&mql), &restated).is_some(),
+            "a new criteria version restates the stage"
+        );
     }
 
     #[test]

@@ -19,8 +19,23 @@ use std::collections::{BTreeSet, HashMap};
 
 /// Free-mail domains are people, not companies: never looked up.
 pub const FREE_MAIL: &[&str] = &[
-    "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com", "aol.com", "icloud.com",
-    "me.com", "gmx.de", "gmx.net", "web.de", "proton.me", "protonmail.com", "mail.ru", "yandex.ru", "qq.com",
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "hotmail.com",
+    "outlook.com",
+    "live.com",
+    "aol.com",
+    "icloud.com",
+    "me.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "proton.me",
+    "protonmail.com",
+    "mail.ru",
+    "yandex.ru",
+    "qq.com",
 ];
 
 /// A provider type with no values: the waterfall of a deployment that has none configured.
@@ -54,28 +69,41 @@ pub struct EnrichStats {
 
 /// The domain to look up for a lead: its email domain unless free-mail.
 fn lookup_domain(lead: &Lead) -> Option<String> {
-    lead.email_domain().filter(|d| !FREE_MAIL.contains(&d.as_str()))
+    lead.email_domain()
+        .filter(|d| !FREE_MAIL.contains(&d.as_str()))
 }
 
 fn incomplete(f: &Firmographics) -> bool {
-    f.industry.is_none() || f.employees.is_none() || f.annual_revenue.is_none() || f.country.is_none()
+    f.industry.is_none()
+        || f.employees.is_none()
+        || f.annual_revenue.is_none()
+        || f.country.is_none()
 }
 
 /// Enrich `leads` in place from `providers`, in order. Within the call each distinct domain is
 /// asked of each provider at most once; a provider is only asked for domains earlier providers
 /// left incomplete.
-pub async fn enrich_leads<P: FirmographicProvider>(leads: &mut [Lead], providers: &[P]) -> EnrichStats {
+pub async fn enrich_leads<P: FirmographicProvider>(
+    leads: &mut [Lead],
+    providers: &[P],
+) -> EnrichStats {
     let mut stats = EnrichStats::default();
     let wanted: BTreeSet<String> = leads
         .iter()
         .filter(|l| incomplete(&l.firmographics))
         .filter_map(lookup_domain)
         .collect();
-    stats.looked_up = leads.iter().filter(|l| incomplete(&l.firmographics) && lookup_domain(l).is_some()).count() as u64;
+    stats.looked_up = leads
+        .iter()
+        .filter(|l| incomplete(&l.firmographics) && lookup_domain(l).is_some())
+        .count() as u64;
 
     let mut found: HashMap<String, Firmographics> = HashMap::new();
     for provider in providers {
-        let ask: Vec<&String> = wanted.iter().filter(|d| found.get(*d).is_none_or(incomplete)).collect();
+        let ask: Vec<&String> = wanted
+            .iter()
+            .filter(|d| found.get(*d).is_none_or(incomplete))
+            .collect();
         let answers = join_all(ask.iter().map(|d| provider.lookup(d))).await;
         stats.provider_calls += ask.len() as u64;
         for (domain, answer) in ask.into_iter().zip(answers) {
@@ -111,13 +139,20 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     fn lead(id: u32, email: &str) -> Lead {
-        let mut l = Lead::new(LeadId::new(id.to_string()).unwrap(), DateTime::<Utc>::UNIX_EPOCH);
+        let mut l = Lead::new(
+            LeadId::new(id.to_string()).unwrap(),
+            DateTime::<Utc>::UNIX_EPOCH,
+        );
         l.email = Some(email.to_owned());
         l
     }
 
     fn firmo(provider: &str, industry: Option<&str>, employees: Option<u64>) -> Firmographics {
-        let p = Provenance { provider: provider.into(), likelihood: Some(8), fetched_at: None };
+        let p = Provenance {
+            provider: provider.into(),
+            likelihood: Some(8),
+            fetched_at: None,
+        };
         Firmographics {
             industry: industry.map(|i| Sourced::new(i.into(), p.clone())),
             employees: employees.map(|e| Sourced::new(e, p.clone())),
@@ -127,22 +162,66 @@ mod tests {
 
     #[tokio::test]
     async fn one_call_per_domain_and_waterfall_fills_gaps_in_order() {
-        let first = FakeProvider::new("first", [("acme.com".to_owned(), firmo("first", Some("INTERNET"), None))]);
-        let second = FakeProvider::new("second", [("acme.com".to_owned(), firmo("second", Some("RETAIL"), Some(300)))]);
-        let mut leads = vec![lead(1, "a@acme.com"), lead(2, "b@ACME.com"), lead(3, "c@gmail.com"), lead(4, "d@other.io")];
+        let first = FakeProvider::new(
+            "first",
+            [(
+                "acme.com".to_owned(),
+                firmo("first", Some("INTERNET"), None),
+            )],
+        );
+        let second = FakeProvider::new(
+            "second",
+            [(
+                "acme.com".to_owned(),
+                firmo("second", Some("RETAIL"), Some(300)),
+            )],
+        );
+        let mut leads = vec![
+            lead(1, "a@acme.com"),
+            lead(2, "b@ACME.com"),
+            lead(3, "c@gmail.com"),
+            lead(4, "d@other.io"),
+        ];
         let stats = enrich_leads(&mut leads, &[first, second]).await;
-        assert_eq!(stats.provider_calls, 4, "acme.com and other.io, each asked of both providers once");
+        assert_eq!(
+            stats.provider_calls, 4,
+            "acme.com and other.io, each asked of both providers once"
+        );
         let f = &leads[1].firmographics;
-        assert_eq!(f.industry.as_ref().map(|s| (s.value.as_str(), s.source.provider.as_str())), Some(("INTERNET", "first")));
-        assert_eq!(f.employees.as_ref().map(|s| (s.value, s.source.provider.as_str())), Some((300, "second")));
-        assert!(leads[2].firmographics.is_empty(), "free-mail is never looked up");
+        assert_eq!(
+            f.industry
+                .as_ref()
+                .map(|s| (s.value.as_str(), s.source.provider.as_str())),
+            Some(("INTERNET", "first"))
+        );
+        assert_eq!(
+            f.employees
+                .as_ref()
+                .map(|s| (s.value, s.source.provider.as_str())),
+            Some((300, "second"))
+        );
+        assert!(
+            leads[2].firmographics.is_empty(),
+            "free-mail is never looked up"
+        );
         assert_eq!(stats.with_firmographics, 2);
     }
 
     #[tokio::test]
     async fn provider_failure_leaves_lead_unenriched_not_lost() {
-        let provider = FakeProvider::new("p", [("acme.com".to_owned(), firmo("p", Some("INTERNET"), Some(10)))]);
-        provider.fail_next(1, ProviderError::RateLimited { provider: "p".into() });
+        let provider = FakeProvider::new(
+            "p",
+            [(
+                "acme.com".to_owned(),
+                firmo("p", Some("INTERNET"), Some(10)),
+            )],
+        );
+        provider.fail_next(
+            1,
+            ProviderError::RateLimited {
+                provider: "p".into(),
+            },
+        );
         let mut leads = vec![lead(1, "a@acme.com")];
         let stats = enrich_leads(&mut leads, std::slice::from_ref(&provider)).await;
         assert_eq!((stats.provider_errors, stats.with_firmographics), (1, 0));

@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use leadsync_domain::ports::{
-    Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, Rejected, RunReport, SnapshotKey, SnapshotLine,
-    SnapshotStore, StoreError,
+    Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, Rejected, RunReport,
+    SnapshotKey, SnapshotLine, SnapshotStore, StoreError,
 };
 use leadsync_domain::transition::push_hash;
 use leadsync_domain::{Criteria, LeadId, LeadState, Transition};
@@ -77,8 +77,15 @@ pub enum SyncError {
         #[source]
         source: StoreError,
     },
-    #[error("{quarantined} of {pulled} pulled records were quarantined, over the limit of {limit:.0}%; see {key}")]
-    TooManyRejected { quarantined: u64, pulled: u64, limit: f64, key: String },
+    #[error(
+        "{quarantined} of {pulled} pulled records were quarantined, over the limit of {limit:.0}%; see {key}"
+    )]
+    TooManyRejected {
+        quarantined: u64,
+        pulled: u64,
+        limit: f64,
+        key: String,
+    },
 }
 
 impl SyncError {
@@ -100,7 +107,10 @@ fn store_err(step: &'static str) -> impl FnOnce(StoreError) -> SyncError {
 ///
 /// # Errors
 /// [`SyncError`] when a dependency fails past its retries, or too many records are bad.
-pub async fn sync<C, S, N, P>(deps: &SyncDeps<'_, C, S, N, P>, input: &SyncInput) -> Result<RunReport, SyncError>
+pub async fn sync<C, S, N, P>(
+    deps: &SyncDeps<'_, C, S, N, P>,
+    input: &SyncInput,
+) -> Result<RunReport, SyncError>
 where
     C: Crm,
     S: LeadStore,
@@ -110,7 +120,10 @@ where
     let watermark = if input.since_override.is_some() {
         None
     } else {
-        deps.store.watermark(&input.source).await.map_err(store_err("reading the watermark"))?
+        deps.store
+            .watermark(&input.source)
+            .await
+            .map_err(store_err("reading the watermark"))?
     };
     let since = input
         .since_override
@@ -136,7 +149,10 @@ where
             .crm
             .pull_page(since, cursor.as_deref())
             .await
-            .map_err(|source| SyncError::Pull { pages: report.crm_pull_pages, source })?;
+            .map_err(|source| SyncError::Pull {
+                pages: report.crm_pull_pages,
+                source,
+            })?;
         report.crm_pull_pages += 1;
         report.pulled += (page.leads.len() + page.rejected.len()) as u64;
         report.quarantined += page.rejected.len() as u64;
@@ -148,7 +164,11 @@ where
         report.enriched_fields += enriched.fields_filled;
 
         let ids: Vec<LeadId> = leads.iter().map(|l| l.id.clone()).collect();
-        let previous = deps.store.load_states(&ids).await.map_err(store_err("loading lead states"))?;
+        let previous = deps
+            .store
+            .load_states(&ids)
+            .await
+            .map_err(store_err("loading lead states"))?;
 
         let mut states = Vec::with_capacity(leads.len());
         let mut transitions: Vec<Transition> = Vec::new();
@@ -165,22 +185,39 @@ where
                 input.now,
                 &input.run_id,
             );
-            *report.stages.entry(card.stage.as_str().to_owned()).or_default() += 1;
+            *report
+                .stages
+                .entry(card.stage.as_str().to_owned())
+                .or_default() += 1;
             report.scored += 1;
             transitions.extend(Transition::between(prev, &state));
             let properties = card.crm_properties(&deps.criteria.crm);
             let hash = push_hash(&properties);
             if prev.and_then(|p| p.pushed_hash.as_deref()) != Some(hash.as_str()) {
-                updates.push((PropertyUpdate { lead_id: lead.id.clone(), properties }, hash, lead.modified_at));
+                updates.push((
+                    PropertyUpdate {
+                        lead_id: lead.id.clone(),
+                        properties,
+                    },
+                    hash,
+                    lead.modified_at,
+                ));
             }
             match prev {
                 Some(p) if p.same_result(&state) => report.unchanged += 1,
                 _ => states.push(state),
             }
-            snapshot.push(SnapshotLine { lead, scorecard: card });
+            snapshot.push(SnapshotLine {
+                lead,
+                scorecard: card,
+            });
         }
 
-        let recorded = deps.store.record(&states, &transitions).await.map_err(store_err("recording states and transitions"))?;
+        let recorded = deps
+            .store
+            .record(&states, &transitions)
+            .await
+            .map_err(store_err("recording states and transitions"))?;
         report.states_written += recorded.states_written;
         report.transitions_new += recorded.transitions_new;
         report.transitions_existing += recorded.transitions_existing;
@@ -192,20 +229,26 @@ where
             report.crm_push_requests += u64::from(outcome.requests);
             report.pushed += outcome.written.len() as u64;
             report.push_failed += outcome.failed.len() as u64;
-            let by_id: HashMap<&LeadId, (&String, DateTime<Utc>)> =
-                updates.iter().map(|(u, h, m)| (&u.lead_id, (h, *m))).collect();
+            let by_id: HashMap<&LeadId, (&String, DateTime<Utc>)> = updates
+                .iter()
+                .map(|(u, h, m)| (&u.lead_id, (h, *m)))
+                .collect();
             let written: Vec<(LeadId, String)> = outcome
                 .written
                 .iter()
                 .filter_map(|id| by_id.get(id).map(|(h, _)| (id.clone(), (*h).clone())))
                 .collect();
-            deps.store.mark_pushed(&written).await.map_err(store_err("recording pushed hashes"))?;
+            deps.store
+                .mark_pushed(&written)
+                .await
+                .map_err(store_err("recording pushed hashes"))?;
             for failure in &outcome.failed {
                 tracing::warn!(lead_id = %failure.lead_id, retryable = failure.retryable, message = %failure.message, "CRM refused a lead's update.");
                 if failure.retryable {
                     // Keep the watermark at or before this lead so the next run pulls and pushes it again.
                     if let Some((_, modified)) = by_id.get(&failure.lead_id) {
-                        hold_watermark_at = Some(hold_watermark_at.map_or(*modified, |h| h.min(*modified)));
+                        hold_watermark_at =
+                            Some(hold_watermark_at.map_or(*modified, |h| h.min(*modified)));
                     }
                 }
             }
@@ -217,22 +260,40 @@ where
         }
     }
 
-    let key = SnapshotKey { date: input.now.date_naive(), run_id: input.run_id.clone(), slice: input.slice };
+    let key = SnapshotKey {
+        date: input.now.date_naive(),
+        run_id: input.run_id.clone(),
+        slice: input.slice,
+    };
     if !quarantine.is_empty() {
-        let object = deps.snapshots.put_quarantine(&key, &quarantine).await.map_err(store_err("writing quarantine"))?;
+        let object = deps
+            .snapshots
+            .put_quarantine(&key, &quarantine)
+            .await
+            .map_err(store_err("writing quarantine"))?;
         tracing::warn!(quarantined = quarantine.len(), key = %object, "Records quarantined.");
         report.quarantine_key = Some(object);
     }
-    report.snapshot_key = Some(deps.snapshots.put_snapshot(&key, &snapshot).await.map_err(store_err("writing the snapshot"))?);
+    report.snapshot_key = Some(
+        deps.snapshots
+            .put_snapshot(&key, &snapshot)
+            .await
+            .map_err(store_err("writing the snapshot"))?,
+    );
 
-    if report.pulled > 0 && report.quarantined as f64 > report.pulled as f64 * input.max_reject_ratio {
+    if report.pulled > 0
+        && report.quarantined as f64 > report.pulled as f64 * input.max_reject_ratio
+    {
         let error = SyncError::TooManyRejected {
             quarantined: report.quarantined,
             pulled: report.pulled,
             limit: input.max_reject_ratio * 100.0,
             key: report.quarantine_key.clone().unwrap_or_default(),
         };
-        deps.store.save_run(&report).await.map_err(store_err("saving the run report"))?;
+        deps.store
+            .save_run(&report)
+            .await
+            .map_err(store_err("saving the run report"))?;
         return Err(error);
     }
 
@@ -243,14 +304,20 @@ where
             .map(|m| m.min(input.now - input.index_lag))
             .map(|w| hold_watermark_at.map_or(w, |h| w.min(h)));
         if let Some(next) = candidate.filter(|c| watermark.is_none_or(|w| *c > w)) {
-            deps.store.set_watermark(&input.source, next).await.map_err(store_err("advancing the watermark"))?;
+            deps.store
+                .set_watermark(&input.source, next)
+                .await
+                .map_err(store_err("advancing the watermark"))?;
             report.watermark_after = Some(next);
         } else {
             report.watermark_after = watermark;
         }
     }
     report.finished_at = Some(input.now);
-    deps.store.save_run(&report).await.map_err(store_err("saving the run report"))?;
+    deps.store
+        .save_run(&report)
+        .await
+        .map_err(store_err("saving the run report"))?;
     tracing::info!(
         run_id = %report.run_id,
         pulled = report.pulled,

@@ -2,8 +2,8 @@
 
 use crate::keys::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 /// Bootstrap failed.
@@ -19,7 +19,10 @@ fn attr(name: &str) -> Result<AttributeDefinition, BootstrapError> {
         .attribute_name(name)
         .attribute_type(ScalarAttributeType::S)
         .build()
-        .map_err(|e| BootstrapError { what: format!("attribute {name}"), message: e.to_string() })
+        .map_err(|e| BootstrapError {
+            what: format!("attribute {name}"),
+            message: e.to_string(),
+        })
 }
 
 fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, BootstrapError> {
@@ -27,7 +30,10 @@ fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, BootstrapError
         .attribute_name(name)
         .key_type(key_type)
         .build()
-        .map_err(|e| BootstrapError { what: format!("key {name}"), message: e.to_string() })
+        .map_err(|e| BootstrapError {
+            what: format!("key {name}"),
+            message: e.to_string(),
+        })
 }
 
 /// Create the single table (pk/sk, on-demand, GSI `gsi1`, TTL on `expires_at`). An existing
@@ -35,13 +41,23 @@ fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, BootstrapError
 ///
 /// # Errors
 /// [`BootstrapError`] when DynamoDB refuses.
-pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), BootstrapError> {
-    let fail = |e: String| BootstrapError { what: format!("table {table}"), message: e };
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), BootstrapError> {
+    let fail = |e: String| BootstrapError {
+        what: format!("table {table}"),
+        message: e,
+    };
     let gsi = GlobalSecondaryIndex::builder()
         .index_name(GSI1)
         .key_schema(key(GSI1_PK, KeyType::Hash)?)
         .key_schema(key(GSI1_SK, KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
         .build()
         .map_err(|e| fail(e.to_string()))?;
     let created = client
@@ -67,14 +83,22 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
         .update_time_to_live()
         .table_name(table)
         .time_to_live_specification(
-            TimeToLiveSpecification::builder().attribute_name(TTL).enabled(true).build().map_err(|e| fail(e.to_string()))?,
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL)
+                .enabled(true)
+                .build()
+                .map_err(|e| fail(e.to_string()))?,
         )
         .send()
         .await
         .map(|_| ())
         .or_else(|e| {
             let text = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
-            if text.contains("already enabled") { Ok(()) } else { Err(fail(text)) }
+            if text.contains("already enabled") {
+                Ok(())
+            } else {
+                Err(fail(text))
+            }
         })
 }
 
@@ -82,8 +106,14 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
 ///
 /// # Errors
 /// [`BootstrapError`] when S3 refuses.
-pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(), BootstrapError> {
-    let fail = |e: String| BootstrapError { what: format!("bucket {bucket}"), message: e };
+pub async fn create_bucket(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<(), BootstrapError> {
+    let fail = |e: String| BootstrapError {
+        what: format!("bucket {bucket}"),
+        message: e,
+    };
     if let Err(e) = client.create_bucket().bucket(bucket).send().await {
         let text = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
         if !text.contains("BucketAlreadyOwnedByYou") && !text.contains("BucketAlreadyExists") {
@@ -94,7 +124,9 @@ pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<
         .put_bucket_versioning()
         .bucket(bucket)
         .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder().status(aws_sdk_s3::types::BucketVersioningStatus::Enabled).build(),
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
         )
         .send()
         .await

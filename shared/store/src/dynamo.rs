@@ -40,16 +40,25 @@ fn n(v: i64) -> AttributeValue {
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
-    StoreError::Corrupt { key: key.to_owned(), message: message.into() }
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        message: message.into(),
+    }
 }
 
 impl DynamoLeadStore {
     pub fn new(client: Client, table: impl Into<String>, crm: impl Into<String>) -> Self {
-        Self { client, table: table.into(), crm: crm.into() }
+        Self {
+            client,
+            table: table.into(),
+            crm: crm.into(),
+        }
     }
 
     pub fn table(&self) -> &str {
@@ -57,7 +66,10 @@ impl DynamoLeadStore {
     }
 
     fn state_key(&self, id: &LeadId) -> Item {
-        HashMap::from([(PK.to_owned(), s(keys::lead_pk(&self.crm, id))), (SK.to_owned(), s(STATE_SK))])
+        HashMap::from([
+            (PK.to_owned(), s(keys::lead_pk(&self.crm, id))),
+            (SK.to_owned(), s(STATE_SK)),
+        ])
     }
 
     fn state_item(&self, state: &LeadState) -> Item {
@@ -68,7 +80,10 @@ impl DynamoLeadStore {
         item.insert("engagement".into(), n(state.engagement));
         item.insert("total".into(), n(state.total));
         item.insert("band".into(), s(&state.band));
-        item.insert("reasons".into(), AttributeValue::L(state.reasons.iter().map(s).collect()));
+        item.insert(
+            "reasons".into(),
+            AttributeValue::L(state.reasons.iter().map(s).collect()),
+        );
         item.insert("criteria_version".into(), s(&state.criteria_version));
         item.insert("input_hash".into(), s(&state.input_hash));
         if let Some(hash) = &state.pushed_hash {
@@ -83,11 +98,21 @@ impl DynamoLeadStore {
     }
 
     fn transition_item(&self, t: &Transition) -> Item {
-        let observed = t.observed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let observed = t
+            .observed_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut item = HashMap::from([
             (PK.to_owned(), s(keys::lead_pk(&self.crm, &t.lead_id))),
-            (SK.to_owned(), s(keys::transition_sk(t.to, &t.criteria_version))),
-            (GSI1_PK.to_owned(), s(keys::transition_period_pk(&t.observed_at.format("%Y-%m").to_string()))),
+            (
+                SK.to_owned(),
+                s(keys::transition_sk(t.to, &t.criteria_version)),
+            ),
+            (
+                GSI1_PK.to_owned(),
+                s(keys::transition_period_pk(
+                    &t.observed_at.format("%Y-%m").to_string(),
+                )),
+            ),
             (GSI1_SK.to_owned(), s(format!("{observed}#{}", t.lead_id))),
             ("lead_id".to_owned(), s(t.lead_id.as_str())),
             ("to".to_owned(), s(t.to.as_str())),
@@ -116,7 +141,12 @@ impl DynamoLeadStore {
             .await;
         match put {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(sdk_error("PutItem transition", e)),
         }
     }
@@ -132,7 +162,10 @@ impl DynamoLeadStore {
                         .set_item(Some(item.clone()))
                         .build()
                         .map(|put| WriteRequest::builder().put_request(put).build())
-                        .map_err(|e| StoreError::Rejected { operation: "BatchWriteItem", message: e.to_string() })
+                        .map_err(|e| StoreError::Rejected {
+                            operation: "BatchWriteItem",
+                            message: e.to_string(),
+                        })
                 })
                 .collect::<Result<_, _>>()?;
             let mut attempt = 0;
@@ -141,7 +174,10 @@ impl DynamoLeadStore {
                 if attempt > UNPROCESSED_ATTEMPTS {
                     return Err(StoreError::Unavailable {
                         operation: "BatchWriteItem",
-                        message: format!("{} items still unprocessed after {UNPROCESSED_ATTEMPTS} attempts", pending.len()),
+                        message: format!(
+                            "{} items still unprocessed after {UNPROCESSED_ATTEMPTS} attempts",
+                            pending.len()
+                        ),
                     });
                 }
                 if attempt > 1 {
@@ -155,7 +191,10 @@ impl DynamoLeadStore {
                     .send()
                     .await
                     .map_err(|e| sdk_error("BatchWriteItem", e))?;
-                pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
                 written += sent - pending.len() as u64;
             }
         }
@@ -165,7 +204,11 @@ impl DynamoLeadStore {
 
 fn state_from_item(item: &Item) -> Result<LeadState, StoreError> {
     let key = get_s(item, PK).unwrap_or("?").to_owned();
-    let text = |name: &str| get_s(item, name).map(str::to_owned).ok_or_else(|| corrupt(&key, format!("missing {name}")));
+    let text = |name: &str| {
+        get_s(item, name)
+            .map(str::to_owned)
+            .ok_or_else(|| corrupt(&key, format!("missing {name}")))
+    };
     let number = |name: &str| {
         item.get(name)
             .and_then(|v| v.as_n().ok())
@@ -174,7 +217,9 @@ fn state_from_item(item: &Item) -> Result<LeadState, StoreError> {
     };
     Ok(LeadState {
         lead_id: LeadId::new(text("lead_id")?).map_err(|e| corrupt(&key, e.to_string()))?,
-        stage: text("stage")?.parse::<Stage>().map_err(|e| corrupt(&key, e.to_string()))?,
+        stage: text("stage")?
+            .parse::<Stage>()
+            .map_err(|e| corrupt(&key, e.to_string()))?,
         fit: number("fit")?,
         engagement: number("engagement")?,
         total: number("total")?,
@@ -207,7 +252,10 @@ impl LeadStore for DynamoLeadStore {
             while !keys.is_empty() {
                 attempt += 1;
                 if attempt > UNPROCESSED_ATTEMPTS {
-                    return Err(StoreError::Unavailable { operation: "BatchGetItem", message: "keys still unprocessed".into() });
+                    return Err(StoreError::Unavailable {
+                        operation: "BatchGetItem",
+                        message: "keys still unprocessed".into(),
+                    });
                 }
                 if attempt > 1 {
                     tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt - 1))).await;
@@ -215,7 +263,10 @@ impl LeadStore for DynamoLeadStore {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(keys))
                     .build()
-                    .map_err(|e| StoreError::Rejected { operation: "BatchGetItem", message: e.to_string() })?;
+                    .map_err(|e| StoreError::Rejected {
+                        operation: "BatchGetItem",
+                        message: e.to_string(),
+                    })?;
                 let out = self
                     .client
                     .batch_get_item()
@@ -223,7 +274,11 @@ impl LeadStore for DynamoLeadStore {
                     .send()
                     .await
                     .map_err(|e| sdk_error("BatchGetItem", e))?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
                     let state = state_from_item(&item)?;
                     found.insert(state.lead_id.clone(), state);
                 }
@@ -237,11 +292,20 @@ impl LeadStore for DynamoLeadStore {
         Ok(found)
     }
 
-    async fn record(&self, states: &[LeadState], transitions: &[Transition]) -> Result<RecordOutcome, StoreError> {
+    async fn record(
+        &self,
+        states: &[LeadState],
+        transitions: &[Transition],
+    ) -> Result<RecordOutcome, StoreError> {
         let puts: Vec<_> = transitions.iter().map(|t| self.put_transition(t)).collect();
-        let results: Vec<bool> = stream::iter(puts).buffer_unordered(CONCURRENCY).try_collect().await?;
+        let results: Vec<bool> = stream::iter(puts)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
         let transitions_new = results.iter().filter(|new| **new).count() as u64;
-        let states_written = self.batch_put(states.iter().map(|s| self.state_item(s)).collect()).await?;
+        let states_written = self
+            .batch_put(states.iter().map(|s| self.state_item(s)).collect())
+            .await?;
         Ok(RecordOutcome {
             states_written,
             transitions_new,
@@ -263,7 +327,10 @@ impl LeadStore for DynamoLeadStore {
                     .send()
             })
             .collect();
-        let results: Vec<_> = stream::iter(updates).buffer_unordered(CONCURRENCY).collect().await;
+        let results: Vec<_> = stream::iter(updates)
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         for result in results {
             result.map_err(|e| sdk_error("UpdateItem pushed_hash", e))?;
         }
@@ -296,7 +363,10 @@ impl LeadStore for DynamoLeadStore {
             .table_name(&self.table)
             .item(PK, s(keys::watermark_pk(source)))
             .item(SK, s(WATERMARK_SK))
-            .item("at", s(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+            .item(
+                "at",
+                s(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            )
             .send()
             .await
             .map(|_| ())
@@ -304,7 +374,10 @@ impl LeadStore for DynamoLeadStore {
     }
 
     async fn save_run(&self, report: &RunReport) -> Result<(), StoreError> {
-        let body = serde_json::to_string(report).map_err(|e| StoreError::Rejected { operation: "PutItem run", message: e.to_string() })?;
+        let body = serde_json::to_string(report).map_err(|e| StoreError::Rejected {
+            operation: "PutItem run",
+            message: e.to_string(),
+        })?;
         let count = |v: u64| n(i64::try_from(v).unwrap_or(i64::MAX));
         self.client
             .put_item()

@@ -25,7 +25,10 @@ use leadsync_domain::ports::StoreError;
 
 /// Map any SDK error to the port's error: throttling, 5xx and transport failures are
 /// `Unavailable` (retryable), the rest `Rejected`.
-pub(crate) fn sdk_error<E, R>(operation: &'static str, error: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+pub(crate) fn sdk_error<E, R>(
+    operation: &'static str,
+    error: aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -33,7 +36,9 @@ where
     use aws_sdk_dynamodb::error::SdkError;
     let message = aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string();
     let retryable = match &error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
             matches!(
@@ -49,5 +54,9 @@ where
         }
         _ => false,
     };
-    if retryable { StoreError::Unavailable { operation, message } } else { StoreError::Rejected { operation, message } }
+    if retryable {
+        StoreError::Unavailable { operation, message }
+    } else {
+        StoreError::Rejected { operation, message }
+    }
 }

@@ -15,7 +15,10 @@ pub struct S3SnapshotStore {
 }
 
 fn rejected(operation: &'static str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Rejected { operation, message: e.to_string() }
+    StoreError::Rejected {
+        operation,
+        message: e.to_string(),
+    }
 }
 
 /// Serialise values as JSON lines.
@@ -30,14 +33,23 @@ fn jsonl<T: serde::Serialize>(items: &[T], operation: &'static str) -> Result<Ve
 
 impl S3SnapshotStore {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into() }
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
     }
 
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
 
-    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str, operation: &'static str) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        operation: &'static str,
+    ) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -50,7 +62,9 @@ impl S3SnapshotStore {
             .map_err(|e| {
                 let message = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
                 match e {
-                    aws_sdk_s3::error::SdkError::ServiceError(ref se) if se.raw().status().is_client_error() => {
+                    aws_sdk_s3::error::SdkError::ServiceError(ref se)
+                        if se.raw().status().is_client_error() =>
+                    {
                         StoreError::Rejected { operation, message }
                     }
                     _ => StoreError::Unavailable { operation, message },
@@ -61,7 +75,10 @@ impl S3SnapshotStore {
 
 /// `snapshots/<date>/<run>/<slice>.jsonl.gz`
 pub fn snapshot_object_key(key: &SnapshotKey) -> String {
-    format!("snapshots/{}/{}/{:05}.jsonl.gz", key.date, key.run_id, key.slice)
+    format!(
+        "snapshots/{}/{}/{:05}.jsonl.gz",
+        key.date, key.run_id, key.slice
+    )
 }
 
 /// `quarantine/<run>/<slice>.jsonl`
@@ -70,19 +87,35 @@ pub fn quarantine_object_key(key: &SnapshotKey) -> String {
 }
 
 impl SnapshotStore for S3SnapshotStore {
-    async fn put_snapshot(&self, key: &SnapshotKey, lines: &[SnapshotLine]) -> Result<String, StoreError> {
+    async fn put_snapshot(
+        &self,
+        key: &SnapshotKey,
+        lines: &[SnapshotLine],
+    ) -> Result<String, StoreError> {
         let raw = jsonl(lines, "PutObject snapshot")?;
         let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 4), Compression::default());
-        gz.write_all(&raw).map_err(|e| rejected("PutObject snapshot", e))?;
+        gz.write_all(&raw)
+            .map_err(|e| rejected("PutObject snapshot", e))?;
         let body = gz.finish().map_err(|e| rejected("PutObject snapshot", e))?;
         let object = snapshot_object_key(key);
-        self.put(&object, body, "application/gzip", "PutObject snapshot").await?;
+        self.put(&object, body, "application/gzip", "PutObject snapshot")
+            .await?;
         Ok(object)
     }
 
-    async fn put_quarantine(&self, key: &SnapshotKey, records: &[Rejected]) -> Result<String, StoreError> {
+    async fn put_quarantine(
+        &self,
+        key: &SnapshotKey,
+        records: &[Rejected],
+    ) -> Result<String, StoreError> {
         let object = quarantine_object_key(key);
-        self.put(&object, jsonl(records, "PutObject quarantine")?, "application/x-ndjson", "PutObject quarantine").await?;
+        self.put(
+            &object,
+            jsonl(records, "PutObject quarantine")?,
+            "application/x-ndjson",
+            "PutObject quarantine",
+        )
+        .await?;
         Ok(object)
     }
 }

@@ -15,7 +15,10 @@ async fn store() -> (DynamoLeadStore, Dynamo) {
     let client = Dynamo::new(&config);
     let table = leadsync_localstack::unique_name("leads");
     bootstrap::create_table(&client, &table).await.unwrap();
-    (DynamoLeadStore::new(client.clone(), table, "hubspot"), client)
+    (
+        DynamoLeadStore::new(client.clone(), table, "hubspot"),
+        client,
+    )
 }
 
 fn state(id: u32, stage: Stage) -> LeadState {
@@ -31,7 +34,9 @@ fn state(id: u32, stage: Stage) -> LeadState {
         input_hash: format!("hash-{id}"),
         pushed_hash: None,
         owner_id: Some("9100001".into()),
-        updated_at: DateTime::parse_from_rfc3339("2026-11-20T03:00:00Z").unwrap().with_timezone(&Utc),
+        updated_at: DateTime::parse_from_rfc3339("2026-11-20T03:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
         run_id: "run-1".into(),
     }
 }
@@ -55,7 +60,10 @@ async fn transitions_are_written_once() {
     let (store, _) = store().await;
     let s = state(1, Stage::Sql);
     let t = Transition::between(None, &s).unwrap();
-    let first = store.record(std::slice::from_ref(&s), std::slice::from_ref(&t)).await.unwrap();
+    let first = store
+        .record(std::slice::from_ref(&s), std::slice::from_ref(&t))
+        .await
+        .unwrap();
     assert_eq!((first.transitions_new, first.transitions_existing), (1, 0));
     let again = store.record(&[s], &[t]).await.unwrap();
     assert_eq!((again.transitions_new, again.transitions_existing), (0, 1));
@@ -66,18 +74,49 @@ async fn pushed_hash_watermark_and_runs() {
     let (store, client) = store().await;
     let s = state(5, Stage::Iql);
     store.record(std::slice::from_ref(&s), &[]).await.unwrap();
-    store.mark_pushed(&[(s.lead_id.clone(), "ph".into())]).await.unwrap();
-    assert_eq!(store.load_states(&[s.lead_id.clone()]).await.unwrap()[&s.lead_id].pushed_hash.as_deref(), Some("ph"));
+    store
+        .mark_pushed(&[(s.lead_id.clone(), "ph".into())])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .load_states(std::slice::from_ref(&s.lead_id))
+            .await
+            .unwrap()[&s.lead_id]
+            .pushed_hash
+            .as_deref(),
+        Some("ph")
+    );
 
     assert_eq!(store.watermark("hubspot#contacts").await.unwrap(), None);
-    let at = DateTime::parse_from_rfc3339("2026-11-20T03:00:00.123Z").unwrap().with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc3339("2026-11-20T03:00:00.123Z")
+        .unwrap()
+        .with_timezone(&Utc);
     store.set_watermark("hubspot#contacts", at).await.unwrap();
     assert_eq!(store.watermark("hubspot#contacts").await.unwrap(), Some(at));
 
-    let report = RunReport { run_id: "r1".into(), pulled: 3, ..RunReport::default() };
+    let report = RunReport {
+        run_id: "r1".into(),
+        pulled: 3,
+        ..RunReport::default()
+    };
     store.save_run(&report).await.unwrap();
-    let item = client.get_item().table_name(store.table()).key("pk", aws_sdk_dynamodb::types::AttributeValue::S("RUN#r1".into()))
-        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("SLICE#00000".into())).send().await.unwrap().item.unwrap();
+    let item = client
+        .get_item()
+        .table_name(store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("RUN#r1".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("SLICE#00000".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
     assert_eq!(item["pulled"].as_n().unwrap(), "3");
 }
 
@@ -94,19 +133,53 @@ async fn missing_table_is_a_clear_error() {
 async fn snapshot_is_gzipped_jsonl() {
     use leadsync_domain::ports::SnapshotLine;
     let moto = leadsync_localstack::shared().unwrap();
-    let client = S3::from_conf(aws_sdk_s3::config::Builder::from(&moto.sdk_config().await).force_path_style(true).build());
+    let client = S3::from_conf(
+        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
+            .force_path_style(true)
+            .build(),
+    );
     let bucket = leadsync_localstack::unique_name("bucket");
     bootstrap::create_bucket(&client, &bucket).await.unwrap();
     let snapshots = leadsync_store::S3SnapshotStore::new(client.clone(), &bucket);
-    let criteria = leadsync_domain::Criteria::parse("c", include_str!("../../../infra/criteria/b2b-saas.toml")).unwrap();
+    let criteria = leadsync_domain::Criteria::parse(
+        "c",
+        include_str!("../../../infra/criteria/b2b-saas.toml"),
+    )
+    .unwrap();
     let lead = leadsync_domain::Lead::new(LeadId::new("1").unwrap(), DateTime::<Utc>::UNIX_EPOCH);
-    let line = SnapshotLine { scorecard: criteria.evaluate(&lead), lead };
-    let key = SnapshotKey { date: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(), run_id: "r1".into(), slice: 0 };
-    let object = snapshots.put_snapshot(&key, &[line.clone(), line.clone()]).await.unwrap();
+    let line = SnapshotLine {
+        scorecard: criteria.evaluate(&lead),
+        lead,
+    };
+    let key = SnapshotKey {
+        date: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+        run_id: "r1".into(),
+        slice: 0,
+    };
+    let object = snapshots
+        .put_snapshot(&key, &[line.clone(), line.clone()])
+        .await
+        .unwrap();
     assert_eq!(object, "snapshots/2026-11-24/r1/00000.jsonl.gz");
-    let body = client.get_object().bucket(&bucket).key(&object).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+    let body = client
+        .get_object()
+        .bucket(&bucket)
+        .key(&object)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
     let mut text = String::new();
-    flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
-    let lines: Vec<SnapshotLine> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let lines: Vec<SnapshotLine> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines, vec![line.clone(), line]);
 }

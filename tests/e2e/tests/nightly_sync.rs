@@ -9,7 +9,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use leadsync_domain::ports::SnapshotLine;
-use leadsync_domain::{Criteria, Engagement, Firmographics, Lead, LeadId, Provenance, Sourced, Stage};
+use leadsync_domain::{
+    Criteria, Engagement, Firmographics, Lead, LeadId, Provenance, Sourced, Stage,
+};
 use leadsync_sandbox::{Record, Sandbox, SandboxConfig};
 use nightly_sync::{Config, Deps, handler};
 use std::collections::{BTreeMap, HashMap};
@@ -28,12 +30,22 @@ async fn env(contacts: u64) -> Env {
     let moto = leadsync_localstack::shared().expect("moto");
     let sdk = moto.sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
     let table = leadsync_localstack::unique_name("e2e");
     let bucket = leadsync_localstack::unique_name("e2e");
-    leadsync_store::bootstrap::create_table(&dynamo, &table).await.unwrap();
-    leadsync_store::bootstrap::create_bucket(&s3, &bucket).await.unwrap();
-    let sandbox = Sandbox::start(SandboxConfig::new(7, contacts)).await.unwrap();
+    leadsync_store::bootstrap::create_table(&dynamo, &table)
+        .await
+        .unwrap();
+    leadsync_store::bootstrap::create_bucket(&s3, &bucket)
+        .await
+        .unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::new(7, contacts))
+        .await
+        .unwrap();
     let vars: HashMap<&str, String> = HashMap::from([
         ("TABLE_NAME", table.clone()),
         ("BUCKET_NAME", bucket.clone()),
@@ -43,7 +55,14 @@ async fn env(contacts: u64) -> Env {
     ]);
     let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
     let deps = Deps::new(config, &sdk).unwrap();
-    Env { sandbox, deps, dynamo, s3, table, bucket }
+    Env {
+        sandbox,
+        deps,
+        dynamo,
+        s3,
+        table,
+        bucket,
+    }
 }
 
 fn event() -> LambdaEvent<serde_json::Value> {
@@ -54,7 +73,10 @@ fn event() -> LambdaEvent<serde_json::Value> {
 fn expected_lead(contact: &Record, companies: &HashMap<u64, &Record>) -> Lead {
     let p = &contact.properties;
     let num = |k: &str| p.get(k).map_or(0, |v| v.parse::<u32>().unwrap());
-    let mut lead = Lead::new(LeadId::new(contact.id.to_string()).unwrap(), contact.updated_at);
+    let mut lead = Lead::new(
+        LeadId::new(contact.id.to_string()).unwrap(),
+        contact.updated_at,
+    );
     lead.email = p.get("email").cloned();
     lead.job_title = p.get("jobtitle").cloned();
     lead.owner_id = p.get("hubspot_owner_id").cloned();
@@ -64,13 +86,24 @@ fn expected_lead(contact: &Record, companies: &HashMap<u64, &Record>) -> Lead {
         email_clicks: num("hs_email_click"),
         form_submissions: num("num_conversion_events"),
     };
-    if let Some(company) = p.get("associatedcompanyid").and_then(|id| companies.get(&id.parse::<u64>().unwrap())) {
+    if let Some(company) = p
+        .get("associatedcompanyid")
+        .and_then(|id| companies.get(&id.parse::<u64>().unwrap()))
+    {
         let c = &company.properties;
         lead.firmographics = Firmographics {
-            industry: c.get("industry").map(|v| Sourced::new(v.clone(), Provenance::crm())),
-            employees: c.get("numberofemployees").map(|v| Sourced::new(v.parse().unwrap(), Provenance::crm())),
-            annual_revenue: c.get("annualrevenue").map(|v| Sourced::new(v.parse().unwrap(), Provenance::crm())),
-            country: c.get("country").map(|v| Sourced::new(v.clone(), Provenance::crm())),
+            industry: c
+                .get("industry")
+                .map(|v| Sourced::new(v.clone(), Provenance::crm())),
+            employees: c
+                .get("numberofemployees")
+                .map(|v| Sourced::new(v.parse().unwrap(), Provenance::crm())),
+            annual_revenue: c
+                .get("annualrevenue")
+                .map(|v| Sourced::new(v.parse().unwrap(), Provenance::crm())),
+            country: c
+                .get("country")
+                .map(|v| Sourced::new(v.clone(), Provenance::crm())),
         };
     }
     lead
@@ -105,14 +138,27 @@ async fn scan_states(env: &Env) -> (BTreeMap<String, HashMap<String, AttributeVa
 async fn nightly_sync_scores_records_snapshots_and_pushes_every_lead() {
     let env = env(500).await;
     let now = Utc::now();
-    let pulled_max_modified: DateTime<Utc> = env.sandbox.contacts().iter().map(|c| c.updated_at).max().unwrap();
+    let pulled_max_modified: DateTime<Utc> = env
+        .sandbox
+        .contacts()
+        .iter()
+        .map(|c| c.updated_at)
+        .max()
+        .unwrap();
     let report = handler::handle_at(event(), &env.deps, now).await.unwrap();
 
     // Counts add up, every stage present in this data.
-    assert_eq!((report.pulled, report.scored, report.quarantined), (500, 500, 0));
+    assert_eq!(
+        (report.pulled, report.scored, report.quarantined),
+        (500, 500, 0)
+    );
     assert_eq!(report.stages.values().sum::<u64>(), 500);
     for stage in Stage::ALL {
-        assert!(report.stages.get(stage.as_str()).copied().unwrap_or(0) > 0, "no {stage} in {:?}", report.stages);
+        assert!(
+            report.stages.get(stage.as_str()).copied().unwrap_or(0) > 0,
+            "no {stage} in {:?}",
+            report.stages
+        );
     }
     assert_eq!(report.crm_pull_pages, 5);
 
@@ -123,10 +169,21 @@ async fn nightly_sync_scores_records_snapshots_and_pushes_every_lead() {
     let contacts = env.sandbox.contacts();
     let expected: BTreeMap<String, _> = contacts
         .iter()
-        .map(|c| (c.id.to_string(), criteria.evaluate(&expected_lead(c, &companies))))
+        .map(|c| {
+            (
+                c.id.to_string(),
+                criteria.evaluate(&expected_lead(c, &companies)),
+            )
+        })
         .collect();
-    let with_firmographics = contacts.iter().filter(|c| !expected_lead(c, &companies).firmographics.is_empty()).count();
-    assert!(with_firmographics > 300, "the data exercises company fit ({with_firmographics})");
+    let with_firmographics = contacts
+        .iter()
+        .filter(|c| !expected_lead(c, &companies).firmographics.is_empty())
+        .count();
+    assert!(
+        with_firmographics > 300,
+        "the data exercises company fit ({with_firmographics})"
+    );
 
     // DynamoDB: one state per lead agreeing with the scoring, one transition per lead.
     let (states, transitions) = scan_states(&env).await;
@@ -134,21 +191,54 @@ async fn nightly_sync_scores_records_snapshots_and_pushes_every_lead() {
     assert_eq!(transitions, 500);
     for (id, card) in &expected {
         let item = &states[id];
-        assert_eq!(item["stage"].as_s().unwrap(), card.stage.as_str(), "lead {id}");
-        assert_eq!(item["total"].as_n().unwrap(), &card.total.to_string(), "lead {id}");
-        assert!(item.contains_key("pushed_hash"), "lead {id} recorded as pushed");
+        assert_eq!(
+            item["stage"].as_s().unwrap(),
+            card.stage.as_str(),
+            "lead {id}"
+        );
+        assert_eq!(
+            item["total"].as_n().unwrap(),
+            &card.total.to_string(),
+            "lead {id}"
+        );
+        assert!(
+            item.contains_key("pushed_hash"),
+            "lead {id} recorded as pushed"
+        );
     }
 
     // S3: the snapshot has every lead with the same scorecard.
     let key = report.snapshot_key.clone().unwrap();
     assert!(key.starts_with(&format!("snapshots/{}/", now.date_naive())));
-    let body = env.s3.get_object().bucket(&env.bucket).key(&key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+    let body = env
+        .s3
+        .get_object()
+        .bucket(&env.bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
     let mut text = String::new();
-    flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
-    let lines: Vec<SnapshotLine> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let lines: Vec<SnapshotLine> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 500);
     for line in &lines {
-        assert_eq!(&line.scorecard, &expected[line.lead.id.as_str()], "snapshot of lead {}", line.lead.id);
+        assert_eq!(
+            &line.scorecard,
+            &expected[line.lead.id.as_str()],
+            "snapshot of lead {}",
+            line.lead.id
+        );
     }
 
     // The CRM: the properties written agree with the scoring.
@@ -157,42 +247,89 @@ async fn nightly_sync_scores_records_snapshots_and_pushes_every_lead() {
     for contact in env.sandbox.contacts() {
         let card = &expected[&contact.id.to_string()];
         for (name, value) in card.crm_properties(&criteria.crm) {
-            assert_eq!(contact.properties.get(&name), Some(&value), "contact {} property {name}", contact.id);
+            assert_eq!(
+                contact.properties.get(&name),
+                Some(&value),
+                "contact {} property {name}",
+                contact.id
+            );
         }
     }
 
     // The run record and the watermark.
-    let run = env.dynamo.get_item().table_name(&env.table)
+    let run = env
+        .dynamo
+        .get_item()
+        .table_name(&env.table)
         .key("pk", AttributeValue::S(format!("RUN#{}", report.run_id)))
         .key("sk", AttributeValue::S("SLICE#00000".into()))
-        .send().await.unwrap().item.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
     assert_eq!(run["pulled"].as_n().unwrap(), "500");
-    assert_eq!(report.watermark_after, Some(pulled_max_modified), "the newest record pulled, not our own writes");
+    assert_eq!(
+        report.watermark_after,
+        Some(pulled_max_modified),
+        "the newest record pulled, not our own writes"
+    );
 }
 
 #[tokio::test]
 async fn second_run_changes_nothing_and_picks_up_an_edit() {
     let env = env(300).await;
-    let first = handler::handle_at(event(), &env.deps, Utc::now()).await.unwrap();
+    let first = handler::handle_at(event(), &env.deps, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(first.pushed, 300);
     let (states_before, _) = scan_states(&env).await;
     let updates_before = env.sandbox.request_counts()["POST /crm/v3/objects/contacts/batch/update"];
 
     // Our own pushes modified every contact, so the next run pulls them all again — and must
     // write nothing, to the CRM or the table.
-    let second = handler::handle_at(event(), &env.deps, Utc::now()).await.unwrap();
+    let second = handler::handle_at(event(), &env.deps, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(second.pulled, 300);
-    assert_eq!((second.pushed, second.states_written, second.transitions_new), (0, 0, 0));
-    assert_eq!(env.sandbox.request_counts()["POST /crm/v3/objects/contacts/batch/update"], updates_before);
+    assert_eq!(
+        (second.pushed, second.states_written, second.transitions_new),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        env.sandbox.request_counts()["POST /crm/v3/objects/contacts/batch/update"],
+        updates_before
+    );
     let (states_after, _) = scan_states(&env).await;
     let strip = |m: &BTreeMap<String, HashMap<String, AttributeValue>>| {
-        m.iter().map(|(k, v)| (k.clone(), v["stage"].clone(), v["total"].clone(), v["run_id"].clone())).collect::<Vec<_>>()
+        m.iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v["stage"].clone(),
+                    v["total"].clone(),
+                    v["run_id"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
     };
     assert_eq!(strip(&states_before), strip(&states_after));
 
     // A sales rep edits one contact: only it is re-scored and pushed.
-    let target = env.sandbox.contacts().into_iter().find(|c| c.properties.get("email").is_some_and(|e| !e.contains("gmail"))).unwrap();
-    env.sandbox.edit_contact(target.id, &[("num_conversion_events", "9"), ("hs_email_click", "9")]);
+    let target = env
+        .sandbox
+        .contacts()
+        .into_iter()
+        .find(|c| {
+            c.properties
+                .get("email")
+                .is_some_and(|e| !e.contains("gmail"))
+        })
+        .unwrap();
+    env.sandbox.edit_contact(
+        target.id,
+        &[("num_conversion_events", "9"), ("hs_email_click", "9")],
+    );
     // Let the edit's timestamp fall behind the index lag by running "later".
     let later = Utc::now() + chrono::Duration::minutes(5);
     let third = handler::handle_at(event(), &env.deps, later).await.unwrap();

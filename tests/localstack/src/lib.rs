@@ -39,7 +39,9 @@ server.stop()
 /// Why moto could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalStackError {
-    #[error("python3 could not be started ({0}); install Python 3 with `pip install 'moto[server]'`")]
+    #[error(
+        "python3 could not be started ({0}); install Python 3 with `pip install 'moto[server]'`"
+    )]
     NoPython(#[source] std::io::Error),
     #[error("moto is not installed for python3: run `python3 -m pip install 'moto[server]'` ({0})")]
     NoMoto(String),
@@ -66,15 +68,23 @@ impl MotoServer {
         for _ in 0..3 {
             match Self::try_start() {
                 Ok(server) => return Ok(server),
-                Err(e @ (LocalStackError::NoPython(_) | LocalStackError::NoMoto(_))) => return Err(e),
+                Err(e @ (LocalStackError::NoPython(_) | LocalStackError::NoMoto(_))) => {
+                    return Err(e);
+                }
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or(LocalStackError::NotReady { port: 0, detail: "no attempt made".into() }))
+        Err(last.unwrap_or(LocalStackError::NotReady {
+            port: 0,
+            detail: "no attempt made".into(),
+        }))
     }
 
     fn try_start() -> Result<Self, LocalStackError> {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(LocalStackError::NoPort)?.port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(LocalStackError::NoPort)?
+            .port();
         let mut child = Command::new("python3")
             .args(["-c", WATCHDOG, &port.to_string()])
             .stdin(Stdio::null())
@@ -82,7 +92,13 @@ impl MotoServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(LocalStackError::NoPython)?;
-        let stdout = child.stdout.take().ok_or_else(|| LocalStackError::NotReady { port, detail: "no stdout".into() })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| LocalStackError::NotReady {
+                port,
+                detail: "no stdout".into(),
+            })?;
         let mut first_line = String::new();
         let _ = BufReader::new(stdout).read_line(&mut first_line);
         if first_line.starts_with("missing moto") {
@@ -95,11 +111,17 @@ impl MotoServer {
             if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(LocalStackError::NotReady { port, detail: format!("watchdog said {:?}", first_line.trim()) });
+                return Err(LocalStackError::NotReady {
+                    port,
+                    detail: format!("watchdog said {:?}", first_line.trim()),
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Self { addr, child: Mutex::new(child) })
+        Ok(Self {
+            addr,
+            child: Mutex::new(child),
+        })
     }
 
     /// `http://127.0.0.1:PORT`, the value for `AWS_ENDPOINT_URL`.
@@ -128,7 +150,13 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("test", "test", None, None, "leadsync-localstack"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "leadsync-localstack",
+        ))
         .load()
         .await
 }
@@ -139,12 +167,19 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
 /// [`LocalStackError`] (the same failure is reported to every caller).
 pub fn shared() -> Result<&'static MotoServer, String> {
     static SERVER: OnceLock<Result<MotoServer, String>> = OnceLock::new();
-    SERVER.get_or_init(|| MotoServer::start().map_err(|e| e.to_string())).as_ref().map_err(Clone::clone)
+    SERVER
+        .get_or_init(|| MotoServer::start().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// A name unique within this process, for per-test tables and buckets (lowercase, S3-safe).
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -20,7 +20,8 @@ impl Record {
     /// The property that holds the modification time for this object type.
     pub fn touch(&mut self, at: DateTime<Utc>, modified_property: &str) {
         self.updated_at = at;
-        self.properties.insert(modified_property.to_owned(), iso(at));
+        self.properties
+            .insert(modified_property.to_owned(), iso(at));
     }
 }
 
@@ -41,23 +42,102 @@ pub struct DataSpec {
 impl DataSpec {
     pub fn new(seed: u64, contacts: u64) -> Self {
         // A fixed anchor keeps the data identical across runs and machines.
-        let anchor = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").map_or(DateTime::<Utc>::UNIX_EPOCH, |d| d.with_timezone(&Utc));
-        Self { seed, contacts, anchor }
+        let anchor = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+            .map_or(DateTime::<Utc>::UNIX_EPOCH, |d| d.with_timezone(&Utc));
+        Self {
+            seed,
+            contacts,
+            anchor,
+        }
     }
 }
 
-const FIRST: &[&str] = &["Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Grace", "Hiro", "Ines", "Jonas", "Kai", "Lena", "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Uma", "Victor", "Wen", "Yusuf", "Zoe"];
-const LAST: &[&str] = &["Almeida", "Brooks", "Chen", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ivanova", "Jensen", "Kowalski", "Lopez", "Moreau", "Nakamura", "Okafor", "Patel", "Quispe", "Rossi", "Schmidt", "Tanaka", "Usman", "Varga", "Weber", "Xu", "Yilmaz"];
-const SYLLABLES: &[&str] = &["acme", "north", "blue", "data", "nova", "peak", "bright", "iron", "swift", "terra", "quant", "loop", "sky", "vector", "core", "atlas", "cedar", "delta", "ember", "fable"];
-const SUFFIXES: &[&str] = &["labs", "soft", "works", "systems", "cloud", "group", "hq", "ly", "io", "base"];
+const FIRST: &[&str] = &[
+    "Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Grace", "Hiro", "Ines", "Jonas", "Kai", "Lena",
+    "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Uma", "Victor", "Wen",
+    "Yusuf", "Zoe",
+];
+const LAST: &[&str] = &[
+    "Almeida", "Brooks", "Chen", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ivanova",
+    "Jensen", "Kowalski", "Lopez", "Moreau", "Nakamura", "Okafor", "Patel", "Quispe", "Rossi",
+    "Schmidt", "Tanaka", "Usman", "Varga", "Weber", "Xu", "Yilmaz",
+];
+const SYLLABLES: &[&str] = &[
+    "acme", "north", "blue", "data", "nova", "peak", "bright", "iron", "swift", "terra", "quant",
+    "loop", "sky", "vector", "core", "atlas", "cedar", "delta", "ember", "fable",
+];
+const SUFFIXES: &[&str] = &[
+    "labs", "soft", "works", "systems", "cloud", "group", "hq", "ly", "io", "base",
+];
 const TLDS: &[&str] = &["com", "com", "com", "io", "co.uk", "de", "net"];
-const INDUSTRIES: &[&str] = &["COMPUTER_SOFTWARE", "COMPUTER_SOFTWARE", "INFORMATION_TECHNOLOGY_AND_SERVICES", "INTERNET", "FINANCIAL_SERVICES", "RETAIL", "HOSPITAL_HEALTH_CARE", "MARKETING_AND_ADVERTISING", "CONSTRUCTION", "EDUCATION_MANAGEMENT"];
-const COUNTRIES: &[&str] = &["United States", "United States", "United States", "Canada", "United Kingdom", "Germany", "France", "Netherlands", "Brazil", "India", "Japan"];
+const INDUSTRIES: &[&str] = &[
+    "COMPUTER_SOFTWARE",
+    "COMPUTER_SOFTWARE",
+    "INFORMATION_TECHNOLOGY_AND_SERVICES",
+    "INTERNET",
+    "FINANCIAL_SERVICES",
+    "RETAIL",
+    "HOSPITAL_HEALTH_CARE",
+    "MARKETING_AND_ADVERTISING",
+    "CONSTRUCTION",
+    "EDUCATION_MANAGEMENT",
+];
+const COUNTRIES: &[&str] = &[
+    "United States",
+    "United States",
+    "United States",
+    "Canada",
+    "United Kingdom",
+    "Germany",
+    "France",
+    "Netherlands",
+    "Brazil",
+    "India",
+    "Japan",
+];
 const FREE_MAIL: &[&str] = &["gmail.com", "yahoo.com", "hotmail.com", "outlook.com"];
-const TITLES: &[&str] = &["VP Marketing", "Head of Sales", "CTO", "Software Engineer", "Marketing Manager", "Operations Lead", "CFO", "Founder", "Data Analyst", "Student", "Procurement Manager", "IT Director"];
-const SOURCES: &[&str] = &["ORGANIC_SEARCH", "PAID_SEARCH", "EMAIL_MARKETING", "SOCIAL_MEDIA", "REFERRALS", "DIRECT_TRAFFIC", "OFFLINE"];
-const LIFECYCLE: &[&str] = &["subscriber", "lead", "lead", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity"];
-const LEAD_STATUS: &[&str] = &["NEW", "NEW", "OPEN", "IN_PROGRESS", "ATTEMPTED_TO_CONTACT", "CONNECTED", "UNQUALIFIED", "BAD_TIMING"];
+const TITLES: &[&str] = &[
+    "VP Marketing",
+    "Head of Sales",
+    "CTO",
+    "Software Engineer",
+    "Marketing Manager",
+    "Operations Lead",
+    "CFO",
+    "Founder",
+    "Data Analyst",
+    "Student",
+    "Procurement Manager",
+    "IT Director",
+];
+const SOURCES: &[&str] = &[
+    "ORGANIC_SEARCH",
+    "PAID_SEARCH",
+    "EMAIL_MARKETING",
+    "SOCIAL_MEDIA",
+    "REFERRALS",
+    "DIRECT_TRAFFIC",
+    "OFFLINE",
+];
+const LIFECYCLE: &[&str] = &[
+    "subscriber",
+    "lead",
+    "lead",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+];
+const LEAD_STATUS: &[&str] = &[
+    "NEW",
+    "NEW",
+    "OPEN",
+    "IN_PROGRESS",
+    "ATTEMPTED_TO_CONTACT",
+    "CONNECTED",
+    "UNQUALIFIED",
+    "BAD_TIMING",
+];
 const OWNERS: &[&str] = &["9100001", "9100002", "9100003", "9100004", "9100005"];
 
 fn pick<'a>(rng: &mut ChaCha8Rng, list: &[&'a str]) -> &'a str {
@@ -87,7 +167,8 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
             domain = format!("{base}{i}.{}", pick(&mut rng, TLDS));
             used_domains.insert(domain.clone());
         }
-        let created = spec.anchor - Duration::minutes(rng.random_range(60 * 24 * 90..60 * 24 * 180));
+        let created =
+            spec.anchor - Duration::minutes(rng.random_range(60 * 24 * 90..60 * 24 * 180));
         let modified = created + Duration::minutes(rng.random_range(0..60 * 24 * 90));
         let mut p = BTreeMap::new();
         p.insert("hs_object_id".into(), id.to_string());
@@ -110,7 +191,13 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
         }
         p.insert("createdate".into(), iso(created));
         p.insert("hs_lastmodifieddate".into(), iso(modified));
-        companies.push(Record { id, properties: p, created_at: created, updated_at: modified, archived: false });
+        companies.push(Record {
+            id,
+            properties: p,
+            created_at: created,
+            updated_at: modified,
+            archived: false,
+        });
     }
 
     let mut contacts = Vec::with_capacity(usize::try_from(spec.contacts).unwrap_or(0));
@@ -120,7 +207,8 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
         let last = pick(&mut rng, LAST);
         let company = &companies[rng.random_range(0..companies.len())];
         let created = spec.anchor - Duration::minutes(rng.random_range(0..60 * 24 * 180));
-        let modified = created + Duration::minutes(rng.random_range(0..60 * 24 * 30)).min(spec.anchor - created);
+        let modified = created
+            + Duration::minutes(rng.random_range(0..60 * 24 * 30)).min(spec.anchor - created);
         let mut p = BTreeMap::new();
         p.insert("hs_object_id".into(), id.to_string());
         p.insert("firstname".into(), first.into());
@@ -128,14 +216,38 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
         let roll: f64 = rng.random_range(0.0..1.0);
         let work_email = roll < 0.78;
         if work_email {
-            let domain = company.properties.get("domain").cloned().unwrap_or_default();
-            p.insert("email".into(), format!("{}.{}{}@{domain}", first.to_lowercase(), last.to_lowercase(), i % 97));
+            let domain = company
+                .properties
+                .get("domain")
+                .cloned()
+                .unwrap_or_default();
+            p.insert(
+                "email".into(),
+                format!(
+                    "{}.{}{}@{domain}",
+                    first.to_lowercase(),
+                    last.to_lowercase(),
+                    i % 97
+                ),
+            );
             if rng.random_bool(0.95) {
                 p.insert("associatedcompanyid".into(), company.id.to_string());
-                p.insert("company".into(), company.properties.get("name").cloned().unwrap_or_default());
+                p.insert(
+                    "company".into(),
+                    company.properties.get("name").cloned().unwrap_or_default(),
+                );
             }
         } else if roll < 0.94 {
-            p.insert("email".into(), format!("{}{}{}@{}", first.to_lowercase(), last.to_lowercase(), i, pick(&mut rng, FREE_MAIL)));
+            p.insert(
+                "email".into(),
+                format!(
+                    "{}{}{}@{}",
+                    first.to_lowercase(),
+                    last.to_lowercase(),
+                    i,
+                    pick(&mut rng, FREE_MAIL)
+                ),
+            );
         } // else: no email at all
         p.insert("jobtitle".into(), pick(&mut rng, TITLES).into());
         if rng.random_bool(0.9) {
@@ -144,20 +256,40 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
         p.insert("hs_analytics_source".into(), pick(&mut rng, SOURCES).into());
         p.insert("lifecyclestage".into(), pick(&mut rng, LIFECYCLE).into());
         p.insert("hs_lead_status".into(), pick(&mut rng, LEAD_STATUS).into());
-        p.insert("hs_analytics_num_page_views".into(), engagement(&mut rng, 6.0).to_string());
-        p.insert("hs_email_open".into(), engagement(&mut rng, 4.0).to_string());
-        p.insert("hs_email_click".into(), engagement(&mut rng, 1.5).to_string());
-        p.insert("num_conversion_events".into(), engagement(&mut rng, 0.6).to_string());
+        p.insert(
+            "hs_analytics_num_page_views".into(),
+            engagement(&mut rng, 6.0).to_string(),
+        );
+        p.insert(
+            "hs_email_open".into(),
+            engagement(&mut rng, 4.0).to_string(),
+        );
+        p.insert(
+            "hs_email_click".into(),
+            engagement(&mut rng, 1.5).to_string(),
+        );
+        p.insert(
+            "num_conversion_events".into(),
+            engagement(&mut rng, 0.6).to_string(),
+        );
         p.insert("createdate".into(), iso(created));
         p.insert("lastmodifieddate".into(), iso(modified));
-        contacts.push(Record { id, properties: p, created_at: created, updated_at: modified, archived: false });
+        contacts.push(Record {
+            id,
+            properties: p,
+            created_at: created,
+            updated_at: modified,
+            archived: false,
+        });
     }
     (companies, contacts)
 }
 
 fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
-    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
 
 #[cfg(test)]
@@ -176,9 +308,18 @@ mod tests {
     #[test]
     fn data_has_the_mix_scoring_needs() {
         let (_, contacts) = generate(DataSpec::new(7, 1000));
-        let emails: Vec<&str> = contacts.iter().filter_map(|c| c.properties.get("email").map(String::as_str)).collect();
-        let free = emails.iter().filter(|e| FREE_MAIL.iter().any(|f| e.ends_with(f))).count();
-        assert!(emails.len() > 900 && emails.len() < 1000, "some contacts have no email");
+        let emails: Vec<&str> = contacts
+            .iter()
+            .filter_map(|c| c.properties.get("email").map(String::as_str))
+            .collect();
+        let free = emails
+            .iter()
+            .filter(|e| FREE_MAIL.iter().any(|f| e.ends_with(f)))
+            .count();
+        assert!(
+            emails.len() > 900 && emails.len() < 1000,
+            "some contacts have no email"
+        );
         assert!(free > 80 && free < 300, "free-mail share {free}");
         assert!(contacts.iter().all(|c| c.updated_at >= c.created_at));
     }

@@ -67,7 +67,9 @@ fn text(v: &Value) -> String {
 /// A property value as a number: numbers as they are, ISO dates as epoch milliseconds.
 fn as_number(s: &str) -> Option<f64> {
     s.parse::<f64>().ok().or_else(|| {
-        chrono::DateTime::parse_from_rfc3339(s).ok().map(|d| d.timestamp_millis() as f64)
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.timestamp_millis() as f64)
     })
 }
 
@@ -79,22 +81,38 @@ fn compare(stored: &str, wanted: &str) -> Ordering {
 }
 
 fn check_filter(f: &Filter) -> Result<(), Invalid> {
-    let needs_value = ["EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"];
+    let needs_value = [
+        "EQ",
+        "NEQ",
+        "LT",
+        "LTE",
+        "GT",
+        "GTE",
+        "BETWEEN",
+        "CONTAINS_TOKEN",
+        "NOT_CONTAINS_TOKEN",
+    ];
     let op = f.operator.as_str();
     if needs_value.contains(&op) && f.value.is_none() {
-        return Err(Invalid(format!("filter on {} with operator {op} needs a value", f.property_name)));
+        return Err(Invalid(format!(
+            "filter on {} with operator {op} needs a value",
+            f.property_name
+        )));
     }
     match op {
         "BETWEEN" if f.high_value.is_none() => Err(Invalid("BETWEEN needs highValue".into())),
         "IN" | "NOT_IN" if f.values.is_none() => Err(Invalid(format!("{op} needs values"))),
-        "EQ" | "NEQ" | "LT" | "LTE" | "GT" | "GTE" | "BETWEEN" | "IN" | "NOT_IN" | "HAS_PROPERTY" | "NOT_HAS_PROPERTY"
-        | "CONTAINS_TOKEN" | "NOT_CONTAINS_TOKEN" => Ok(()),
+        "EQ" | "NEQ" | "LT" | "LTE" | "GT" | "GTE" | "BETWEEN" | "IN" | "NOT_IN"
+        | "HAS_PROPERTY" | "NOT_HAS_PROPERTY" | "CONTAINS_TOKEN" | "NOT_CONTAINS_TOKEN" => Ok(()),
         other => Err(Invalid(format!("Unsupported operator {other}"))),
     }
 }
 
 fn matches(record: &Record, f: &Filter) -> bool {
-    let stored = record.properties.get(&f.property_name).filter(|v| !v.is_empty());
+    let stored = record
+        .properties
+        .get(&f.property_name)
+        .filter(|v| !v.is_empty());
     let value = f.value.as_ref().map(text).unwrap_or_default();
     let cmp = |s: &String| compare(s, &value);
     match f.operator.as_str() {
@@ -103,7 +121,11 @@ fn matches(record: &Record, f: &Filter) -> bool {
         "NEQ" => stored.is_none_or(|s| cmp(s) != Ordering::Equal),
         "NOT_IN" => {
             let values = f.values.as_deref().unwrap_or_default();
-            stored.is_none_or(|s| values.iter().all(|v| compare(s, &text(v)) != Ordering::Equal))
+            stored.is_none_or(|s| {
+                values
+                    .iter()
+                    .all(|v| compare(s, &text(v)) != Ordering::Equal)
+            })
         }
         op => {
             let Some(s) = stored else { return false };
@@ -117,9 +139,18 @@ fn matches(record: &Record, f: &Filter) -> bool {
                     let high = f.high_value.as_ref().map(text).unwrap_or_default();
                     cmp(s) != Ordering::Less && compare(s, &high) != Ordering::Greater
                 }
-                "IN" => f.values.as_deref().unwrap_or_default().iter().any(|v| compare(s, &text(v)) == Ordering::Equal),
-                "CONTAINS_TOKEN" => s.to_lowercase().contains(&value.to_lowercase().replace('*', "")),
-                "NOT_CONTAINS_TOKEN" => !s.to_lowercase().contains(&value.to_lowercase().replace('*', "")),
+                "IN" => f
+                    .values
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|v| compare(s, &text(v)) == Ordering::Equal),
+                "CONTAINS_TOKEN" => s
+                    .to_lowercase()
+                    .contains(&value.to_lowercase().replace('*', "")),
+                "NOT_CONTAINS_TOKEN" => !s
+                    .to_lowercase()
+                    .contains(&value.to_lowercase().replace('*', "")),
                 _ => false,
             }
         }
@@ -131,13 +162,21 @@ fn matches(record: &Record, f: &Filter) -> bool {
 /// # Errors
 /// [`Invalid`] for what HubSpot rejects with 400: too many groups or filters, more than one
 /// sort, `limit` over 200, a non-integer `after`, or paging past 10,000 results.
-pub fn search<'a>(records: impl Iterator<Item = &'a Record>, req: &SearchRequest) -> Result<Page<'a>, Invalid> {
+pub fn search<'a>(
+    records: impl Iterator<Item = &'a Record>,
+    req: &SearchRequest,
+) -> Result<Page<'a>, Invalid> {
     if req.filter_groups.len() > 5 {
-        return Err(Invalid(format!("Too many filter groups ({}); the limit is 5", req.filter_groups.len())));
+        return Err(Invalid(format!(
+            "Too many filter groups ({}); the limit is 5",
+            req.filter_groups.len()
+        )));
     }
     let total_filters: usize = req.filter_groups.iter().map(|g| g.filters.len()).sum();
     if req.filter_groups.iter().any(|g| g.filters.len() > 6) || total_filters > 18 {
-        return Err(Invalid("Too many filters: at most 6 per group and 18 in total".into()));
+        return Err(Invalid(
+            "Too many filters: at most 6 per group and 18 in total".into(),
+        ));
     }
     for f in req.filter_groups.iter().flat_map(|g| &g.filters) {
         check_filter(f)?;
@@ -147,12 +186,16 @@ pub fn search<'a>(records: impl Iterator<Item = &'a Record>, req: &SearchRequest
     }
     let limit = req.limit.unwrap_or(10);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Invalid(format!("limit must be between 1 and {MAX_LIMIT}; got {limit}")));
+        return Err(Invalid(format!(
+            "limit must be between 1 and {MAX_LIMIT}; got {limit}"
+        )));
     }
     let limit = usize::try_from(limit).unwrap_or(10);
     let after = match &req.after {
         None => 0,
-        Some(v) => text(v).parse::<usize>().map_err(|_| Invalid(format!("after must be an integer string; got {v}")))?,
+        Some(v) => text(v)
+            .parse::<usize>()
+            .map_err(|_| Invalid(format!("after must be an integer string; got {v}")))?,
     };
     if after >= MAX_RESULTS {
         return Err(Invalid(format!(
@@ -163,16 +206,31 @@ pub fn search<'a>(records: impl Iterator<Item = &'a Record>, req: &SearchRequest
         None => ("hs_object_id".to_owned(), false),
         Some(Value::String(s)) => (s.trim_start_matches('-').to_owned(), s.starts_with('-')),
         Some(obj) => (
-            obj.get("propertyName").map(text).unwrap_or_else(|| "hs_object_id".into()),
-            obj.get("direction").map(text).is_some_and(|d| d.eq_ignore_ascii_case("DESCENDING")),
+            obj.get("propertyName")
+                .map(text)
+                .unwrap_or_else(|| "hs_object_id".into()),
+            obj.get("direction")
+                .map(text)
+                .is_some_and(|d| d.eq_ignore_ascii_case("DESCENDING")),
         ),
     };
 
     let mut hits: Vec<&Record> = records
         .filter(|r| !r.archived)
-        .filter(|r| req.filter_groups.is_empty() || req.filter_groups.iter().any(|g| g.filters.iter().all(|f| matches(r, f))))
+        .filter(|r| {
+            req.filter_groups.is_empty()
+                || req
+                    .filter_groups
+                    .iter()
+                    .any(|g| g.filters.iter().all(|f| matches(r, f)))
+        })
         .collect();
-    let key = |r: &Record| r.properties.get(&sort_property).cloned().unwrap_or_default();
+    let key = |r: &Record| {
+        r.properties
+            .get(&sort_property)
+            .cloned()
+            .unwrap_or_default()
+    };
     hits.sort_by(|a, b| {
         let (ka, kb) = (key(a), key(b));
         let ord = match (as_number(&ka), as_number(&kb)) {
@@ -185,7 +243,11 @@ pub fn search<'a>(records: impl Iterator<Item = &'a Record>, req: &SearchRequest
     let total = hits.len();
     let results: Vec<&Record> = hits.into_iter().skip(after).take(limit).collect();
     let end = after + results.len();
-    Ok(Page { total, results, next_after: (end < total).then_some(end) })
+    Ok(Page {
+        total,
+        results,
+        next_after: (end < total).then_some(end),
+    })
 }
 
 #[cfg(test)]
@@ -202,7 +264,9 @@ mod tests {
     fn gte_on_dates_takes_epoch_millis() {
         let (_, contacts) = generate(DataSpec::new(1, 300));
         let cut = contacts[10].updated_at;
-        let r = req(json!({"filterGroups":[{"filters":[{"propertyName":"lastmodifieddate","operator":"GTE","value":cut.timestamp_millis().to_string()}]}],"limit":200}));
+        let r = req(
+            json!({"filterGroups":[{"filters":[{"propertyName":"lastmodifieddate","operator":"GTE","value":cut.timestamp_millis().to_string()}]}],"limit":200}),
+        );
         let page = search(contacts.iter(), &r).unwrap();
         let want = contacts.iter().filter(|c| c.updated_at >= cut).count();
         assert_eq!(page.total, want);
@@ -215,7 +279,9 @@ mod tests {
         let mut seen = vec![];
         let mut after: Option<String> = None;
         loop {
-            let r = req(json!({"sorts":[{"propertyName":"hs_object_id","direction":"ASCENDING"}],"limit":10,"after":after}));
+            let r = req(
+                json!({"sorts":[{"propertyName":"hs_object_id","direction":"ASCENDING"}],"limit":10,"after":after}),
+            );
             let page = search(contacts.iter(), &r).unwrap();
             seen.extend(page.results.iter().map(|r| r.id));
             match page.next_after {

@@ -32,7 +32,12 @@ pub struct SandboxConfig {
 
 impl SandboxConfig {
     pub fn new(seed: u64, contacts: u64) -> Self {
-        Self { seed, contacts, token: "sandbox-token".into(), port: 0 }
+        Self {
+            seed,
+            contacts,
+            token: "sandbox-token".into(),
+            port: 0,
+        }
     }
 }
 
@@ -67,8 +72,21 @@ impl ObjectType {
 
     fn default_properties(self) -> &'static [&'static str] {
         match self {
-            Self::Contacts => &["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
-            Self::Companies => &["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
+            Self::Contacts => &[
+                "createdate",
+                "email",
+                "firstname",
+                "hs_object_id",
+                "lastmodifieddate",
+                "lastname",
+            ],
+            Self::Companies => &[
+                "createdate",
+                "domain",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "name",
+            ],
         }
     }
 }
@@ -103,13 +121,20 @@ struct AppState {
 
 impl AppState {
     fn db(&self) -> std::sync::RwLockReadGuard<'_, Db> {
-        self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     fn db_mut(&self) -> std::sync::RwLockWriteGuard<'_, Db> {
-        self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     fn count(&self, endpoint: String) {
-        let mut requests = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *requests.entry(endpoint).or_default() += 1;
     }
 }
@@ -143,8 +168,14 @@ impl Sandbox {
             contacts: contacts.into_iter().map(|r| (r.id, r)).collect(),
             companies: companies.into_iter().map(|r| (r.id, r)).collect(),
         };
-        let state = Arc::new(AppState { token: config.token.clone(), db: RwLock::new(db), requests: Mutex::default() });
-        let listener = TcpListener::bind(("127.0.0.1", config.port)).await.map_err(SandboxError::Bind)?;
+        let state = Arc::new(AppState {
+            token: config.token.clone(),
+            db: RwLock::new(db),
+            requests: Mutex::default(),
+        });
+        let listener = TcpListener::bind(("127.0.0.1", config.port))
+            .await
+            .map_err(SandboxError::Bind)?;
         let addr = listener.local_addr().map_err(SandboxError::Bind)?;
         // One write per response and no Nagle delay: a split write costs ~40 ms on loopback.
         let listener = listener.tap_io(|tcp| {
@@ -160,7 +191,13 @@ impl Sandbox {
                 tracing::error!(%error, "Sandbox server stopped with an error.");
             }
         });
-        Ok(Self { addr, state, token: config.token, stop: Some(stop), task: Some(task) })
+        Ok(Self {
+            addr,
+            state,
+            token: config.token,
+            stop: Some(stop),
+            task: Some(task),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -190,13 +227,19 @@ impl Sandbox {
 
     /// Requests served per endpoint (`POST /crm/v3/objects/contacts/search`, …).
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
-        self.state.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Change a contact as a CRM user would: set properties and bump its modification time.
     pub fn edit_contact(&self, id: u64, properties: &[(&str, &str)]) -> bool {
         let mut db = self.state.db_mut();
-        let Some(record) = db.contacts.get_mut(&id) else { return false };
+        let Some(record) = db.contacts.get_mut(&id) else {
+            return false;
+        };
         for (k, v) in properties {
             record.properties.insert((*k).to_owned(), (*v).to_owned());
         }
@@ -236,16 +279,30 @@ fn error(status: StatusCode, category: &str, message: impl Into<String>) -> Resp
         "correlationId": "00000000-0000-4000-8000-000000000000",
         "category": category,
     });
-    (status, [(header::CONTENT_TYPE, "application/json;charset=utf-8")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json;charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
     // Serialise first so the response goes out as one buffer.
-    (status, [(header::CONTENT_TYPE, "application/json;charset=utf-8")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json;charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "Resource not found")
+    error(
+        StatusCode::NOT_FOUND,
+        "OBJECT_NOT_FOUND",
+        "Resource not found",
+    )
 }
 
 async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -269,10 +326,22 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
 fn render(record: &Record, t: ObjectType, requested: &[String]) -> Value {
     let mut props = serde_json::Map::new();
     for name in t.default_properties() {
-        props.insert((*name).to_owned(), record.properties.get(*name).map_or(Value::Null, |v| Value::String(v.clone())));
+        props.insert(
+            (*name).to_owned(),
+            record
+                .properties
+                .get(*name)
+                .map_or(Value::Null, |v| Value::String(v.clone())),
+        );
     }
     for name in requested {
-        props.insert(name.clone(), record.properties.get(name).map_or(Value::Null, |v| Value::String(v.clone())));
+        props.insert(
+            name.clone(),
+            record
+                .properties
+                .get(name)
+                .map_or(Value::Null, |v| Value::String(v.clone())),
+        );
     }
     json!({
         "id": record.id.to_string(),
@@ -283,14 +352,32 @@ fn render(record: &Record, t: ObjectType, requested: &[String]) -> Value {
     })
 }
 
+// The error is the 400 response itself, returned straight to the client.
+#[allow(clippy::result_large_err)]
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", format!("Invalid input JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!("Invalid input JSON: {e}"),
+        )
+    })
 }
 
-async fn search_objects(State(state): State<Arc<AppState>>, Path(object): Path<String>, body: Bytes) -> Response {
-    let Some(t) = ObjectType::parse(&object) else { return not_found().await };
+async fn search_objects(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(t) = ObjectType::parse(&object) else {
+        return not_found().await;
+    };
     if body.len() > MAX_BODY_CHARS {
-        return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", format!("Request body exceeds {MAX_BODY_CHARS} characters"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!("Request body exceeds {MAX_BODY_CHARS} characters"),
+        );
     }
     let req: SearchRequest = match parse_body(&body) {
         Ok(r) => r,
@@ -300,7 +387,11 @@ async fn search_objects(State(state): State<Arc<AppState>>, Path(object): Path<S
     match search::search(db.table(t).values(), &req) {
         Err(invalid) => error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", invalid.0),
         Ok(page) => {
-            let results: Vec<Value> = page.results.iter().map(|r| render(r, t, &req.properties)).collect();
+            let results: Vec<Value> = page
+                .results
+                .iter()
+                .map(|r| render(r, t, &req.properties))
+                .collect();
             let mut body = json!({ "total": page.total, "results": results });
             if let Some(next) = page.next_after {
                 body["paging"] = json!({ "next": { "after": next.to_string(), "link": null } });
@@ -327,7 +418,11 @@ struct BatchRequest {
 const MAX_BATCH: usize = 100;
 
 fn batch_body(results: Vec<Value>, errors: Vec<Value>, started: chrono::DateTime<Utc>) -> Response {
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
     let mut body = json!({
         "status": "COMPLETE",
         "results": results,
@@ -352,15 +447,28 @@ fn id_text(v: &Value) -> String {
     }
 }
 
-async fn batch_read(State(state): State<Arc<AppState>>, Path(object): Path<String>, body: Bytes) -> Response {
+async fn batch_read(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
     let started = Utc::now();
-    let Some(t) = ObjectType::parse(&object) else { return not_found().await };
+    let Some(t) = ObjectType::parse(&object) else {
+        return not_found().await;
+    };
     let req: BatchRequest = match parse_body(&body) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
     if req.inputs.len() > MAX_BATCH {
-        return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", format!("Batch size {} exceeds the limit of {MAX_BATCH} inputs", req.inputs.len()));
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!(
+                "Batch size {} exceeds the limit of {MAX_BATCH} inputs",
+                req.inputs.len()
+            ),
+        );
     }
     let db = state.db();
     let (mut results, mut errors) = (vec![], vec![]);
@@ -374,23 +482,45 @@ async fn batch_read(State(state): State<Arc<AppState>>, Path(object): Path<Strin
     batch_body(results, errors, started)
 }
 
-async fn batch_update(State(state): State<Arc<AppState>>, Path(object): Path<String>, body: Bytes) -> Response {
+async fn batch_update(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
     let started = Utc::now();
-    let Some(t) = ObjectType::parse(&object) else { return not_found().await };
+    let Some(t) = ObjectType::parse(&object) else {
+        return not_found().await;
+    };
     let req: BatchRequest = match parse_body(&body) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
     if req.inputs.len() > MAX_BATCH {
-        return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", format!("Batch size {} exceeds the limit of {MAX_BATCH} inputs", req.inputs.len()));
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!(
+                "Batch size {} exceeds the limit of {MAX_BATCH} inputs",
+                req.inputs.len()
+            ),
+        );
     }
     let mut db = state.db_mut();
     let (mut results, mut errors) = (vec![], vec![]);
     let now = Utc::now();
     for input in &req.inputs {
         let id = id_text(&input.id);
-        let Some(record) = id.parse::<u64>().ok().and_then(|n| db.table_mut(t).get_mut(&n)).filter(|r| !r.archived) else {
-            errors.push(row_error("OBJECT_NOT_FOUND", format!("Object {id} not found"), &id));
+        let Some(record) = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| db.table_mut(t).get_mut(&n))
+            .filter(|r| !r.archived)
+        else {
+            errors.push(row_error(
+                "OBJECT_NOT_FOUND",
+                format!("Object {id} not found"),
+                &id,
+            ));
             continue;
         };
         let mut values = BTreeMap::new();
@@ -408,7 +538,11 @@ async fn batch_update(State(state): State<Arc<AppState>>, Path(object): Path<Str
             };
         }
         if let Some(name) = bad {
-            errors.push(row_error("VALIDATION_ERROR", format!("Property values were not valid: {name} must be a scalar"), &id));
+            errors.push(row_error(
+                "VALIDATION_ERROR",
+                format!("Property values were not valid: {name} must be a scalar"),
+                &id,
+            ));
             continue;
         }
         record.properties.extend(values);
@@ -420,14 +554,28 @@ async fn batch_update(State(state): State<Arc<AppState>>, Path(object): Path<Str
 }
 
 async fn admin_requests(State(state): State<Arc<AppState>>) -> Response {
-    let counts = state.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let counts = state
+        .requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     json_response(StatusCode::OK, &json!(counts))
 }
 
-async fn admin_object(State(state): State<Arc<AppState>>, Path((object, id)): Path<(String, u64)>, _headers: HeaderMap) -> Response {
-    let Some(t) = ObjectType::parse(&object) else { return not_found().await };
+async fn admin_object(
+    State(state): State<Arc<AppState>>,
+    Path((object, id)): Path<(String, u64)>,
+    _headers: HeaderMap,
+) -> Response {
+    let Some(t) = ObjectType::parse(&object) else {
+        return not_found().await;
+    };
     match state.db().table(t).get(&id) {
         Some(record) => json_response(StatusCode::OK, &json!(record)),
-        None => error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", format!("{object} {id} not found")),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            format!("{object} {id} not found"),
+        ),
     }
 }

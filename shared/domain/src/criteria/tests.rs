@@ -8,7 +8,12 @@ fn criteria() -> Criteria {
     Criteria::parse("b2b-saas.toml", EXAMPLE).unwrap()
 }
 
-fn lead(email: &str, industry: Option<&str>, employees: Option<u64>, engagement: Engagement) -> Lead {
+fn lead(
+    email: &str,
+    industry: Option<&str>,
+    employees: Option<u64>,
+    engagement: Engagement,
+) -> Lead {
     let mut lead = Lead::new(LeadId::new("42").unwrap(), DateTime::<Utc>::UNIX_EPOCH);
     lead.email = Some(email.to_owned());
     lead.engagement = engagement;
@@ -35,58 +40,127 @@ fn example_document_is_valid_and_signed() {
 fn stage_table() {
     let c = criteria();
     let none = Engagement::default();
-    let hot = Engagement { page_views: 30, email_opens: 5, email_clicks: 4, form_submissions: 2 };
-    let warm = Engagement { page_views: 10, email_opens: 0, email_clicks: 2, form_submissions: 0 };
+    let hot = Engagement {
+        page_views: 30,
+        email_opens: 5,
+        email_clicks: 4,
+        form_submissions: 2,
+    };
+    let warm = Engagement {
+        page_views: 10,
+        email_opens: 0,
+        email_clicks: 2,
+        form_submissions: 0,
+    };
     let cases = [
         // email, industry, employees, engagement, expected stage, expected total
-        ("a@gmail.com", Some("COMPUTER_SOFTWARE"), Some(200), hot, Stage::Disqualified, 87),
-        ("a@acme.com", Some("COMPUTER_SOFTWARE"), Some(200), hot, Stage::Sql, 87),
-        ("a@acme.com", Some("COMPUTER_SOFTWARE"), Some(200), warm, Stage::Mql, 56),
+        (
+            "a@gmail.com",
+            Some("COMPUTER_SOFTWARE"),
+            Some(200),
+            hot,
+            Stage::Disqualified,
+            87,
+        ),
+        (
+            "a@acme.com",
+            Some("COMPUTER_SOFTWARE"),
+            Some(200),
+            hot,
+            Stage::Sql,
+            87,
+        ),
+        (
+            "a@acme.com",
+            Some("COMPUTER_SOFTWARE"),
+            Some(200),
+            warm,
+            Stage::Mql,
+            56,
+        ),
         ("a@acme.com", Some("RETAIL"), Some(200), hot, Stage::Mql, 67),
         ("a@acme.com", Some("RETAIL"), Some(20), hot, Stage::Iql, 47),
         ("a@acme.com", None, None, none, Stage::Iql, 0),
     ];
     for (email, industry, employees, engagement, stage, total) in cases {
         let card = c.evaluate(&lead(email, industry, employees, engagement));
-        assert_eq!((card.stage, card.total), (stage, total), "{email} {industry:?} {employees:?} {engagement:?}");
+        assert_eq!(
+            (card.stage, card.total),
+            (stage, total),
+            "{email} {industry:?} {employees:?} {engagement:?}"
+        );
     }
 }
 
 #[test]
 fn every_rule_gives_exactly_one_reason_with_value_and_source() {
     let c = criteria();
-    let card = c.evaluate(&lead("a@acme.com", Some("COMPUTER_SOFTWARE"), None, Engagement::default()));
+    let card = c.evaluate(&lead(
+        "a@acme.com",
+        Some("COMPUTER_SOFTWARE"),
+        None,
+        Engagement::default(),
+    ));
     assert_eq!(card.reasons.len(), c.rules.len());
     let industry = reason(&card, "FIT_INDUSTRY_CORE");
     assert_eq!(industry.outcome, ReasonOutcome::Matched);
     assert_eq!(industry.value.as_deref(), Some("COMPUTER_SOFTWARE"));
     assert_eq!(industry.source.as_deref(), Some("crm"));
     assert_eq!(industry.points, 20);
-    assert_eq!(reason(&card, "FIT_SIZE_MIDMARKET").outcome, ReasonOutcome::Missing);
-    assert_eq!(reason(&card, "ENG_PAGE_VIEWS").outcome, ReasonOutcome::NotMatched);
+    assert_eq!(
+        reason(&card, "FIT_SIZE_MIDMARKET").outcome,
+        ReasonOutcome::Missing
+    );
+    assert_eq!(
+        reason(&card, "ENG_PAGE_VIEWS").outcome,
+        ReasonOutcome::NotMatched
+    );
     // The address is never copied into a reason.
-    assert_eq!(reason(&card, "DQ_NO_EMAIL").value.as_deref(), Some("present"));
+    assert_eq!(
+        reason(&card, "DQ_NO_EMAIL").value.as_deref(),
+        Some("present")
+    );
 }
 
 #[test]
 fn caps_bound_each_group() {
     let c = criteria();
-    let flood = Engagement { page_views: 10_000, email_opens: 0, email_clicks: 10_000, form_submissions: u32::MAX };
+    let flood = Engagement {
+        page_views: 10_000,
+        email_opens: 0,
+        email_clicks: 10_000,
+        form_submissions: u32::MAX,
+    };
     let card = c.evaluate(&lead("a@acme.com", None, None, flood));
     assert_eq!(card.engagement, 50);
     assert_eq!(reason(&card, "ENG_FORM_SUBMISSIONS").points, 30);
-    assert_eq!(card.stage, Stage::Iql, "engagement alone must not make an MQL");
+    assert_eq!(
+        card.stage,
+        Stage::Iql,
+        "engagement alone must not make an MQL"
+    );
 }
 
 #[test]
 fn crm_properties_follow_mapping() {
     let c = criteria();
-    let card = c.evaluate(&lead("a@acme.com", Some("INTERNET"), Some(60), Engagement { form_submissions: 1, ..Engagement::default() }));
+    let card = c.evaluate(&lead(
+        "a@acme.com",
+        Some("INTERNET"),
+        Some(60),
+        Engagement {
+            form_submissions: 1,
+            ..Engagement::default()
+        },
+    ));
     let props = card.crm_properties(&c.crm);
     assert_eq!(props["leadsync_stage"], "mql");
     assert_eq!(props["leadsync_score"], "50");
     assert_eq!(props["leadsync_band"], "B");
-    assert_eq!(props["leadsync_reasons"], "FIT_INDUSTRY_CORE;FIT_SIZE_MIDMARKET;ENG_FORM_SUBMISSIONS");
+    assert_eq!(
+        props["leadsync_reasons"],
+        "FIT_INDUSTRY_CORE;FIT_SIZE_MIDMARKET;ENG_FORM_SUBMISSIONS"
+    );
     assert_eq!(props["leadsync_criteria_version"], "2026.11.1");
 }
 
@@ -94,13 +168,24 @@ fn crm_properties_follow_mapping() {
 fn syntax_and_unknown_keys_are_located() {
     let text = EXAMPLE.replace("min_fit = 20", "min_fit = 20\nmin_fitt = 3");
     let err = Criteria::parse("c.toml", &text).unwrap_err();
-    let line = text.lines().position(|l| l.starts_with("min_fitt")).unwrap() + 1;
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("min_fitt"))
+        .unwrap()
+        + 1;
     assert_eq!(err.issues.len(), 1);
     assert_eq!(err.issues[0].line, line, "{err}");
-    assert!(err.to_string().starts_with(&format!("c.toml:{line}:")), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!("c.toml:{line}:")),
+        "{err}"
+    );
     assert!(err.to_string().contains("min_fitt"), "{err}");
 
-    let err = Criteria::parse("c.toml", &EXAMPLE.replace("field = \"employees\"", "field = \"headcount\"")).unwrap_err();
+    let err = Criteria::parse(
+        "c.toml",
+        &EXAMPLE.replace("field = \"employees\"", "field = \"headcount\""),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("headcount"), "{err}");
 }
 
@@ -113,11 +198,20 @@ fn semantic_errors_are_all_reported_with_lines() {
     let err = Criteria::parse("c.toml", &text).unwrap_err();
     let text_err = err.to_string();
     assert_eq!(err.issues.len(), 3, "{text_err}");
-    assert!(text_err.contains("min (5000) is greater than max (50)"), "{text_err}");
+    assert!(
+        text_err.contains("min (5000) is greater than max (50)"),
+        "{text_err}"
+    );
     assert!(text_err.contains("used twice"), "{text_err}");
     assert!(text_err.contains("overlaps mql"), "{text_err}");
-    let size_line = text.lines().position(|l| l.contains("FIT_SIZE_MIDMARKET")).unwrap();
-    assert!(err.issues.iter().any(|i| i.line == size_line), "{text_err}: rule error should point at its [[fit]] table");
+    let size_line = text
+        .lines()
+        .position(|l| l.contains("FIT_SIZE_MIDMARKET"))
+        .unwrap();
+    assert!(
+        err.issues.iter().any(|i| i.line == size_line),
+        "{text_err}: rule error should point at its [[fit]] table"
+    );
 }
 
 #[test]
@@ -136,15 +230,31 @@ mod properties {
     fn any_lead() -> impl Strategy<Value = Lead> {
         (
             proptest::option::of("[a-z]{0,6}@[a-z.]{0,12}"),
-            proptest::option::of(proptest::sample::select(vec!["COMPUTER_SOFTWARE", "RETAIL", "INTERNET", ""])),
+            proptest::option::of(proptest::sample::select(vec![
+                "COMPUTER_SOFTWARE",
+                "RETAIL",
+                "INTERNET",
+                "",
+            ])),
             proptest::option::of(any::<u64>()),
             proptest::option::of(any::<u64>()),
             any::<(u32, u32, u32, u32)>(),
         )
             .prop_map(|(email, industry, employees, revenue, (a, b, c, d))| {
-                let mut l = lead("x@y.z", industry, employees, Engagement { page_views: a, email_opens: b, email_clicks: c, form_submissions: d });
+                let mut l = lead(
+                    "x@y.z",
+                    industry,
+                    employees,
+                    Engagement {
+                        page_views: a,
+                        email_opens: b,
+                        email_clicks: c,
+                        form_submissions: d,
+                    },
+                );
                 l.email = email;
-                l.firmographics.annual_revenue = revenue.map(|r| Sourced::new(r, Provenance::crm()));
+                l.firmographics.annual_revenue =
+                    revenue.map(|r| Sourced::new(r, Provenance::crm()));
                 l
             })
     }

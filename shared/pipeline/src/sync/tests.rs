@@ -7,7 +7,10 @@ use leadsync_enrich::NoProvider;
 const CRITERIA: &str = include_str!("../../../../infra/criteria/b2b-saas.toml");
 
 fn at(minutes: i64) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z").unwrap().with_timezone(&Utc) + Duration::minutes(minutes)
+    DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+        + Duration::minutes(minutes)
 }
 
 /// 40 leads with a mix of stages: free-mail, good fit, weak fit, engaged.
@@ -15,9 +18,18 @@ fn leads() -> Vec<Lead> {
     (0..40)
         .map(|i| {
             let mut l = Lead::new(LeadId::new(format!("{}", 1000 + i)).unwrap(), at(i));
-            l.email = Some(if i % 5 == 0 { format!("p{i}@gmail.com") } else { format!("p{i}@co{i}.com") });
+            l.email = Some(if i % 5 == 0 {
+                format!("p{i}@gmail.com")
+            } else {
+                format!("p{i}@co{i}.com")
+            });
             l.owner_id = Some(format!("owner{}", i % 3));
-            l.engagement = Engagement { page_views: (i as u32) % 20, email_opens: 0, email_clicks: (i as u32) % 4, form_submissions: (i as u32) % 3 };
+            l.engagement = Engagement {
+                page_views: (i as u32) % 20,
+                email_opens: 0,
+                email_clicks: (i as u32) % 4,
+                form_submissions: (i as u32) % 3,
+            };
             if i % 2 == 0 {
                 l.firmographics = Firmographics {
                     industry: Some(Sourced::new("COMPUTER_SOFTWARE".into(), Provenance::crm())),
@@ -39,11 +51,22 @@ struct World {
 
 impl World {
     fn new(crm: FakeCrm) -> Self {
-        Self { crm, store: FakeLeadStore::new(), snapshots: FakeSnapshotStore::new(), criteria: Criteria::parse("c", CRITERIA).unwrap() }
+        Self {
+            crm,
+            store: FakeLeadStore::new(),
+            snapshots: FakeSnapshotStore::new(),
+            criteria: Criteria::parse("c", CRITERIA).unwrap(),
+        }
     }
 
     async fn run(&self, run_id: &str, now: DateTime<Utc>) -> Result<RunReport, SyncError> {
-        let deps = SyncDeps { crm: &self.crm, store: &self.store, snapshots: &self.snapshots, providers: &[] as &[NoProvider], criteria: &self.criteria };
+        let deps = SyncDeps {
+            crm: &self.crm,
+            store: &self.store,
+            snapshots: &self.snapshots,
+            providers: &[] as &[NoProvider],
+            criteria: &self.criteria,
+        };
         sync(&deps, &SyncInput::nightly(run_id, now)).await
     }
 }
@@ -52,7 +75,10 @@ impl World {
 async fn every_lead_is_scored_recorded_pushed_and_snapshotted() {
     let w = World::new(FakeCrm::new(leads()).with_page_size(15));
     let report = w.run("r1", at(60)).await.unwrap();
-    assert_eq!((report.pulled, report.scored, report.quarantined), (40, 40, 0));
+    assert_eq!(
+        (report.pulled, report.scored, report.quarantined),
+        (40, 40, 0)
+    );
     assert_eq!(report.crm_pull_pages, 3);
     assert_eq!(report.stages.values().sum::<u64>(), 40);
     assert_eq!(report.stages["disqualified"], 8);
@@ -82,12 +108,26 @@ async fn rerun_changes_nothing_and_writes_nothing_to_the_crm() {
     let states = w.store.states();
     let writes = w.crm.written().len();
     // Re-run with the watermark wiped: everything is pulled again.
-    let deps = SyncDeps { crm: &w.crm, store: &w.store, snapshots: &w.snapshots, providers: &[] as &[NoProvider], criteria: &w.criteria };
+    let deps = SyncDeps {
+        crm: &w.crm,
+        store: &w.store,
+        snapshots: &w.snapshots,
+        providers: &[] as &[NoProvider],
+        criteria: &w.criteria,
+    };
     let mut input = SyncInput::nightly("r2", at(61));
     input.since_override = Some(DateTime::<Utc>::UNIX_EPOCH);
     let again = sync(&deps, &input).await.unwrap();
     assert_eq!(again.pulled, 40);
-    assert_eq!((again.pushed, again.push_candidates, again.states_written, again.transitions_new), (0, 0, 0, 0));
+    assert_eq!(
+        (
+            again.pushed,
+            again.push_candidates,
+            again.states_written,
+            again.transitions_new
+        ),
+        (0, 0, 0, 0)
+    );
     assert_eq!(again.unchanged, 40);
     assert_eq!(w.crm.written().len(), writes);
     assert_eq!(w.store.states(), states);
@@ -95,24 +135,54 @@ async fn rerun_changes_nothing_and_writes_nothing_to_the_crm() {
 
 #[tokio::test]
 async fn bad_records_are_quarantined_and_counted() {
-    let rejected = vec![Rejected { lead_id: Some("77".into()), reason: "field lastmodifieddate: missing".into(), raw: "{}".into() }];
+    let rejected = vec![Rejected {
+        lead_id: Some("77".into()),
+        reason: "field lastmodifieddate: missing".into(),
+        raw: "{}".into(),
+    }];
     let w = World::new(FakeCrm::new(leads()).with_rejected(rejected.clone()));
     let report = w.run("r1", at(60)).await.unwrap();
-    assert_eq!((report.pulled, report.scored, report.quarantined), (41, 40, 1));
+    assert_eq!(
+        (report.pulled, report.scored, report.quarantined),
+        (41, 40, 1)
+    );
     assert_eq!(report.scored + report.quarantined, report.pulled);
     let q = w.snapshots.quarantined();
     assert_eq!(q.values().next().unwrap(), &rejected);
-    assert_eq!(report.quarantine_key.as_deref(), q.keys().next().map(String::as_str));
+    assert_eq!(
+        report.quarantine_key.as_deref(),
+        q.keys().next().map(String::as_str)
+    );
 }
 
 #[tokio::test]
 async fn too_many_bad_records_fail_the_run_but_keep_them() {
-    let rejected: Vec<Rejected> = (0..20).map(|i| Rejected { lead_id: Some(i.to_string()), reason: "bad".into(), raw: "{}".into() }).collect();
+    let rejected: Vec<Rejected> = (0..20)
+        .map(|i| Rejected {
+            lead_id: Some(i.to_string()),
+            reason: "bad".into(),
+            raw: "{}".into(),
+        })
+        .collect();
     let w = World::new(FakeCrm::new(leads()).with_rejected(rejected));
     let error = w.run("r1", at(60)).await.unwrap_err();
-    assert!(matches!(error, SyncError::TooManyRejected { quarantined: 20, pulled: 60, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            SyncError::TooManyRejected {
+                quarantined: 20,
+                pulled: 60,
+                ..
+            }
+        ),
+        "{error}"
+    );
     assert_eq!(w.snapshots.quarantined().values().next().unwrap().len(), 20);
-    assert_eq!(w.store.watermark("hubspot#contacts").await.unwrap(), None, "a failed run does not move the watermark");
+    assert_eq!(
+        w.store.watermark("hubspot#contacts").await.unwrap(),
+        None,
+        "a failed run does not move the watermark"
+    );
 }
 
 #[tokio::test]
@@ -122,12 +192,28 @@ async fn crash_mid_pull_then_rerun_ends_like_one_clean_run() {
 
     // Two pages go through, then the CRM fails (past the adapter's own retries).
     let w = World::new(FakeCrm::new(leads()).with_page_size(10));
-    let failing = FailAfter { inner: &w.crm, ok_pulls: 2 };
-    let deps = SyncDeps { crm: &failing, store: &w.store, snapshots: &w.snapshots, providers: &[] as &[NoProvider], criteria: &w.criteria };
+    let failing = FailAfter {
+        inner: &w.crm,
+        ok_pulls: 2,
+    };
+    let deps = SyncDeps {
+        crm: &failing,
+        store: &w.store,
+        snapshots: &w.snapshots,
+        providers: &[] as &[NoProvider],
+        criteria: &w.criteria,
+    };
     let partial = sync(&deps, &SyncInput::nightly("r1", at(60))).await;
-    assert!(matches!(partial, Err(SyncError::Pull { pages: 2, .. })), "{partial:?}");
+    assert!(
+        matches!(partial, Err(SyncError::Pull { pages: 2, .. })),
+        "{partial:?}"
+    );
     assert_eq!(w.store.watermark("hubspot#contacts").await.unwrap(), None);
-    assert_eq!(w.store.states().len(), 20, "two pages were recorded before the crash");
+    assert_eq!(
+        w.store.states().len(),
+        20,
+        "two pages were recorded before the crash"
+    );
 
     let report = w.run("r1", at(60)).await.unwrap();
     assert_eq!(report.pulled, 40);
@@ -135,7 +221,10 @@ async fn crash_mid_pull_then_rerun_ends_like_one_clean_run() {
     assert_eq!(report.transitions_existing, 0);
     assert_eq!(w.store.states(), clean.store.states());
     assert_eq!(w.store.transitions(), clean.store.transitions());
-    assert_eq!(w.store.watermark("hubspot#contacts").await.unwrap(), clean.store.watermark("hubspot#contacts").await.unwrap());
+    assert_eq!(
+        w.store.watermark("hubspot#contacts").await.unwrap(),
+        clean.store.watermark("hubspot#contacts").await.unwrap()
+    );
 }
 
 /// A CRM that lets `ok_pulls` pulls through and then times out.
@@ -145,14 +234,26 @@ struct FailAfter<'a> {
 }
 
 impl Crm for FailAfter<'_> {
-    async fn pull_page(&self, since: DateTime<Utc>, cursor: Option<&str>) -> Result<leadsync_domain::ports::PullPage, CrmError> {
-        if self.inner.pull_calls.load(std::sync::atomic::Ordering::Relaxed) >= self.ok_pulls {
+    async fn pull_page(
+        &self,
+        since: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> Result<leadsync_domain::ports::PullPage, CrmError> {
+        if self
+            .inner
+            .pull_calls
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= self.ok_pulls
+        {
             return Err(CrmError::Timeout);
         }
         self.inner.pull_page(since, cursor).await
     }
 
-    async fn push(&self, updates: &[PropertyUpdate]) -> Result<leadsync_domain::ports::PushOutcome, CrmError> {
+    async fn push(
+        &self,
+        updates: &[PropertyUpdate],
+    ) -> Result<leadsync_domain::ports::PushOutcome, CrmError> {
         self.inner.push(updates).await
     }
 }
@@ -177,16 +278,31 @@ async fn watermark_advances_only_to_what_was_seen_and_holds_for_failed_pushes() 
     w.crm.refuse_writes_to(refused.clone());
     let report = w.run("r1", at(60)).await.unwrap();
     assert_eq!(report.push_failed, 1);
-    assert_eq!(report.watermark_after, Some(at(39)), "refusals that are not retryable do not hold it");
-    assert!(w.store.states()[&refused].pushed_hash.is_none(), "an unpushed lead is not marked pushed");
+    assert_eq!(
+        report.watermark_after,
+        Some(at(39)),
+        "refusals that are not retryable do not hold it"
+    );
+    assert!(
+        w.store.states()[&refused].pushed_hash.is_none(),
+        "an unpushed lead is not marked pushed"
+    );
 }
 
 #[tokio::test]
 async fn crm_down_on_push_fails_retryably_and_rerun_pushes() {
     let w = World::new(FakeCrm::new(leads()));
     // first call is the pull (ok), the next is the push: fail it.
-    let deps = SyncDeps { crm: &PushFails { inner: &w.crm }, store: &w.store, snapshots: &w.snapshots, providers: &[] as &[NoProvider], criteria: &w.criteria };
-    let error = sync(&deps, &SyncInput::nightly("r1", at(60))).await.unwrap_err();
+    let deps = SyncDeps {
+        crm: &PushFails { inner: &w.crm },
+        store: &w.store,
+        snapshots: &w.snapshots,
+        providers: &[] as &[NoProvider],
+        criteria: &w.criteria,
+    };
+    let error = sync(&deps, &SyncInput::nightly("r1", at(60)))
+        .await
+        .unwrap_err();
     assert!(error.is_retryable(), "{error}");
     assert!(w.store.states().values().all(|s| s.pushed_hash.is_none()));
     let report = w.run("r1", at(60)).await.unwrap();
@@ -199,11 +315,21 @@ struct PushFails<'a> {
 }
 
 impl Crm for PushFails<'_> {
-    async fn pull_page(&self, since: DateTime<Utc>, cursor: Option<&str>) -> Result<leadsync_domain::ports::PullPage, CrmError> {
+    async fn pull_page(
+        &self,
+        since: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> Result<leadsync_domain::ports::PullPage, CrmError> {
         self.inner.pull_page(since, cursor).await
     }
 
-    async fn push(&self, _updates: &[PropertyUpdate]) -> Result<leadsync_domain::ports::PushOutcome, CrmError> {
-        Err(CrmError::Unavailable { status: 503, message: "down".into() })
+    async fn push(
+        &self,
+        _updates: &[PropertyUpdate],
+    ) -> Result<leadsync_domain::ports::PushOutcome, CrmError> {
+        Err(CrmError::Unavailable {
+            status: 503,
+            message: "down".into(),
+        })
     }
 }
