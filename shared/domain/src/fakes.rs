@@ -10,7 +10,7 @@ use crate::ports::{
 };
 use crate::transition::{LeadState, Transition};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,7 +25,7 @@ pub struct FakeCrm {
     rejected: Mutex<Vec<Rejected>>,
     written: Mutex<Vec<PropertyUpdate>>,
     failures: Mutex<VecDeque<CrmError>>,
-    refuse: Mutex<HashSet<LeadId>>,
+    refuse: Mutex<HashMap<LeadId, bool>>,
     page_size: usize,
     pub pull_calls: AtomicU64,
     pub push_calls: AtomicU64,
@@ -56,9 +56,9 @@ impl FakeCrm {
         lock(&self.failures).extend(std::iter::repeat_n(error, n));
     }
 
-    /// Pushes to this lead are refused row by row.
-    pub fn refuse_writes_to(&self, id: LeadId) {
-        lock(&self.refuse).insert(id);
+    /// Pushes to this lead are refused row by row, as retryable or not.
+    pub fn refuse_writes_to(&self, id: LeadId, retryable: bool) {
+        lock(&self.refuse).insert(id, retryable);
     }
 
     pub fn upsert(&self, lead: Lead) {
@@ -121,11 +121,11 @@ impl Crm for FakeCrm {
             ..PushOutcome::default()
         };
         for update in updates {
-            if refuse.contains(&update.lead_id) {
+            if let Some(retryable) = refuse.get(&update.lead_id) {
                 outcome.failed.push(PushFailure {
                     lead_id: update.lead_id.clone(),
                     message: "refused".into(),
-                    retryable: false,
+                    retryable: *retryable,
                 });
             } else {
                 lock(&self.written).push(update.clone());

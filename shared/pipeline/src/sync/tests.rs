@@ -272,21 +272,37 @@ async fn watermark_advances_only_to_what_was_seen_and_holds_for_failed_pushes() 
     let report = w.run("r2", at(121)).await.unwrap();
     assert_eq!(report.watermark_after, Some(at(119)));
 
-    // A retryable push failure holds the watermark at that lead.
+    // A refusal that is not retryable does not hold the watermark; the lead stays unpushed.
     let w = World::new(FakeCrm::new(leads()));
     let refused = leads()[10].id.clone();
-    w.crm.refuse_writes_to(refused.clone());
+    w.crm.refuse_writes_to(refused.clone(), false);
     let report = w.run("r1", at(60)).await.unwrap();
     assert_eq!(report.push_failed, 1);
-    assert_eq!(
-        report.watermark_after,
-        Some(at(39)),
-        "refusals that are not retryable do not hold it"
-    );
+    assert_eq!(report.watermark_after, Some(at(39)));
     assert!(
         w.store.states()[&refused].pushed_hash.is_none(),
         "an unpushed lead is not marked pushed"
     );
+
+    // A retryable refusal holds the watermark at that lead's modification time, so the next
+    // run pulls it again and pushes it once the CRM accepts.
+    let w = World::new(FakeCrm::new(leads()));
+    w.crm.refuse_writes_to(refused.clone(), true);
+    let report = w.run("r1", at(60)).await.unwrap();
+    assert_eq!(report.watermark_after, Some(at(10)));
+    let fresh = FakeCrm::new(leads());
+    let w2 = World {
+        crm: fresh,
+        store: w.store,
+        snapshots: w.snapshots,
+        criteria: w.criteria,
+    };
+    let report = w2.run("r2", at(61)).await.unwrap();
+    assert_eq!(
+        report.pushed, 1,
+        "only the lead whose push failed is pushed again"
+    );
+    assert!(w2.store.states()[&refused].pushed_hash.is_some());
 }
 
 #[tokio::test]

@@ -1,0 +1,109 @@
+//! The sandbox's wire format as a HubSpot client sees it: auth, paging shape, batch limits.
+#![allow(clippy::unwrap_used)]
+
+use leadsync_sandbox::{Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+async fn post(sandbox: &Sandbox, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{path}", sandbox.base_url()))
+        .json(&body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn search_needs_the_bearer_token() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 20)).await.unwrap();
+    let (status, body) = post(&sandbox, "/crm/v3/objects/contacts/search", None, json!({})).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["category"], "INVALID_AUTHENTICATION");
+    let (status, _) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/search",
+        Some("nope"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/search",
+        Some(sandbox.token()),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn paging_matches_hubspot_shape() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 25)).await.unwrap();
+    let token = Some(sandbox.token());
+    let (status, page) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/search",
+        token,
+        json!({"limit": 10, "properties": ["email"]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total"], 25);
+    assert_eq!(page["results"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        page["paging"]["next"]["after"], "10",
+        "after is an integer as a string"
+    );
+    let first = &page["results"][0];
+    assert!(first["id"].is_string());
+    for key in ["email", "createdate", "lastmodifieddate", "hs_object_id"] {
+        assert!(first["properties"].get(key).is_some(), "{key}");
+    }
+    let (_, last) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/search",
+        token,
+        json!({"limit": 10, "after": "20"}),
+    )
+    .await;
+    assert_eq!(last["results"].as_array().unwrap().len(), 5);
+    assert!(last.get("paging").is_none(), "no paging on the last page");
+    let (status, body) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/search",
+        token,
+        json!({"limit": 500}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+}
+
+#[tokio::test]
+async fn batch_update_limits_and_207() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 5)).await.unwrap();
+    let token = Some(sandbox.token());
+    let too_many: Vec<Value> = (0..101)
+        .map(|i| json!({"id": i.to_string(), "properties": {}}))
+        .collect();
+    let (status, _) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/batch/update",
+        token,
+        json!({"inputs": too_many}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let id = sandbox.contacts()[0].id.to_string();
+    let (status, body) = post(&sandbox, "/crm/v3/objects/contacts/batch/update", token,
+        json!({"inputs": [{"id": id, "properties": {"leadsync_stage": "sql"}}, {"id": "1", "properties": {"x": "y"}}]})).await;
+    assert_eq!(status, 207);
+    assert_eq!(body["numErrors"], 1);
+    assert_eq!(body["errors"][0]["context"]["ids"][0], "1");
+    assert_eq!(sandbox.contacts()[0].properties["leadsync_stage"], "sql");
+}
