@@ -5,7 +5,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use leadsync_domain::ports::{Rejected, SnapshotKey, SnapshotLine, SnapshotStore, StoreError};
-use std::io::Write;
+use std::io::{Read, Write};
 
 /// The S3 adapter of the [`SnapshotStore`] port.
 #[derive(Debug, Clone)]
@@ -41,6 +41,51 @@ impl S3SnapshotStore {
 
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    /// Read a snapshot written by [`SnapshotStore::put_snapshot`] (the input of criteria
+    /// simulation and of tests).
+    ///
+    /// # Errors
+    /// [`StoreError`]: the object is missing or unreadable, or a line is not a snapshot line
+    /// (the error names the key and line number).
+    pub async fn read_snapshot(&self, key: &str) -> Result<Vec<SnapshotLine>, StoreError> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| StoreError::Rejected {
+                operation: "GetObject snapshot",
+                message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            })?;
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                operation: "GetObject snapshot",
+                message: e.to_string(),
+            })?
+            .into_bytes();
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut text)
+            .map_err(|e| StoreError::Corrupt {
+                key: key.to_owned(),
+                message: format!("not gzip text: {e}"),
+            })?;
+        text.lines()
+            .enumerate()
+            .map(|(i, line)| {
+                serde_json::from_str(line).map_err(|e| StoreError::Corrupt {
+                    key: key.to_owned(),
+                    message: format!("line {}: {e}", i + 1),
+                })
+            })
+            .collect()
     }
 
     async fn put(

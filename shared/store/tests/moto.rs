@@ -7,7 +7,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use leadsync_domain::ports::{LeadStore, RunReport, SnapshotKey, SnapshotStore, StoreError};
 use leadsync_domain::{LeadId, LeadState, Stage, Transition};
 use leadsync_store::{DynamoLeadStore, bootstrap};
-use std::io::Read;
 
 async fn store() -> (DynamoLeadStore, Dynamo) {
     let moto = leadsync_localstack::shared().unwrap();
@@ -173,13 +172,25 @@ async fn snapshot_is_gzipped_jsonl() {
         .await
         .unwrap()
         .into_bytes();
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(&body[..])
-        .read_to_string(&mut text)
-        .unwrap();
-    let lines: Vec<SnapshotLine> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert_eq!(&body[..2], &[0x1f, 0x8b], "gzip on the wire");
+    let lines = snapshots.read_snapshot(&object).await.unwrap();
     assert_eq!(lines, vec![line.clone(), line]);
+
+    // A broken object is reported with its key, not a panic.
+    client
+        .put_object()
+        .bucket(&bucket)
+        .key("snapshots/bad.jsonl.gz")
+        .body(b"plain".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let err = snapshots
+        .read_snapshot("snapshots/bad.jsonl.gz")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Corrupt { ref key, .. } if key == "snapshots/bad.jsonl.gz"),
+        "{err:?}"
+    );
 }

@@ -8,22 +8,18 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
-use leadsync_domain::ports::SnapshotLine;
 use leadsync_domain::{
     Criteria, Engagement, Firmographics, Lead, LeadId, Provenance, Sourced, Stage,
 };
 use leadsync_sandbox::{Record, Sandbox, SandboxConfig};
 use nightly_sync::{Config, Deps, handler};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 
 struct Env {
     sandbox: Sandbox,
     deps: Deps,
     dynamo: aws_sdk_dynamodb::Client,
-    s3: aws_sdk_s3::Client,
     table: String,
-    bucket: String,
 }
 
 async fn env(contacts: u64) -> Env {
@@ -59,9 +55,7 @@ async fn env(contacts: u64) -> Env {
         sandbox,
         deps,
         dynamo,
-        s3,
         table,
-        bucket,
     }
 }
 
@@ -210,27 +204,7 @@ async fn nightly_sync_scores_records_snapshots_and_pushes_every_lead() {
     // S3: the snapshot has every lead with the same scorecard.
     let key = report.snapshot_key.clone().unwrap();
     assert!(key.starts_with(&format!("snapshots/{}/", now.date_naive())));
-    let body = env
-        .s3
-        .get_object()
-        .bucket(&env.bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(&body[..])
-        .read_to_string(&mut text)
-        .unwrap();
-    let lines: Vec<SnapshotLine> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = env.deps.snapshots.read_snapshot(&key).await.unwrap();
     assert_eq!(lines.len(), 500);
     for line in &lines {
         assert_eq!(

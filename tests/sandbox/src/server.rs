@@ -447,29 +447,40 @@ fn id_text(v: &Value) -> String {
     }
 }
 
-async fn batch_read(
-    State(state): State<Arc<AppState>>,
-    Path(object): Path<String>,
-    body: Bytes,
-) -> Response {
-    let started = Utc::now();
-    let Some(t) = ObjectType::parse(&object) else {
-        return not_found().await;
-    };
-    let req: BatchRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
+/// The object type and body of a batch call, or the 404/400 HubSpot answers instead.
+#[allow(clippy::result_large_err)] // the error is the response itself
+fn batch_request(object: &str, body: &Bytes) -> Result<(ObjectType, BatchRequest), Response> {
+    let t = ObjectType::parse(object).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            "Resource not found",
+        )
+    })?;
+    let req: BatchRequest = parse_body(body)?;
     if req.inputs.len() > MAX_BATCH {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "VALIDATION_ERROR",
             format!(
                 "Batch size {} exceeds the limit of {MAX_BATCH} inputs",
                 req.inputs.len()
             ),
-        );
+        ));
     }
+    Ok((t, req))
+}
+
+async fn batch_read(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started = Utc::now();
+    let (t, req) = match batch_request(&object, &body) {
+        Ok(parsed) => parsed,
+        Err(resp) => return resp,
+    };
     let db = state.db();
     let (mut results, mut errors) = (vec![], vec![]);
     for input in &req.inputs {
@@ -488,23 +499,10 @@ async fn batch_update(
     body: Bytes,
 ) -> Response {
     let started = Utc::now();
-    let Some(t) = ObjectType::parse(&object) else {
-        return not_found().await;
-    };
-    let req: BatchRequest = match parse_body(&body) {
-        Ok(r) => r,
+    let (t, req) = match batch_request(&object, &body) {
+        Ok(parsed) => parsed,
         Err(resp) => return resp,
     };
-    if req.inputs.len() > MAX_BATCH {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "VALIDATION_ERROR",
-            format!(
-                "Batch size {} exceeds the limit of {MAX_BATCH} inputs",
-                req.inputs.len()
-            ),
-        );
-    }
     let mut db = state.db_mut();
     let (mut results, mut errors) = (vec![], vec![]);
     let now = Utc::now();
