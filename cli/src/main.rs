@@ -6,7 +6,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use leadsync_sandbox::{Sandbox, SandboxConfig};
+use leadsync_sandbox::{Faults, Limits, Sandbox, SandboxConfig};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -34,6 +34,24 @@ enum Command {
         /// The bearer token clients must present.
         #[arg(long, default_value = "sandbox-token")]
         token: String,
+        /// Rate limits of a HubSpot tier: free (100 per 10 s), pro (190 per 10 s), none.
+        #[arg(long, default_value = "free")]
+        tier: Tier,
+        /// Added to every answer.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Share of requests answered 429 although under the limit (0–1).
+        #[arg(long, default_value_t = 0.0)]
+        rate_limit_rate: f64,
+        /// Share of requests answered 5xx (0–1).
+        #[arg(long, default_value_t = 0.0)]
+        server_error_rate: f64,
+        /// Share of answers with a truncated JSON body (0–1).
+        #[arg(long, default_value_t = 0.0)]
+        malformed_rate: f64,
+        /// Records modified within this many milliseconds are not yet visible to search.
+        #[arg(long, default_value_t = 0)]
+        index_lag_ms: u64,
     },
     /// Run the nightly sync end to end on a local sandbox and moto, and print the run summary.
     Demo {
@@ -42,6 +60,33 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         contacts: u64,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Tier {
+    Free,
+    Pro,
+    None,
+}
+
+impl Tier {
+    fn limits(self) -> Limits {
+        match self {
+            Tier::Free => Limits {
+                per_window: 100,
+                window_ms: 10_000,
+                search_per_second: 5,
+                daily: 250_000,
+            },
+            Tier::Pro => Limits {
+                per_window: 190,
+                window_ms: 10_000,
+                search_per_second: 5,
+                daily: 650_000,
+            },
+            Tier::None => SandboxConfig::new(0, 0).limits,
+        }
+    }
 }
 
 #[tokio::main]
@@ -58,19 +103,38 @@ async fn main() -> anyhow::Result<()> {
             seed,
             contacts,
             token,
-        } => sandbox(port, seed, contacts, token).await,
+            tier,
+            latency_ms,
+            rate_limit_rate,
+            server_error_rate,
+            malformed_rate,
+            index_lag_ms,
+        } => {
+            let faults = Faults {
+                latency_ms,
+                rate_limit_rate,
+                retry_after_rate: 0.5,
+                server_error_rate,
+                malformed_rate,
+                index_lag_ms,
+            };
+            let config = SandboxConfig {
+                seed,
+                contacts,
+                token,
+                port,
+                limits: tier.limits(),
+                faults,
+            };
+            sandbox(config).await
+        }
         Command::Demo { seed, contacts } => demo(seed, contacts).await,
     }
 }
 
-async fn sandbox(port: u16, seed: u64, contacts: u64, token: String) -> anyhow::Result<()> {
-    let sandbox = Sandbox::start(SandboxConfig {
-        seed,
-        contacts,
-        token,
-        port,
-    })
-    .await?;
+async fn sandbox(config: SandboxConfig) -> anyhow::Result<()> {
+    let (seed, contacts) = (config.seed, config.contacts);
+    let sandbox = Sandbox::start(config).await?;
     println!(
         "HubSpot sandbox on {} (seed {seed}, {contacts} contacts)",
         sandbox.base_url()

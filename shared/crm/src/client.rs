@@ -1,20 +1,20 @@
 //! `HubSpotCrm`: the HTTP client, its retry policy, the incremental pull and the batch push.
 
+use crate::governor::{RateGovernor, RateLimits};
 use crate::mapping::{self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, HubSpotObject};
 use chrono::{DateTime, Utc};
-use leadsync_domain::LeadId;
 use leadsync_domain::ports::{Crm, CrmError, PropertyUpdate, PullPage, PushFailure, PushOutcome};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// The most results one search query pages through before HubSpot answers 400.
-const SEARCH_CEILING: u64 = 10_000;
 /// The most inputs one batch call takes.
-const BATCH_LIMIT: usize = 100;
+pub const BATCH_LIMIT: usize = 100;
 
 /// How to reach HubSpot.
 #[derive(Debug, Clone)]
@@ -25,12 +25,14 @@ pub struct HubSpotConfig {
     /// Search page size, 1–200.
     pub page_size: u32,
     pub timeout: Duration,
-    /// Attempts per request after the first.
+    /// Attempts per request after the first (429, 5xx, timeouts, truncated bodies).
     pub max_retries: u32,
-    /// Backoff unit after a 429 without `Retry-After` (HubSpot's client: 1 s for search).
+    /// Backoff unit after a 429 without `Retry-After` (× attempt).
     pub rate_limit_backoff: Duration,
-    /// Backoff unit after a 5xx or timeout (HubSpot's client: 200 ms).
+    /// Backoff unit after a 5xx or timeout (× attempt; HubSpot's client uses 200 ms).
     pub server_error_backoff: Duration,
+    /// The private app's limits; the governor keeps every request under them.
+    pub limits: RateLimits,
 }
 
 impl HubSpotConfig {
@@ -40,9 +42,10 @@ impl HubSpotConfig {
             token,
             page_size: 200,
             timeout: Duration::from_secs(30),
-            max_retries: 4,
+            max_retries: 8,
             rate_limit_backoff: Duration::from_secs(1),
             server_error_backoff: Duration::from_millis(200),
+            limits: RateLimits::FREE,
         }
     }
 }
@@ -52,45 +55,7 @@ impl HubSpotConfig {
 pub struct HubSpotCrm {
     http: reqwest::Client,
     config: HubSpotConfig,
-}
-
-/// Where a pull walk is: the id it restarted after (for the 10,000 ceiling) and the page token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cursor {
-    restart_after_id: u64,
-    after: Option<u64>,
-}
-
-impl Cursor {
-    fn parse(raw: Option<&str>) -> Result<Self, CrmError> {
-        let Some(raw) = raw else {
-            return Ok(Self {
-                restart_after_id: 0,
-                after: None,
-            });
-        };
-        let bad = || CrmError::Rejected {
-            status: 0,
-            message: format!("invalid pull cursor {raw:?}"),
-        };
-        let (id, after) = raw.split_once(':').ok_or_else(bad)?;
-        Ok(Self {
-            restart_after_id: id.parse().map_err(|_| bad())?,
-            after: if after.is_empty() {
-                None
-            } else {
-                Some(after.parse().map_err(|_| bad())?)
-            },
-        })
-    }
-
-    fn encode(self) -> String {
-        format!(
-            "{}:{}",
-            self.restart_after_id,
-            self.after.map(|a| a.to_string()).unwrap_or_default()
-        )
-    }
+    governor: Arc<RateGovernor>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,17 +63,7 @@ struct SearchResponse {
     #[serde(default)]
     results: Vec<HubSpotObject>,
     #[serde(default)]
-    paging: Option<Paging>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Paging {
-    next: Option<NextPage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct NextPage {
-    after: Value,
+    paging: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +90,13 @@ struct Answer {
     body: String,
 }
 
+fn header_u64(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
 impl HubSpotCrm {
     /// # Errors
     /// [`CrmError::Transport`] when the HTTP client cannot be built.
@@ -143,16 +105,23 @@ impl HubSpotCrm {
             .timeout(config.timeout)
             .build()
             .map_err(|e| CrmError::Transport(e.to_string()))?;
-        Ok(Self { http, config })
+        let governor = Arc::new(RateGovernor::new(config.limits));
+        Ok(Self {
+            http,
+            config,
+            governor,
+        })
     }
 
-    /// POST JSON with the retry policy. Returns 2xx answers (including 207) and non-retryable
-    /// 4xx other than 401 as `Answer`s; 401 and exhausted retries as errors.
+    /// POST JSON under the governor and the retry policy. Returns 2xx answers (including 207)
+    /// and non-retryable 4xx other than 401 as `Answer`s; 401 and exhausted retries as errors.
     async fn post(&self, path: &str, body: &Value) -> Result<Answer, CrmError> {
         let url = format!("{}{}", self.config.base_url, path);
+        let is_search = path.ends_with("/search");
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            self.governor.acquire(is_search).await;
             let sent = self
                 .http
                 .post(&url)
@@ -163,37 +132,48 @@ impl HubSpotCrm {
             let (error, wait) = match sent {
                 Ok(response) => {
                     let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let text = response.text().await.map_err(|e| classify_transport(&e))?;
-                    if status == StatusCode::UNAUTHORIZED {
-                        return Err(CrmError::Unauthorized);
-                    }
-                    if status == StatusCode::TOO_MANY_REQUESTS {
-                        let policy = serde_json::from_str::<Value>(&text)
-                            .ok()
-                            .and_then(|v| {
-                                v.get("policyName")
-                                    .and_then(Value::as_str)
-                                    .map(str::to_owned)
-                            })
-                            .unwrap_or_else(|| "unknown".into());
-                        let wait = retry_after.unwrap_or(self.config.rate_limit_backoff * attempt);
-                        (CrmError::RateLimited { policy }, wait)
-                    } else if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
-                        (
-                            CrmError::Unavailable {
-                                status: status.as_u16(),
-                                message: error_message(&text),
-                            },
+                    let headers = response.headers();
+                    let retry_after = header_u64(headers, "retry-after").map(Duration::from_secs);
+                    self.governor.observe(
+                        header_u64(headers, "x-hubspot-ratelimit-remaining"),
+                        header_u64(headers, "x-hubspot-ratelimit-interval-milliseconds")
+                            .map(Duration::from_millis),
+                    );
+                    match response.text().await {
+                        Err(e) => (
+                            classify_transport(&e),
                             self.config.server_error_backoff * attempt,
-                        )
-                    } else {
-                        return Ok(Answer { status, body: text });
+                        ),
+                        Ok(_) if status == StatusCode::UNAUTHORIZED => {
+                            return Err(CrmError::Unauthorized);
+                        }
+                        Ok(text) if status == StatusCode::TOO_MANY_REQUESTS => {
+                            let policy = serde_json::from_str::<Value>(&text)
+                                .ok()
+                                .and_then(|v| {
+                                    v.get("policyName")
+                                        .and_then(Value::as_str)
+                                        .map(str::to_owned)
+                                })
+                                .unwrap_or_else(|| "unknown".into());
+                            (
+                                CrmError::RateLimited { policy },
+                                retry_after.unwrap_or(self.config.rate_limit_backoff * attempt),
+                            )
+                        }
+                        Ok(text)
+                            if status.is_server_error()
+                                && status != StatusCode::NOT_IMPLEMENTED =>
+                        {
+                            (
+                                CrmError::Unavailable {
+                                    status: status.as_u16(),
+                                    message: error_message(&text),
+                                },
+                                self.config.server_error_backoff * attempt,
+                            )
+                        }
+                        Ok(text) => return Ok(Answer { status, body: text }),
                     }
                 }
                 Err(e) => (
@@ -209,6 +189,33 @@ impl HubSpotCrm {
         }
     }
 
+    /// POST and parse a 2xx body; a body cut short in transit is retried like a 5xx.
+    async fn post_parsed<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, T), CrmError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let answer = self.post(path, body).await?;
+            if !answer.status.is_success() {
+                return Err(CrmError::Rejected {
+                    status: answer.status.as_u16(),
+                    message: error_message(&answer.body),
+                });
+            }
+            match serde_json::from_str(&answer.body) {
+                Ok(parsed) => return Ok((answer.status, parsed)),
+                Err(e) if attempt <= self.config.max_retries => {
+                    tracing::warn!(path, attempt, error = %e, "CRM answer unreadable; retrying.");
+                    tokio::time::sleep(self.config.server_error_backoff * attempt).await;
+                }
+                Err(e) => return Err(CrmError::Decode(format!("{path}: {e}"))),
+            }
+        }
+    }
+
     /// Companies by id, in batches of 100. Ids the CRM no longer has are simply absent.
     async fn read_companies(
         &self,
@@ -220,17 +227,9 @@ impl HubSpotCrm {
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
                 "properties": COMPANY_PROPERTIES,
             });
-            let answer = self
-                .post("/crm/v3/objects/companies/batch/read", &body)
+            let (_, parsed): (_, BatchResponse) = self
+                .post_parsed("/crm/v3/objects/companies/batch/read", &body)
                 .await?;
-            if !answer.status.is_success() {
-                return Err(CrmError::Rejected {
-                    status: answer.status.as_u16(),
-                    message: error_message(&answer.body),
-                });
-            }
-            let parsed: BatchResponse =
-                serde_json::from_str(&answer.body).map_err(|e| CrmError::Decode(e.to_string()))?;
             for company in parsed.results {
                 found.insert(company.id_text(), company);
             }
@@ -246,26 +245,24 @@ impl HubSpotCrm {
         let body = json!({
             "inputs": chunk.iter().map(|u| json!({"id": u.lead_id.as_str(), "properties": u.properties})).collect::<Vec<_>>(),
         });
-        let answer = self
-            .post("/crm/v3/objects/contacts/batch/update", &body)
-            .await?;
         outcome.requests += 1;
-        if !answer.status.is_success() {
+        let parsed: BatchResponse = match self
+            .post_parsed("/crm/v3/objects/contacts/batch/update", &body)
+            .await
+        {
+            Ok((_, parsed)) => parsed,
             // The whole batch was refused (e.g. a property does not exist): every row failed.
-            let message = format!(
-                "HTTP {}: {}",
-                answer.status.as_u16(),
-                error_message(&answer.body)
-            );
-            outcome.failed.extend(chunk.iter().map(|u| PushFailure {
-                lead_id: u.lead_id.clone(),
-                message: message.clone(),
-                retryable: false,
-            }));
-            return Ok(());
-        }
-        let parsed: BatchResponse =
-            serde_json::from_str(&answer.body).map_err(|e| CrmError::Decode(e.to_string()))?;
+            Err(CrmError::Rejected { status, message }) => {
+                let message = format!("HTTP {status}: {message}");
+                outcome.failed.extend(chunk.iter().map(|u| PushFailure {
+                    lead_id: u.lead_id.clone(),
+                    message: message.clone(),
+                    retryable: false,
+                }));
+                return Ok(());
+            }
+            Err(other) => return Err(other),
+        };
         let mut failed: HashMap<&str, String> = HashMap::new();
         for error in &parsed.errors {
             for id in error.context.get("ids").into_iter().flatten() {
@@ -285,15 +282,6 @@ impl HubSpotCrm {
                 }),
                 None => outcome.written.push(update.lead_id.clone()),
             }
-        }
-        let unaccounted = chunk
-            .len()
-            .saturating_sub(parsed.results.len() + failed.len());
-        if unaccounted > 0 {
-            tracing::warn!(
-                unaccounted,
-                "Batch update answer accounts for fewer rows than were sent."
-            );
         }
         Ok(())
     }
@@ -315,40 +303,43 @@ fn error_message(body: &str) -> String {
         .unwrap_or_else(|| body.chars().take(200).collect())
 }
 
+/// The cursor of a pull walk is the last contact id returned: each page asks for
+/// `hs_object_id > cursor` (keyset paging). Unlike `after` offsets it cannot shift when records
+/// start matching mid-walk, and it never meets the search's 10,000-result ceiling.
+fn parse_cursor(raw: Option<&str>) -> Result<u64, CrmError> {
+    raw.map_or(Ok(0), |c| {
+        c.parse::<u64>().map_err(|_| CrmError::Rejected {
+            status: 0,
+            message: format!("invalid pull cursor {c:?}"),
+        })
+    })
+}
+
 impl Crm for HubSpotCrm {
     async fn pull_page(
         &self,
         since: DateTime<Utc>,
         cursor: Option<&str>,
     ) -> Result<PullPage, CrmError> {
-        let cursor = Cursor::parse(cursor)?;
+        let after_id = parse_cursor(cursor)?;
         let limit = self.config.page_size.clamp(1, 200);
         let mut filters = vec![json!({
             "propertyName": "lastmodifieddate",
             "operator": "GTE",
             "value": since.timestamp_millis().to_string(),
         })];
-        if cursor.restart_after_id > 0 {
-            filters.push(json!({"propertyName": "hs_object_id", "operator": "GT", "value": cursor.restart_after_id.to_string()}));
+        if after_id > 0 {
+            filters.push(json!({"propertyName": "hs_object_id", "operator": "GT", "value": after_id.to_string()}));
         }
-        let mut body = json!({
+        let body = json!({
             "filterGroups": [{ "filters": filters }],
             "sorts": [{ "propertyName": "hs_object_id", "direction": "ASCENDING" }],
             "properties": CONTACT_PROPERTIES,
             "limit": limit,
         });
-        if let Some(after) = cursor.after {
-            body["after"] = json!(after.to_string());
-        }
-        let answer = self.post("/crm/v3/objects/contacts/search", &body).await?;
-        if !answer.status.is_success() {
-            return Err(CrmError::Rejected {
-                status: answer.status.as_u16(),
-                message: error_message(&answer.body),
-            });
-        }
-        let parsed: SearchResponse =
-            serde_json::from_str(&answer.body).map_err(|e| CrmError::Decode(e.to_string()))?;
+        let (_, parsed): (_, SearchResponse) = self
+            .post_parsed("/crm/v3/objects/contacts/search", &body)
+            .await?;
 
         let company_ids: Vec<String> = {
             let mut seen = HashSet::new();
@@ -366,44 +357,25 @@ impl Crm for HubSpotCrm {
         };
 
         let mut page = PullPage::default();
-        let mut last_id = cursor.restart_after_id;
+        let mut last_id = after_id;
         for object in &parsed.results {
-            if let Ok(id) = object.id_text().parse::<u64>() {
-                last_id = last_id.max(id);
+            match object.id_text().parse::<u64>() {
+                Ok(id) if id > last_id => last_id = id,
+                Ok(_) => {}
+                Err(_) => {}
             }
             match mapping::contact_to_lead(object, &companies) {
                 Ok(lead) => page.leads.push(lead),
                 Err(rejected) => page.rejected.push(rejected),
             }
         }
-        let next_after = parsed.paging.and_then(|p| p.next).map(|n| match n.after {
-            Value::String(s) => s.parse::<u64>().ok(),
-            Value::Number(n) => n.as_u64(),
-            _ => None,
-        });
-        page.next = match next_after {
-            None => None,
-            Some(None) => {
-                return Err(CrmError::Decode(
-                    "paging.next.after is not an integer".into(),
-                ));
-            }
-            // The next page would cross the search ceiling: restart the query after the last id.
-            Some(Some(after)) if after + u64::from(limit) > SEARCH_CEILING => Some(
-                Cursor {
-                    restart_after_id: last_id,
-                    after: None,
-                }
-                .encode(),
-            ),
-            Some(Some(after)) => Some(
-                Cursor {
-                    restart_after_id: cursor.restart_after_id,
-                    after: Some(after),
-                }
-                .encode(),
-            ),
-        };
+        let more = parsed.paging.as_ref().and_then(|p| p.get("next")).is_some();
+        if more && last_id == after_id {
+            return Err(CrmError::Decode(
+                "search says there is more but returned no readable id".into(),
+            ));
+        }
+        page.next = more.then(|| last_id.to_string());
         Ok(page)
     }
 
@@ -416,36 +388,14 @@ impl Crm for HubSpotCrm {
     }
 }
 
-/// Parse a lead id the CRM gave back. Kept here so callers never build ids from raw text.
-pub fn lead_id(raw: &str) -> Option<LeadId> {
-    LeadId::new(raw).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cursor_round_trips() {
-        for c in [
-            Cursor {
-                restart_after_id: 0,
-                after: None,
-            },
-            Cursor {
-                restart_after_id: 1_000_123,
-                after: Some(400),
-            },
-        ] {
-            assert_eq!(Cursor::parse(Some(&c.encode())).unwrap(), c);
-        }
-        assert!(Cursor::parse(Some("x")).is_err());
-        assert_eq!(
-            Cursor::parse(None).unwrap(),
-            Cursor {
-                restart_after_id: 0,
-                after: None
-            }
-        );
+    fn cursor_is_the_last_id() {
+        assert_eq!(parse_cursor(None).unwrap(), 0);
+        assert_eq!(parse_cursor(Some("1000123")).unwrap(), 1_000_123);
+        assert!(parse_cursor(Some("x")).is_err());
     }
 }

@@ -7,18 +7,23 @@
 //!   the field and the reason.
 //!
 //! # Contract highlights
-//! - Pull: `lastmodifieddate >= since`, sorted by `hs_object_id` ascending; before the search's
-//!   10,000-result ceiling the query restarts with `hs_object_id > last id`, so no record is
-//!   skipped however many changed. Company data comes from `associatedcompanyid` via
+//! - Pull: `lastmodifieddate >= since`, sorted by `hs_object_id` ascending, each page asking
+//!   for `hs_object_id > last id` (keyset paging): no record is skipped or repeated within a
+//!   walk however many changed, share a timestamp, or start matching mid-walk, and the search's
+//!   10,000-result ceiling is never reached. Company data comes from `associatedcompanyid` via
 //!   `companies/batch/read`.
 //! - Push: `contacts/batch/update` in batches of at most 100; 207 errors are mapped back to
 //!   their rows by `context.ids`.
-//! - Retries: 429 (honouring `Retry-After`), 5xx except 501, timeouts and connection errors,
-//!   with a linear backoff; never other 4xx.
+//! - Rate: a [`governor::RateGovernor`] keeps every request under the app's limits (rolling
+//!   window, search per second) and pauses when HubSpot's headers say the window is spent.
+//! - Retries: 429 (honouring `Retry-After`), 5xx except 501, timeouts, connection errors and
+//!   bodies cut short, with a linear backoff; never other 4xx.
 //!
 //! The token is a `secrecy::SecretString` and is never logged; neither is any email address.
 
 pub mod client;
+pub mod governor;
 pub mod mapping;
 
 pub use client::{HubSpotConfig, HubSpotCrm};
+pub use governor::{RateGovernor, RateLimits};

@@ -11,6 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 fn crm(sandbox: &Sandbox, token: &str, page_size: u32) -> HubSpotCrm {
     let mut config = HubSpotConfig::new(sandbox.base_url(), token.to_owned().into());
     config.page_size = page_size;
+    // Functional tests: the sandbox is not rate limited here, so neither is the client.
+    config.limits = leadsync_crm::RateLimits {
+        per_window: 100_000,
+        window: std::time::Duration::from_secs(10),
+        search_per_second: 100_000,
+    };
     HubSpotCrm::new(config).unwrap()
 }
 
@@ -73,12 +79,23 @@ async fn watermark_filter_returns_only_recent_changes() {
 }
 
 #[tokio::test]
-async fn restarts_by_id_before_the_10000_ceiling() {
+async fn more_than_10000_records_sharing_one_timestamp_are_pulled_exactly_once() {
     let sandbox = Sandbox::start(SandboxConfig::new(3, 10_450)).await.unwrap();
+    let at = DateTime::parse_from_rfc3339("2026-11-02T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    sandbox.stamp_all_contacts(at);
     let crm = crm(&sandbox, sandbox.token(), 200);
-    let (ids, _) = pull_all(&crm, DateTime::<Utc>::UNIX_EPOCH).await;
-    assert_eq!(ids.len(), 10_450, "every contact, none twice");
-    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 10_450);
+    let (ids, pages) = pull_all(&crm, at).await;
+    assert_eq!(ids.len(), 10_450, "every contact");
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        10_450,
+        "none twice"
+    );
+    assert_eq!(pages, 53);
+    let searches = sandbox.request_counts()["POST /crm/v3/objects/contacts/search"];
+    assert_eq!(searches, 53, "one search per page, no restarts or re-reads");
 }
 
 #[tokio::test]

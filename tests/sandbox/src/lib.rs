@@ -6,15 +6,17 @@
 //! # Layout
 //! - [`data`]: the synthetic records, the same for the same seed.
 //! - [`search`]: the search endpoint's filtering, sorting and paging.
+//! - [`limits`]: rate limits with HubSpot's headers and 429 bodies; fault injection.
 //! - [`server`]: routes, bearer auth, batch read/update, admin endpoints, start/stop.
 //!
 //! # What it does not do yet
-//! Deals, associations v4, properties API, rate limits and fault injection come with the
-//! HubSpot issue; writes accept any property name.
+//! Deals, associations v4 and the properties API; writes accept any property name.
 
 pub mod data;
+pub mod limits;
 pub mod search;
 pub mod server;
 
 pub use data::{DataSpec, Record};
+pub use limits::{Faults, LimitStats, Limits};
 pub use server::{Sandbox, SandboxConfig, SandboxError};

@@ -1,6 +1,7 @@
 //! The sandbox's HTTP server: routes, bearer auth, batch endpoints, admin endpoints.
 
 use crate::data::{DataSpec, Record, generate, iso};
+use crate::limits::{Faults, LimitStats, Limiter, Limits, Verdict};
 use crate::search::{self, MAX_BODY_CHARS, SearchRequest};
 use axum::Router;
 use axum::body::Bytes;
@@ -28,6 +29,8 @@ pub struct SandboxConfig {
     pub token: String,
     /// 0 picks a free port.
     pub port: u16,
+    pub limits: Limits,
+    pub faults: Faults,
 }
 
 impl SandboxConfig {
@@ -37,6 +40,15 @@ impl SandboxConfig {
             contacts,
             token: "sandbox-token".into(),
             port: 0,
+            // Generous by default so functional tests are not throttled; rate-limit tests set
+            // HubSpot's real figures.
+            limits: Limits {
+                per_window: 100_000,
+                window_ms: 10_000,
+                search_per_second: 100_000,
+                daily: u64::MAX,
+            },
+            faults: Faults::default(),
         }
     }
 }
@@ -115,6 +127,7 @@ impl Db {
 #[derive(Debug)]
 struct AppState {
     token: String,
+    limiter: Mutex<Limiter>,
     db: RwLock<Db>,
     requests: Mutex<BTreeMap<String, u64>>,
 }
@@ -130,6 +143,12 @@ impl AppState {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+    fn limiter(&self) -> std::sync::MutexGuard<'_, Limiter> {
+        self.limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn count(&self, endpoint: String) {
         let mut requests = self
             .requests
@@ -170,6 +189,7 @@ impl Sandbox {
         };
         let state = Arc::new(AppState {
             token: config.token.clone(),
+            limiter: Mutex::new(Limiter::new(config.limits, config.faults, config.seed)),
             db: RwLock::new(db),
             requests: Mutex::default(),
         });
@@ -234,6 +254,21 @@ impl Sandbox {
             .clone()
     }
 
+    /// What the rate limiter and fault injection did so far.
+    pub fn limit_stats(&self) -> LimitStats {
+        self.state.limiter().stats
+    }
+
+    /// Replace the faults injected from now on.
+    pub fn set_faults(&self, faults: Faults) {
+        self.state.limiter().faults = faults;
+    }
+
+    /// Replace the rate limits from now on.
+    pub fn set_limits(&self, limits: Limits) {
+        self.state.limiter().limits = limits;
+    }
+
     /// Change a contact as a CRM user would: set properties and bump its modification time.
     pub fn edit_contact(&self, id: u64, properties: &[(&str, &str)]) -> bool {
         let mut db = self.state.db_mut();
@@ -245,6 +280,42 @@ impl Sandbox {
         }
         record.touch(Utc::now(), ObjectType::Contacts.modified_property());
         true
+    }
+
+    /// Create a contact as a CRM user would; returns its id (higher than every existing one).
+    pub fn create_contact(&self, properties: &[(&str, &str)]) -> u64 {
+        let mut db = self.state.db_mut();
+        let id = db
+            .contacts
+            .keys()
+            .next_back()
+            .map_or(1_000_001, |last| last + 1);
+        let now = Utc::now();
+        let mut record = Record {
+            id,
+            properties: properties
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            created_at: now,
+            updated_at: now,
+            archived: false,
+        };
+        record
+            .properties
+            .insert("hs_object_id".into(), id.to_string());
+        record.properties.insert("createdate".into(), iso(now));
+        record.touch(now, ObjectType::Contacts.modified_property());
+        db.contacts.insert(id, record);
+        id
+    }
+
+    /// Give every contact the same modification time (timestamps are not unique in HubSpot).
+    pub fn stamp_all_contacts(&self, at: chrono::DateTime<Utc>) {
+        let mut db = self.state.db_mut();
+        for record in db.contacts.values_mut() {
+            record.touch(at, ObjectType::Contacts.modified_property());
+        }
     }
 
     /// Stop serving and wait for the server task to end.
@@ -263,10 +334,13 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/crm/v3/objects/{object}/search", post(search_objects))
         .route("/crm/v3/objects/{object}/batch/read", post(batch_read))
         .route("/crm/v3/objects/{object}/batch/update", post(batch_update))
+        .route_layer(middleware::from_fn_with_state(state.clone(), govern))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(crm)
         .route("/__sandbox/requests", get(admin_requests))
+        .route("/__sandbox/limits", get(admin_limits))
+        .route("/__sandbox/faults", axum::routing::put(admin_set_faults))
         .route("/__sandbox/objects/{object}/{id}", get(admin_object))
         .fallback(not_found)
         .with_state(state)
@@ -321,6 +395,93 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
         );
     }
     next.run(req).await
+}
+
+/// Rate limits, latency and injected faults, after authentication.
+async fn govern(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let is_search = req.uri().path().ends_with("/search");
+    let (verdict, latency, limits, daily_remaining) = {
+        let mut limiter = state.limiter();
+        let verdict = limiter.admit(is_search, std::time::Instant::now());
+        (
+            verdict,
+            limiter.faults.latency_ms,
+            limiter.limits,
+            limiter.daily_remaining(),
+        )
+    };
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
+    let (mut response, remaining) = match verdict {
+        Verdict::RateLimited {
+            policy,
+            message,
+            retry_after,
+            remaining,
+        } => {
+            let body = json!({
+                "status": "error",
+                "message": message,
+                "errorType": "RATE_LIMIT",
+                "correlationId": "00000000-0000-4000-8000-000000000429",
+                "policyName": policy,
+            });
+            let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, &body);
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+            }
+            (response, remaining)
+        }
+        Verdict::ServerError(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (
+                error(status, "INTERNAL_ERROR", "internal error (injected)"),
+                0,
+            )
+        }
+        Verdict::Pass {
+            malformed,
+            remaining,
+        } => {
+            let response = next.run(req).await;
+            if malformed && response.status().is_success() {
+                let (parts, body) = response.into_parts();
+                let bytes = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let cut = bytes.slice(..bytes.len() / 2);
+                (
+                    Response::from_parts(parts, axum::body::Body::from(cut)),
+                    remaining,
+                )
+            } else {
+                (response, remaining)
+            }
+        }
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-hubspot-ratelimit-max", u64::from(limits.per_window)),
+        ("x-hubspot-ratelimit-remaining", u64::from(remaining)),
+        (
+            "x-hubspot-ratelimit-interval-milliseconds",
+            limits.window_ms,
+        ),
+        (
+            "x-hubspot-ratelimit-daily",
+            limits.daily.min(i64::MAX as u64),
+        ),
+        (
+            "x-hubspot-ratelimit-daily-remaining",
+            daily_remaining.min(i64::MAX as u64),
+        ),
+    ] {
+        headers.insert(name, header::HeaderValue::from(value));
+    }
+    response
 }
 
 fn render(record: &Record, t: ObjectType, requested: &[String]) -> Value {
@@ -383,8 +544,16 @@ async fn search_objects(
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    let lag = chrono::Duration::milliseconds(state.limiter().faults.index_lag_ms as i64);
+    let indexed_before = Utc::now() - lag;
     let db = state.db();
-    match search::search(db.table(t).values(), &req) {
+    // The search index lags behind writes: recently modified records are not visible yet.
+    match search::search(
+        db.table(t)
+            .values()
+            .filter(|r| r.updated_at <= indexed_before),
+        &req,
+    ) {
         Err(invalid) => error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", invalid.0),
         Ok(page) => {
             let results: Vec<Value> = page
@@ -558,6 +727,25 @@ async fn admin_requests(State(state): State<Arc<AppState>>) -> Response {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     json_response(StatusCode::OK, &json!(counts))
+}
+
+async fn admin_limits(State(state): State<Arc<AppState>>) -> Response {
+    let stats = state.limiter().stats;
+    json_response(StatusCode::OK, &json!(stats))
+}
+
+async fn admin_set_faults(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Faults>(&body) {
+        Ok(faults) => {
+            state.limiter().faults = faults;
+            json_response(StatusCode::OK, &json!(faults))
+        }
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!("faults: {e}"),
+        ),
+    }
 }
 
 async fn admin_object(
