@@ -195,7 +195,7 @@ async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
     println!();
     println!("Run {}", report.run_id);
     println!(
-        "  pulled from CRM      {:>7}   ({} search pages)",
+        "  pulled from CRM      {:>7}   ({} pull pages)",
         report.pulled, report.crm_pull_pages
     );
     println!("  scored               {:>7}", report.scored);

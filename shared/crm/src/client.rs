@@ -56,7 +56,18 @@ pub struct HubSpotCrm {
     http: reqwest::Client,
     config: HubSpotConfig,
     governor: Arc<RateGovernor>,
+    /// Companies already read during the current pull walk (cleared when a walk starts), so
+    /// each is read once per run however many of its contacts changed.
+    companies: Arc<std::sync::Mutex<HashMap<String, HubSpotObject>>>,
 }
+
+/// Search pages are gathered until this many unseen company ids are pending, so company batch
+/// reads go out full…
+const COMPANY_BATCH_TARGET: usize = BATCH_LIMIT;
+/// …but never more contacts than this in one pull page (memory stays bounded).
+const MAX_CONTACTS_PER_PULL: usize = 1_000;
+/// The per-walk company cache stops growing here.
+const COMPANY_CACHE_LIMIT: usize = 50_000;
 
 #[derive(Debug, Deserialize)]
 struct SearchResponse {
@@ -110,6 +121,7 @@ impl HubSpotCrm {
             http,
             config,
             governor,
+            companies: Arc::default(),
         })
     }
 
@@ -315,14 +327,14 @@ fn parse_cursor(raw: Option<&str>) -> Result<u64, CrmError> {
     })
 }
 
-impl Crm for HubSpotCrm {
-    async fn pull_page(
+impl HubSpotCrm {
+    /// One search page of contacts with `hs_object_id > after_id`: the results and whether the
+    /// search has more.
+    async fn search_page(
         &self,
         since: DateTime<Utc>,
-        cursor: Option<&str>,
-    ) -> Result<PullPage, CrmError> {
-        let after_id = parse_cursor(cursor)?;
-        let limit = self.config.page_size.clamp(1, 200);
+        after_id: u64,
+    ) -> Result<(Vec<HubSpotObject>, bool), CrmError> {
         let mut filters = vec![json!({
             "propertyName": "lastmodifieddate",
             "operator": "GTE",
@@ -335,47 +347,98 @@ impl Crm for HubSpotCrm {
             "filterGroups": [{ "filters": filters }],
             "sorts": [{ "propertyName": "hs_object_id", "direction": "ASCENDING" }],
             "properties": CONTACT_PROPERTIES,
-            "limit": limit,
+            "limit": self.config.page_size.clamp(1, 200),
         });
         let (_, parsed): (_, SearchResponse) = self
             .post_parsed("/crm/v3/objects/contacts/search", &body)
             .await?;
+        let more = parsed.paging.as_ref().and_then(|p| p.get("next")).is_some();
+        Ok((parsed.results, more))
+    }
 
-        let company_ids: Vec<String> = {
-            let mut seen = HashSet::new();
-            parsed
-                .results
-                .iter()
-                .filter_map(|c| c.text("associatedcompanyid"))
-                .filter(|id| seen.insert(id.clone()))
-                .collect()
+    fn lock_companies(&self) -> std::sync::MutexGuard<'_, HashMap<String, HubSpotObject>> {
+        self.companies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Crm for HubSpotCrm {
+    async fn pull_page(
+        &self,
+        since: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> Result<PullPage, CrmError> {
+        let mut after_id = parse_cursor(cursor)?;
+        if cursor.is_none() {
+            self.lock_companies().clear();
+        }
+        // Gather search pages until enough unseen companies are pending to fill a batch read.
+        let mut contacts: Vec<HubSpotObject> = Vec::new();
+        let mut pending: Vec<String> = Vec::new();
+        let mut pending_set: HashSet<String> = HashSet::new();
+        let more = loop {
+            let (results, more) = self.search_page(since, after_id).await?;
+            let before = after_id;
+            for object in &results {
+                if let Ok(id) = object.id_text().parse::<u64>() {
+                    after_id = after_id.max(id);
+                }
+            }
+            if more && after_id == before {
+                return Err(CrmError::Decode(
+                    "search says there is more but returned no readable id".into(),
+                ));
+            }
+            {
+                let known = self.lock_companies();
+                for id in results.iter().filter_map(|c| c.text("associatedcompanyid")) {
+                    if !known.contains_key(&id) && pending_set.insert(id.clone()) {
+                        pending.push(id);
+                    }
+                }
+            }
+            contacts.extend(results);
+            if !more
+                || pending.len() >= COMPANY_BATCH_TARGET
+                || contacts.len() >= MAX_CONTACTS_PER_PULL
+            {
+                break more;
+            }
         };
-        let companies = if company_ids.is_empty() {
+        let fetched = if pending.is_empty() {
             HashMap::new()
         } else {
-            self.read_companies(&company_ids).await?
+            self.read_companies(&pending).await?
+        };
+        let companies = {
+            let mut cache = self.lock_companies();
+            // The companies this page needs, just fetched or from earlier in the walk.
+            let mut needed: HashMap<String, HubSpotObject> = HashMap::new();
+            for id in contacts
+                .iter()
+                .filter_map(|c| c.text("associatedcompanyid"))
+            {
+                if let Some(company) = fetched.get(&id).or_else(|| cache.get(&id)) {
+                    needed.entry(id).or_insert_with(|| company.clone());
+                }
+            }
+            for (id, company) in fetched {
+                if cache.len() < COMPANY_CACHE_LIMIT {
+                    cache.insert(id, company);
+                }
+            }
+            needed
         };
 
         let mut page = PullPage::default();
-        let mut last_id = after_id;
-        for object in &parsed.results {
-            match object.id_text().parse::<u64>() {
-                Ok(id) if id > last_id => last_id = id,
-                Ok(_) => {}
-                Err(_) => {}
-            }
+        for object in &contacts {
             match mapping::contact_to_lead(object, &companies) {
                 Ok(lead) => page.leads.push(lead),
                 Err(rejected) => page.rejected.push(rejected),
             }
         }
-        let more = parsed.paging.as_ref().and_then(|p| p.get("next")).is_some();
-        if more && last_id == after_id {
-            return Err(CrmError::Decode(
-                "search says there is more but returned no readable id".into(),
-            ));
-        }
-        page.next = more.then(|| last_id.to_string());
+        page.next = more.then(|| after_id.to_string());
         Ok(page)
     }
 
