@@ -4,6 +4,8 @@
 //! - `leadsync demo`: start the sandbox and a moto server, run the nightly sync on them, print
 //!   the run summary.
 
+mod bench;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use leadsync_sandbox::{Faults, Limits, Sandbox, SandboxConfig};
@@ -53,12 +55,31 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         index_lag_ms: u64,
     },
+    /// Benchmark the HubSpot path against a sandbox in its own process; prints a table.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Run the nightly sync end to end on a local sandbox and moto, and print the run summary.
     Demo {
         #[arg(long, default_value_t = 7)]
         seed: u64,
         #[arg(long, default_value_t = 2000)]
         contacts: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchWhat {
+    /// Pull throughput, CPU per record, and CRM requests of a full sync against the minimum.
+    Crm {
+        #[arg(long, default_value_t = 10_000)]
+        contacts: u64,
+        /// Sandbox latencies to measure at, in milliseconds.
+        #[arg(long, value_delimiter = ',', default_value = "0,50")]
+        latency_ms: Vec<u64>,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
     },
 }
 
@@ -128,6 +149,14 @@ async fn main() -> anyhow::Result<()> {
             };
             sandbox(config).await
         }
+        Command::Bench {
+            what:
+                BenchWhat::Crm {
+                    contacts,
+                    latency_ms,
+                    repeat,
+                },
+        } => bench::crm(contacts, &latency_ms, repeat).await,
         Command::Demo { seed, contacts } => demo(seed, contacts).await,
     }
 }

@@ -1,0 +1,190 @@
+//! `leadsync bench crm`: figures for the HubSpot path, printed as a table.
+//!
+//! The sandbox runs as a separate process (this binary's `sandbox` command), so the CPU time
+//! and memory measured are leadsync's alone. For each latency it measures, over fresh data:
+//! - the pull: every contact (with company data) walked through the adapter — records/s, CPU
+//!   seconds per 10,000 records (median of the repeats);
+//! - a full sync (pull → score → record in memory → push): CRM requests made per 1,000 leads,
+//!   against the minimum the batch limits allow: ⌈N/200⌉ searches + ⌈companies/100⌉ company
+//!   reads + ⌈N/100⌉ updates.
+
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, Utc};
+use leadsync_crm::{HubSpotConfig, HubSpotCrm, RateLimits};
+use leadsync_domain::Criteria;
+use leadsync_domain::fakes::{FakeLeadStore, FakeSnapshotStore};
+use leadsync_domain::ports::Crm;
+use leadsync_enrich::NoProvider;
+use leadsync_pipeline::{SyncDeps, SyncInput, sync};
+use std::collections::{BTreeMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct SandboxProcess {
+    child: Child,
+    base_url: String,
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_sandbox(contacts: u64, latency_ms: u64) -> anyhow::Result<SandboxProcess> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(std::env::current_exe()?)
+        .args([
+            "sandbox",
+            "--port",
+            &port.to_string(),
+            "--seed",
+            "7",
+            "--contacts",
+            &contacts.to_string(),
+        ])
+        .args(["--tier", "none", "--latency-ms", &latency_ms.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the sandbox process")?;
+    let sandbox = SandboxProcess {
+        child,
+        base_url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("the sandbox did not start on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(sandbox)
+}
+
+/// User + system CPU time of this process.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // Fields after the command name: state is 0, utime 11, stime 12 (clock ticks, 100 Hz).
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Peak resident memory of this process, in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn client(base_url: &str) -> anyhow::Result<HubSpotCrm> {
+    let mut config = HubSpotConfig::new(base_url, "sandbox-token".to_owned().into());
+    config.page_size = 200;
+    // The sandbox is unlimited here: this measures leadsync, not HubSpot's limits.
+    config.limits = RateLimits {
+        per_window: u32::MAX,
+        window: Duration::from_secs(10),
+        search_per_second: u32::MAX,
+    };
+    Ok(HubSpotCrm::new(config)?)
+}
+
+async fn pull_all(crm: &HubSpotCrm) -> anyhow::Result<u64> {
+    let (mut n, mut cursor) = (0u64, None::<String>);
+    loop {
+        let page = crm
+            .pull_page(DateTime::<Utc>::UNIX_EPOCH, cursor.as_deref())
+            .await?;
+        n += (page.leads.len() + page.rejected.len()) as u64;
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(n),
+        }
+    }
+}
+
+async fn request_counts(base_url: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    Ok(reqwest::get(format!("{base_url}/__sandbox/requests"))
+        .await?
+        .json()
+        .await?)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub async fn crm(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Result<()> {
+    let criteria = Criteria::parse("bundled", nightly_sync::deps::BUNDLED_CRITERIA)?;
+    println!(
+        "leadsync bench crm — {contacts} contacts, page size 200, {repeat} repeats (median), sandbox in its own process"
+    );
+    println!();
+    println!(
+        "| latency | records/s pulled | CPU s / 10k records | CRM requests / 1k leads synced | minimum / 1k | ratio | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for &latency in latencies {
+        let sandbox = spawn_sandbox(contacts, latency)?;
+        let crm = client(&sandbox.base_url)?;
+        let (mut rates, mut cpus) = (vec![], vec![]);
+        for _ in 0..repeat.max(1) {
+            let (cpu0, t0) = (cpu_time(), Instant::now());
+            let n = pull_all(&crm).await?;
+            let (cpu, wall) = (cpu_time() - cpu0, t0.elapsed());
+            if n != contacts {
+                bail!("pulled {n} of {contacts} contacts");
+            }
+            rates.push(n as f64 / wall.as_secs_f64());
+            cpus.push(cpu.as_secs_f64() * 10_000.0 / n as f64);
+        }
+        let before: u64 = request_counts(&sandbox.base_url).await?.values().sum();
+        let (store, snapshots) = (FakeLeadStore::new(), FakeSnapshotStore::new());
+        let deps = SyncDeps {
+            crm: &crm,
+            store: &store,
+            snapshots: &snapshots,
+            providers: &[] as &[NoProvider],
+            criteria: &criteria,
+        };
+        let report = sync(&deps, &SyncInput::nightly("bench", Utc::now())).await?;
+        let made: u64 = request_counts(&sandbox.base_url)
+            .await?
+            .values()
+            .sum::<u64>()
+            - before;
+        let companies: HashSet<String> = snapshots
+            .snapshots()
+            .values()
+            .flatten()
+            .filter_map(|line| line.lead.company_id.clone())
+            .collect();
+        let minimum = report.scored.div_ceil(200)
+            + (companies.len() as u64).div_ceil(100)
+            + report.pushed.div_ceil(100);
+        let per_k = |x: u64| x as f64 * 1000.0 / report.scored.max(1) as f64;
+        println!(
+            "| {latency} ms | {:.0} | {:.3} | {:.1} | {:.1} | {:.3}× | {:.0} MiB |",
+            median(rates),
+            median(cpus),
+            per_k(made),
+            per_k(minimum),
+            made as f64 / minimum.max(1) as f64,
+            peak_rss_mib()
+        );
+    }
+    Ok(())
+}
