@@ -3,7 +3,9 @@
 use crate::governor::{RateGovernor, RateLimits};
 use crate::mapping::{self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, HubSpotObject};
 use chrono::{DateTime, Utc};
-use leadsync_domain::ports::{Crm, CrmError, PropertyUpdate, PullPage, PushFailure, PushOutcome};
+use leadsync_domain::ports::{
+    Crm, CrmError, PropertyKind, PropertySpec, PropertyUpdate, PullPage, PushFailure, PushOutcome,
+};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -56,6 +58,9 @@ pub struct HubSpotCrm {
     http: reqwest::Client,
     config: HubSpotConfig,
     governor: Arc<RateGovernor>,
+    /// Properties known to exist (checked or created by this client), so the check runs once
+    /// per cold start.
+    ensured: Arc<std::sync::Mutex<HashSet<String>>>,
     /// Companies already read during the current pull walk (cleared when a walk starts), so
     /// each is read once per run however many of its contacts changed.
     companies: Arc<std::sync::Mutex<HashMap<String, HubSpotObject>>>,
@@ -121,6 +126,7 @@ impl HubSpotCrm {
             http,
             config,
             governor,
+            ensured: Arc::default(),
             companies: Arc::default(),
         })
     }
@@ -128,19 +134,30 @@ impl HubSpotCrm {
     /// POST JSON under the governor and the retry policy. Returns 2xx answers (including 207)
     /// and non-retryable 4xx other than 401 as `Answer`s; 401 and exhausted retries as errors.
     async fn post(&self, path: &str, body: &Value) -> Result<Answer, CrmError> {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Send under the governor and the retry policy (see [`HubSpotCrm::post`]).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, CrmError> {
         let url = format!("{}{}", self.config.base_url, path);
         let is_search = path.ends_with("/search");
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             self.governor.acquire(is_search).await;
-            let sent = self
+            let mut request = self
                 .http
-                .post(&url)
-                .bearer_auth(self.config.token.expose_secret())
-                .json(body)
-                .send()
-                .await;
+                .request(method.clone(), &url)
+                .bearer_auth(self.config.token.expose_secret());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let sent = request.send().await;
             let (error, wait) = match sent {
                 Ok(response) => {
                     let status = response.status();
@@ -207,10 +224,21 @@ impl HubSpotCrm {
         path: &str,
         body: &Value,
     ) -> Result<(StatusCode, T), CrmError> {
+        self.send_parsed(reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
+    /// Send and parse a 2xx body; a body cut short in transit is retried like a 5xx.
+    async fn send_parsed<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, T), CrmError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let answer = self.post(path, body).await?;
+            let answer = self.send(method.clone(), path, body).await?;
             if !answer.status.is_success() {
                 return Err(CrmError::Rejected {
                     status: answer.status.as_u16(),
@@ -296,6 +324,53 @@ impl HubSpotCrm {
             }
         }
         Ok(())
+    }
+}
+
+/// leadsync's own property group on contacts.
+pub const PROPERTY_GROUP: &str = "leadsync";
+
+#[derive(Debug, Deserialize)]
+struct Listing {
+    #[serde(default)]
+    results: Vec<Value>,
+}
+
+fn property_body(spec: &PropertySpec) -> Value {
+    let (kind, field_type) = match spec.kind {
+        PropertyKind::Text => ("string", "text"),
+        PropertyKind::Number => ("number", "number"),
+        PropertyKind::Enumeration => ("enumeration", "select"),
+    };
+    let options: Vec<Value> = spec
+        .options
+        .iter()
+        .enumerate()
+        .map(|(i, o)| json!({"label": o, "value": o, "displayOrder": i, "hidden": false}))
+        .collect();
+    json!({
+        "name": spec.name,
+        "label": spec.label,
+        "type": kind,
+        "fieldType": field_type,
+        "groupName": PROPERTY_GROUP,
+        "description": "Written by leadsync from the shared lead criteria.",
+        "options": options,
+    })
+}
+
+impl HubSpotCrm {
+    /// POST a creation; `Ok(false)` when it already exists (409), which is fine.
+    async fn create_once(&self, path: &str, body: &Value) -> Result<bool, CrmError> {
+        let answer = self.post(path, body).await?;
+        match answer.status {
+            s if s.is_success() => Ok(true),
+            StatusCode::CONFLICT => Ok(false),
+            s => Err(CrmError::Rejected {
+                status: s.as_u16(),
+                message: error_message(&answer.body),
+            }),
+        }
     }
 }
 
@@ -440,6 +515,68 @@ impl Crm for HubSpotCrm {
         }
         page.next = more.then(|| after_id.to_string());
         Ok(page)
+    }
+
+    async fn ensure_properties(&self, specs: &[PropertySpec]) -> Result<u32, CrmError> {
+        let missing_locally: Vec<&PropertySpec> = {
+            let ensured = self
+                .ensured
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            specs
+                .iter()
+                .filter(|s| !ensured.contains(&s.name))
+                .collect()
+        };
+        if missing_locally.is_empty() {
+            return Ok(0);
+        }
+        let (_, listed): (_, Listing) = self
+            .send_parsed(reqwest::Method::GET, "/crm/v3/properties/contacts", None)
+            .await?;
+        let existing: HashSet<String> = listed
+            .results
+            .iter()
+            .filter_map(|p| p.get("name")?.as_str().map(str::to_owned))
+            .collect();
+        let to_create: Vec<&PropertySpec> = missing_locally
+            .into_iter()
+            .filter(|s| !existing.contains(&s.name))
+            .collect();
+        let mut created = 0;
+        if !to_create.is_empty() {
+            let (_, groups): (_, Listing) = self
+                .send_parsed(
+                    reqwest::Method::GET,
+                    "/crm/v3/properties/contacts/groups",
+                    None,
+                )
+                .await?;
+            if !groups
+                .results
+                .iter()
+                .any(|g| g.get("name").and_then(Value::as_str) == Some(PROPERTY_GROUP))
+            {
+                let group =
+                    json!({"name": PROPERTY_GROUP, "label": "leadsync", "displayOrder": -1});
+                self.create_once("/crm/v3/properties/contacts/groups", &group)
+                    .await?;
+            }
+            for spec in &to_create {
+                if self
+                    .create_once("/crm/v3/properties/contacts", &property_body(spec))
+                    .await?
+                {
+                    created += 1;
+                }
+            }
+        }
+        let mut ensured = self
+            .ensured
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ensured.extend(specs.iter().map(|s| s.name.clone()));
+        Ok(created)
     }
 
     async fn push(&self, updates: &[PropertyUpdate]) -> Result<PushOutcome, CrmError> {

@@ -36,6 +36,13 @@ struct ChangingCrm<'a> {
 }
 
 impl Crm for ChangingCrm<'_> {
+    async fn ensure_properties(
+        &self,
+        specs: &[leadsync_domain::ports::PropertySpec],
+    ) -> Result<u32, CrmError> {
+        self.inner.ensure_properties(specs).await
+    }
+
     async fn pull_page(
         &self,
         since: DateTime<Utc>,

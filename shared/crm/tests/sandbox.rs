@@ -124,6 +124,9 @@ async fn wrong_token_is_unauthorized() {
 async fn push_writes_in_batches_of_100_and_maps_207_errors() {
     let sandbox = Sandbox::start(SandboxConfig::new(7, 250)).await.unwrap();
     let crm = crm(&sandbox, sandbox.token(), 200);
+    crm.ensure_properties(&criteria().crm_property_specs())
+        .await
+        .unwrap();
     let mut updates: Vec<PropertyUpdate> = sandbox
         .contacts()
         .iter()
@@ -164,4 +167,72 @@ async fn unreachable_crm_is_a_retryable_error() {
         .await
         .unwrap_err();
     assert!(error.is_retryable(), "{error:?}");
+}
+
+fn criteria() -> leadsync_domain::Criteria {
+    leadsync_domain::Criteria::parse("c", include_str!("../../../infra/criteria/b2b-saas.toml"))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn property_bootstrap_creates_missing_properties_once() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 5)).await.unwrap();
+    let specs = criteria().crm_property_specs();
+    let first = crm(&sandbox, sandbox.token(), 200);
+    assert_eq!(first.ensure_properties(&specs).await.unwrap(), 5);
+    assert_eq!(first.ensure_properties(&specs).await.unwrap(), 0);
+    // A fresh client (a new cold start) finds them and creates nothing.
+    let second = crm(&sandbox, sandbox.token(), 200);
+    assert_eq!(second.ensure_properties(&specs).await.unwrap(), 0);
+    let counts = sandbox.request_counts();
+    assert_eq!(counts["POST /crm/v3/properties/contacts"], 5);
+    assert_eq!(counts["POST /crm/v3/properties/contacts/groups"], 1);
+    assert_eq!(
+        counts["GET /crm/v3/properties/contacts"], 2,
+        "the first client checks once"
+    );
+
+    // The stage property is an enumeration of the stages.
+    let listed: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/crm/v3/properties/contacts", sandbox.base_url()))
+        .bearer_auth(sandbox.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stage = listed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "leadsync_stage")
+        .unwrap();
+    assert_eq!(stage["type"], "enumeration");
+    assert_eq!(stage["groupName"], "leadsync");
+    assert_eq!(stage["options"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn writing_an_unknown_property_fails_the_rows_not_the_run() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 3)).await.unwrap();
+    let crm = crm(&sandbox, sandbox.token(), 200);
+    let updates: Vec<PropertyUpdate> = sandbox
+        .contacts()
+        .iter()
+        .map(|c| PropertyUpdate {
+            lead_id: LeadId::new(c.id.to_string()).unwrap(),
+            properties: BTreeMap::from([("no_such_property".to_owned(), "x".to_owned())]),
+        })
+        .collect();
+    let outcome = crm.push(&updates).await.unwrap();
+    assert_eq!(outcome.failed.len(), 3);
+    assert!(
+        outcome
+            .failed
+            .iter()
+            .all(|f| !f.retryable && f.message.contains("PROPERTY_DOESNT_EXIST")),
+        "{:?}",
+        outcome.failed
+    );
 }

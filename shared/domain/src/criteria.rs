@@ -364,6 +364,49 @@ impl Criteria {
         compile(doc, text).map_err(fail)
     }
 
+    /// The CRM properties the results are written to, with their kinds and allowed values.
+    pub fn crm_property_specs(&self) -> Vec<crate::ports::PropertySpec> {
+        use crate::ports::{PropertyKind, PropertySpec};
+        let spec = |name: &str, label: &str, kind, options: Vec<String>| PropertySpec {
+            name: name.to_owned(),
+            label: label.to_owned(),
+            kind,
+            options,
+        };
+        vec![
+            spec(
+                &self.crm.stage,
+                "leadsync stage",
+                PropertyKind::Enumeration,
+                Stage::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+            ),
+            spec(
+                &self.crm.score,
+                "leadsync score",
+                PropertyKind::Number,
+                vec![],
+            ),
+            spec(
+                &self.crm.band,
+                "leadsync band",
+                PropertyKind::Enumeration,
+                self.bands.iter().map(|(name, _)| name.clone()).collect(),
+            ),
+            spec(
+                &self.crm.reasons,
+                "leadsync reason codes",
+                PropertyKind::Text,
+                vec![],
+            ),
+            spec(
+                &self.crm.criteria_version,
+                "leadsync criteria version",
+                PropertyKind::Text,
+                vec![],
+            ),
+        ]
+    }
+
     /// True when both sales and marketing have signed: only then may a version be published.
     pub fn is_signed(&self) -> bool {
         self.sales_sign_off.is_some() && self.marketing_sign_off.is_some()

@@ -26,6 +26,7 @@ pub struct FakeCrm {
     written: Mutex<Vec<PropertyUpdate>>,
     failures: Mutex<VecDeque<CrmError>>,
     refuse: Mutex<HashMap<LeadId, bool>>,
+    properties: Mutex<Vec<String>>,
     page_size: usize,
     pub pull_calls: AtomicU64,
     pub push_calls: AtomicU64,
@@ -75,7 +76,30 @@ impl FakeCrm {
     }
 }
 
+impl FakeCrm {
+    /// Names of the properties `ensure_properties` created.
+    pub fn properties(&self) -> Vec<String> {
+        lock(&self.properties).clone()
+    }
+}
+
 impl Crm for FakeCrm {
+    async fn ensure_properties(
+        &self,
+        specs: &[crate::ports::PropertySpec],
+    ) -> Result<u32, CrmError> {
+        self.take_failure()?;
+        let mut known = lock(&self.properties);
+        let mut created = 0;
+        for spec in specs {
+            if !known.contains(&spec.name) {
+                known.push(spec.name.clone());
+                created += 1;
+            }
+        }
+        Ok(created)
+    }
+
     async fn pull_page(
         &self,
         since: DateTime<Utc>,

@@ -63,6 +63,25 @@ pub struct PushOutcome {
     pub requests: u32,
 }
 
+/// The kind of a CRM property leadsync writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropertyKind {
+    Text,
+    Number,
+    /// A fixed list of values (`options`).
+    Enumeration,
+}
+
+/// A CRM property leadsync needs to exist before it writes results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertySpec {
+    pub name: String,
+    pub label: String,
+    pub kind: PropertyKind,
+    pub options: Vec<String>,
+}
+
 /// A CRM call failed as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CrmError {
@@ -121,6 +140,17 @@ pub trait Crm: Send + Sync {
         &self,
         updates: &[PropertyUpdate],
     ) -> impl Future<Output = Result<PushOutcome, CrmError>> + Send;
+
+    /// Make sure the properties exist on contacts, creating the missing ones (in leadsync's
+    /// own property group). Idempotent: existing properties are left alone, and a property that
+    /// appears concurrently is not an error. Returns how many were created.
+    ///
+    /// # Errors
+    /// [`CrmError`] when the properties cannot be listed or one cannot be created.
+    fn ensure_properties(
+        &self,
+        specs: &[PropertySpec],
+    ) -> impl Future<Output = Result<u32, CrmError>> + Send;
 }
 
 // ---------------------------------------------------------------------------------------------

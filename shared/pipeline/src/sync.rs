@@ -139,6 +139,7 @@ where
     };
     tracing::info!(run_id = %input.run_id, slice = input.slice, %since, criteria_version = %deps.criteria.version, "Sync started.");
 
+    let mut properties_ready = false;
     let mut snapshot: Vec<SnapshotLine> = Vec::new();
     let mut quarantine: Vec<Rejected> = Vec::new();
     let mut max_seen: Option<DateTime<Utc>> = None;
@@ -224,6 +225,18 @@ where
 
         if !updates.is_empty() {
             report.push_candidates += updates.len() as u64;
+            if !properties_ready {
+                // Before the first write of the run: the properties must exist in the CRM.
+                let created = deps
+                    .crm
+                    .ensure_properties(&deps.criteria.crm_property_specs())
+                    .await
+                    .map_err(SyncError::Push)?;
+                if created > 0 {
+                    tracing::info!(created, "Created leadsync properties in the CRM.");
+                }
+                properties_ready = true;
+            }
             let batch: Vec<PropertyUpdate> = updates.iter().map(|(u, _, _)| u.clone()).collect();
             let outcome = deps.crm.push(&batch).await.map_err(SyncError::Push)?;
             report.crm_push_requests += u64::from(outcome.requests);

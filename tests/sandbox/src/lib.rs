@@ -10,10 +10,11 @@
 //! - [`server`]: routes, bearer auth, batch read/update, admin endpoints, start/stop.
 //!
 //! # What it does not do yet
-//! Deals, associations v4 and the properties API; writes accept any property name.
+//! Deals and associations v4.
 
 pub mod data;
 pub mod limits;
+pub mod properties;
 pub mod search;
 pub mod server;
 

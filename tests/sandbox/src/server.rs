@@ -2,6 +2,7 @@
 
 use crate::data::{DataSpec, Record, generate, iso};
 use crate::limits::{Faults, LimitStats, Limiter, Limits, Verdict};
+use crate::properties::{COMPANY_STANDARD, CONTACT_STANDARD, GroupDef, PropertyDef, Schema, TYPES};
 use crate::search::{self, MAX_BODY_CHARS, SearchRequest};
 use axum::Router;
 use axum::body::Bytes;
@@ -107,6 +108,7 @@ impl ObjectType {
 struct Db {
     contacts: BTreeMap<u64, Record>,
     companies: BTreeMap<u64, Record>,
+    schemas: BTreeMap<ObjectType, Schema>,
 }
 
 impl Db {
@@ -186,6 +188,16 @@ impl Sandbox {
         let db = Db {
             contacts: contacts.into_iter().map(|r| (r.id, r)).collect(),
             companies: companies.into_iter().map(|r| (r.id, r)).collect(),
+            schemas: BTreeMap::from([
+                (
+                    ObjectType::Contacts,
+                    Schema::standard("contactinformation", CONTACT_STANDARD),
+                ),
+                (
+                    ObjectType::Companies,
+                    Schema::standard("companyinformation", COMPANY_STANDARD),
+                ),
+            ]),
         };
         let state = Arc::new(AppState {
             token: config.token.clone(),
@@ -334,6 +346,14 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/crm/v3/objects/{object}/search", post(search_objects))
         .route("/crm/v3/objects/{object}/batch/read", post(batch_read))
         .route("/crm/v3/objects/{object}/batch/update", post(batch_update))
+        .route(
+            "/crm/v3/properties/{object}",
+            get(list_properties).post(create_property),
+        )
+        .route(
+            "/crm/v3/properties/{object}/groups",
+            get(list_groups).post(create_group),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), govern))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -673,6 +693,28 @@ async fn batch_update(
         Err(resp) => return resp,
     };
     let mut db = state.db_mut();
+    // Writing a property that does not exist fails the whole batch, as HubSpot does.
+    let schema = db.schemas.get(&t).map(|sc| &sc.properties);
+    let unknown: Vec<String> = req
+        .inputs
+        .iter()
+        .flat_map(|i| i.properties.keys())
+        .filter(|name| schema.is_some_and(|props| !props.contains_key(*name)))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !unknown.is_empty() {
+        let details: Vec<String> = unknown
+            .iter()
+            .map(|n| format!("{{\"isValid\":false,\"message\":\"Property \\\"{n}\\\" does not exist\",\"error\":\"PROPERTY_DOESNT_EXIST\",\"name\":\"{n}\"}}"))
+            .collect();
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!("Property values were not valid: [{}]", details.join(",")),
+        );
+    }
     let (mut results, mut errors) = (vec![], vec![]);
     let now = Utc::now();
     for input in &req.inputs {
@@ -727,6 +769,106 @@ async fn admin_requests(State(state): State<Arc<AppState>>) -> Response {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     json_response(StatusCode::OK, &json!(counts))
+}
+
+async fn list_properties(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+) -> Response {
+    let Some(t) = ObjectType::parse(&object) else {
+        return not_found().await;
+    };
+    let db = state.db();
+    let results: Vec<&PropertyDef> = db
+        .schemas
+        .get(&t)
+        .map(|s| s.properties.values().collect())
+        .unwrap_or_default();
+    json_response(StatusCode::OK, &json!({ "results": results }))
+}
+
+async fn create_property(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(t) = ObjectType::parse(&object) else {
+        return not_found().await;
+    };
+    let def: PropertyDef = match parse_body(&body) {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    if !TYPES.contains(&def.kind.as_str()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!("type {:?} is not one of {TYPES:?}", def.kind),
+        );
+    }
+    if def.kind == "enumeration" && def.options.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "enumeration properties need options",
+        );
+    }
+    let mut db = state.db_mut();
+    let schema = db.schemas.entry(t).or_default();
+    if !schema.groups.contains_key(&def.group_name) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!("property group {} does not exist", def.group_name),
+        );
+    }
+    if schema.properties.contains_key(&def.name) {
+        return error(
+            StatusCode::CONFLICT,
+            "OBJECT_ALREADY_EXISTS",
+            format!("Property named '{}' already exists.", def.name),
+        );
+    }
+    schema.properties.insert(def.name.clone(), def.clone());
+    json_response(StatusCode::CREATED, &json!(def))
+}
+
+async fn list_groups(State(state): State<Arc<AppState>>, Path(object): Path<String>) -> Response {
+    let Some(t) = ObjectType::parse(&object) else {
+        return not_found().await;
+    };
+    let db = state.db();
+    let results: Vec<&GroupDef> = db
+        .schemas
+        .get(&t)
+        .map(|s| s.groups.values().collect())
+        .unwrap_or_default();
+    json_response(StatusCode::OK, &json!({ "results": results }))
+}
+
+async fn create_group(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(t) = ObjectType::parse(&object) else {
+        return not_found().await;
+    };
+    let group: GroupDef = match parse_body(&body) {
+        Ok(g) => g,
+        Err(resp) => return resp,
+    };
+    let mut db = state.db_mut();
+    let schema = db.schemas.entry(t).or_default();
+    if schema.groups.contains_key(&group.name) {
+        return error(
+            StatusCode::CONFLICT,
+            "OBJECT_ALREADY_EXISTS",
+            format!("Property group named '{}' already exists.", group.name),
+        );
+    }
+    schema.groups.insert(group.name.clone(), group.clone());
+    json_response(StatusCode::CREATED, &json!(group))
 }
 
 async fn admin_limits(State(state): State<Arc<AppState>>) -> Response {

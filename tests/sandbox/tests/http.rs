@@ -101,9 +101,50 @@ async fn batch_update_limits_and_207() {
     assert_eq!(status, 400);
     let id = sandbox.contacts()[0].id.to_string();
     let (status, body) = post(&sandbox, "/crm/v3/objects/contacts/batch/update", token,
-        json!({"inputs": [{"id": id, "properties": {"leadsync_stage": "sql"}}, {"id": "1", "properties": {"x": "y"}}]})).await;
+        json!({"inputs": [{"id": id, "properties": {"jobtitle": "CMO"}}, {"id": "1", "properties": {"jobtitle": "y"}}]})).await;
     assert_eq!(status, 207);
     assert_eq!(body["numErrors"], 1);
     assert_eq!(body["errors"][0]["context"]["ids"][0], "1");
-    assert_eq!(sandbox.contacts()[0].properties["leadsync_stage"], "sql");
+    assert_eq!(sandbox.contacts()[0].properties["jobtitle"], "CMO");
+
+    // A property that does not exist fails the whole batch.
+    let (status, body) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/batch/update",
+        token,
+        json!({"inputs": [{"id": id, "properties": {"leadsync_stage": "sql"}}]}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("PROPERTY_DOESNT_EXIST"),
+        "{body}"
+    );
+
+    // Creating it makes the write succeed; creating it twice is a 409.
+    let property = json!({"name": "leadsync_stage", "label": "Stage", "type": "string", "fieldType": "text", "groupName": "contactinformation"});
+    let (status, _) = post(
+        &sandbox,
+        "/crm/v3/properties/contacts",
+        token,
+        property.clone(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, body) = post(&sandbox, "/crm/v3/properties/contacts", token, property).await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (409, Some("OBJECT_ALREADY_EXISTS"))
+    );
+    let (status, _) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/batch/update",
+        token,
+        json!({"inputs": [{"id": id, "properties": {"leadsync_stage": "sql"}}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
 }

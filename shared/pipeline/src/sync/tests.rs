@@ -234,6 +234,13 @@ struct FailAfter<'a> {
 }
 
 impl Crm for FailAfter<'_> {
+    async fn ensure_properties(
+        &self,
+        specs: &[leadsync_domain::ports::PropertySpec],
+    ) -> Result<u32, CrmError> {
+        self.inner.ensure_properties(specs).await
+    }
+
     async fn pull_page(
         &self,
         since: DateTime<Utc>,
@@ -331,6 +338,13 @@ struct PushFails<'a> {
 }
 
 impl Crm for PushFails<'_> {
+    async fn ensure_properties(
+        &self,
+        specs: &[leadsync_domain::ports::PropertySpec],
+    ) -> Result<u32, CrmError> {
+        self.inner.ensure_properties(specs).await
+    }
+
     async fn pull_page(
         &self,
         since: DateTime<Utc>,
