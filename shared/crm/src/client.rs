@@ -66,11 +66,14 @@ pub struct HubSpotCrm {
     companies: Arc<std::sync::Mutex<HashMap<String, HubSpotObject>>>,
 }
 
-/// Search pages are gathered until this many unseen company ids are pending, so company batch
-/// reads go out full…
-const COMPANY_BATCH_TARGET: usize = BATCH_LIMIT;
+/// Search pages are gathered until the unseen company ids pending fill their batch reads
+/// (at least one batch, and the last one at least 80% full)…
+fn batches_nearly_full(pending: usize) -> bool {
+    pending >= BATCH_LIMIT
+        && (pending % BATCH_LIMIT == 0 || pending % BATCH_LIMIT >= BATCH_LIMIT * 4 / 5)
+}
 /// …but never more contacts than this in one pull page (memory stays bounded).
-const MAX_CONTACTS_PER_PULL: usize = 1_000;
+const MAX_CONTACTS_PER_PULL: usize = 2_000;
 /// The per-walk company cache stops growing here.
 const COMPANY_CACHE_LIMIT: usize = 50_000;
 
@@ -475,7 +478,7 @@ impl Crm for HubSpotCrm {
             }
             contacts.extend(results);
             if !more
-                || pending.len() >= COMPANY_BATCH_TARGET
+                || batches_nearly_full(pending.len())
                 || contacts.len() >= MAX_CONTACTS_PER_PULL
             {
                 break more;
@@ -591,6 +594,16 @@ impl Crm for HubSpotCrm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn company_reads_wait_for_nearly_full_batches() {
+        assert!(!batches_nearly_full(0));
+        assert!(!batches_nearly_full(99));
+        assert!(batches_nearly_full(100));
+        assert!(!batches_nearly_full(150));
+        assert!(batches_nearly_full(185));
+        assert!(batches_nearly_full(200));
+    }
 
     #[test]
     fn cursor_is_the_last_id() {
