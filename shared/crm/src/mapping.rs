@@ -7,6 +7,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 
+/// The contact property where sales records why it rejected a lead (a custom property of the
+/// account: HubSpot has no standard one).
+pub const REJECTION_REASON: &str = "lead_rejection_reason";
+
 /// Contact properties leadsync reads.
 pub const CONTACT_PROPERTIES: &[&str] = &[
     "email",
@@ -15,6 +19,7 @@ pub const CONTACT_PROPERTIES: &[&str] = &[
     "hs_analytics_source",
     "lifecyclestage",
     "hs_lead_status",
+    REJECTION_REASON,
     "associatedcompanyid",
     "company",
     "hs_analytics_num_page_views",
@@ -148,6 +153,7 @@ pub fn contact_to_lead(
     lead.source = object.text("hs_analytics_source");
     lead.lifecycle_stage = object.text("lifecyclestage");
     lead.lead_status = object.text("hs_lead_status");
+    lead.rejection_reason = object.text(REJECTION_REASON);
     lead.company_id = object.text("associatedcompanyid");
     lead.company_name = object.text("company");
     lead.engagement = engagement;
@@ -192,7 +198,7 @@ mod tests {
     #[test]
     fn maps_a_contact_with_its_company() {
         let contact = object(
-            json!({"id":"101","properties":{"email":"a@acme.com","lastmodifieddate":"2026-10-01T10:00:00.000Z",
+            json!({"id":"101","properties":{"email":"a@acme.com","lastmodifieddate":"2026-10-01T10:00:00.000Z","hs_lead_status":"UNQUALIFIED","lead_rejection_reason":"NO_BUDGET",
             "hs_analytics_num_page_views":"12","num_conversion_events":"1.0","associatedcompanyid":"7","hubspot_owner_id":"9"}}),
         );
         let company = object(
@@ -201,6 +207,13 @@ mod tests {
         let lead = contact_to_lead(&contact, &HashMap::from([("7".to_owned(), company)])).unwrap();
         assert_eq!(lead.id.as_str(), "101");
         assert_eq!(lead.engagement.page_views, 12);
+        assert_eq!(
+            (
+                lead.lead_status.as_deref(),
+                lead.rejection_reason.as_deref()
+            ),
+            (Some("UNQUALIFIED"), Some("NO_BUDGET"))
+        );
         assert_eq!(lead.engagement.form_submissions, 1);
         assert_eq!(lead.company_name.as_deref(), Some("Acme"));
         assert_eq!(

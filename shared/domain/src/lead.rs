@@ -170,6 +170,10 @@ pub struct Lead {
     /// Sales' verdict on the lead (`hs_lead_status`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead_status: Option<String>,
+    /// Why sales rejected the lead, when it did (the CRM property `lead_rejection_reason`):
+    /// the feedback rollups count rejections by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,6 +197,7 @@ impl Lead {
             source: None,
             lifecycle_stage: None,
             lead_status: None,
+            rejection_reason: None,
             company_id: None,
             company_name: None,
             engagement: Engagement::default(),

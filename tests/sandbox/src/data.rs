@@ -138,6 +138,14 @@ const LEAD_STATUS: &[&str] = &[
     "UNQUALIFIED",
     "BAD_TIMING",
 ];
+const REJECTION_REASONS: &[&str] = &[
+    "NO_BUDGET",
+    "NOT_DECISION_MAKER",
+    "BAD_FIT",
+    "NO_RESPONSE",
+    "CHOSE_COMPETITOR",
+    "TIMING",
+];
 const OWNERS: &[&str] = &["9100001", "9100002", "9100003", "9100004", "9100005"];
 
 fn pick<'a>(rng: &mut ChaCha8Rng, list: &[&'a str]) -> &'a str {
@@ -255,7 +263,14 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
         }
         p.insert("hs_analytics_source".into(), pick(&mut rng, SOURCES).into());
         p.insert("lifecyclestage".into(), pick(&mut rng, LIFECYCLE).into());
-        p.insert("hs_lead_status".into(), pick(&mut rng, LEAD_STATUS).into());
+        let status = pick(&mut rng, LEAD_STATUS);
+        p.insert("hs_lead_status".into(), status.into());
+        if status == "UNQUALIFIED" || status == "BAD_TIMING" {
+            p.insert(
+                "lead_rejection_reason".into(),
+                pick(&mut rng, REJECTION_REASONS).into(),
+            );
+        }
         p.insert(
             "hs_analytics_num_page_views".into(),
             engagement(&mut rng, 6.0).to_string(),

@@ -111,6 +111,7 @@ pub const CONTACT_STANDARD: &[(&str, &str)] = &[
     ("num_conversion_events", "number"),
     ("hs_analytics_num_page_views", "number"),
     ("associatedcompanyid", "number"),
+    ("lead_rejection_reason", "enumeration"),
 ];
 
 pub const COMPANY_STANDARD: &[(&str, &str)] = &[
