@@ -6,7 +6,7 @@
 //!   seconds per 10,000 records (median of the repeats);
 //! - a full sync (pull → score → record in memory → push): CRM requests made per 1,000 leads,
 //!   against the minimum the batch limits allow: ⌈N/200⌉ searches + ⌈companies/100⌉ company
-//!   reads + ⌈N/100⌉ updates.
+//!   reads + ⌈N/1000⌉ deal-association reads + ⌈deals/100⌉ deal reads + ⌈N/100⌉ updates.
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
@@ -172,8 +172,16 @@ pub async fn crm(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Res
             .flatten()
             .filter_map(|line| line.lead.company_id.clone())
             .collect();
+        let deals: u64 = snapshots
+            .snapshots()
+            .values()
+            .flatten()
+            .map(|line| line.lead.deals.len() as u64)
+            .sum();
         let minimum = report.scored.div_ceil(200)
             + (companies.len() as u64).div_ceil(100)
+            + report.scored.div_ceil(1000)
+            + deals.div_ceil(100)
             + report.pushed.div_ceil(100);
         let per_k = |x: u64| x as f64 * 1000.0 / report.scored.max(1) as f64;
         println!(

@@ -1,8 +1,11 @@
 //! `HubSpotCrm`: the HTTP client, its retry policy, the incremental pull and the batch push.
 
 use crate::governor::{RateGovernor, RateLimits};
-use crate::mapping::{self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, HubSpotObject};
+use crate::mapping::{
+    self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, DEAL_PROPERTIES, HubSpotObject,
+};
 use chrono::{DateTime, Utc};
+use leadsync_domain::Deal;
 use leadsync_domain::ports::{
     Crm, CrmError, PropertyKind, PropertySpec, PropertyUpdate, PullPage, PushFailure, PushOutcome,
 };
@@ -330,6 +333,40 @@ impl HubSpotCrm {
     }
 }
 
+/// The most inputs one v4 association batch read takes.
+pub const ASSOCIATION_BATCH_LIMIT: usize = 1_000;
+
+#[derive(Debug, Deserialize)]
+struct AssociationsResponse {
+    #[serde(default)]
+    results: Vec<AssociationResult>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AssociationResult {
+    from: AssociationFrom,
+    #[serde(default)]
+    to: Vec<AssociationTo>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AssociationFrom {
+    id: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AssociationTo {
+    to_object_id: Value,
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// leadsync's own property group on contacts.
 pub const PROPERTY_GROUP: &str = "leadsync";
 
@@ -434,6 +471,59 @@ impl HubSpotCrm {
         Ok((parsed.results, more))
     }
 
+    /// Deals of these contacts: v4 associations (≤ 1,000 contacts a call), then the deals by
+    /// batch read (≤ 100 a call). Contacts without deals are simply absent from the map.
+    async fn read_contact_deals(
+        &self,
+        contacts: &[HubSpotObject],
+    ) -> Result<HashMap<String, Vec<Deal>>, CrmError> {
+        let ids: Vec<String> = contacts.iter().map(HubSpotObject::id_text).collect();
+        let mut links: Vec<(String, String)> = Vec::new();
+        for chunk in ids.chunks(ASSOCIATION_BATCH_LIMIT) {
+            let body =
+                json!({ "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>() });
+            let (_, parsed): (_, AssociationsResponse) = self
+                .post_parsed("/crm/v4/associations/contacts/deals/batch/read", &body)
+                .await?;
+            for result in parsed.results {
+                let from = value_text(&result.from.id);
+                links.extend(
+                    result
+                        .to
+                        .iter()
+                        .map(|to| (from.clone(), value_text(&to.to_object_id))),
+                );
+            }
+        }
+        let mut unique: Vec<String> = links.iter().map(|(_, deal)| deal.clone()).collect();
+        unique.sort();
+        unique.dedup();
+        let mut deals: HashMap<String, Deal> = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(BATCH_LIMIT) {
+            let body = json!({
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+                "properties": DEAL_PROPERTIES,
+            });
+            let (_, parsed): (_, BatchResponse) = self
+                .post_parsed("/crm/v3/objects/deals/batch/read", &body)
+                .await?;
+            for object in &parsed.results {
+                deals.insert(object.id_text(), mapping::deal(object));
+            }
+        }
+        let mut by_contact: HashMap<String, Vec<Deal>> = HashMap::new();
+        for (contact, deal_id) in links {
+            if let Some(deal) = deals.get(&deal_id) {
+                by_contact.entry(contact).or_default().push(deal.clone());
+            }
+        }
+        for list in by_contact.values_mut() {
+            // A stable order keeps the lead's input hash stable across runs.
+            list.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        Ok(by_contact)
+    }
+
     fn lock_companies(&self) -> std::sync::MutexGuard<'_, HashMap<String, HubSpotObject>> {
         self.companies
             .lock()
@@ -509,10 +599,14 @@ impl Crm for HubSpotCrm {
             needed
         };
 
+        let mut deals = self.read_contact_deals(&contacts).await?;
         let mut page = PullPage::default();
         for object in &contacts {
             match mapping::contact_to_lead(object, &companies) {
-                Ok(lead) => page.leads.push(lead),
+                Ok(mut lead) => {
+                    lead.deals = deals.remove(lead.id.as_str()).unwrap_or_default();
+                    page.leads.push(lead);
+                }
                 Err(rejected) => page.rejected.push(rejected),
             }
         }

@@ -29,6 +29,16 @@ pub const CONTACT_PROPERTIES: &[&str] = &[
     "lastmodifieddate",
 ];
 
+/// Deal properties leadsync reads.
+pub const DEAL_PROPERTIES: &[&str] = &[
+    "dealname",
+    "dealstage",
+    "amount",
+    "closedate",
+    "hubspot_owner_id",
+    "pipeline",
+];
+
 /// Company properties leadsync reads.
 pub const COMPANY_PROPERTIES: &[&str] = &[
     "name",
@@ -164,6 +174,37 @@ pub fn contact_to_lead(
     Ok(lead)
 }
 
+/// An amount as exact cents: `"12500"`, `"12500.5"`, `"12500.55"`; anything else is unknown.
+pub fn cents(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty()
+        || frac.len() > 2
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let frac = format!("{frac:0<2}");
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(100)?
+        .checked_add(frac.parse::<i64>().ok()?)
+}
+
+/// A deal record. Unreadable values are left unknown: a deal never quarantines its contact.
+pub fn deal(object: &HubSpotObject) -> leadsync_domain::Deal {
+    leadsync_domain::Deal {
+        id: object.id_text(),
+        name: object.text("dealname"),
+        stage: object.text("dealstage"),
+        amount_cents: object.text("amount").as_deref().and_then(cents),
+        close_date: object.text("closedate").as_deref().and_then(parse_time),
+        owner_id: object.text("hubspot_owner_id"),
+    }
+}
+
 /// Firmographics from the CRM's own company record. Unreadable numbers are left unknown (the
 /// company record is not the lead: it must not quarantine the lead).
 pub fn company_firmographics(company: &HubSpotObject) -> Firmographics {
@@ -228,6 +269,23 @@ mod tests {
                 .map(|s| s.source.provider.as_str()),
             Some("crm")
         );
+    }
+
+    #[test]
+    fn amounts_are_exact_cents() {
+        for (text, want) in [
+            ("12500", Some(1_250_000)),
+            ("12500.5", Some(1_250_050)),
+            ("0.07", Some(7)),
+            (" 3.10 ", Some(310)),
+            ("1.234", None),
+            ("-5", None),
+            ("1e3", None),
+            ("", None),
+            (".5", None),
+        ] {
+            assert_eq!(cents(text), want, "{text:?}");
+        }
     }
 
     #[test]

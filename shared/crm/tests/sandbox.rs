@@ -236,3 +236,59 @@ async fn writing_an_unknown_property_fails_the_rows_not_the_run() {
         outcome.failed
     );
 }
+
+#[tokio::test]
+async fn leads_carry_their_deals_from_v4_associations() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 600)).await.unwrap();
+    let crm = crm(&sandbox, sandbox.token(), 200);
+    let (mut leads, mut cursor) = (vec![], None::<String>);
+    loop {
+        let page = crm
+            .pull_page(DateTime::<Utc>::UNIX_EPOCH, cursor.as_deref())
+            .await
+            .unwrap();
+        leads.extend(page.leads);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let deals: std::collections::HashMap<String, leadsync_sandbox::Record> = sandbox
+        .deals()
+        .into_iter()
+        .map(|d| (d.id.to_string(), d))
+        .collect();
+    assert!(deals.len() > 100, "the data has deals ({})", deals.len());
+    let mut seen = 0;
+    for lead in &leads {
+        let want: Vec<String> = sandbox
+            .contact_deals(lead.id.as_str().parse().unwrap())
+            .iter()
+            .map(u64::to_string)
+            .collect();
+        let got: Vec<String> = lead.deals.iter().map(|d| d.id.clone()).collect();
+        assert_eq!(got, want, "deals of contact {}", lead.id);
+        for deal in &lead.deals {
+            let raw = &deals[&deal.id].properties;
+            let amount = &raw["amount"];
+            let (units, frac) = amount.split_once('.').unwrap();
+            assert_eq!(
+                deal.amount_cents,
+                Some(units.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap())
+            );
+            assert_eq!(deal.stage.as_deref(), Some(raw["dealstage"].as_str()));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, deals.len(), "every deal attached to its contact");
+    // One association read per ≤1,000 contacts, deals read 100 at a time.
+    let counts = sandbox.request_counts();
+    assert!(
+        counts["POST /crm/v4/associations/contacts/deals/batch/read"] <= 3,
+        "{counts:?}"
+    );
+    assert!(
+        counts["POST /crm/v3/objects/deals/batch/read"] <= (deals.len() as u64).div_ceil(100) + 3,
+        "{counts:?}"
+    );
+}

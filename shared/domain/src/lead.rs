@@ -151,6 +151,30 @@ pub struct Engagement {
     pub form_submissions: u32,
 }
 
+/// A deal the lead is associated with in the CRM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deal {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The CRM's stage id (`closedwon`, `closedlost`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Amount in cents (whole currency units × 100), exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_cents: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_date: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+}
+
+impl Deal {
+    pub fn is_closed_won(&self) -> bool {
+        self.stage.as_deref() == Some("closedwon")
+    }
+}
+
 /// One contact pulled from the CRM, with its company's data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lead {
@@ -182,6 +206,9 @@ pub struct Lead {
     pub engagement: Engagement,
     #[serde(default)]
     pub firmographics: Firmographics,
+    /// Deals associated with the contact.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deals: Vec<Deal>,
     /// When the CRM last changed the record; drives the watermark, not the score.
     pub modified_at: DateTime<Utc>,
 }
@@ -202,6 +229,7 @@ impl Lead {
             company_name: None,
             engagement: Engagement::default(),
             firmographics: Firmographics::default(),
+            deals: Vec::new(),
             modified_at,
         }
     }

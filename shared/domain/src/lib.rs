@@ -25,6 +25,6 @@ pub mod transition;
 pub mod fakes;
 
 pub use criteria::{Criteria, CriteriaError, Reason, ReasonOutcome, Scorecard};
-pub use lead::{Engagement, Firmographics, Lead, LeadId, LeadIdError, Provenance, Sourced};
+pub use lead::{Deal, Engagement, Firmographics, Lead, LeadId, LeadIdError, Provenance, Sourced};
 pub use stage::Stage;
 pub use transition::{LeadState, Transition};

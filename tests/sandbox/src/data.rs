@@ -300,6 +300,75 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
     (companies, contacts)
 }
 
+const DEAL_STAGES: &[&str] = &[
+    "appointmentscheduled",
+    "qualifiedtobuy",
+    "presentationscheduled",
+    "decisionmakerboughtin",
+    "contractsent",
+    "closedwon",
+    "closedwon",
+    "closedlost",
+    "closedlost",
+];
+
+/// Deals for some contacts with a company (about a third), from a stream of their own so the
+/// contacts and companies stay what they were for the seed. Returns the deals and the
+/// contact → deal associations.
+pub fn generate_deals(
+    spec: DataSpec,
+    contacts: &[Record],
+) -> (Vec<Record>, BTreeMap<u64, Vec<u64>>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0xdea1_5eed);
+    let mut deals = Vec::new();
+    let mut links: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for contact in contacts {
+        if !contact.properties.contains_key("associatedcompanyid") || !rng.random_bool(0.35) {
+            continue;
+        }
+        for _ in 0..rng.random_range(1..=2) {
+            let id = 9_000_001 + deals.len() as u64;
+            let created =
+                (contact.created_at + Duration::days(rng.random_range(1..60))).min(spec.anchor);
+            let stage = pick(&mut rng, DEAL_STAGES);
+            let cents: u64 = rng.random_range(50_000..25_000_000);
+            let mut p = BTreeMap::new();
+            p.insert("hs_object_id".into(), id.to_string());
+            let account = contact
+                .properties
+                .get("company")
+                .map_or("Account", String::as_str);
+            p.insert("dealname".into(), format!("{account} - deal {id}"));
+            p.insert(
+                "amount".into(),
+                format!("{}.{:02}", cents / 100, cents % 100),
+            );
+            p.insert("dealstage".into(), stage.into());
+            p.insert("pipeline".into(), "default".into());
+            if let Some(owner) = contact.properties.get("hubspot_owner_id") {
+                p.insert("hubspot_owner_id".into(), owner.clone());
+            }
+            if stage.starts_with("closed") {
+                p.insert(
+                    "closedate".into(),
+                    iso((created + Duration::days(rng.random_range(5..90))).min(spec.anchor)),
+                );
+            }
+            p.insert("createdate".into(), iso(created));
+            p.insert("hs_lastmodifieddate".into(), iso(created));
+            deals.push(Record {
+                id,
+                properties: p,
+                created_at: created,
+                updated_at: created,
+                archived: false,
+            });
+            links.entry(contact.id).or_default().push(id);
+        }
+    }
+    (deals, links)
+}
+
 fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     chars

@@ -114,6 +114,18 @@ pub const CONTACT_STANDARD: &[(&str, &str)] = &[
     ("lead_rejection_reason", "enumeration"),
 ];
 
+pub const DEAL_STANDARD: &[(&str, &str)] = &[
+    ("dealname", "string"),
+    ("amount", "number"),
+    ("dealstage", "enumeration"),
+    ("pipeline", "enumeration"),
+    ("closedate", "datetime"),
+    ("hubspot_owner_id", "enumeration"),
+    ("createdate", "datetime"),
+    ("hs_lastmodifieddate", "datetime"),
+    ("hs_object_id", "number"),
+];
+
 pub const COMPANY_STANDARD: &[(&str, &str)] = &[
     ("name", "string"),
     ("domain", "string"),

@@ -1,8 +1,10 @@
 //! The sandbox's HTTP server: routes, bearer auth, batch endpoints, admin endpoints.
 
-use crate::data::{DataSpec, Record, generate, iso};
+use crate::data::{DataSpec, Record, generate, generate_deals, iso};
 use crate::limits::{Faults, LimitStats, Limiter, Limits, Verdict};
-use crate::properties::{COMPANY_STANDARD, CONTACT_STANDARD, GroupDef, PropertyDef, Schema, TYPES};
+use crate::properties::{
+    COMPANY_STANDARD, CONTACT_STANDARD, DEAL_STANDARD, GroupDef, PropertyDef, Schema, TYPES,
+};
 use crate::search::{self, MAX_BODY_CHARS, SearchRequest};
 use axum::Router;
 use axum::body::Bytes;
@@ -65,6 +67,7 @@ pub enum SandboxError {
 enum ObjectType {
     Contacts,
     Companies,
+    Deals,
 }
 
 impl ObjectType {
@@ -72,6 +75,7 @@ impl ObjectType {
         match raw {
             "contacts" | "contact" | "0-1" => Some(Self::Contacts),
             "companies" | "company" | "0-2" => Some(Self::Companies),
+            "deals" | "deal" | "0-3" => Some(Self::Deals),
             _ => None,
         }
     }
@@ -79,7 +83,7 @@ impl ObjectType {
     fn modified_property(self) -> &'static str {
         match self {
             Self::Contacts => "lastmodifieddate",
-            Self::Companies => "hs_lastmodifieddate",
+            Self::Companies | Self::Deals => "hs_lastmodifieddate",
         }
     }
 
@@ -100,6 +104,16 @@ impl ObjectType {
                 "hs_object_id",
                 "name",
             ],
+            Self::Deals => &[
+                "amount",
+                "closedate",
+                "createdate",
+                "dealname",
+                "dealstage",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "pipeline",
+            ],
         }
     }
 }
@@ -108,6 +122,9 @@ impl ObjectType {
 struct Db {
     contacts: BTreeMap<u64, Record>,
     companies: BTreeMap<u64, Record>,
+    deals: BTreeMap<u64, Record>,
+    /// Contact → deal associations (type 4).
+    contact_deals: BTreeMap<u64, Vec<u64>>,
     schemas: BTreeMap<ObjectType, Schema>,
 }
 
@@ -116,12 +133,14 @@ impl Db {
         match t {
             ObjectType::Contacts => &self.contacts,
             ObjectType::Companies => &self.companies,
+            ObjectType::Deals => &self.deals,
         }
     }
     fn table_mut(&mut self, t: ObjectType) -> &mut BTreeMap<u64, Record> {
         match t {
             ObjectType::Contacts => &mut self.contacts,
             ObjectType::Companies => &mut self.companies,
+            ObjectType::Deals => &mut self.deals,
         }
     }
 }
@@ -184,10 +203,14 @@ impl Sandbox {
     /// # Errors
     /// [`SandboxError::Bind`] when the port is taken.
     pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
-        let (companies, contacts) = generate(DataSpec::new(config.seed, config.contacts));
+        let spec = DataSpec::new(config.seed, config.contacts);
+        let (companies, contacts) = generate(spec);
+        let (deals, contact_deals) = generate_deals(spec, &contacts);
         let db = Db {
             contacts: contacts.into_iter().map(|r| (r.id, r)).collect(),
             companies: companies.into_iter().map(|r| (r.id, r)).collect(),
+            deals: deals.into_iter().map(|r| (r.id, r)).collect(),
+            contact_deals,
             schemas: BTreeMap::from([
                 (
                     ObjectType::Contacts,
@@ -196,6 +219,10 @@ impl Sandbox {
                 (
                     ObjectType::Companies,
                     Schema::standard("companyinformation", COMPANY_STANDARD),
+                ),
+                (
+                    ObjectType::Deals,
+                    Schema::standard("dealinformation", DEAL_STANDARD),
                 ),
             ]),
         };
@@ -251,6 +278,20 @@ impl Sandbox {
 
     pub fn contacts(&self) -> Vec<Record> {
         self.state.db().contacts.values().cloned().collect()
+    }
+
+    pub fn deals(&self) -> Vec<Record> {
+        self.state.db().deals.values().cloned().collect()
+    }
+
+    /// Deal ids associated with a contact.
+    pub fn contact_deals(&self, contact: u64) -> Vec<u64> {
+        self.state
+            .db()
+            .contact_deals
+            .get(&contact)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn companies(&self) -> Vec<Record> {
@@ -346,6 +387,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/crm/v3/objects/{object}/search", post(search_objects))
         .route("/crm/v3/objects/{object}/batch/read", post(batch_read))
         .route("/crm/v3/objects/{object}/batch/update", post(batch_update))
+        .route(
+            "/crm/v4/associations/{from}/{to}/batch/read",
+            post(read_associations),
+        )
         .route(
             "/crm/v3/properties/{object}",
             get(list_properties).post(create_property),
@@ -769,6 +814,85 @@ async fn admin_requests(State(state): State<Arc<AppState>>) -> Response {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     json_response(StatusCode::OK, &json!(counts))
+}
+
+/// The v4 association batch read, contacts → companies (primary, type 1) and contacts → deals
+/// (type 4). At most 1,000 inputs; ids without associations come back as errors (207).
+async fn read_associations(
+    State(state): State<Arc<AppState>>,
+    Path((from, to)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Input {
+        id: Value,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inputs {
+        inputs: Vec<Input>,
+    }
+    let started = Utc::now();
+    let (Some(ObjectType::Contacts), Some(to)) = (ObjectType::parse(&from), ObjectType::parse(&to))
+    else {
+        return not_found().await;
+    };
+    let req: Inputs = match parse_body(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if req.inputs.len() > 1000 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!(
+                "Batch size {} exceeds the limit of 1000 inputs",
+                req.inputs.len()
+            ),
+        );
+    }
+    let db = state.db();
+    let (mut results, mut errors) = (vec![], vec![]);
+    for input in &req.inputs {
+        let id = id_text(&input.id);
+        let contact = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| db.contacts.get(&n))
+            .filter(|c| !c.archived);
+        let targets: Vec<(u64, u64, &str)> = match (contact, to) {
+            (Some(c), ObjectType::Companies) => c
+                .properties
+                .get("associatedcompanyid")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|company| vec![(company, 1, "Primary")])
+                .unwrap_or_default(),
+            (Some(c), ObjectType::Deals) => db
+                .contact_deals
+                .get(&c.id)
+                .map(|d| d.iter().map(|id| (*id, 4, "")).collect())
+                .unwrap_or_default(),
+            _ => vec![],
+        };
+        if targets.is_empty() {
+            errors.push(json!({
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                "message": format!("No {to:?} is associated with contact {id}."),
+                "context": { "fromObjectId": [id] },
+            }));
+            continue;
+        }
+        let to_list: Vec<Value> = targets
+            .iter()
+            .map(|(to_id, type_id, label)| json!({
+                "toObjectId": to_id,
+                "associationTypes": [{ "category": "HUBSPOT_DEFINED", "typeId": type_id, "label": if label.is_empty() { Value::Null } else { json!(label) } }],
+            }))
+            .collect();
+        results.push(json!({ "from": { "id": id }, "to": to_list }));
+    }
+    batch_body(results, errors, started)
 }
 
 async fn list_properties(
