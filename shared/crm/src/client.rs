@@ -574,11 +574,16 @@ impl Crm for HubSpotCrm {
                 break more;
             }
         };
-        let fetched = if pending.is_empty() {
-            HashMap::new()
-        } else {
-            self.read_companies(&pending).await?
+        // Companies and deals are independent reads: overlap them.
+        let companies_read = async {
+            if pending.is_empty() {
+                Ok(HashMap::new())
+            } else {
+                self.read_companies(&pending).await
+            }
         };
+        let (fetched, deals) = tokio::join!(companies_read, self.read_contact_deals(&contacts));
+        let (fetched, mut deals) = (fetched?, deals?);
         let companies = {
             let mut cache = self.lock_companies();
             // The companies this page needs, just fetched or from earlier in the walk.
@@ -599,7 +604,6 @@ impl Crm for HubSpotCrm {
             needed
         };
 
-        let mut deals = self.read_contact_deals(&contacts).await?;
         let mut page = PullPage::default();
         for object in &contacts {
             match mapping::contact_to_lead(object, &companies) {
