@@ -142,6 +142,8 @@ where
     let mut properties_ready = false;
     let mut snapshot: Vec<SnapshotLine> = Vec::new();
     let mut quarantine: Vec<Rejected> = Vec::new();
+    // Updates the CRM refused for good; written to the quarantine file with the unreadable records.
+    let mut refused: Vec<Rejected> = Vec::new();
     let mut max_seen: Option<DateTime<Utc>> = None;
     let mut hold_watermark_at: Option<DateTime<Utc>> = None;
     let mut cursor: Option<String> = None;
@@ -263,6 +265,21 @@ where
                         hold_watermark_at =
                             Some(hold_watermark_at.map_or(*modified, |h| h.min(*modified)));
                     }
+                } else {
+                    // Retrying will not help (e.g. the contact was deleted): keep the write and
+                    // the reason in the quarantine file for an operator. The lead itself was
+                    // scored and recorded, so it counts in `push_failed`, not `quarantined`.
+                    let properties = batch
+                        .iter()
+                        .find(|u| u.lead_id == failure.lead_id)
+                        .map(|u| &u.properties);
+                    refused.push(Rejected {
+                        lead_id: Some(failure.lead_id.to_string()),
+                        reason: format!("the CRM refused the update: {}", failure.message),
+                        raw: properties
+                            .and_then(|p| serde_json::to_string(p).ok())
+                            .unwrap_or_default(),
+                    });
                 }
             }
         }
@@ -278,6 +295,7 @@ where
         run_id: input.run_id.clone(),
         slice: input.slice,
     };
+    quarantine.append(&mut refused);
     if !quarantine.is_empty() {
         let object = deps
             .snapshots

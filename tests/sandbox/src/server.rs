@@ -363,6 +363,17 @@ impl Sandbox {
         id
     }
 
+    /// Archive a contact, as deleting it in HubSpot does: it leaves search and batch reads.
+    pub fn archive_contact(&self, id: u64) -> bool {
+        let mut db = self.state.db_mut();
+        let Some(record) = db.contacts.get_mut(&id) else {
+            return false;
+        };
+        record.archived = true;
+        record.touch(Utc::now(), ObjectType::Contacts.modified_property());
+        true
+    }
+
     /// Give every contact the same modification time (timestamps are not unique in HubSpot).
     pub fn stamp_all_contacts(&self, at: chrono::DateTime<Utc>) {
         let mut db = self.state.db_mut();

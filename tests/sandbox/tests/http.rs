@@ -148,3 +148,35 @@ async fn batch_update_limits_and_207() {
     .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn archived_contacts_leave_search_and_batch_reads() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 30)).await.unwrap();
+    let token = Some(sandbox.token());
+    let id = sandbox.contacts()[3].id;
+    assert!(sandbox.archive_contact(id));
+    let (_, page) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/search",
+        token,
+        json!({"limit": 100}),
+    )
+    .await;
+    assert_eq!(page["total"], 29);
+    assert!(
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"] != id.to_string())
+    );
+    let (status, body) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/batch/read",
+        token,
+        json!({"inputs": [{"id": id.to_string()}], "properties": []}),
+    )
+    .await;
+    assert_eq!(status, 207);
+    assert_eq!(body["errors"][0]["category"], "OBJECT_NOT_FOUND");
+}

@@ -286,6 +286,22 @@ async fn watermark_advances_only_to_what_was_seen_and_holds_for_failed_pushes() 
     let report = w.run("r1", at(60)).await.unwrap();
     assert_eq!(report.push_failed, 1);
     assert_eq!(report.watermark_after, Some(at(39)));
+    let quarantined = w.snapshots.quarantined();
+    let file = quarantined
+        .values()
+        .next()
+        .expect("the refused write is kept in quarantine");
+    assert_eq!(file.len(), 1);
+    assert_eq!(file[0].lead_id.as_deref(), Some(refused.as_str()));
+    assert!(
+        file[0].reason.contains("refused") && file[0].raw.contains("leadsync_stage"),
+        "{:?}",
+        file[0]
+    );
+    assert_eq!(
+        report.quarantined, 0,
+        "the lead was scored and recorded: it is not a quarantined record"
+    );
     assert!(
         w.store.states()[&refused].pushed_hash.is_none(),
         "an unpushed lead is not marked pushed"
