@@ -168,7 +168,7 @@ async fn archived_contacts_leave_search_and_batch_reads() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["id"] != id.to_string())
+            .all(|r| r["id"].as_str() != Some(id.to_string().as_str()))
     );
     let (status, body) = post(
         &sandbox,
