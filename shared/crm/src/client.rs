@@ -32,8 +32,11 @@ pub struct HubSpotConfig {
     pub timeout: Duration,
     /// Attempts per request after the first (429, 5xx, timeouts, truncated bodies).
     pub max_retries: u32,
-    /// Backoff unit after a 429 without `Retry-After` (× attempt).
+    /// Backoff unit after a 429 without `Retry-After` (× attempt) for the secondly (search)
+    /// policy and unknown ones; HubSpot's client uses 1 s.
     pub rate_limit_backoff: Duration,
+    /// Backoff unit after a 429 of the ten-secondly rolling policy; HubSpot's client uses 10 s.
+    pub ten_secondly_backoff: Duration,
     /// Backoff unit after a 5xx or timeout (× attempt; HubSpot's client uses 200 ms).
     pub server_error_backoff: Duration,
     /// The private app's limits; the governor keeps every request under them.
@@ -49,6 +52,7 @@ impl HubSpotConfig {
             timeout: Duration::from_secs(30),
             max_retries: 8,
             rate_limit_backoff: Duration::from_secs(1),
+            ten_secondly_backoff: Duration::from_secs(10),
             server_error_backoff: Duration::from_millis(200),
             limits: RateLimits::FREE,
         }
@@ -191,9 +195,14 @@ impl HubSpotCrm {
                                         .map(str::to_owned)
                                 })
                                 .unwrap_or_else(|| "unknown".into());
+                            let unit = if policy == "TEN_SECONDLY_ROLLING" {
+                                self.config.ten_secondly_backoff
+                            } else {
+                                self.config.rate_limit_backoff
+                            };
                             (
                                 CrmError::RateLimited { policy },
-                                retry_after.unwrap_or(self.config.rate_limit_backoff * attempt),
+                                retry_after.unwrap_or(unit * attempt),
                             )
                         }
                         Ok(text)

@@ -40,6 +40,7 @@ async fn storm_of_429_and_5xx_loses_nothing_and_never_exceeds_the_limit() {
     };
     crm_config.max_retries = 12;
     crm_config.rate_limit_backoff = Duration::from_millis(20);
+    crm_config.ten_secondly_backoff = Duration::from_millis(20);
     crm_config.server_error_backoff = Duration::from_millis(10);
     let crm = HubSpotCrm::new(crm_config).unwrap();
     let (store, snapshots) = (FakeLeadStore::new(), FakeSnapshotStore::new());

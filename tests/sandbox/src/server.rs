@@ -398,6 +398,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/crm/v3/objects/{object}/search", post(search_objects))
         .route("/crm/v3/objects/{object}/batch/read", post(batch_read))
         .route("/crm/v3/objects/{object}/batch/update", post(batch_update))
+        .route("/crm/v3/objects/{object}/batch/upsert", post(batch_upsert))
         .route(
             "/crm/v4/associations/{from}/{to}/batch/read",
             post(read_associations),
@@ -416,6 +417,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(crm)
         .route("/__sandbox/requests", get(admin_requests))
         .route("/__sandbox/limits", get(admin_limits))
+        .route("/__sandbox/contacts/{id}/edit", post(admin_edit_contact))
         .route("/__sandbox/faults", axum::routing::put(admin_set_faults))
         .route("/__sandbox/objects/{object}/{id}", get(admin_object))
         .fallback(not_found)
@@ -649,6 +651,8 @@ async fn search_objects(
 #[derive(Debug, serde::Deserialize)]
 struct BatchInput {
     id: Value,
+    #[serde(default, rename = "idProperty")]
+    id_property: Option<String>,
     #[serde(default)]
     properties: BTreeMap<String, Value>,
 }
@@ -738,18 +742,8 @@ async fn batch_read(
     batch_body(results, errors, started)
 }
 
-async fn batch_update(
-    State(state): State<Arc<AppState>>,
-    Path(object): Path<String>,
-    body: Bytes,
-) -> Response {
-    let started = Utc::now();
-    let (t, req) = match batch_request(&object, &body) {
-        Ok(parsed) => parsed,
-        Err(resp) => return resp,
-    };
-    let mut db = state.db_mut();
-    // Writing a property that does not exist fails the whole batch, as HubSpot does.
+/// Writing a property that does not exist fails the whole batch, as HubSpot does.
+fn unknown_properties(db: &Db, t: ObjectType, req: &BatchRequest) -> Option<Response> {
     let schema = db.schemas.get(&t).map(|sc| &sc.properties);
     let unknown: Vec<String> = req
         .inputs
@@ -765,11 +759,113 @@ async fn batch_update(
             .iter()
             .map(|n| format!("{{\"isValid\":false,\"message\":\"Property \\\"{n}\\\" does not exist\",\"error\":\"PROPERTY_DOESNT_EXIST\",\"name\":\"{n}\"}}"))
             .collect();
-        return error(
+        return Some(error(
             StatusCode::BAD_REQUEST,
             "VALIDATION_ERROR",
             format!("Property values were not valid: [{}]", details.join(",")),
-        );
+        ));
+    }
+    None
+}
+
+/// Upsert by a unique property (`email` on contacts): update the record that has the value,
+/// or create one with it. Results say which were `new`.
+async fn batch_upsert(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started = Utc::now();
+    let (t, req) = match batch_request(&object, &body) {
+        Ok(parsed) => parsed,
+        Err(resp) => return resp,
+    };
+    let mut db = state.db_mut();
+    if let Some(refusal) = unknown_properties(&db, t, &req) {
+        return refusal;
+    }
+    let unique = match t {
+        ObjectType::Contacts => "email",
+        ObjectType::Companies => "domain",
+        ObjectType::Deals => "hs_object_id",
+    };
+    let mut results = vec![];
+    let now = Utc::now();
+    for input in &req.inputs {
+        let id_property = input.id_property.as_deref().unwrap_or("hs_object_id");
+        if id_property != unique && id_property != "hs_object_id" {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                format!("idProperty {id_property} does not have hasUniqueValue"),
+            );
+        }
+        let key = id_text(&input.id);
+        let table = db.table_mut(t);
+        let found = table
+            .values()
+            .find(|r| {
+                !r.archived
+                    && r.properties
+                        .get(id_property)
+                        .is_some_and(|v| v.eq_ignore_ascii_case(&key))
+            })
+            .map(|r| r.id);
+        let (id, is_new) = match found {
+            Some(id) => (id, false),
+            None => {
+                let id = table.keys().next_back().map_or(1, |last| last + 1);
+                let mut record = Record {
+                    id,
+                    properties: BTreeMap::new(),
+                    created_at: now,
+                    updated_at: now,
+                    archived: false,
+                };
+                record
+                    .properties
+                    .insert("hs_object_id".into(), id.to_string());
+                record.properties.insert("createdate".into(), iso(now));
+                record
+                    .properties
+                    .insert(id_property.to_owned(), key.clone());
+                table.insert(id, record);
+                (id, true)
+            }
+        };
+        let Some(record) = table.get_mut(&id) else {
+            continue;
+        };
+        for (name, value) in &input.properties {
+            let text = match value {
+                Value::String(v) => v.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            record.properties.insert(name.clone(), text);
+        }
+        record.touch(now, t.modified_property());
+        let names: Vec<String> = input.properties.keys().cloned().collect();
+        let mut rendered = render(record, t, &names);
+        rendered["new"] = json!(is_new);
+        results.push(rendered);
+    }
+    batch_body(results, vec![], started)
+}
+
+async fn batch_update(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started = Utc::now();
+    let (t, req) = match batch_request(&object, &body) {
+        Ok(parsed) => parsed,
+        Err(resp) => return resp,
+    };
+    let mut db = state.db_mut();
+    if let Some(refusal) = unknown_properties(&db, t, &req) {
+        return refusal;
     }
     let (mut results, mut errors) = (vec![], vec![]);
     let now = Utc::now();
@@ -1004,6 +1100,29 @@ async fn create_group(
     }
     schema.groups.insert(group.name.clone(), group.clone());
     json_response(StatusCode::CREATED, &json!(group))
+}
+
+/// Change a contact as a user would, while a sync runs: body `{"property": "value", …}`.
+async fn admin_edit_contact(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Response {
+    let properties: BTreeMap<String, String> = match parse_body(&body) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let mut db = state.db_mut();
+    let Some(record) = db.contacts.get_mut(&id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            format!("contact {id} not found"),
+        );
+    };
+    record.properties.extend(properties);
+    record.touch(Utc::now(), ObjectType::Contacts.modified_property());
+    json_response(StatusCode::OK, &json!(record))
 }
 
 async fn admin_limits(State(state): State<Arc<AppState>>) -> Response {

@@ -180,3 +180,60 @@ async fn archived_contacts_leave_search_and_batch_reads() {
     assert_eq!(status, 207);
     assert_eq!(body["errors"][0]["category"], "OBJECT_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn batch_upsert_by_email_updates_or_creates() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 10)).await.unwrap();
+    let token = Some(sandbox.token());
+    let existing = sandbox
+        .contacts()
+        .into_iter()
+        .find(|c| c.properties.contains_key("email"))
+        .unwrap();
+    let email = existing.properties["email"].to_uppercase();
+    let (status, body) = post(&sandbox, "/crm/v3/objects/contacts/batch/upsert", token, json!({"inputs": [
+        {"idProperty": "email", "id": email, "properties": {"jobtitle": "Upserted"}},
+        {"idProperty": "email", "id": "brand.new@acme-example.com", "properties": {"jobtitle": "New"}},
+    ]})).await;
+    assert_eq!(status, 200);
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(
+        (results[0]["new"].as_bool(), results[1]["new"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(results[0]["id"], existing.id.to_string());
+    assert_eq!(
+        sandbox.contact(existing.id).unwrap().properties["jobtitle"],
+        "Upserted"
+    );
+    assert_eq!(sandbox.contacts().len(), 11);
+
+    let (status, _) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/batch/upsert",
+        token,
+        json!({"inputs": [{"idProperty": "jobtitle", "id": "CTO", "properties": {}}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "idProperty must be unique-valued");
+}
+
+#[tokio::test]
+async fn admin_edit_moves_a_contact_into_the_next_sync() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 10)).await.unwrap();
+    let id = sandbox.contacts()[0].id;
+    let before = sandbox.contact(id).unwrap().updated_at;
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/__sandbox/contacts/{id}/edit",
+            sandbox.base_url()
+        ))
+        .json(&json!({"hs_email_click": "12"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let after = sandbox.contact(id).unwrap();
+    assert_eq!(after.properties["hs_email_click"], "12");
+    assert!(after.updated_at > before);
+}
