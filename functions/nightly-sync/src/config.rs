@@ -9,6 +9,7 @@ pub const BUCKET_NAME: &str = "BUCKET_NAME";
 pub const CRM_BASE_URL: &str = "CRM_BASE_URL";
 pub const CRM_TOKEN: &str = "CRM_TOKEN";
 pub const CRM_PAGE_SIZE: &str = "CRM_PAGE_SIZE";
+pub const CRM_RATE_TIER: &str = "CRM_RATE_TIER";
 pub const CRITERIA_FILE: &str = "CRITERIA_FILE";
 pub const LOOKBACK_MINUTES: &str = "LOOKBACK_MINUTES";
 pub const INDEX_LAG_MINUTES: &str = "INDEX_LAG_MINUTES";
@@ -27,6 +28,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (CRM_TOKEN, "HubSpot private-app token (required)"),
     (CRM_PAGE_SIZE, "search page size 1-200 (default 200)"),
+    (
+        CRM_RATE_TIER,
+        "HubSpot API limit tier: free (100 per 10 s) or pro (190 per 10 s); default free",
+    ),
     (
         CRITERIA_FILE,
         "criteria TOML file (default: the bundled example agreement)",
@@ -66,6 +71,8 @@ pub struct Config {
     pub crm_base_url: String,
     pub crm_token: SecretString,
     pub page_size: u32,
+    /// Requests allowed per rolling 10 s (100 Free/Starter, 190 Professional/Enterprise).
+    pub rate_per_10s: u32,
     pub criteria_file: Option<PathBuf>,
     pub lookback: Duration,
     pub index_lag: Duration,
@@ -133,6 +140,17 @@ impl Config {
                 |v| (1..=200).contains(v),
                 "a whole number from 1 to 200",
             )?,
+            rate_per_10s: match get(CRM_RATE_TIER).as_deref().map(str::trim) {
+                None | Some("") | Some("free") => 100,
+                Some("pro") => 190,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: CRM_RATE_TIER,
+                        value: other.to_owned(),
+                        why: "free or pro".into(),
+                    });
+                }
+            },
             criteria_file: get(CRITERIA_FILE)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
@@ -201,6 +219,20 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("CRM_BASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn rate_tier() {
+        let base = [(TABLE_NAME, "t"), (BUCKET_NAME, "b"), (CRM_TOKEN, "t")];
+        assert_eq!(config(&base).unwrap().rate_per_10s, 100);
+        assert_eq!(
+            config(&[base[0], base[1], base[2], (CRM_RATE_TIER, "pro")])
+                .unwrap()
+                .rate_per_10s,
+            190
+        );
+        let err = config(&[base[0], base[1], base[2], (CRM_RATE_TIER, "enterprise")]).unwrap_err();
+        assert!(err.to_string().contains("CRM_RATE_TIER"), "{err}");
     }
 
     #[test]

@@ -55,6 +55,10 @@ impl Deps {
         let mut crm_config =
             HubSpotConfig::new(config.crm_base_url.clone(), config.crm_token.clone());
         crm_config.page_size = config.page_size;
+        crm_config.limits = leadsync_crm::RateLimits {
+            per_window: config.rate_per_10s,
+            ..leadsync_crm::RateLimits::FREE
+        };
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         // Path-style addressing only where an endpoint override points at a local S3 (moto).
         let s3_config = aws_sdk_s3::config::Builder::from(sdk)
