@@ -11,6 +11,12 @@ use std::collections::HashMap;
 /// account: HubSpot has no standard one).
 pub const REJECTION_REASON: &str = "lead_rejection_reason";
 
+/// HubSpot's last-activity timestamps per channel (time windows and decay start from them).
+pub const LAST_PAGE_VIEW: &str = "hs_analytics_last_visit_timestamp";
+pub const LAST_EMAIL_OPEN: &str = "hs_email_last_open_date";
+pub const LAST_EMAIL_CLICK: &str = "hs_email_last_click_date";
+pub const LAST_FORM_SUBMISSION: &str = "recent_conversion_date";
+
 /// Contact properties leadsync reads.
 pub const CONTACT_PROPERTIES: &[&str] = &[
     "email",
@@ -26,6 +32,10 @@ pub const CONTACT_PROPERTIES: &[&str] = &[
     "hs_email_open",
     "hs_email_click",
     "num_conversion_events",
+    LAST_PAGE_VIEW,
+    LAST_EMAIL_OPEN,
+    LAST_EMAIL_CLICK,
+    LAST_FORM_SUBMISSION,
     "lastmodifieddate",
 ];
 
@@ -95,6 +105,16 @@ fn whole_number(object: &HubSpotObject, name: &str) -> Result<Option<u64>, Strin
     }
 }
 
+/// An optional timestamp property; present but unreadable is an error naming the field.
+fn time(object: &HubSpotObject, name: &str) -> Result<Option<DateTime<Utc>>, String> {
+    match object.text(name) {
+        None => Ok(None),
+        Some(text) => parse_time(&text)
+            .map(Some)
+            .ok_or_else(|| format!("field {name}: {text:?} is not a date")),
+    }
+}
+
 fn count(object: &HubSpotObject, name: &str) -> Result<u32, String> {
     Ok(whole_number(object, name)?.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
 }
@@ -152,6 +172,10 @@ pub fn contact_to_lead(
             email_opens: count(object, "hs_email_open")?,
             email_clicks: count(object, "hs_email_click")?,
             form_submissions: count(object, "num_conversion_events")?,
+            last_page_view_at: time(object, LAST_PAGE_VIEW)?,
+            last_email_open_at: time(object, LAST_EMAIL_OPEN)?,
+            last_email_click_at: time(object, LAST_EMAIL_CLICK)?,
+            last_form_submission_at: time(object, LAST_FORM_SUBMISSION)?,
         })
     })()
     .map_err(|reason| reject(Some(id_text.clone()), reason))?;

@@ -11,6 +11,7 @@
 
 use crate::lead::{Lead, Sourced};
 use crate::stage::Stage;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -118,6 +119,12 @@ struct RuleDoc {
     points_each: Option<i64>,
     #[serde(default)]
     cap: Option<i64>,
+    /// Engagement only: count the rule only if the channel was active within this many days.
+    #[serde(default)]
+    within_days: Option<u32>,
+    /// Engagement only: halve the rule's points every this many days since the last activity.
+    #[serde(default)]
+    half_life_days: Option<f64>,
 }
 
 /// Where the CRM keeps leadsync's results: one property per result.
@@ -246,13 +253,35 @@ enum Condition {
     PointsEach { each: i64, cap: Option<i64> },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Rule {
     code: String,
     label: String,
     field: Field,
     condition: Condition,
     points: i64,
+    recency: Option<Recency>,
+}
+
+/// Time window and decay of an engagement rule, measured from the channel's last activity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Recency {
+    within_days: Option<u32>,
+    half_life_days: Option<f64>,
+}
+
+impl Field {
+    /// The last-activity time of a count field, for windows and decay.
+    fn last_activity(self, lead: &Lead) -> Option<Option<DateTime<Utc>>> {
+        let e = &lead.engagement;
+        match self {
+            Field::PageViews => Some(e.last_page_view_at),
+            Field::EmailOpens => Some(e.last_email_open_at),
+            Field::EmailClicks => Some(e.last_email_click_at),
+            Field::FormSubmissions => Some(e.last_form_submission_at),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,7 +292,7 @@ enum Group {
 }
 
 /// A validated, compiled criteria document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Criteria {
     pub id: String,
     pub version: String,
@@ -412,14 +441,23 @@ impl Criteria {
         self.sales_sign_off.is_some() && self.marketing_sign_off.is_some()
     }
 
-    /// Score one lead. Pure and deterministic.
-    pub fn evaluate(&self, lead: &Lead) -> Scorecard {
+    /// Score one lead as of `now` (time windows and decay are measured to it). Pure and
+    /// deterministic: the same lead, document and `now` always give the same scorecard.
+    pub fn evaluate(&self, lead: &Lead, now: DateTime<Utc>) -> Scorecard {
         let email_domain = lead.email_domain();
         let mut reasons = Vec::with_capacity(self.rules.len());
         let (mut fit, mut engagement, mut disqualified) = (0i64, 0i64, false);
         for (group, rule) in &self.rules {
-            let seen = observe(lead, rule.field, email_domain.as_deref());
-            let (outcome, points) = rule.apply(&seen);
+            let mut seen = observe(lead, rule.field, email_domain.as_deref());
+            let (mut outcome, mut points) = rule.apply(&seen);
+            if let (Some(recency), ReasonOutcome::Matched) = (rule.recency, outcome) {
+                (outcome, points) = recency.adjust(
+                    rule.field.last_activity(lead).flatten(),
+                    now,
+                    points,
+                    &mut seen,
+                );
+            }
             match (group, outcome) {
                 (Group::Disqualify, ReasonOutcome::Matched) => disqualified = true,
                 (Group::Fit, _) => fit += points,
@@ -544,6 +582,41 @@ fn observe(lead: &Lead, field: Field, email_domain: Option<&str>) -> Seen {
         Field::EmailOpens => count(lead.engagement.email_opens),
         Field::EmailClicks => count(lead.engagement.email_clicks),
         Field::FormSubmissions => count(lead.engagement.form_submissions),
+    }
+}
+
+impl Recency {
+    /// Apply the window and the decay to a matched rule's points; the reason's value says how
+    /// long ago the channel was last active.
+    fn adjust(
+        self,
+        last: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        points: i64,
+        seen: &mut Seen,
+    ) -> (ReasonOutcome, i64) {
+        let Some(last) = last else {
+            seen.value = Some(format!(
+                "{} (no activity date)",
+                seen.value.as_deref().unwrap_or("?")
+            ));
+            return (ReasonOutcome::Missing, 0);
+        };
+        // Activity dated after `now` counts as today.
+        let age_days = ((now - last).num_seconds().max(0) as f64) / 86_400.0;
+        seen.value = Some(format!(
+            "{}, last {:.0} days ago",
+            seen.value.as_deref().unwrap_or("?"),
+            age_days.floor()
+        ));
+        if self.within_days.is_some_and(|w| age_days > f64::from(w)) {
+            return (ReasonOutcome::NotMatched, 0);
+        }
+        let points = match self.half_life_days {
+            Some(half_life) => (points as f64 * 0.5f64.powf(age_days / half_life)).round() as i64,
+            None => points,
+        };
+        (ReasonOutcome::Matched, points)
     }
 }
 
@@ -825,6 +898,27 @@ fn compile_rule(group: Group, r: &RuleDoc) -> Result<Rule, String> {
             "missing = false is not a condition; remove it or set missing = true".to_owned(),
         );
     };
+    let recency = match (r.within_days, r.half_life_days) {
+        (None, None) => None,
+        (within_days, half_life_days) => {
+            if group != Group::Engagement
+                || !field.is_numeric()
+                || matches!(field, Field::Employees | Field::AnnualRevenue)
+            {
+                return Err("within_days and half_life_days apply to engagement rules on page_views, email_opens, email_clicks or form_submissions".to_owned());
+            }
+            if within_days == Some(0) {
+                return Err("within_days must be at least 1".to_owned());
+            }
+            if half_life_days.is_some_and(|h| !(h.is_finite() && h > 0.0)) {
+                return Err("half_life_days must be a positive number of days".to_owned());
+            }
+            Some(Recency {
+                within_days,
+                half_life_days,
+            })
+        }
+    };
     if r.cap.is_some() && !matches!(condition, Condition::PointsEach { .. }) {
         return Err("cap only applies to points_each rules".to_owned());
     }
@@ -847,6 +941,7 @@ fn compile_rule(group: Group, r: &RuleDoc) -> Result<Rule, String> {
         field,
         condition,
         points,
+        recency,
     })
 }
 

@@ -149,6 +149,15 @@ pub struct Engagement {
     pub email_opens: u32,
     pub email_clicks: u32,
     pub form_submissions: u32,
+    /// When each channel last saw activity: what time windows and decay are measured from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_page_view_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_email_open_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_email_click_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_form_submission_at: Option<DateTime<Utc>>,
 }
 
 /// A deal the lead is associated with in the CRM.

@@ -177,7 +177,7 @@ where
         let mut transitions: Vec<Transition> = Vec::new();
         let mut updates: Vec<(PropertyUpdate, String, DateTime<Utc>)> = Vec::new();
         for lead in leads {
-            let card = deps.criteria.evaluate(&lead);
+            let card = deps.criteria.evaluate(&lead, input.now);
             let prev = previous.get(&lead.id);
             let state = LeadState::from_scorecard(
                 lead.id.clone(),

@@ -147,7 +147,7 @@ async fn snapshot_is_gzipped_jsonl() {
     .unwrap();
     let lead = leadsync_domain::Lead::new(LeadId::new("1").unwrap(), DateTime::<Utc>::UNIX_EPOCH);
     let line = SnapshotLine {
-        scorecard: criteria.evaluate(&lead),
+        scorecard: criteria.evaluate(&lead, DateTime::<Utc>::UNIX_EPOCH),
         lead,
     };
     let key = SnapshotKey {

@@ -67,6 +67,10 @@ fn event() -> LambdaEvent<serde_json::Value> {
 fn expected_lead(contact: &Record, companies: &HashMap<u64, &Record>) -> Lead {
     let p = &contact.properties;
     let num = |k: &str| p.get(k).map_or(0, |v| v.parse::<u32>().unwrap());
+    let at = |k: &str| {
+        p.get(k)
+            .map(|v| DateTime::parse_from_rfc3339(v).unwrap().with_timezone(&Utc))
+    };
     let mut lead = Lead::new(
         LeadId::new(contact.id.to_string()).unwrap(),
         contact.updated_at,
@@ -79,6 +83,10 @@ fn expected_lead(contact: &Record, companies: &HashMap<u64, &Record>) -> Lead {
         email_opens: num("hs_email_open"),
         email_clicks: num("hs_email_click"),
         form_submissions: num("num_conversion_events"),
+        last_page_view_at: at("hs_analytics_last_visit_timestamp"),
+        last_email_open_at: at("hs_email_last_open_date"),
+        last_email_click_at: at("hs_email_last_click_date"),
+        last_form_submission_at: at("recent_conversion_date"),
     };
     if let Some(company) = p
         .get("associatedcompanyid")
@@ -169,7 +177,7 @@ async fn nightly_sync_scores_records_snapshots_and_pushes_every_lead() {
         .map(|c| {
             (
                 c.id.to_string(),
-                criteria.evaluate(&expected_lead(c, &companies)),
+                criteria.evaluate(&expected_lead(c, &companies), now),
             )
         })
         .collect();

@@ -289,6 +289,23 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
         );
         p.insert("createdate".into(), iso(created));
         p.insert("lastmodifieddate".into(), iso(modified));
+        // Last activity per channel, derived (not drawn) so the random stream stays as it was:
+        // a few hours to ~60 days before the last modification.
+        for (count, property, salt) in [
+            (
+                "hs_analytics_num_page_views",
+                "hs_analytics_last_visit_timestamp",
+                37,
+            ),
+            ("hs_email_open", "hs_email_last_open_date", 53),
+            ("hs_email_click", "hs_email_last_click_date", 71),
+            ("num_conversion_events", "recent_conversion_date", 97),
+        ] {
+            if p.get(count).is_some_and(|n| n != "0") {
+                let back = Duration::hours(((id * salt) % (24 * 60)) as i64);
+                p.insert(property.into(), iso((modified - back).max(created)));
+            }
+        }
         contacts.push(Record {
             id,
             properties: p,

@@ -4,6 +4,13 @@ use chrono::{DateTime, Utc};
 
 const EXAMPLE: &str = include_str!("../../../../infra/criteria/b2b-saas.toml");
 
+/// The instant every test scores at.
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
 fn criteria() -> Criteria {
     Criteria::parse("b2b-saas.toml", EXAMPLE).unwrap()
 }
@@ -16,7 +23,14 @@ fn lead(
 ) -> Lead {
     let mut lead = Lead::new(LeadId::new("42").unwrap(), DateTime::<Utc>::UNIX_EPOCH);
     lead.email = Some(email.to_owned());
-    lead.engagement = engagement;
+    // Active today unless a test says otherwise: windows and decay leave the points whole.
+    lead.engagement = Engagement {
+        last_page_view_at: Some(now()),
+        last_email_open_at: Some(now()),
+        last_email_click_at: Some(now()),
+        last_form_submission_at: Some(now()),
+        ..engagement
+    };
     lead.firmographics = Firmographics {
         industry: industry.map(|i| Sourced::new(i.to_owned(), Provenance::crm())),
         employees: employees.map(|e| Sourced::new(e, Provenance::crm())),
@@ -45,12 +59,14 @@ fn stage_table() {
         email_opens: 5,
         email_clicks: 4,
         form_submissions: 2,
+        ..Engagement::default()
     };
     let warm = Engagement {
         page_views: 10,
         email_opens: 0,
         email_clicks: 2,
         form_submissions: 0,
+        ..Engagement::default()
     };
     let cases = [
         // email, industry, employees, engagement, expected stage, expected total
@@ -83,7 +99,7 @@ fn stage_table() {
         ("a@acme.com", None, None, none, Stage::Iql, 0),
     ];
     for (email, industry, employees, engagement, stage, total) in cases {
-        let card = c.evaluate(&lead(email, industry, employees, engagement));
+        let card = c.evaluate(&lead(email, industry, employees, engagement), now());
         assert_eq!(
             (card.stage, card.total),
             (stage, total),
@@ -95,12 +111,15 @@ fn stage_table() {
 #[test]
 fn every_rule_gives_exactly_one_reason_with_value_and_source() {
     let c = criteria();
-    let card = c.evaluate(&lead(
-        "a@acme.com",
-        Some("COMPUTER_SOFTWARE"),
-        None,
-        Engagement::default(),
-    ));
+    let card = c.evaluate(
+        &lead(
+            "a@acme.com",
+            Some("COMPUTER_SOFTWARE"),
+            None,
+            Engagement::default(),
+        ),
+        now(),
+    );
     assert_eq!(card.reasons.len(), c.rules.len());
     let industry = reason(&card, "FIT_INDUSTRY_CORE");
     assert_eq!(industry.outcome, ReasonOutcome::Matched);
@@ -123,6 +142,69 @@ fn every_rule_gives_exactly_one_reason_with_value_and_source() {
 }
 
 #[test]
+fn time_windows_and_decay_follow_the_last_activity() {
+    let c = criteria();
+    let busy = Engagement {
+        page_views: 30,
+        email_clicks: 5,
+        form_submissions: 1,
+        ..Engagement::default()
+    };
+    let mut l = lead("a@acme.com", None, None, busy);
+    let days_ago = |d: i64| Some(now() - chrono::Duration::days(d));
+    l.engagement.last_page_view_at = days_ago(14); // one half-life: 15 → 7.5 → 8
+    l.engagement.last_email_click_at = days_ago(60); // two half-lives: 15 → 3.75 → 4
+    l.engagement.last_form_submission_at = days_ago(91); // outside the 90-day window
+    let card = c.evaluate(&l, now());
+    let page = reason(&card, "ENG_PAGE_VIEWS");
+    assert_eq!((page.outcome, page.points), (ReasonOutcome::Matched, 8));
+    assert_eq!(page.value.as_deref(), Some("30, last 14 days ago"));
+    assert_eq!(reason(&card, "ENG_EMAIL_CLICKS").points, 4);
+    let form = reason(&card, "ENG_FORM_SUBMISSIONS");
+    assert_eq!((form.outcome, form.points), (ReasonOutcome::NotMatched, 0));
+    assert_eq!(card.engagement, 12);
+
+    // No activity date where a rule needs one: the rule says so and earns nothing.
+    l.engagement.last_page_view_at = None;
+    let page = reason(&c.evaluate(&l, now()), "ENG_PAGE_VIEWS").clone();
+    assert_eq!((page.outcome, page.points), (ReasonOutcome::Missing, 0));
+    assert!(page.value.unwrap().contains("no activity date"));
+
+    // The same lead scored later decays further: `now` is an input, never the clock.
+    l.engagement.last_page_view_at = days_ago(14);
+    let later = c.evaluate(&l, now() + chrono::Duration::days(14));
+    assert_eq!(reason(&later, "ENG_PAGE_VIEWS").points, 4);
+}
+
+#[test]
+fn recency_is_only_for_engagement_counts() {
+    let text = EXAMPLE.replace(
+        "field = \"employees\"\nmin = 50",
+        "field = \"employees\"\nhalf_life_days = 3.0\nmin = 50",
+    );
+    let err = Criteria::parse("c.toml", &text).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("within_days and half_life_days apply to engagement rules"),
+        "{err}"
+    );
+    let text = EXAMPLE.replace("half_life_days = 14", "half_life_days = -1.0");
+    assert!(
+        Criteria::parse("c.toml", &text)
+            .unwrap_err()
+            .to_string()
+            .contains("positive")
+    );
+    let text = EXAMPLE.replace("within_days = 90", "within_days = 0");
+    assert!(
+        Criteria::parse("c.toml", &text)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1")
+    );
+}
+
+#[test]
 fn caps_bound_each_group() {
     let c = criteria();
     let flood = Engagement {
@@ -130,8 +212,9 @@ fn caps_bound_each_group() {
         email_opens: 0,
         email_clicks: 10_000,
         form_submissions: u32::MAX,
+        ..Engagement::default()
     };
-    let card = c.evaluate(&lead("a@acme.com", None, None, flood));
+    let card = c.evaluate(&lead("a@acme.com", None, None, flood), now());
     assert_eq!(card.engagement, 50);
     assert_eq!(reason(&card, "ENG_FORM_SUBMISSIONS").points, 30);
     assert_eq!(
@@ -144,15 +227,18 @@ fn caps_bound_each_group() {
 #[test]
 fn crm_properties_follow_mapping() {
     let c = criteria();
-    let card = c.evaluate(&lead(
-        "a@acme.com",
-        Some("INTERNET"),
-        Some(60),
-        Engagement {
-            form_submissions: 1,
-            ..Engagement::default()
-        },
-    ));
+    let card = c.evaluate(
+        &lead(
+            "a@acme.com",
+            Some("INTERNET"),
+            Some(60),
+            Engagement {
+                form_submissions: 1,
+                ..Engagement::default()
+            },
+        ),
+        now(),
+    );
     let props = card.crm_properties(&c.crm);
     assert_eq!(props["leadsync_stage"], "mql");
     assert_eq!(props["leadsync_score"], "50");
@@ -250,6 +336,7 @@ mod properties {
                         email_opens: b,
                         email_clicks: c,
                         form_submissions: d,
+                        ..Engagement::default()
                     },
                 );
                 l.email = email;
@@ -263,8 +350,8 @@ mod properties {
         #[test]
         fn evaluation_is_deterministic_bounded_and_complete(l in any_lead()) {
             let c = criteria();
-            let a = c.evaluate(&l);
-            prop_assert_eq!(&a, &c.evaluate(&l));
+            let a = c.evaluate(&l, now());
+            prop_assert_eq!(&a, &c.evaluate(&l, now()));
             prop_assert!((0..=c.caps.fit).contains(&a.fit));
             prop_assert!((0..=c.caps.engagement).contains(&a.engagement));
             prop_assert!((0..=c.caps.total).contains(&a.total));
@@ -276,7 +363,7 @@ mod properties {
             let c = criteria();
             let mut more = l.clone();
             more.engagement.page_views = more.engagement.page_views.saturating_add(extra);
-            prop_assert!(c.evaluate(&more).total >= c.evaluate(&l).total);
+            prop_assert!(c.evaluate(&more, now()).total >= c.evaluate(&l, now()).total);
         }
     }
 }

@@ -29,6 +29,10 @@ fn leads() -> Vec<Lead> {
                 email_opens: 0,
                 email_clicks: (i as u32) % 4,
                 form_submissions: (i as u32) % 3,
+                last_page_view_at: Some(at(i)),
+                last_email_open_at: Some(at(i)),
+                last_email_click_at: Some(at(i)),
+                last_form_submission_at: Some(at(i)),
             };
             if i % 2 == 0 {
                 l.firmographics = Firmographics {
@@ -89,7 +93,7 @@ async fn every_lead_is_scored_recorded_pushed_and_snapshotted() {
     let states = w.store.states();
     let written = w.crm.written();
     for lead in leads() {
-        let card = w.criteria.evaluate(&lead);
+        let card = w.criteria.evaluate(&lead, at(60));
         let state = &states[&lead.id];
         assert_eq!((state.stage, state.total), (card.stage, card.total));
         let pushed = written.iter().find(|u| u.lead_id == lead.id).unwrap();
