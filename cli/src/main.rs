@@ -5,6 +5,7 @@
 //!   the run summary.
 
 mod bench;
+mod criteria_cmd;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -55,6 +56,23 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         index_lag_ms: u64,
     },
+    /// Work with a criteria document: check it.
+    Criteria {
+        #[command(subcommand)]
+        what: CriteriaWhat,
+    },
+    /// Score leads (JSONL, one lead per line) with a criteria document, in input order.
+    Score {
+        #[arg(long)]
+        criteria: std::path::PathBuf,
+        #[arg(long)]
+        leads: std::path::PathBuf,
+        /// Score as of this instant (RFC 3339); default now.
+        #[arg(long)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: criteria_cmd::Format,
+    },
     /// Benchmark the HubSpot path against a sandbox in its own process; prints a table.
     Bench {
         #[command(subcommand)]
@@ -67,6 +85,12 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         contacts: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum CriteriaWhat {
+    /// Validate a document: exit 0 if valid, else every problem with file:line:col.
+    Check { file: std::path::PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,14 +135,24 @@ impl Tier {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
+    let done = |r: anyhow::Result<()>| r.map(|()| std::process::ExitCode::SUCCESS);
     match Cli::parse().command {
+        Command::Criteria {
+            what: CriteriaWhat::Check { file },
+        } => criteria_cmd::check(&file),
+        Command::Score {
+            criteria,
+            leads,
+            now,
+            format,
+        } => criteria_cmd::score(&criteria, &leads, now, format),
         Command::Sandbox {
             port,
             seed,
@@ -147,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
                 limits: tier.limits(),
                 faults,
             };
-            sandbox(config).await
+            done(sandbox(config).await)
         }
         Command::Bench {
             what:
@@ -156,8 +190,8 @@ async fn main() -> anyhow::Result<()> {
                     latency_ms,
                     repeat,
                 },
-        } => bench::crm(contacts, &latency_ms, repeat).await,
-        Command::Demo { seed, contacts } => demo(seed, contacts).await,
+        } => done(bench::crm(contacts, &latency_ms, repeat).await),
+        Command::Demo { seed, contacts } => done(demo(seed, contacts).await),
     }
 }
 
