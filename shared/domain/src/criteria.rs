@@ -200,6 +200,244 @@ impl Field {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Reading the document piece by piece, so that every problem is reported at once.
+
+/// The top-level keys a document may have.
+const TOP_KEYS: &[&str] = &[
+    "id",
+    "version",
+    "effective",
+    "approved_by",
+    "stages",
+    "caps",
+    "bands",
+    "fit",
+    "engagement",
+    "disqualify",
+    "crm",
+];
+
+/// The array-of-tables sections, each entry with its span.
+#[derive(Debug, Deserialize)]
+struct Lists {
+    #[serde(default)]
+    bands: Vec<toml::Spanned<toml::Value>>,
+    #[serde(default)]
+    fit: Vec<toml::Spanned<toml::Value>>,
+    #[serde(default)]
+    engagement: Vec<toml::Spanned<toml::Value>>,
+    #[serde(default)]
+    disqualify: Vec<toml::Spanned<toml::Value>>,
+}
+
+/// Where in `text[span]` a key named in an error message stands; the span's start otherwise.
+fn locate(text: &str, span: std::ops::Range<usize>, message: &str) -> usize {
+    let key = message.split('`').nth(1).filter(|k| !k.is_empty());
+    let start = span.start.min(text.len());
+    let end = span.end.clamp(start, text.len());
+    key.and_then(|k| text.get(start..end)?.find(k).map(|at| start + at))
+        .unwrap_or(start)
+}
+
+struct Reader<'t> {
+    text: &'t str,
+    issues: Vec<(usize, String)>,
+}
+
+impl Reader<'_> {
+    /// Deserialize one piece; on failure record the problem where it stands and give `None`.
+    fn piece<T: serde::de::DeserializeOwned>(
+        &mut self,
+        what: &str,
+        value: &toml::Value,
+        span: std::ops::Range<usize>,
+    ) -> Option<T> {
+        match value.clone().try_into::<T>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let message = e.message().to_owned();
+                self.issues.push((
+                    locate(self.text, span, &message),
+                    format!("{what}: {message}"),
+                ));
+                None
+            }
+        }
+    }
+}
+
+/// Read the document: syntax errors stop here (one issue); every other problem — unknown keys,
+/// wrong types, then the semantic checks of `compile` — is collected and reported together.
+fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), CriteriaIssue> {
+    let syntax = |e: toml::de::Error| {
+        let (line, column) = e.span().map_or((1, 1), |span| line_col(text, span.start));
+        CriteriaIssue {
+            line,
+            column,
+            message: e.message().to_owned(),
+        }
+    };
+    let top: BTreeMap<String, toml::Spanned<toml::Value>> = toml::from_str(text).map_err(syntax)?;
+    let lists: Lists = toml::from_str(text).map_err(syntax)?;
+    let mut r = Reader {
+        text,
+        issues: Vec::new(),
+    };
+    for (key, value) in &top {
+        if !TOP_KEYS.contains(&key.as_str()) {
+            let at = locate(text, 0..text.len(), &format!("`{key}`"));
+            r.issues.push((
+                at.min(value.span().start),
+                format!(
+                    "unknown key `{key}`, expected one of {}",
+                    TOP_KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    let required =
+        |r: &mut Reader<'_>, key: &str| -> Option<(toml::Value, std::ops::Range<usize>)> {
+            match top.get(key) {
+                Some(v) => Some((v.get_ref().clone(), v.span())),
+                None => {
+                    r.issues.push((0, format!("missing key `{key}`")));
+                    None
+                }
+            }
+        };
+    let text_field = |r: &mut Reader<'_>, key: &str, placeholder: &str| -> String {
+        required(r, key)
+            .and_then(|(v, span)| r.piece::<String>(key, &v, span))
+            .unwrap_or_else(|| placeholder.to_owned())
+    };
+    let id = text_field(&mut r, "id", "?");
+    let version = text_field(&mut r, "version", "?");
+    let effective = text_field(&mut r, "effective", "2000-01-01");
+    let optional = |key: &str| top.get(key).map(|v| (v.get_ref().clone(), v.span()));
+    let approved_by = optional("approved_by").and_then(|(v, span)| {
+        r.piece::<ApprovedBy>("approved_by", &v, span.clone())
+            .map(|a| toml::Spanned::new(span, a))
+    });
+    let caps = optional("caps")
+        .and_then(|(v, span)| r.piece::<Caps>("caps", &v, span))
+        .unwrap_or_default();
+    let crm = optional("crm")
+        .and_then(|(v, span)| r.piece::<CrmMapping>("crm", &v, span))
+        .unwrap_or_default();
+
+    // Stages: each threshold on its own, with a neutral placeholder when unreadable (so no
+    // follow-on error is reported about it).
+    let placeholder = (
+        Threshold {
+            min_fit: 0,
+            min_total: 0,
+        },
+        Threshold {
+            min_fit: 0,
+            min_total: 1,
+        },
+    );
+    let stages = match top.get("stages") {
+        None => {
+            r.issues.push((
+                0,
+                "missing key `stages` (with [stages.mql] and [stages.sql])".to_owned(),
+            ));
+            None
+        }
+        Some(spanned) => match spanned.get_ref() {
+            toml::Value::Table(table) => {
+                for key in table
+                    .keys()
+                    .filter(|k| !["mql", "sql"].contains(&k.as_str()))
+                {
+                    let at = locate(text, spanned.span(), &format!("`{key}`"));
+                    r.issues.push((
+                        at,
+                        format!("stages: unknown stage `{key}`, expected mql and sql"),
+                    ));
+                }
+                let mut threshold = |name: &str| -> Option<toml::Spanned<Threshold>> {
+                    let at = locate(text, 0..text.len(), &format!("`stages.{name}`"));
+                    let span = at..text.len();
+                    match table.get(name) {
+                        None => {
+                            r.issues
+                                .push((spanned.span().start, format!("stages: missing `{name}`")));
+                            None
+                        }
+                        Some(v) => r
+                            .piece::<Threshold>(&format!("stages.{name}"), v, span.clone())
+                            .map(|t| toml::Spanned::new(span, t)),
+                    }
+                };
+                match (threshold("mql"), threshold("sql")) {
+                    (Some(mql), Some(sql)) => Some(Stages { mql, sql }),
+                    _ => None,
+                }
+            }
+            _ => {
+                r.issues.push((
+                    spanned.span().start,
+                    "stages: must be a table ([stages.mql], [stages.sql])".to_owned(),
+                ));
+                None
+            }
+        },
+    };
+    let stages = stages.unwrap_or_else(|| Stages {
+        mql: toml::Spanned::new(0..0, placeholder.0),
+        sql: toml::Spanned::new(0..0, placeholder.1),
+    });
+    let entries = |r: &mut Reader<'_>,
+                   what: &str,
+                   list: &[toml::Spanned<toml::Value>]|
+     -> Vec<toml::Spanned<RuleDoc>> {
+        list.iter()
+            .filter_map(|e| {
+                r.piece::<RuleDoc>(what, e.get_ref(), e.span())
+                    .map(|rule| toml::Spanned::new(e.span(), rule))
+            })
+            .collect()
+    };
+    let fit = entries(&mut r, "fit rule", &lists.fit);
+    let engagement = entries(&mut r, "engagement rule", &lists.engagement);
+    let disqualify = entries(&mut r, "disqualifier", &lists.disqualify);
+    let mut bands: Vec<toml::Spanned<BandDoc>> = lists
+        .bands
+        .iter()
+        .filter_map(|e| {
+            r.piece::<BandDoc>("band", e.get_ref(), e.span())
+                .map(|b| toml::Spanned::new(e.span(), b))
+        })
+        .collect();
+    if bands.is_empty() && !lists.bands.is_empty() {
+        // Every band was unreadable (already reported): a placeholder avoids a second error.
+        bands.push(toml::Spanned::new(
+            0..0,
+            BandDoc {
+                name: "?".into(),
+                min_total: 0,
+            },
+        ));
+    }
+    let doc = Document {
+        id,
+        version,
+        effective,
+        approved_by,
+        stages,
+        caps,
+        bands,
+        fit,
+        engagement,
+        disqualify,
+        crm,
+    };
+    Ok((doc, r.issues))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors.
 
 /// One problem in a criteria document, located.
@@ -382,15 +620,25 @@ impl Criteria {
             source_name: source_name.to_owned(),
             issues,
         };
-        let doc: Document = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((1, 1), |span| line_col(text, span.start));
-            fail(vec![CriteriaIssue {
-                line,
-                column,
-                message: e.message().to_owned(),
-            }])
-        })?;
-        compile(doc, text).map_err(fail)
+        let (doc, mut found) = read_document(text).map_err(|issue| fail(vec![issue]))?;
+        let semantic = compile(doc, text);
+        if found.is_empty() {
+            return semantic.map_err(fail);
+        }
+        let mut issues: Vec<CriteriaIssue> = found
+            .drain(..)
+            .map(|(offset, message)| {
+                let (line, column) = line_col(text, offset);
+                CriteriaIssue {
+                    line,
+                    column,
+                    message,
+                }
+            })
+            .collect();
+        issues.extend(semantic.err().unwrap_or_default());
+        issues.sort_by_key(|i| (i.line, i.column));
+        Err(fail(issues))
     }
 
     /// The CRM properties the results are written to, with their kinds and allowed values.

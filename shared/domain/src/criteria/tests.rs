@@ -367,3 +367,198 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn three_mistakes_of_three_kinds_are_all_reported_with_their_lines() {
+    let text = EXAMPLE
+        .replacen("min_fit = 20\n", "min_fitt = 20\n", 1) // unknown key in [stages.mql]
+        .replace(
+            "min = 10000000\npoints = 10",
+            "min = 10000000\npoints = \"ten\"",
+        ) // wrong type
+        .replace("min = 50\nmax = 5000", "min = 5000\nmax = 50"); // semantic: min > max
+    let err = Criteria::parse("c.toml", &text).unwrap_err();
+    assert_eq!(err.issues.len(), 3, "{err}");
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert_eq!(err.issues[0].line, line_of("min_fitt"), "{err}");
+    assert!(err.issues[0].message.contains("min_fitt"), "{err}");
+    let size = line_of("FIT_SIZE_MIDMARKET");
+    assert!(
+        err.issues.iter().any(
+            |i| i.message.contains("min (5000) is greater than max (50)")
+                && (size - 2..=size).contains(&i.line)
+        ),
+        "{err}"
+    );
+    let revenue = line_of("FIT_REVENUE_10M_PLUS");
+    assert!(
+        err.issues.iter().any(|i| i.message.contains("fit rule")
+            && i.message.contains("ten")
+            && (revenue - 2..=revenue + 5).contains(&i.line)),
+        "{err}"
+    );
+    // Each line of the report is `file:line:col: message`.
+    for line in err.to_string().lines() {
+        let mut parts = line.splitn(4, ':');
+        assert_eq!(parts.next(), Some("c.toml"));
+        assert!(
+            parts.next().unwrap().parse::<usize>().is_ok()
+                && parts.next().unwrap().parse::<usize>().is_ok(),
+            "{line}"
+        );
+    }
+}
+
+/// Golden: each validation error, its message.
+#[test]
+fn every_validation_error_has_a_clear_message() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "id = \"northwind-lead-criteria\"",
+            "id = \"\"",
+            "`id` must not be empty",
+        ),
+        (
+            "effective = \"2026-11-01\"",
+            "effective = \"November\"",
+            "is not a date",
+        ),
+        (
+            "date = \"2026-10-28\"",
+            "date = \"yesterday\"",
+            "approved_by.sales.date",
+        ),
+        (
+            "min_fit = 35\nmin_total = 70",
+            "min_fit = 35\nmin_total = 170",
+            "stage sql is unreachable",
+        ),
+        ("min_fit = 35", "min_fit = 10", "overlaps mql"),
+        (
+            "name = \"B\"\nmin_total = 45",
+            "name = \"B\"\nmin_total = 95",
+            "must come after bands",
+        ),
+        ("name = \"C\"", "name = \"B\"", "defined twice"),
+        (
+            "code = \"DQ_STUDENT\"",
+            "code = \"dq-student\"",
+            "UPPER_SNAKE_CASE",
+        ),
+        (
+            "code = \"ENG_PAGE_VIEWS\"",
+            "code = \"ENG_EMAIL_CLICKS\"",
+            "used twice",
+        ),
+        ("field = \"industry\"", "field = \"headcount\"", "headcount"),
+        (
+            "any_of = [\"COMPUTER_SOFTWARE\"",
+            "min = 3\nany_of = [\"COMPUTER_SOFTWARE\"",
+            "needs exactly one condition",
+        ),
+        (
+            "field = \"employees\"\nmin = 50",
+            "field = \"industry\"\nmin = 50",
+            "min/max need a numeric field",
+        ),
+        (
+            "field = \"page_views\"",
+            "field = \"country\"",
+            "points_each needs a numeric field",
+        ),
+        (
+            "missing = true",
+            "missing = true\npoints = 5",
+            "disqualifiers carry no points",
+        ),
+        (
+            "points = 20\n\n[[fit]]\ncode = \"FIT_SIZE",
+            "\n\n[[fit]]\ncode = \"FIT_SIZE",
+            "needs `points`",
+        ),
+        ("cap = 30", "cap = -1", "cap must not be negative"),
+        ("[caps]\nfit = 60", "[caps]\nfit = 60\nbonus = 3", "bonus"),
+        (
+            "version = \"2026.11.1\"",
+            "version = \"2026.11.1\"\nowner = \"ops\"",
+            "unknown key `owner`",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(EXAMPLE.contains(from), "fixture drifted: {from:?}");
+        let err = Criteria::parse("c.toml", &EXAMPLE.replacen(from, to, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(want),
+            "{from:?} → {to:?}: expected {want:?} in:\n{err}"
+        );
+    }
+}
+
+/// Golden: one lead per rule kind, the reason each produces.
+#[test]
+fn every_rule_kind_explains_itself() {
+    let c = criteria();
+    let mut l = lead(
+        "ana@acme.com",
+        Some("INTERNET"),
+        Some(20),
+        Engagement {
+            email_clicks: 2,
+            ..Engagement::default()
+        },
+    );
+    l.job_title = Some("Student".into());
+    l.firmographics.country = Some(Sourced::new(
+        "Brazil".into(),
+        Provenance {
+            provider: "pdl".into(),
+            likelihood: Some(7),
+            fetched_at: None,
+        },
+    ));
+    let card = c.evaluate(&l, now());
+    let got = |code: &str| {
+        let r = reason(&card, code);
+        (r.outcome, r.points, r.value.clone(), r.source.clone())
+    };
+    use ReasonOutcome::{Matched, Missing, NotMatched};
+    // any_of on text (matched), with provenance
+    assert_eq!(
+        got("FIT_INDUSTRY_CORE"),
+        (Matched, 20, Some("INTERNET".into()), Some("crm".into()))
+    );
+    // min/max range (not matched)
+    assert_eq!(
+        got("FIT_SIZE_MIDMARKET"),
+        (NotMatched, 0, Some("20".into()), Some("crm".into()))
+    );
+    // min only, value missing
+    assert_eq!(got("FIT_REVENUE_10M_PLUS"), (Missing, 0, None, None));
+    // any_of against an enriched value, not matched, provenance kept
+    assert_eq!(
+        got("FIT_COUNTRY_SERVED"),
+        (NotMatched, 0, Some("Brazil".into()), Some("pdl".into()))
+    );
+    // missing = true (not matched: there is an email)
+    assert_eq!(
+        got("DQ_NO_EMAIL"),
+        (NotMatched, 0, Some("present".into()), None)
+    );
+    // any_of on the email domain (not matched)
+    assert_eq!(
+        got("DQ_FREE_MAIL"),
+        (NotMatched, 0, Some("acme.com".into()), None)
+    );
+    // any_of on job title (matched: disqualifies)
+    assert_eq!(got("DQ_STUDENT").0, Matched);
+    assert_eq!(card.stage, Stage::Disqualified);
+    // points_each with cap and decay (active today: 2 × 3)
+    assert_eq!(
+        got("ENG_EMAIL_CLICKS"),
+        (Matched, 6, Some("2, last 0 days ago".into()), None)
+    );
+    // points_each with a zero count
+    assert_eq!(got("ENG_FORM_SUBMISSIONS").0, NotMatched);
+}

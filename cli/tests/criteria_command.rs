@@ -1,0 +1,149 @@
+//! `leadsync criteria check` and `leadsync score` as a user runs them.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+const EXAMPLE: &str = include_str!("../../infra/criteria/b2b-saas.toml");
+
+fn leadsync(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_leadsync"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("leadsync-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_the_example_and_says_it_may_be_published() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/criteria/b2b-saas.toml"
+    );
+    let (code, out, _) = leadsync(&["criteria", "check", path]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("ok") && out.contains("may be published"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_prints_three_errors_for_three_mistakes() {
+    let text = EXAMPLE
+        .replacen("min_fit = 20\n", "min_fitt = 20\n", 1)
+        .replace(
+            "min = 10000000\npoints = 10",
+            "min = 10000000\npoints = \"ten\"",
+        )
+        .replace("min = 50\nmax = 5000", "min = 5000\nmax = 50");
+    let path = temp_file("three-mistakes.toml", &text);
+    let (code, _, err) = leadsync(&["criteria", "check", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    let located: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with(path.to_str().unwrap()) && !l.contains("problem(s)"))
+        .collect();
+    assert_eq!(located.len(), 3, "{err}");
+    for line in located {
+        let rest = &line[path.to_str().unwrap().len() + 1..];
+        let mut parts = rest.splitn(3, ':');
+        assert!(
+            parts.next().unwrap().parse::<u32>().is_ok()
+                && parts.next().unwrap().parse::<u32>().is_ok(),
+            "line:col in {line}"
+        );
+    }
+    assert!(err.contains("3 problem(s)"), "{err}");
+}
+
+#[test]
+fn check_says_when_a_document_is_not_signed() {
+    let start = EXAMPLE.find("[approved_by.marketing]").unwrap();
+    let end = EXAMPLE.find("# Stages.").unwrap();
+    let path = temp_file(
+        "unsigned.toml",
+        &format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]),
+    );
+    let (code, out, _) = leadsync(&["criteria", "check", path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("not signed by marketing"), "{out}");
+}
+
+#[test]
+fn score_keeps_input_order_and_skips_bad_lines_with_their_numbers() {
+    let criteria = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/criteria/b2b-saas.toml"
+    );
+    let leads = temp_file(
+        "leads.jsonl",
+        concat!(
+            r#"{"id":"11","email":"a@gmail.com","modified_at":"2026-11-01T00:00:00Z"}"#,
+            "\n",
+            "this is not json\n",
+            r#"{"id":"12","email":"b@acme.com","modified_at":"2026-11-01T00:00:00Z","engagement":{"page_views":3,"email_opens":0,"email_clicks":0,"form_submissions":0,"last_page_view_at":"2026-11-19T00:00:00Z"}}"#,
+            "\n",
+            "\n",
+            r#"{"id":"","modified_at":"2026-11-01T00:00:00Z"}"#,
+            "\n",
+        ),
+    );
+    let (code, out, err) = leadsync(&[
+        "score",
+        "--criteria",
+        criteria,
+        "--leads",
+        leads.to_str().unwrap(),
+        "--now",
+        "2026-11-20T00:00:00Z",
+    ]);
+    assert_eq!(code, 1, "bad lines make the exit code non-zero: {err}");
+    let results: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 2);
+    assert_eq!(
+        (results[0]["lead_id"].as_str(), results[0]["stage"].as_str()),
+        (Some("11"), Some("disqualified"))
+    );
+    assert_eq!(results[1]["lead_id"], "12");
+    assert_eq!(
+        results[1]["engagement"], 3,
+        "page views decayed by one day of a 14-day half-life round to 3"
+    );
+    assert!(
+        err.contains(":2: not a lead") && err.contains(":5: not a lead"),
+        "{err}"
+    );
+    assert!(
+        err.contains("scored 2 lead(s)") && err.contains("skipped 2 bad line(s)"),
+        "{err}"
+    );
+
+    let (_, table, _) = leadsync(&[
+        "score",
+        "--criteria",
+        criteria,
+        "--leads",
+        leads.to_str().unwrap(),
+        "--format",
+        "table",
+        "--now",
+        "2026-11-20T00:00:00Z",
+    ]);
+    assert!(table.lines().next().unwrap().starts_with("lead"), "{table}");
+    assert!(table.contains("DQ_FREE_MAIL"), "{table}");
+}
