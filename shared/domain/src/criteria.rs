@@ -9,7 +9,7 @@
 //! Every rule in the document yields exactly one [`Reason`] per lead (matched, not matched, or
 //! value missing), so a result is always fully explained.
 
-use crate::lead::{Lead, Sourced};
+use crate::lead::Lead;
 use crate::stage::Stage;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -689,38 +689,28 @@ impl Criteria {
         self.sales_sign_off.is_some() && self.marketing_sign_off.is_some()
     }
 
-    /// Score one lead as of `now` (time windows and decay are measured to it). Pure and
-    /// deterministic: the same lead, document and `now` always give the same scorecard.
-    pub fn evaluate(&self, lead: &Lead, now: DateTime<Utc>) -> Scorecard {
-        let email_domain = lead.email_domain();
-        let mut reasons = Vec::with_capacity(self.rules.len());
-        let (mut fit, mut engagement, mut disqualified) = (0i64, 0i64, false);
-        for (group, rule) in &self.rules {
-            let mut seen = observe(lead, rule.field, email_domain.as_deref());
-            let (mut outcome, mut points) = rule.apply(&seen);
-            if let (Some(recency), ReasonOutcome::Matched) = (rule.recency, outcome) {
-                (outcome, points) = recency.adjust(
-                    rule.field.last_activity(lead).flatten(),
-                    now,
-                    points,
-                    &mut seen,
-                );
+    /// Stage, scores, band and which rules matched, as of `now` — without the explanation, and
+    /// without allocating. What simulation and bulk scoring use; [`Criteria::evaluate`] gives
+    /// the same numbers plus the reasons.
+    pub fn score(&self, lead: &Lead, now: DateTime<Utc>) -> Score {
+        let domain = lead.email_domain_raw();
+        let (mut fit, mut engagement, mut disqualified, mut matched) = (0i64, 0i64, false, 0u128);
+        for (index, (group, rule)) in self.rules.iter().enumerate() {
+            let judged = rule.judge(lead, domain, now);
+            if judged.outcome == ReasonOutcome::Matched {
+                matched |= 1 << index;
             }
-            match (group, outcome) {
+            match (group, judged.outcome) {
                 (Group::Disqualify, ReasonOutcome::Matched) => disqualified = true,
-                (Group::Fit, _) => fit += points,
-                (Group::Engagement, _) => engagement += points,
+                (Group::Fit, _) => fit += judged.points,
+                (Group::Engagement, _) => engagement += judged.points,
                 (Group::Disqualify, _) => {}
             }
-            reasons.push(Reason {
-                code: rule.code.clone(),
-                label: rule.label.clone(),
-                outcome,
-                value: seen.value,
-                points,
-                source: seen.source,
-            });
         }
+        self.finish(fit, engagement, disqualified, matched)
+    }
+
+    fn finish(&self, fit: i64, engagement: i64, disqualified: bool, matched: u128) -> Score {
         let fit = fit.clamp(0, self.caps.fit);
         let engagement = engagement.clamp(0, self.caps.engagement);
         let total = (fit + engagement).min(self.caps.total);
@@ -736,93 +726,140 @@ impl Criteria {
         let band = self
             .bands
             .iter()
-            .find(|(_, min)| total >= *min)
-            .or(self.bands.last())
-            .map(|(name, _)| name.clone())
-            .unwrap_or_default();
-        Scorecard {
+            .position(|(_, min)| total >= *min)
+            .unwrap_or(self.bands.len().saturating_sub(1));
+        Score {
             stage,
             fit,
             engagement,
             total,
-            band,
+            band: band as u8,
+            matched,
+        }
+    }
+
+    /// The name of a band index of a [`Score`].
+    pub fn band_name(&self, band: u8) -> &str {
+        self.bands
+            .get(usize::from(band))
+            .map_or("", |(name, _)| name.as_str())
+    }
+
+    /// The codes of the rules a [`Score`] says matched, in document order.
+    pub fn matched_codes(&self, score: &Score) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| score.matched & (1 << i) != 0)
+            .map(|(_, (_, r))| r.code.as_str())
+    }
+
+    /// Score one lead as of `now` (time windows and decay are measured to it), with one reason
+    /// per rule. Pure and deterministic: the same lead, document and `now` always give the
+    /// same scorecard.
+    pub fn evaluate(&self, lead: &Lead, now: DateTime<Utc>) -> Scorecard {
+        let domain = lead.email_domain_raw();
+        let mut reasons = Vec::with_capacity(self.rules.len());
+        let (mut fit, mut engagement, mut disqualified, mut matched) = (0i64, 0i64, false, 0u128);
+        for (index, (group, rule)) in self.rules.iter().enumerate() {
+            let judged = rule.judge(lead, domain, now);
+            if judged.outcome == ReasonOutcome::Matched {
+                matched |= 1 << index;
+            }
+            match (group, judged.outcome) {
+                (Group::Disqualify, ReasonOutcome::Matched) => disqualified = true,
+                (Group::Fit, _) => fit += judged.points,
+                (Group::Engagement, _) => engagement += judged.points,
+                (Group::Disqualify, _) => {}
+            }
+            reasons.push(judged.reason(rule));
+        }
+        let score = self.finish(fit, engagement, disqualified, matched);
+        Scorecard {
+            stage: score.stage,
+            fit: score.fit,
+            engagement: score.engagement,
+            total: score.total,
+            band: self.band_name(score.band).to_owned(),
             criteria_version: self.version.clone(),
             reasons,
         }
     }
 }
 
-/// A field's value for one lead, as text (for reasons) and as a number where numeric.
-struct Seen {
-    value: Option<String>,
-    number: Option<u64>,
-    source: Option<String>,
+/// The numbers of an evaluation without its explanation (see [`Criteria::score`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Score {
+    pub stage: Stage,
+    pub fit: i64,
+    pub engagement: i64,
+    pub total: i64,
+    /// Index into the document's bands (highest first); see [`Criteria::band_name`].
+    pub band: u8,
+    /// Bit `i` set when rule `i` (document order: disqualifiers, fit, engagement) matched.
+    pub matched: u128,
 }
 
-fn observe(lead: &Lead, field: Field, email_domain: Option<&str>) -> Seen {
-    fn text(value: Option<&str>) -> Seen {
-        let value = value
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned);
+/// The most rules a document may have (a [`Score`] keeps one bit per rule).
+pub const MAX_RULES: usize = 128;
+
+/// A field's value for one lead, borrowed: text (trimmed), number, and where it came from.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    text: Option<&'a str>,
+    number: Option<u64>,
+    source: Option<&'a str>,
+}
+
+const NOTHING: Seen<'static> = Seen {
+    text: None,
+    number: None,
+    source: None,
+};
+
+fn observe<'a>(lead: &'a Lead, field: Field, email_domain: Option<&'a str>) -> Seen<'a> {
+    fn text(value: Option<&str>) -> Seen<'_> {
         Seen {
-            value,
+            text: value.map(str::trim).filter(|v| !v.is_empty()),
             number: None,
             source: None,
         }
     }
-    fn count(n: u32) -> Seen {
+    fn count(n: u32) -> Seen<'static> {
         Seen {
-            value: Some(n.to_string()),
+            text: None,
             number: Some(u64::from(n)),
             source: None,
         }
     }
-    fn sourced_text(v: Option<&Sourced<String>>) -> Seen {
-        match v {
-            Some(s) => Seen {
-                value: Some(s.value.clone()),
-                number: None,
-                source: Some(s.source.provider.clone()),
-            },
-            None => Seen {
-                value: None,
-                number: None,
-                source: None,
-            },
-        }
-    }
-    fn sourced_number(v: Option<&Sourced<u64>>) -> Seen {
-        match v {
-            Some(s) => Seen {
-                value: Some(s.value.to_string()),
-                number: Some(s.value),
-                source: Some(s.source.provider.clone()),
-            },
-            None => Seen {
-                value: None,
-                number: None,
-                source: None,
-            },
-        }
-    }
     let firmo = &lead.firmographics;
     match field {
-        Field::Industry => sourced_text(firmo.industry.as_ref()),
-        Field::Employees => sourced_number(firmo.employees.as_ref()),
-        Field::AnnualRevenue => sourced_number(firmo.annual_revenue.as_ref()),
-        Field::Country => sourced_text(firmo.country.as_ref()),
+        Field::Industry => firmo.industry.as_ref().map_or(NOTHING, |s| Seen {
+            source: Some(&s.source.provider),
+            ..text(Some(&s.value))
+        }),
+        Field::Country => firmo.country.as_ref().map_or(NOTHING, |s| Seen {
+            source: Some(&s.source.provider),
+            ..text(Some(&s.value))
+        }),
+        Field::Employees => firmo.employees.as_ref().map_or(NOTHING, |s| Seen {
+            text: None,
+            number: Some(s.value),
+            source: Some(&s.source.provider),
+        }),
+        Field::AnnualRevenue => firmo.annual_revenue.as_ref().map_or(NOTHING, |s| Seen {
+            text: None,
+            number: Some(s.value),
+            source: Some(&s.source.provider),
+        }),
         // The address itself is never copied into a reason: reasons are written to the CRM,
         // snapshots and logs. Only whether it is present.
-        Field::Email => Seen {
-            value: lead
-                .email
+        Field::Email => text(
+            lead.email
                 .as_deref()
                 .filter(|e| !e.trim().is_empty())
-                .map(|_| "present".to_owned()),
-            number: None,
-            source: None,
-        },
+                .map(|_| "present"),
+        ),
         Field::EmailDomain => text(email_domain),
         Field::JobTitle => text(lead.job_title.as_deref()),
         Field::Source => text(lead.source.as_deref()),
@@ -833,43 +870,93 @@ fn observe(lead: &Lead, field: Field, email_domain: Option<&str>) -> Seen {
     }
 }
 
-impl Recency {
-    /// Apply the window and the decay to a matched rule's points; the reason's value says how
-    /// long ago the channel was last active.
-    fn adjust(
-        self,
-        last: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-        points: i64,
-        seen: &mut Seen,
-    ) -> (ReasonOutcome, i64) {
-        let Some(last) = last else {
-            seen.value = Some(format!(
-                "{} (no activity date)",
-                seen.value.as_deref().unwrap_or("?")
-            ));
-            return (ReasonOutcome::Missing, 0);
+/// Case-insensitive membership without allocating for short ASCII values.
+fn contains_folded(set: &HashSet<String>, value: &str) -> bool {
+    let mut buffer = [0u8; 128];
+    if value.is_ascii() && value.len() <= buffer.len() {
+        let folded = &mut buffer[..value.len()];
+        folded.copy_from_slice(value.as_bytes());
+        folded.make_ascii_lowercase();
+        // ASCII in, ASCII out: always UTF-8.
+        std::str::from_utf8(folded).is_ok_and(|v| set.contains(v))
+    } else {
+        set.contains(&value.to_lowercase())
+    }
+}
+
+/// One rule's verdict on one lead, before it is written out as a [`Reason`].
+struct Judged<'a> {
+    outcome: ReasonOutcome,
+    points: i64,
+    seen: Seen<'a>,
+    field: Field,
+    /// Days since the channel's last activity, for rules with a window or decay.
+    age_days: Option<f64>,
+    /// The rule needs an activity date the lead does not have.
+    no_date: bool,
+}
+
+impl Judged<'_> {
+    fn reason(&self, rule: &Rule) -> Reason {
+        let base = match (self.seen.text, self.seen.number) {
+            (Some(t), _) if self.field == Field::EmailDomain => {
+                Some(t.trim_end_matches('.').to_lowercase())
+            }
+            (Some(t), _) => Some(t.to_owned()),
+            (None, Some(n)) => Some(n.to_string()),
+            (None, None) => None,
         };
-        // Activity dated after `now` counts as today.
-        let age_days = ((now - last).num_seconds().max(0) as f64) / 86_400.0;
-        seen.value = Some(format!(
-            "{}, last {:.0} days ago",
-            seen.value.as_deref().unwrap_or("?"),
-            age_days.floor()
-        ));
-        if self.within_days.is_some_and(|w| age_days > f64::from(w)) {
-            return (ReasonOutcome::NotMatched, 0);
+        let value = match (base, self.age_days, self.no_date) {
+            (Some(v), _, true) => Some(format!("{v} (no activity date)")),
+            (Some(v), Some(age), false) => Some(format!("{v}, last {:.0} days ago", age.floor())),
+            (v, _, _) => v,
+        };
+        Reason {
+            code: rule.code.clone(),
+            label: rule.label.clone(),
+            outcome: self.outcome,
+            value,
+            points: self.points,
+            source: self.seen.source.map(str::to_owned),
         }
-        let points = match self.half_life_days {
-            Some(half_life) => (points as f64 * 0.5f64.powf(age_days / half_life)).round() as i64,
-            None => points,
-        };
-        (ReasonOutcome::Matched, points)
     }
 }
 
 impl Rule {
-    fn apply(&self, seen: &Seen) -> (ReasonOutcome, i64) {
+    fn judge<'a>(
+        &self,
+        lead: &'a Lead,
+        email_domain: Option<&'a str>,
+        now: DateTime<Utc>,
+    ) -> Judged<'a> {
+        let seen = observe(lead, self.field, email_domain);
+        let (outcome, points) = self.apply(&seen);
+        let mut judged = Judged {
+            outcome,
+            points,
+            seen,
+            field: self.field,
+            age_days: None,
+            no_date: false,
+        };
+        if let (Some(recency), ReasonOutcome::Matched) = (self.recency, outcome) {
+            match self.field.last_activity(lead).flatten() {
+                None => {
+                    judged.no_date = true;
+                    (judged.outcome, judged.points) = (ReasonOutcome::Missing, 0);
+                }
+                Some(last) => {
+                    // Activity dated after `now` counts as today.
+                    let age = ((now - last).num_seconds().max(0) as f64) / 86_400.0;
+                    judged.age_days = Some(age);
+                    (judged.outcome, judged.points) = recency.adjust(age, points);
+                }
+            }
+        }
+        judged
+    }
+
+    fn apply(&self, seen: &Seen<'_>) -> (ReasonOutcome, i64) {
         use ReasonOutcome::{Matched, Missing, NotMatched};
         let hit = |matched: bool| {
             if matched {
@@ -879,14 +966,14 @@ impl Rule {
             }
         };
         match &self.condition {
-            Condition::Missing => hit(seen.value.is_none()),
-            Condition::AnyOf(set) => match &seen.value {
+            Condition::Missing => hit(seen.text.is_none() && seen.number.is_none()),
+            Condition::AnyOf(set) => match seen.text {
                 None => (Missing, 0),
-                Some(v) => hit(set.contains(&v.to_lowercase())),
+                Some(v) => hit(contains_folded(set, v)),
             },
-            Condition::NoneOf(set) => match &seen.value {
+            Condition::NoneOf(set) => match seen.text {
                 None => (Missing, 0),
-                Some(v) => hit(!set.contains(&v.to_lowercase())),
+                Some(v) => hit(!contains_folded(set, v)),
             },
             Condition::Range { min, max } => match seen.number {
                 None => (Missing, 0),
@@ -901,6 +988,20 @@ impl Rule {
                 }
             },
         }
+    }
+}
+
+impl Recency {
+    /// The window and the decay applied to a matched rule's points.
+    fn adjust(self, age_days: f64, points: i64) -> (ReasonOutcome, i64) {
+        if self.within_days.is_some_and(|w| age_days > f64::from(w)) {
+            return (ReasonOutcome::NotMatched, 0);
+        }
+        let points = match self.half_life_days {
+            Some(half_life) => (points as f64 * 0.5f64.powf(age_days / half_life)).round() as i64,
+            None => points,
+        };
+        (ReasonOutcome::Matched, points)
     }
 }
 
@@ -1053,6 +1154,15 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
         }
     }
 
+    if rules.len() > MAX_RULES {
+        issue_at(
+            0,
+            format!(
+                "the document has {} rules; at most {MAX_RULES} are supported",
+                rules.len()
+            ),
+        );
+    }
     if !issues.is_empty() {
         return Err(issues);
     }

@@ -256,6 +256,15 @@ impl Lead {
         Some(domain.trim_end_matches('.').to_ascii_lowercase())
     }
 
+    /// The part of the email address after the `@`, trimmed, as written (not lowercased):
+    /// what rules compare case-insensitively without allocating.
+    pub fn email_domain_raw(&self) -> Option<&str> {
+        let email = self.email.as_deref()?.trim();
+        let (local, domain) = email.rsplit_once('@')?;
+        let domain = domain.trim_end_matches('.');
+        (!local.is_empty() && !domain.is_empty() && domain.contains('.')).then_some(domain)
+    }
+
     /// A hash of everything scoring reads (not `modified_at`): equal hashes mean equal scores
     /// under one criteria version.
     pub fn input_hash(&self) -> String {

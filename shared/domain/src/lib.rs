@@ -24,7 +24,7 @@ pub mod transition;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 
-pub use criteria::{Criteria, CriteriaError, Reason, ReasonOutcome, Scorecard};
+pub use criteria::{Criteria, CriteriaError, Reason, ReasonOutcome, Score, Scorecard};
 pub use lead::{Deal, Engagement, Firmographics, Lead, LeadId, LeadIdError, Provenance, Sourced};
 pub use stage::Stage;
 pub use transition::{LeadState, Transition};

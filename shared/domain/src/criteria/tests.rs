@@ -1,5 +1,5 @@
 use super::*;
-use crate::lead::{Engagement, Firmographics, LeadId, Provenance};
+use crate::lead::{Engagement, Firmographics, LeadId, Provenance, Sourced};
 use chrono::{DateTime, Utc};
 
 const EXAMPLE: &str = include_str!("../../../../infra/criteria/b2b-saas.toml");
@@ -359,6 +359,16 @@ mod properties {
         }
 
         #[test]
+        fn score_and_evaluate_agree(l in any_lead(), days in 0i64..400) {
+            let c = criteria();
+            let at = now() + chrono::Duration::days(days);
+            let (score, card) = (c.score(&l, at), c.evaluate(&l, at));
+            prop_assert_eq!((score.stage, score.fit, score.engagement, score.total), (card.stage, card.fit, card.engagement, card.total));
+            prop_assert_eq!(c.band_name(score.band), card.band.as_str());
+            prop_assert_eq!(c.matched_codes(&score).collect::<Vec<_>>(), card.matched_codes().collect::<Vec<_>>());
+        }
+
+        #[test]
         fn more_engagement_never_lowers_the_score(l in any_lead(), extra in 0u32..1000) {
             let c = criteria();
             let mut more = l.clone();
@@ -561,4 +571,15 @@ fn every_rule_kind_explains_itself() {
     );
     // points_each with a zero count
     assert_eq!(got("ENG_FORM_SUBMISSIONS").0, NotMatched);
+}
+
+#[test]
+fn enterprise_example_is_valid_signed_and_has_at_least_20_rules() {
+    let c = Criteria::parse(
+        "enterprise-saas.toml",
+        include_str!("../../../../infra/criteria/enterprise-saas.toml"),
+    )
+    .unwrap();
+    assert!(c.is_signed());
+    assert!(c.rules.len() >= 20, "{}", c.rules.len());
 }
