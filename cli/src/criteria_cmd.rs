@@ -142,3 +142,205 @@ pub fn score(
         ExitCode::SUCCESS
     })
 }
+
+/// Output formats of `simulate`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SimulateFormat {
+    Table,
+    Json,
+}
+
+/// A line of the leads file: a lead, or a snapshot line (`{"lead": …, "scorecard": …}`).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum LeadLine {
+    Snapshot { lead: Lead },
+    Plain(Lead),
+}
+
+/// What a proposed document would change, compared with the current one.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Simulation {
+    pub current: String,
+    pub proposed: String,
+    pub leads: u64,
+    pub skipped: u64,
+    /// from stage → to stage → leads.
+    pub matrix: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    pub changed: u64,
+    /// band → leads, under each document.
+    pub bands_current: std::collections::BTreeMap<String, u64>,
+    pub bands_proposed: std::collections::BTreeMap<String, u64>,
+    /// segment (`source:…`, `industry:…`) → qualified (MQL or SQL) leads under each document.
+    pub segments: std::collections::BTreeMap<String, (u64, u64)>,
+    /// For leads whose stage changed, per rule code: (now matched, no longer matched, matched
+    /// under both — it carried the lead across a changed bar).
+    pub drivers: Vec<(String, u64, u64, u64)>,
+}
+
+/// Compare two documents over the same leads. Bad lines are reported and skipped.
+pub fn simulate(
+    current: &Path,
+    proposed: &Path,
+    leads_path: &Path,
+    now: Option<DateTime<Utc>>,
+    format: SimulateFormat,
+) -> anyhow::Result<ExitCode> {
+    let (a, b) = match (load(current)?, load(proposed)?) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => {
+            for error in [a.err(), b.err()].into_iter().flatten() {
+                eprintln!("{error}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let now = now.unwrap_or_else(Utc::now);
+    let file = std::fs::File::open(leads_path)
+        .with_context(|| format!("cannot read {}", leads_path.display()))?;
+    let mut sim = Simulation {
+        current: format!("{} v{}", a.id, a.version),
+        proposed: format!("{} v{}", b.id, b.version),
+        ..Simulation::default()
+    };
+    let mut drivers: std::collections::BTreeMap<String, (u64, u64, u64)> =
+        std::collections::BTreeMap::new();
+    for (index, line) in BufReader::new(file).lines().enumerate() {
+        let number = index + 1;
+        let line = line
+            .with_context(|| format!("{}:{number}: cannot read the line", leads_path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let lead = match serde_json::from_str::<LeadLine>(&line) {
+            Ok(LeadLine::Snapshot { lead } | LeadLine::Plain(lead)) => lead,
+            Err(e) => {
+                eprintln!(
+                    "{}:{number}: not a lead or snapshot line, skipped: {e}",
+                    leads_path.display()
+                );
+                sim.skipped += 1;
+                continue;
+            }
+        };
+        let (x, y) = (a.score(&lead, now), b.score(&lead, now));
+        sim.leads += 1;
+        *sim.matrix
+            .entry(x.stage.as_str().to_owned())
+            .or_default()
+            .entry(y.stage.as_str().to_owned())
+            .or_default() += 1;
+        *sim.bands_current
+            .entry(a.band_name(x.band).to_owned())
+            .or_default() += 1;
+        *sim.bands_proposed
+            .entry(b.band_name(y.band).to_owned())
+            .or_default() += 1;
+        let qualified = |s: leadsync_domain::Stage| {
+            u64::from(matches!(
+                s,
+                leadsync_domain::Stage::Mql | leadsync_domain::Stage::Sql
+            ))
+        };
+        let industry = lead
+            .firmographics
+            .industry
+            .as_ref()
+            .map_or("unknown", |s| s.value.as_str());
+        for segment in [
+            format!("source:{}", lead.source.as_deref().unwrap_or("unknown")),
+            format!("industry:{industry}"),
+        ] {
+            let entry = sim.segments.entry(segment).or_default();
+            entry.0 += qualified(x.stage);
+            entry.1 += qualified(y.stage);
+        }
+        if x.stage != y.stage {
+            sim.changed += 1;
+            let before: std::collections::BTreeSet<&str> = a.matched_codes(&x).collect();
+            let after: std::collections::BTreeSet<&str> = b.matched_codes(&y).collect();
+            for code in after.difference(&before) {
+                drivers.entry((*code).to_owned()).or_default().0 += 1;
+            }
+            for code in before.difference(&after) {
+                drivers.entry((*code).to_owned()).or_default().1 += 1;
+            }
+            for code in before.intersection(&after) {
+                drivers.entry((*code).to_owned()).or_default().2 += 1;
+            }
+        }
+    }
+    sim.drivers = drivers
+        .into_iter()
+        .map(|(code, (gained, lost, both))| (code, gained, lost, both))
+        .collect();
+    sim.drivers.sort_by(|x, y| {
+        (y.1 + y.2, y.3)
+            .cmp(&(x.1 + x.2, x.3))
+            .then_with(|| x.0.cmp(&y.0))
+    });
+    match format {
+        SimulateFormat::Json => println!("{}", serde_json::to_string_pretty(&sim)?),
+        SimulateFormat::Table => print_simulation(&sim),
+    }
+    Ok(if sim.skipped > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_simulation(sim: &Simulation) {
+    let stages = leadsync_domain::Stage::ALL.map(|s| s.as_str());
+    println!(
+        "{} leads: current {} → proposed {}; {} change stage\n",
+        sim.leads, sim.current, sim.proposed, sim.changed
+    );
+    println!("stage transitions (rows: current, columns: proposed)");
+    print!("{:<14}", "");
+    for to in stages {
+        print!("{to:>13}");
+    }
+    println!();
+    for from in stages {
+        print!("{from:<14}");
+        for to in stages {
+            let n = sim
+                .matrix
+                .get(from)
+                .and_then(|row| row.get(to))
+                .copied()
+                .unwrap_or(0);
+            print!("{n:>13}");
+        }
+        println!();
+    }
+    println!("\nbands            current   proposed");
+    let names: std::collections::BTreeSet<&String> = sim
+        .bands_current
+        .keys()
+        .chain(sim.bands_proposed.keys())
+        .collect();
+    for band in names {
+        let (c, p) = (
+            sim.bands_current.get(band).copied().unwrap_or(0),
+            sim.bands_proposed.get(band).copied().unwrap_or(0),
+        );
+        println!("  {band:<14} {c:>7} {p:>10}");
+    }
+    println!("\nqualified (MQL+SQL) by segment      current   proposed   change");
+    for (segment, (c, p)) in &sim.segments {
+        if c != p || *c > 0 {
+            println!(
+                "  {segment:<32} {c:>7} {p:>10} {:>+8}",
+                *p as i64 - *c as i64
+            );
+        }
+    }
+    println!(
+        "\nrules driving the changes (leads that changed stage)   now match   no longer match   matched both"
+    );
+    for (code, gained, lost, both) in sim.drivers.iter().take(15) {
+        println!("  {code:<52} {gained:>9} {lost:>17} {both:>14}");
+    }
+}

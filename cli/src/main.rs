@@ -91,6 +91,21 @@ enum Command {
 enum CriteriaWhat {
     /// Validate a document: exit 0 if valid, else every problem with file:line:col.
     Check { file: std::path::PathBuf },
+    /// Compare a proposed document with the current one over the same leads (JSONL of leads or
+    /// snapshot lines): stage-transition matrix, bands, segments, and the rules that drive it.
+    Simulate {
+        #[arg(long)]
+        current: std::path::PathBuf,
+        #[arg(long)]
+        proposed: std::path::PathBuf,
+        #[arg(long)]
+        leads: std::path::PathBuf,
+        /// Score as of this instant (RFC 3339); default now.
+        #[arg(long)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: criteria_cmd::SimulateFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +162,16 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Criteria {
             what: CriteriaWhat::Check { file },
         } => criteria_cmd::check(&file),
+        Command::Criteria {
+            what:
+                CriteriaWhat::Simulate {
+                    current,
+                    proposed,
+                    leads,
+                    now,
+                    format,
+                },
+        } => criteria_cmd::simulate(&current, &proposed, &leads, now, format),
         Command::Score {
             criteria,
             leads,

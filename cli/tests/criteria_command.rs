@@ -147,3 +147,98 @@ fn score_keeps_input_order_and_skips_bad_lines_with_their_numbers() {
     assert!(table.lines().next().unwrap().starts_with("lead"), "{table}");
     assert!(table.contains("DQ_FREE_MAIL"), "{table}");
 }
+
+#[test]
+fn simulate_shows_what_a_lower_mql_bar_would_change() {
+    let current = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/criteria/b2b-saas.toml"
+    );
+    let proposed = temp_file(
+        "proposed.toml",
+        &EXAMPLE
+            .replace("version = \"2026.11.1\"", "version = \"2026.12.0\"")
+            .replacen("min_total = 45\n", "min_total = 30\n", 1),
+    );
+    let mut lines = String::new();
+    for i in 0..60u32 {
+        let industry = if i % 2 == 0 {
+            "COMPUTER_SOFTWARE"
+        } else {
+            "RETAIL"
+        };
+        lines.push_str(&format!(
+            r#"{{"lead":{{"id":"{i}","email":"p{i}@acme{i}.com","source":"ORGANIC_SEARCH","modified_at":"2026-11-01T00:00:00Z","firmographics":{{"industry":{{"value":"{industry}","source":{{"provider":"crm"}}}},"employees":{{"value":120,"source":{{"provider":"crm"}}}}}},"engagement":{{"page_views":{pv},"email_opens":0,"email_clicks":0,"form_submissions":0,"last_page_view_at":"2026-11-19T00:00:00Z"}}}},"scorecard":null}}"#,
+            pv = i % 25
+        ));
+        lines.push('\n');
+    }
+    let leads = temp_file("snapshot.jsonl", &lines);
+    let (code, out, err) = leadsync(&[
+        "criteria",
+        "simulate",
+        "--current",
+        current,
+        "--proposed",
+        proposed.to_str().unwrap(),
+        "--leads",
+        leads.to_str().unwrap(),
+        "--now",
+        "2026-11-20T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let sim: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sim["leads"], 60);
+    assert_eq!(sim["proposed"], "northwind-lead-criteria v2026.12.0");
+    let moved = sim["matrix"]["iql"]["mql"].as_u64().unwrap_or(0);
+    assert!(
+        moved > 0,
+        "a lower bar turns some IQLs into MQLs: {}",
+        sim["matrix"]
+    );
+    assert_eq!(
+        sim["changed"].as_u64().unwrap(),
+        moved,
+        "nothing else moves"
+    );
+    assert!(
+        sim["matrix"]["mql"].get("iql").is_none(),
+        "nobody is demoted by a lower bar"
+    );
+    let total: u64 = sim["matrix"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|row| row.as_object().unwrap().values())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 60, "every lead is in the matrix once");
+    let drivers = sim["drivers"].as_array().unwrap();
+    assert_eq!(
+        drivers[0][0], "FIT_INDUSTRY_CORE",
+        "the fit rule carried the moved leads: {drivers:?}"
+    );
+    assert_eq!(drivers[0][3].as_u64(), Some(moved));
+    let software = &sim["segments"]["industry:COMPUTER_SOFTWARE"];
+    assert!(software[1].as_u64() > software[0].as_u64(), "{software}");
+
+    let (code, table, _) = leadsync(&[
+        "criteria",
+        "simulate",
+        "--current",
+        current,
+        "--proposed",
+        proposed.to_str().unwrap(),
+        "--leads",
+        leads.to_str().unwrap(),
+        "--now",
+        "2026-11-20T00:00:00Z",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("stage transitions") && table.contains("rules driving the changes"),
+        "{table}"
+    );
+}
