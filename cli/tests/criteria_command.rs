@@ -217,8 +217,8 @@ fn simulate_shows_what_a_lower_mql_bar_would_change() {
     assert_eq!(total, 60, "every lead is in the matrix once");
     let drivers = sim["drivers"].as_array().unwrap();
     assert_eq!(
-        drivers[0][0], "FIT_INDUSTRY_CORE",
-        "the fit rule carried the moved leads: {drivers:?}"
+        drivers[0][0], "FIT_SIZE_MIDMARKET",
+        "every test lead has 120 employees: the size rule carried all moved leads: {drivers:?}"
     );
     assert_eq!(drivers[0][3].as_u64(), Some(moved));
     let software = &sim["segments"]["industry:COMPUTER_SOFTWARE"];
