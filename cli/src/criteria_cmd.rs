@@ -344,3 +344,40 @@ fn print_simulation(sim: &Simulation) {
         println!("  {code:<52} {gained:>9} {lost:>17} {both:>14}");
     }
 }
+
+/// Publish a document to the deployment's bucket and table (AWS credentials, region and
+/// `AWS_ENDPOINT_URL` from the environment). Refused — and the active version kept — unless the
+/// document is valid and signed by both teams.
+pub async fn publish(path: &Path, table: &str, bucket: &str) -> anyhow::Result<ExitCode> {
+    let text = read(path)?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(sdk.endpoint_url().is_some())
+            .build(),
+    );
+    let registry =
+        leadsync_store::CriteriaStore::new(s3, aws_sdk_dynamodb::Client::new(&sdk), bucket, table);
+    match registry
+        .publish(&path.display().to_string(), &text, Utc::now())
+        .await
+    {
+        Ok(published) => {
+            let how = if published.new {
+                "published and activated"
+            } else {
+                "already published; activated"
+            };
+            println!(
+                "{} v{}: {how} (s3://{bucket}/{}, sha256 {})",
+                published.id, published.version, published.key, published.sha256
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            eprintln!("nothing was published; the active criteria are unchanged");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -91,6 +91,14 @@ enum Command {
 enum CriteriaWhat {
     /// Validate a document: exit 0 if valid, else every problem with file:line:col.
     Check { file: std::path::PathBuf },
+    /// Publish a signed, valid document and make it the active version (AWS from the environment).
+    Publish {
+        file: std::path::PathBuf,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+        #[arg(long, env = "BUCKET_NAME")]
+        bucket: String,
+    },
     /// Compare a proposed document with the current one over the same leads (JSONL of leads or
     /// snapshot lines): stage-transition matrix, bands, segments, and the rules that drive it.
     Simulate {
@@ -162,6 +170,14 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Criteria {
             what: CriteriaWhat::Check { file },
         } => criteria_cmd::check(&file),
+        Command::Criteria {
+            what:
+                CriteriaWhat::Publish {
+                    file,
+                    table,
+                    bucket,
+                },
+        } => criteria_cmd::publish(&file, &table, &bucket).await,
         Command::Criteria {
             what:
                 CriteriaWhat::Simulate {
@@ -269,7 +285,7 @@ async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
         (nightly_sync::config::CRM_TOKEN, sandbox.token().to_owned()),
     ]);
     let config = nightly_sync::Config::from_lookup(|k| vars.get(k).cloned())?;
-    let deps = nightly_sync::Deps::new(config, &sdk)?;
+    let deps = nightly_sync::Deps::new(config, &sdk).await?;
     println!(
         "Running the nightly sync (criteria {} v{})…",
         deps.criteria.id, deps.criteria.version

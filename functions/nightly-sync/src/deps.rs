@@ -5,7 +5,7 @@ use aws_config::SdkConfig;
 use leadsync_crm::{HubSpotConfig, HubSpotCrm};
 use leadsync_domain::Criteria;
 use leadsync_domain::ports::CrmError;
-use leadsync_store::{DynamoLeadStore, S3SnapshotStore};
+use leadsync_store::{CriteriaStore, DynamoLeadStore, S3SnapshotStore};
 
 /// The example agreement shipped with leadsync, used when `CRITERIA_FILE` is not set.
 pub const BUNDLED_CRITERIA: &str = include_str!("../../../infra/criteria/b2b-saas.toml");
@@ -20,6 +20,8 @@ pub enum DepsError {
     },
     #[error("the criteria document is invalid:\n{0}")]
     Criteria(#[from] leadsync_domain::CriteriaError),
+    #[error("cannot load the published criteria: {0}")]
+    Published(#[from] leadsync_store::CriteriaStoreError),
     #[error("cannot build the CRM client: {0}")]
     Crm(#[from] CrmError),
 }
@@ -37,7 +39,16 @@ pub struct Deps {
 impl Deps {
     /// # Errors
     /// [`DepsError`]: an unreadable or invalid criteria document, or an HTTP client failure.
-    pub fn new(config: Config, sdk: &SdkConfig) -> Result<Self, DepsError> {
+    pub async fn new(config: Config, sdk: &SdkConfig) -> Result<Self, DepsError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        // Path-style addressing only where an endpoint override points at a local S3 (moto).
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(sdk)
+                .force_path_style(sdk.endpoint_url().is_some())
+                .build(),
+        );
+        // Which criteria: an explicit file, else the published active version, else the
+        // bundled example agreement (said loudly: production should publish its own).
         let (name, text) = match &config.criteria_file {
             Some(path) => (
                 path.display().to_string(),
@@ -46,10 +57,26 @@ impl Deps {
                     source,
                 })?,
             ),
-            None => (
-                "bundled:b2b-saas.toml".to_owned(),
-                BUNDLED_CRITERIA.to_owned(),
-            ),
+            None => match CriteriaStore::new(
+                s3.clone(),
+                dynamo.clone(),
+                config.bucket.clone(),
+                config.table.clone(),
+            )
+            .active()
+            .await?
+            {
+                Some((key, text)) => (format!("s3://{}/{key}", config.bucket), text),
+                None => {
+                    tracing::warn!(
+                        "No criteria published yet: using the bundled example agreement."
+                    );
+                    (
+                        "bundled:b2b-saas.toml".to_owned(),
+                        BUNDLED_CRITERIA.to_owned(),
+                    )
+                }
+            },
         };
         let criteria = Criteria::parse(&name, &text)?;
         let mut crm_config =
@@ -59,18 +86,10 @@ impl Deps {
             per_window: config.rate_per_10s,
             ..leadsync_crm::RateLimits::FREE
         };
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        // Path-style addressing only where an endpoint override points at a local S3 (moto).
-        let s3_config = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(sdk.endpoint_url().is_some())
-            .build();
         Ok(Self {
             crm: HubSpotCrm::new(crm_config)?,
             store: DynamoLeadStore::new(dynamo, config.table.clone(), "hubspot"),
-            snapshots: S3SnapshotStore::new(
-                aws_sdk_s3::Client::from_conf(s3_config),
-                config.bucket.clone(),
-            ),
+            snapshots: S3SnapshotStore::new(s3, config.bucket.clone()),
             criteria,
             config,
         })

@@ -9,6 +9,6 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let deps = Deps::new(config, &sdk)?;
+    let deps = Deps::new(config, &sdk).await?;
     lambda_runtime::run(service_fn(|event| handler::handle(event, &deps))).await
 }

@@ -6,6 +6,7 @@
 //! - [`keys`]: every partition and sort key of the table, in one place.
 //! - [`dynamo`]: lead states, transitions (conditional, append-only), watermarks, run records.
 //! - [`s3`]: gzipped JSONL snapshots and quarantine files.
+//! - [`criteria`]: published criteria versions and the active pointer.
 //! - [`bootstrap`]: create the table and bucket as `infra/template.yaml` declares them (local
 //!   runs and tests; in AWS, CloudFormation does it).
 //!
@@ -14,10 +15,12 @@
 //! retried with backoff.
 
 pub mod bootstrap;
+pub mod criteria;
 pub mod dynamo;
 pub mod keys;
 pub mod s3;
 
+pub use criteria::{CriteriaStore, CriteriaStoreError, Published};
 pub use dynamo::DynamoLeadStore;
 pub use s3::S3SnapshotStore;
 

@@ -194,3 +194,98 @@ async fn snapshot_is_gzipped_jsonl() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn only_valid_signed_versions_are_published_and_activated() {
+    use leadsync_store::{CriteriaStore, CriteriaStoreError};
+    let moto = leadsync_localstack::shared().unwrap();
+    let sdk = moto.sdk_config().await;
+    let s3 = S3::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let dynamo = Dynamo::new(&sdk);
+    let (bucket, table) = (
+        leadsync_localstack::unique_name("crit"),
+        leadsync_localstack::unique_name("crit"),
+    );
+    bootstrap::create_bucket(&s3, &bucket).await.unwrap();
+    bootstrap::create_table(&dynamo, &table).await.unwrap();
+    let registry = CriteriaStore::new(s3, dynamo, &bucket, &table);
+    let now = Utc::now();
+    let signed = include_str!("../../../infra/criteria/b2b-saas.toml");
+    assert_eq!(registry.active().await.unwrap(), None);
+
+    // Unsigned: refused, nothing active.
+    let start = signed.find("[approved_by.sales]").unwrap();
+    let end = signed.find("[approved_by.marketing]").unwrap();
+    let unsigned = format!("{}{}", &signed[..start], &signed[end..]);
+    let err = registry
+        .publish("unsigned.toml", &unsigned, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CriteriaStoreError::Unsigned {
+                missing: "sales",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(registry.active().await.unwrap(), None);
+
+    // Signed and valid: stored and active.
+    let published = registry
+        .publish("b2b-saas.toml", signed, now)
+        .await
+        .unwrap();
+    assert!(published.new);
+    assert_eq!(
+        published.key,
+        "criteria/northwind-lead-criteria/2026.11.1.toml"
+    );
+    assert_eq!(
+        registry.active().await.unwrap(),
+        Some((published.key.clone(), signed.to_owned()))
+    );
+    // Again: idempotent.
+    assert!(
+        !registry
+            .publish("b2b-saas.toml", signed, now)
+            .await
+            .unwrap()
+            .new
+    );
+
+    // Same version, other content: refused; the active version stays.
+    let edited = signed.replace("points = 20", "points = 25");
+    let err = registry
+        .publish("edited.toml", &edited, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CriteriaStoreError::VersionTaken { .. }),
+        "{err}"
+    );
+    // Invalid: refused with located errors; the active version stays.
+    let invalid = signed
+        .replace("version = \"2026.11.1\"", "version = \"2026.12.0\"")
+        .replace("min_fit = 35", "min_fit = 5");
+    let err = registry
+        .publish("invalid.toml", &invalid, now)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid.toml:"), "{err}");
+    assert_eq!(registry.active().await.unwrap().unwrap().1, signed);
+
+    // A new valid version becomes active.
+    let next = signed.replace("version = \"2026.11.1\"", "version = \"2026.12.0\"");
+    registry.publish("next.toml", &next, now).await.unwrap();
+    assert_eq!(
+        registry.active().await.unwrap().unwrap().0,
+        "criteria/northwind-lead-criteria/2026.12.0.toml"
+    );
+}

@@ -50,7 +50,7 @@ async fn env(contacts: u64) -> Env {
         ("CRM_PAGE_SIZE", "100".to_owned()),
     ]);
     let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let deps = Deps::new(config, &sdk).unwrap();
+    let deps = Deps::new(config, &sdk).await.unwrap();
     Env {
         sandbox,
         deps,
@@ -321,4 +321,43 @@ async fn second_run_changes_nothing_and_picks_up_an_edit() {
     assert!(third.pulled >= 1);
     assert_eq!(third.pushed, 1, "only the edited contact changes");
     assert_eq!(third.states_written, 1);
+}
+
+#[tokio::test]
+async fn a_cold_start_scores_with_the_published_criteria() {
+    let env = env(50).await;
+    assert_eq!(
+        env.deps.criteria.version, "2026.11.1",
+        "nothing published yet: the bundled agreement"
+    );
+    let moto = leadsync_localstack::shared().unwrap();
+    let sdk = moto.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let registry = leadsync_store::CriteriaStore::new(
+        s3,
+        env.dynamo.clone(),
+        env.deps.config.bucket.clone(),
+        env.table.clone(),
+    );
+    let published = registry
+        .publish(
+            "enterprise-saas.toml",
+            include_str!("../../../infra/criteria/enterprise-saas.toml"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(published.version, "2026.12.0");
+
+    let cold = Deps::new(env.deps.config.clone(), &sdk).await.unwrap();
+    assert_eq!(cold.criteria.id, "contoso-enterprise-criteria");
+    let report = handler::handle_at(event(), &cold, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(report.criteria_version, "2026.12.0");
+    assert_eq!(report.scored, 50);
 }
