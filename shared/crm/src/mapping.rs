@@ -17,6 +17,14 @@ pub const LAST_EMAIL_OPEN: &str = "hs_email_last_open_date";
 pub const LAST_EMAIL_CLICK: &str = "hs_email_last_click_date";
 pub const LAST_FORM_SUBMISSION: &str = "recent_conversion_date";
 
+/// The contact properties where sales records BANT (custom properties of the account).
+pub const BANT: [&str; 4] = [
+    "bant_budget",
+    "bant_authority",
+    "bant_need",
+    "bant_timeline",
+];
+
 /// Contact properties leadsync reads.
 pub const CONTACT_PROPERTIES: &[&str] = &[
     "email",
@@ -26,6 +34,10 @@ pub const CONTACT_PROPERTIES: &[&str] = &[
     "lifecyclestage",
     "hs_lead_status",
     REJECTION_REASON,
+    BANT[0],
+    BANT[1],
+    BANT[2],
+    BANT[3],
     "associatedcompanyid",
     "company",
     "hs_analytics_num_page_views",
@@ -188,6 +200,12 @@ pub fn contact_to_lead(
     lead.lifecycle_stage = object.text("lifecyclestage");
     lead.lead_status = object.text("hs_lead_status");
     lead.rejection_reason = object.text(REJECTION_REASON);
+    lead.bant = leadsync_domain::Bant {
+        budget: object.text(BANT[0]),
+        authority: object.text(BANT[1]),
+        need: object.text(BANT[2]),
+        timeline: object.text(BANT[3]),
+    };
     lead.company_id = object.text("associatedcompanyid");
     lead.company_name = object.text("company");
     lead.engagement = engagement;

@@ -61,6 +61,19 @@ pub struct SignOff {
 struct Stages {
     mql: toml::Spanned<Threshold>,
     sql: toml::Spanned<Threshold>,
+    /// Rule codes that must match for a lead to reach the stage (e.g. BANT confirmations).
+    mql_require: Vec<String>,
+    sql_require: Vec<String>,
+}
+
+/// A stage as written: its bar and the rules it requires.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageDoc {
+    min_fit: i64,
+    min_total: i64,
+    #[serde(default)]
+    require: Vec<String>,
 }
 
 /// The bar a lead must pass to reach a stage.
@@ -166,6 +179,11 @@ pub enum Field {
     EmailOpens,
     EmailClicks,
     FormSubmissions,
+    /// BANT, as sales records it on the contact.
+    Budget,
+    Authority,
+    Need,
+    Timeline,
 }
 
 impl Field {
@@ -195,6 +213,10 @@ impl Field {
             Field::EmailOpens => "email_opens",
             Field::EmailClicks => "email_clicks",
             Field::FormSubmissions => "form_submissions",
+            Field::Budget => "budget",
+            Field::Authority => "authority",
+            Field::Need => "need",
+            Field::Timeline => "timeline",
         }
     }
 }
@@ -357,22 +379,41 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
                         format!("stages: unknown stage `{key}`, expected mql and sql"),
                     ));
                 }
-                let mut threshold = |name: &str| -> Option<toml::Spanned<Threshold>> {
-                    let at = locate(text, 0..text.len(), &format!("`stages.{name}`"));
-                    let span = at..text.len();
-                    match table.get(name) {
-                        None => {
-                            r.issues
-                                .push((spanned.span().start, format!("stages: missing `{name}`")));
-                            None
+                let mut threshold =
+                    |name: &str| -> Option<(toml::Spanned<Threshold>, Vec<String>)> {
+                        let at = locate(text, 0..text.len(), &format!("`stages.{name}`"));
+                        let span = at..text.len();
+                        match table.get(name) {
+                            None => {
+                                r.issues.push((
+                                    spanned.span().start,
+                                    format!("stages: missing `{name}`"),
+                                ));
+                                None
+                            }
+                            Some(v) => r
+                                .piece::<StageDoc>(&format!("stages.{name}"), v, span.clone())
+                                .map(|d| {
+                                    (
+                                        toml::Spanned::new(
+                                            span,
+                                            Threshold {
+                                                min_fit: d.min_fit,
+                                                min_total: d.min_total,
+                                            },
+                                        ),
+                                        d.require,
+                                    )
+                                }),
                         }
-                        Some(v) => r
-                            .piece::<Threshold>(&format!("stages.{name}"), v, span.clone())
-                            .map(|t| toml::Spanned::new(span, t)),
-                    }
-                };
+                    };
                 match (threshold("mql"), threshold("sql")) {
-                    (Some(mql), Some(sql)) => Some(Stages { mql, sql }),
+                    (Some((mql, mql_require)), Some((sql, sql_require))) => Some(Stages {
+                        mql,
+                        sql,
+                        mql_require,
+                        sql_require,
+                    }),
                     _ => None,
                 }
             }
@@ -388,6 +429,8 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
     let stages = stages.unwrap_or_else(|| Stages {
         mql: toml::Spanned::new(0..0, placeholder.0),
         sql: toml::Spanned::new(0..0, placeholder.1),
+        mql_require: Vec::new(),
+        sql_require: Vec::new(),
     });
     let entries = |r: &mut Reader<'_>,
                    what: &str,
@@ -539,6 +582,9 @@ pub struct Criteria {
     pub marketing_sign_off: Option<SignOff>,
     pub mql: Threshold,
     pub sql: Threshold,
+    /// Rules that must match to reach MQL / SQL, as bitmasks over the rules.
+    mql_require: u128,
+    sql_require: u128,
     pub caps: Caps,
     /// Bands, highest `min_total` first.
     bands: Vec<(String, i64)>,
@@ -716,9 +762,15 @@ impl Criteria {
         let total = (fit + engagement).min(self.caps.total);
         let stage = if disqualified {
             Stage::Disqualified
-        } else if fit >= self.sql.min_fit && total >= self.sql.min_total {
+        } else if fit >= self.sql.min_fit
+            && total >= self.sql.min_total
+            && matched & self.sql_require == self.sql_require
+        {
             Stage::Sql
-        } else if fit >= self.mql.min_fit && total >= self.mql.min_total {
+        } else if fit >= self.mql.min_fit
+            && total >= self.mql.min_total
+            && matched & self.mql_require == self.mql_require
+        {
             Stage::Mql
         } else {
             Stage::Iql
@@ -867,6 +919,10 @@ fn observe<'a>(lead: &'a Lead, field: Field, email_domain: Option<&'a str>) -> S
         Field::EmailOpens => count(lead.engagement.email_opens),
         Field::EmailClicks => count(lead.engagement.email_clicks),
         Field::FormSubmissions => count(lead.engagement.form_submissions),
+        Field::Budget => text(lead.bant.budget.as_deref()),
+        Field::Authority => text(lead.bant.authority.as_deref()),
+        Field::Need => text(lead.bant.need.as_deref()),
+        Field::Timeline => text(lead.bant.timeline.as_deref()),
     }
 }
 
@@ -1154,6 +1210,27 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
         }
     }
 
+    let mut require = |stage: &str, codes: &[String], at: usize| -> u128 {
+        let mut mask = 0u128;
+        for code in codes {
+            match rules
+                .iter()
+                .position(|(_, r): &(Group, Rule)| &r.code == code)
+            {
+                Some(i) if i < MAX_RULES => mask |= 1 << i,
+                Some(_) => {}
+                None => issue_at(
+                    at,
+                    format!(
+                        "stage {stage} requires rule {code:?}, which the document does not define"
+                    ),
+                ),
+            }
+        }
+        mask
+    };
+    let mql_require = require("mql", &doc.stages.mql_require, doc.stages.mql.span().start);
+    let sql_require = require("sql", &doc.stages.sql_require, doc.stages.sql.span().start);
     if rules.len() > MAX_RULES {
         issue_at(
             0,
@@ -1174,6 +1251,8 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
         marketing_sign_off,
         mql,
         sql,
+        mql_require,
+        sql_require,
         caps,
         bands,
         rules,

@@ -160,6 +160,29 @@ pub struct Engagement {
     pub last_form_submission_at: Option<DateTime<Utc>>,
 }
 
+/// Budget, authority, need and timeline as sales recorded them (free text or the values of the
+/// account's picklists, e.g. `CONFIRMED`, `DECISION_MAKER`, `THIS_QUARTER`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Bant {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub need: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<String>,
+}
+
+impl Bant {
+    pub fn is_empty(&self) -> bool {
+        self.budget.is_none()
+            && self.authority.is_none()
+            && self.need.is_none()
+            && self.timeline.is_none()
+    }
+}
+
 /// A deal the lead is associated with in the CRM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deal {
@@ -215,6 +238,9 @@ pub struct Lead {
     pub engagement: Engagement,
     #[serde(default)]
     pub firmographics: Firmographics,
+    /// BANT qualification recorded by sales.
+    #[serde(default, skip_serializing_if = "Bant::is_empty")]
+    pub bant: Bant,
     /// Deals associated with the contact.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deals: Vec<Deal>,
@@ -238,6 +264,7 @@ impl Lead {
             company_name: None,
             engagement: Engagement::default(),
             firmographics: Firmographics::default(),
+            bant: Bant::default(),
             deals: Vec::new(),
             modified_at,
         }

@@ -25,6 +25,8 @@ pub mod transition;
 pub mod fakes;
 
 pub use criteria::{Criteria, CriteriaError, Reason, ReasonOutcome, Score, Scorecard};
-pub use lead::{Deal, Engagement, Firmographics, Lead, LeadId, LeadIdError, Provenance, Sourced};
+pub use lead::{
+    Bant, Deal, Engagement, Firmographics, Lead, LeadId, LeadIdError, Provenance, Sourced,
+};
 pub use stage::Stage;
 pub use transition::{LeadState, Transition};

@@ -289,6 +289,28 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
         );
         p.insert("createdate".into(), iso(created));
         p.insert("lastmodifieddate".into(), iso(modified));
+        // BANT for leads sales is working, derived from the id (the random stream is untouched).
+        if matches!(
+            p.get("hs_lead_status").map(String::as_str),
+            Some("IN_PROGRESS" | "CONNECTED" | "OPEN_DEAL")
+        ) {
+            p.insert(
+                "bant_budget".into(),
+                ["CONFIRMED", "UNKNOWN", "NONE"][(id % 3) as usize].into(),
+            );
+            p.insert(
+                "bant_authority".into(),
+                ["DECISION_MAKER", "INFLUENCER", "NONE"][(id / 3 % 3) as usize].into(),
+            );
+            p.insert(
+                "bant_need".into(),
+                ["CONFIRMED", "UNCLEAR"][(id / 9 % 2) as usize].into(),
+            );
+            p.insert(
+                "bant_timeline".into(),
+                ["THIS_QUARTER", "THIS_YEAR", "NONE"][(id / 18 % 3) as usize].into(),
+            );
+        }
         // Last activity per channel, derived (not drawn) so the random stream stays as it was:
         // a few hours to ~60 days before the last modification.
         for (count, property, salt) in [

@@ -112,6 +112,14 @@ pub const CONTACT_STANDARD: &[(&str, &str)] = &[
     ("hs_analytics_num_page_views", "number"),
     ("associatedcompanyid", "number"),
     ("lead_rejection_reason", "enumeration"),
+    ("bant_budget", "enumeration"),
+    ("bant_authority", "enumeration"),
+    ("bant_need", "enumeration"),
+    ("bant_timeline", "enumeration"),
+    ("hs_analytics_last_visit_timestamp", "datetime"),
+    ("hs_email_last_open_date", "datetime"),
+    ("hs_email_last_click_date", "datetime"),
+    ("recent_conversion_date", "datetime"),
 ];
 
 pub const DEAL_STANDARD: &[(&str, &str)] = &[

@@ -582,4 +582,61 @@ fn enterprise_example_is_valid_signed_and_has_at_least_20_rules() {
     .unwrap();
     assert!(c.is_signed());
     assert!(c.rules.len() >= 20, "{}", c.rules.len());
+    assert_eq!(c.rules.len(), 26);
+}
+
+#[test]
+fn sql_can_require_bant_confirmations() {
+    let c = Criteria::parse(
+        "enterprise-saas.toml",
+        include_str!("../../../../infra/criteria/enterprise-saas.toml"),
+    )
+    .unwrap();
+    let hot = Engagement {
+        page_views: 30,
+        email_opens: 10,
+        email_clicks: 6,
+        form_submissions: 2,
+        ..Engagement::default()
+    };
+    let mut l = lead("cto@bank.example", Some("BANKING"), Some(5000), hot);
+    l.job_title = Some("CTO".into());
+    l.firmographics.country = Some(Sourced::new("Germany".into(), Provenance::crm()));
+    l.firmographics.annual_revenue = Some(Sourced::new(500_000_000, Provenance::crm()));
+    let without = c.evaluate(&l, now());
+    assert!(
+        without.fit >= c.sql.min_fit && without.total >= c.sql.min_total,
+        "{without:?}"
+    );
+    assert_eq!(
+        without.stage,
+        Stage::Mql,
+        "over the SQL bar, but budget and authority unconfirmed"
+    );
+    l.bant.budget = Some("confirmed".into());
+    assert_eq!(
+        c.evaluate(&l, now()).stage,
+        Stage::Mql,
+        "authority still missing"
+    );
+    l.bant.authority = Some("DECISION_MAKER".into());
+    let with = c.evaluate(&l, now());
+    assert_eq!(with.stage, Stage::Sql);
+    assert_eq!(c.score(&l, now()).stage, Stage::Sql);
+    assert_eq!(
+        reason(&with, "BANT_BUDGET_CONFIRMED").value.as_deref(),
+        Some("confirmed")
+    );
+}
+
+#[test]
+fn a_stage_cannot_require_an_undefined_rule() {
+    let text = include_str!("../../../../infra/criteria/enterprise-saas.toml")
+        .replace("\"BANT_AUTHORITY_DECISION_MAKER\"]", "\"BANT_AUTHORITY\"]");
+    let err = Criteria::parse("e.toml", &text).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("stage sql requires rule \"BANT_AUTHORITY\""),
+        "{err}"
+    );
 }
