@@ -649,6 +649,51 @@ impl Crm for HubSpotCrm {
             .iter()
             .filter_map(|p| p.get("name")?.as_str().map(str::to_owned))
             .collect();
+        // Existing enumerations must offer every value leadsync writes (a new stage, a renamed
+        // band): add the missing options, keeping the account's own.
+        for spec in missing_locally
+            .iter()
+            .filter(|s| s.kind == PropertyKind::Enumeration && existing.contains(&s.name))
+        {
+            let Some(current) = listed
+                .results
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(spec.name.as_str()))
+            else {
+                continue;
+            };
+            let mut options: Vec<Value> = current
+                .get("options")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let have: HashSet<String> = options
+                .iter()
+                .filter_map(|o| o.get("value")?.as_str().map(str::to_owned))
+                .collect();
+            let missing: Vec<&String> =
+                spec.options.iter().filter(|o| !have.contains(*o)).collect();
+            if missing.is_empty() {
+                continue;
+            }
+            for value in missing {
+                options.push(json!({"label": value, "value": value, "displayOrder": options.len(), "hidden": false}));
+            }
+            let path = format!("/crm/v3/properties/contacts/{}", spec.name);
+            let answer = self
+                .send(
+                    reqwest::Method::PATCH,
+                    &path,
+                    Some(&json!({ "options": options })),
+                )
+                .await?;
+            if !answer.status.is_success() {
+                return Err(CrmError::Rejected {
+                    status: answer.status.as_u16(),
+                    message: error_message(&answer.body),
+                });
+            }
+        }
         let to_create: Vec<&PropertySpec> = missing_locally
             .into_iter()
             .filter(|s| !existing.contains(&s.name))

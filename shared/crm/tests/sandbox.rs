@@ -210,7 +210,43 @@ async fn property_bootstrap_creates_missing_properties_once() {
         .unwrap();
     assert_eq!(stage["type"], "enumeration");
     assert_eq!(stage["groupName"], "leadsync");
-    assert_eq!(stage["options"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        stage["options"].as_array().unwrap().len(),
+        leadsync_domain::Stage::ALL.len()
+    );
+
+    // A later version writes a value the enumeration lacks (a renamed band): the option is added,
+    // the account's own options kept.
+    let mut next = specs.clone();
+    next.iter_mut()
+        .find(|s| s.name == "leadsync_band")
+        .unwrap()
+        .options
+        .push("A+".into());
+    let third = crm(&sandbox, sandbox.token(), 200);
+    assert_eq!(third.ensure_properties(&next).await.unwrap(), 0);
+    let listed: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/crm/v3/properties/contacts", sandbox.base_url()))
+        .bearer_auth(sandbox.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let band = listed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "leadsync_band")
+        .unwrap();
+    let values: Vec<&str> = band["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["A", "B", "C", "D", "A+"]);
 }
 
 #[tokio::test]

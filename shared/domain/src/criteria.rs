@@ -64,6 +64,14 @@ struct Stages {
     /// Rule codes that must match for a lead to reach the stage (e.g. BANT confirmations).
     mql_require: Vec<String>,
     sql_require: Vec<String>,
+    /// Sales statuses (`hs_lead_status`) that send a lead back to marketing.
+    recycled: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecycledDoc {
+    lead_status: Vec<String>,
 }
 
 /// A stage as written: its bar and the rules it requires.
@@ -371,7 +379,7 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
             toml::Value::Table(table) => {
                 for key in table
                     .keys()
-                    .filter(|k| !["mql", "sql"].contains(&k.as_str()))
+                    .filter(|k| !["mql", "sql", "recycled"].contains(&k.as_str()))
                 {
                     let at = locate(text, spanned.span(), &format!("`{key}`"));
                     r.issues.push((
@@ -408,12 +416,23 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
                         }
                     };
                 match (threshold("mql"), threshold("sql")) {
-                    (Some((mql, mql_require)), Some((sql, sql_require))) => Some(Stages {
-                        mql,
-                        sql,
-                        mql_require,
-                        sql_require,
-                    }),
+                    (Some((mql, mql_require)), Some((sql, sql_require))) => {
+                        let at = locate(text, 0..text.len(), "`stages.recycled`");
+                        let recycled = table
+                            .get("recycled")
+                            .and_then(|v| {
+                                r.piece::<RecycledDoc>("stages.recycled", v, at..text.len())
+                            })
+                            .map(|d| d.lead_status)
+                            .unwrap_or_default();
+                        Some(Stages {
+                            mql,
+                            sql,
+                            mql_require,
+                            sql_require,
+                            recycled,
+                        })
+                    }
                     _ => None,
                 }
             }
@@ -431,6 +450,7 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
         sql: toml::Spanned::new(0..0, placeholder.1),
         mql_require: Vec::new(),
         sql_require: Vec::new(),
+        recycled: Vec::new(),
     });
     let entries = |r: &mut Reader<'_>,
                    what: &str,
@@ -585,6 +605,8 @@ pub struct Criteria {
     /// Rules that must match to reach MQL / SQL, as bitmasks over the rules.
     mql_require: u128,
     sql_require: u128,
+    /// Sales statuses that make a lead `recycled` (lowercased).
+    recycled_statuses: HashSet<String>,
     pub caps: Caps,
     /// Bands, highest `min_total` first.
     bands: Vec<(String, i64)>,
@@ -753,15 +775,39 @@ impl Criteria {
                 (Group::Disqualify, _) => {}
             }
         }
-        self.finish(fit, engagement, disqualified, matched)
+        self.finish(
+            fit,
+            engagement,
+            disqualified,
+            self.is_recycled(lead),
+            matched,
+        )
     }
 
-    fn finish(&self, fit: i64, engagement: i64, disqualified: bool, matched: u128) -> Score {
+    /// Sales sent the lead back (its status is one the agreement lists under recycled).
+    fn is_recycled(&self, lead: &Lead) -> bool {
+        !self.recycled_statuses.is_empty()
+            && lead
+                .lead_status
+                .as_deref()
+                .is_some_and(|s| contains_folded(&self.recycled_statuses, s.trim()))
+    }
+
+    fn finish(
+        &self,
+        fit: i64,
+        engagement: i64,
+        disqualified: bool,
+        recycled: bool,
+        matched: u128,
+    ) -> Score {
         let fit = fit.clamp(0, self.caps.fit);
         let engagement = engagement.clamp(0, self.caps.engagement);
         let total = (fit + engagement).min(self.caps.total);
         let stage = if disqualified {
             Stage::Disqualified
+        } else if recycled {
+            Stage::Recycled
         } else if fit >= self.sql.min_fit
             && total >= self.sql.min_total
             && matched & self.sql_require == self.sql_require
@@ -826,7 +872,13 @@ impl Criteria {
             }
             reasons.push(judged.reason(rule));
         }
-        let score = self.finish(fit, engagement, disqualified, matched);
+        let score = self.finish(
+            fit,
+            engagement,
+            disqualified,
+            self.is_recycled(lead),
+            matched,
+        );
         Scorecard {
             stage: score.stage,
             fit: score.fit,
@@ -1253,6 +1305,12 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
         sql,
         mql_require,
         sql_require,
+        recycled_statuses: doc
+            .stages
+            .recycled
+            .iter()
+            .map(|s| s.trim().to_lowercase())
+            .collect(),
         caps,
         bands,
         rules,

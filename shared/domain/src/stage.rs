@@ -9,11 +9,13 @@ use std::str::FromStr;
 /// `Iql` (information-qualified: we know who it is and nothing disqualifies it) →
 /// `Mql` (marketing-qualified: fit and engagement pass the agreed bar) →
 /// `Sql` (sales-qualified: the stronger bar sales signed for). `Disqualified` is outside the
-/// ladder: a disqualifier rule matched.
+/// ladder: a disqualifier rule matched. `Recycled`: sales handed the lead back to marketing for
+/// nurturing (its sales status is one the agreement lists), whatever its score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Disqualified,
+    Recycled,
     Iql,
     Mql,
     Sql,
@@ -21,12 +23,19 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in funnel order (disqualified first).
-    pub const ALL: [Stage; 4] = [Stage::Disqualified, Stage::Iql, Stage::Mql, Stage::Sql];
+    pub const ALL: [Stage; 5] = [
+        Stage::Disqualified,
+        Stage::Recycled,
+        Stage::Iql,
+        Stage::Mql,
+        Stage::Sql,
+    ];
 
     /// The stable lowercase name used in keys, CRM properties and reports.
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Disqualified => "disqualified",
+            Stage::Recycled => "recycled",
             Stage::Iql => "iql",
             Stage::Mql => "mql",
             Stage::Sql => "sql",
@@ -42,7 +51,7 @@ impl fmt::Display for Stage {
 
 /// The text was not one of `disqualified`, `iql`, `mql`, `sql`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown stage {0:?}: expected disqualified, iql, mql or sql")]
+#[error("unknown stage {0:?}: expected disqualified, recycled, iql, mql or sql")]
 pub struct UnknownStage(pub String);
 
 impl FromStr for Stage {

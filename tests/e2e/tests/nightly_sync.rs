@@ -78,6 +78,7 @@ fn expected_lead(contact: &Record, companies: &HashMap<u64, &Record>) -> Lead {
     lead.email = p.get("email").cloned();
     lead.job_title = p.get("jobtitle").cloned();
     lead.owner_id = p.get("hubspot_owner_id").cloned();
+    lead.lead_status = p.get("hs_lead_status").cloned();
     lead.engagement = Engagement {
         page_views: num("hs_analytics_num_page_views"),
         email_opens: num("hs_email_open"),

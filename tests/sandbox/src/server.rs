@@ -408,6 +408,10 @@ fn router(state: Arc<AppState>) -> Router {
             get(list_properties).post(create_property),
         )
         .route(
+            "/crm/v3/properties/{object}/{name}",
+            axum::routing::patch(update_property),
+        )
+        .route(
             "/crm/v3/properties/{object}/groups",
             get(list_groups).post(create_group),
         )
@@ -1062,6 +1066,47 @@ async fn create_property(
     }
     schema.properties.insert(def.name.clone(), def.clone());
     json_response(StatusCode::CREATED, &json!(def))
+}
+
+/// `PATCH /crm/v3/properties/{object}/{name}`: change a property's label or options.
+async fn update_property(
+    State(state): State<Arc<AppState>>,
+    Path((object, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Patch {
+        #[serde(default)]
+        label: Option<String>,
+        #[serde(default)]
+        options: Option<Vec<crate::properties::PropertyOption>>,
+    }
+    let Some(t) = ObjectType::parse(&object) else {
+        return not_found().await;
+    };
+    let patch: Patch = match parse_body(&body) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let mut db = state.db_mut();
+    let Some(def) = db
+        .schemas
+        .get_mut(&t)
+        .and_then(|s| s.properties.get_mut(&name))
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            format!("Property {name} does not exist"),
+        );
+    };
+    if let Some(label) = patch.label {
+        def.label = label;
+    }
+    if let Some(options) = patch.options {
+        def.options = options;
+    }
+    json_response(StatusCode::OK, &json!(def))
 }
 
 async fn list_groups(State(state): State<Arc<AppState>>, Path(object): Path<String>) -> Response {

@@ -640,3 +640,39 @@ fn a_stage_cannot_require_an_undefined_rule() {
         "{err}"
     );
 }
+
+#[test]
+fn sales_status_recycles_a_lead_but_never_over_a_disqualifier() {
+    let c = criteria();
+    let hot = Engagement {
+        page_views: 30,
+        email_clicks: 5,
+        form_submissions: 2,
+        ..Engagement::default()
+    };
+    let mut l = lead("a@acme.com", Some("COMPUTER_SOFTWARE"), Some(200), hot);
+    assert_eq!(c.evaluate(&l, now()).stage, Stage::Sql);
+    l.lead_status = Some("bad_timing".into());
+    let card = c.evaluate(&l, now());
+    assert_eq!(
+        card.stage,
+        Stage::Recycled,
+        "sales sent it back: the score stays, the stage says so"
+    );
+    assert_eq!(card.total, 90);
+    assert_eq!(c.score(&l, now()).stage, Stage::Recycled);
+    l.email = Some("a@gmail.com".into());
+    assert_eq!(c.evaluate(&l, now()).stage, Stage::Disqualified);
+    let err = Criteria::parse(
+        "c.toml",
+        &EXAMPLE.replace(
+            "lead_status = [\"BAD_TIMING\"]",
+            "statuses = [\"BAD_TIMING\"]",
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("stages.recycled") && err.to_string().contains("statuses"),
+        "{err}"
+    );
+}
