@@ -63,6 +63,7 @@ pub const DEAL_PROPERTIES: &[&str] = &[
 
 /// Company properties leadsync reads.
 pub const COMPANY_PROPERTIES: &[&str] = &[
+    "web_technologies",
     "name",
     "domain",
     "industry",
@@ -266,6 +267,17 @@ pub fn company_firmographics(company: &HubSpotObject) -> Firmographics {
         country: company
             .text("country")
             .map(|v| Sourced::new(v, crm.clone())),
+        // HubSpot has no company-type classification of this kind; enrichment supplies it.
+        company_type: None,
+        // `web_technologies` is a multi-select: values joined with ';'.
+        technologies: company.text("web_technologies").map(|v| {
+            let list = v
+                .split(';')
+                .map(|t| t.trim().to_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect();
+            Sourced::new(list, crm.clone())
+        }),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Scoring throughput on a realistic 22-rule document over 10,000 varied leads.
+//! Scoring throughput on a realistic 28-rule document over 10,000 varied leads.
 //!
 //! `cargo bench -p leadsync-domain --bench evaluate` — criterion reports elements (leads) per
 //! second for one core.
@@ -78,6 +78,20 @@ fn leads(n: u64, now: DateTime<Utc>) -> Vec<Lead> {
                         .then(|| Sourced::new((r >> 28) % 500_000_000, crm.clone())),
                     country: Some(Sourced::new(
                         COUNTRIES[(r >> 32) as usize % COUNTRIES.len()].to_owned(),
+                        crm.clone(),
+                    )),
+                    company_type: (r % 4 != 0).then(|| {
+                        Sourced::new(
+                            ["private", "public", "nonprofit"][(r >> 52) as usize % 3].to_owned(),
+                            crm.clone(),
+                        )
+                    }),
+                    technologies: Some(Sourced::new(
+                        ["salesforce", "zendesk", "aws", "shopify"]
+                            .iter()
+                            .take((r >> 56) as usize % 4 + 1)
+                            .map(|t| (*t).to_owned())
+                            .collect(),
                         crm,
                     )),
                 };
@@ -106,14 +120,14 @@ fn bench(c: &mut Criterion) {
     let leads = leads(10_000, now);
     let mut group = c.benchmark_group("evaluate");
     group.throughput(Throughput::Elements(leads.len() as u64));
-    group.bench_function("22 rules, full explanation", |b| {
+    group.bench_function("28 rules, full explanation", |b| {
         b.iter(|| {
             for lead in &leads {
                 black_box(criteria.evaluate(black_box(lead), now));
             }
         });
     });
-    group.bench_function("22 rules, stage and score", |b| {
+    group.bench_function("28 rules, stage and score", |b| {
         b.iter(|| {
             for lead in &leads {
                 black_box(criteria.score(black_box(lead), now));

@@ -187,6 +187,9 @@ pub enum Field {
     EmailOpens,
     EmailClicks,
     FormSubmissions,
+    CompanyType,
+    /// A list: `any_of` matches when any entry is in the set, `none_of` when none is.
+    Technologies,
     /// BANT, as sales records it on the contact.
     Budget,
     Authority,
@@ -221,6 +224,8 @@ impl Field {
             Field::EmailOpens => "email_opens",
             Field::EmailClicks => "email_clicks",
             Field::FormSubmissions => "form_submissions",
+            Field::CompanyType => "company_type",
+            Field::Technologies => "technologies",
             Field::Budget => "budget",
             Field::Authority => "authority",
             Field::Need => "need",
@@ -912,12 +917,15 @@ pub const MAX_RULES: usize = 128;
 struct Seen<'a> {
     text: Option<&'a str>,
     number: Option<u64>,
+    /// The entries of a list field.
+    list: Option<&'a [String]>,
     source: Option<&'a str>,
 }
 
 const NOTHING: Seen<'static> = Seen {
     text: None,
     number: None,
+    list: None,
     source: None,
 };
 
@@ -926,6 +934,7 @@ fn observe<'a>(lead: &'a Lead, field: Field, email_domain: Option<&'a str>) -> S
         Seen {
             text: value.map(str::trim).filter(|v| !v.is_empty()),
             number: None,
+            list: None,
             source: None,
         }
     }
@@ -933,6 +942,7 @@ fn observe<'a>(lead: &'a Lead, field: Field, email_domain: Option<&'a str>) -> S
         Seen {
             text: None,
             number: Some(u64::from(n)),
+            list: None,
             source: None,
         }
     }
@@ -949,11 +959,13 @@ fn observe<'a>(lead: &'a Lead, field: Field, email_domain: Option<&'a str>) -> S
         Field::Employees => firmo.employees.as_ref().map_or(NOTHING, |s| Seen {
             text: None,
             number: Some(s.value),
+            list: None,
             source: Some(&s.source.provider),
         }),
         Field::AnnualRevenue => firmo.annual_revenue.as_ref().map_or(NOTHING, |s| Seen {
             text: None,
             number: Some(s.value),
+            list: None,
             source: Some(&s.source.provider),
         }),
         // The address itself is never copied into a reason: reasons are written to the CRM,
@@ -971,6 +983,20 @@ fn observe<'a>(lead: &'a Lead, field: Field, email_domain: Option<&'a str>) -> S
         Field::EmailOpens => count(lead.engagement.email_opens),
         Field::EmailClicks => count(lead.engagement.email_clicks),
         Field::FormSubmissions => count(lead.engagement.form_submissions),
+        Field::CompanyType => firmo.company_type.as_ref().map_or(NOTHING, |s| Seen {
+            source: Some(&s.source.provider),
+            ..text(Some(&s.value))
+        }),
+        Field::Technologies => firmo
+            .technologies
+            .as_ref()
+            .filter(|s| !s.value.is_empty())
+            .map_or(NOTHING, |s| Seen {
+                text: None,
+                number: None,
+                list: Some(&s.value),
+                source: Some(&s.source.provider),
+            }),
         Field::Budget => text(lead.bant.budget.as_deref()),
         Field::Authority => text(lead.bant.authority.as_deref()),
         Field::Need => text(lead.bant.need.as_deref()),
@@ -1012,7 +1038,7 @@ impl Judged<'_> {
             }
             (Some(t), _) => Some(t.to_owned()),
             (None, Some(n)) => Some(n.to_string()),
-            (None, None) => None,
+            (None, None) => self.seen.list.map(|l| l.join(";")),
         };
         let value = match (base, self.age_days, self.no_date) {
             (Some(v), _, true) => Some(format!("{v} (no activity date)")),
@@ -1074,14 +1100,18 @@ impl Rule {
             }
         };
         match &self.condition {
-            Condition::Missing => hit(seen.text.is_none() && seen.number.is_none()),
-            Condition::AnyOf(set) => match seen.text {
-                None => (Missing, 0),
-                Some(v) => hit(contains_folded(set, v)),
+            Condition::Missing => {
+                hit(seen.text.is_none() && seen.number.is_none() && seen.list.is_none())
+            }
+            Condition::AnyOf(set) => match (seen.text, seen.list) {
+                (Some(v), _) => hit(contains_folded(set, v)),
+                (None, Some(list)) => hit(list.iter().any(|v| contains_folded(set, v.trim()))),
+                (None, None) => (Missing, 0),
             },
-            Condition::NoneOf(set) => match seen.text {
-                None => (Missing, 0),
-                Some(v) => hit(!contains_folded(set, v)),
+            Condition::NoneOf(set) => match (seen.text, seen.list) {
+                (Some(v), _) => hit(!contains_folded(set, v)),
+                (None, Some(list)) => hit(!list.iter().any(|v| contains_folded(set, v.trim()))),
+                (None, None) => (Missing, 0),
             },
             Condition::Range { min, max } => match seen.number {
                 None => (Missing, 0),

@@ -113,6 +113,12 @@ pub struct Firmographics {
     /// ISO 3166 alpha-2 code or the country name as the source gave it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<Sourced<String>>,
+    /// Public, private, nonprofit, government… as a provider classifies the company.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_type: Option<Sourced<String>>,
+    /// Technologies the company uses (e.g. HubSpot's `web_technologies`), lowercase names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub technologies: Option<Sourced<Vec<String>>>,
 }
 
 impl Firmographics {
@@ -122,6 +128,8 @@ impl Firmographics {
             && self.employees.is_none()
             && self.annual_revenue.is_none()
             && self.country.is_none()
+            && self.company_type.is_none()
+            && self.technologies.is_none()
     }
 
     /// Fill the fields this one lacks from `other`; fields already known are kept (the earlier
@@ -139,6 +147,8 @@ impl Firmographics {
             + fill(&mut self.employees, &other.employees)
             + fill(&mut self.annual_revenue, &other.annual_revenue)
             + fill(&mut self.country, &other.country)
+            + fill(&mut self.company_type, &other.company_type)
+            + fill(&mut self.technologies, &other.technologies)
     }
 }
 

@@ -107,6 +107,13 @@ fn expected_lead(contact: &Record, companies: &HashMap<u64, &Record>) -> Lead {
             country: c
                 .get("country")
                 .map(|v| Sourced::new(v.clone(), Provenance::crm())),
+            company_type: None,
+            technologies: c.get("web_technologies").map(|v| {
+                Sourced::new(
+                    v.split(';').map(|t| t.trim().to_lowercase()).collect(),
+                    Provenance::crm(),
+                )
+            }),
         };
     }
     lead

@@ -146,6 +146,15 @@ const REJECTION_REASONS: &[&str] = &[
     "CHOSE_COMPETITOR",
     "TIMING",
 ];
+const TECHNOLOGIES: &[&str] = &[
+    "salesforce",
+    "hubspot",
+    "google_analytics",
+    "aws",
+    "shopify",
+    "zendesk",
+    "snowflake",
+];
 const OWNERS: &[&str] = &["9100001", "9100002", "9100003", "9100004", "9100005"];
 
 fn pick<'a>(rng: &mut ChaCha8Rng, list: &[&'a str]) -> &'a str {
@@ -199,6 +208,17 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
         }
         p.insert("createdate".into(), iso(created));
         p.insert("hs_lastmodifieddate".into(), iso(modified));
+        // Technologies from the id's bits (the random stream is untouched): HubSpot's
+        // `web_technologies`, a ';'-joined multi-select.
+        let stack: Vec<&str> = TECHNOLOGIES
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| (id >> bit) & 1 == 1)
+            .map(|(_, t)| *t)
+            .collect();
+        if !stack.is_empty() {
+            p.insert("web_technologies".into(), stack.join(";"));
+        }
         companies.push(Record {
             id,
             properties: p,

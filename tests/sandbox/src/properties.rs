@@ -140,6 +140,7 @@ pub const COMPANY_STANDARD: &[(&str, &str)] = &[
     ("industry", "enumeration"),
     ("numberofemployees", "number"),
     ("annualrevenue", "number"),
+    ("web_technologies", "enumeration"),
     ("country", "string"),
     ("createdate", "datetime"),
     ("hs_lastmodifieddate", "datetime"),

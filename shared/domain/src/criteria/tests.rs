@@ -582,7 +582,7 @@ fn enterprise_example_is_valid_signed_and_has_at_least_20_rules() {
     .unwrap();
     assert!(c.is_signed());
     assert!(c.rules.len() >= 20, "{}", c.rules.len());
-    assert_eq!(c.rules.len(), 26);
+    assert_eq!(c.rules.len(), 28);
 }
 
 #[test]
@@ -675,4 +675,46 @@ fn sales_status_recycles_a_lead_but_never_over_a_disqualifier() {
         err.to_string().contains("stages.recycled") && err.to_string().contains("statuses"),
         "{err}"
     );
+}
+
+#[test]
+fn technology_lists_and_company_type_match_any_entry() {
+    let c = Criteria::parse(
+        "enterprise-saas.toml",
+        include_str!("../../../../infra/criteria/enterprise-saas.toml"),
+    )
+    .unwrap();
+    let mut l = lead("a@acme.com", None, None, Engagement::default());
+    let pdl = Provenance {
+        provider: "pdl".into(),
+        likelihood: Some(9),
+        fetched_at: None,
+    };
+    l.firmographics.technologies = Some(Sourced::new(
+        vec!["zendesk".into(), "Snowflake".into()],
+        Provenance::crm(),
+    ));
+    l.firmographics.company_type = Some(Sourced::new("Private".into(), pdl));
+    let card = c.evaluate(&l, now());
+    let tech = reason(&card, "FIT_TECH_STACK");
+    assert_eq!(
+        (tech.outcome, tech.points, tech.value.as_deref()),
+        (ReasonOutcome::Matched, 5, Some("zendesk;Snowflake"))
+    );
+    let kind = reason(&card, "FIT_COMPANY_TYPE");
+    assert_eq!(
+        (kind.outcome, kind.source.as_deref()),
+        (ReasonOutcome::Matched, Some("pdl"))
+    );
+    l.firmographics.technologies = Some(Sourced::new(vec!["zendesk".into()], Provenance::crm()));
+    assert_eq!(
+        reason(&c.evaluate(&l, now()), "FIT_TECH_STACK").outcome,
+        ReasonOutcome::NotMatched
+    );
+    l.firmographics.technologies = None;
+    assert_eq!(
+        reason(&c.evaluate(&l, now()), "FIT_TECH_STACK").outcome,
+        ReasonOutcome::Missing
+    );
+    assert_eq!(c.score(&l, now()), c.score(&l.clone(), now()));
 }
