@@ -766,6 +766,17 @@ impl Criteria {
     /// without allocating. What simulation and bulk scoring use; [`Criteria::evaluate`] gives
     /// the same numbers plus the reasons.
     pub fn score(&self, lead: &Lead, now: DateTime<Utc>) -> Score {
+        self.judge_all(lead, now, |_, _| {})
+    }
+
+    /// Judge every rule for one lead, hand each verdict to `each`, and total them up. The one
+    /// place the scoring arithmetic lives: `score` and `evaluate` differ only in `each`.
+    fn judge_all<'a>(
+        &self,
+        lead: &'a Lead,
+        now: DateTime<Utc>,
+        mut each: impl FnMut(&Rule, &Judged<'a>),
+    ) -> Score {
         let domain = lead.email_domain_raw();
         let (mut fit, mut engagement, mut disqualified, mut matched) = (0i64, 0i64, false, 0u128);
         for (index, (group, rule)) in self.rules.iter().enumerate() {
@@ -779,6 +790,7 @@ impl Criteria {
                 (Group::Engagement, _) => engagement += judged.points,
                 (Group::Disqualify, _) => {}
             }
+            each(rule, &judged);
         }
         self.finish(
             fit,
@@ -861,29 +873,8 @@ impl Criteria {
     /// per rule. Pure and deterministic: the same lead, document and `now` always give the
     /// same scorecard.
     pub fn evaluate(&self, lead: &Lead, now: DateTime<Utc>) -> Scorecard {
-        let domain = lead.email_domain_raw();
         let mut reasons = Vec::with_capacity(self.rules.len());
-        let (mut fit, mut engagement, mut disqualified, mut matched) = (0i64, 0i64, false, 0u128);
-        for (index, (group, rule)) in self.rules.iter().enumerate() {
-            let judged = rule.judge(lead, domain, now);
-            if judged.outcome == ReasonOutcome::Matched {
-                matched |= 1 << index;
-            }
-            match (group, judged.outcome) {
-                (Group::Disqualify, ReasonOutcome::Matched) => disqualified = true,
-                (Group::Fit, _) => fit += judged.points,
-                (Group::Engagement, _) => engagement += judged.points,
-                (Group::Disqualify, _) => {}
-            }
-            reasons.push(judged.reason(rule));
-        }
-        let score = self.finish(
-            fit,
-            engagement,
-            disqualified,
-            self.is_recycled(lead),
-            matched,
-        );
+        let score = self.judge_all(lead, now, |rule, judged| reasons.push(judged.reason(rule)));
         Scorecard {
             stage: score.stage,
             fit: score.fit,
