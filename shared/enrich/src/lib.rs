@@ -12,31 +12,14 @@
 //! Must not: fail a batch because a provider failed (the lead is scored without that data and
 //! the failure is counted), or log an email address.
 
+pub mod domain_name;
+
+pub use domain_name::{DomainError, FREE_MAIL, registrable_domain};
+
 use futures::future::join_all;
 use leadsync_domain::ports::{FirmographicProvider, ProviderError};
 use leadsync_domain::{Firmographics, Lead};
 use std::collections::{BTreeSet, HashMap};
-
-/// Free-mail domains are people, not companies: never looked up.
-pub const FREE_MAIL: &[&str] = &[
-    "gmail.com",
-    "googlemail.com",
-    "yahoo.com",
-    "hotmail.com",
-    "outlook.com",
-    "live.com",
-    "aol.com",
-    "icloud.com",
-    "me.com",
-    "gmx.de",
-    "gmx.net",
-    "web.de",
-    "proton.me",
-    "protonmail.com",
-    "mail.ru",
-    "yandex.ru",
-    "qq.com",
-];
 
 /// A provider type with no values: the waterfall of a deployment that has none configured.
 #[derive(Debug, Clone, Copy)]
@@ -67,10 +50,12 @@ pub struct EnrichStats {
     pub provider_errors: u64,
 }
 
-/// The domain to look up for a lead: its email domain unless free-mail.
+/// The domain to look up for a lead: the registrable domain of its email address, unless
+/// free-mail or unusable.
 fn lookup_domain(lead: &Lead) -> Option<String> {
-    lead.email_domain()
-        .filter(|d| !FREE_MAIL.contains(&d.as_str()))
+    lead.email
+        .as_deref()
+        .and_then(|e| registrable_domain(e).ok())
 }
 
 fn incomplete(f: &Firmographics) -> bool {
