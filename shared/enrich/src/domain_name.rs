@@ -45,14 +45,16 @@ pub const FREE_MAIL: &[&str] = &[
 pub fn registrable_domain(input: &str) -> Result<String, DomainError> {
     let raw = input.trim();
     // An email: the part after the last '@'. A URL: the host between the scheme and the path.
-    let host = match raw.rsplit_once('@') {
-        Some((_, domain)) => domain,
-        None => {
-            let no_scheme = raw.split_once("://").map_or(raw, |(_, rest)| rest);
-            let host_port = no_scheme.split(['/', '?', '#']).next().unwrap_or_default();
-            let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, h)| h);
-            host_port.split(':').next().unwrap_or_default()
-        }
+    // A URL: the host between the scheme (and any user info) and the path. An email: the part
+    // after the last '@'. Otherwise a bare host, possibly with a path.
+    let host = if let Some((_, rest)) = raw.split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        host_port.split(':').next().unwrap_or_default()
+    } else if let Some((_, domain)) = raw.rsplit_once('@') {
+        domain
+    } else {
+        raw.split(['/', '?', '#']).next().unwrap_or_default()
     };
     let host = host.trim().trim_end_matches('.');
     if host.is_empty() {
@@ -100,7 +102,8 @@ mod tests {
         for (input, want) in ok {
             assert_eq!(registrable_domain(input).as_deref(), Ok(want), "{input}");
         }
-        let bad: [(&str, fn(&DomainError) -> bool); 9] = [
+        type Check = fn(&DomainError) -> bool;
+        let bad: [(&str, Check); 9] = [
             ("", |e| matches!(e, DomainError::Missing(_))),
             ("ana@", |e| matches!(e, DomainError::Missing(_))),
             ("someone@gmail.com", |e| {
