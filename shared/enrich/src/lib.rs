@@ -13,8 +13,10 @@
 //! the failure is counted), or log an email address.
 
 pub mod domain_name;
+pub mod pdl;
 
 pub use domain_name::{DomainError, FREE_MAIL, registrable_domain};
+pub use pdl::{PdlConfig, PdlProvider};
 
 use futures::future::join_all;
 use leadsync_domain::ports::{FirmographicProvider, ProviderError};
@@ -65,54 +67,102 @@ fn incomplete(f: &Firmographics) -> bool {
         || f.country.is_none()
 }
 
-/// Enrich `leads` in place from `providers`, in order. Within the call each distinct domain is
-/// asked of each provider at most once; a provider is only asked for domains earlier providers
-/// left incomplete.
+/// Lookups in flight at once, per provider.
+pub const CONCURRENCY: usize = 8;
+
+/// What the run has learnt about one domain.
+#[derive(Debug, Default)]
+struct Known {
+    firmographics: Firmographics,
+    /// How many providers of the waterfall have been asked (in order).
+    asked: usize,
+}
+
+/// Enrichment for one run: every domain's answers are remembered (matches, no-matches and
+/// failures alike), so each domain is asked of each provider at most once per run, however many
+/// pages and leads share it. Providers are asked in waterfall order, a later one only for what
+/// earlier ones left unknown.
+#[derive(Debug)]
+pub struct Enricher<'a, P> {
+    providers: &'a [P],
+    known: HashMap<String, Known>,
+    /// Totals over the run so far.
+    pub stats: EnrichStats,
+}
+
+impl<'a, P: FirmographicProvider> Enricher<'a, P> {
+    pub fn new(providers: &'a [P]) -> Self {
+        Self {
+            providers,
+            known: HashMap::new(),
+            stats: EnrichStats::default(),
+        }
+    }
+
+    /// Enrich `leads` in place; returns what this call did (also added to `self.stats`).
+    pub async fn enrich(&mut self, leads: &mut [Lead]) -> EnrichStats {
+        let mut stats = EnrichStats::default();
+        let wanted: BTreeSet<String> = leads
+            .iter()
+            .filter(|l| incomplete(&l.firmographics))
+            .filter_map(lookup_domain)
+            .collect();
+        stats.looked_up = leads
+            .iter()
+            .filter(|l| incomplete(&l.firmographics) && lookup_domain(l).is_some())
+            .count() as u64;
+        for (index, provider) in self.providers.iter().enumerate() {
+            let ask: Vec<String> = wanted
+                .iter()
+                .filter(|d| {
+                    self.known
+                        .get(*d)
+                        .is_none_or(|k| k.asked <= index && incomplete(&k.firmographics))
+                })
+                .cloned()
+                .collect();
+            for chunk in ask.chunks(CONCURRENCY) {
+                let answers = join_all(chunk.iter().map(|d| provider.lookup(d))).await;
+                stats.provider_calls += chunk.len() as u64;
+                for (domain, answer) in chunk.iter().zip(answers) {
+                    let known = self.known.entry(domain.clone()).or_default();
+                    known.asked = index + 1;
+                    match answer {
+                        Ok(Some(firmo)) => {
+                            known.firmographics.fill_from(&firmo);
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            stats.provider_errors += 1;
+                            tracing::warn!(provider = provider.name(), %error, "Firmographic lookup failed; leads scored without it.");
+                        }
+                    }
+                }
+            }
+        }
+        for lead in leads.iter_mut() {
+            if let Some(known) = lookup_domain(lead).and_then(|d| self.known.get(&d)) {
+                stats.fields_filled += lead.firmographics.fill_from(&known.firmographics) as u64;
+            }
+            if !lead.firmographics.is_empty() {
+                stats.with_firmographics += 1;
+            }
+        }
+        self.stats.looked_up += stats.looked_up;
+        self.stats.provider_calls += stats.provider_calls;
+        self.stats.fields_filled += stats.fields_filled;
+        self.stats.provider_errors += stats.provider_errors;
+        self.stats.with_firmographics += stats.with_firmographics;
+        stats
+    }
+}
+
+/// Enrich one batch on its own (a fresh [`Enricher`]).
 pub async fn enrich_leads<P: FirmographicProvider>(
     leads: &mut [Lead],
     providers: &[P],
 ) -> EnrichStats {
-    let mut stats = EnrichStats::default();
-    let wanted: BTreeSet<String> = leads
-        .iter()
-        .filter(|l| incomplete(&l.firmographics))
-        .filter_map(lookup_domain)
-        .collect();
-    stats.looked_up = leads
-        .iter()
-        .filter(|l| incomplete(&l.firmographics) && lookup_domain(l).is_some())
-        .count() as u64;
-
-    let mut found: HashMap<String, Firmographics> = HashMap::new();
-    for provider in providers {
-        let ask: Vec<&String> = wanted
-            .iter()
-            .filter(|d| found.get(*d).is_none_or(incomplete))
-            .collect();
-        let answers = join_all(ask.iter().map(|d| provider.lookup(d))).await;
-        stats.provider_calls += ask.len() as u64;
-        for (domain, answer) in ask.into_iter().zip(answers) {
-            match answer {
-                Ok(Some(firmo)) => {
-                    found.entry(domain.clone()).or_default().fill_from(&firmo);
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    stats.provider_errors += 1;
-                    tracing::warn!(provider = provider.name(), %error, "Firmographic lookup failed; leads scored without it.");
-                }
-            }
-        }
-    }
-    for lead in leads.iter_mut() {
-        if let Some(firmo) = lookup_domain(lead).and_then(|d| found.get(&d)) {
-            stats.fields_filled += lead.firmographics.fill_from(firmo) as u64;
-        }
-        if !lead.firmographics.is_empty() {
-            stats.with_firmographics += 1;
-        }
-    }
-    stats
+    Enricher::new(providers).enrich(leads).await
 }
 
 #[cfg(test)]

@@ -139,6 +139,8 @@ where
     };
     tracing::info!(run_id = %input.run_id, slice = input.slice, %since, criteria_version = %deps.criteria.version, "Sync started.");
 
+    // One enricher for the whole run: each company domain is looked up once, whatever page it is on.
+    let mut enricher = leadsync_enrich::Enricher::new(deps.providers);
     let mut properties_ready = false;
     let mut snapshot: Vec<SnapshotLine> = Vec::new();
     let mut quarantine: Vec<Rejected> = Vec::new();
@@ -163,7 +165,7 @@ where
         let mut leads = page.leads;
         max_seen = leads.iter().map(|l| l.modified_at).chain(max_seen).max();
 
-        let enriched = leadsync_enrich::enrich_leads(&mut leads, deps.providers).await;
+        let enriched = enricher.enrich(&mut leads).await;
         report.enriched_fields += enriched.fields_filled;
 
         let ids: Vec<LeadId> = leads.iter().map(|l| l.id.clone()).collect();

@@ -13,6 +13,7 @@
 //! Deals and associations v4.
 
 pub mod data;
+pub mod enrich;
 pub mod limits;
 pub mod properties;
 pub mod search;

@@ -151,6 +151,8 @@ struct AppState {
     limiter: Mutex<Limiter>,
     db: RwLock<Db>,
     requests: Mutex<BTreeMap<String, u64>>,
+    /// Billed enrichment answers (one credit per 200).
+    credits: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -231,6 +233,7 @@ impl Sandbox {
             limiter: Mutex::new(Limiter::new(config.limits, config.faults, config.seed)),
             db: RwLock::new(db),
             requests: Mutex::default(),
+            credits: std::sync::atomic::AtomicU64::new(0),
         });
         let listener = TcpListener::bind(("127.0.0.1", config.port))
             .await
@@ -305,6 +308,13 @@ impl Sandbox {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Enrichment credits billed so far (one per 200 answer).
+    pub fn credits(&self) -> u64 {
+        self.state
+            .credits
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What the rate limiter and fault injection did so far.
@@ -417,8 +427,14 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), govern))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let enrichment = Router::new()
+        .route("/v5/company/enrich", get(enrich_company))
+        .route_layer(middleware::from_fn_with_state(state.clone(), govern))
+        .route_layer(middleware::from_fn_with_state(state.clone(), count_request));
     Router::new()
         .merge(crm)
+        .merge(enrichment)
+        .route("/__sandbox/credits", get(admin_credits))
         .route("/__sandbox/requests", get(admin_requests))
         .route("/__sandbox/limits", get(admin_limits))
         .route("/__sandbox/contacts/{id}/edit", post(admin_edit_contact))
@@ -1168,6 +1184,55 @@ async fn admin_edit_contact(
     record.properties.extend(properties);
     record.touch(Utc::now(), ObjectType::Contacts.modified_property());
     json_response(StatusCode::OK, &json!(record))
+}
+
+async fn count_request(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    state.count(format!("{} {}", req.method(), req.uri().path()));
+    next.run(req).await
+}
+
+/// `GET /v5/company/enrich?website=…` (PDL shape): the company whose domain matches.
+async fn enrich_company(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Query(query): axum::extract::Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(crate::enrich::API_KEY) {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"status": 401, "error": {"type": "authentication_error", "message": "Invalid API key"}}),
+        );
+    }
+    let Some(website) = query.get("website").map(|w| w.trim().to_lowercase()) else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"status": 400, "error": {"type": "invalid_request_error", "message": "one of website, name, profile or ticker is required"}}),
+        );
+    };
+    let db = state.db();
+    match db.companies.values().find(|c| {
+        c.properties
+            .get("domain")
+            .is_some_and(|d| d.eq_ignore_ascii_case(&website))
+    }) {
+        Some(company) => {
+            state
+                .credits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            json_response(StatusCode::OK, &crate::enrich::company_answer(company))
+        }
+        None => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"status": 404, "error": {"type": "not_found", "message": "No records were found matching your request"}}),
+        ),
+    }
+}
+
+async fn admin_credits(State(state): State<Arc<AppState>>) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"credits": state.credits.load(std::sync::atomic::Ordering::Relaxed)}),
+    )
 }
 
 async fn admin_limits(State(state): State<Arc<AppState>>) -> Response {
