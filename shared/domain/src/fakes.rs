@@ -316,6 +316,54 @@ impl SnapshotStore for FakeSnapshotStore {
     }
 }
 
+/// A firmographic cache in memory.
+#[derive(Debug, Default)]
+pub struct FakeFirmographicCache {
+    entries: Mutex<HashMap<(String, String), (Option<Firmographics>, DateTime<Utc>)>>,
+}
+
+impl FakeFirmographicCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl crate::ports::FirmographicCache for FakeFirmographicCache {
+    async fn get(
+        &self,
+        domain: &str,
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Option<Firmographics>>, StoreError> {
+        Ok(lock(&self.entries)
+            .get(&(domain.to_owned(), provider.to_owned()))
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value.clone()))
+    }
+
+    async fn put(
+        &self,
+        domain: &str,
+        provider: &str,
+        value: Option<&Firmographics>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        lock(&self.entries).insert(
+            (domain.to_owned(), provider.to_owned()),
+            (value.cloned(), expires_at),
+        );
+        Ok(())
+    }
+}
+
 /// A firmographic provider in memory, counting its lookups.
 #[derive(Debug, Default)]
 pub struct FakeProvider {

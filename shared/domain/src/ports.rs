@@ -189,6 +189,46 @@ pub trait FirmographicProvider: Send + Sync {
     ) -> impl Future<Output = Result<Option<Firmographics>, ProviderError>> + Send;
 }
 
+impl<T: FirmographicProvider + ?Sized> FirmographicProvider for &T {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn lookup(
+        &self,
+        domain: &str,
+    ) -> impl Future<Output = Result<Option<Firmographics>, ProviderError>> + Send {
+        (**self).lookup(domain)
+    }
+}
+
+/// Remembered provider answers per company domain, with an expiry.
+pub trait FirmographicCache: Send + Sync {
+    /// The cached answer of `provider` for `domain`, if present and not expired at `now`:
+    /// `Some(Some(f))` a match, `Some(None)` a remembered no-match, `None` nothing usable.
+    ///
+    /// # Errors
+    /// [`StoreError`]; callers treat a failing cache as a miss.
+    fn get(
+        &self,
+        domain: &str,
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Option<Firmographics>>, StoreError>> + Send;
+
+    /// Remember an answer (a match or a no-match) until `expires_at`. Idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError`]; callers log and carry on.
+    fn put(
+        &self,
+        domain: &str,
+        provider: &str,
+        value: Option<&Firmographics>,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Stores
 

@@ -12,9 +12,11 @@
 //! Must not: fail a batch because a provider failed (the lead is scored without that data and
 //! the failure is counted), or log an email address.
 
+pub mod cache;
 pub mod domain_name;
 pub mod pdl;
 
+pub use cache::Cached;
 pub use domain_name::{DomainError, FREE_MAIL, registrable_domain};
 pub use pdl::{PdlConfig, PdlProvider};
 

@@ -7,6 +7,7 @@
 //! - [`dynamo`]: lead states, transitions (conditional, append-only), watermarks, run records.
 //! - [`s3`]: gzipped JSONL snapshots and quarantine files.
 //! - [`criteria`]: published criteria versions and the active pointer.
+//! - [`firmo_cache`]: provider answers per company domain, with TTL.
 //! - [`bootstrap`]: create the table and bucket as `infra/template.yaml` declares them (local
 //!   runs and tests; in AWS, CloudFormation does it).
 //!
@@ -17,11 +18,13 @@
 pub mod bootstrap;
 pub mod criteria;
 pub mod dynamo;
+pub mod firmo_cache;
 pub mod keys;
 pub mod s3;
 
 pub use criteria::{CriteriaStore, CriteriaStoreError, Published};
 pub use dynamo::DynamoLeadStore;
+pub use firmo_cache::DynamoFirmographicCache;
 pub use s3::S3SnapshotStore;
 
 use leadsync_domain::ports::StoreError;

@@ -1,0 +1,98 @@
+//! `DynamoFirmographicCache`: provider answers per company domain in the single table
+//! (`FIRMO#<domain>` / `<provider>`), expiring through DynamoDB's TTL on `expires_at` — and
+//! checked on read, since TTL deletion is lazy.
+
+use crate::keys::{PK, SK, TTL};
+use crate::sdk_error;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use leadsync_domain::Firmographics;
+use leadsync_domain::ports::{FirmographicCache, StoreError};
+
+/// The DynamoDB adapter of the [`FirmographicCache`] port.
+#[derive(Debug, Clone)]
+pub struct DynamoFirmographicCache {
+    client: Client,
+    table: String,
+}
+
+impl DynamoFirmographicCache {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn key(domain: &str) -> String {
+    format!("FIRMO#{domain}")
+}
+
+impl FirmographicCache for DynamoFirmographicCache {
+    async fn get(
+        &self,
+        domain: &str,
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Option<Firmographics>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(key(domain)))
+            .key(SK, AttributeValue::S(provider.to_owned()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem firmographics", e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let expires = item
+            .get(TTL)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(0);
+        if expires <= now.timestamp() {
+            return Ok(None);
+        }
+        let body = item
+            .get("value")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                key: key(domain),
+                message: "missing value".into(),
+            })?;
+        serde_json::from_str::<Option<Firmographics>>(body)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                key: key(domain),
+                message: e.to_string(),
+            })
+    }
+
+    async fn put(
+        &self,
+        domain: &str,
+        provider: &str,
+        value: Option<&Firmographics>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_string(&value).map_err(|e| StoreError::Rejected {
+            operation: "PutItem firmographics",
+            message: e.to_string(),
+        })?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(key(domain)))
+            .item(SK, AttributeValue::S(provider.to_owned()))
+            .item("value", AttributeValue::S(body))
+            .item(TTL, AttributeValue::N(expires_at.timestamp().to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error("PutItem firmographics", e))
+    }
+}
