@@ -316,10 +316,15 @@ impl SnapshotStore for FakeSnapshotStore {
     }
 }
 
+/// (domain, provider)
+type CacheKey = (String, String);
+/// (answer, expires at)
+type CacheEntry = (Option<Firmographics>, DateTime<Utc>);
+
 /// A firmographic cache in memory.
 #[derive(Debug, Default)]
 pub struct FakeFirmographicCache {
-    entries: Mutex<HashMap<(String, String), (Option<Firmographics>, DateTime<Utc>)>>,
+    entries: Mutex<HashMap<CacheKey, CacheEntry>>,
 }
 
 impl FakeFirmographicCache {
