@@ -283,6 +283,12 @@ async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
         (nightly_sync::config::BUCKET_NAME, bucket.clone()),
         (nightly_sync::config::CRM_BASE_URL, sandbox.base_url()),
         (nightly_sync::config::CRM_TOKEN, sandbox.token().to_owned()),
+        // The sandbox also serves a PDL-shaped enrichment API over its companies.
+        (nightly_sync::config::ENRICH_PDL_URL, sandbox.base_url()),
+        (
+            nightly_sync::config::ENRICH_PDL_API_KEY,
+            leadsync_sandbox::enrich::API_KEY.to_owned(),
+        ),
     ]);
     let config = nightly_sync::Config::from_lookup(|k| vars.get(k).cloned())?;
     let deps = nightly_sync::Deps::new(config, &sdk).await?;
@@ -317,6 +323,10 @@ async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
         "total",
         staged,
         report.scored + report.quarantined == report.pulled
+    );
+    println!(
+        "  enriched fields      {:>7}   (from the provider, beyond the CRM's company data)",
+        report.enriched_fields
     );
     println!(
         "  pushed to CRM        {:>7}   ({} batch requests, {} failed)",

@@ -14,6 +14,10 @@ pub const CRITERIA_FILE: &str = "CRITERIA_FILE";
 pub const LOOKBACK_MINUTES: &str = "LOOKBACK_MINUTES";
 pub const INDEX_LAG_MINUTES: &str = "INDEX_LAG_MINUTES";
 pub const MAX_REJECT_RATIO: &str = "MAX_REJECT_RATIO";
+pub const ENRICH_PDL_URL: &str = "ENRICH_PDL_URL";
+pub const ENRICH_PDL_API_KEY: &str = "ENRICH_PDL_API_KEY";
+pub const ENRICH_MIN_LIKELIHOOD: &str = "ENRICH_MIN_LIKELIHOOD";
+pub const ENRICH_CACHE_DAYS: &str = "ENRICH_CACHE_DAYS";
 
 /// Every key this function reads, for documentation and `--help` output.
 pub const KEYS: &[(&str, &str)] = &[
@@ -48,6 +52,22 @@ pub const KEYS: &[(&str, &str)] = &[
         MAX_REJECT_RATIO,
         "fail the run above this share of quarantined records (default 0.2)",
     ),
+    (
+        ENRICH_PDL_URL,
+        "People Data Labs-compatible enrichment API base URL (enrichment off when unset)",
+    ),
+    (
+        ENRICH_PDL_API_KEY,
+        "its API key (required with ENRICH_PDL_URL)",
+    ),
+    (
+        ENRICH_MIN_LIKELIHOOD,
+        "ignore matches below this likelihood, 1-10 (default 6)",
+    ),
+    (
+        ENRICH_CACHE_DAYS,
+        "keep provider matches this many days in the cache (default 30)",
+    ),
 ];
 
 /// A configuration value is missing or invalid.
@@ -61,6 +81,14 @@ pub enum ConfigError {
         value: String,
         why: String,
     },
+}
+
+/// The enrichment provider's settings.
+#[derive(Debug, Clone)]
+pub struct PdlSettings {
+    pub base_url: String,
+    pub api_key: SecretString,
+    pub min_likelihood: u8,
 }
 
 /// The function's configuration.
@@ -77,6 +105,9 @@ pub struct Config {
     pub lookback: Duration,
     pub index_lag: Duration,
     pub max_reject_ratio: f64,
+    /// The enrichment provider, when configured.
+    pub pdl: Option<PdlSettings>,
+    pub cache_days: i64,
 }
 
 impl Config {
@@ -174,6 +205,27 @@ impl Config {
                 0.2,
                 |v: &f64| (0.0..=1.0).contains(v),
                 "a number from 0 to 1",
+            )?,
+            pdl: match get(ENRICH_PDL_URL).filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(url) => Some(PdlSettings {
+                    base_url: url,
+                    api_key: SecretString::from(required(ENRICH_PDL_API_KEY)?),
+                    min_likelihood: parsed(
+                        ENRICH_MIN_LIKELIHOOD,
+                        get(ENRICH_MIN_LIKELIHOOD),
+                        6,
+                        |v: &u8| (1..=10).contains(v),
+                        "a whole number from 1 to 10",
+                    )?,
+                }),
+            },
+            cache_days: parsed(
+                ENRICH_CACHE_DAYS,
+                get(ENRICH_CACHE_DAYS),
+                30,
+                |v: &i64| *v >= 0,
+                "whole days, 0 or more",
             )?,
         })
     }

@@ -5,7 +5,8 @@ use aws_config::SdkConfig;
 use leadsync_crm::{HubSpotConfig, HubSpotCrm};
 use leadsync_domain::Criteria;
 use leadsync_domain::ports::CrmError;
-use leadsync_store::{CriteriaStore, DynamoLeadStore, S3SnapshotStore};
+use leadsync_enrich::{Cached, PdlConfig, PdlProvider};
+use leadsync_store::{CriteriaStore, DynamoFirmographicCache, DynamoLeadStore, S3SnapshotStore};
 
 /// The example agreement shipped with leadsync, used when `CRITERIA_FILE` is not set.
 pub const BUNDLED_CRITERIA: &str = include_str!("../../../infra/criteria/b2b-saas.toml");
@@ -22,14 +23,22 @@ pub enum DepsError {
     Criteria(#[from] leadsync_domain::CriteriaError),
     #[error("cannot load the published criteria: {0}")]
     Published(#[from] leadsync_store::CriteriaStoreError),
+    #[error("cannot build the enrichment client: {0}")]
+    Provider(#[from] leadsync_domain::ports::ProviderError),
     #[error("cannot build the CRM client: {0}")]
     Crm(#[from] CrmError),
 }
+
+/// An enrichment provider as deployed: PDL-shaped, cached in DynamoDB.
+pub type Provider = Cached<PdlProvider, DynamoFirmographicCache>;
 
 /// Everything a sync needs, shared by every invocation of a warm function.
 #[derive(Debug)]
 pub struct Deps {
     pub crm: HubSpotCrm,
+    /// Enrichment providers in waterfall order (empty: CRM company data only), each behind
+    /// the DynamoDB cache.
+    pub providers: Vec<Provider>,
     pub store: DynamoLeadStore,
     pub snapshots: S3SnapshotStore,
     pub criteria: Criteria,
@@ -86,7 +95,21 @@ impl Deps {
             per_window: config.rate_per_10s,
             ..leadsync_crm::RateLimits::FREE
         };
+        let providers = match &config.pdl {
+            None => Vec::new(),
+            Some(pdl) => {
+                let mut pdl_config = PdlConfig::new(pdl.base_url.clone(), pdl.api_key.clone());
+                pdl_config.min_likelihood = pdl.min_likelihood;
+                let cache = DynamoFirmographicCache::new(dynamo.clone(), config.table.clone());
+                let ttl = chrono::Duration::days(config.cache_days);
+                vec![
+                    Cached::new(PdlProvider::new(pdl_config)?, cache)
+                        .with_ttls(ttl, ttl.min(chrono::Duration::days(7))),
+                ]
+            }
+        };
         Ok(Self {
+            providers,
             crm: HubSpotCrm::new(crm_config)?,
             store: DynamoLeadStore::new(dynamo, config.table.clone(), "hubspot"),
             snapshots: S3SnapshotStore::new(s3, config.bucket.clone()),

@@ -4,7 +4,6 @@ use crate::deps::Deps;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use leadsync_domain::ports::RunReport;
-use leadsync_enrich::NoProvider;
 use leadsync_pipeline::{SyncDeps, SyncError, SyncInput, sync};
 use serde::Deserialize;
 
@@ -86,7 +85,7 @@ pub async fn handle_at(
         crm: &deps.crm,
         store: &deps.store,
         snapshots: &deps.snapshots,
-        providers: &[] as &[NoProvider],
+        providers: &deps.providers,
         criteria: &deps.criteria,
     };
     Ok(sync(&sync_deps, &input).await?)
