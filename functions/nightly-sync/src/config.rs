@@ -18,6 +18,7 @@ pub const ENRICH_PDL_URL: &str = "ENRICH_PDL_URL";
 pub const ENRICH_PDL_API_KEY: &str = "ENRICH_PDL_API_KEY";
 pub const ENRICH_MIN_LIKELIHOOD: &str = "ENRICH_MIN_LIKELIHOOD";
 pub const ENRICH_CACHE_DAYS: &str = "ENRICH_CACHE_DAYS";
+pub const ENRICH_BUDGET_CREDITS: &str = "ENRICH_BUDGET_CREDITS";
 
 /// Every key this function reads, for documentation and `--help` output.
 pub const KEYS: &[(&str, &str)] = &[
@@ -68,6 +69,10 @@ pub const KEYS: &[(&str, &str)] = &[
         ENRICH_CACHE_DAYS,
         "keep provider matches this many days in the cache (default 30)",
     ),
+    (
+        ENRICH_BUDGET_CREDITS,
+        "provider credits one run may spend (default: no limit)",
+    ),
 ];
 
 /// A configuration value is missing or invalid.
@@ -108,6 +113,7 @@ pub struct Config {
     /// The enrichment provider, when configured.
     pub pdl: Option<PdlSettings>,
     pub cache_days: i64,
+    pub enrich_budget: Option<u64>,
 }
 
 impl Config {
@@ -227,6 +233,14 @@ impl Config {
                 |v: &i64| *v >= 0,
                 "whole days, 0 or more",
             )?,
+            enrich_budget: match get(ENRICH_BUDGET_CREDITS).filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                    key: ENRICH_BUDGET_CREDITS,
+                    value: v.clone(),
+                    why: "a whole number of credits".into(),
+                })?),
+            },
         })
     }
 }

@@ -80,6 +80,7 @@ pub async fn handle_at(
     input.lookback = deps.config.lookback;
     input.index_lag = deps.config.index_lag;
     input.max_reject_ratio = deps.config.max_reject_ratio;
+    input.enrich_budget = deps.config.enrich_budget;
     input.since_override = nightly.since;
     let sync_deps = SyncDeps {
         crm: &deps.crm,

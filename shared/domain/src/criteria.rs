@@ -875,6 +875,16 @@ impl Criteria {
     pub fn evaluate(&self, lead: &Lead, now: DateTime<Utc>) -> Scorecard {
         let mut reasons = Vec::with_capacity(self.rules.len());
         let score = self.judge_all(lead, now, |rule, judged| reasons.push(judged.reason(rule)));
+        if let Some(why) = &lead.not_enriched {
+            reasons.push(Reason {
+                code: "NOT_ENRICHED".to_owned(),
+                label: "Scored without provider firmographics".to_owned(),
+                outcome: ReasonOutcome::Missing,
+                value: Some(why.clone()),
+                points: 0,
+                source: None,
+            });
+        }
         Scorecard {
             stage: score.stage,
             fit: score.fit,

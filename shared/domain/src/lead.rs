@@ -248,6 +248,10 @@ pub struct Lead {
     pub engagement: Engagement,
     #[serde(default)]
     pub firmographics: Firmographics,
+    /// Why the lead was scored without provider data it needed (e.g. the run's credit budget
+    /// was spent); shown as a reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_enriched: Option<String>,
     /// BANT qualification recorded by sales.
     #[serde(default, skip_serializing_if = "Bant::is_empty")]
     pub bant: Bant,
@@ -274,6 +278,7 @@ impl Lead {
             company_name: None,
             engagement: Engagement::default(),
             firmographics: Firmographics::default(),
+            not_enriched: None,
             bant: Bant::default(),
             deals: Vec::new(),
             modified_at,

@@ -282,6 +282,12 @@ pub struct RunReport {
     pub stages: BTreeMap<String, u64>,
     pub unchanged: u64,
     pub enriched_fields: u64,
+    /// Enrichment cost ledger: provider calls, matches, credits (conservative), leads left
+    /// unenriched because the budget was spent.
+    pub enrich_calls: u64,
+    pub enrich_matches: u64,
+    pub enrich_credits: u64,
+    pub enrich_skipped_budget: u64,
     pub states_written: u64,
     pub transitions_new: u64,
     pub transitions_existing: u64,

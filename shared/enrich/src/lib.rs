@@ -52,6 +52,12 @@ pub struct EnrichStats {
     pub fields_filled: u64,
     /// Provider calls that failed; those leads are scored without that provider's data.
     pub provider_errors: u64,
+    /// Calls that may have been billed (every answered call: a conservative count of credits).
+    pub credits: u64,
+    /// Matches returned by providers.
+    pub matches: u64,
+    /// Leads left unenriched because the run's credit budget was spent (marked on the lead).
+    pub skipped_for_budget: u64,
 }
 
 /// The domain to look up for a lead: the registrable domain of its email address, unless
@@ -87,6 +93,8 @@ struct Known {
 #[derive(Debug)]
 pub struct Enricher<'a, P> {
     providers: &'a [P],
+    /// Credits the run may spend; `None` for no limit.
+    budget: Option<u64>,
     known: HashMap<String, Known>,
     /// Totals over the run so far.
     pub stats: EnrichStats,
@@ -96,9 +104,23 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
     pub fn new(providers: &'a [P]) -> Self {
         Self {
             providers,
+            budget: None,
             known: HashMap::new(),
             stats: EnrichStats::default(),
         }
+    }
+
+    /// Spend at most `credits` this run. Every answered call counts (a provider may bill a 200
+    /// it then falls below the likelihood bar), so at most `credits` calls are ever billed.
+    pub fn with_budget(mut self, credits: u64) -> Self {
+        self.budget = Some(credits);
+        self
+    }
+
+    fn credits_left(&self, this_call: u64) -> u64 {
+        self.budget.map_or(u64::MAX, |b| {
+            b.saturating_sub(self.stats.credits + this_call)
+        })
     }
 
     /// Enrich `leads` in place; returns what this call did (also added to `self.stats`).
@@ -123,7 +145,17 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
                 })
                 .cloned()
                 .collect();
-            for chunk in ask.chunks(CONCURRENCY) {
+            let mut pending: &[String] = &ask;
+            while !pending.is_empty() {
+                // Never more calls in flight than credits left.
+                let room = usize::try_from(self.credits_left(stats.credits))
+                    .unwrap_or(usize::MAX)
+                    .min(CONCURRENCY);
+                if room == 0 {
+                    break;
+                }
+                let (chunk, rest) = pending.split_at(room.min(pending.len()));
+                pending = rest;
                 let answers = join_all(chunk.iter().map(|d| provider.lookup(d))).await;
                 stats.provider_calls += chunk.len() as u64;
                 for (domain, answer) in chunk.iter().zip(answers) {
@@ -131,9 +163,11 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
                     known.asked = index + 1;
                     match answer {
                         Ok(Some(firmo)) => {
+                            stats.credits += 1;
+                            stats.matches += 1;
                             known.firmographics.fill_from(&firmo);
                         }
-                        Ok(None) => {}
+                        Ok(None) => stats.credits += 1,
                         Err(error) => {
                             stats.provider_errors += 1;
                             tracing::warn!(provider = provider.name(), %error, "Firmographic lookup failed; leads scored without it.");
@@ -143,8 +177,20 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
             }
         }
         for lead in leads.iter_mut() {
-            if let Some(known) = lookup_domain(lead).and_then(|d| self.known.get(&d)) {
-                stats.fields_filled += lead.firmographics.fill_from(&known.firmographics) as u64;
+            let domain = lookup_domain(lead);
+            match domain.as_ref().map(|d| (d, self.known.get(d))) {
+                Some((_, Some(known))) => {
+                    stats.fields_filled +=
+                        lead.firmographics.fill_from(&known.firmographics) as u64;
+                }
+                // Needed data, had a domain, was never asked: the budget ran out first.
+                Some((_, None))
+                    if incomplete(&lead.firmographics) && !self.providers.is_empty() =>
+                {
+                    lead.not_enriched = Some("credit budget spent".to_owned());
+                    stats.skipped_for_budget += 1;
+                }
+                _ => {}
             }
             if !lead.firmographics.is_empty() {
                 stats.with_firmographics += 1;
@@ -155,6 +201,9 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
         self.stats.fields_filled += stats.fields_filled;
         self.stats.provider_errors += stats.provider_errors;
         self.stats.with_firmographics += stats.with_firmographics;
+        self.stats.credits += stats.credits;
+        self.stats.matches += stats.matches;
+        self.stats.skipped_for_budget += stats.skipped_for_budget;
         stats
     }
 }

@@ -125,3 +125,37 @@ async fn a_429_storm_leaves_leads_unenriched_but_never_loses_one() {
     // A failed domain is not asked again within the run (no hammering during a storm).
     assert_eq!(enricher.stats.provider_calls, 200);
 }
+
+#[tokio::test]
+async fn a_budget_of_100_credits_bills_at_most_100_calls_and_marks_the_rest() {
+    let sandbox = Sandbox::start(SandboxConfig::new(5, 2_000)).await.unwrap();
+    let pdl = [provider(&sandbox, key())];
+    let mut enricher = Enricher::new(&pdl).with_budget(100);
+    let mut all = leads(&sandbox, 2_000);
+    for page in all.chunks_mut(250) {
+        enricher.enrich(page).await;
+    }
+    assert_eq!(all.len(), 2_000, "no lead lost");
+    assert!(sandbox.credits() <= 100, "billed {}", sandbox.credits());
+    assert_eq!(enricher.stats.provider_calls, 100);
+    assert_eq!(enricher.stats.credits, 100);
+    let marked = all
+        .iter()
+        .filter(|l| l.not_enriched.as_deref() == Some("credit budget spent"))
+        .count() as u64;
+    assert_eq!(marked, enricher.stats.skipped_for_budget);
+    assert!(marked > 1_000, "{marked}");
+    let criteria = leadsync_domain::Criteria::parse(
+        "c",
+        include_str!("../../../infra/criteria/b2b-saas.toml"),
+    )
+    .unwrap();
+    let lead = all.iter().find(|l| l.not_enriched.is_some()).unwrap();
+    let card = criteria.evaluate(lead, Utc::now());
+    let reason = card
+        .reasons
+        .iter()
+        .find(|r| r.code == "NOT_ENRICHED")
+        .unwrap();
+    assert_eq!(reason.value.as_deref(), Some("credit budget spent"));
+}

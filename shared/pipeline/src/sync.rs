@@ -43,6 +43,8 @@ pub struct SyncInput {
     pub since_override: Option<DateTime<Utc>>,
     /// Fail the run when more than this share of pulled records had to be quarantined.
     pub max_reject_ratio: f64,
+    /// Enrichment credits the run may spend; `None` for no limit.
+    pub enrich_budget: Option<u64>,
 }
 
 impl SyncInput {
@@ -56,6 +58,7 @@ impl SyncInput {
             index_lag: Duration::minutes(2),
             since_override: None,
             max_reject_ratio: 0.2,
+            enrich_budget: None,
         }
     }
 }
@@ -141,6 +144,9 @@ where
 
     // One enricher for the whole run: each company domain is looked up once, whatever page it is on.
     let mut enricher = leadsync_enrich::Enricher::new(deps.providers);
+    if let Some(credits) = input.enrich_budget {
+        enricher = enricher.with_budget(credits);
+    }
     let mut properties_ready = false;
     let mut snapshot: Vec<SnapshotLine> = Vec::new();
     let mut quarantine: Vec<Rejected> = Vec::new();
@@ -167,6 +173,10 @@ where
 
         let enriched = enricher.enrich(&mut leads).await;
         report.enriched_fields += enriched.fields_filled;
+        report.enrich_calls += enriched.provider_calls;
+        report.enrich_matches += enriched.matches;
+        report.enrich_credits += enriched.credits;
+        report.enrich_skipped_budget += enriched.skipped_for_budget;
 
         let ids: Vec<LeadId> = leads.iter().map(|l| l.id.clone()).collect();
         let previous = deps
