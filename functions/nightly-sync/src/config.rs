@@ -19,6 +19,7 @@ pub const ENRICH_PDL_API_KEY: &str = "ENRICH_PDL_API_KEY";
 pub const ENRICH_MIN_LIKELIHOOD: &str = "ENRICH_MIN_LIKELIHOOD";
 pub const ENRICH_CACHE_DAYS: &str = "ENRICH_CACHE_DAYS";
 pub const ENRICH_BUDGET_CREDITS: &str = "ENRICH_BUDGET_CREDITS";
+pub const ENRICH_DATASET_KEY: &str = "ENRICH_DATASET_KEY";
 
 /// Every key this function reads, for documentation and `--help` output.
 pub const KEYS: &[(&str, &str)] = &[
@@ -73,6 +74,10 @@ pub const KEYS: &[(&str, &str)] = &[
         ENRICH_BUDGET_CREDITS,
         "provider credits one run may spend (default: no limit)",
     ),
+    (
+        ENRICH_DATASET_KEY,
+        "S3 key (in BUCKET_NAME) of a .jsonl or .csv firmographic dataset, asked first (optional)",
+    ),
 ];
 
 /// A configuration value is missing or invalid.
@@ -114,6 +119,7 @@ pub struct Config {
     pub pdl: Option<PdlSettings>,
     pub cache_days: i64,
     pub enrich_budget: Option<u64>,
+    pub dataset_key: Option<String>,
 }
 
 impl Config {
@@ -233,6 +239,7 @@ impl Config {
                 |v: &i64| *v >= 0,
                 "whole days, 0 or more",
             )?,
+            dataset_key: get(ENRICH_DATASET_KEY).filter(|v| !v.trim().is_empty()),
             enrich_budget: match get(ENRICH_BUDGET_CREDITS).filter(|v| !v.trim().is_empty()) {
                 None => None,
                 Some(v) => Some(v.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {

@@ -5,7 +5,8 @@ use aws_config::SdkConfig;
 use leadsync_crm::{HubSpotConfig, HubSpotCrm};
 use leadsync_domain::Criteria;
 use leadsync_domain::ports::CrmError;
-use leadsync_enrich::{Cached, PdlConfig, PdlProvider};
+use leadsync_domain::ports::FirmographicProvider;
+use leadsync_enrich::{Cached, DatasetProvider, PdlConfig, PdlProvider};
 use leadsync_store::{CriteriaStore, DynamoFirmographicCache, DynamoLeadStore, S3SnapshotStore};
 
 /// The example agreement shipped with leadsync, used when `CRITERIA_FILE` is not set.
@@ -23,14 +24,40 @@ pub enum DepsError {
     Criteria(#[from] leadsync_domain::CriteriaError),
     #[error("cannot load the published criteria: {0}")]
     Published(#[from] leadsync_store::CriteriaStoreError),
+    #[error("cannot read the firmographic dataset {key}: {message}")]
+    Dataset { key: String, message: String },
     #[error("cannot build the enrichment client: {0}")]
     Provider(#[from] leadsync_domain::ports::ProviderError),
     #[error("cannot build the CRM client: {0}")]
     Crm(#[from] CrmError),
 }
 
-/// An enrichment provider as deployed: PDL-shaped, cached in DynamoDB.
-pub type Provider = Cached<PdlProvider, DynamoFirmographicCache>;
+/// An enrichment provider as deployed: a dataset from S3 (free, asked first), or the
+/// PDL-shaped API behind the DynamoDB cache.
+#[derive(Debug)]
+pub enum Provider {
+    Dataset(DatasetProvider),
+    Pdl(Cached<PdlProvider, DynamoFirmographicCache>),
+}
+
+impl FirmographicProvider for Provider {
+    fn name(&self) -> &str {
+        match self {
+            Provider::Dataset(p) => p.name(),
+            Provider::Pdl(p) => p.name(),
+        }
+    }
+
+    async fn lookup(
+        &self,
+        domain: &str,
+    ) -> Result<Option<leadsync_domain::Firmographics>, leadsync_domain::ports::ProviderError> {
+        match self {
+            Provider::Dataset(p) => p.lookup(domain).await,
+            Provider::Pdl(p) => p.lookup(domain).await,
+        }
+    }
+}
 
 /// Everything a sync needs, shared by every invocation of a warm function.
 #[derive(Debug)]
@@ -95,19 +122,49 @@ impl Deps {
             per_window: config.rate_per_10s,
             ..leadsync_crm::RateLimits::FREE
         };
-        let providers = match &config.pdl {
-            None => Vec::new(),
-            Some(pdl) => {
-                let mut pdl_config = PdlConfig::new(pdl.base_url.clone(), pdl.api_key.clone());
-                pdl_config.min_likelihood = pdl.min_likelihood;
-                let cache = DynamoFirmographicCache::new(dynamo.clone(), config.table.clone());
-                let ttl = chrono::Duration::days(config.cache_days);
-                vec![
-                    Cached::new(PdlProvider::new(pdl_config)?, cache)
-                        .with_ttls(ttl, ttl.min(chrono::Duration::days(7))),
-                ]
+        let mut providers = Vec::new();
+        if let Some(key) = &config.dataset_key {
+            let dataset_error = |message: String| DepsError::Dataset {
+                key: key.clone(),
+                message,
+            };
+            let object = s3
+                .get_object()
+                .bucket(&config.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| {
+                    dataset_error(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
+                })?;
+            let bytes = object
+                .body
+                .collect()
+                .await
+                .map_err(|e| dataset_error(e.to_string()))?
+                .into_bytes();
+            let format = if key.ends_with(".csv") {
+                "csv"
+            } else {
+                "jsonl"
+            };
+            let (dataset, bad) = DatasetProvider::parse(&format!("dataset:{key}"), format, &bytes)?;
+            for row in bad.iter().take(20) {
+                tracing::warn!(key = %key, line = row.line, reason = %row.reason, "Dataset row skipped.");
             }
-        };
+            tracing::info!(key = %key, companies = dataset.len(), bad_rows = bad.len(), "Firmographic dataset loaded.");
+            providers.push(Provider::Dataset(dataset));
+        }
+        if let Some(pdl) = &config.pdl {
+            let mut pdl_config = PdlConfig::new(pdl.base_url.clone(), pdl.api_key.clone());
+            pdl_config.min_likelihood = pdl.min_likelihood;
+            let cache = DynamoFirmographicCache::new(dynamo.clone(), config.table.clone());
+            let ttl = chrono::Duration::days(config.cache_days);
+            providers.push(Provider::Pdl(
+                Cached::new(PdlProvider::new(pdl_config)?, cache)
+                    .with_ttls(ttl, ttl.min(chrono::Duration::days(7))),
+            ));
+        }
         Ok(Self {
             providers,
             crm: HubSpotCrm::new(crm_config)?,

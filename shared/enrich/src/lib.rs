@@ -13,10 +13,12 @@
 //! the failure is counted), or log an email address.
 
 pub mod cache;
+pub mod dataset;
 pub mod domain_name;
 pub mod pdl;
 
 pub use cache::Cached;
+pub use dataset::{BadRow, DatasetProvider};
 pub use domain_name::{DomainError, FREE_MAIL, registrable_domain};
 pub use pdl::{PdlConfig, PdlProvider};
 

@@ -369,3 +369,74 @@ async fn a_cold_start_scores_with_the_published_criteria() {
     assert_eq!(report.criteria_version, "2026.12.0");
     assert_eq!(report.scored, 50);
 }
+
+#[tokio::test]
+async fn a_dataset_in_s3_fills_what_the_crm_lacks() {
+    let env = env(200).await;
+    let moto = leadsync_localstack::shared().unwrap();
+    let sdk = moto.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    // Every sandbox company, with full data, one bad row.
+    let mut csv = String::from("name,domain,industry,employee_count,country,revenue\n");
+    for company in env.sandbox.companies() {
+        let domain = &company.properties["domain"];
+        csv.push_str(&format!(
+            "{0},{domain},computer software,250,germany,40000000\n",
+            company.id
+        ));
+    }
+    csv.push_str("broken,,retail,1,france,1\n");
+    s3.put_object()
+        .bucket(&env.deps.config.bucket)
+        .key("datasets/companies.csv")
+        .body(csv.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let mut config = env.deps.config.clone();
+    config.dataset_key = Some("datasets/companies.csv".into());
+    let deps = Deps::new(config, &sdk).await.unwrap();
+    assert_eq!(deps.providers.len(), 1);
+
+    let report = handler::handle_at(event(), &deps, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(report.scored, 200);
+    assert!(report.enriched_fields > 0, "{report:?}");
+    assert!(
+        report.enrich_calls > 0 && report.enrich_matches > 0,
+        "{report:?}"
+    );
+    let lines = deps
+        .snapshots
+        .read_snapshot(report.snapshot_key.as_deref().unwrap())
+        .await
+        .unwrap();
+    let from_dataset = lines
+        .iter()
+        .flat_map(|l| {
+            [
+                l.lead
+                    .firmographics
+                    .industry
+                    .as_ref()
+                    .map(|s| &s.source.provider),
+                l.lead
+                    .firmographics
+                    .country
+                    .as_ref()
+                    .map(|s| &s.source.provider),
+            ]
+        })
+        .flatten()
+        .filter(|p| p.as_str() == "dataset:datasets/companies.csv")
+        .count();
+    assert!(
+        from_dataset > 0,
+        "some values came from the dataset, with its provenance"
+    );
+}
