@@ -193,15 +193,7 @@ async fn property_bootstrap_creates_missing_properties_once() {
     );
 
     // The stage property is an enumeration of the stages.
-    let listed: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/crm/v3/properties/contacts", sandbox.base_url()))
-        .bearer_auth(sandbox.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = listed_properties(&sandbox).await;
     let stage = listed["results"]
         .as_array()
         .unwrap()
@@ -225,15 +217,7 @@ async fn property_bootstrap_creates_missing_properties_once() {
         .push("A+".into());
     let third = crm(&sandbox, sandbox.token(), 200);
     assert_eq!(third.ensure_properties(&next).await.unwrap(), 0);
-    let listed: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/crm/v3/properties/contacts", sandbox.base_url()))
-        .bearer_auth(sandbox.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = listed_properties(&sandbox).await;
     let band = listed["results"]
         .as_array()
         .unwrap()
@@ -327,4 +311,17 @@ async fn leads_carry_their_deals_from_v4_associations() {
         counts["POST /crm/v3/objects/deals/batch/read"] <= (deals.len() as u64).div_ceil(100) + 3,
         "{counts:?}"
     );
+}
+
+/// The contact properties as the sandbox lists them.
+async fn listed_properties(sandbox: &Sandbox) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{}/crm/v3/properties/contacts", sandbox.base_url()))
+        .bearer_auth(sandbox.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

@@ -1022,20 +1022,25 @@ async fn read_associations(
     batch_body(results, errors, started)
 }
 
+/// `{"results": [...]}` of one part of an object type's schema (properties or groups).
+async fn list_schema<T: serde::Serialize>(
+    state: &AppState,
+    object: &str,
+    part: impl Fn(&Schema) -> Vec<&T>,
+) -> Response {
+    let Some(t) = ObjectType::parse(object) else {
+        return not_found().await;
+    };
+    let db = state.db();
+    let results: Vec<&T> = db.schemas.get(&t).map(part).unwrap_or_default();
+    json_response(StatusCode::OK, &json!({ "results": results }))
+}
+
 async fn list_properties(
     State(state): State<Arc<AppState>>,
     Path(object): Path<String>,
 ) -> Response {
-    let Some(t) = ObjectType::parse(&object) else {
-        return not_found().await;
-    };
-    let db = state.db();
-    let results: Vec<&PropertyDef> = db
-        .schemas
-        .get(&t)
-        .map(|s| s.properties.values().collect())
-        .unwrap_or_default();
-    json_response(StatusCode::OK, &json!({ "results": results }))
+    list_schema::<PropertyDef>(&state, &object, |s| s.properties.values().collect()).await
 }
 
 async fn create_property(
@@ -1126,16 +1131,7 @@ async fn update_property(
 }
 
 async fn list_groups(State(state): State<Arc<AppState>>, Path(object): Path<String>) -> Response {
-    let Some(t) = ObjectType::parse(&object) else {
-        return not_found().await;
-    };
-    let db = state.db();
-    let results: Vec<&GroupDef> = db
-        .schemas
-        .get(&t)
-        .map(|s| s.groups.values().collect())
-        .unwrap_or_default();
-    json_response(StatusCode::OK, &json!({ "results": results }))
+    list_schema::<GroupDef>(&state, &object, |s| s.groups.values().collect()).await
 }
 
 async fn create_group(
