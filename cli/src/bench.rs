@@ -1,4 +1,4 @@
-//! `leadsync bench crm`: figures for the HubSpot path, printed as a table.
+//! `leadsync bench crm` and `leadsync bench enrich`: figures printed as tables.
 //!
 //! The sandbox runs as a separate process (this binary's `sandbox` command), so the CPU time
 //! and memory measured are leadsync's alone. For each latency it measures, over fresh data:
@@ -194,5 +194,116 @@ pub async fn crm(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Res
             peak_rss_mib()
         );
     }
+    Ok(())
+}
+
+/// `leadsync bench enrich`: enrichment throughput, cold (every distinct domain asked of the
+/// PDL-shaped sandbox and written to the DynamoDB cache on moto) and warm (every answer read
+/// back from that cache; no provider call), plus the same warm pass over an in-memory cache to
+/// show what the enrichment step itself costs without DynamoDB's round trips.
+pub async fn enrich(leads: usize, domains: usize, repeat: usize) -> anyhow::Result<()> {
+    use leadsync_domain::fakes::FakeFirmographicCache;
+    use leadsync_domain::{Lead, LeadId};
+    use leadsync_enrich::{Cached, Enricher, PdlConfig, PdlProvider};
+    use leadsync_store::DynamoFirmographicCache;
+
+    // The sandbox makes one company per four contacts.
+    let contacts = domains as u64 * 4;
+    let sandbox = spawn_sandbox(contacts, 0)?;
+    let (generated, _) =
+        leadsync_sandbox::data::generate(leadsync_sandbox::DataSpec::new(7, contacts));
+    let domains: Vec<String> = generated
+        .iter()
+        .filter_map(|c| c.properties.get("domain").cloned())
+        .take(domains)
+        .collect();
+    if domains.is_empty() {
+        bail!("the sandbox generated no company domains");
+    }
+    let make_leads = || -> anyhow::Result<Vec<Lead>> {
+        (0..leads)
+            .map(|i| {
+                let mut lead = Lead::new(LeadId::new(i.to_string())?, DateTime::<Utc>::UNIX_EPOCH);
+                lead.email = Some(format!("p{i}@{}", domains[i % domains.len()]));
+                Ok(lead)
+            })
+            .collect()
+    };
+    let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
+    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    let table = "leadsync-bench";
+    leadsync_store::bootstrap::create_table(&dynamo, table).await?;
+    let pdl = || -> anyhow::Result<PdlProvider> {
+        let mut config = PdlConfig::new(
+            sandbox.base_url.clone(),
+            leadsync_sandbox::enrich::API_KEY.to_owned().into(),
+        );
+        config.min_likelihood = 1;
+        config.rate = RateLimits::new(u32::MAX, Duration::from_secs(60));
+        Ok(PdlProvider::new(config)?)
+    };
+    let dynamo_cached = [Cached::new(
+        pdl()?,
+        DynamoFirmographicCache::new(dynamo.clone(), table),
+    )];
+    let memory_cached = [Cached::new(pdl()?, FakeFirmographicCache::new())];
+
+    println!(
+        "leadsync bench enrich — {leads} leads over {} company domains, pages of 200, {repeat} repeats (median); \
+         sandbox in its own process, DynamoDB on moto",
+        domains.len().min(leads)
+    );
+    println!();
+    println!("| pass | provider calls | cache hits | leads/s | CPU s / 10k leads | wall s |");
+    println!("|---|---|---|---|---|---|");
+    async fn pass<P: leadsync_domain::ports::FirmographicProvider>(
+        providers: &[P],
+        mut leads: Vec<Lead>,
+    ) -> (leadsync_enrich::EnrichStats, f64, f64, f64) {
+        let mut enricher = Enricher::new(providers);
+        let (cpu0, t0) = (cpu_time(), Instant::now());
+        for page in leads.chunks_mut(200) {
+            enricher.enrich(page).await;
+        }
+        let (cpu, wall) = (cpu_time() - cpu0, t0.elapsed().as_secs_f64());
+        let n = leads.len() as f64;
+        (
+            enricher.stats,
+            n / wall,
+            cpu.as_secs_f64() * 10_000.0 / n,
+            wall,
+        )
+    }
+    let row = |name: &str, runs: Vec<(leadsync_enrich::EnrichStats, f64, f64, f64)>| {
+        let stats = runs[0].0;
+        println!(
+            "| {name} | {} | {} | {:.0} | {:.3} | {:.2} |",
+            stats.provider_calls,
+            stats.cache_hits,
+            median(runs.iter().map(|r| r.1).collect()),
+            median(runs.iter().map(|r| r.2).collect()),
+            median(runs.iter().map(|r| r.3).collect()),
+        );
+    };
+    row(
+        "cold (provider → DynamoDB cache)",
+        vec![pass(&dynamo_cached, make_leads()?).await],
+    );
+    let mut warm = vec![];
+    for _ in 0..repeat.max(1) {
+        warm.push(pass(&dynamo_cached, make_leads()?).await);
+    }
+    if warm.iter().any(|r| r.0.provider_calls != 0) {
+        bail!("a warm pass called the provider");
+    }
+    row("warm (DynamoDB cache)", warm);
+    pass(&memory_cached, make_leads()?).await;
+    let mut memory = vec![];
+    for _ in 0..repeat.max(1) {
+        memory.push(pass(&memory_cached, make_leads()?).await);
+    }
+    row("warm (in-memory cache)", memory);
+    println!();
+    println!("peak RSS {:.0} MiB", peak_rss_mib());
     Ok(())
 }

@@ -128,6 +128,16 @@ enum BenchWhat {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Enrichment throughput: cold (provider → DynamoDB cache) and warm (cache only).
+    Enrich {
+        #[arg(long, default_value_t = 10_000)]
+        leads: usize,
+        /// Distinct company domains the leads are spread over.
+        #[arg(long, default_value_t = 2_000)]
+        domains: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -232,6 +242,14 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     repeat,
                 },
         } => done(bench::crm(contacts, &latency_ms, repeat).await),
+        Command::Bench {
+            what:
+                BenchWhat::Enrich {
+                    leads,
+                    domains,
+                    repeat,
+                },
+        } => done(bench::enrich(leads, domains, repeat).await),
         Command::Demo { seed, contacts } => done(demo(seed, contacts).await),
     }
 }
@@ -288,6 +306,11 @@ async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
         (
             nightly_sync::config::ENRICH_PDL_API_KEY,
             leadsync_sandbox::enrich::API_KEY.to_owned(),
+        ),
+        // The sandbox enforces no plan limit by default; a real PDL plan would be 1000.
+        (
+            nightly_sync::config::ENRICH_PDL_RATE_PER_MINUTE,
+            "600000".to_owned(),
         ),
     ]);
     let config = nightly_sync::Config::from_lookup(|k| vars.get(k).cloned())?;

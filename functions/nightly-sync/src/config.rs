@@ -17,6 +17,7 @@ pub const MAX_REJECT_RATIO: &str = "MAX_REJECT_RATIO";
 pub const ENRICH_PDL_URL: &str = "ENRICH_PDL_URL";
 pub const ENRICH_PDL_API_KEY: &str = "ENRICH_PDL_API_KEY";
 pub const ENRICH_MIN_LIKELIHOOD: &str = "ENRICH_MIN_LIKELIHOOD";
+pub const ENRICH_PDL_RATE_PER_MINUTE: &str = "ENRICH_PDL_RATE_PER_MINUTE";
 pub const ENRICH_CACHE_DAYS: &str = "ENRICH_CACHE_DAYS";
 pub const ENRICH_BUDGET_CREDITS: &str = "ENRICH_BUDGET_CREDITS";
 pub const ENRICH_DATASET_KEY: &str = "ENRICH_DATASET_KEY";
@@ -67,6 +68,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "ignore matches below this likelihood, 1-10 (default 6)",
     ),
     (
+        ENRICH_PDL_RATE_PER_MINUTE,
+        "the provider plan's request limit per minute, kept client-side (PDL: 10 free, 1000 paid; default 1000)",
+    ),
+    (
         ENRICH_CACHE_DAYS,
         "keep provider matches this many days in the cache (default 30)",
     ),
@@ -99,6 +104,8 @@ pub struct PdlSettings {
     pub base_url: String,
     pub api_key: SecretString,
     pub min_likelihood: u8,
+    /// The plan's requests per minute.
+    pub rate_per_minute: u32,
 }
 
 /// The function's configuration.
@@ -229,6 +236,13 @@ impl Config {
                         6,
                         |v: &u8| (1..=10).contains(v),
                         "a whole number from 1 to 10",
+                    )?,
+                    rate_per_minute: parsed(
+                        ENRICH_PDL_RATE_PER_MINUTE,
+                        get(ENRICH_PDL_RATE_PER_MINUTE),
+                        1_000,
+                        |v: &u32| *v >= 1,
+                        "a whole number of requests, 1 or more",
                     )?,
                 }),
             },

@@ -51,7 +51,7 @@ impl FirmographicProvider for Provider {
     async fn lookup(
         &self,
         domain: &str,
-    ) -> Result<Option<leadsync_domain::Firmographics>, leadsync_domain::ports::ProviderError> {
+    ) -> Result<leadsync_domain::ports::Lookup, leadsync_domain::ports::ProviderError> {
         match self {
             Provider::Dataset(p) => p.lookup(domain).await,
             Provider::Pdl(p) => p.lookup(domain).await,
@@ -158,6 +158,10 @@ impl Deps {
         if let Some(pdl) = &config.pdl {
             let mut pdl_config = PdlConfig::new(pdl.base_url.clone(), pdl.api_key.clone());
             pdl_config.min_likelihood = pdl.min_likelihood;
+            pdl_config.rate = leadsync_ratelimit::RateLimits::new(
+                pdl.rate_per_minute,
+                std::time::Duration::from_secs(60),
+            );
             let cache = DynamoFirmographicCache::new(dynamo.clone(), config.table.clone());
             let ttl = chrono::Duration::days(config.cache_days);
             providers.push(Provider::Pdl(

@@ -1,6 +1,5 @@
 //! `HubSpotCrm`: the HTTP client, its retry policy, the incremental pull and the batch push.
 
-use crate::governor::{RateGovernor, RateLimits};
 use crate::mapping::{
     self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, DEAL_PROPERTIES, HubSpotObject,
 };
@@ -9,6 +8,7 @@ use leadsync_domain::Deal;
 use leadsync_domain::ports::{
     Crm, CrmError, PropertyKind, PropertySpec, PropertyUpdate, PullPage, PushFailure, PushOutcome,
 };
+use leadsync_ratelimit::{RateGovernor, RateLimits};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;

@@ -14,7 +14,7 @@
 //!   `companies/batch/read`.
 //! - Push: `contacts/batch/update` in batches of at most 100; 207 errors are mapped back to
 //!   their rows by `context.ids`.
-//! - Rate: a [`governor::RateGovernor`] keeps every request under the app's limits (rolling
+//! - Rate: a [`RateGovernor`] keeps every request under the app's limits (rolling
 //!   window, search per second) and pauses when HubSpot's headers say the window is spent.
 //! - Retries: 429 (honouring `Retry-After`), 5xx except 501, timeouts, connection errors and
 //!   bodies cut short, with a linear backoff; never other 4xx.
@@ -22,8 +22,7 @@
 //! The token is a `secrecy::SecretString` and is never logged; neither is any email address.
 
 pub mod client;
-pub mod governor;
 pub mod mapping;
 
 pub use client::{HubSpotConfig, HubSpotCrm};
-pub use governor::{RateGovernor, RateLimits};
+pub use leadsync_ratelimit::{RateGovernor, RateLimits};

@@ -4,9 +4,9 @@
 
 use crate::lead::{Firmographics, Lead, LeadId};
 use crate::ports::{
-    Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, ProviderError, PullPage,
-    PushFailure, PushOutcome, RecordOutcome, Rejected, RunReport, SnapshotKey, SnapshotLine,
-    SnapshotStore, StoreError,
+    Crm, CrmError, FirmographicProvider, LeadStore, Lookup, Origin, PropertyUpdate, ProviderError,
+    PullPage, PushFailure, PushOutcome, RecordOutcome, Rejected, RunReport, SnapshotKey,
+    SnapshotLine, SnapshotStore, StoreError,
 };
 use crate::transition::{LeadState, Transition};
 use chrono::{DateTime, Utc};
@@ -397,11 +397,18 @@ impl FirmographicProvider for FakeProvider {
         &self.name
     }
 
-    async fn lookup(&self, domain: &str) -> Result<Option<Firmographics>, ProviderError> {
+    /// Bills every match, like a per-match vendor.
+    async fn lookup(&self, domain: &str) -> Result<Lookup, ProviderError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if let Some(error) = lock(&self.failures).pop_front() {
             return Err(error);
         }
-        Ok(self.data.get(domain).cloned())
+        let firmographics = self.data.get(domain).cloned();
+        Ok(Lookup {
+            origin: Origin::Call {
+                billed: firmographics.is_some(),
+            },
+            firmographics,
+        })
     }
 }

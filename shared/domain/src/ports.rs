@@ -173,20 +173,46 @@ impl ProviderError {
     }
 }
 
+/// Where a provider's answer came from, for the run's cost ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Remembered (a cache): no call made, nothing billed.
+    Cache,
+    /// Asked of the provider; `billed` when the provider charges for this answer (PDL bills
+    /// every 200, even one then set aside for low likelihood; a 404 is free).
+    Call { billed: bool },
+}
+
+/// One provider answer for one domain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    /// `None`: no (confident) match.
+    pub firmographics: Option<Firmographics>,
+    pub origin: Origin,
+}
+
+impl Lookup {
+    /// An answer from a provider that never bills (a dataset, a fake).
+    pub fn free(firmographics: Option<Firmographics>) -> Self {
+        Self {
+            firmographics,
+            origin: Origin::Call { billed: false },
+        }
+    }
+}
+
 /// A source of firmographic data keyed by company domain.
 pub trait FirmographicProvider: Send + Sync {
     /// Short stable name, recorded as the provenance of every value it supplies.
     fn name(&self) -> &str;
 
-    /// Firmographics for a registrable domain (`acme.com`); `Ok(None)` when the provider has no
-    /// match. May bill per match: callers dedupe and cache.
+    /// Firmographics for a registrable domain (`acme.com`) — `firmographics: None` when the
+    /// provider has no match — and what the answer cost. May bill per match: callers dedupe
+    /// and cache.
     ///
     /// # Errors
     /// [`ProviderError`]; the lead is then scored without this provider's data.
-    fn lookup(
-        &self,
-        domain: &str,
-    ) -> impl Future<Output = Result<Option<Firmographics>, ProviderError>> + Send;
+    fn lookup(&self, domain: &str) -> impl Future<Output = Result<Lookup, ProviderError>> + Send;
 }
 
 impl<T: FirmographicProvider + ?Sized> FirmographicProvider for &T {
@@ -194,10 +220,7 @@ impl<T: FirmographicProvider + ?Sized> FirmographicProvider for &T {
         (**self).name()
     }
 
-    fn lookup(
-        &self,
-        domain: &str,
-    ) -> impl Future<Output = Result<Option<Firmographics>, ProviderError>> + Send {
+    fn lookup(&self, domain: &str) -> impl Future<Output = Result<Lookup, ProviderError>> + Send {
         (**self).lookup(domain)
     }
 }
@@ -282,12 +305,16 @@ pub struct RunReport {
     pub stages: BTreeMap<String, u64>,
     pub unchanged: u64,
     pub enriched_fields: u64,
-    /// Enrichment cost ledger: provider calls, matches, credits (conservative), leads left
-    /// unenriched because the budget was spent.
+    /// Enrichment cost ledger: provider calls, cache hits (free), matches, credits billed,
+    /// leads left unenriched because the budget was spent or a provider failed.
     pub enrich_calls: u64,
+    #[serde(default)]
+    pub enrich_cache_hits: u64,
     pub enrich_matches: u64,
     pub enrich_credits: u64,
     pub enrich_skipped_budget: u64,
+    #[serde(default)]
+    pub enrich_unavailable: u64,
     pub states_written: u64,
     pub transitions_new: u64,
     pub transitions_existing: u64,

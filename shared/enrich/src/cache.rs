@@ -3,8 +3,9 @@
 //! Errors are never cached, and a failing cache only costs a provider call.
 
 use chrono::{Duration, Utc};
-use leadsync_domain::Firmographics;
-use leadsync_domain::ports::{FirmographicCache, FirmographicProvider, ProviderError};
+use leadsync_domain::ports::{
+    FirmographicCache, FirmographicProvider, Lookup, Origin, ProviderError,
+};
 
 /// See the module docs.
 #[derive(Debug, Clone)]
@@ -38,10 +39,15 @@ impl<P: FirmographicProvider, C: FirmographicCache> FirmographicProvider for Cac
         self.inner.name()
     }
 
-    async fn lookup(&self, domain: &str) -> Result<Option<Firmographics>, ProviderError> {
+    async fn lookup(&self, domain: &str) -> Result<Lookup, ProviderError> {
         let now = Utc::now();
         match self.cache.get(domain, self.inner.name(), now).await {
-            Ok(Some(answer)) => return Ok(answer),
+            Ok(Some(firmographics)) => {
+                return Ok(Lookup {
+                    firmographics,
+                    origin: Origin::Cache,
+                });
+            }
             Ok(None) => {}
             Err(error) => {
                 tracing::warn!(%error, provider = self.inner.name(), "Firmographic cache unreadable; asking the provider.")
@@ -49,14 +55,19 @@ impl<P: FirmographicProvider, C: FirmographicCache> FirmographicProvider for Cac
         }
         let answer = self.inner.lookup(domain).await?;
         let expires = now
-            + if answer.is_some() {
+            + if answer.firmographics.is_some() {
                 self.ttl
             } else {
                 self.negative_ttl
             };
         if let Err(error) = self
             .cache
-            .put(domain, self.inner.name(), answer.as_ref(), expires)
+            .put(
+                domain,
+                self.inner.name(),
+                answer.firmographics.as_ref(),
+                expires,
+            )
             .await
         {
             tracing::warn!(%error, provider = self.inner.name(), "Could not cache a firmographic answer.");
@@ -69,7 +80,7 @@ impl<P: FirmographicProvider, C: FirmographicCache> FirmographicProvider for Cac
 mod tests {
     use super::*;
     use leadsync_domain::fakes::{FakeFirmographicCache, FakeProvider};
-    use leadsync_domain::{Provenance, Sourced};
+    use leadsync_domain::{Firmographics, Provenance, Sourced};
     use std::sync::atomic::Ordering;
 
     #[tokio::test]
@@ -87,13 +98,22 @@ mod tests {
         );
         let cached = Cached::new(&provider, FakeFirmographicCache::new());
         assert!(cached.lookup("acme.com").await.is_err());
+        let first = cached.lookup("acme.com").await.unwrap();
+        assert_eq!(first.firmographics, Some(firmo.clone()));
+        assert_eq!(first.origin, Origin::Call { billed: true });
+        let again = cached.lookup("acme.com").await.unwrap();
+        assert_eq!(again.firmographics, Some(firmo));
         assert_eq!(
-            cached.lookup("acme.com").await.unwrap(),
-            Some(firmo.clone())
+            again.origin,
+            Origin::Cache,
+            "a hit is neither a call nor a credit"
         );
-        assert_eq!(cached.lookup("acme.com").await.unwrap(), Some(firmo));
-        assert_eq!(cached.lookup("none.com").await.unwrap(), None);
-        assert_eq!(cached.lookup("none.com").await.unwrap(), None);
+        assert_eq!(cached.lookup("none.com").await.unwrap().firmographics, None);
+        assert_eq!(
+            cached.lookup("none.com").await.unwrap().origin,
+            Origin::Cache,
+            "no-matches are remembered too"
+        );
         assert_eq!(
             provider.calls.load(Ordering::Relaxed),
             3,

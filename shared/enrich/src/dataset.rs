@@ -12,7 +12,7 @@
 
 use crate::domain_name::registrable_domain;
 use crate::pdl::{industry_code, title_case};
-use leadsync_domain::ports::{FirmographicProvider, ProviderError};
+use leadsync_domain::ports::{FirmographicProvider, Lookup, ProviderError};
 use leadsync_domain::{Firmographics, Provenance, Sourced};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -210,8 +210,8 @@ impl FirmographicProvider for DatasetProvider {
         &self.name
     }
 
-    async fn lookup(&self, domain: &str) -> Result<Option<Firmographics>, ProviderError> {
-        Ok(self.by_domain.get(domain).cloned())
+    async fn lookup(&self, domain: &str) -> Result<Lookup, ProviderError> {
+        Ok(Lookup::free(self.by_domain.get(domain).cloned()))
     }
 }
 
@@ -236,7 +236,12 @@ mod tests {
                 reason: "domain: missing".into()
             }]
         );
-        let acme = dataset.lookup("acme.co.uk").await.unwrap().unwrap();
+        let acme = dataset
+            .lookup("acme.co.uk")
+            .await
+            .unwrap()
+            .firmographics
+            .unwrap();
         assert_eq!(
             acme.industry
                 .as_ref()
@@ -253,6 +258,7 @@ mod tests {
                 .lookup("example.com")
                 .await
                 .unwrap()
+                .firmographics
                 .unwrap()
                 .employees
                 .map(|s| s.value),
@@ -268,7 +274,12 @@ not json
         assert_eq!(dataset.len(), 2);
         assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![2, 3]);
         assert!(bad[1].reason.contains("free-mail"), "{:?}", bad[1]);
-        let acme = dataset.lookup("acme.io").await.unwrap().unwrap();
+        let acme = dataset
+            .lookup("acme.io")
+            .await
+            .unwrap()
+            .firmographics
+            .unwrap();
         assert_eq!(
             (
                 acme.employees.map(|s| s.value),
@@ -281,6 +292,7 @@ not json
                 .lookup("tiny.org")
                 .await
                 .unwrap()
+                .firmographics
                 .unwrap()
                 .employees
                 .map(|s| s.value),

@@ -2,12 +2,20 @@
 //! unknown from providers tried in order (a waterfall), looking each company domain up once per
 //! batch however many leads share it, and recording per-field provenance.
 //!
-//! # What exists and what does not yet
-//! The step itself is real and tested against fakes. The provider adapters (a People Data
-//! Labs–shaped HTTP API, an S3 dataset), the DynamoDB cache, credit budgets and public-suffix
-//! normalisation arrive with the enrichment issue. Until then the deployed functions run with
-//! no provider ([`NoProvider`]): leads keep the firmographics of their CRM company record,
-//! which the CRM adapter already attaches with `crm` provenance.
+//! # Layout
+//! - [`domain_name`]: email or website → registrable domain (public-suffix aware, IDNs as
+//!   punycode); free-mail and garbage are never looked up.
+//! - [`pdl`]: the People Data Labs–shaped HTTP provider (rate limit kept, bounded retries,
+//!   billing reported per answer).
+//! - [`dataset`]: a JSONL/CSV firmographic file (from S3) indexed by domain; free.
+//! - [`cache`]: [`Cached`], any provider behind a [`FirmographicCache`](leadsync_domain::ports::FirmographicCache)
+//!   (DynamoDB in production) with a TTL and a shorter negative TTL.
+//! - [`Enricher`]: the per-run step — dedupe, waterfall, concurrency bound, credit budget,
+//!   cost ledger ([`EnrichStats`]), and a reason on every lead left without data
+//!   (`not_enriched`: budget spent, or a provider failed).
+//!
+//! A deployment with no provider ([`NoProvider`]) keeps the firmographics of the CRM company
+//! record, which the CRM adapter attaches with `crm` provenance.
 //!
 //! Must not: fail a batch because a provider failed (the lead is scored without that data and
 //! the failure is counted), or log an email address.
@@ -20,10 +28,10 @@ pub mod pdl;
 pub use cache::Cached;
 pub use dataset::{BadRow, DatasetProvider};
 pub use domain_name::{DomainError, FREE_MAIL, registrable_domain};
-pub use pdl::{PdlConfig, PdlProvider};
+pub use pdl::{PDL_FREE, PDL_PAID, PdlConfig, PdlProvider};
 
 use futures::future::join_all;
-use leadsync_domain::ports::{FirmographicProvider, ProviderError};
+use leadsync_domain::ports::{FirmographicProvider, Lookup, Origin, ProviderError};
 use leadsync_domain::{Firmographics, Lead};
 use std::collections::{BTreeSet, HashMap};
 
@@ -36,7 +44,7 @@ impl FirmographicProvider for NoProvider {
         match *self {}
     }
 
-    async fn lookup(&self, _domain: &str) -> Result<Option<Firmographics>, ProviderError> {
+    async fn lookup(&self, _domain: &str) -> Result<Lookup, ProviderError> {
         match *self {}
     }
 }
@@ -48,18 +56,24 @@ pub struct EnrichStats {
     pub with_firmographics: u64,
     /// Leads that needed data and had a company domain to look up.
     pub looked_up: u64,
-    /// Provider calls made (one per provider per distinct domain at most).
+    /// Provider calls made (one per provider per distinct domain at most; cache hits are not
+    /// calls).
     pub provider_calls: u64,
+    /// Answers found in the cache (no call, no cost).
+    pub cache_hits: u64,
     /// Fields filled from providers.
     pub fields_filled: u64,
     /// Provider calls that failed; those leads are scored without that provider's data.
     pub provider_errors: u64,
-    /// Calls that may have been billed (every answered call: a conservative count of credits).
+    /// Credits billed, as each provider reports its answers.
     pub credits: u64,
     /// Matches returned by providers.
     pub matches: u64,
     /// Leads left unenriched because the run's credit budget was spent (marked on the lead).
     pub skipped_for_budget: u64,
+    /// Leads left without some provider's data because it failed (rate limited, down, timed
+    /// out after its retries) — marked on the lead, scored with what was known.
+    pub unavailable: u64,
 }
 
 /// The domain to look up for a lead: the registrable domain of its email address, unless
@@ -86,6 +100,8 @@ struct Known {
     firmographics: Firmographics,
     /// How many providers of the waterfall have been asked (in order).
     asked: usize,
+    /// The last provider failure for this domain, if any: said on its leads.
+    failed: Option<String>,
 }
 
 /// Enrichment for one run: every domain's answers are remembered (matches, no-matches and
@@ -112,8 +128,8 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
         }
     }
 
-    /// Spend at most `credits` this run. Every answered call counts (a provider may bill a 200
-    /// it then falls below the likelihood bar), so at most `credits` calls are ever billed.
+    /// Spend at most `credits` this run: no more lookups are in flight than credits left (any
+    /// of them might bill), so at most `credits` calls are ever billed. Cache hits are free.
     pub fn with_budget(mut self, credits: u64) -> Self {
         self.budget = Some(credits);
         self
@@ -159,20 +175,31 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
                 let (chunk, rest) = pending.split_at(room.min(pending.len()));
                 pending = rest;
                 let answers = join_all(chunk.iter().map(|d| provider.lookup(d))).await;
-                stats.provider_calls += chunk.len() as u64;
                 for (domain, answer) in chunk.iter().zip(answers) {
                     let known = self.known.entry(domain.clone()).or_default();
                     known.asked = index + 1;
                     match answer {
-                        Ok(Some(firmo)) => {
-                            stats.credits += 1;
-                            stats.matches += 1;
-                            known.firmographics.fill_from(&firmo);
+                        Ok(Lookup {
+                            firmographics,
+                            origin,
+                        }) => {
+                            match origin {
+                                Origin::Cache => stats.cache_hits += 1,
+                                Origin::Call { billed } => {
+                                    stats.provider_calls += 1;
+                                    stats.credits += u64::from(billed);
+                                }
+                            }
+                            if let Some(firmo) = firmographics {
+                                stats.matches += 1;
+                                known.firmographics.fill_from(&firmo);
+                            }
                         }
-                        Ok(None) => stats.credits += 1,
                         Err(error) => {
+                            stats.provider_calls += 1;
                             stats.provider_errors += 1;
                             tracing::warn!(provider = provider.name(), %error, "Firmographic lookup failed; leads scored without it.");
+                            known.failed = Some(error.to_string());
                         }
                     }
                 }
@@ -184,6 +211,12 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
                 Some((_, Some(known))) => {
                     stats.fields_filled +=
                         lead.firmographics.fill_from(&known.firmographics) as u64;
+                    if let Some(why) = &known.failed
+                        && incomplete(&lead.firmographics)
+                    {
+                        lead.not_enriched = Some(format!("provider failed: {why}"));
+                        stats.unavailable += 1;
+                    }
                 }
                 // Needed data, had a domain, was never asked: the budget ran out first.
                 Some((_, None))
@@ -206,6 +239,8 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
         self.stats.credits += stats.credits;
         self.stats.matches += stats.matches;
         self.stats.skipped_for_budget += stats.skipped_for_budget;
+        self.stats.cache_hits += stats.cache_hits;
+        self.stats.unavailable += stats.unavailable;
         stats
     }
 }
@@ -314,6 +349,15 @@ mod tests {
         let stats = enrich_leads(&mut leads, std::slice::from_ref(&provider)).await;
         assert_eq!((stats.provider_errors, stats.with_firmographics), (1, 0));
         assert_eq!(leads.len(), 1);
+        assert_eq!(stats.unavailable, 1);
+        assert!(
+            leads[0]
+                .not_enriched
+                .as_deref()
+                .is_some_and(|why| why.starts_with("provider failed: ")),
+            "{:?}",
+            leads[0].not_enriched
+        );
         assert_eq!(provider.calls.load(Ordering::Relaxed), 1);
     }
 

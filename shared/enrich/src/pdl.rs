@@ -1,15 +1,21 @@
 //! `PdlProvider`: the People Data Labs company-enrichment API (`GET /v5/company/enrich`) as a
 //! [`FirmographicProvider`]. One credit is billed per 200; a 404 (no match) is free.
 //!
+//! The plan's rate limit is kept client-side (a sliding window shared by every lookup), 429s
+//! honour `Retry-After`, and 429/5xx/timeouts are retried a bounded number of times; what still
+//! fails is a [`ProviderError`] and the lead is scored without this provider.
+//!
 //! PDL's vocabulary is mapped to ours: industry `"computer software"` → `COMPUTER_SOFTWARE`
 //! (the CRM's enumeration style the criteria use), `inferred_revenue` `"$50M-$100M"` → its lower
 //! bound in dollars, country `"united states"` → `United States`.
 
 use chrono::Utc;
-use leadsync_domain::ports::{FirmographicProvider, ProviderError};
+use leadsync_domain::ports::{FirmographicProvider, Lookup, Origin, ProviderError};
 use leadsync_domain::{Firmographics, Provenance, Sourced};
+use leadsync_ratelimit::{RateGovernor, RateLimits};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How to reach the provider.
@@ -21,7 +27,20 @@ pub struct PdlConfig {
     /// Matches below this likelihood (1–10) are treated as no match.
     pub min_likelihood: u8,
     pub timeout: Duration,
+    /// The plan's rate limit, kept client-side: PDL allows 10 per minute on the free plan and
+    /// 1,000 on paid ones ([`PDL_PAID`], the default).
+    pub rate: RateLimits,
+    /// Retries after a 429, a 5xx or a timeout (then the lead is scored without this provider).
+    pub retries: u32,
+    /// Backoff unit: `backoff × attempt` after a 5xx or timeout, `5 × backoff × attempt` after a
+    /// 429 without `Retry-After`.
+    pub backoff: Duration,
 }
+
+/// PDL's free plan: 10 requests per minute.
+pub const PDL_FREE: RateLimits = RateLimits::new(10, Duration::from_secs(60));
+/// PDL's paid plans: 1,000 requests per minute.
+pub const PDL_PAID: RateLimits = RateLimits::new(1_000, Duration::from_secs(60));
 
 impl PdlConfig {
     pub fn new(base_url: impl Into<String>, api_key: SecretString) -> Self {
@@ -30,6 +49,9 @@ impl PdlConfig {
             api_key,
             min_likelihood: 6,
             timeout: Duration::from_secs(10),
+            rate: PDL_PAID,
+            retries: 2,
+            backoff: Duration::from_millis(200),
         }
     }
 }
@@ -38,6 +60,8 @@ impl PdlConfig {
 #[derive(Debug, Clone)]
 pub struct PdlProvider {
     http: reqwest::Client,
+    /// Shared by clones, so every lookup of a deployment is governed together.
+    governor: Arc<RateGovernor>,
     config: PdlConfig,
 }
 
@@ -122,31 +146,16 @@ impl PdlProvider {
                 provider: "pdl".into(),
                 message: e.to_string(),
             })?;
-        Ok(Self { http, config })
-    }
-}
-
-impl FirmographicProvider for PdlProvider {
-    fn name(&self) -> &str {
-        "pdl"
+        Ok(Self {
+            http,
+            governor: Arc::new(RateGovernor::new(config.rate)),
+            config,
+        })
     }
 
-    async fn lookup(&self, domain: &str) -> Result<Option<Firmographics>, ProviderError> {
-        let unavailable = |message: String| ProviderError::Unavailable {
-            provider: "pdl".into(),
-            message,
-        };
-        // Registrable domains are ASCII letters, digits, '-' and '.': safe in a query string.
-        if domain.is_empty()
-            || !domain
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
-            return Err(ProviderError::Rejected {
-                provider: "pdl".into(),
-                message: format!("{domain:?} is not a registrable domain"),
-            });
-        }
+    /// One request, no retry: `Ok(None)` for 404, the parsed answer for 200.
+    async fn call(&self, domain: &str) -> Result<Option<Answer>, Attempt> {
+        self.governor.acquire(false).await;
         let response = self
             .http
             .get(format!(
@@ -157,36 +166,45 @@ impl FirmographicProvider for PdlProvider {
             .send()
             .await
             .map_err(|e| {
-                unavailable(if e.is_timeout() {
-                    "timed out".into()
-                } else {
-                    e.to_string()
-                })
+                Attempt::Retry(
+                    None,
+                    if e.is_timeout() {
+                        "timed out".into()
+                    } else {
+                        e.to_string()
+                    },
+                )
             })?;
-        let status = response.status();
-        match status.as_u16() {
+        let status = response.status().as_u16();
+        match status {
             200 => {}
             404 => return Ok(None),
             429 => {
-                return Err(ProviderError::RateLimited {
-                    provider: "pdl".into(),
-                });
+                let wait = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                return Err(Attempt::RateLimited(wait));
             }
-            s if s >= 500 => return Err(unavailable(format!("HTTP {s}"))),
-            s => {
-                return Err(ProviderError::Rejected {
-                    provider: "pdl".into(),
-                    message: format!("HTTP {s}"),
-                });
+            s if s >= 500 && s != 501 => {
+                return Err(Attempt::Retry(None, format!("HTTP {s}")));
             }
+            s => return Err(Attempt::Fail(format!("HTTP {s}"))),
         }
-        let answer: Answer = response
-            .json()
+        // A 200 is billed even when its body is then unreadable: never ask again for it.
+        response
+            .json::<Answer>()
             .await
-            .map_err(|e| unavailable(format!("unreadable answer: {e}")))?;
+            .map(Some)
+            .map_err(|e| Attempt::Billed(format!("unreadable answer: {e}")))
+    }
+
+    fn firmographics(&self, answer: Answer) -> Option<Firmographics> {
         let likelihood = answer.likelihood.unwrap_or(0);
         if likelihood < self.config.min_likelihood {
-            return Ok(None);
+            return None;
         }
         let source = Provenance {
             provider: "pdl".into(),
@@ -194,7 +212,7 @@ impl FirmographicProvider for PdlProvider {
             fetched_at: Some(Utc::now()),
         };
         let sourced = |v| Sourced::new(v, source.clone());
-        Ok(Some(Firmographics {
+        Some(Firmographics {
             industry: answer
                 .industry
                 .as_deref()
@@ -219,9 +237,91 @@ impl FirmographicProvider for PdlProvider {
                 .company_type
                 .map(|t| Sourced::new(t.to_lowercase(), source.clone())),
             technologies: None,
-        }))
+        })
     }
 }
+
+/// How one attempt ended when it did not answer.
+#[derive(Debug)]
+enum Attempt {
+    /// 429, with the server's `Retry-After` if it sent one.
+    RateLimited(Option<Duration>),
+    /// 5xx, timeout, connection error: worth another try.
+    Retry(Option<Duration>, String),
+    /// Billed but unusable (a 200 whose body cannot be read): not retried.
+    Billed(String),
+    /// Refused (401, 400, …): not retried.
+    Fail(String),
+}
+
+impl FirmographicProvider for PdlProvider {
+    fn name(&self) -> &str {
+        "pdl"
+    }
+
+    async fn lookup(&self, domain: &str) -> Result<Lookup, ProviderError> {
+        // Registrable domains are ASCII letters, digits, '-' and '.': safe in a query string.
+        if domain.is_empty()
+            || !domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(ProviderError::Rejected {
+                provider: "pdl".into(),
+                message: format!("{domain:?} is not a registrable domain"),
+            });
+        }
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let last = attempt > self.config.retries;
+            let wait = match self.call(domain).await {
+                Ok(None) => return Ok(Lookup::free(None)),
+                Ok(Some(answer)) => {
+                    return Ok(Lookup {
+                        firmographics: self.firmographics(answer),
+                        origin: Origin::Call { billed: true },
+                    });
+                }
+                Err(Attempt::Fail(message)) => {
+                    return Err(ProviderError::Rejected {
+                        provider: "pdl".into(),
+                        message,
+                    });
+                }
+                Err(Attempt::Billed(message)) => {
+                    tracing::warn!(provider = "pdl", %message, "Billed answer unreadable; lead scored without it.");
+                    return Ok(Lookup {
+                        firmographics: None,
+                        origin: Origin::Call { billed: true },
+                    });
+                }
+                Err(Attempt::RateLimited(_)) if last => {
+                    return Err(ProviderError::RateLimited {
+                        provider: "pdl".into(),
+                    });
+                }
+                Err(Attempt::Retry(_, message)) if last => {
+                    return Err(ProviderError::Unavailable {
+                        provider: "pdl".into(),
+                        message,
+                    });
+                }
+                Err(Attempt::RateLimited(after)) => after
+                    .unwrap_or(self.config.backoff * 5 * attempt)
+                    .min(MAX_WAIT),
+                Err(Attempt::Retry(after, _)) => {
+                    after.unwrap_or(self.config.backoff * attempt).min(MAX_WAIT)
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The longest a single retry waits, whatever `Retry-After` says: a night's run must not stall
+/// on one domain.
+const MAX_WAIT: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {

@@ -2,14 +2,19 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Utc};
-use leadsync_domain::ports::{FirmographicProvider, ProviderError};
+use leadsync_domain::ports::{FirmographicProvider, Lookup, ProviderError};
 use leadsync_domain::{Lead, LeadId};
 use leadsync_enrich::{Enricher, PdlConfig, PdlProvider};
+use leadsync_ratelimit::RateLimits;
 use leadsync_sandbox::{Faults, Sandbox, SandboxConfig};
+use std::time::{Duration, Instant};
 
 fn provider(sandbox: &Sandbox, key: &str) -> PdlProvider {
     let mut config = PdlConfig::new(sandbox.base_url(), key.to_owned().into());
     config.min_likelihood = 1;
+    // The sandbox sets no plan limit unless a test does; back off quickly in tests.
+    config.rate = RateLimits::new(1_000_000, Duration::from_secs(60));
+    config.backoff = Duration::from_millis(5);
     PdlProvider::new(config).unwrap()
 }
 
@@ -87,7 +92,8 @@ async fn no_match_is_free_and_a_bad_key_is_refused() {
             .lookup("unknown-company.example")
             .await
             .unwrap(),
-        None
+        Lookup::free(None),
+        "a 404 is not billed"
     );
     assert_eq!(sandbox.credits(), 0);
     let err = provider(&sandbox, "wrong")
@@ -115,15 +121,83 @@ async fn a_429_storm_leaves_leads_unenriched_but_never_loses_one() {
     for page in all.chunks_mut(200) {
         enricher.enrich(page).await;
     }
-    assert_eq!(all.len(), 1_000);
-    assert!(enricher.stats.provider_errors > 50, "{:?}", enricher.stats);
+    assert_eq!(all.len(), 1_000, "no lead lost");
+    let stats = enricher.stats;
+    // Each lookup tries three times, so most domains get through; the rest fail for good.
+    assert!(stats.provider_errors > 5, "{stats:?}");
+    let requests = sandbox.request_counts()["GET /v5/company/enrich"];
+    assert!(requests > 250, "429s and 5xx were retried: {requests}");
     let enriched = all.iter().filter(|l| !l.firmographics.is_empty()).count();
     assert!(
-        enriched > 100 && enriched < 1_000,
-        "some enriched, some left without: {enriched}"
+        enriched > 500 && enriched < 1_000,
+        "most enriched, some left without: {enriched}"
+    );
+    // Every lead left without data says why, and the run counts it.
+    let unexplained = all
+        .iter()
+        .filter(|l| l.firmographics.is_empty() && l.not_enriched.is_none())
+        .count();
+    assert_eq!(unexplained, 0);
+    let marked = all.iter().filter(|l| l.not_enriched.is_some()).count() as u64;
+    assert_eq!(marked, stats.unavailable);
+    assert!(
+        all.iter()
+            .filter_map(|l| l.not_enriched.as_deref())
+            .all(|why| why.starts_with("provider failed: ")),
     );
     // A failed domain is not asked again within the run (no hammering during a storm).
-    assert_eq!(enricher.stats.provider_calls, 200);
+    assert_eq!(stats.provider_calls, 200);
+}
+
+#[tokio::test]
+async fn the_plan_rate_limit_is_kept_client_side() {
+    let sandbox = Sandbox::start(SandboxConfig::new(5, 400)).await.unwrap();
+    let domains: Vec<String> = sandbox
+        .companies()
+        .iter()
+        .filter_map(|c| c.properties.get("domain").cloned())
+        .take(60)
+        .collect();
+    let window = Duration::from_millis(400);
+    sandbox.set_enrich_limit(20, window);
+
+    // Ungoverned, the plan's limit is hit at once: the test can fail.
+    let ungoverned = provider(&sandbox, key());
+    let mut answers = Vec::new();
+    for d in &domains[..30] {
+        answers.push(ungoverned.lookup(d));
+    }
+    futures::future::join_all(answers).await;
+    assert!(sandbox.enrich_violations() > 0);
+
+    sandbox.set_enrich_limit(20, window);
+    let mut config = PdlConfig::new(sandbox.base_url(), key().to_owned().into());
+    config.min_likelihood = 1;
+    config.rate = RateLimits::new(20, window);
+    let governed = [PdlProvider::new(config).unwrap()];
+    let mut enricher = Enricher::new(&governed);
+    let mut leads: Vec<Lead> = domains
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut lead = Lead::new(
+                LeadId::new(i.to_string()).unwrap(),
+                DateTime::<Utc>::UNIX_EPOCH,
+            );
+            lead.email = Some(format!("x@{d}"));
+            lead
+        })
+        .collect();
+    let started = Instant::now();
+    enricher.enrich(&mut leads).await;
+    let elapsed = started.elapsed();
+    assert_eq!(sandbox.enrich_violations(), 0, "never over the plan");
+    assert_eq!(enricher.stats.provider_errors, 0);
+    assert_eq!(enricher.stats.matches, 60);
+    assert!(
+        elapsed >= window * 2,
+        "60 requests at 20 per window take at least two windows: {elapsed:?}"
+    );
 }
 
 #[tokio::test]

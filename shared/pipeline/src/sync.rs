@@ -177,6 +177,8 @@ where
         report.enrich_matches += enriched.matches;
         report.enrich_credits += enriched.credits;
         report.enrich_skipped_budget += enriched.skipped_for_budget;
+        report.enrich_cache_hits += enriched.cache_hits;
+        report.enrich_unavailable += enriched.unavailable;
 
         let ids: Vec<LeadId> = leads.iter().map(|l| l.id.clone()).collect();
         let previous = deps

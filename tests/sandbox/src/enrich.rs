@@ -59,3 +59,53 @@ pub fn company_answer(company: &Record) -> Value {
         "linkedin_url": p.get("domain").map(|d| format!("linkedin.com/company/{}", d.split('.').next().unwrap_or_default())),
     })
 }
+
+/// The provider plan's rate limit (PDL: 10 per minute free, 1,000 paid). Unlimited unless a
+/// test sets one; requests over it get PDL's 429 and are counted as violations.
+#[derive(Debug)]
+pub struct PlanLimit {
+    pub per_window: u32,
+    pub window: std::time::Duration,
+    admitted: std::collections::VecDeque<std::time::Instant>,
+    /// Requests that arrived while the window was already full.
+    pub violations: u64,
+}
+
+impl Default for PlanLimit {
+    fn default() -> Self {
+        Self::new(u32::MAX, std::time::Duration::from_secs(60))
+    }
+}
+
+impl PlanLimit {
+    pub fn new(per_window: u32, window: std::time::Duration) -> Self {
+        Self {
+            per_window,
+            window,
+            admitted: std::collections::VecDeque::new(),
+            violations: 0,
+        }
+    }
+
+    /// Admit a request arriving at `now`, or count a violation and refuse it.
+    pub fn admit(&mut self, now: std::time::Instant) -> bool {
+        while self
+            .admitted
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            self.admitted.pop_front();
+        }
+        if self.admitted.len() as u64 >= u64::from(self.per_window) {
+            self.violations += 1;
+            return false;
+        }
+        self.admitted.push_back(now);
+        true
+    }
+}
+
+/// PDL's 429 body.
+pub fn rate_limited() -> Value {
+    json!({"status": 429, "error": {"type": "rate_limit_error", "message": "An error occurred due to requests hitting the API rate limit."}})
+}

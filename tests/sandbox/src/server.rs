@@ -153,6 +153,8 @@ struct AppState {
     requests: Mutex<BTreeMap<String, u64>>,
     /// Billed enrichment answers (one credit per 200).
     credits: std::sync::atomic::AtomicU64,
+    /// The enrichment plan's rate limit.
+    plan: Mutex<crate::enrich::PlanLimit>,
 }
 
 impl AppState {
@@ -234,6 +236,7 @@ impl Sandbox {
             db: RwLock::new(db),
             requests: Mutex::default(),
             credits: std::sync::atomic::AtomicU64::new(0),
+            plan: Mutex::default(),
         });
         let listener = TcpListener::bind(("127.0.0.1", config.port))
             .await
@@ -315,6 +318,24 @@ impl Sandbox {
         self.state
             .credits
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Limit the enrichment endpoint to `per_window` requests in any rolling `window` (a
+    /// provider plan's limit) from now on.
+    pub fn set_enrich_limit(&self, per_window: u32, window: std::time::Duration) {
+        *self.plan() = crate::enrich::PlanLimit::new(per_window, window);
+    }
+
+    /// Enrichment requests that arrived over the plan's limit.
+    pub fn enrich_violations(&self) -> u64 {
+        self.plan().violations
+    }
+
+    fn plan(&self) -> std::sync::MutexGuard<'_, crate::enrich::PlanLimit> {
+        self.state
+            .plan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// What the rate limiter and fault injection did so far.
@@ -1197,6 +1218,17 @@ async fn enrich_company(
         return json_response(
             StatusCode::UNAUTHORIZED,
             &json!({"status": 401, "error": {"type": "authentication_error", "message": "Invalid API key"}}),
+        );
+    }
+    let admitted = state
+        .plan
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .admit(std::time::Instant::now());
+    if !admitted {
+        return json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &crate::enrich::rate_limited(),
         );
     }
     let Some(website) = query.get("website").map(|w| w.trim().to_lowercase()) else {

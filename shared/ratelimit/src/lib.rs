@@ -1,6 +1,7 @@
 //! A client-side rate governor: never send more than the configured number of requests in any
-//! rolling window (and no more than the search limit per second), so HubSpot's limits are kept
-//! rather than discovered through 429s.
+//! rolling window (and no more than the search limit per second), so an API's limits are kept
+//! rather than discovered through 429s. Used by the HubSpot adapter (100 or 190 per 10 s, search
+//! 5 per second) and the enrichment provider (PDL: 10 or 1,000 per minute).
 //!
 //! It counts send times in a sliding window (exact, unlike a token bucket that allows bursts
 //! across window edges) with a small safety margin for network jitter, and pauses everyone when
@@ -20,6 +21,15 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
+    /// `per_window` requests in any rolling `window`, with no separate search limit.
+    pub const fn new(per_window: u32, window: Duration) -> Self {
+        Self {
+            per_window,
+            window,
+            search_per_second: per_window,
+        }
+    }
+
     /// HubSpot Free/Starter: 100 per 10 s, search 5 per second. Safe on every tier.
     pub const FREE: RateLimits = RateLimits {
         per_window: 100,
