@@ -6,6 +6,7 @@
 
 mod bench;
 mod criteria_cmd;
+mod rollups_cmd;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -73,6 +74,15 @@ enum Command {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: criteria_cmd::Format,
     },
+    /// KPI and shared-incentive rollups: show, export to S3, close a period, recompute.
+    Rollups {
+        #[command(subcommand)]
+        what: RollupsWhat,
+        #[arg(long, env = "TABLE_NAME", global = true, default_value = "")]
+        table: String,
+        #[arg(long, env = "BUCKET_NAME", global = true, default_value = "")]
+        bucket: String,
+    },
     /// Benchmark the HubSpot path against a sandbox in its own process; prints a table.
     Bench {
         #[command(subcommand)]
@@ -113,6 +123,43 @@ enum CriteriaWhat {
         now: Option<chrono::DateTime<chrono::Utc>>,
         #[arg(long, value_enum, default_value = "table")]
         format: criteria_cmd::SimulateFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RollupsWhat {
+    /// Print a period: incentives with control totals, KPIs, the funnel reality check.
+    Show {
+        #[arg(long)]
+        period: String,
+        /// Criteria version (default: the one with the most incentive rows in the period).
+        #[arg(long)]
+        criteria_version: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: rollups_cmd::Format,
+        /// Conversion improvement, in points, for the funnel's revenue sensitivity.
+        #[arg(long, default_value_t = 5.0)]
+        points: f64,
+    },
+    /// Write the incentive CSV (control totals last) and its .sha256 to s3://BUCKET/exports/PERIOD/.
+    Export {
+        #[arg(long)]
+        period: String,
+        #[arg(long)]
+        criteria_version: Option<String>,
+    },
+    /// Close a period: recompute it once more, then freeze its rows for good.
+    Close {
+        #[arg(long)]
+        period: String,
+        /// Who closes it (recorded with the period).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Recompute a period's rows from its facts (corrections go forward if it is closed).
+    Recompute {
+        #[arg(long)]
+        period: String,
     },
 }
 
@@ -250,6 +297,37 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     repeat,
                 },
         } => done(bench::enrich(leads, domains, repeat).await),
+        Command::Rollups {
+            what,
+            table,
+            bucket,
+        } => {
+            if table.is_empty() {
+                anyhow::bail!("set TABLE_NAME (or --table) to the leadsync table");
+            }
+            let stores = rollups_cmd::stores(&table, &bucket).await;
+            match what {
+                RollupsWhat::Show {
+                    period,
+                    criteria_version,
+                    format,
+                    points,
+                } => rollups_cmd::show(&stores, &period, criteria_version, format, points).await,
+                RollupsWhat::Export {
+                    period,
+                    criteria_version,
+                } => {
+                    if bucket.is_empty() {
+                        anyhow::bail!("set BUCKET_NAME (or --bucket) for the export");
+                    }
+                    rollups_cmd::export(&stores, &period, criteria_version).await
+                }
+                RollupsWhat::Close { period, by } => {
+                    rollups_cmd::close(&stores, &period, &by).await
+                }
+                RollupsWhat::Recompute { period } => rollups_cmd::recompute(&stores, &period).await,
+            }
+        }
         Command::Demo { seed, contacts } => done(demo(seed, contacts).await),
     }
 }

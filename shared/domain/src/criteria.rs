@@ -39,6 +39,8 @@ struct Document {
     disqualify: Vec<toml::Spanned<RuleDoc>>,
     #[serde(default)]
     crm: CrmMapping,
+    #[serde(skip)]
+    incentives: Option<(crate::incentives::IncentivesDoc, usize)>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -250,6 +252,7 @@ const TOP_KEYS: &[&str] = &[
     "engagement",
     "disqualify",
     "crm",
+    "incentives",
 ];
 
 /// The array-of-tables sections, each entry with its span.
@@ -359,6 +362,10 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
     let crm = optional("crm")
         .and_then(|(v, span)| r.piece::<CrmMapping>("crm", &v, span))
         .unwrap_or_default();
+    let incentives = optional("incentives").and_then(|(v, span)| {
+        r.piece::<crate::incentives::IncentivesDoc>("incentives", &v, span.clone())
+            .map(|doc| (doc, span.start))
+    });
 
     // Stages: each threshold on its own, with a neutral placeholder when unreadable (so no
     // follow-on error is reported about it).
@@ -501,6 +508,7 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
         engagement,
         disqualify,
         crm,
+        incentives,
     };
     Ok((doc, r.issues))
 }
@@ -617,6 +625,8 @@ pub struct Criteria {
     bands: Vec<(String, i64)>,
     rules: Vec<(Group, Rule)>,
     pub crm: CrmMapping,
+    /// The shared incentive plan, when the document has one.
+    pub incentives: Option<crate::incentives::IncentivePlan>,
 }
 
 /// How one rule came out for one lead.
@@ -758,6 +768,27 @@ impl Criteria {
     }
 
     /// True when both sales and marketing have signed: only then may a version be published.
+    /// Why a lead was lost at this scoring: the disqualifier codes that matched
+    /// (`Disqualified`), or `STATUS:<sales status>` (`Recycled`); empty otherwise.
+    pub fn loss_reasons(&self, card: &Scorecard, lead_status: Option<&str>) -> Vec<String> {
+        match card.stage {
+            Stage::Disqualified => card
+                .reasons
+                .iter()
+                .zip(&self.rules)
+                .filter(|(r, (group, _))| {
+                    *group == Group::Disqualify && r.outcome == ReasonOutcome::Matched
+                })
+                .map(|(r, _)| r.code.clone())
+                .collect(),
+            Stage::Recycled => vec![format!(
+                "STATUS:{}",
+                lead_status.unwrap_or("").trim().to_uppercase()
+            )],
+            _ => Vec::new(),
+        }
+    }
+
     pub fn is_signed(&self) -> bool {
         self.sales_sign_off.is_some() && self.marketing_sign_off.is_some()
     }
@@ -1314,6 +1345,18 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
     };
     let mql_require = require("mql", &doc.stages.mql_require, doc.stages.mql.span().start);
     let sql_require = require("sql", &doc.stages.sql_require, doc.stages.sql.span().start);
+    let incentives = match doc.incentives {
+        None => None,
+        Some((plan, at)) => match crate::incentives::IncentivePlan::from_doc(plan) {
+            Ok(plan) => Some(plan),
+            Err(problems) => {
+                for problem in problems {
+                    issue_at(at, problem);
+                }
+                None
+            }
+        },
+    };
     if rules.len() > MAX_RULES {
         issue_at(
             0,
@@ -1346,6 +1389,7 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
         bands,
         rules,
         crm: doc.crm,
+        incentives,
     })
 }
 

@@ -2,12 +2,15 @@
 //! fail its next calls (`fail_next`) so retries and partial failures can be tested.
 #![allow(clippy::expect_used)] // a poisoned test mutex is a failed test already
 
+use crate::facts::{Fact, MilestoneFact};
 use crate::lead::{Firmographics, Lead, LeadId};
 use crate::ports::{
     Crm, CrmError, FirmographicProvider, LeadStore, Lookup, Origin, PropertyUpdate, ProviderError,
     PullPage, PushFailure, PushOutcome, RecordOutcome, Rejected, RunReport, SnapshotKey,
     SnapshotLine, SnapshotStore, StoreError,
 };
+use crate::ports::{PeriodStatus, RollupStore, RowsWritten};
+use crate::rollup::RollupRow;
 use crate::transition::{LeadState, Transition};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -168,7 +171,18 @@ pub struct FakeLeadStore {
     watermarks: Mutex<HashMap<String, DateTime<Utc>>>,
     runs: Mutex<Vec<RunReport>>,
     failures: Mutex<VecDeque<StoreError>>,
+    milestones: Mutex<BTreeMap<String, MilestoneFact>>,
+    /// Rollup rows by period: key → (body, frozen).
+    rows: Mutex<BTreeMap<String, PeriodRows>>,
+    closed: Mutex<BTreeMap<String, PeriodStatus>>,
+    plans: Mutex<BTreeMap<String, crate::incentives::IncentivePlan>>,
+    /// Operations so far, and the one (1-based) that fails as a crash would.
+    ops: AtomicU64,
+    crash_at: AtomicU64,
 }
+
+/// One period's rollup rows in the fake: key → (body, frozen).
+type PeriodRows = BTreeMap<String, (String, bool)>;
 
 impl FakeLeadStore {
     pub fn new() -> Self {
@@ -192,7 +206,43 @@ impl FakeLeadStore {
         lock(&self.runs).clone()
     }
 
+    /// Fail the `n`-th store operation from now (1-based) as a crash would; 0 disables.
+    pub fn crash_at(&self, n: u64) {
+        self.ops.store(0, Ordering::SeqCst);
+        self.crash_at.store(n, Ordering::SeqCst);
+    }
+
+    /// Store operations made since the last [`FakeLeadStore::crash_at`].
+    pub fn ops(&self) -> u64 {
+        self.ops.load(Ordering::SeqCst)
+    }
+
+    /// Every rollup row, by period.
+    pub fn all_rows(&self) -> BTreeMap<String, Vec<RollupRow>> {
+        lock(&self.rows)
+            .iter()
+            .map(|(p, rows)| {
+                (
+                    p.clone(),
+                    rows.iter()
+                        .map(|(sk, (body, _))| RollupRow {
+                            sk: sk.clone(),
+                            body: body.clone(),
+                        })
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
     fn take_failure(&self) -> Result<(), StoreError> {
+        let op = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
+        if op == self.crash_at.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable {
+                operation: "crash",
+                message: format!("injected crash at store operation {op}"),
+            });
+        }
         lock(&self.failures).pop_front().map_or(Ok(()), Err)
     }
 }
@@ -410,5 +460,113 @@ impl FirmographicProvider for FakeProvider {
             },
             firmographics,
         })
+    }
+}
+
+impl RollupStore for FakeLeadStore {
+    async fn record_milestones(&self, facts: &[MilestoneFact]) -> Result<u64, StoreError> {
+        self.take_failure()?;
+        let mut stored = lock(&self.milestones);
+        let mut new = 0;
+        for m in facts {
+            let key = Fact::Milestone(m.clone()).key();
+            if let std::collections::btree_map::Entry::Vacant(slot) = stored.entry(key) {
+                slot.insert(m.clone());
+                new += 1;
+            }
+        }
+        Ok(new)
+    }
+
+    async fn facts(&self, period: &str) -> Result<Vec<Fact>, StoreError> {
+        self.take_failure()?;
+        let mut out: Vec<Fact> = lock(&self.transitions)
+            .values()
+            .map(|t| Fact::Stage(t.clone()))
+            .chain(
+                lock(&self.milestones)
+                    .values()
+                    .map(|m| Fact::Milestone(m.clone())),
+            )
+            .filter(|f| f.period() == period)
+            .collect();
+        out.sort_by_key(Fact::key);
+        Ok(out)
+    }
+
+    async fn rows(&self, period: &str) -> Result<Vec<RollupRow>, StoreError> {
+        self.take_failure()?;
+        Ok(self.all_rows().remove(period).unwrap_or_default())
+    }
+
+    async fn replace_rows(
+        &self,
+        period: &str,
+        rows: &[RollupRow],
+    ) -> Result<RowsWritten, StoreError> {
+        self.take_failure()?;
+        let closed = lock(&self.closed).contains_key(period);
+        let mut all = lock(&self.rows);
+        let stored = all.entry(period.to_owned()).or_default();
+        if closed || stored.values().any(|(_, frozen)| *frozen) {
+            return Err(StoreError::Rejected {
+                operation: "replace rows",
+                message: format!("period {period} is closed"),
+            });
+        }
+        let mut out = RowsWritten::default();
+        let keep: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.sk.as_str()).collect();
+        let before = stored.len();
+        stored.retain(|sk, _| keep.contains(sk.as_str()));
+        out.deleted = (before - stored.len()) as u64;
+        for row in rows {
+            match stored.get(&row.sk) {
+                Some((body, _)) if *body == row.body => out.unchanged += 1,
+                _ => {
+                    stored.insert(row.sk.clone(), (row.body.clone(), false));
+                    out.written += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn save_plan(
+        &self,
+        criteria_version: &str,
+        plan: &crate::incentives::IncentivePlan,
+    ) -> Result<(), StoreError> {
+        self.take_failure()?;
+        lock(&self.plans).insert(criteria_version.to_owned(), plan.clone());
+        Ok(())
+    }
+
+    async fn plans(
+        &self,
+    ) -> Result<BTreeMap<String, crate::incentives::IncentivePlan>, StoreError> {
+        self.take_failure()?;
+        Ok(lock(&self.plans).clone())
+    }
+
+    async fn closed_periods(&self) -> Result<Vec<PeriodStatus>, StoreError> {
+        self.take_failure()?;
+        Ok(lock(&self.closed).values().cloned().collect())
+    }
+
+    async fn close_period(&self, status: &PeriodStatus) -> Result<bool, StoreError> {
+        self.take_failure()?;
+        let new = match lock(&self.closed).entry(status.period.clone()) {
+            std::collections::btree_map::Entry::Occupied(_) => false,
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(status.clone());
+                true
+            }
+        };
+        if let Some(rows) = lock(&self.rows).get_mut(&status.period) {
+            for (_, frozen) in rows.values_mut() {
+                *frozen = true;
+            }
+        }
+        Ok(new)
     }
 }

@@ -7,6 +7,9 @@
 //! - [`criteria`]: the criteria document both teams sign — parsed, validated, compiled once,
 //!   evaluated per lead into a [`criteria::Scorecard`] with the complete list of reasons.
 //! - [`transition`]: the stored state of a lead and the append-only stage transitions.
+//! - [`facts`]: stage transitions and sales milestones, the append-only source of rollups.
+//! - [`incentives`]: the shared incentive plan (in the criteria document).
+//! - [`rollup`]: KPI and incentive rollups, corrections, control totals, the funnel check.
 //! - [`ports`]: the traits adapters implement (CRM, firmographic provider, lead store, snapshot
 //!   store), each with its contract; [`fakes`] (feature `fakes`) has in-memory versions.
 //!
@@ -15,9 +18,12 @@
 //! The same input and criteria version always give the same output.
 
 pub mod criteria;
+pub mod facts;
 pub mod hash;
+pub mod incentives;
 pub mod lead;
 pub mod ports;
+pub mod rollup;
 pub mod stage;
 pub mod transition;
 

@@ -317,6 +317,14 @@ pub struct RunReport {
     pub enrich_unavailable: u64,
     pub states_written: u64,
     pub transitions_new: u64,
+    /// Sales milestones (accepted, rejected, opportunity, won) seen for the first time.
+    #[serde(default)]
+    pub milestones_new: u64,
+    /// Rollup rows written or deleted, and corrections posted for closed periods.
+    #[serde(default)]
+    pub rollup_rows_written: u64,
+    #[serde(default)]
+    pub rollup_corrections: u64,
     pub transitions_existing: u64,
     pub push_candidates: u64,
     pub pushed: u64,
@@ -422,4 +430,104 @@ pub trait SnapshotStore: Send + Sync {
         key: &SnapshotKey,
         records: &[Rejected],
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// A period's close record: who closed it, when, and the control totals frozen with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodStatus {
+    pub period: String,
+    pub closed_by: String,
+    pub closed_at: DateTime<Utc>,
+    /// Rows frozen, and the incentive totals (all criteria versions) at close.
+    pub rows: u64,
+    pub credits_cents: i64,
+    pub facts: u64,
+}
+
+/// What [`RollupStore::replace_rows`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowsWritten {
+    pub written: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+}
+
+/// Facts (beyond stage transitions, which [`LeadStore::record`] appends), rollup rows and
+/// period closes.
+pub trait RollupStore: Send + Sync {
+    /// Append milestone facts, idempotent on [`Fact::key`](crate::facts::Fact::key). Returns how
+    /// many were new.
+    ///
+    /// # Errors
+    /// [`StoreError`]; repeating the call is safe.
+    fn record_milestones(
+        &self,
+        facts: &[crate::facts::MilestoneFact],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Every fact (transitions and milestones) observed in `period` (`YYYY-MM`).
+    ///
+    /// # Errors
+    /// [`StoreError`]; `Corrupt` names the item that cannot be read.
+    fn facts(
+        &self,
+        period: &str,
+    ) -> impl Future<Output = Result<Vec<crate::facts::Fact>, StoreError>> + Send;
+
+    /// Every rollup row of `period`, sorted by key — one Query (plus its pages).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn rows(
+        &self,
+        period: &str,
+    ) -> impl Future<Output = Result<Vec<crate::rollup::RollupRow>, StoreError>> + Send;
+
+    /// Make the rows of an open period exactly `rows`: write the new and changed ones, delete
+    /// the ones no longer computed, leave equal ones alone. A frozen (closed) row is never
+    /// changed: the write is conditional, and the call fails with `Rejected`.
+    ///
+    /// # Errors
+    /// [`StoreError`]; repeating the call is safe.
+    fn replace_rows(
+        &self,
+        period: &str,
+        rows: &[crate::rollup::RollupRow],
+    ) -> impl Future<Output = Result<RowsWritten, StoreError>> + Send;
+
+    /// Remember the incentive plan of a criteria version (idempotent), so rollups of every
+    /// version can be recomputed whichever version is active.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn save_plan(
+        &self,
+        criteria_version: &str,
+        plan: &crate::incentives::IncentivePlan,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every remembered plan, by criteria version.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn plans(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<String, crate::incentives::IncentivePlan>, StoreError>>
+    + Send;
+
+    /// Closed periods, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn closed_periods(&self) -> impl Future<Output = Result<Vec<PeriodStatus>, StoreError>> + Send;
+
+    /// Close a period: record the status (unless already closed: `Ok(false)`), then freeze its
+    /// rows so no write can change them again. Repeating completes an interrupted close.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn close_period(
+        &self,
+        status: &PeriodStatus,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

@@ -86,6 +86,17 @@ pub struct Transition {
     pub run_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<String>,
+    /// The lead's source (marketing channel) when it was observed: a rollup dimension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The band and matched rule codes of the scoring that produced it.
+    #[serde(default)]
+    pub band: String,
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// Why the lead was lost, for `disqualified` and `recycled` (see `Criteria::loss_reasons`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loss_reasons: Vec<String>,
 }
 
 impl Transition {
@@ -101,6 +112,10 @@ impl Transition {
             observed_at: next.updated_at,
             run_id: next.run_id.clone(),
             owner_id: next.owner_id.clone(),
+            source: None,
+            band: next.band.clone(),
+            reasons: next.reasons.clone(),
+            loss_reasons: Vec::new(),
         })
     }
 }

@@ -1,11 +1,13 @@
 //! The use cases of leadsync, generic over the domain's ports: [`sync::sync`] pulls changed
 //! leads, enriches, scores, records transitions, pushes changed results back and writes the
-//! snapshot and run report.
+//! snapshot and run report, then recomputes the rollups of the periods it touched;
+//! [`rollups`] recomputes, closes and exports periods.
 //!
 //! Must not: know which CRM, store or provider it talks to (only the ports), read the clock
 //! (`now` is an input), or lose a record (each pulled record is scored and recorded or
 //! quarantined with its reason).
 
+pub mod rollups;
 pub mod sync;
 
 pub use sync::{SyncDeps, SyncError, SyncInput, sync};

@@ -6,9 +6,10 @@
 //! lead whose push failed for a reason worth retrying, so the next run pulls it again.
 
 use chrono::{DateTime, Duration, Utc};
+use leadsync_domain::facts::{MilestoneFact, milestones_of, period_of};
 use leadsync_domain::ports::{
-    Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, Rejected, RunReport,
-    SnapshotKey, SnapshotLine, SnapshotStore, StoreError,
+    Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, Rejected, RollupStore,
+    RunReport, SnapshotKey, SnapshotLine, SnapshotStore, StoreError,
 };
 use leadsync_domain::transition::push_hash;
 use leadsync_domain::{Criteria, LeadId, LeadState, Transition};
@@ -80,6 +81,8 @@ pub enum SyncError {
         #[source]
         source: StoreError,
     },
+    #[error("recomputing rollups failed")]
+    Rollups(#[source] crate::rollups::RollupError),
     #[error(
         "{quarantined} of {pulled} pulled records were quarantined, over the limit of {limit:.0}%; see {key}"
     )]
@@ -97,6 +100,7 @@ impl SyncError {
         match self {
             SyncError::Pull { source, .. } | SyncError::Push(source) => source.is_retryable(),
             SyncError::Store { source, .. } => source.is_retryable(),
+            SyncError::Rollups(e) => e.is_retryable(),
             SyncError::TooManyRejected { .. } => false,
         }
     }
@@ -116,7 +120,7 @@ pub async fn sync<C, S, N, P>(
 ) -> Result<RunReport, SyncError>
 where
     C: Crm,
-    S: LeadStore,
+    S: LeadStore + RollupStore,
     N: SnapshotStore,
     P: FirmographicProvider,
 {
@@ -189,6 +193,7 @@ where
 
         let mut states = Vec::with_capacity(leads.len());
         let mut transitions: Vec<Transition> = Vec::new();
+        let mut milestones: Vec<MilestoneFact> = Vec::new();
         let mut updates: Vec<(PropertyUpdate, String, DateTime<Utc>)> = Vec::new();
         for lead in leads {
             let card = deps.criteria.evaluate(&lead, input.now);
@@ -207,7 +212,16 @@ where
                 .entry(card.stage.as_str().to_owned())
                 .or_default() += 1;
             report.scored += 1;
-            transitions.extend(Transition::between(prev, &state));
+            if let Some(mut t) = Transition::between(prev, &state) {
+                t.source = lead.source.clone();
+                t.loss_reasons = deps
+                    .criteria
+                    .loss_reasons(&card, lead.lead_status.as_deref());
+                transitions.push(t);
+            }
+            if let Some(plan) = &deps.criteria.incentives {
+                milestones.extend(milestones_of(&lead, &state, plan, input.now, &input.run_id));
+            }
             let properties = card.crm_properties(&deps.criteria.crm);
             let hash = push_hash(&properties);
             if prev.and_then(|p| p.pushed_hash.as_deref()) != Some(hash.as_str()) {
@@ -238,6 +252,13 @@ where
         report.states_written += recorded.states_written;
         report.transitions_new += recorded.transitions_new;
         report.transitions_existing += recorded.transitions_existing;
+        if !milestones.is_empty() {
+            report.milestones_new += deps
+                .store
+                .record_milestones(&milestones)
+                .await
+                .map_err(store_err("recording milestones"))?;
+        }
 
         if !updates.is_empty() {
             report.push_candidates += updates.len() as u64;
@@ -341,6 +362,27 @@ where
             .map_err(store_err("saving the run report"))?;
         return Err(error);
     }
+
+    // Rollups of the period this run's facts belong to, before the watermark moves: a crash
+    // here re-runs the slice, which records nothing new and recomputes the same rows.
+    if let Some(plan) = &deps.criteria.incentives {
+        deps.store
+            .save_plan(&deps.criteria.version, plan)
+            .await
+            .map_err(store_err("saving the incentive plan"))?;
+    }
+    let refreshed = crate::rollups::refresh(
+        deps.store,
+        &std::collections::BTreeSet::from([period_of(input.now)]),
+    )
+    .await
+    .map_err(SyncError::Rollups)?;
+    report.rollup_rows_written = refreshed
+        .periods
+        .values()
+        .map(|w| w.written + w.deleted)
+        .sum();
+    report.rollup_corrections = refreshed.corrections;
 
     if input.since_override.is_none() {
         // Never past what was seen, never closer to now than the index lag, never past a lead

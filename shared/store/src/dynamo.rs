@@ -11,7 +11,7 @@ use leadsync_domain::{LeadId, LeadState, Stage, Transition};
 use std::collections::HashMap;
 use std::time::Duration;
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// The most items DynamoDB takes in one `BatchWriteItem`.
 pub const MAX_BATCH_WRITE: usize = 25;
@@ -25,13 +25,13 @@ const UNPROCESSED_ATTEMPTS: u32 = 8;
 /// The DynamoDB adapter of the [`LeadStore`] port.
 #[derive(Debug, Clone)]
 pub struct DynamoLeadStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
     /// The CRM's name in keys (`hubspot`).
-    crm: String,
+    pub(crate) crm: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
@@ -39,7 +39,7 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
@@ -109,7 +109,7 @@ impl DynamoLeadStore {
             ),
             (
                 GSI1_PK.to_owned(),
-                s(keys::transition_period_pk(
+                s(keys::facts_period_pk(
                     &t.observed_at.format("%Y-%m").to_string(),
                 )),
             ),
@@ -119,6 +119,13 @@ impl DynamoLeadStore {
             ("criteria_version".to_owned(), s(&t.criteria_version)),
             ("observed_at".to_owned(), s(observed)),
             ("run_id".to_owned(), s(&t.run_id)),
+            (
+                "fact".to_owned(),
+                s(
+                    serde_json::to_string(&leadsync_domain::facts::Fact::Stage(t.clone()))
+                        .unwrap_or_default(),
+                ),
+            ),
         ]);
         if let Some(from) = t.from {
             item.insert("from".into(), s(from.as_str()));

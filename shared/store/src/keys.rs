@@ -21,10 +21,27 @@ pub fn transition_sk(stage: Stage, criteria_version: &str) -> String {
     format!("T#{stage}#{criteria_version}")
 }
 
-/// Transitions of a month are found under `TRANSITIONS#<yyyy-mm>` in the GSI.
-pub fn transition_period_pk(period: &str) -> String {
-    format!("TRANSITIONS#{period}")
+/// Facts (transitions and milestones) of a month are found under `FACTS#<yyyy-mm>` in the GSI.
+pub fn facts_period_pk(period: &str) -> String {
+    format!("FACTS#{period}")
 }
+
+/// A milestone fact under its lead: `M#<outcome>#<reference>`.
+pub fn milestone_sk(outcome: &str, reference: &str) -> String {
+    format!("M#{outcome}#{reference}")
+}
+
+/// Every rollup row of a month lives in one partition: one Query reads a period.
+pub fn rollup_pk(period: &str) -> String {
+    format!("ROLLUP#{period}")
+}
+
+/// Closed periods, one item each (`sk` = the period): one Query lists them.
+pub const PERIODS_PK: &str = "PERIODS";
+/// Incentive plans by criteria version (`sk` = the version).
+pub const PLANS_PK: &str = "PLANS";
+/// The attribute that marks a rollup row of a closed period; writes are conditional on its absence.
+pub const FROZEN: &str = "frozen";
 
 pub fn watermark_pk(source: &str) -> String {
     format!("SOURCE#{source}")

@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`keys`]: every partition and sort key of the table, in one place.
 //! - [`dynamo`]: lead states, transitions (conditional, append-only), watermarks, run records.
-//! - [`s3`]: gzipped JSONL snapshots and quarantine files.
+//! - [`rollups`]: milestone facts, the period index of facts, rollup rows, plans, closed periods.
+//! - [`s3`]: gzipped JSONL snapshots and quarantine files, finance exports.
 //! - [`criteria`]: published criteria versions and the active pointer.
 //! - [`firmo_cache`]: provider answers per company domain, with TTL.
 //! - [`bootstrap`]: create the table and bucket as `infra/template.yaml` declares them (local
@@ -20,6 +21,7 @@ pub mod criteria;
 pub mod dynamo;
 pub mod firmo_cache;
 pub mod keys;
+pub mod rollups;
 pub mod s3;
 
 pub use criteria::{CriteriaStore, CriteriaStoreError, Published};

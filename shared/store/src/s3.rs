@@ -43,6 +43,47 @@ impl S3SnapshotStore {
         &self.bucket
     }
 
+    /// Write a finance export: `exports/<period>/<name>` and `<name>.sha256` beside it (in
+    /// `sha256sum` format). Returns the CSV's key.
+    ///
+    /// # Errors
+    /// [`StoreError`] when either object cannot be written.
+    pub async fn put_export(
+        &self,
+        period: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        sha256: &str,
+    ) -> Result<String, StoreError> {
+        let key = format!("exports/{period}/{name}");
+        for (object, body, content_type) in [
+            (
+                key.clone(),
+                bytes,
+                "text/csv; charset=utf-8; header=present",
+            ),
+            (
+                format!("{key}.sha256"),
+                format!("{sha256}  {name}\n").into_bytes(),
+                "text/plain; charset=utf-8",
+            ),
+        ] {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&object)
+                .content_type(content_type)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable {
+                    operation: "PutObject export",
+                    message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                })?;
+        }
+        Ok(key)
+    }
+
     /// Read a snapshot written by [`SnapshotStore::put_snapshot`] (the input of criteria
     /// simulation and of tests).
     ///

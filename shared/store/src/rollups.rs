@@ -1,0 +1,383 @@
+//! The DynamoDB adapter of the [`RollupStore`] port on [`DynamoLeadStore`]: milestone facts
+//! (conditional, append-only, beside the lead's transitions), the period index of facts
+//! (`FACTS#<yyyy-mm>` on `gsi1`), rollup rows (`ROLLUP#<yyyy-mm>` / row key, one partition
+//! per period so reading a period is one Query), incentive plans (`PLANS` / version) and
+//! closed periods (`PERIODS` / period).
+//!
+//! A closed period's rows carry `frozen`; every write and delete of a row is conditional on
+//! its absence, so nothing — not even a writer racing the close — changes a closed row.
+
+use crate::dynamo::{DynamoLeadStore, Item, get_s, s};
+use crate::keys::{self, FROZEN, GSI1, GSI1_PK, GSI1_SK, PERIODS_PK, PK, PLANS_PK, SK};
+use crate::sdk_error;
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use leadsync_domain::facts::{Fact, MilestoneFact};
+use leadsync_domain::incentives::IncentivePlan;
+use leadsync_domain::ports::{PeriodStatus, RollupStore, RowsWritten, StoreError};
+use leadsync_domain::rollup::RollupRow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const CONCURRENCY: usize = 16;
+
+/// Query pages made by [`RollupStore::rows`] since the process started (for the "one Query"
+/// check of tests and benchmarks).
+pub static ROW_QUERY_PAGES: AtomicU64 = AtomicU64::new(0);
+
+fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn json<T: serde::Serialize>(operation: &'static str, v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Rejected {
+        operation,
+        message: e.to_string(),
+    })
+}
+
+fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+impl DynamoLeadStore {
+    /// Every item of one partition (table or `gsi1`), all pages.
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        pk_name: &str,
+        pk: &str,
+        pages: Option<&AtomicU64>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_values(":pk", s(pk))
+                .set_consistent_read(index.is_none().then_some(true))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            if let Some(p) = pages {
+                p.fetch_add(1, Ordering::Relaxed);
+            }
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn put_milestone(&self, m: &MilestoneFact) -> Result<u64, StoreError> {
+        let fact = Fact::Milestone(m.clone());
+        let observed = m
+            .observed_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(keys::lead_pk(&self.crm, &m.lead_id)))
+            .item(SK, s(keys::milestone_sk(m.outcome.as_str(), &m.reference)))
+            .item(GSI1_PK, s(keys::facts_period_pk(&fact.period())))
+            .item(GSI1_SK, s(format!("{observed}#{}", fact.key())))
+            .item("fact", s(json("PutItem milestone", &fact)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(1),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(0)
+            }
+            Err(e) => Err(sdk_error("PutItem milestone", e)),
+        }
+    }
+
+    /// Put or delete (`body: None`) one row of an open period, unless it is frozen.
+    async fn write_row(
+        &self,
+        period: &str,
+        sk: &str,
+        body: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let pk = keys::rollup_pk(period);
+        let sent = match body {
+            Some(body) => self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item(PK, s(pk))
+                .item(SK, s(sk))
+                .item("body", s(body))
+                .condition_expression("attribute_not_exists(#frozen)")
+                .expression_attribute_names("#frozen", FROZEN)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    (
+                        e.as_service_error().is_some_and(conditional_failed),
+                        sdk_error("PutItem rollup row", e),
+                    )
+                }),
+            None => self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(PK, s(pk))
+                .key(SK, s(sk))
+                .condition_expression("attribute_not_exists(#frozen)")
+                .expression_attribute_names("#frozen", FROZEN)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    (
+                        e.as_service_error().is_some_and(conditional_failed),
+                        sdk_error("DeleteItem rollup row", e),
+                    )
+                }),
+        };
+        sent.map_err(|(frozen, error)| {
+            if frozen {
+                StoreError::Rejected {
+                    operation: "write rollup row",
+                    message: format!(
+                        "row {sk} of period {period} is frozen (the period was closed)"
+                    ),
+                }
+            } else {
+                error
+            }
+        })
+    }
+
+    async fn freeze_row(&self, period: &str, sk: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(keys::rollup_pk(period)))
+            .key(SK, s(sk))
+            .update_expression("SET #frozen = :t")
+            .expression_attribute_names("#frozen", FROZEN)
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error("UpdateItem freeze row", e))
+    }
+
+    async fn is_closed(&self, period: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(PERIODS_PK))
+            .key(SK, s(period))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem period", e))?;
+        Ok(out.item.is_some())
+    }
+}
+
+impl RollupStore for DynamoLeadStore {
+    async fn record_milestones(&self, facts: &[MilestoneFact]) -> Result<u64, StoreError> {
+        let puts: Vec<_> = facts.iter().map(|m| self.put_milestone(m)).collect();
+        let new: Vec<u64> = stream::iter(puts)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(new.iter().sum())
+    }
+
+    async fn facts(&self, period: &str) -> Result<Vec<Fact>, StoreError> {
+        let items = self
+            .query_all(Some(GSI1), GSI1_PK, &keys::facts_period_pk(period), None)
+            .await?;
+        let mut facts = items
+            .iter()
+            .map(|item| {
+                let key = format!(
+                    "{}/{}",
+                    get_s(item, PK).unwrap_or("?"),
+                    get_s(item, SK).unwrap_or("?")
+                );
+                let body = get_s(item, "fact").ok_or_else(|| corrupt(&key, "missing fact"))?;
+                serde_json::from_str::<Fact>(body).map_err(|e| corrupt(&key, e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        facts.sort_by_key(Fact::key);
+        Ok(facts)
+    }
+
+    async fn rows(&self, period: &str) -> Result<Vec<RollupRow>, StoreError> {
+        let items = self
+            .query_all(None, PK, &keys::rollup_pk(period), Some(&ROW_QUERY_PAGES))
+            .await?;
+        let mut rows = items
+            .iter()
+            .map(|item| {
+                let sk = get_s(item, SK).unwrap_or("?");
+                Ok(RollupRow {
+                    sk: sk.to_owned(),
+                    body: get_s(item, "body")
+                        .ok_or_else(|| corrupt(sk, "missing body"))?
+                        .to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        rows.sort();
+        Ok(rows)
+    }
+
+    async fn replace_rows(
+        &self,
+        period: &str,
+        rows: &[RollupRow],
+    ) -> Result<RowsWritten, StoreError> {
+        if self.is_closed(period).await? {
+            return Err(StoreError::Rejected {
+                operation: "replace rollup rows",
+                message: format!("period {period} is closed"),
+            });
+        }
+        let existing: HashMap<String, String> = self
+            .rows(period)
+            .await?
+            .into_iter()
+            .map(|r| (r.sk, r.body))
+            .collect();
+        let wanted: HashMap<&str, &str> = rows
+            .iter()
+            .map(|r| (r.sk.as_str(), r.body.as_str()))
+            .collect();
+        let mut out = RowsWritten::default();
+        let mut writes: Vec<(&str, Option<&str>)> = rows
+            .iter()
+            .filter(|r| existing.get(&r.sk).is_none_or(|b| *b != r.body))
+            .map(|r| (r.sk.as_str(), Some(r.body.as_str())))
+            .collect();
+        out.written = writes.len() as u64;
+        out.unchanged = rows.len() as u64 - out.written;
+        let before = writes.len();
+        writes.extend(
+            existing
+                .keys()
+                .filter(|sk| !wanted.contains_key(sk.as_str()))
+                .map(|sk| (sk.as_str(), None)),
+        );
+        out.deleted = (writes.len() - before) as u64;
+        let sent: Vec<_> = writes
+            .iter()
+            .map(|(sk, body)| self.write_row(period, sk, *body))
+            .collect();
+        stream::iter(sent)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(out)
+    }
+
+    async fn save_plan(
+        &self,
+        criteria_version: &str,
+        plan: &IncentivePlan,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(PLANS_PK))
+            .item(SK, s(criteria_version))
+            .item("body", s(json("PutItem plan", plan)?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error("PutItem plan", e))
+    }
+
+    async fn plans(&self) -> Result<BTreeMap<String, IncentivePlan>, StoreError> {
+        self.query_all(None, PK, PLANS_PK, None)
+            .await?
+            .iter()
+            .map(|item| {
+                let version = get_s(item, SK).unwrap_or("?").to_owned();
+                let plan = get_s(item, "body")
+                    .ok_or_else(|| corrupt(&version, "missing plan body"))
+                    .and_then(|b| {
+                        serde_json::from_str(b).map_err(|e| corrupt(&version, e.to_string()))
+                    })?;
+                Ok((version, plan))
+            })
+            .collect()
+    }
+
+    async fn closed_periods(&self) -> Result<Vec<PeriodStatus>, StoreError> {
+        let mut out = self
+            .query_all(None, PK, PERIODS_PK, None)
+            .await?
+            .iter()
+            .map(|item| {
+                let period = get_s(item, SK).unwrap_or("?");
+                get_s(item, "body")
+                    .ok_or_else(|| corrupt(period, "missing period body"))
+                    .and_then(|b| {
+                        serde_json::from_str::<PeriodStatus>(b)
+                            .map_err(|e| corrupt(period, e.to_string()))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| a.period.cmp(&b.period));
+        Ok(out)
+    }
+
+    async fn close_period(&self, status: &PeriodStatus) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(PERIODS_PK))
+            .item(SK, s(&status.period))
+            .item("body", s(json("PutItem period", status)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        let new = match put {
+            Ok(_) => true,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                false
+            }
+            Err(e) => return Err(sdk_error("PutItem period", e)),
+        };
+        // Freeze every row (idempotent; repeating finishes an interrupted close).
+        let rows = self.rows(&status.period).await?;
+        let updates: Vec<_> = rows
+            .iter()
+            .map(|row| self.freeze_row(&status.period, &row.sk))
+            .collect();
+        stream::iter(updates)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(new)
+    }
+}
