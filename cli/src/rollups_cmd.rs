@@ -48,19 +48,10 @@ async fn version_of(
     let plans = store.plans().await?;
     let version = match version {
         Some(v) => v,
-        None => {
-            let rows = store.rows(period).await?;
-            let mut counts = std::collections::BTreeMap::<String, usize>::new();
-            for row in &rows {
-                if let Ok(RowBody::Incentive(i)) = row.parse() {
-                    *counts.entry(i.criteria_version).or_default() += 1;
-                }
-            }
-            match counts.into_iter().max_by_key(|(_, n)| *n) {
-                Some((v, _)) => v,
-                None => bail!("period {period} has no incentive rows (run a sync first?)"),
-            }
-        }
+        None => match rollups::busiest_version(&store.rows(period).await?) {
+            Some(v) => v,
+            None => bail!("period {period} has no incentive rows (run a sync first?)"),
+        },
     };
     let currency = plans
         .get(&version)

@@ -266,6 +266,17 @@ pub async fn close<S: RollupStore>(
     Ok(status)
 }
 
+/// The criteria version with the most incentive rows in `rows`: what a report shows by default.
+pub fn busiest_version(rows: &[RollupRow]) -> Option<String> {
+    let mut counts = BTreeMap::<String, usize>::new();
+    for row in rows {
+        if let Ok(RowBody::Incentive(i)) = row.parse() {
+            *counts.entry(i.criteria_version).or_default() += 1;
+        }
+    }
+    counts.into_iter().max_by_key(|(_, n)| *n).map(|(v, _)| v)
+}
+
 /// `1234` cents → `"12.34"`; `-5` → `"-0.05"`.
 pub fn money(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };

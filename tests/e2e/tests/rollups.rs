@@ -145,16 +145,53 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
         incentives.iter().map(|i| i.credits_cents).sum::<i64>()
     );
 
-    // Close November: rows frozen, a second close refused.
-    let status = rollups::close(store, "2026-11", "finance", at("2026-12-01T09:00:00Z"))
-        .await
-        .unwrap();
-    assert_eq!(status.rows, rows.len() as u64);
-    assert!(
-        rollups::close(store, "2026-11", "finance", at("2026-12-01T09:05:00Z"))
-            .await
-            .is_err()
+    // Finance's API (function URL payload 2.0): incentives, KPIs, export, close.
+    let api = rollups_api::Api {
+        store: leadsync_store::DynamoLeadStore::new(dynamo.clone(), table.clone(), "hubspot"),
+        exports: leadsync_store::S3SnapshotStore::new(s3.clone(), bucket.clone()),
+    };
+    let call = |method: &str, path: &str| {
+        let request = serde_json::json!({
+            "rawPath": path,
+            "requestContext": {
+                "http": {"method": method},
+                "authorizer": {"iam": {"userArn": "arn:aws:iam::123456789012:user/finance"}}
+            }
+        });
+        let api = &api;
+        async move {
+            let answer = rollups_api::handle(event(request), api, at("2026-12-01T09:00:00Z"))
+                .await
+                .unwrap();
+            let status = answer["statusCode"].as_u64().unwrap();
+            let body: serde_json::Value =
+                serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+            (status, body)
+        }
+    };
+    let (status, body) = call("GET", "/periods/2026-11/incentives").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["control_totals"]["credits_cents"].as_i64(),
+        Some(totals.credits_cents)
     );
+    let (status, body) = call("GET", "/periods/2026-11/kpis").await;
+    assert_eq!(status, 200);
+    assert!(body["kpis"].as_array().is_some_and(|k| !k.is_empty()));
+    let (status, body) = call("POST", "/periods/2026-11/export").await;
+    assert_eq!(
+        (status, body["sha256"].as_str()),
+        (200, Some(export.sha256.as_str()))
+    );
+    assert_eq!(call("GET", "/periods/nov/kpis").await.0, 400);
+    assert_eq!(call("DELETE", "/periods/2026-11/kpis").await.0, 404);
+
+    // Close November through the API: rows frozen, a second close refused (409).
+    let (status, body) = call("POST", "/periods/2026-11/close").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"].as_u64(), Some(rows.len() as u64));
+    assert_eq!(body["closed_by"], "arn:aws:iam::123456789012:user/finance");
+    assert_eq!(call("POST", "/periods/2026-11/close").await.0, 409);
     assert!(
         store.replace_rows("2026-11", &[]).await.is_err(),
         "a closed period's rows cannot be replaced"

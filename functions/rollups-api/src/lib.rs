@@ -1,0 +1,222 @@
+//! rollups-api: finance's read path over the rollups, as a Lambda function URL (payload 2.0,
+//! `AuthType: AWS_IAM`, so every caller is a signed IAM principal).
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | GET | `/periods/{YYYY-MM}/kpis[?version=V]` | the month's KPI rows (every dimension) |
+//! | GET | `/periods/{YYYY-MM}/incentives[?version=V]` | incentive rows and control totals |
+//! | GET | `/periods/{YYYY-MM}/funnel[?version=V&points=N]` | loss per stage, revenue sensitivity |
+//! | POST | `/periods/{YYYY-MM}/close` | freeze the period (closed by the caller's IAM ARN) |
+//! | POST | `/periods/{YYYY-MM}/export[?version=V]` | CSV + `.sha256` to `s3://BUCKET/exports/…` |
+//!
+//! Errors are JSON `{"error": "..."}` with 400 (bad period or query), 404 (unknown route or no
+//! rows), 409 (already closed), 500 (store failure; retry).
+
+use chrono::{DateTime, Utc};
+use lambda_runtime::LambdaEvent;
+use leadsync_domain::facts::is_period;
+use leadsync_domain::ports::RollupStore;
+use leadsync_domain::rollup::{RowBody, funnel, incentive_rows};
+use leadsync_pipeline::rollups::{self, RollupError};
+use leadsync_store::{DynamoLeadStore, S3SnapshotStore};
+use serde_json::{Value, json};
+
+/// Configuration missing at cold start.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is required")]
+pub struct MissingConfig(&'static str);
+
+/// The stores the API reads and writes.
+#[derive(Debug)]
+pub struct Api {
+    pub store: DynamoLeadStore,
+    pub exports: S3SnapshotStore,
+}
+
+impl Api {
+    /// # Errors
+    /// [`MissingConfig`] naming the key.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, MissingConfig> {
+        let get = |k: &'static str| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or(MissingConfig(k))
+        };
+        let (table, bucket) = (get("TABLE_NAME")?, get("BUCKET_NAME")?);
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(sdk)
+                .force_path_style(sdk.endpoint_url().is_some())
+                .build(),
+        );
+        Ok(Self {
+            store: DynamoLeadStore::new(aws_sdk_dynamodb::Client::new(sdk), table, "hubspot"),
+            exports: S3SnapshotStore::new(s3, bucket),
+        })
+    }
+}
+
+fn response(status: u16, body: &Value) -> Value {
+    json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+    })
+}
+
+fn error(status: u16, message: impl std::fmt::Display) -> Value {
+    response(status, &json!({"error": message.to_string()}))
+}
+
+/// Handle one function-URL request. Never fails as an invocation: errors are HTTP answers.
+///
+/// # Errors
+/// None in practice; the signature is the runtime's.
+pub async fn handle(
+    event: LambdaEvent<Value>,
+    api: &Api,
+    now: DateTime<Utc>,
+) -> Result<Value, lambda_runtime::Error> {
+    let request = &event.payload;
+    let method = request
+        .pointer("/requestContext/http/method")
+        .and_then(Value::as_str)
+        .unwrap_or("GET");
+    let path = request
+        .get("rawPath")
+        .and_then(Value::as_str)
+        .unwrap_or("/");
+    let query = |name: &str| {
+        request
+            .pointer(&format!("/queryStringParameters/{name}"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let caller = request
+        .pointer("/requestContext/authorizer/iam/userArn")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown caller")
+        .to_owned();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (period, action) = match parts.as_slice() {
+        ["periods", period, action] => (*period, *action),
+        _ => return Ok(error(404, format!("no route for {method} {path}"))),
+    };
+    if !is_period(period) {
+        return Ok(error(400, format!("{period:?} is not a period (YYYY-MM)")));
+    }
+    let answer = route(
+        api,
+        method,
+        period,
+        action,
+        query("version"),
+        query("points"),
+        &caller,
+        now,
+    )
+    .await;
+    Ok(answer.unwrap_or_else(|e| {
+        tracing::error!(error = %e, period, action, "Rollups request failed.");
+        match e {
+            RollupError::AlreadyClosed { .. } => error(409, e),
+            RollupError::BadPeriod(_) => error(400, e),
+            _ => error(500, e),
+        }
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn route(
+    api: &Api,
+    method: &str,
+    period: &str,
+    action: &str,
+    version: Option<String>,
+    points: Option<String>,
+    caller: &str,
+    now: DateTime<Utc>,
+) -> Result<Value, RollupError> {
+    let store_error = |step| {
+        move |source| RollupError::Store {
+            step,
+            period: period.to_owned(),
+            source,
+        }
+    };
+    if (method, action) == ("POST", "close") {
+        let status = rollups::close(&api.store, period, caller, now).await?;
+        return Ok(response(200, &json!(status)));
+    }
+    let rows = api
+        .store
+        .rows(period)
+        .await
+        .map_err(store_error("reading rows"))?;
+    let Some(version) = version.or_else(|| rollups::busiest_version(&rows)) else {
+        return Ok(error(404, format!("period {period} has no incentive rows")));
+    };
+    let currency = api
+        .store
+        .plans()
+        .await
+        .map_err(store_error("reading plans"))?
+        .get(&version)
+        .map_or_else(|| "USD".to_owned(), |p| p.currency.clone());
+    Ok(match (method, action) {
+        ("GET", "kpis") => {
+            let kpis: Vec<_> = rows
+                .iter()
+                .filter_map(|r| match r.parse() {
+                    Ok(RowBody::Kpi(k)) if k.criteria_version == version => Some(k),
+                    _ => None,
+                })
+                .collect();
+            response(
+                200,
+                &json!({"period": period, "criteria_version": version, "kpis": kpis}),
+            )
+        }
+        ("GET", "incentives") => {
+            let (incentives, totals) = incentive_rows(&rows, &version);
+            response(
+                200,
+                &json!({"period": period, "criteria_version": version, "currency": currency,
+                        "incentives": incentives, "control_totals": totals}),
+            )
+        }
+        ("GET", "funnel") => {
+            let points = match points.as_deref().map(str::parse::<f64>) {
+                None => 5.0,
+                Some(Ok(p)) if (0.0..=100.0).contains(&p) => p,
+                Some(_) => return Ok(error(400, "points must be a number from 0 to 100")),
+            };
+            response(
+                200,
+                &json!({"period": period, "criteria_version": version, "points": points,
+                        "steps": funnel(&rows, &version, points)}),
+            )
+        }
+        ("POST", "export") => {
+            let export = rollups::export(period, &version, &currency, &rows)?;
+            let key = api
+                .exports
+                .put_export(
+                    period,
+                    &format!("incentives-{version}.csv"),
+                    export.csv,
+                    &export.sha256,
+                )
+                .await
+                .map_err(store_error("writing the export"))?;
+            response(
+                200,
+                &json!({"key": key, "sha256": export.sha256, "control_totals": export.totals}),
+            )
+        }
+        _ => error(
+            404,
+            format!("no route for {method} /periods/{period}/{action}"),
+        ),
+    })
+}
