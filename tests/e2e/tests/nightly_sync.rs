@@ -5,9 +5,12 @@
 //! recording, snapshot, push) makes a comparison fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
+use leadsync_domain::ports::LeadStore;
 use leadsync_domain::{
     Criteria, Engagement, Firmographics, Lead, LeadId, Provenance, Sourced, Stage,
 };
@@ -23,22 +26,13 @@ struct Env {
 }
 
 async fn env(contacts: u64) -> Env {
-    let moto = leadsync_localstack::shared().expect("moto");
-    let sdk = moto.sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    let table = leadsync_localstack::unique_name("e2e");
-    let bucket = leadsync_localstack::unique_name("e2e");
-    leadsync_store::bootstrap::create_table(&dynamo, &table)
-        .await
-        .unwrap();
-    leadsync_store::bootstrap::create_bucket(&s3, &bucket)
-        .await
-        .unwrap();
+    let common::Aws {
+        sdk,
+        dynamo,
+        table,
+        bucket,
+        ..
+    } = common::aws("e2e").await;
     let sandbox = Sandbox::start(SandboxConfig::new(7, contacts))
         .await
         .unwrap();
@@ -319,6 +313,14 @@ async fn second_run_changes_nothing_and_picks_up_an_edit() {
                 .is_some_and(|e| !e.contains("gmail"))
         })
         .unwrap();
+    let target_id = LeadId::new(target.id.to_string()).unwrap();
+    let before = env
+        .deps
+        .store
+        .load_states(std::slice::from_ref(&target_id))
+        .await
+        .unwrap()[&target_id]
+        .clone();
     env.sandbox.edit_contact(
         target.id,
         &[("num_conversion_events", "9"), ("hs_email_click", "9")],
@@ -326,9 +328,26 @@ async fn second_run_changes_nothing_and_picks_up_an_edit() {
     // Let the edit's timestamp fall behind the index lag by running "later".
     let later = Utc::now() + chrono::Duration::minutes(5);
     let third = handler::handle_at(event(), &env.deps, later).await.unwrap();
+    let after = env
+        .deps
+        .store
+        .load_states(std::slice::from_ref(&target_id))
+        .await
+        .unwrap()[&target_id]
+        .clone();
+    assert_ne!(
+        before.input_hash, after.input_hash,
+        "the edit was pulled and re-scored"
+    );
     assert!(third.pulled >= 1);
-    assert_eq!(third.pushed, 1, "only the edited contact changes");
-    assert_eq!(third.states_written, 1);
+    // The edited contact is pushed. A lead re-read in the lookback window may move too, only
+    // because its engagement points decayed with time (half-life) — a real change — so the
+    // bound is the leads pulled, and every push is a changed state.
+    assert!(
+        third.pushed >= 1 && third.pushed <= third.pulled,
+        "{third:?}"
+    );
+    assert_eq!(third.states_written, third.pushed);
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 //! control totals and checksum hold.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use leadsync_domain::ports::RollupStore;
@@ -27,22 +29,13 @@ fn event(payload: serde_json::Value) -> LambdaEvent<serde_json::Value> {
 
 #[tokio::test]
 async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forward() {
-    let moto = leadsync_localstack::shared().expect("moto");
-    let sdk = moto.sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    let table = leadsync_localstack::unique_name("rollups");
-    let bucket = leadsync_localstack::unique_name("rollups");
-    leadsync_store::bootstrap::create_table(&dynamo, &table)
-        .await
-        .unwrap();
-    leadsync_store::bootstrap::create_bucket(&s3, &bucket)
-        .await
-        .unwrap();
+    let common::Aws {
+        sdk,
+        dynamo,
+        s3,
+        table,
+        bucket,
+    } = common::aws("rollups").await;
     let sandbox = Sandbox::start(SandboxConfig::new(11, 600)).await.unwrap();
     let dir = std::env::temp_dir().join(leadsync_localstack::unique_name("criteria"));
     std::fs::create_dir_all(&dir).unwrap();
