@@ -43,12 +43,13 @@ pub async fn stores(table: &str, bucket: &str) -> Stores {
 async fn version_of(
     store: &DynamoLeadStore,
     period: &str,
+    rows: &[leadsync_domain::rollup::RollupRow],
     version: Option<String>,
 ) -> anyhow::Result<(String, String)> {
     let plans = store.plans().await?;
     let version = match version {
         Some(v) => v,
-        None => match rollups::busiest_version(&store.rows(period).await?) {
+        None => match rollups::busiest_version(rows) {
             Some(v) => v,
             None => bail!("period {period} has no incentive rows (run a sync first?)"),
         },
@@ -74,13 +75,13 @@ pub async fn show(
             }
         }
         Format::Csv => {
-            let (version, currency) = version_of(&s.store, period, version).await?;
+            let (version, currency) = version_of(&s.store, period, &rows, version).await?;
             let export = rollups::export(period, &version, &currency, &rows)?;
             use std::io::Write as _;
             std::io::stdout().write_all(&export.csv)?;
         }
         Format::Table => {
-            let (version, currency) = version_of(&s.store, period, version).await?;
+            let (version, currency) = version_of(&s.store, period, &rows, version).await?;
             let closed = s
                 .store
                 .closed_periods()
@@ -177,8 +178,8 @@ pub async fn show(
 }
 
 pub async fn export(s: &Stores, period: &str, version: Option<String>) -> anyhow::Result<ExitCode> {
-    let (version, currency) = version_of(&s.store, period, version).await?;
     let rows = s.store.rows(period).await?;
+    let (version, currency) = version_of(&s.store, period, &rows, version).await?;
     let export = rollups::export(period, &version, &currency, &rows)?;
     let name = format!("incentives-{version}.csv");
     let key = s

@@ -39,8 +39,29 @@ fn json<T: serde::Serialize>(operation: &'static str, v: &T) -> Result<String, S
     })
 }
 
-fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("ConditionalCheckFailedException")
+/// A failed row write: `Rejected` naming the row when it was frozen (the condition failed),
+/// otherwise the SDK error mapped as usual.
+fn row_error<E, R>(
+    operation: &'static str,
+    period: &str,
+    sk: &str,
+    error: aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if error
+        .as_service_error()
+        .is_some_and(|e| e.code() == Some("ConditionalCheckFailedException"))
+    {
+        StoreError::Rejected {
+            operation: "write rollup row",
+            message: format!("row {sk} of period {period} is frozen (the period was closed)"),
+        }
+    } else {
+        sdk_error(operation, error)
+    }
 }
 
 impl DynamoLeadStore {
@@ -116,7 +137,7 @@ impl DynamoLeadStore {
         body: Option<&str>,
     ) -> Result<(), StoreError> {
         let pk = keys::rollup_pk(period);
-        let sent = match body {
+        match body {
             Some(body) => self
                 .client
                 .put_item()
@@ -129,12 +150,7 @@ impl DynamoLeadStore {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| {
-                    (
-                        e.as_service_error().is_some_and(conditional_failed),
-                        sdk_error("PutItem rollup row", e),
-                    )
-                }),
+                .map_err(|e| row_error("PutItem rollup row", period, sk, e)),
             None => self
                 .client
                 .delete_item()
@@ -146,25 +162,30 @@ impl DynamoLeadStore {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| {
-                    (
-                        e.as_service_error().is_some_and(conditional_failed),
-                        sdk_error("DeleteItem rollup row", e),
-                    )
-                }),
-        };
-        sent.map_err(|(frozen, error)| {
-            if frozen {
-                StoreError::Rejected {
-                    operation: "write rollup row",
-                    message: format!(
-                        "row {sk} of period {period} is frozen (the period was closed)"
-                    ),
-                }
-            } else {
-                error
-            }
-        })
+                .map_err(|e| row_error("DeleteItem rollup row", period, sk, e)),
+        }
+    }
+
+    /// Every item of a registry partition (`PLANS`, `PERIODS`) as (sort key, parsed body),
+    /// in sort-key order.
+    async fn bodies<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: &str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        self.query_all(None, PK, pk, None)
+            .await?
+            .iter()
+            .map(|item| {
+                let sk = get_s(item, SK).unwrap_or("?").to_owned();
+                let body = get_s(item, "body")
+                    .ok_or_else(|| corrupt(&format!("{pk}/{sk}"), "missing body"))
+                    .and_then(|b| {
+                        serde_json::from_str(b)
+                            .map_err(|e| corrupt(&format!("{pk}/{sk}"), e.to_string()))
+                    })?;
+                Ok((sk, body))
+            })
+            .collect()
     }
 
     async fn freeze_row(&self, period: &str, sk: &str) -> Result<(), StoreError> {
@@ -313,38 +334,17 @@ impl RollupStore for DynamoLeadStore {
     }
 
     async fn plans(&self) -> Result<BTreeMap<String, IncentivePlan>, StoreError> {
-        self.query_all(None, PK, PLANS_PK, None)
-            .await?
-            .iter()
-            .map(|item| {
-                let version = get_s(item, SK).unwrap_or("?").to_owned();
-                let plan = get_s(item, "body")
-                    .ok_or_else(|| corrupt(&version, "missing plan body"))
-                    .and_then(|b| {
-                        serde_json::from_str(b).map_err(|e| corrupt(&version, e.to_string()))
-                    })?;
-                Ok((version, plan))
-            })
-            .collect()
+        Ok(self.bodies(PLANS_PK).await?.into_iter().collect())
     }
 
+    /// In period order: the sort key is the period.
     async fn closed_periods(&self) -> Result<Vec<PeriodStatus>, StoreError> {
-        let mut out = self
-            .query_all(None, PK, PERIODS_PK, None)
+        Ok(self
+            .bodies(PERIODS_PK)
             .await?
-            .iter()
-            .map(|item| {
-                let period = get_s(item, SK).unwrap_or("?");
-                get_s(item, "body")
-                    .ok_or_else(|| corrupt(period, "missing period body"))
-                    .and_then(|b| {
-                        serde_json::from_str::<PeriodStatus>(b)
-                            .map_err(|e| corrupt(period, e.to_string()))
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        out.sort_by(|a, b| a.period.cmp(&b.period));
-        Ok(out)
+            .into_iter()
+            .map(|(_, status)| status)
+            .collect())
     }
 
     async fn close_period(&self, status: &PeriodStatus) -> Result<bool, StoreError> {
