@@ -14,6 +14,7 @@ use leadsync_crm::{HubSpotConfig, HubSpotCrm, RateLimits};
 use leadsync_domain::Criteria;
 use leadsync_domain::fakes::{FakeLeadStore, FakeSnapshotStore};
 use leadsync_domain::ports::Crm;
+use leadsync_domain::runs::PullScope;
 use leadsync_enrich::NoProvider;
 use leadsync_pipeline::{SyncDeps, SyncInput, sync};
 use std::collections::{BTreeMap, HashSet};
@@ -105,7 +106,10 @@ async fn pull_all(crm: &HubSpotCrm) -> anyhow::Result<u64> {
     let (mut n, mut cursor) = (0u64, None::<String>);
     loop {
         let page = crm
-            .pull_page(DateTime::<Utc>::UNIX_EPOCH, cursor.as_deref())
+            .pull_page(
+                &PullScope::since(DateTime::<Utc>::UNIX_EPOCH),
+                cursor.as_deref(),
+            )
             .await?;
         n += (page.leads.len() + page.rejected.len()) as u64;
         match page.next {

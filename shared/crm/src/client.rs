@@ -3,11 +3,11 @@
 use crate::mapping::{
     self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, DEAL_PROPERTIES, HubSpotObject,
 };
-use chrono::{DateTime, Utc};
-use leadsync_domain::Deal;
 use leadsync_domain::ports::{
     Crm, CrmError, PropertyKind, PropertySpec, PropertyUpdate, PullPage, PushFailure, PushOutcome,
 };
+use leadsync_domain::runs::{Census, PullScope};
+use leadsync_domain::{Deal, LeadId};
 use leadsync_ratelimit::{RateGovernor, RateLimits};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -86,6 +86,8 @@ const COMPANY_CACHE_LIMIT: usize = 50_000;
 
 #[derive(Debug, Deserialize)]
 struct SearchResponse {
+    #[serde(default)]
+    total: Option<u64>,
     #[serde(default)]
     results: Vec<HubSpotObject>,
     #[serde(default)]
@@ -442,6 +444,31 @@ fn error_message(body: &str) -> String {
 /// The cursor of a pull walk is the last contact id returned: each page asks for
 /// `hs_object_id > cursor` (keyset paging). Unlike `after` offsets it cannot shift when records
 /// start matching mid-walk, and it never meets the search's 10,000-result ceiling.
+/// The search filters (one AND group) selecting `scope` past `after_id`.
+fn scope_filters(scope: &PullScope, after_id: u64) -> Vec<Value> {
+    let mut filters = Vec::with_capacity(3);
+    if scope.only.is_empty() {
+        filters.push(json!({
+            "propertyName": "lastmodifieddate",
+            "operator": "GTE",
+            "value": scope.since.timestamp_millis().to_string(),
+        }));
+    } else {
+        filters.push(json!({
+            "propertyName": "hs_object_id",
+            "operator": "IN",
+            "values": scope.only.iter().take(PullScope::MAX_ONLY).map(LeadId::as_str).collect::<Vec<_>>(),
+        }));
+    }
+    if after_id > 0 {
+        filters.push(json!({"propertyName": "hs_object_id", "operator": "GT", "value": after_id.to_string()}));
+    }
+    if let Some(through) = scope.through_id {
+        filters.push(json!({"propertyName": "hs_object_id", "operator": "LTE", "value": through.to_string()}));
+    }
+    filters
+}
+
 fn parse_cursor(raw: Option<&str>) -> Result<u64, CrmError> {
     raw.map_or(Ok(0), |c| {
         c.parse::<u64>().map_err(|_| CrmError::Rejected {
@@ -456,19 +483,11 @@ impl HubSpotCrm {
     /// search has more.
     async fn search_page(
         &self,
-        since: DateTime<Utc>,
+        scope: &PullScope,
         after_id: u64,
     ) -> Result<(Vec<HubSpotObject>, bool), CrmError> {
-        let mut filters = vec![json!({
-            "propertyName": "lastmodifieddate",
-            "operator": "GTE",
-            "value": since.timestamp_millis().to_string(),
-        })];
-        if after_id > 0 {
-            filters.push(json!({"propertyName": "hs_object_id", "operator": "GT", "value": after_id.to_string()}));
-        }
         let body = json!({
-            "filterGroups": [{ "filters": filters }],
+            "filterGroups": [{ "filters": scope_filters(scope, after_id.max(scope.after_id)) }],
             "sorts": [{ "propertyName": "hs_object_id", "direction": "ASCENDING" }],
             "properties": CONTACT_PROPERTIES,
             "limit": self.config.page_size.clamp(1, 200),
@@ -541,9 +560,31 @@ impl HubSpotCrm {
 }
 
 impl Crm for HubSpotCrm {
+    async fn count(&self, scope: &PullScope) -> Result<Census, CrmError> {
+        // One result, highest id first: the response's `total` counts the scope.
+        let body = json!({
+            "filterGroups": [{ "filters": scope_filters(scope, scope.after_id) }],
+            "sorts": [{ "propertyName": "hs_object_id", "direction": "DESCENDING" }],
+            "properties": ["hs_object_id"],
+            "limit": 1,
+        });
+        let (_, parsed): (_, SearchResponse) = self
+            .post_parsed("/crm/v3/objects/contacts/search", &body)
+            .await?;
+        let last_id = parsed
+            .results
+            .first()
+            .and_then(|o| o.id_text().parse::<u64>().ok());
+        let total = parsed
+            .total
+            .unwrap_or(parsed.results.len() as u64)
+            .max(u64::from(last_id.is_some()));
+        Ok(Census { total, last_id })
+    }
+
     async fn pull_page(
         &self,
-        since: DateTime<Utc>,
+        scope: &PullScope,
         cursor: Option<&str>,
     ) -> Result<PullPage, CrmError> {
         let mut after_id = parse_cursor(cursor)?;
@@ -555,7 +596,7 @@ impl Crm for HubSpotCrm {
         let mut pending: Vec<String> = Vec::new();
         let mut pending_set: HashSet<String> = HashSet::new();
         let more = loop {
-            let (results, more) = self.search_page(since, after_id).await?;
+            let (results, more) = self.search_page(scope, after_id).await?;
             let before = after_id;
             for object in &results {
                 if let Ok(id) = object.id_text().parse::<u64>() {

@@ -45,10 +45,10 @@ impl Crm for ChangingCrm<'_> {
 
     async fn pull_page(
         &self,
-        since: DateTime<Utc>,
+        scope: &leadsync_domain::runs::PullScope,
         cursor: Option<&str>,
     ) -> Result<PullPage, CrmError> {
-        let page = self.inner.pull_page(since, cursor).await?;
+        let page = self.inner.pull_page(scope, cursor).await?;
         self.pulled
             .lock()
             .unwrap()
@@ -69,6 +69,13 @@ impl Crm for ChangingCrm<'_> {
             self.changed.lock().unwrap().insert(id);
         }
         Ok(page)
+    }
+
+    async fn count(
+        &self,
+        scope: &leadsync_domain::runs::PullScope,
+    ) -> Result<leadsync_domain::runs::Census, CrmError> {
+        self.inner.count(scope).await
     }
 
     async fn push(&self, updates: &[PropertyUpdate]) -> Result<PushOutcome, CrmError> {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use leadsync_crm::{HubSpotConfig, HubSpotCrm};
 use leadsync_domain::LeadId;
 use leadsync_domain::ports::{Crm, CrmError, PropertyUpdate};
+use leadsync_domain::runs::PullScope;
 use leadsync_sandbox::{Sandbox, SandboxConfig};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +24,10 @@ fn crm(sandbox: &Sandbox, token: &str, page_size: u32) -> HubSpotCrm {
 async fn pull_all(crm: &HubSpotCrm, since: DateTime<Utc>) -> (Vec<String>, usize) {
     let (mut ids, mut pages, mut cursor) = (vec![], 0, None::<String>);
     loop {
-        let page = crm.pull_page(since, cursor.as_deref()).await.unwrap();
+        let page = crm
+            .pull_page(&PullScope::since(since), cursor.as_deref())
+            .await
+            .unwrap();
         pages += 1;
         ids.extend(page.leads.iter().map(|l| l.id.to_string()));
         assert!(page.rejected.is_empty());
@@ -58,7 +62,7 @@ async fn pulls_every_contact_once_in_id_order_with_company_data() {
     );
 
     let page = crm
-        .pull_page(DateTime::<Utc>::UNIX_EPOCH, None)
+        .pull_page(&PullScope::since(DateTime::<Utc>::UNIX_EPOCH), None)
         .await
         .unwrap();
     let with_company = page.leads.iter().filter(|l| l.company_id.is_some()).count();
@@ -113,7 +117,7 @@ async fn wrong_token_is_unauthorized() {
     let sandbox = Sandbox::start(SandboxConfig::new(7, 10)).await.unwrap();
     let crm = crm(&sandbox, "wrong", 10);
     assert_eq!(
-        crm.pull_page(DateTime::<Utc>::UNIX_EPOCH, None)
+        crm.pull_page(&PullScope::since(DateTime::<Utc>::UNIX_EPOCH), None)
             .await
             .unwrap_err(),
         CrmError::Unauthorized
@@ -163,7 +167,7 @@ async fn unreachable_crm_is_a_retryable_error() {
     config.server_error_backoff = std::time::Duration::from_millis(1);
     let error = HubSpotCrm::new(config)
         .unwrap()
-        .pull_page(DateTime::<Utc>::UNIX_EPOCH, None)
+        .pull_page(&PullScope::since(DateTime::<Utc>::UNIX_EPOCH), None)
         .await
         .unwrap_err();
     assert!(error.is_retryable(), "{error:?}");
@@ -264,7 +268,10 @@ async fn leads_carry_their_deals_from_v4_associations() {
     let (mut leads, mut cursor) = (vec![], None::<String>);
     loop {
         let page = crm
-            .pull_page(DateTime::<Utc>::UNIX_EPOCH, cursor.as_deref())
+            .pull_page(
+                &PullScope::since(DateTime::<Utc>::UNIX_EPOCH),
+                cursor.as_deref(),
+            )
             .await
             .unwrap();
         leads.extend(page.leads);

@@ -11,6 +11,7 @@ use crate::ports::{
 };
 use crate::ports::{PeriodStatus, RollupStore, RowsWritten};
 use crate::rollup::RollupRow;
+use crate::runs::{Census, Lease, PullScope, RunPlan, RunProgress, SliceResult, SliceSpec};
 use crate::transition::{LeadState, Transition};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -33,6 +34,7 @@ pub struct FakeCrm {
     page_size: usize,
     pub pull_calls: AtomicU64,
     pub push_calls: AtomicU64,
+    pub count_calls: AtomicU64,
 }
 
 impl FakeCrm {
@@ -79,7 +81,32 @@ impl FakeCrm {
     }
 }
 
+fn numeric_id(id: &LeadId) -> Option<u64> {
+    id.as_str().parse().ok()
+}
+
 impl FakeCrm {
+    /// The leads a scope selects, in ascending numeric id order (the order HubSpot's search
+    /// walks); ids that are not numbers sort first and belong to the unbounded start.
+    fn in_scope(&self, scope: &PullScope) -> Vec<Lead> {
+        let mut matching: Vec<Lead> = lock(&self.leads)
+            .values()
+            .filter(|l| {
+                if !scope.only.is_empty() {
+                    return scope.only.contains(&l.id);
+                }
+                let in_range = match numeric_id(&l.id) {
+                    Some(n) => n > scope.after_id && scope.through_id.is_none_or(|t| n <= t),
+                    None => scope.after_id == 0,
+                };
+                in_range && l.modified_at >= scope.since
+            })
+            .cloned()
+            .collect();
+        matching.sort_by_key(|l| numeric_id(&l.id));
+        matching
+    }
+
     /// Names of the properties `ensure_properties` created.
     pub fn properties(&self) -> Vec<String> {
         lock(&self.properties).clone()
@@ -105,7 +132,7 @@ impl Crm for FakeCrm {
 
     async fn pull_page(
         &self,
-        since: DateTime<Utc>,
+        scope: &PullScope,
         cursor: Option<&str>,
     ) -> Result<PullPage, CrmError> {
         self.pull_calls.fetch_add(1, Ordering::Relaxed);
@@ -116,11 +143,7 @@ impl Crm for FakeCrm {
                 status: 400,
                 message: "bad cursor".into(),
             })?;
-        let matching: Vec<Lead> = lock(&self.leads)
-            .values()
-            .filter(|l| l.modified_at >= since)
-            .cloned()
-            .collect();
+        let matching = self.in_scope(scope);
         let leads: Vec<Lead> = matching
             .iter()
             .skip(offset)
@@ -130,12 +153,23 @@ impl Crm for FakeCrm {
         let end = offset + leads.len();
         Ok(PullPage {
             leads,
-            rejected: if offset == 0 {
+            // Unreadable records have no usable id: they come with the first slice's first page.
+            rejected: if offset == 0 && scope.after_id == 0 && scope.only.is_empty() {
                 lock(&self.rejected).clone()
             } else {
                 Vec::new()
             },
             next: (end < matching.len()).then(|| end.to_string()),
+        })
+    }
+
+    async fn count(&self, scope: &PullScope) -> Result<Census, CrmError> {
+        self.count_calls.fetch_add(1, Ordering::Relaxed);
+        self.take_failure()?;
+        let matching = self.in_scope(scope);
+        Ok(Census {
+            total: matching.len() as u64,
+            last_id: matching.iter().filter_map(|l| numeric_id(&l.id)).max(),
         })
     }
 
@@ -176,10 +210,16 @@ pub struct FakeLeadStore {
     rows: Mutex<BTreeMap<String, PeriodRows>>,
     closed: Mutex<BTreeMap<String, PeriodStatus>>,
     plans: Mutex<BTreeMap<String, crate::incentives::IncentivePlan>>,
+    lease: Mutex<Option<Lease>>,
+    /// Runs: plan, finished slices, finished flag.
+    run_records: Mutex<BTreeMap<String, RunRecord>>,
     /// Operations so far, and the one (1-based) that fails as a crash would.
     ops: AtomicU64,
     crash_at: AtomicU64,
 }
+
+/// A run in the fake: its plan, finished slices by number, and whether it finished.
+type RunRecord = (RunPlan, BTreeMap<u32, SliceResult>, bool);
 
 /// One period's rollup rows in the fake: key → (body, frozen).
 type PeriodRows = BTreeMap<String, (String, bool)>;
@@ -568,5 +608,133 @@ impl RollupStore for FakeLeadStore {
             }
         }
         Ok(new)
+    }
+}
+
+impl crate::ports::RunStore for FakeLeadStore {
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.take_failure()?;
+        let mut lease = lock(&self.lease);
+        match &*lease {
+            Some(current) if current.holder != holder && current.until > now => {
+                Ok(Some(current.clone()))
+            }
+            _ => {
+                *lease = Some(Lease {
+                    holder: holder.to_owned(),
+                    until,
+                });
+                Ok(None)
+            }
+        }
+    }
+
+    async fn release_lease(&self, holder: &str) -> Result<(), StoreError> {
+        self.take_failure()?;
+        let mut lease = lock(&self.lease);
+        if lease.as_ref().is_some_and(|l| l.holder == holder) {
+            *lease = None;
+        }
+        Ok(())
+    }
+
+    async fn create_run(&self, plan: &RunPlan) -> Result<(), StoreError> {
+        self.take_failure()?;
+        lock(&self.run_records)
+            .entry(plan.run_id.clone())
+            .or_insert_with(|| (plan.clone(), BTreeMap::new(), false));
+        Ok(())
+    }
+
+    async fn finish_slice(
+        &self,
+        run_id: &str,
+        result: &SliceResult,
+    ) -> Result<RunProgress, StoreError> {
+        self.take_failure()?;
+        let mut runs = lock(&self.run_records);
+        let Some((plan, slices, finished)) = runs.get_mut(run_id) else {
+            return Err(StoreError::Rejected {
+                operation: "finish_slice",
+                message: format!("run {run_id} was never planned"),
+            });
+        };
+        slices.entry(result.slice).or_insert_with(|| result.clone());
+        Ok(RunProgress {
+            slices: plan.slices,
+            done: u32::try_from(slices.len()).unwrap_or(u32::MAX),
+            finished: *finished,
+        })
+    }
+
+    async fn slice_results(&self, run_id: &str) -> Result<Vec<SliceResult>, StoreError> {
+        self.take_failure()?;
+        Ok(lock(&self.run_records)
+            .get(run_id)
+            .map(|(_, slices, _)| slices.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn finish_run(&self, run_id: &str, report: &RunReport) -> Result<(), StoreError> {
+        self.take_failure()?;
+        if let Some(run) = lock(&self.run_records).get_mut(run_id) {
+            run.2 = true;
+        }
+        let mut runs = lock(&self.runs);
+        runs.retain(|r| !(r.run_id == report.run_id && r.slice == report.slice));
+        runs.push(report.clone());
+        Ok(())
+    }
+}
+
+impl FakeLeadStore {
+    /// The lease as it stands.
+    pub fn lease(&self) -> Option<Lease> {
+        lock(&self.lease).clone()
+    }
+
+    /// A run's plan, finished slices and whether it finished.
+    pub fn run_record(&self, run_id: &str) -> Option<(RunPlan, usize, bool)> {
+        lock(&self.run_records)
+            .get(run_id)
+            .map(|(p, s, f)| (p.clone(), s.len(), *f))
+    }
+}
+
+/// A slice queue in memory: sent slices wait until a test takes them.
+#[derive(Debug, Default)]
+pub struct FakeSliceQueue {
+    queued: Mutex<VecDeque<SliceSpec>>,
+    failures: Mutex<VecDeque<StoreError>>,
+}
+
+impl FakeSliceQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next `n` sends fail with `error`.
+    pub fn fail_next(&self, n: usize, error: StoreError) {
+        lock(&self.failures).extend(std::iter::repeat_n(error, n));
+    }
+
+    /// Take every queued slice, oldest first.
+    pub fn drain(&self) -> Vec<SliceSpec> {
+        lock(&self.queued).drain(..).collect()
+    }
+}
+
+impl crate::ports::SliceQueue for FakeSliceQueue {
+    async fn send(&self, slices: &[SliceSpec]) -> Result<(), StoreError> {
+        if let Some(error) = lock(&self.failures).pop_front() {
+            return Err(error);
+        }
+        lock(&self.queued).extend(slices.iter().cloned());
+        Ok(())
     }
 }

@@ -24,6 +24,7 @@ pub mod incentives;
 pub mod lead;
 pub mod ports;
 pub mod rollup;
+pub mod runs;
 pub mod stage;
 pub mod transition;
 

@@ -9,6 +9,7 @@
 
 use crate::criteria::Scorecard;
 use crate::lead::{Firmographics, Lead, LeadId};
+use crate::runs::{Census, Lease, PullScope, RunPlan, RunProgress, SliceResult, SliceSpec};
 use crate::transition::{LeadState, Transition};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -116,19 +117,28 @@ impl CrmError {
 
 /// The CRM leadsync pulls leads from and writes results back to.
 pub trait Crm: Send + Sync {
-    /// One page of contacts modified at or after `since`, in ascending id order, with their
-    /// company data. Start with `cursor = None`; follow [`PullPage::next`] until it is `None`.
-    /// The whole walk returns every contact modified at or after `since` at least once
-    /// (records may repeat; callers must tolerate duplicates).
+    /// One page of the contacts in `scope` (modified at or after `scope.since`, inside its id
+    /// range, or exactly `scope.only`), in ascending id order, with their company data. Start
+    /// with `cursor = None`; follow [`PullPage::next`] until it is `None`. The whole walk
+    /// returns every contact in scope at least once (records may repeat; callers must tolerate
+    /// duplicates).
     ///
     /// # Errors
     /// [`CrmError`]: the page could not be read at all. Records that could be read but not
     /// mapped come back in [`PullPage::rejected`], not as errors.
     fn pull_page(
         &self,
-        since: DateTime<Utc>,
+        scope: &PullScope,
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<PullPage, CrmError>> + Send;
+
+    /// How many contacts `scope` holds and the highest id among them — one cheap request,
+    /// used to plan slices. The count may be slightly stale (search indexing lags); planning
+    /// must not depend on it being exact.
+    ///
+    /// # Errors
+    /// [`CrmError`].
+    fn count(&self, scope: &PullScope) -> impl Future<Output = Result<Census, CrmError>> + Send;
 
     /// Write properties on contacts. Idempotent: writing the same values again is harmless.
     /// Rows the CRM refuses are reported in [`PushOutcome::failed`]; the call as a whole fails
@@ -530,4 +540,77 @@ pub trait RollupStore: Send + Sync {
         &self,
         status: &PeriodStatus,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs, slices and the lease
+
+/// Run records (plan, finished slices) and the sync lease.
+pub trait RunStore: Send + Sync {
+    /// Take the sync lease for `holder` until `until`, or renew it when `holder` has it already.
+    /// Returns `Ok(None)` when taken, `Ok(Some(lease))` with the other holder's lease when it is
+    /// held and not expired at `now`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn acquire_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
+
+    /// Give the lease up, if `holder` still has it (otherwise nothing happens).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn release_lease(&self, holder: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Record a planned run. Idempotent: recording the same plan again is harmless.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn create_run(&self, plan: &RunPlan) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Record a finished slice — once: a slice finished again (a redelivered message) is not
+    /// counted twice. Returns the run's progress after it.
+    ///
+    /// # Errors
+    /// [`StoreError`]; `Rejected` when the run was never planned.
+    fn finish_slice(
+        &self,
+        run_id: &str,
+        result: &SliceResult,
+    ) -> impl Future<Output = Result<RunProgress, StoreError>> + Send;
+
+    /// Every finished slice of a run, by slice number.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn slice_results(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<SliceResult>, StoreError>> + Send;
+
+    /// Mark a run finished (its rollups and watermark are done), with its merged report.
+    /// Idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn finish_run(
+        &self,
+        run_id: &str,
+        report: &RunReport,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where slices go to be run by workers (SQS in production). At-least-once: a slice may be
+/// delivered more than once, and running it again is safe.
+pub trait SliceQueue: Send + Sync {
+    /// Enqueue every slice; returns when all were accepted.
+    ///
+    /// # Errors
+    /// [`StoreError`] (the queue is a store of messages): nothing is lost by retrying, a slice
+    /// sent twice is run twice, harmlessly.
+    fn send(&self, slices: &[SliceSpec]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -11,6 +11,7 @@ use leadsync_domain::ports::{
     Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, Rejected, RollupStore,
     RunReport, SnapshotKey, SnapshotLine, SnapshotStore, StoreError,
 };
+use leadsync_domain::runs::PullScope;
 use leadsync_domain::transition::push_hash;
 use leadsync_domain::{Criteria, LeadId, LeadState, Transition};
 use std::collections::HashMap;
@@ -83,6 +84,10 @@ pub enum SyncError {
     },
     #[error("recomputing rollups failed")]
     Rollups(#[source] crate::rollups::RollupError),
+    #[error("the slice was planned with criteria {planned} but this function loaded {loaded}")]
+    CriteriaMismatch { planned: String, loaded: String },
+    #[error("another run holds the lease ({} until {})", .0.holder, .0.until)]
+    Busy(leadsync_domain::runs::Lease),
     #[error(
         "{quarantined} of {pulled} pulled records were quarantined, over the limit of {limit:.0}%; see {key}"
     )]
@@ -101,7 +106,8 @@ impl SyncError {
             SyncError::Pull { source, .. } | SyncError::Push(source) => source.is_retryable(),
             SyncError::Store { source, .. } => source.is_retryable(),
             SyncError::Rollups(e) => e.is_retryable(),
-            SyncError::TooManyRejected { .. } => false,
+            SyncError::TooManyRejected { .. } | SyncError::CriteriaMismatch { .. } => false,
+            SyncError::Busy(_) => true,
         }
     }
 }
@@ -110,7 +116,18 @@ fn store_err(step: &'static str) -> impl FnOnce(StoreError) -> SyncError {
     move |source| SyncError::Store { step, source }
 }
 
-/// Run one slice. Returns the run report (also saved in the store).
+/// What one scope's pull left for the run's finish.
+#[derive(Debug, Clone, Default)]
+pub struct ScopeOutcome {
+    pub report: RunReport,
+    /// The newest modification time seen.
+    pub max_seen: Option<DateTime<Utc>>,
+    /// The oldest modification time of a lead whose push must be retried.
+    pub hold_at: Option<DateTime<Utc>>,
+}
+
+/// Run a whole run in this process: one scope (everything since the watermark, or
+/// `since_override`), then [`finish`]. Returns the run report (also saved in the store).
 ///
 /// # Errors
 /// [`SyncError`] when a dependency fails past its retries, or too many records are bad.
@@ -124,27 +141,58 @@ where
     N: SnapshotStore,
     P: FirmographicProvider,
 {
-    let watermark = if input.since_override.is_some() {
-        None
-    } else {
-        deps.store
-            .watermark(&input.source)
-            .await
-            .map_err(store_err("reading the watermark"))?
-    };
-    let since = input
-        .since_override
-        .or_else(|| watermark.map(|w| w - input.lookback))
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let since = since_of(deps.store, input).await?;
+    let outcome = sync_scope(deps, input, &PullScope::since(since)).await?;
+    finish(deps, input, outcome).await
+}
+
+/// Where a run starts reading: `since_override`, else the watermark less the lookback, else
+/// the beginning.
+///
+/// # Errors
+/// [`SyncError::Store`] when the watermark cannot be read.
+pub async fn since_of<S: LeadStore>(
+    store: &S,
+    input: &SyncInput,
+) -> Result<DateTime<Utc>, SyncError> {
+    if let Some(since) = input.since_override {
+        return Ok(since);
+    }
+    let watermark = store
+        .watermark(&input.source)
+        .await
+        .map_err(store_err("reading the watermark"))?;
+    Ok(watermark
+        .map(|w| w - input.lookback)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
+}
+
+/// Pull, enrich, score, record and push every contact in `scope`, then write the snapshot and
+/// the quarantine file. Leaves rollups and the watermark to [`finish`].
+///
+/// # Errors
+/// [`SyncError`] when a dependency fails past its retries, or too many records are bad (the
+/// slice's report is saved first).
+pub async fn sync_scope<C, S, N, P>(
+    deps: &SyncDeps<'_, C, S, N, P>,
+    input: &SyncInput,
+    scope: &PullScope,
+) -> Result<ScopeOutcome, SyncError>
+where
+    C: Crm,
+    S: LeadStore + RollupStore,
+    N: SnapshotStore,
+    P: FirmographicProvider,
+{
     let mut report = RunReport {
         run_id: input.run_id.clone(),
         slice: input.slice,
         started_at: Some(input.now),
         criteria_version: deps.criteria.version.clone(),
-        since: Some(since),
+        since: Some(scope.since),
         ..RunReport::default()
     };
-    tracing::info!(run_id = %input.run_id, slice = input.slice, %since, criteria_version = %deps.criteria.version, "Sync started.");
+    tracing::info!(run_id = %input.run_id, slice = input.slice, since = %scope.since, after_id = scope.after_id, through_id = ?scope.through_id, only = scope.only.len(), criteria_version = %deps.criteria.version, "Slice started.");
 
     // One enricher for the whole run: each company domain is looked up once, whatever page it is on.
     let mut enricher = leadsync_enrich::Enricher::new(deps.providers);
@@ -162,7 +210,7 @@ where
     loop {
         let page = deps
             .crm
-            .pull_page(since, cursor.as_deref())
+            .pull_page(scope, cursor.as_deref())
             .await
             .map_err(|source| SyncError::Pull {
                 pages: report.crm_pull_pages,
@@ -363,6 +411,39 @@ where
         return Err(error);
     }
 
+    report.finished_at = Some(input.now);
+    deps.store
+        .save_run(&report)
+        .await
+        .map_err(store_err("saving the slice report"))?;
+    Ok(ScopeOutcome {
+        report,
+        max_seen,
+        hold_at: hold_watermark_at,
+    })
+}
+
+/// Finish a run whose every scope is done: remember the incentive plan, recompute the rollups
+/// of the run's period, move the watermark (nightly runs only) and save the run report.
+///
+/// # Errors
+/// [`SyncError`]; everything is idempotent, so finishing again is safe.
+pub async fn finish<C, S, N, P>(
+    deps: &SyncDeps<'_, C, S, N, P>,
+    input: &SyncInput,
+    outcome: ScopeOutcome,
+) -> Result<RunReport, SyncError>
+where
+    C: Crm,
+    S: LeadStore + RollupStore,
+    N: SnapshotStore,
+    P: FirmographicProvider,
+{
+    let ScopeOutcome {
+        mut report,
+        max_seen,
+        hold_at: hold_watermark_at,
+    } = outcome;
     // Rollups of the period this run's facts belong to, before the watermark moves: a crash
     // here re-runs the slice, which records nothing new and recomputes the same rows.
     if let Some(plan) = &deps.criteria.incentives {
@@ -385,6 +466,11 @@ where
     report.rollup_corrections = refreshed.corrections;
 
     if input.since_override.is_none() {
+        let watermark = deps
+            .store
+            .watermark(&input.source)
+            .await
+            .map_err(store_err("reading the watermark"))?;
         // Never past what was seen, never closer to now than the index lag, never past a lead
         // whose push must be retried, never backwards.
         let candidate = max_seen

@@ -56,3 +56,7 @@ pub fn run_pk(run_id: &str) -> String {
 pub fn slice_sk(slice: u32) -> String {
     format!("SLICE#{slice:05}")
 }
+
+/// The sync lease: one item, one writer at a time.
+pub const LEASE_PK: &str = "LOCK#sync";
+pub const LEASE_SK: &str = "LOCK";

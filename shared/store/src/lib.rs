@@ -6,7 +6,9 @@
 //! - [`keys`]: every partition and sort key of the table, in one place.
 //! - [`dynamo`]: lead states, transitions (conditional, append-only), watermarks, run records.
 //! - [`rollups`]: milestone facts, the period index of facts, rollup rows, plans, closed periods.
+//! - [`runs`]: run plans, finished slices (counted, never incremented) and the sync lease.
 //! - [`s3`]: gzipped JSONL snapshots and quarantine files, finance exports.
+//! - [`sqs`]: slices of a fanned-out run as SQS messages.
 //! - [`criteria`]: published criteria versions and the active pointer.
 //! - [`firmo_cache`]: provider answers per company domain, with TTL.
 //! - [`bootstrap`]: create the table and bucket as `infra/template.yaml` declares them (local
@@ -22,12 +24,15 @@ pub mod dynamo;
 pub mod firmo_cache;
 pub mod keys;
 pub mod rollups;
+pub mod runs;
 pub mod s3;
+pub mod sqs;
 
 pub use criteria::{CriteriaStore, CriteriaStoreError, Published};
 pub use dynamo::DynamoLeadStore;
 pub use firmo_cache::DynamoFirmographicCache;
 pub use s3::S3SnapshotStore;
+pub use sqs::SqsSliceQueue;
 
 use leadsync_domain::ports::StoreError;
 

@@ -247,7 +247,7 @@ impl Crm for FailAfter<'_> {
 
     async fn pull_page(
         &self,
-        since: DateTime<Utc>,
+        scope: &leadsync_domain::runs::PullScope,
         cursor: Option<&str>,
     ) -> Result<leadsync_domain::ports::PullPage, CrmError> {
         if self
@@ -258,7 +258,14 @@ impl Crm for FailAfter<'_> {
         {
             return Err(CrmError::Timeout);
         }
-        self.inner.pull_page(since, cursor).await
+        self.inner.pull_page(scope, cursor).await
+    }
+
+    async fn count(
+        &self,
+        scope: &leadsync_domain::runs::PullScope,
+    ) -> Result<leadsync_domain::runs::Census, CrmError> {
+        self.inner.count(scope).await
     }
 
     async fn push(
@@ -367,10 +374,17 @@ impl Crm for PushFails<'_> {
 
     async fn pull_page(
         &self,
-        since: DateTime<Utc>,
+        scope: &leadsync_domain::runs::PullScope,
         cursor: Option<&str>,
     ) -> Result<leadsync_domain::ports::PullPage, CrmError> {
-        self.inner.pull_page(since, cursor).await
+        self.inner.pull_page(scope, cursor).await
+    }
+
+    async fn count(
+        &self,
+        scope: &leadsync_domain::runs::PullScope,
+    ) -> Result<leadsync_domain::runs::Census, CrmError> {
+        self.inner.count(scope).await
     }
 
     async fn push(

@@ -1,0 +1,227 @@
+//! Runs, slices and the lease: the plain data a run is planned, fanned out and finished with.
+//!
+//! A run pulls every contact changed since the watermark. Past one function's limits it is cut
+//! into **slices** by contact id (the CRM walks contacts in id order), each pulled, scored,
+//! recorded and pushed on its own — inline or through a queue. The run record counts finished
+//! slices; whoever finishes the last one recomputes rollups and moves the watermark. The
+//! **lease** keeps two runs (a nightly run and an on-demand re-score) from writing the same leads
+//! at once. Nothing here does I/O: the ports are [`RunStore`](crate::ports::RunStore) and
+//! [`SliceQueue`](crate::ports::SliceQueue).
+
+use crate::lead::LeadId;
+use crate::ports::RunReport;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Which contacts one pull walks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullScope {
+    /// Contacts modified at or after this instant (ignored when `only` is set).
+    pub since: DateTime<Utc>,
+    /// Only contacts whose numeric id is greater than this (0: from the start).
+    #[serde(default)]
+    pub after_id: u64,
+    /// Only contacts whose numeric id is at most this; `None`: no upper bound.
+    #[serde(default)]
+    pub through_id: Option<u64>,
+    /// Exactly these contacts, whenever they were modified (≤ [`PullScope::MAX_ONLY`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<LeadId>,
+}
+
+impl PullScope {
+    /// The most ids one scope may name (HubSpot's `IN` filter takes 100 values).
+    pub const MAX_ONLY: usize = 100;
+
+    /// Everything modified since `since`.
+    pub fn since(since: DateTime<Utc>) -> Self {
+        Self {
+            since,
+            ..Self::default()
+        }
+    }
+}
+
+/// How many contacts a scope holds, and the highest id among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    pub total: u64,
+    pub last_id: Option<u64>,
+}
+
+/// What kind of run a slice belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// Everything changed since the watermark; moves the watermark when it finishes.
+    Nightly,
+    /// Chosen leads (or everything since an instant) under the active criteria; leaves the
+    /// watermark alone.
+    Rescore,
+}
+
+/// One slice of a run: the message a slice worker receives. Everything it needs to run
+/// exactly as planned — the run's `now`, the criteria version — travels with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SliceSpec {
+    pub run_id: String,
+    pub kind: RunKind,
+    /// 0-based slice number, and how many slices the run has.
+    pub slice: u32,
+    pub slices: u32,
+    pub scope: PullScope,
+    /// The run's clock: every slice scores at the same instant.
+    pub now: DateTime<Utc>,
+    /// Watermark key, e.g. `hubspot#contacts`.
+    pub source: String,
+    pub criteria_id: String,
+    pub criteria_version: String,
+    /// Enrichment credits this slice may spend; `None`: no limit.
+    #[serde(default)]
+    pub enrich_budget: Option<u64>,
+    /// Fail the slice above this share of quarantined records.
+    pub max_reject_ratio: f64,
+    /// Keep the watermark this far (seconds) behind `now`.
+    pub index_lag_secs: i64,
+}
+
+/// What a finished slice leaves in the run record for the finisher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliceResult {
+    pub slice: u32,
+    pub report: RunReport,
+    /// The newest modification time seen in the slice.
+    pub max_seen: Option<DateTime<Utc>>,
+    /// The oldest modification time of a lead whose push must be retried: the watermark
+    /// must not pass it.
+    pub hold_at: Option<DateTime<Utc>>,
+}
+
+/// A planned run, as recorded before any slice starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPlan {
+    pub run_id: String,
+    pub kind: RunKind,
+    pub slices: u32,
+    pub planned_at: DateTime<Utc>,
+    pub criteria_version: String,
+    /// The contacts the plan counted.
+    pub contacts: u64,
+    /// Slices run in the planning invocation (`true`) or sent to the queue.
+    pub inline: bool,
+}
+
+/// Where a run stands, as the run record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunProgress {
+    pub slices: u32,
+    pub done: u32,
+    /// The finisher completed (rollups, watermark, report).
+    pub finished: bool,
+}
+
+impl RunProgress {
+    pub fn all_done(&self) -> bool {
+        self.done >= self.slices
+    }
+}
+
+/// Who holds the sync lease, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub holder: String,
+    pub until: DateTime<Utc>,
+}
+
+impl RunReport {
+    /// Add a slice's counts into a run's (identity fields — run id, times, keys — are kept).
+    pub fn absorb(&mut self, other: &RunReport) {
+        self.pulled += other.pulled;
+        self.scored += other.scored;
+        self.quarantined += other.quarantined;
+        for (stage, n) in &other.stages {
+            *self.stages.entry(stage.clone()).or_default() += n;
+        }
+        self.unchanged += other.unchanged;
+        self.enriched_fields += other.enriched_fields;
+        self.enrich_calls += other.enrich_calls;
+        self.enrich_cache_hits += other.enrich_cache_hits;
+        self.enrich_matches += other.enrich_matches;
+        self.enrich_credits += other.enrich_credits;
+        self.enrich_skipped_budget += other.enrich_skipped_budget;
+        self.enrich_unavailable += other.enrich_unavailable;
+        self.states_written += other.states_written;
+        self.transitions_new += other.transitions_new;
+        self.milestones_new += other.milestones_new;
+        self.rollup_rows_written += other.rollup_rows_written;
+        self.rollup_corrections += other.rollup_corrections;
+        self.transitions_existing += other.transitions_existing;
+        self.push_candidates += other.push_candidates;
+        self.pushed += other.pushed;
+        self.push_failed += other.push_failed;
+        self.crm_pull_pages += other.crm_pull_pages;
+        self.crm_push_requests += other.crm_push_requests;
+        if self.since.is_none() {
+            self.since = other.since;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absorb_adds_every_count() {
+        let mut a = RunReport {
+            pulled: 3,
+            scored: 2,
+            quarantined: 1,
+            ..RunReport::default()
+        };
+        a.stages.insert("mql".into(), 2);
+        let mut b = RunReport {
+            pulled: 5,
+            scored: 5,
+            pushed: 4,
+            crm_pull_pages: 2,
+            ..RunReport::default()
+        };
+        b.stages.insert("mql".into(), 1);
+        b.stages.insert("sql".into(), 4);
+        a.absorb(&b);
+        assert_eq!((a.pulled, a.scored, a.quarantined, a.pushed), (8, 7, 1, 4));
+        assert_eq!(a.crm_pull_pages, 2);
+        assert_eq!(a.stages.get("mql"), Some(&3));
+        assert_eq!(a.stages.get("sql"), Some(&4));
+    }
+
+    #[test]
+    fn slice_spec_round_trips_as_a_queue_message() {
+        let spec = SliceSpec {
+            run_id: "r1".into(),
+            kind: RunKind::Nightly,
+            slice: 2,
+            slices: 5,
+            scope: PullScope {
+                since: DateTime::<Utc>::UNIX_EPOCH,
+                after_id: 100,
+                through_id: Some(200),
+                only: Vec::new(),
+            },
+            now: DateTime::<Utc>::UNIX_EPOCH,
+            source: "hubspot#contacts".into(),
+            criteria_id: "b2b".into(),
+            criteria_version: "1.0".into(),
+            enrich_budget: Some(10),
+            max_reject_ratio: 0.2,
+            index_lag_secs: 120,
+        };
+        let text = serde_json::to_string(&spec).unwrap();
+        assert!(
+            !text.contains("only"),
+            "empty id lists stay out of the message"
+        );
+        assert_eq!(serde_json::from_str::<SliceSpec>(&text).unwrap(), spec);
+    }
+}

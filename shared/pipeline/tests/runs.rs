@@ -1,0 +1,279 @@
+//! Runs over the fakes: a fanned-out run (slices through a queue, in any order, some delivered
+//! twice) ends exactly like an inline run; the lease keeps a second run out; a re-score of
+//! chosen leads touches only them and never the watermark.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::{at, leads_n};
+use leadsync_domain::Criteria;
+use leadsync_domain::LeadId;
+use leadsync_domain::fakes::{FakeCrm, FakeLeadStore, FakeSliceQueue, FakeSnapshotStore};
+use leadsync_domain::ports::{LeadStore, RunStore};
+use leadsync_domain::runs::RunKind;
+use leadsync_enrich::NoProvider;
+use leadsync_pipeline::{
+    RescoreTarget, RunOptions, SliceDone, Started, SyncDeps, SyncInput, run_slice, start_run,
+};
+
+const CRITERIA: &str = include_str!("../../../infra/criteria/b2b-saas.toml");
+const LEADS: u32 = 500;
+
+struct World {
+    crm: FakeCrm,
+    store: FakeLeadStore,
+    snapshots: FakeSnapshotStore,
+    queue: FakeSliceQueue,
+    criteria: Criteria,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            crm: FakeCrm::new(leads_n(at("2026-11-10T09:00:00Z"), LEADS)).with_page_size(40),
+            store: FakeLeadStore::new(),
+            snapshots: FakeSnapshotStore::new(),
+            queue: FakeSliceQueue::new(),
+            criteria: Criteria::parse("b2b-saas.toml", CRITERIA).unwrap(),
+        }
+    }
+
+    fn deps(&self) -> SyncDeps<'_, FakeCrm, FakeLeadStore, FakeSnapshotStore, NoProvider> {
+        SyncDeps {
+            crm: &self.crm,
+            store: &self.store,
+            snapshots: &self.snapshots,
+            providers: &[],
+            criteria: &self.criteria,
+        }
+    }
+
+    fn options(inline_max: u64) -> RunOptions {
+        let mut options = RunOptions::new(SyncInput::nightly("template", now()));
+        options.inline_max = inline_max;
+        options.slice_target = 90;
+        options
+    }
+
+    async fn start(&self, run_id: &str, inline_max: u64) -> Started {
+        start_run(
+            &self.deps(),
+            &self.queue,
+            RunKind::Nightly,
+            None,
+            &Self::options(inline_max),
+            &SyncInput::nightly(run_id, now()),
+            now,
+        )
+        .await
+        .unwrap()
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    at("2026-11-20T03:00:00Z")
+}
+
+#[tokio::test]
+async fn a_fanned_out_run_ends_exactly_like_an_inline_run() {
+    let inline = World::new();
+    let Started::Finished(inline_report) = inline.start("run-1", u64::MAX).await else {
+        panic!("expected an inline run");
+    };
+    assert_eq!(inline_report.pulled, u64::from(LEADS));
+    assert!(inline.queue.drain().is_empty());
+
+    let fanned = World::new();
+    let Started::Queued { slices, contacts } = fanned.start("run-1", 100).await else {
+        panic!("expected a fan-out");
+    };
+    assert_eq!(contacts, u64::from(LEADS));
+    assert!(slices >= 6, "{slices} slices for {LEADS} contacts of ~90");
+    assert!(
+        fanned.store.lease().is_some(),
+        "the run keeps the lease while its slices wait"
+    );
+    let mut specs = fanned.queue.drain();
+    assert_eq!(specs.len() as u32, slices);
+    // Workers take messages in any order, and SQS delivers some twice.
+    specs.reverse();
+    let redelivered = specs[1].clone();
+    specs.push(redelivered);
+    let options = World::options(100);
+    let mut finished = Vec::new();
+    for spec in &specs {
+        if let SliceDone::RunFinished(report) = run_slice(&fanned.deps(), spec, &options, now)
+            .await
+            .unwrap()
+        {
+            finished.push(report);
+        }
+    }
+    // The last distinct slice finishes the run; the redelivery after it is recorded once and
+    // does not finish it again.
+    assert_eq!(finished.len(), 1);
+    let report = &finished[0];
+    assert_eq!(
+        (report.pulled, report.scored, report.pushed),
+        (
+            inline_report.pulled,
+            inline_report.scored,
+            inline_report.pushed
+        )
+    );
+    assert_eq!(report.stages, inline_report.stages);
+    assert_eq!(fanned.store.all_rows(), inline.store.all_rows(), "rollups");
+    assert_eq!(fanned.store.states(), inline.store.states(), "lead states");
+    assert_eq!(
+        fanned.store.watermark("hubspot#contacts").await.unwrap(),
+        inline.store.watermark("hubspot#contacts").await.unwrap()
+    );
+    assert_eq!(fanned.crm.written().len(), inline.crm.written().len());
+    assert!(
+        fanned.store.lease().is_none(),
+        "the finisher gave the lease back"
+    );
+    let (plan, done, finished_flag) = fanned.store.run_record("run-1").unwrap();
+    assert_eq!((done as u32, finished_flag), (plan.slices, true));
+}
+
+#[tokio::test]
+async fn a_second_run_waits_for_the_lease_and_changes_nothing() {
+    let w = World::new();
+    let Started::Queued { .. } = w.start("nightly", 100).await else {
+        panic!("expected a fan-out");
+    };
+    let specs = w.queue.drain();
+    // One slice done, the rest still queued: the run is in flight.
+    run_slice(&w.deps(), &specs[0], &World::options(100), now)
+        .await
+        .unwrap();
+    let states_before = w.store.states();
+
+    // A re-score of everything and another nightly run are both turned away.
+    let busy = start_run(
+        &w.deps(),
+        &w.queue,
+        RunKind::Rescore,
+        Some(RescoreTarget::Since(DateTime::<Utc>::UNIX_EPOCH)),
+        &World::options(u64::MAX),
+        &SyncInput::nightly("rescore-1", now()),
+        now,
+    )
+    .await
+    .unwrap();
+    let Started::Busy(lease) = busy else {
+        panic!("expected Busy, got {busy:?}");
+    };
+    assert_eq!(lease.holder, "nightly");
+    assert!(matches!(w.start("nightly-2", 100).await, Started::Busy(_)));
+    assert_eq!(
+        w.store.states(),
+        states_before,
+        "nothing written while busy"
+    );
+    assert!(w.queue.drain().is_empty(), "nothing queued while busy");
+
+    // The first run completes; then the re-score runs.
+    for spec in &specs[1..] {
+        run_slice(&w.deps(), spec, &World::options(100), now)
+            .await
+            .unwrap();
+    }
+    let after = start_run(
+        &w.deps(),
+        &w.queue,
+        RunKind::Rescore,
+        Some(RescoreTarget::Since(DateTime::<Utc>::UNIX_EPOCH)),
+        &World::options(u64::MAX),
+        &SyncInput::nightly("rescore-1", now()),
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(after, Started::Finished(_)), "{after:?}");
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over() {
+    let w = World::new();
+    let Started::Queued { .. } = w.start("crashed-run", 100).await else {
+        panic!("expected a fan-out");
+    };
+    w.queue.drain(); // its workers never come
+    let later = || now() + Duration::hours(2);
+    let started = start_run(
+        &w.deps(),
+        &w.queue,
+        RunKind::Nightly,
+        None,
+        &World::options(u64::MAX),
+        &SyncInput::nightly("next-night", now()),
+        later,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(started, Started::Finished(_)), "{started:?}");
+}
+
+#[tokio::test]
+async fn a_rescore_of_chosen_leads_touches_only_them_and_not_the_watermark() {
+    let w = World::new();
+    assert!(matches!(
+        w.start("nightly", u64::MAX).await,
+        Started::Finished(_)
+    ));
+    let watermark = w.store.watermark("hubspot#contacts").await.unwrap();
+    let ids: Vec<LeadId> = (0..150)
+        .map(|i| LeadId::new((5000 + i * 3).to_string()).unwrap())
+        .collect();
+    let started = start_run(
+        &w.deps(),
+        &w.queue,
+        RunKind::Rescore,
+        Some(RescoreTarget::Leads(ids.clone())),
+        &World::options(u64::MAX),
+        &SyncInput::nightly("rescore-ids", now() + Duration::days(3)),
+        now,
+    )
+    .await
+    .unwrap();
+    let Started::Finished(report) = started else {
+        panic!("{started:?}");
+    };
+    assert_eq!(report.pulled, 150, "exactly the chosen leads, in 2 slices");
+    let rescored: Vec<LeadId> = w
+        .store
+        .states()
+        .into_values()
+        .filter(|s| s.run_id == "rescore-ids")
+        .map(|s| s.lead_id)
+        .collect();
+    assert!(rescored.iter().all(|id| ids.contains(id)), "{rescored:?}");
+    assert_eq!(
+        w.store.watermark("hubspot#contacts").await.unwrap(),
+        watermark
+    );
+    assert!(w.store.lease().is_none());
+}
+
+#[tokio::test]
+async fn a_slice_planned_under_other_criteria_is_refused() {
+    let w = World::new();
+    let Started::Queued { .. } = w.start("nightly", 100).await else {
+        panic!("expected a fan-out");
+    };
+    let mut spec = w.queue.drain().remove(0);
+    spec.criteria_version = "0.0.1".into();
+    let error = run_slice(&w.deps(), &spec, &World::options(100), now)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("planned with criteria"),
+        "{error}"
+    );
+    assert!(!error.is_retryable());
+    assert!(w.store.states().is_empty());
+    let _ = w.store.slice_results("nightly").await.unwrap();
+}

@@ -1,0 +1,127 @@
+//! `SqsSliceQueue`: the [`SliceQueue`] port on SQS — one message per slice, sent in batches of
+//! ten (SQS's limit), entries the queue refused retried, then reported.
+
+use leadsync_domain::ports::{SliceQueue, StoreError};
+use leadsync_domain::runs::SliceSpec;
+use std::time::Duration;
+
+/// The most entries SQS takes in one `SendMessageBatch`.
+pub const MAX_SEND_BATCH: usize = 10;
+const ATTEMPTS: u32 = 5;
+
+/// Slices as SQS messages on one queue.
+#[derive(Debug, Clone)]
+pub struct SqsSliceQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsSliceQueue {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+}
+
+fn sqs_error<E, R>(operation: &'static str, error: aws_sdk_sqs::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    use aws_sdk_sqs::error::SdkError;
+    let message = aws_sdk_sqs::error::DisplayErrorContext(&error).to_string();
+    match &error {
+        SdkError::ServiceError(e)
+            if !matches!(
+                e.err().code(),
+                Some(
+                    "RequestThrottled"
+                        | "ThrottlingException"
+                        | "InternalError"
+                        | "ServiceUnavailable"
+                )
+            ) =>
+        {
+            StoreError::Rejected { operation, message }
+        }
+        _ => StoreError::Unavailable { operation, message },
+    }
+}
+
+impl SliceQueue for SqsSliceQueue {
+    async fn send(&self, slices: &[SliceSpec]) -> Result<(), StoreError> {
+        for chunk in slices.chunks(MAX_SEND_BATCH) {
+            let mut pending: Vec<(String, String)> = chunk
+                .iter()
+                .map(|spec| {
+                    serde_json::to_string(spec)
+                        .map(|body| (format!("slice-{}", spec.slice), body))
+                        .map_err(|e| StoreError::Rejected {
+                            operation: "SendMessageBatch",
+                            message: e.to_string(),
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            for attempt in 0..ATTEMPTS {
+                let entries = pending
+                    .iter()
+                    .map(|(id, body)| {
+                        aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                            .id(id)
+                            .message_body(body)
+                            .build()
+                            .map_err(|e| StoreError::Rejected {
+                                operation: "SendMessageBatch",
+                                message: e.to_string(),
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let sent = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| sqs_error("SendMessageBatch", e))?;
+                let failed = sent.failed;
+                if failed.is_empty() {
+                    pending.clear();
+                    break;
+                }
+                // Entries SQS refused: sender faults are final, the rest are tried again.
+                if let Some(fault) = failed.iter().find(|f| f.sender_fault) {
+                    return Err(StoreError::Rejected {
+                        operation: "SendMessageBatch",
+                        message: format!(
+                            "SQS refused slice message {}: {} {}",
+                            fault.id,
+                            fault.code,
+                            fault.message.as_deref().unwrap_or("")
+                        ),
+                    });
+                }
+                let again: std::collections::HashSet<&str> =
+                    failed.iter().map(|f| f.id.as_str()).collect();
+                pending.retain(|(id, _)| again.contains(id.as_str()));
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable {
+                    operation: "SendMessageBatch",
+                    message: format!(
+                        "{} slice messages not accepted after {ATTEMPTS} attempts",
+                        pending.len()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
