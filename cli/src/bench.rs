@@ -132,7 +132,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub async fn crm(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Result<()> {
-    let criteria = Criteria::parse("bundled", nightly_sync::deps::BUNDLED_CRITERIA)?;
+    let criteria = Criteria::parse("bundled", leadsync_app::deps::BUNDLED_CRITERIA)?;
     println!(
         "leadsync bench crm — {contacts} contacts, page size 200, {repeat} repeats (median), sandbox in its own process"
     );

@@ -6,13 +6,12 @@
 
 mod bench;
 mod criteria_cmd;
+mod demo;
 mod rollups_cmd;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use leadsync_sandbox::{Faults, Limits, Sandbox, SandboxConfig};
-use std::collections::HashMap;
-use std::time::Instant;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -88,11 +87,12 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
-    /// Run the nightly sync end to end on a local sandbox and moto, and print the run summary.
+    /// The whole system on a local HubSpot sandbox and moto: a nightly run fanned out through
+    /// SQS, a criteria change published and re-scored, funnel and incentive tables, the export.
     Demo {
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 10_000)]
         contacts: u64,
     },
 }
@@ -328,7 +328,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 RollupsWhat::Recompute { period } => rollups_cmd::recompute(&stores, &period).await,
             }
         }
-        Command::Demo { seed, contacts } => done(demo(seed, contacts).await),
+        Command::Demo { seed, contacts } => done(demo::demo(seed, contacts).await),
     }
 }
 
@@ -353,108 +353,5 @@ async fn sandbox(config: SandboxConfig) -> anyhow::Result<()> {
         .await
         .context("waiting for Ctrl-C")?;
     sandbox.shutdown().await;
-    Ok(())
-}
-
-async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
-    let started = Instant::now();
-    println!(
-        "Starting the HubSpot sandbox ({contacts} contacts, seed {seed}) and a moto server (DynamoDB, S3) on 127.0.0.1…"
-    );
-    let sandbox = Sandbox::start(SandboxConfig::new(seed, contacts)).await?;
-    let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
-    let sdk = moto.sdk_config().await;
-    let (table, bucket) = ("leadsync-demo".to_owned(), "leadsync-demo".to_owned());
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    leadsync_store::bootstrap::create_table(&dynamo, &table).await?;
-    leadsync_store::bootstrap::create_bucket(&s3, &bucket).await?;
-
-    let vars: HashMap<&str, String> = HashMap::from([
-        (nightly_sync::config::TABLE_NAME, table.clone()),
-        (nightly_sync::config::BUCKET_NAME, bucket.clone()),
-        (nightly_sync::config::CRM_BASE_URL, sandbox.base_url()),
-        (nightly_sync::config::CRM_TOKEN, sandbox.token().to_owned()),
-        // The sandbox also serves a PDL-shaped enrichment API over its companies.
-        (nightly_sync::config::ENRICH_PDL_URL, sandbox.base_url()),
-        (
-            nightly_sync::config::ENRICH_PDL_API_KEY,
-            leadsync_sandbox::enrich::API_KEY.to_owned(),
-        ),
-        // The sandbox enforces no plan limit by default; a real PDL plan would be 1000.
-        (
-            nightly_sync::config::ENRICH_PDL_RATE_PER_MINUTE,
-            "600000".to_owned(),
-        ),
-    ]);
-    let config = nightly_sync::Config::from_lookup(|k| vars.get(k).cloned())?;
-    let deps = nightly_sync::Deps::new(config, &sdk).await?;
-    println!(
-        "Running the nightly sync (criteria {} v{})…",
-        deps.criteria.id, deps.criteria.version
-    );
-    let report = nightly_sync::handler::handle(
-        lambda_runtime::LambdaEvent::new(serde_json::json!({}), lambda_runtime::Context::default()),
-        &deps,
-    )
-    .await?;
-
-    println!();
-    println!("Run {}", report.run_id);
-    println!(
-        "  pulled from CRM      {:>7}   ({} pull pages)",
-        report.pulled, report.crm_pull_pages
-    );
-    println!("  scored               {:>7}", report.scored);
-    println!("  quarantined          {:>7}", report.quarantined);
-    for stage in leadsync_domain::Stage::ALL {
-        println!(
-            "    {:<18} {:>7}",
-            stage.as_str(),
-            report.stages.get(stage.as_str()).copied().unwrap_or(0)
-        );
-    }
-    let staged: u64 = report.stages.values().sum();
-    println!(
-        "    {:<18} {:>7}   (= scored; scored + quarantined = pulled: {})",
-        "total",
-        staged,
-        report.scored + report.quarantined == report.pulled
-    );
-    println!(
-        "  enriched fields      {:>7}   (from the provider, beyond the CRM's company data)",
-        report.enriched_fields
-    );
-    println!(
-        "  pushed to CRM        {:>7}   ({} batch requests, {} failed)",
-        report.pushed, report.crm_push_requests, report.push_failed
-    );
-    println!(
-        "  written to DynamoDB  {:>7} lead states, {} transitions   (table {table})",
-        report.states_written, report.transitions_new
-    );
-    println!(
-        "  snapshot             s3://{bucket}/{}",
-        report.snapshot_key.as_deref().unwrap_or("-")
-    );
-    if let Some(key) = &report.quarantine_key {
-        println!("  quarantine           s3://{bucket}/{key}");
-    }
-    println!(
-        "  watermark            {}",
-        report
-            .watermark_after
-            .map_or("-".to_owned(), |w| w.to_rfc3339())
-    );
-    println!(
-        "  elapsed              {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    sandbox.shutdown().await;
-    drop(moto);
     Ok(())
 }

@@ -1,17 +1,18 @@
-//! The handler: turn the scheduler's event into a sync input, run the pipeline, report.
+//! The handler: turn the scheduler's event into a run, start it, report.
 
-use crate::deps::Deps;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use leadsync_domain::ports::RunReport;
-use leadsync_pipeline::{SyncDeps, SyncError, SyncInput, sync};
+use leadsync_app::{Deps, DepsError, RunOutcome, chain};
+use leadsync_domain::runs::RunKind;
+use leadsync_pipeline::{RescoreTarget, SyncError, start_run};
 use serde::Deserialize;
 
 /// The invocation payload. The schedule sends `{}`; an operator may ask for a full re-read.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct NightlyEvent {
-    /// Pull everything modified since this instant instead of since the watermark.
+    /// Pull everything modified since this instant instead of since the watermark (the
+    /// watermark is then left alone).
     #[serde(default)]
     pub since: Option<DateTime<Utc>>,
 }
@@ -22,6 +23,8 @@ pub enum HandlerError {
     #[error("invalid event: {0}")]
     BadEvent(#[from] serde_json::Error),
     #[error(transparent)]
+    Deps(#[from] DepsError),
+    #[error(transparent)]
     Sync(#[from] SyncError),
 }
 
@@ -29,33 +32,28 @@ impl From<HandlerError> for Diagnostic {
     fn from(error: HandlerError) -> Self {
         let error_type = match &error {
             HandlerError::BadEvent(_) => "BadEvent",
+            HandlerError::Deps(_) => "Configuration",
             HandlerError::Sync(e) if e.is_retryable() => "DependencyUnavailable",
             HandlerError::Sync(_) => "SyncFailed",
         };
-        // The full chain: the pipeline's error says where, its source says why.
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
         Diagnostic {
             error_type: error_type.to_owned(),
-            error_message: message,
+            error_message: chain(&error),
         }
     }
 }
 
-/// Handle one invocation. `now` comes from the caller so tests control time.
+/// Handle one invocation at `now` (the run's scoring instant); `wall` is the real clock for
+/// the lease.
 ///
 /// # Errors
-/// [`HandlerError`]: a malformed event, or a sync that failed (see [`SyncError`]).
+/// [`HandlerError`]: a malformed event, criteria that cannot be loaded, or a failed run.
 pub async fn handle_at(
     event: LambdaEvent<serde_json::Value>,
     deps: &Deps,
     now: DateTime<Utc>,
-) -> Result<RunReport, HandlerError> {
+    wall: impl Fn() -> DateTime<Utc>,
+) -> Result<RunOutcome, HandlerError> {
     let payload = if event.payload.is_null() {
         serde_json::json!({})
     } else {
@@ -76,20 +74,23 @@ pub async fn handle_at(
     } else {
         event.context.request_id.clone()
     };
-    let mut input = SyncInput::nightly(run_id, now);
-    input.lookback = deps.config.lookback;
-    input.index_lag = deps.config.index_lag;
-    input.max_reject_ratio = deps.config.max_reject_ratio;
-    input.enrich_budget = deps.config.enrich_budget;
-    input.since_override = nightly.since;
-    let sync_deps = SyncDeps {
-        crm: &deps.crm,
-        store: &deps.store,
-        snapshots: &deps.snapshots,
-        providers: &deps.providers,
-        criteria: &deps.criteria,
+    let criteria = deps.active_criteria().await?;
+    let input = deps.sync_input(&run_id, now);
+    let (kind, target) = match nightly.since {
+        None => (RunKind::Nightly, None),
+        Some(since) => (RunKind::Rescore, Some(RescoreTarget::Since(since))),
     };
-    Ok(sync(&sync_deps, &input).await?)
+    let started = start_run(
+        &deps.sync_deps(&criteria),
+        &deps.queue,
+        kind,
+        target,
+        &deps.run_options(now),
+        &input,
+        wall,
+    )
+    .await?;
+    Ok(RunOutcome::new(&run_id, started))
 }
 
 /// Handle one invocation at the current time.
@@ -99,6 +100,6 @@ pub async fn handle_at(
 pub async fn handle(
     event: LambdaEvent<serde_json::Value>,
     deps: &Deps,
-) -> Result<RunReport, HandlerError> {
-    handle_at(event, deps, Utc::now()).await
+) -> Result<RunOutcome, HandlerError> {
+    handle_at(event, deps, Utc::now(), Utc::now).await
 }

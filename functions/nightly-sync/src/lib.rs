@@ -1,21 +1,15 @@
 //! The nightly-sync function: the scheduled entry point of leadsync.
 //!
-//! EventBridge Scheduler invokes it once a night; it runs [`leadsync_pipeline::sync`] over
-//! every contact changed since the watermark and returns the run report.
+//! EventBridge Scheduler invokes it once a night. It takes the lease, plans the run's slices
+//! (contact-id ranges) and runs them here when the run is small, or sends them to the slice
+//! queue (the `sync-slice` function) when it is not; the last slice finishes the run.
 //!
 //! # Layout
-//! - [`config`]: `Config::from_env`, every key validated at cold start.
-//! - [`deps`]: the adapters, built once per cold start.
-//! - [`handler`]: event → typed input → pipeline → report.
+//! - [`handler`]: event → typed input → `leadsync_pipeline::start_run` → outcome.
 //!
-//! # Not yet
-//! Fan-out to SQS slices, the run lease and Secrets Manager come with the functions issue; the
-//! CRM token is read from `CRM_TOKEN` until then.
+//! Configuration, secrets and adapters are `leadsync_app`'s (shared with the other functions).
 
-pub mod config;
-pub mod deps;
 pub mod handler;
 
-pub use config::{Config, ConfigError};
-pub use deps::Deps;
-pub use handler::{HandlerError, NightlyEvent, handle};
+pub use handler::{HandlerError, NightlyEvent, handle, handle_at};
+pub use leadsync_app::{Config, Deps, RunOutcome};

@@ -1,7 +1,7 @@
-//! nightly-sync: the Lambda binary. Configuration and clients are built once per cold start.
+//! nightly-sync: the Lambda binary. Configuration, secrets and clients once per cold start.
 
 use lambda_runtime::{Error, service_fn};
-use nightly_sync::{Config, Deps, handler};
+use nightly_sync::{Config, Deps, handle};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -10,5 +10,5 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = Deps::new(config, &sdk).await?;
-    lambda_runtime::run(service_fn(|event| handler::handle(event, &deps))).await
+    lambda_runtime::run(service_fn(|event| handle(event, &deps))).await
 }

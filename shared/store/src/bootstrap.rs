@@ -133,3 +133,30 @@ pub async fn create_bucket(
         .map(|_| ())
         .map_err(|e| fail(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))
 }
+
+/// Create an SQS queue (an existing one is reused) and return its URL.
+///
+/// # Errors
+/// [`BootstrapError`] when SQS refuses.
+pub async fn create_queue(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+) -> Result<String, BootstrapError> {
+    let out = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "960",
+        )
+        .send()
+        .await
+        .map_err(|e| BootstrapError {
+            what: format!("queue {name}"),
+            message: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+        })?;
+    out.queue_url.ok_or_else(|| BootstrapError {
+        what: format!("queue {name}"),
+        message: "no queue URL returned".into(),
+    })
+}

@@ -219,12 +219,42 @@ impl CriteriaStore {
     /// # Errors
     /// [`CriteriaStoreError`] when the pointer or the object cannot be read or do not match.
     pub async fn active(&self) -> Result<Option<(String, String)>, CriteriaStoreError> {
-        let pointer = self
+        match self.pointer(ACTIVE_SK).await? {
+            None => Ok(None),
+            Some(p) => Ok(Some((p.key.clone(), self.read(&p).await?))),
+        }
+    }
+
+    /// Which version is active (one GetItem; the document is not read).
+    ///
+    /// # Errors
+    /// [`CriteriaStoreError`] when the pointer cannot be read.
+    pub async fn active_pointer(&self) -> Result<Option<Pointer>, CriteriaStoreError> {
+        self.pointer(ACTIVE_SK).await
+    }
+
+    /// A published version's document (key and text), whether active or not.
+    ///
+    /// # Errors
+    /// [`CriteriaStoreError`] when it cannot be read or does not match its hash.
+    pub async fn version(
+        &self,
+        id: &str,
+        version: &str,
+    ) -> Result<Option<(String, String)>, CriteriaStoreError> {
+        match self.pointer(&format!("V#{id}#{version}")).await? {
+            None => Ok(None),
+            Some(p) => Ok(Some((p.key.clone(), self.read(&p).await?))),
+        }
+    }
+
+    async fn pointer(&self, sk: &str) -> Result<Option<Pointer>, CriteriaStoreError> {
+        let found = self
             .dynamo
             .get_item()
             .table_name(&self.table)
             .key(PK, s(CRITERIA_PK))
-            .key(SK, s(ACTIVE_SK))
+            .key(SK, s(sk))
             .consistent_read(true)
             .send()
             .await
@@ -234,21 +264,31 @@ impl CriteriaStore {
                     aws_sdk_dynamodb::error::DisplayErrorContext(&e),
                 )
             })?;
-        let Some(item) = pointer.item else {
+        let Some(item) = found.item else {
             return Ok(None);
         };
         let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-        let (Some(key), Some(sha256)) = (field("key"), field("sha256")) else {
-            return Err(CriteriaStoreError::Corrupt {
-                key: "CRITERIA/ACTIVE".into(),
-                message: "missing key or sha256".into(),
-            });
-        };
+        match (field("id"), field("version"), field("key"), field("sha256")) {
+            (Some(id), Some(version), Some(key), Some(sha256)) => Ok(Some(Pointer {
+                id,
+                version,
+                key,
+                sha256,
+            })),
+            _ => Err(CriteriaStoreError::Corrupt {
+                key: format!("{CRITERIA_PK}/{sk}"),
+                message: "missing id, version, key or sha256".into(),
+            }),
+        }
+    }
+
+    /// The document a pointer names, checked against its hash.
+    async fn read(&self, pointer: &Pointer) -> Result<String, CriteriaStoreError> {
         let object = self
             .s3
             .get_object()
             .bucket(&self.bucket)
-            .key(&key)
+            .key(&pointer.key)
             .send()
             .await
             .map_err(|e| {
@@ -263,16 +303,55 @@ impl CriteriaStore {
             .await
             .map_err(|e| storage("GetObject criteria", e))?
             .into_bytes();
-        if hex::encode(Sha256::digest(&bytes)) != sha256 {
+        if hex::encode(Sha256::digest(&bytes)) != pointer.sha256 {
             return Err(CriteriaStoreError::Corrupt {
-                key,
+                key: pointer.key.clone(),
                 message: "content does not match the published sha256".into(),
             });
         }
-        let text = String::from_utf8(bytes.to_vec()).map_err(|e| CriteriaStoreError::Corrupt {
-            key: key.clone(),
+        String::from_utf8(bytes.to_vec()).map_err(|e| CriteriaStoreError::Corrupt {
+            key: pointer.key.clone(),
             message: e.to_string(),
-        })?;
-        Ok(Some((key, text)))
+        })
     }
+
+    /// Read a document from the bucket as it is (no published-hash check): the input of a
+    /// publish triggered by an upload under `criteria/`.
+    ///
+    /// # Errors
+    /// [`CriteriaStoreError`] when it cannot be read or is not UTF-8.
+    pub async fn read_upload(&self, key: &str) -> Result<String, CriteriaStoreError> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                storage(
+                    "GetObject criteria upload",
+                    aws_sdk_s3::error::DisplayErrorContext(&e),
+                )
+            })?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| storage("GetObject criteria upload", e))?
+            .into_bytes();
+        String::from_utf8(bytes.to_vec()).map_err(|e| CriteriaStoreError::Corrupt {
+            key: key.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// A criteria pointer: the active version, or one published version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pointer {
+    pub id: String,
+    pub version: String,
+    pub key: String,
+    pub sha256: String,
 }

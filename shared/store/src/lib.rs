@@ -28,7 +28,7 @@ pub mod runs;
 pub mod s3;
 pub mod sqs;
 
-pub use criteria::{CriteriaStore, CriteriaStoreError, Published};
+pub use criteria::{CriteriaStore, CriteriaStoreError, Pointer, Published};
 pub use dynamo::DynamoLeadStore;
 pub use firmo_cache::DynamoFirmographicCache;
 pub use s3::S3SnapshotStore;

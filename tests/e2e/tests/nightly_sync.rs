@@ -15,7 +15,7 @@ use leadsync_domain::{
     Criteria, Engagement, Firmographics, Lead, LeadId, Provenance, Sourced, Stage,
 };
 use leadsync_sandbox::{Record, Sandbox, SandboxConfig};
-use nightly_sync::{Config, Deps, handler};
+use nightly_sync::{Config, Deps};
 use std::collections::{BTreeMap, HashMap};
 
 struct Env {
@@ -149,7 +149,7 @@ async fn nightly_sync_scores_records_snapshots_and_pushes_every_lead() {
         .map(|c| c.updated_at)
         .max()
         .unwrap();
-    let report = handler::handle_at(event(), &env.deps, now).await.unwrap();
+    let report = common::nightly_at(event(), &env.deps, now).await.unwrap();
 
     // Counts add up, every stage present in this data.
     assert_eq!(
@@ -170,7 +170,7 @@ async fn nightly_sync_scores_records_snapshots_and_pushes_every_lead() {
     );
 
     // What the criteria say about each contact, computed independently.
-    let criteria = Criteria::parse("bundled", nightly_sync::deps::BUNDLED_CRITERIA).unwrap();
+    let criteria = Criteria::parse("bundled", leadsync_app::deps::BUNDLED_CRITERIA).unwrap();
     let companies_owned = env.sandbox.companies();
     let companies: HashMap<u64, &Record> = companies_owned.iter().map(|c| (c.id, c)).collect();
     let contacts = env.sandbox.contacts();
@@ -266,7 +266,7 @@ async fn nightly_sync_scores_records_snapshots_and_pushes_every_lead() {
 #[tokio::test]
 async fn second_run_changes_nothing_and_picks_up_an_edit() {
     let env = env(300).await;
-    let first = handler::handle_at(event(), &env.deps, Utc::now())
+    let first = common::nightly_at(event(), &env.deps, Utc::now())
         .await
         .unwrap();
     assert_eq!(first.pushed, 300);
@@ -275,7 +275,7 @@ async fn second_run_changes_nothing_and_picks_up_an_edit() {
 
     // Our own pushes modified every contact, so the next run pulls them all again — and must
     // write nothing, to the CRM or the table.
-    let second = handler::handle_at(event(), &env.deps, Utc::now())
+    let second = common::nightly_at(event(), &env.deps, Utc::now())
         .await
         .unwrap();
     assert_eq!(second.pulled, 300);
@@ -327,7 +327,7 @@ async fn second_run_changes_nothing_and_picks_up_an_edit() {
     );
     // Let the edit's timestamp fall behind the index lag by running "later".
     let later = Utc::now() + chrono::Duration::minutes(5);
-    let third = handler::handle_at(event(), &env.deps, later).await.unwrap();
+    let third = common::nightly_at(event(), &env.deps, later).await.unwrap();
     let after = env
         .deps
         .store
@@ -354,7 +354,8 @@ async fn second_run_changes_nothing_and_picks_up_an_edit() {
 async fn a_cold_start_scores_with_the_published_criteria() {
     let env = env(50).await;
     assert_eq!(
-        env.deps.criteria.version, "2026.11.1",
+        env.deps.criteria().version,
+        "2026.11.1",
         "nothing published yet: the bundled agreement"
     );
     let moto = leadsync_localstack::shared().unwrap();
@@ -381,8 +382,8 @@ async fn a_cold_start_scores_with_the_published_criteria() {
     assert_eq!(published.version, "2026.12.0");
 
     let cold = Deps::new(env.deps.config.clone(), &sdk).await.unwrap();
-    assert_eq!(cold.criteria.id, "contoso-enterprise-criteria");
-    let report = handler::handle_at(event(), &cold, Utc::now())
+    assert_eq!(cold.criteria().id, "contoso-enterprise-criteria");
+    let report = common::nightly_at(event(), &cold, Utc::now())
         .await
         .unwrap();
     assert_eq!(report.criteria_version, "2026.12.0");
@@ -421,7 +422,7 @@ async fn a_dataset_in_s3_fills_what_the_crm_lacks() {
     let deps = Deps::new(config, &sdk).await.unwrap();
     assert_eq!(deps.providers.len(), 1);
 
-    let report = handler::handle_at(event(), &deps, Utc::now())
+    let report = common::nightly_at(event(), &deps, Utc::now())
         .await
         .unwrap();
     assert_eq!(report.scored, 200);

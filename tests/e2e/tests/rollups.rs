@@ -13,7 +13,7 @@ use leadsync_domain::rollup::RowBody;
 use leadsync_pipeline::rollups;
 use leadsync_sandbox::{Sandbox, SandboxConfig};
 use leadsync_store::rollups::ROW_QUERY_PAGES;
-use nightly_sync::{Config, Deps, handler};
+use nightly_sync::{Config, Deps};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
@@ -64,7 +64,7 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
     };
     let first = deps("v1.toml", v1).await;
     let november = at("2026-11-20T03:00:00Z");
-    handler::handle_at(event(serde_json::json!({})), &first, november)
+    common::nightly_at(event(serde_json::json!({})), &first, november)
         .await
         .unwrap();
     let store = &first.store;
@@ -81,7 +81,7 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
 
     // A re-run (a full re-read, so every lead is pulled and scored again) writes nothing and
     // the rows stay byte-identical.
-    let again = handler::handle_at(
+    let again = common::nightly_at(
         event(serde_json::json!({"since": "1970-01-01T00:00:00Z"})),
         &first,
         november,
@@ -193,7 +193,7 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
     // A back-dated re-score under the new definition lands in closed November: November's
     // rows stay, December gets the corrections.
     let second = deps("v2.toml", &v2).await;
-    let rescore = handler::handle_at(
+    let rescore = common::nightly_at(
         event(serde_json::json!({"since": "1970-01-01T00:00:00Z"})),
         &second,
         at("2026-11-30T12:00:00Z"),

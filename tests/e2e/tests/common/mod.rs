@@ -42,3 +42,18 @@ pub async fn aws(prefix: &str) -> Aws {
         bucket,
     }
 }
+
+/// Run nightly-sync's handler at `now` and return the report of the run it finished inline.
+///
+/// # Panics
+/// When the run was queued or turned away (these tests run small, uncontended runs).
+pub async fn nightly_at(
+    event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    deps: &nightly_sync::Deps,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<leadsync_domain::ports::RunReport, nightly_sync::HandlerError> {
+    match nightly_sync::handle_at(event, deps, now, chrono::Utc::now).await? {
+        nightly_sync::RunOutcome::Finished { report } => Ok(*report),
+        other => panic!("expected a run finished inline, got {other:?}"),
+    }
+}

@@ -1,4 +1,7 @@
 //! Configuration from the environment, validated at cold start. Errors name the key.
+//!
+//! Secrets come as a value (local runs: `CRM_TOKEN`) or, deployed, as a Secrets Manager ARN
+//! (`CRM_TOKEN_SECRET_ARN`) fetched once at cold start by [`crate::secrets`].
 
 use chrono::Duration;
 use secrecy::SecretString;
@@ -21,6 +24,16 @@ pub const ENRICH_PDL_RATE_PER_MINUTE: &str = "ENRICH_PDL_RATE_PER_MINUTE";
 pub const ENRICH_CACHE_DAYS: &str = "ENRICH_CACHE_DAYS";
 pub const ENRICH_BUDGET_CREDITS: &str = "ENRICH_BUDGET_CREDITS";
 pub const ENRICH_DATASET_KEY: &str = "ENRICH_DATASET_KEY";
+pub const CRM_TOKEN_SECRET_ARN: &str = "CRM_TOKEN_SECRET_ARN";
+pub const ENRICH_PDL_API_KEY_SECRET_ARN: &str = "ENRICH_PDL_API_KEY_SECRET_ARN";
+pub const SLICE_QUEUE_URL: &str = "SLICE_QUEUE_URL";
+pub const INLINE_MAX_CONTACTS: &str = "INLINE_MAX_CONTACTS";
+pub const SLICE_CONTACTS: &str = "SLICE_CONTACTS";
+pub const SLICE_CONCURRENCY: &str = "SLICE_CONCURRENCY";
+pub const LEASE_MINUTES: &str = "LEASE_MINUTES";
+pub const HUBSPOT_APP_SECRET: &str = "HUBSPOT_APP_SECRET";
+pub const HUBSPOT_APP_SECRET_ARN: &str = "HUBSPOT_APP_SECRET_ARN";
+pub const RESCORE_WAIT_SECONDS: &str = "RESCORE_WAIT_SECONDS";
 
 /// Every key this function reads, for documentation and `--help` output.
 pub const KEYS: &[(&str, &str)] = &[
@@ -33,7 +46,42 @@ pub const KEYS: &[(&str, &str)] = &[
         CRM_BASE_URL,
         "HubSpot API base URL (default https://api.hubapi.com)",
     ),
-    (CRM_TOKEN, "HubSpot private-app token (required)"),
+    (
+        CRM_TOKEN,
+        "HubSpot private-app token (local runs; or CRM_TOKEN_SECRET_ARN)",
+    ),
+    (
+        CRM_TOKEN_SECRET_ARN,
+        "Secrets Manager ARN of the HubSpot token, fetched at cold start",
+    ),
+    (
+        SLICE_QUEUE_URL,
+        "SQS queue for slices of a fanned-out run (without it every run is inline)",
+    ),
+    (
+        INLINE_MAX_CONTACTS,
+        "run inline up to this many contacts, fan out above (default 20000)",
+    ),
+    (
+        SLICE_CONTACTS,
+        "about this many contacts per slice (default 20000)",
+    ),
+    (
+        SLICE_CONCURRENCY,
+        "slices running at once (the queue's maximum concurrency); each gets 1/N of the CRM rate (default 1)",
+    ),
+    (
+        HUBSPOT_APP_SECRET,
+        "rescore webhook: the HubSpot app's client secret, to verify X-HubSpot-Signature-v3 (or HUBSPOT_APP_SECRET_ARN)",
+    ),
+    (
+        RESCORE_WAIT_SECONDS,
+        "rescore: wait this long for a busy lease before answering busy (default 10)",
+    ),
+    (
+        LEASE_MINUTES,
+        "a run's lease lasts this long unless renewed by a slice (default 20)",
+    ),
     (CRM_PAGE_SIZE, "search page size 1-200 (default 200)"),
     (
         CRM_RATE_TIER,
@@ -61,7 +109,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         ENRICH_PDL_API_KEY,
-        "its API key (required with ENRICH_PDL_URL)",
+        "its API key (or ENRICH_PDL_API_KEY_SECRET_ARN; one is required with ENRICH_PDL_URL)",
+    ),
+    (
+        ENRICH_PDL_API_KEY_SECRET_ARN,
+        "Secrets Manager ARN of the provider key, fetched at cold start",
     ),
     (
         ENRICH_MIN_LIKELIHOOD,
@@ -98,11 +150,19 @@ pub enum ConfigError {
     },
 }
 
+/// A secret as configured: the value itself, or where to fetch it.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    Value(SecretString),
+    /// A Secrets Manager ARN (or name).
+    SecretsManager(String),
+}
+
 /// The enrichment provider's settings.
 #[derive(Debug, Clone)]
 pub struct PdlSettings {
     pub base_url: String,
-    pub api_key: SecretString,
+    pub api_key: SecretSource,
     pub min_likelihood: u8,
     /// The plan's requests per minute.
     pub rate_per_minute: u32,
@@ -114,7 +174,7 @@ pub struct Config {
     pub table: String,
     pub bucket: String,
     pub crm_base_url: String,
-    pub crm_token: SecretString,
+    pub crm_token: SecretSource,
     pub page_size: u32,
     /// Requests allowed per rolling 10 s (100 Free/Starter, 190 Professional/Enterprise).
     pub rate_per_10s: u32,
@@ -127,9 +187,38 @@ pub struct Config {
     pub cache_days: i64,
     pub enrich_budget: Option<u64>,
     pub dataset_key: Option<String>,
+    /// Where fanned-out slices go; `None`: every run inline.
+    pub slice_queue_url: Option<String>,
+    pub inline_max: u64,
+    pub slice_contacts: u64,
+    pub slice_concurrency: u32,
+    pub lease_minutes: i64,
+    /// The HubSpot app secret that signs webhooks (rescore's webhook URL only).
+    pub webhook_secret: Option<SecretSource>,
+    pub rescore_wait_secs: i64,
+}
+
+/// A secret from its value key or its ARN key; the value wins (local runs), one is required.
+fn secret(
+    get: &impl Fn(&str) -> Option<String>,
+    value_key: &'static str,
+    arn_key: &'static str,
+) -> Result<SecretSource, ConfigError> {
+    let present = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    match (present(value_key), present(arn_key)) {
+        (Some(value), _) => Ok(SecretSource::Value(SecretString::from(value))),
+        (None, Some(arn)) => Ok(SecretSource::SecretsManager(arn)),
+        (None, None) => Err(ConfigError::Missing(value_key)),
+    }
 }
 
 impl Config {
+    /// The CRM requests per 10 s one slice may make: the account's limit shared by every
+    /// slice that runs at once.
+    pub fn rate_per_slice(&self) -> u32 {
+        (self.rate_per_10s / self.slice_concurrency.max(1)).max(1)
+    }
+
     /// Read from the process environment.
     ///
     /// # Errors
@@ -182,7 +271,7 @@ impl Config {
             table: required(TABLE_NAME)?,
             bucket: required(BUCKET_NAME)?,
             crm_base_url: base_url,
-            crm_token: SecretString::from(required(CRM_TOKEN)?),
+            crm_token: secret(&get, CRM_TOKEN, CRM_TOKEN_SECRET_ARN)?,
             page_size: parsed(
                 CRM_PAGE_SIZE,
                 get(CRM_PAGE_SIZE),
@@ -229,7 +318,7 @@ impl Config {
                 None => None,
                 Some(url) => Some(PdlSettings {
                     base_url: url,
-                    api_key: SecretString::from(required(ENRICH_PDL_API_KEY)?),
+                    api_key: secret(&get, ENRICH_PDL_API_KEY, ENRICH_PDL_API_KEY_SECRET_ARN)?,
                     min_likelihood: parsed(
                         ENRICH_MIN_LIKELIHOOD,
                         get(ENRICH_MIN_LIKELIHOOD),
@@ -254,6 +343,43 @@ impl Config {
                 "whole days, 0 or more",
             )?,
             dataset_key: get(ENRICH_DATASET_KEY).filter(|v| !v.trim().is_empty()),
+            slice_queue_url: get(SLICE_QUEUE_URL).filter(|v| !v.trim().is_empty()),
+            inline_max: parsed(
+                INLINE_MAX_CONTACTS,
+                get(INLINE_MAX_CONTACTS),
+                20_000,
+                |_: &u64| true,
+                "a whole number of contacts",
+            )?,
+            slice_contacts: parsed(
+                SLICE_CONTACTS,
+                get(SLICE_CONTACTS),
+                20_000,
+                |v: &u64| *v >= 100,
+                "a whole number of contacts, 100 or more",
+            )?,
+            slice_concurrency: parsed(
+                SLICE_CONCURRENCY,
+                get(SLICE_CONCURRENCY),
+                1,
+                |v: &u32| (1..=1000).contains(v),
+                "a whole number from 1 to 1000",
+            )?,
+            webhook_secret: secret(&get, HUBSPOT_APP_SECRET, HUBSPOT_APP_SECRET_ARN).ok(),
+            rescore_wait_secs: parsed(
+                RESCORE_WAIT_SECONDS,
+                get(RESCORE_WAIT_SECONDS),
+                10,
+                |v: &i64| (0..=600).contains(v),
+                "whole seconds from 0 to 600",
+            )?,
+            lease_minutes: parsed(
+                LEASE_MINUTES,
+                get(LEASE_MINUTES),
+                20,
+                |v: &i64| (1..=24 * 60).contains(v),
+                "whole minutes from 1 to 1440",
+            )?,
             enrich_budget: match get(ENRICH_BUDGET_CREDITS).filter(|v| !v.trim().is_empty()) {
                 None => None,
                 Some(v) => Some(v.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
@@ -320,6 +446,47 @@ mod tests {
         );
         let err = config(&[base[0], base[1], base[2], (CRM_RATE_TIER, "enterprise")]).unwrap_err();
         assert!(err.to_string().contains("CRM_RATE_TIER"), "{err}");
+    }
+
+    #[test]
+    fn secrets_come_as_a_value_or_an_arn() {
+        let base = [(TABLE_NAME, "t"), (BUCKET_NAME, "b")];
+        let c = config(&[
+            base[0],
+            base[1],
+            (CRM_TOKEN_SECRET_ARN, "arn:aws:secretsmanager:x"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(&c.crm_token, SecretSource::SecretsManager(a) if a == "arn:aws:secretsmanager:x")
+        );
+        let err = config(&base).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable CRM_TOKEN is required"
+        );
+    }
+
+    #[test]
+    fn the_rate_is_shared_by_concurrent_slices() {
+        let c = config(&[
+            (TABLE_NAME, "t"),
+            (BUCKET_NAME, "b"),
+            (CRM_TOKEN, "x"),
+            (CRM_RATE_TIER, "pro"),
+            (SLICE_CONCURRENCY, "4"),
+        ])
+        .unwrap();
+        assert_eq!(c.rate_per_slice(), 47);
+        assert!(
+            config(&[
+                (TABLE_NAME, "t"),
+                (BUCKET_NAME, "b"),
+                (CRM_TOKEN, "x"),
+                (SLICE_CONCURRENCY, "0")
+            ])
+            .is_err()
+        );
     }
 
     #[test]

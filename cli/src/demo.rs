@@ -1,0 +1,245 @@
+//! `leadsync demo`: the whole system on one machine. A HubSpot sandbox and moto (DynamoDB, S3,
+//! SQS) on 127.0.0.1; the real function handlers, with a local stand-in for the SQS event
+//! source mapping; a nightly run fanned out into slices; a new criteria version published and
+//! re-scored through the rescore function's S3 trigger; the funnel and incentive tables; the
+//! finance export.
+
+use crate::rollups_cmd::{self, Format, Stores};
+use anyhow::Context as _;
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressStyle};
+use lambda_runtime::{Context, LambdaEvent};
+use leadsync_app::config as keys;
+use leadsync_app::{Deps, RunOutcome};
+use leadsync_domain::facts::period_of;
+use leadsync_domain::ports::{LeadStore, RunReport, RunStore};
+use leadsync_sandbox::{Sandbox, SandboxConfig};
+use leadsync_store::{CriteriaStore, DynamoLeadStore, S3SnapshotStore};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Slices run at once by the local event source mapping (the SQS maximum concurrency).
+const CONCURRENCY: usize = 2;
+
+fn event(request_id: &str, payload: serde_json::Value) -> LambdaEvent<serde_json::Value> {
+    let mut context = Context::default();
+    context.request_id = request_id.to_owned();
+    LambdaEvent::new(payload, context)
+}
+
+/// Drain the slice queue through sync-slice with a progress bar; the run's merged report.
+async fn run_queued(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    deps: &Deps,
+    run_id: &str,
+    outcome: RunOutcome,
+) -> anyhow::Result<RunReport> {
+    let RunOutcome::Queued {
+        slices, contacts, ..
+    } = outcome
+    else {
+        if let RunOutcome::Finished { report } = outcome {
+            return Ok(*report);
+        }
+        anyhow::bail!("the run did not start: {outcome:?}");
+    };
+    println!(
+        "  {contacts} contacts planned into {slices} slices on the SQS queue; {CONCURRENCY} workers"
+    );
+    let bar = ProgressBar::new(u64::from(slices)).with_style(
+        ProgressStyle::with_template("  slices {bar:40} {pos}/{len}  {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let stats = sync_slice::local::pump(sqs, queue_url, deps, CONCURRENCY, 3, Utc::now, || {
+        bar.inc(1)
+    })
+    .await
+    .context("running the slices")?;
+    bar.finish();
+    let mut report = RunReport {
+        run_id: run_id.to_owned(),
+        ..RunReport::default()
+    };
+    for result in deps.store.slice_results(run_id).await? {
+        report.absorb(&result.report);
+    }
+    println!(
+        "  {} slice invocations, {} retried",
+        stats.invocations, stats.failed
+    );
+    Ok(report)
+}
+
+fn print_report(report: &RunReport) {
+    println!(
+        "  pulled {} · scored {} · quarantined {} · pushed {} ({} batch requests) · {} CRM pages",
+        report.pulled,
+        report.scored,
+        report.quarantined,
+        report.pushed,
+        report.crm_push_requests,
+        report.crm_pull_pages
+    );
+    let stages: Vec<String> = leadsync_domain::Stage::ALL
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s.as_str(),
+                report.stages.get(s.as_str()).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    println!("  stages: {}", stages.join(" · "));
+    println!(
+        "  new transitions {} · milestones {} · enrichment calls {} (cache hits {})",
+        report.transitions_new,
+        report.milestones_new,
+        report.enrich_calls,
+        report.enrich_cache_hits
+    );
+}
+
+pub async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    println!(
+        "Starting the HubSpot sandbox ({contacts} contacts, seed {seed}) and moto (DynamoDB, S3, SQS) on 127.0.0.1…"
+    );
+    let sandbox = Sandbox::start(SandboxConfig::new(seed, contacts)).await?;
+    let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
+    let sdk = moto.sdk_config().await;
+    let (table, bucket) = ("leadsync-demo".to_owned(), "leadsync-demo".to_owned());
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    leadsync_store::bootstrap::create_table(&dynamo, &table).await?;
+    leadsync_store::bootstrap::create_bucket(&s3, &bucket).await?;
+    let queue_url = leadsync_store::bootstrap::create_queue(&sqs, "leadsync-demo-slices").await?;
+
+    let slice_contacts = (contacts / 4).max(100).to_string();
+    let vars: HashMap<&str, String> = HashMap::from([
+        (keys::TABLE_NAME, table.clone()),
+        (keys::BUCKET_NAME, bucket.clone()),
+        (keys::CRM_BASE_URL, sandbox.base_url()),
+        (keys::CRM_TOKEN, sandbox.token().to_owned()),
+        (keys::ENRICH_PDL_URL, sandbox.base_url()),
+        (
+            keys::ENRICH_PDL_API_KEY,
+            leadsync_sandbox::enrich::API_KEY.to_owned(),
+        ),
+        // The sandbox enforces no plan limit by default; a real PDL plan would be 1000.
+        (keys::ENRICH_PDL_RATE_PER_MINUTE, "600000".to_owned()),
+        (keys::SLICE_QUEUE_URL, queue_url.clone()),
+        // Small numbers so a demo-sized run fans out the way a million-contact one would.
+        (keys::INLINE_MAX_CONTACTS, "1000".to_owned()),
+        (keys::SLICE_CONTACTS, slice_contacts),
+        (keys::SLICE_CONCURRENCY, CONCURRENCY.to_string()),
+        // The sandbox does not rate-limit unless told to; a real account is "free" or "pro".
+        (keys::CRM_RATE_TIER, "pro".to_owned()),
+        (keys::RESCORE_WAIT_SECONDS, "0".to_owned()),
+    ]);
+    let config = leadsync_app::Config::from_lookup(|k| vars.get(k).cloned())?;
+    let deps = Deps::new(config, &sdk).await?;
+
+    // 1. The nightly run, fanned out.
+    let criteria = deps.criteria();
+    println!();
+    println!(
+        "1. Nightly sync (criteria {} {})",
+        criteria.id, criteria.version
+    );
+    let outcome = nightly_sync::handle(event("demo-nightly", serde_json::json!({})), &deps).await?;
+    let report = run_queued(&sqs, &queue_url, &deps, "demo-nightly", outcome).await?;
+    print_report(&report);
+    let watermark = deps.store.watermark("hubspot#contacts").await?;
+    println!(
+        "  watermark now {}",
+        watermark.map_or("-".to_owned(), |w| w.to_rfc3339())
+    );
+
+    // 2. Sales and marketing sign a stricter SQL bar; publishing it re-scores everyone.
+    let next_version = "2026.11.2";
+    let text = leadsync_app::BUNDLED_CRITERIA
+        .replacen(
+            "version = \"2026.11.1\"",
+            &format!("version = \"{next_version}\""),
+            1,
+        )
+        .replacen(
+            "[stages.sql]\nmin_fit = 35\nmin_total = 70",
+            "[stages.sql]\nmin_fit = 40\nmin_total = 75",
+            1,
+        );
+    let store = CriteriaStore::new(s3.clone(), dynamo.clone(), bucket.clone(), table.clone());
+    let published = store
+        .publish("demo:b2b-saas-2026.11.2.toml", &text, Utc::now())
+        .await?;
+    println!();
+    println!(
+        "2. Criteria {} {} published to s3://{bucket}/{} (SQL bar: fit 40, total 75); S3 notifies rescore",
+        published.id, published.version, published.key
+    );
+    let answer = rescore::handle(
+        event("demo-criteria", serde_json::json!({"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": published.key}}}]})),
+        &deps,
+        None,
+    )
+    .await?;
+    let first = answer
+        .as_array()
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or_default();
+    let run_id = format!("criteria-{}-{}-", published.id, published.version);
+    let outcome: RunOutcome = match first
+        .get("outcome")
+        .and_then(|o| o.get("status"))
+        .and_then(|s| s.as_str())
+    {
+        Some("queued") => RunOutcome::Queued {
+            run_id: String::new(),
+            slices: first
+                .pointer("/outcome/slices")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0) as u32,
+            contacts: first
+                .pointer("/outcome/contacts")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+        },
+        _ => anyhow::bail!("the re-score did not start: {first}"),
+    };
+    let rescore_run = format!("{run_id}{}", &published.sha256[..12]);
+    let rescored = run_queued(&sqs, &queue_url, &deps, &rescore_run, outcome).await?;
+    print_report(&rescored);
+
+    // 3. What both teams look at: one funnel, one incentive table, one export.
+    let stores = Stores {
+        store: DynamoLeadStore::new(dynamo.clone(), table.clone(), "hubspot"),
+        exports: S3SnapshotStore::new(s3.clone(), bucket.clone()),
+    };
+    let period = period_of(Utc::now());
+    println!();
+    println!("3. Rollups for {period} under criteria {next_version}");
+    rollups_cmd::show(
+        &stores,
+        &period,
+        Some(next_version.to_owned()),
+        Format::Table,
+        5.0,
+    )
+    .await?;
+    println!();
+    print!("Finance export: ");
+    rollups_cmd::export(&stores, &period, Some(next_version.to_owned())).await?;
+    println!();
+    println!("Done in {:.1} s.", started.elapsed().as_secs_f64());
+    sandbox.shutdown().await;
+    drop(moto);
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! The rescore function: re-score now, on demand.
+//!
+//! One binary, four triggers, told apart by the event's shape:
+//! - a **function URL** call (AWS_IAM): `POST` a JSON body `{"lead_ids": [...]}`,
+//!   `{"since": "<RFC 3339>"}` or `{"all": true}`; answers 200 (finished), 202 (queued) or
+//!   503 (another run holds the lease; `Retry-After`);
+//! - an **EventBridge** event (`detail-type` `leadsync.rescore`) whose `detail` is that body;
+//! - an **S3 put under `criteria/`**: an upload not yet published is validated and published
+//!   (its sign-off checked; an invalid document never becomes active), and the publish's own
+//!   put re-triggers; a put of the published, active version re-scores every contact with it;
+//! - a **HubSpot webhook** on the second function URL (auth NONE, configured with
+//!   `HUBSPOT_APP_SECRET[_ARN]`): the v3 signature is verified, then the contacts named by the
+//!   events are re-scored.
+//!
+//! # Layout
+//! - [`webhook`]: signature verification and the contacts a webhook batch names.
+//! - [`handle_at`]: the event → a re-score through `leadsync_pipeline::start_run`.
+
+pub mod webhook;
+
+use chrono::{DateTime, Utc};
+use lambda_runtime::LambdaEvent;
+pub use leadsync_app::{Config, Deps, RunOutcome};
+use leadsync_app::{DepsError, chain};
+use leadsync_domain::LeadId;
+use leadsync_domain::runs::RunKind;
+use leadsync_pipeline::{RescoreTarget, SyncError, start_run};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// What to re-score (a function-URL body or an EventBridge event's `detail`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RescoreRequest {
+    #[serde(default)]
+    pub lead_ids: Vec<LeadId>,
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub all: bool,
+}
+
+impl RescoreRequest {
+    fn target(self) -> Result<RescoreTarget, String> {
+        match (self.lead_ids.is_empty(), self.since, self.all) {
+            (false, None, false) => Ok(RescoreTarget::Leads(self.lead_ids)),
+            (true, Some(since), false) => Ok(RescoreTarget::Since(since)),
+            (true, None, true) => Ok(RescoreTarget::Since(DateTime::<Utc>::UNIX_EPOCH)),
+            _ => Err("give exactly one of lead_ids, since or all".into()),
+        }
+    }
+}
+
+/// Why a re-score could not run (as an invocation error: EventBridge and S3 retry these).
+#[derive(Debug, thiserror::Error)]
+pub enum RescoreError {
+    #[error("invalid event: {0}")]
+    BadEvent(String),
+    #[error(transparent)]
+    Deps(#[from] DepsError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl From<RescoreError> for lambda_runtime::Diagnostic {
+    fn from(error: RescoreError) -> Self {
+        let error_type = match &error {
+            RescoreError::BadEvent(_) => "BadEvent",
+            RescoreError::Deps(_) => "Configuration",
+            RescoreError::Sync(e) if e.is_retryable() => "DependencyUnavailable",
+            RescoreError::Sync(_) => "RescoreFailed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: chain(&error),
+        }
+    }
+}
+
+/// The webhook secret, when this function serves HubSpot's webhook URL.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub secret: SecretString,
+}
+
+fn http(status: u16, body: &Value) -> Value {
+    let mut headers = json!({"content-type": "application/json"});
+    if status == 503 {
+        headers["retry-after"] = json!("60");
+    }
+    json!({"statusCode": status, "headers": headers, "body": body.to_string()})
+}
+
+async fn rescore(
+    deps: &Deps,
+    run_id: &str,
+    target: RescoreTarget,
+    now: DateTime<Utc>,
+    wall: impl Fn() -> DateTime<Utc>,
+) -> Result<RunOutcome, RescoreError> {
+    let criteria = deps.active_criteria().await?;
+    let mut options = deps.run_options(now);
+    options.wait_for_lease = chrono::Duration::seconds(deps.config.rescore_wait_secs);
+    let started = start_run(
+        &deps.sync_deps(&criteria),
+        &deps.queue,
+        RunKind::Rescore,
+        Some(target),
+        &options,
+        &deps.sync_input(run_id, now),
+        wall,
+    )
+    .await?;
+    Ok(RunOutcome::new(run_id, started))
+}
+
+fn outcome_http(outcome: &RunOutcome) -> Value {
+    let status = match outcome {
+        RunOutcome::Finished { .. } => 200,
+        RunOutcome::Queued { .. } => 202,
+        RunOutcome::Busy { .. } => 503,
+    };
+    http(
+        status,
+        &serde_json::to_value(outcome).unwrap_or(Value::Null),
+    )
+}
+
+/// Handle one invocation at `now`; `wall` is the real clock (lease, webhook age).
+///
+/// # Errors
+/// [`RescoreError`] for EventBridge and S3 events (so they are retried); function-URL calls
+/// always answer with an HTTP status instead.
+pub async fn handle_at(
+    event: LambdaEvent<Value>,
+    deps: &Deps,
+    webhook: Option<&Webhook>,
+    now: DateTime<Utc>,
+    wall: impl Fn() -> DateTime<Utc>,
+) -> Result<Value, RescoreError> {
+    let run_id = if event.context.request_id.is_empty() {
+        format!("rescore-{}", now.format("%Y%m%dT%H%M%S%3fZ"))
+    } else {
+        format!("rescore-{}", event.context.request_id)
+    };
+    let payload = event.payload;
+    if payload.pointer("/requestContext/http").is_some() {
+        return Ok(function_url(&payload, deps, webhook, &run_id, now, wall).await);
+    }
+    if payload.get("detail-type").is_some() {
+        let request: RescoreRequest =
+            serde_json::from_value(payload.get("detail").cloned().unwrap_or(json!({})))
+                .map_err(|e| RescoreError::BadEvent(format!("detail: {e}")))?;
+        let target = request.target().map_err(RescoreError::BadEvent)?;
+        let outcome = rescore(deps, &run_id, target, now, wall).await?;
+        return Ok(serde_json::to_value(outcome).unwrap_or(Value::Null));
+    }
+    if let Some(records) = payload.get("Records").and_then(Value::as_array) {
+        let mut answers = Vec::new();
+        for record in records {
+            let key = record
+                .pointer("/s3/object/key")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    RescoreError::BadEvent("an S3 record without s3.object.key".into())
+                })?;
+            // S3 event keys are URL-encoded (spaces as '+').
+            let key = key.replace('+', " ").replace("%2F", "/");
+            answers.push(criteria_uploaded(deps, &key, now, &wall).await?);
+        }
+        return Ok(Value::Array(answers));
+    }
+    Err(RescoreError::BadEvent(
+        "neither a function-URL request, an EventBridge event nor an S3 notification".into(),
+    ))
+}
+
+async fn function_url(
+    request: &Value,
+    deps: &Deps,
+    webhook: Option<&Webhook>,
+    run_id: &str,
+    now: DateTime<Utc>,
+    wall: impl Fn() -> DateTime<Utc>,
+) -> Value {
+    let text = |pointer: &str| request.pointer(pointer).and_then(Value::as_str);
+    let method = text("/requestContext/http/method").unwrap_or("GET");
+    if method != "POST" {
+        return http(405, &json!({"error": "POST a rescore request"}));
+    }
+    let body = match (
+        text("/body"),
+        request.get("isBase64Encoded").and_then(Value::as_bool),
+    ) {
+        (Some(b), Some(true)) => {
+            use base64::Engine;
+            match base64::engine::general_purpose::STANDARD.decode(b) {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Err(_) => return http(400, &json!({"error": "the body is not valid base64"})),
+            }
+        }
+        (Some(b), _) => b.to_owned(),
+        (None, _) => String::new(),
+    };
+    let target = match webhook {
+        Some(hook) => {
+            let header = |name: &str| {
+                request
+                    .get("headers")
+                    .and_then(Value::as_object)
+                    .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                    .and_then(|(_, v)| v.as_str())
+            };
+            let uri = format!(
+                "https://{}{}{}{}",
+                header("host").unwrap_or_default(),
+                text("/rawPath").unwrap_or("/"),
+                if text("/rawQueryString").unwrap_or("").is_empty() {
+                    ""
+                } else {
+                    "?"
+                },
+                text("/rawQueryString").unwrap_or(""),
+            );
+            if let Err(e) = webhook::verify(
+                &hook.secret,
+                method,
+                &uri,
+                &body,
+                header("x-hubspot-signature-v3"),
+                header("x-hubspot-request-timestamp"),
+                wall().timestamp_millis(),
+            ) {
+                tracing::warn!(reason = %e, "Webhook refused.");
+                return http(401, &json!({"error": e.to_string()}));
+            }
+            let own: Vec<String> = deps
+                .criteria()
+                .crm_property_specs()
+                .into_iter()
+                .map(|p| p.name)
+                .collect();
+            match webhook::contacts_of(&body, &own) {
+                Ok((ids, skipped)) => {
+                    tracing::info!(contacts = ids.len(), skipped, "Webhook verified.");
+                    if ids.is_empty() {
+                        return http(200, &json!({"status": "nothing_to_do", "skipped": skipped}));
+                    }
+                    RescoreTarget::Leads(ids)
+                }
+                Err(e) => return http(400, &json!({"error": format!("webhook body: {e}")})),
+            }
+        }
+        None => {
+            let request: RescoreRequest =
+                match serde_json::from_str(if body.is_empty() { "{}" } else { &body }) {
+                    Ok(r) => r,
+                    Err(e) => return http(400, &json!({"error": format!("body: {e}")})),
+                };
+            match request.target() {
+                Ok(t) => t,
+                Err(e) => return http(400, &json!({"error": e})),
+            }
+        }
+    };
+    match rescore(deps, run_id, target, now, wall).await {
+        Ok(outcome) => outcome_http(&outcome),
+        Err(e) => {
+            let message = chain(&e);
+            tracing::error!(error = %message, "Re-score failed.");
+            http(500, &json!({"error": message}))
+        }
+    }
+}
+
+/// A document was put under `criteria/`.
+async fn criteria_uploaded(
+    deps: &Deps,
+    key: &str,
+    now: DateTime<Utc>,
+    wall: &impl Fn() -> DateTime<Utc>,
+) -> Result<Value, RescoreError> {
+    if !key.starts_with("criteria/") {
+        return Ok(json!({"key": key, "status": "ignored", "why": "not under criteria/"}));
+    }
+    let text = deps
+        .criteria_store
+        .read_upload(key)
+        .await
+        .map_err(DepsError::from)?;
+    let criteria = match leadsync_domain::Criteria::parse(key, &text) {
+        Ok(c) => c,
+        Err(e) => {
+            // Never active, never retried: the document itself is wrong.
+            tracing::error!(key, error = %e, "Uploaded criteria are invalid; the active version stays.");
+            return Ok(json!({"key": key, "status": "rejected", "why": e.to_string()}));
+        }
+    };
+    let sha = hex::encode(Sha256::digest(text.as_bytes()));
+    let published = deps
+        .criteria_store
+        .version(&criteria.id, &criteria.version)
+        .await
+        .map_err(DepsError::from)?;
+    match published {
+        Some((_, published_text)) if published_text == text => {}
+        _ => {
+            // Not yet published: publish (sign-off checked). Its own put of the canonical key
+            // triggers this function again, which then re-scores.
+            return match deps.criteria_store.publish(key, &text, now).await {
+                Ok(p) => {
+                    tracing::info!(criteria_id = %p.id, criteria_version = %p.version, "Uploaded criteria published.");
+                    Ok(json!({"key": key, "status": "published", "canonical_key": p.key}))
+                }
+                Err(e) => {
+                    tracing::error!(key, error = %e, "Uploaded criteria refused; the active version stays.");
+                    Ok(json!({"key": key, "status": "rejected", "why": e.to_string()}))
+                }
+            };
+        }
+    }
+    let active = deps.active_criteria().await?;
+    if active.id != criteria.id || active.version != criteria.version {
+        return Ok(
+            json!({"key": key, "status": "ignored", "why": format!("{} {} is not the active version", criteria.id, criteria.version)}),
+        );
+    }
+    let run_id = format!(
+        "criteria-{}-{}-{}",
+        criteria.id,
+        criteria.version,
+        &sha[..12]
+    );
+    let outcome = rescore(
+        deps,
+        &run_id,
+        RescoreTarget::Since(DateTime::<Utc>::UNIX_EPOCH),
+        now,
+        wall,
+    )
+    .await?;
+    Ok(json!({"key": key, "status": "rescored", "outcome": outcome}))
+}
+
+/// Handle one invocation at the current time.
+///
+/// # Errors
+/// See [`handle_at`].
+pub async fn handle(
+    event: LambdaEvent<Value>,
+    deps: &Deps,
+    webhook: Option<&Webhook>,
+) -> Result<Value, RescoreError> {
+    handle_at(event, deps, webhook, Utc::now(), Utc::now).await
+}

@@ -1,0 +1,24 @@
+//! rescore: the Lambda binary. Configuration, secrets and clients once per cold start; with a
+//! HubSpot app secret configured, it serves the webhook URL (signatures verified).
+
+use lambda_runtime::{Error, service_fn};
+use rescore::{Config, Deps, Webhook, handle};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let webhook = match &config.webhook_secret {
+        Some(source) => Some(Webhook {
+            secret: leadsync_app::secrets::resolve(
+                &aws_sdk_secretsmanager::Client::new(&sdk),
+                source,
+            )
+            .await?,
+        }),
+        None => None,
+    };
+    let deps = Deps::new(config, &sdk).await?;
+    lambda_runtime::run(service_fn(|event| handle(event, &deps, webhook.as_ref()))).await
+}

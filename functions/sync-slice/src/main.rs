@@ -1,0 +1,14 @@
+//! sync-slice: the Lambda binary behind the slice queue. Configuration, secrets and clients
+//! once per cold start.
+
+use lambda_runtime::{Error, service_fn};
+use sync_slice::{Config, Deps, handle};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = Deps::new(config, &sdk).await?;
+    lambda_runtime::run(service_fn(|event| handle(event, &deps))).await
+}
