@@ -5,7 +5,8 @@
 //!   `{"since": "<RFC 3339>"}` or `{"all": true}`; answers 200 (finished), 202 (queued) or
 //!   503 (another run holds the lease; `Retry-After`);
 //! - an **EventBridge** event (`detail-type` `leadsync.rescore`) whose `detail` is that body;
-//! - an **S3 put under `criteria/`**: an upload not yet published is validated and published
+//! - an **S3 put under `criteria/`** (an S3 notification, or S3's EventBridge "Object Created"
+//!   event as the template routes it): an upload not yet published is validated and published
 //!   (its sign-off checked; an invalid document never becomes active), and the publish's own
 //!   put re-triggers; a put of the published, active version re-scores every contact with it;
 //! - a **HubSpot webhook** on the second function URL (auth NONE, configured with
@@ -148,6 +149,16 @@ pub async fn handle_at(
     let payload = event.payload;
     if payload.pointer("/requestContext/http").is_some() {
         return Ok(function_url(&payload, deps, webhook, &run_id, now, wall).await);
+    }
+    // S3 → EventBridge "Object Created" (the template routes criteria/ uploads this way).
+    if payload.get("source").and_then(Value::as_str) == Some("aws.s3") {
+        let key = payload
+            .pointer("/detail/object/key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                RescoreError::BadEvent("an S3 event without detail.object.key".into())
+            })?;
+        return criteria_uploaded(deps, key, now, &wall).await;
     }
     if payload.get("detail-type").is_some() {
         let request: RescoreRequest =

@@ -1,0 +1,151 @@
+//! `infra/template.yaml`, read as data: least privilege (no IAM action with a `*`), every
+//! function on arm64/provided.al2023 with its own log group and an errors alarm, every queue's
+//! dead letters alarmed. cfn-lint (in `.ci/run`) checks the schema; this checks our rules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_yaml::Value;
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/template.yaml"
+    ))
+    .expect("infra/template.yaml");
+    serde_yaml::from_str(&text).expect("the template is YAML")
+}
+
+/// Every `Action`/`NotAction` value anywhere in the document, with where it was found.
+fn actions(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                let key = k.as_str().unwrap_or("?");
+                let here = format!("{path}/{key}");
+                if key == "Action" || key == "NotAction" {
+                    let list: Vec<&Value> = match v {
+                        Value::Sequence(items) => items.iter().collect(),
+                        other => vec![other],
+                    };
+                    for item in list {
+                        out.push((
+                            here.clone(),
+                            item.as_str().unwrap_or("<not a string>").to_owned(),
+                        ));
+                    }
+                } else {
+                    actions(v, &here, out);
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                actions(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Tagged(tagged) => actions(&tagged.value, path, out),
+        _ => {}
+    }
+}
+
+fn resources(t: &Value) -> Vec<(String, &Value)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_owned(), v))
+        .collect()
+}
+
+#[test]
+fn no_iam_action_has_a_wildcard() {
+    let t = template();
+    let mut found = Vec::new();
+    actions(&t["Resources"], "Resources", &mut found);
+    assert!(
+        found.len() > 20,
+        "the walk found only {} actions",
+        found.len()
+    );
+    let wild: Vec<&(String, String)> = found.iter().filter(|(_, a)| a.contains('*')).collect();
+    assert!(wild.is_empty(), "wildcard actions: {wild:?}");
+    // Neither may a function use SAM's broad policy templates (which hide wildcards).
+    for (name, r) in resources(&t) {
+        if let Some(policies) = r["Properties"]["Policies"].as_sequence() {
+            for p in policies {
+                assert!(
+                    p.is_mapping() && p.get("Statement").is_some(),
+                    "{name}: only inline statements, got {p:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_function_is_arm64_with_a_log_group_and_an_errors_alarm() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+    assert_eq!(globals["LoggingConfig"]["LogFormat"].as_str(), Some("JSON"));
+    let all = resources(&t);
+    let functions: Vec<&String> = all
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(n, _)| n)
+        .collect();
+    for wanted in [
+        "NightlySyncFunction",
+        "SyncSliceFunction",
+        "RescoreFunction",
+        "RescoreWebhookFunction",
+        "RollupsApiFunction",
+    ] {
+        assert!(functions.iter().any(|f| *f == wanted), "{wanted} missing");
+    }
+    let text = serde_yaml::to_string(&t).unwrap();
+    for f in functions {
+        let props = &all.iter().find(|(n, _)| n == f).unwrap().1["Properties"];
+        assert!(
+            matches!(props["LoggingConfig"]["LogGroup"], Value::Tagged(_)),
+            "{f}: own log group"
+        );
+        assert!(props["Timeout"].as_u64().is_some(), "{f}: explicit timeout");
+        let alarm = f.replace("Function", "ErrorsAlarm");
+        assert!(
+            all.iter()
+                .any(|(n, r)| *n == alarm && r["Type"].as_str() == Some("AWS::CloudWatch::Alarm")),
+            "{f}: no {alarm}"
+        );
+    }
+    assert!(
+        text.contains("ReportBatchItemFailures"),
+        "the slice worker reports partial batch failures"
+    );
+}
+
+#[test]
+fn queues_have_dead_letters_and_the_dead_letters_are_watched() {
+    let t = template();
+    let all = resources(&t);
+    let queue = &all.iter().find(|(n, _)| n == "SliceQueue").unwrap().1["Properties"];
+    assert!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64().is_some());
+    let alarm = &all
+        .iter()
+        .find(|(n, _)| n == "SliceDeadLetterAlarm")
+        .unwrap()
+        .1["Properties"];
+    assert_eq!(
+        alarm["MetricName"].as_str(),
+        Some("ApproximateNumberOfMessagesVisible")
+    );
+    let table = &all.iter().find(|(n, _)| n == "LeadsTable").unwrap().1["Properties"];
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some("expires_at")
+    );
+}
