@@ -8,6 +8,8 @@
 //! Needs `python3` with `moto[server]` installed (`pip install 'moto[server]'`); the error says
 //! so when it is missing.
 
+pub mod runtime_api;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use std::io::{BufRead, BufReader};

@@ -43,6 +43,7 @@ pub async fn aws(prefix: &str) -> Aws {
     }
 }
 
+#[allow(dead_code)]
 /// Run nightly-sync's handler at `now` and return the report of the run it finished inline.
 ///
 /// # Panics

