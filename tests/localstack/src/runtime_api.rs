@@ -25,11 +25,14 @@ struct Inner {
     waiting: HashMap<String, oneshot::Sender<Answer>>,
 }
 
+/// A queued invocation: request id and payload.
+type Invocation = (String, Vec<u8>);
+
 #[derive(Clone)]
 struct Shared {
     inner: Arc<Mutex<Inner>>,
     polled: Arc<Notify>,
-    events: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Vec<u8>)>>>,
+    events: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>>,
 }
 
 /// The Runtime API server.
@@ -38,7 +41,7 @@ pub struct RuntimeApi {
     addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
     polled: Arc<Notify>,
-    send: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    send: mpsc::UnboundedSender<Invocation>,
     next_id: std::sync::atomic::AtomicU64,
     server: tokio::task::JoinHandle<()>,
 }
