@@ -311,3 +311,66 @@ pub async fn enrich(leads: usize, domains: usize, repeat: usize) -> anyhow::Resu
     println!("peak RSS {:.0} MiB", peak_rss_mib());
     Ok(())
 }
+
+/// Cold start of every function binary in `bin_dir`: spawn it against a local Runtime API
+/// (moto for AWS, the sandbox as the CRM), time process start → first poll, `runs` times.
+pub async fn coldstart(bin_dir: &std::path::Path, runs: usize) -> anyhow::Result<()> {
+    use leadsync_localstack::runtime_api::{FunctionProcess, RuntimeApi};
+    let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
+    let sdk = moto.sdk_config().await;
+    let table = "leadsync-coldstart".to_owned();
+    leadsync_store::bootstrap::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await?;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    leadsync_store::bootstrap::create_bucket(&s3, &table).await?;
+    let sandbox =
+        leadsync_sandbox::Sandbox::start(leadsync_sandbox::SandboxConfig::new(1, 10)).await?;
+    let env = [
+        ("TABLE_NAME", table.clone()),
+        ("BUCKET_NAME", table.clone()),
+        ("CRM_BASE_URL", sandbox.base_url()),
+        ("CRM_TOKEN", sandbox.token().to_owned()),
+    ];
+    println!(
+        "Cold start: process start → first Runtime API poll, {runs} runs each ({})",
+        bin_dir.display()
+    );
+    println!("| function | binary size | median ms | min ms | max ms |");
+    println!("|---|---|---|---|---|");
+    for name in ["nightly-sync", "sync-slice", "rescore", "rollups-api"] {
+        let path = bin_dir.join(name);
+        let size = std::fs::metadata(&path)
+            .with_context(|| {
+                format!(
+                    "{} (build it first: cargo build --release --workspace --bins)",
+                    path.display()
+                )
+            })?
+            .len();
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let api = RuntimeApi::start().await?;
+            let process =
+                FunctionProcess::spawn(&path.display().to_string(), &api, &moto.endpoint(), &env)?;
+            let polled = api
+                .first_poll(std::time::Duration::from_secs(30))
+                .await
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            times.push(polled.duration_since(process.spawned_at).as_secs_f64() * 1000.0);
+            drop(process);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {:.1} MB | {:.1} | {:.1} | {:.1} |",
+            size as f64 / 1e6,
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1]
+        );
+    }
+    sandbox.shutdown().await;
+    Ok(())
+}

@@ -185,6 +185,15 @@ enum BenchWhat {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Cold start of each function binary: process start → first Runtime API poll (config,
+    /// AWS config, secrets, criteria loaded), with the binary's size.
+    Coldstart {
+        /// Directory holding the built binaries (e.g. target/release).
+        #[arg(long, default_value = "target/release")]
+        bin_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -297,6 +306,9 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     repeat,
                 },
         } => done(bench::enrich(leads, domains, repeat).await),
+        Command::Bench {
+            what: BenchWhat::Coldstart { bin_dir, runs },
+        } => done(bench::coldstart(&bin_dir, runs).await),
         Command::Rollups {
             what,
             table,
