@@ -491,13 +491,18 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = config(&[(TABLE_NAME, "t"), (BUCKET_NAME, "b"), (CRM_TOKEN, "secret")]).unwrap();
+        let c = config(&[
+            (TABLE_NAME, "t"),
+            (BUCKET_NAME, "b"),
+            (CRM_TOKEN, "pat-na1-7f3e"),
+        ])
+        .unwrap();
         assert_eq!(
             (c.page_size, c.lookback, c.index_lag),
             (200, Duration::minutes(10), Duration::minutes(2))
         );
         assert!(
-            !format!("{c:?}").contains("secret"),
+            !format!("{c:?}").contains("pat-na1-7f3e"),
             "the token never shows in Debug output"
         );
     }

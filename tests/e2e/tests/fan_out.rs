@@ -184,3 +184,113 @@ fn ours(sandbox: &Sandbox) -> Vec<(u64, Vec<(String, String)>)> {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn overlapping_runs_are_turned_away_cleanly_while_a_fanned_out_run_holds_the_lease() {
+    let env = env(2_000, true, 500, 500).await;
+    let first = nightly_sync::handle_at(
+        event("night-1", serde_json::json!({})),
+        &env.deps,
+        now(),
+        Utc::now,
+    )
+    .await
+    .unwrap();
+    let RunOutcome::Queued { slices, .. } = first else {
+        panic!("expected a fan-out, got {first:?}");
+    };
+    assert!(slices >= 4);
+    let some_id = leadsync_domain::LeadId::new(env.sandbox.contacts()[0].id.to_string()).unwrap();
+
+    // A second night: busy, names the holder, records nothing.
+    let second = nightly_sync::handle_at(
+        event("night-2", serde_json::json!({})),
+        &env.deps,
+        now(),
+        Utc::now,
+    )
+    .await
+    .unwrap();
+    let RunOutcome::Busy { holder, .. } = second else {
+        panic!("expected busy, got {second:?}");
+    };
+    assert_eq!(holder, "night-1");
+    assert!(
+        env.deps
+            .store
+            .slice_results("night-2")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A re-score through the function URL: 503 with Retry-After, nothing scored.
+    let url_call = |body: serde_json::Value| {
+        event(
+            "call-1",
+            serde_json::json!({
+                "version": "2.0",
+                "rawPath": "/",
+                "headers": {"content-type": "application/json"},
+                "requestContext": {"http": {"method": "POST", "path": "/"}},
+                "body": body.to_string(),
+            }),
+        )
+    };
+    let busy = rescore::handle_at(
+        url_call(serde_json::json!({"lead_ids": [some_id.as_str()]})),
+        &env.deps,
+        None,
+        now(),
+        Utc::now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(busy["statusCode"], 503, "{busy}");
+    assert_eq!(busy["headers"]["retry-after"], "60");
+    assert!(
+        env.deps
+            .store
+            .load_states(std::slice::from_ref(&some_id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The first run completes; then the re-score goes through.
+    let stats = drain(&env).await;
+    assert_eq!(stats.succeeded, u64::from(slices));
+    let done = rescore::handle_at(
+        url_call(serde_json::json!({"lead_ids": [some_id.as_str()]})),
+        &env.deps,
+        None,
+        now(),
+        Utc::now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done["statusCode"], 200, "{done}");
+    let body: serde_json::Value = serde_json::from_str(done["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["report"]["pulled"], 1);
+    let states = env
+        .deps
+        .store
+        .load_states(std::slice::from_ref(&some_id))
+        .await
+        .unwrap();
+    // Scored by the nightly run; the re-score under the same criteria found nothing to change.
+    assert_eq!(states[&some_id].run_id, "night-1");
+    assert_eq!(body["report"]["unchanged"], 1, "{body}");
+
+    // A bad request body is a 400 that names the problem.
+    let bad = rescore::handle_at(
+        url_call(serde_json::json!({"lead_ids": [], "all": false})),
+        &env.deps,
+        None,
+        now(),
+        Utc::now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad["statusCode"], 400, "{bad}");
+}
