@@ -231,15 +231,24 @@ pub fn search<'a>(
             .cloned()
             .unwrap_or_default()
     };
-    hits.sort_by(|a, b| {
-        let (ka, kb) = (key(a), key(b));
-        let ord = match (as_number(&ka), as_number(&kb)) {
-            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-            _ => ka.cmp(&kb),
-        };
-        let ord = if descending { ord.reverse() } else { ord };
-        ord.then(a.id.cmp(&b.id))
-    });
+    if sort_property == "hs_object_id" {
+        // The usual walk: by id. The stable sort finds an id-ordered table already sorted in
+        // one pass, where comparing property text would cost O(n log n) string copies.
+        hits.sort_by_key(|r| r.id);
+        if descending {
+            hits.reverse();
+        }
+    } else {
+        hits.sort_by(|a, b| {
+            let (ka, kb) = (key(a), key(b));
+            let ord = match (as_number(&ka), as_number(&kb)) {
+                (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+                _ => ka.cmp(&kb),
+            };
+            let ord = if descending { ord.reverse() } else { ord };
+            ord.then(a.id.cmp(&b.id))
+        });
+    }
     let total = hits.len();
     let results: Vec<&Record> = hits.into_iter().skip(after).take(limit).collect();
     let end = after + results.len();
