@@ -16,6 +16,9 @@ pub const MAX_BODY_CHARS: usize = 3_000;
 pub struct SearchRequest {
     #[serde(default)]
     pub filter_groups: Vec<FilterGroup>,
+    /// One AND group given directly (accepted by HubSpot, sent by some clients).
+    #[serde(default)]
+    pub filters: Vec<Filter>,
     #[serde(default)]
     pub sorts: Vec<Value>,
     #[serde(default)]

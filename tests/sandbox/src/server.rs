@@ -1,5 +1,7 @@
 //! The sandbox's HTTP server: routes, bearer auth, batch endpoints, admin endpoints.
 
+mod compat;
+
 use crate::data::{DataSpec, Record, generate, generate_deals, iso};
 use crate::limits::{Faults, LimitStats, Limiter, Limits, Verdict};
 use crate::properties::{
@@ -426,6 +428,12 @@ impl Sandbox {
 
 fn router(state: Arc<AppState>) -> Router {
     let crm = Router::new()
+        .route("/crm/v3/objects/{object}", get(compat::list_objects))
+        .route("/crm/v3/schemas", get(compat::schemas))
+        .route(
+            "/properties/v2/{object}/properties",
+            get(compat::legacy_properties),
+        )
         .route("/crm/v3/objects/{object}/search", post(search_objects))
         .route("/crm/v3/objects/{object}/batch/read", post(batch_read))
         .route("/crm/v3/objects/{object}/batch/update", post(batch_update))
@@ -659,10 +667,16 @@ async fn search_objects(
             format!("Request body exceeds {MAX_BODY_CHARS} characters"),
         );
     }
-    let req: SearchRequest = match parse_body(&body) {
+    let mut req: SearchRequest = match parse_body(&body) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    // Some clients send one AND group as a top-level `filters` list.
+    if req.filter_groups.is_empty() && !req.filters.is_empty() {
+        req.filter_groups.push(search::FilterGroup {
+            filters: std::mem::take(&mut req.filters),
+        });
+    }
     let lag = chrono::Duration::milliseconds(state.limiter().faults.index_lag_ms as i64);
     let indexed_before = Utc::now() - lag;
     let db = state.db();

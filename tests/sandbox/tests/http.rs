@@ -237,3 +237,105 @@ async fn admin_edit_moves_a_contact_into_the_next_sync() {
     assert_eq!(after.properties["hs_email_click"], "12");
     assert!(after.updated_at > before);
 }
+
+async fn get(sandbox: &Sandbox, path_and_query: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .get(format!("{}{path_and_query}", sandbox.base_url()))
+        .bearer_auth(sandbox.token())
+        // Some clients send a body on a GET; HubSpot ignores it.
+        .body("{\"ignored\": true}")
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_list_endpoint_pages_by_id_with_properties_and_associations() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 25)).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let query = match &after {
+            None => "/crm/v3/objects/contact?limit=10&properties=email,firstname&properties=lifecyclestage&associations=companies&associations=deals&unknown=1".to_owned(),
+            Some(a) => format!("/crm/v3/objects/contacts?limit=10&properties=email&after={a}"),
+        };
+        let (status, page) = get(&sandbox, &query).await;
+        assert_eq!(status, 200, "{page}");
+        let results = page["results"].as_array().unwrap();
+        for r in results {
+            seen.push(r["id"].as_str().unwrap().to_owned());
+            assert!(
+                r["properties"].get("lastmodifieddate").is_some(),
+                "always present"
+            );
+            assert!(r["createdAt"].as_str().unwrap().ends_with('Z'));
+            assert!(r["updatedAt"].as_str().unwrap().contains('T'));
+        }
+        if after.is_none() {
+            assert_eq!(results.len(), 10);
+            assert!(results[0]["properties"].get("lifecyclestage").is_some());
+            assert!(
+                results
+                    .iter()
+                    .any(|r| r["associations"]["companies"]["results"][0]["type"]
+                        == "contact_to_company"),
+                "{page}"
+            );
+        }
+        match page["paging"]["next"]["after"].as_str() {
+            Some(a) => after = Some(a.to_owned()),
+            None => break,
+        }
+    }
+    let all: Vec<String> = sandbox
+        .contacts()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    assert_eq!(seen, all, "every contact once, in id order");
+}
+
+#[tokio::test]
+async fn schemas_and_legacy_properties_answer_as_hubspot_does() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 5)).await.unwrap();
+    let (status, schemas) = get(&sandbox, "/crm/v3/schemas").await;
+    assert_eq!(status, 200);
+    assert!(schemas["results"].as_array().unwrap().is_empty());
+    let (status, legacy) = get(&sandbox, "/properties/v2/contacts/properties").await;
+    assert_eq!(status, 200);
+    let defs = legacy.as_array().expect("a bare JSON array");
+    assert!(
+        defs.iter()
+            .any(|d| d["name"] == "lastmodifieddate" && d["type"] == "datetime"),
+        "{legacy}"
+    );
+    let (status, v3) = get(&sandbox, "/crm/v3/properties/contacts").await;
+    assert_eq!(status, 200);
+    assert_eq!(v3["results"].as_array().unwrap().len(), defs.len());
+}
+
+#[tokio::test]
+async fn search_accepts_top_level_filters_with_integer_values() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 30)).await.unwrap();
+    let token = Some(sandbox.token());
+    let cut = sandbox.contacts()[10].id;
+    let (status, by_groups) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/search",
+        token,
+        json!({"filterGroups": [{"filters": [{"propertyName": "hs_object_id", "operator": "GT", "value": cut.to_string()}]}], "limit": 100}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, top_level) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/search",
+        token,
+        json!({"filters": [{"propertyName": "hs_object_id", "operator": "GT", "value": cut}], "limit": 100}),
+    )
+    .await;
+    assert_eq!(status, 200, "{top_level}");
+    assert_eq!(top_level["total"], by_groups["total"]);
+    assert_eq!(top_level["total"], 19);
+}
