@@ -70,7 +70,13 @@ pub async fn handle_at(
     };
     let nightly: NightlyEvent = serde_json::from_value(payload)?;
     let run_id = if event.context.request_id.is_empty() {
-        format!("local-{}", now.format("%Y%m%dT%H%M%S%3fZ"))
+        // Outside Lambda there is no request id: a fresh id per invocation (a reused id means
+        // "the same run again").
+        format!(
+            "local-{}-{}",
+            now.format("%Y%m%dT%H%M%S%3fZ"),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
     } else {
         event.context.request_id.clone()
     };

@@ -142,7 +142,11 @@ pub async fn handle_at(
     wall: impl Fn() -> DateTime<Utc>,
 ) -> Result<Value, RescoreError> {
     let run_id = if event.context.request_id.is_empty() {
-        format!("rescore-{}", now.format("%Y%m%dT%H%M%S%3fZ"))
+        format!(
+            "rescore-{}-{}",
+            now.format("%Y%m%dT%H%M%S%3fZ"),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
     } else {
         format!("rescore-{}", event.context.request_id)
     };

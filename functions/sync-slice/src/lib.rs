@@ -87,7 +87,7 @@ pub async fn handle_at(
     let mut response = BatchResponse::default();
     for message in &batch.records {
         match process(deps, &message.body, &wall).await {
-            Ok(SliceDone::Recorded(report)) => {
+            Ok(SliceDone::Recorded(report) | SliceDone::AlreadyFinished(report)) => {
                 tracing::info!(message_id = %message.message_id, run_id = %report.run_id, slice = report.slice, pulled = report.pulled, "Slice done.");
             }
             Ok(SliceDone::RunFinished(report)) => {

@@ -77,6 +77,9 @@ pub enum SliceDone {
     Recorded(RunReport),
     /// This was the last slice; the run is finished with this merged report.
     RunFinished(RunReport),
+    /// The run had finished before (a redelivery, or a retried invocation of the same run):
+    /// this attempt's slice report; nothing was finished again.
+    AlreadyFinished(RunReport),
 }
 
 fn store_err(step: &'static str) -> impl FnOnce(leadsync_domain::ports::StoreError) -> SyncError {
@@ -222,11 +225,33 @@ where
         return Ok(Started::Queued { slices, contacts });
     }
     let mut last = None;
+    // What this attempt did, should the run turn out to have finished before (a retried
+    // invocation with the same run id).
+    let mut attempt = RunReport {
+        run_id: input.run_id.clone(),
+        started_at: Some(input.now),
+        criteria_version: deps.criteria.version.clone(),
+        ..RunReport::default()
+    };
+    let mut finished_before = false;
     for spec in &specs {
-        last = Some(run_slice(deps, spec, options, wall).await?);
+        let done = run_slice(deps, spec, options, wall).await?;
+        match &done {
+            SliceDone::Recorded(r) => attempt.absorb(r),
+            SliceDone::AlreadyFinished(r) => {
+                attempt.absorb(r);
+                finished_before = true;
+            }
+            SliceDone::RunFinished(_) => {}
+        }
+        last = Some(done);
     }
     match last {
         Some(SliceDone::RunFinished(report)) => Ok(Started::Finished(Box::new(report))),
+        Some(_) if finished_before => {
+            tracing::info!(run_id = %input.run_id, "The run had finished before; this attempt changed only what had changed since.");
+            Ok(Started::Finished(Box::new(attempt)))
+        }
         // Every slice ran here, so the last one finished the run; anything else is a bug in
         // the run store (it lost a slice), said plainly rather than hidden.
         _ => Err(SyncError::Store {
@@ -312,7 +337,7 @@ where
             .release_lease(&spec.run_id)
             .await
             .map_err(store_err("releasing the lease"))?;
-        return Ok(SliceDone::Recorded(outcome.report));
+        return Ok(SliceDone::AlreadyFinished(outcome.report));
     }
     if !progress.all_done() {
         return Ok(SliceDone::Recorded(outcome.report));

@@ -277,3 +277,22 @@ async fn a_slice_planned_under_other_criteria_is_refused() {
     assert!(w.store.states().is_empty());
     let _ = w.store.slice_results("nightly").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_retried_inline_run_with_the_same_id_finishes_and_changes_nothing() {
+    let w = World::new();
+    let Started::Finished(first) = w.start("request-1", u64::MAX).await else {
+        panic!("expected an inline run");
+    };
+    assert_eq!(first.transitions_new, u64::from(LEADS));
+    let rows = w.store.all_rows();
+    // Lambda retries an invocation with the same request id, hence the same run id.
+    let again = w.start("request-1", u64::MAX).await;
+    let Started::Finished(second) = again else {
+        panic!("a retry of a finished run answers finished, got {again:?}");
+    };
+    assert_eq!(second.pulled, u64::from(LEADS));
+    assert_eq!((second.transitions_new, second.pushed), (0, 0));
+    assert_eq!(w.store.all_rows(), rows);
+    assert!(w.store.lease().is_none());
+}

@@ -164,9 +164,10 @@ async fn nightly_sync_scores_records_snapshots_and_pushes_every_lead() {
             report.stages
         );
     }
+    // One census to plan the run (a 1-result search), then 5 pages of 100.
     assert_eq!(
         env.sandbox.request_counts()["POST /crm/v3/objects/contacts/search"],
-        5
+        6
     );
 
     // What the criteria say about each contact, computed independently.
