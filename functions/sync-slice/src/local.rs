@@ -5,7 +5,7 @@
 //! does with `ReportBatchItemFailures`. After `max_receives` failures of one message it stops
 //! with an error, as a redrive policy would move the message to the DLQ.
 
-use crate::{Deps, SqsEvent, handle_at};
+use crate::{Deps, handle_at};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use lambda_runtime::{Context, LambdaEvent};
@@ -74,12 +74,8 @@ pub async fn pump(
                 "messageId": m.message_id.clone().unwrap_or_default(),
                 "body": m.body.clone().unwrap_or_default(),
             }]});
-            async move {
-                // The same shape the runtime hands the function.
-                let parsed: Result<SqsEvent, _> = serde_json::from_value(event.clone());
-                debug_assert!(parsed.is_ok());
-                handle_at(LambdaEvent::new(event, Context::default()), deps, wall).await
-            }
+            // The shape the runtime hands the function: one record per invocation.
+            handle_at(LambdaEvent::new(event, Context::default()), deps, wall)
         });
         let answers = join_all(invocations).await;
         for (message, answer) in messages.iter().zip(answers) {

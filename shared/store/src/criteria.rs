@@ -284,39 +284,18 @@ impl CriteriaStore {
 
     /// The document a pointer names, checked against its hash.
     async fn read(&self, pointer: &Pointer) -> Result<String, CriteriaStoreError> {
-        let object = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&pointer.key)
-            .send()
-            .await
-            .map_err(|e| {
-                storage(
-                    "GetObject criteria",
-                    aws_sdk_s3::error::DisplayErrorContext(&e),
-                )
-            })?;
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| storage("GetObject criteria", e))?
-            .into_bytes();
-        if hex::encode(Sha256::digest(&bytes)) != pointer.sha256 {
+        let text = self.read_upload(&pointer.key).await?;
+        if hex::encode(Sha256::digest(text.as_bytes())) != pointer.sha256 {
             return Err(CriteriaStoreError::Corrupt {
                 key: pointer.key.clone(),
                 message: "content does not match the published sha256".into(),
             });
         }
-        String::from_utf8(bytes.to_vec()).map_err(|e| CriteriaStoreError::Corrupt {
-            key: pointer.key.clone(),
-            message: e.to_string(),
-        })
+        Ok(text)
     }
 
     /// Read a document from the bucket as it is (no published-hash check): the input of a
-    /// publish triggered by an upload under `criteria/`.
+    /// publish triggered by an upload under `criteria/`, and of [`Self::read`].
     ///
     /// # Errors
     /// [`CriteriaStoreError`] when it cannot be read or is not UTF-8.
@@ -330,7 +309,7 @@ impl CriteriaStore {
             .await
             .map_err(|e| {
                 storage(
-                    "GetObject criteria upload",
+                    "GetObject criteria",
                     aws_sdk_s3::error::DisplayErrorContext(&e),
                 )
             })?;
@@ -338,7 +317,7 @@ impl CriteriaStore {
             .body
             .collect()
             .await
-            .map_err(|e| storage("GetObject criteria upload", e))?
+            .map_err(|e| storage("GetObject criteria", e))?
             .into_bytes();
         String::from_utf8(bytes.to_vec()).map_err(|e| CriteriaStoreError::Corrupt {
             key: key.to_owned(),

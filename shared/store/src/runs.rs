@@ -63,27 +63,44 @@ impl DynamoLeadStore {
             .item)
     }
 
-    async fn done_count(&self, run_id: &str) -> Result<u32, StoreError> {
-        let mut count = 0u32;
+    /// The run's finished slices (one consistent Query, paged): how many, and — unless
+    /// `count_only` — their results.
+    async fn done(
+        &self,
+        run_id: &str,
+        count_only: bool,
+    ) -> Result<(u32, Vec<SliceResult>), StoreError> {
+        let (mut count, mut results) = (0u32, Vec::new());
         let mut start: Option<Item> = None;
         loop {
-            let page = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :done)")
                 .expression_attribute_values(":pk", s(keys::run_pk(run_id)))
                 .expression_attribute_values(":done", s(DONE_PREFIX))
-                .select(Select::Count)
                 .consistent_read(true)
-                .set_exclusive_start_key(start)
+                .set_exclusive_start_key(start);
+            if count_only {
+                query = query.select(Select::Count);
+            }
+            let page = query
                 .send()
                 .await
                 .map_err(|e| sdk_error("Query finished slices", e))?;
             count += u32::try_from(page.count).unwrap_or(0);
+            for item in page.items.unwrap_or_default() {
+                let key = format!(
+                    "{}/{}",
+                    keys::run_pk(run_id),
+                    get_s(&item, SK).unwrap_or("?")
+                );
+                results.push(parse::<SliceResult>(&key, &item, "result")?);
+            }
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(count),
+                _ => return Ok((count, results)),
             }
         }
     }
@@ -216,7 +233,7 @@ impl RunStore for DynamoLeadStore {
         }
         Ok(RunProgress {
             slices: planned.slices,
-            done: self.done_count(run_id).await?,
+            done: self.done(run_id, true).await?.0,
             finished: plan
                 .get("finished")
                 .and_then(|v| v.as_bool().ok())
@@ -226,34 +243,7 @@ impl RunStore for DynamoLeadStore {
     }
 
     async fn slice_results(&self, run_id: &str) -> Result<Vec<SliceResult>, StoreError> {
-        let mut results = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :done)")
-                .expression_attribute_values(":pk", s(keys::run_pk(run_id)))
-                .expression_attribute_values(":done", s(DONE_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query slice results", e))?;
-            for item in page.items.unwrap_or_default() {
-                let key = format!(
-                    "{}/{}",
-                    keys::run_pk(run_id),
-                    get_s(&item, SK).unwrap_or("?")
-                );
-                results.push(parse::<SliceResult>(&key, &item, "result")?);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(results),
-            }
-        }
+        Ok(self.done(run_id, false).await?.1)
     }
 
     async fn finish_run(&self, run_id: &str, report: &RunReport) -> Result<(), StoreError> {
