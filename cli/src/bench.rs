@@ -21,9 +21,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct SandboxProcess {
+pub(crate) struct SandboxProcess {
     child: Child,
-    base_url: String,
+    pub(crate) base_url: String,
 }
 
 impl Drop for SandboxProcess {
@@ -33,7 +33,7 @@ impl Drop for SandboxProcess {
     }
 }
 
-fn spawn_sandbox(contacts: u64, latency_ms: u64) -> anyhow::Result<SandboxProcess> {
+pub(crate) fn spawn_sandbox(contacts: u64, latency_ms: u64) -> anyhow::Result<SandboxProcess> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -66,7 +66,7 @@ fn spawn_sandbox(contacts: u64, latency_ms: u64) -> anyhow::Result<SandboxProces
 }
 
 /// User + system CPU time of this process.
-fn cpu_time() -> Duration {
+pub(crate) fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -81,7 +81,7 @@ fn cpu_time() -> Duration {
 }
 
 /// Peak resident memory of this process, in MiB.
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -90,7 +90,7 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn client(base_url: &str) -> anyhow::Result<HubSpotCrm> {
+pub(crate) fn client(base_url: &str) -> anyhow::Result<HubSpotCrm> {
     let mut config = HubSpotConfig::new(base_url, "sandbox-token".to_owned().into());
     config.page_size = 200;
     // The sandbox is unlimited here: this measures leadsync, not HubSpot's limits.
@@ -119,17 +119,19 @@ async fn pull_all(crm: &HubSpotCrm) -> anyhow::Result<u64> {
     }
 }
 
-async fn request_counts(base_url: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+pub(crate) async fn request_counts(base_url: &str) -> anyhow::Result<BTreeMap<String, u64>> {
     Ok(reqwest::get(format!("{base_url}/__sandbox/requests"))
         .await?
         .json()
         .await?)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// Every request the sandbox has answered so far.
+pub(crate) async fn total_requests(base_url: &str) -> anyhow::Result<u64> {
+    Ok(request_counts(base_url).await?.values().sum())
 }
+
+use crate::compare::median;
 
 pub async fn crm(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Result<()> {
     let criteria = Criteria::parse("bundled", leadsync_app::deps::BUNDLED_CRITERIA)?;

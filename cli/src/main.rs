@@ -5,8 +5,10 @@
 //!   the run summary.
 
 mod bench;
+mod compare;
 mod criteria_cmd;
 mod demo;
+mod nightly_bench;
 mod rollups_cmd;
 
 use anyhow::Context as _;
@@ -185,6 +187,61 @@ enum BenchWhat {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// leadsync's pull side by side with singer's tap-hubspot, Meltano's tap-hubspot and
+    /// Airbyte's source-hubspot on one sandbox (installed into virtualenvs on first use).
+    Compare {
+        /// Sandbox sizes, in contacts.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        contacts: Vec<u64>,
+        /// Sandbox latencies, in milliseconds.
+        #[arg(long, value_delimiter = ',', default_value = "0,50")]
+        latency_ms: Vec<u64>,
+        /// Repeats below 100,000 contacts (median reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Repeats at 100,000 contacts and above.
+        #[arg(long, default_value_t = 3)]
+        repeat_large: usize,
+        /// Systems to run: leadsync, singer, meltano, airbyte.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "leadsync,singer,meltano,airbyte"
+        )]
+        systems: Vec<String>,
+        /// Where the extractors' virtualenvs live.
+        #[arg(long, default_value = "target/bench/venvs")]
+        venv_dir: std::path::PathBuf,
+        /// Where each run's config, catalog and logs go.
+        #[arg(long, default_value = "target/bench/runs")]
+        work_dir: std::path::PathBuf,
+        /// Update this markdown file's generated section (and write its chart beside it).
+        #[arg(long)]
+        doc: Option<std::path::PathBuf>,
+    },
+    /// The nightly sync end to end (the release nightly-sync binary, sandbox, DynamoDB and S3
+    /// on moto): leads/s, CRM requests and DynamoDB writes per 1,000 leads, peak RSS.
+    Nightly {
+        /// Sizes, in leads.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        leads: Vec<u64>,
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        latency_ms: Vec<u64>,
+        /// Directory holding the release function binaries.
+        #[arg(long, default_value = "target/release")]
+        bin_dir: std::path::PathBuf,
+        /// Update this markdown file's generated section.
+        #[arg(long)]
+        doc: Option<std::path::PathBuf>,
+    },
+    /// One leadsync pull for `compare` (records on stdout, CPU and peak RSS to --rusage).
+    #[command(hide = true)]
+    PullChild {
+        #[arg(long)]
+        base_url: String,
+        #[arg(long)]
+        rusage: std::path::PathBuf,
+    },
     /// Cold start of each function binary: process start → first Runtime API poll (config,
     /// AWS config, secrets, criteria loaded), with the binary's size.
     Coldstart {
@@ -306,6 +363,45 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     repeat,
                 },
         } => done(bench::enrich(leads, domains, repeat).await),
+        Command::Bench {
+            what:
+                BenchWhat::Compare {
+                    contacts,
+                    latency_ms,
+                    repeat,
+                    repeat_large,
+                    systems,
+                    venv_dir,
+                    work_dir,
+                    doc,
+                },
+        } => done(
+            compare::command(
+                compare::CompareOptions {
+                    contacts,
+                    latencies: latency_ms,
+                    repeat,
+                    repeat_large,
+                    systems: compare::systems(&systems)?,
+                    venv_dir,
+                    work_dir,
+                },
+                doc.as_deref(),
+            )
+            .await,
+        ),
+        Command::Bench {
+            what:
+                BenchWhat::Nightly {
+                    leads,
+                    latency_ms,
+                    bin_dir,
+                    doc,
+                },
+        } => done(nightly_bench::command(&bin_dir, &leads, &latency_ms, doc.as_deref()).await),
+        Command::Bench {
+            what: BenchWhat::PullChild { base_url, rusage },
+        } => done(compare::pull_child(&base_url, &rusage).await),
         Command::Bench {
             what: BenchWhat::Coldstart { bin_dir, runs },
         } => done(bench::coldstart(&bin_dir, runs).await),

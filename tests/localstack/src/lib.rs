@@ -8,6 +8,7 @@
 //! Needs `python3` with `moto[server]` installed (`pip install 'moto[server]'`); the error says
 //! so when it is missing.
 
+pub mod counting;
 pub mod runtime_api;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

@@ -67,20 +67,118 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// A property value as a number: numbers as they are, ISO dates as epoch milliseconds.
-fn as_number(s: &str) -> Option<f64> {
-    s.parse::<f64>().ok().or_else(|| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|d| d.timestamp_millis() as f64)
-    })
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form the sandbox writes, as epoch milliseconds — without
+/// the general RFC 3339 parser, which a search would otherwise run once per record and filter.
+fn fixed_iso_millis(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[23] != b'Z' {
+        return None;
+    }
+    let mut n = [0u32; 7];
+    let fields = [(0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2), (20, 3)];
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ];
+    if separators.iter().any(|&(i, c)| b[i] != c) {
+        return None;
+    }
+    for (slot, &(start, len)) in n.iter_mut().zip(&fields) {
+        for &c in &b[start..start + len] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            *slot = *slot * 10 + u32::from(c - b'0');
+        }
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(n[0]).ok()?, n[1], n[2])?;
+    let time = chrono::NaiveTime::from_hms_milli_opt(n[3], n[4], n[5], n[6])?;
+    Some(date.and_time(time).and_utc().timestamp_millis() as f64)
 }
 
-fn compare(stored: &str, wanted: &str) -> Ordering {
-    match (as_number(stored), wanted.parse::<f64>().ok()) {
-        (Some(a), Some(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
-        _ => stored.to_lowercase().cmp(&wanted.to_lowercase()),
+/// A property value as a number: numbers as they are, ISO dates as epoch milliseconds.
+fn as_number(s: &str) -> Option<f64> {
+    fixed_iso_millis(s)
+        .or_else(|| s.parse::<f64>().ok())
+        .or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|d| d.timestamp_millis() as f64)
+        })
+}
+
+/// A filter's value, read once per search rather than once per record.
+struct Wanted {
+    lower: String,
+    number: Option<f64>,
+}
+
+impl Wanted {
+    fn new(v: &Value) -> Self {
+        let text = text(v);
+        Self {
+            lower: text.to_lowercase(),
+            number: text.parse::<f64>().ok(),
+        }
     }
+}
+
+fn compare(stored: &str, wanted: &Wanted) -> Ordering {
+    match (wanted.number.and_then(|_| as_number(stored)), wanted.number) {
+        (Some(a), Some(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+        _ => stored.to_lowercase().cmp(&wanted.lower),
+    }
+}
+
+/// A filter with its values read.
+struct Compiled<'f> {
+    filter: &'f Filter,
+    value: Wanted,
+    high: Wanted,
+    values: Vec<Wanted>,
+}
+
+impl<'f> Compiled<'f> {
+    fn new(filter: &'f Filter) -> Self {
+        let wanted = |v: Option<&Value>| Wanted::new(v.unwrap_or(&Value::String(String::new())));
+        Self {
+            filter,
+            value: wanted(filter.value.as_ref()),
+            high: wanted(filter.high_value.as_ref()),
+            values: filter
+                .values
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(Wanted::new)
+                .collect(),
+        }
+    }
+}
+
+/// The lowest contact id a search can match when its only filter group bounds `hs_object_id`
+/// from below (`GT` / `GTE`): the server then walks its id-ordered table from there.
+pub fn id_lower_bound(req: &SearchRequest) -> Option<u64> {
+    let [group] = req.filter_groups.as_slice() else {
+        return None;
+    };
+    group
+        .filters
+        .iter()
+        .filter(|f| f.property_name == "hs_object_id")
+        .filter_map(|f| {
+            let v = f.value.as_ref().map(text)?.parse::<f64>().ok()?;
+            match f.operator.as_str() {
+                "GT" if v >= 0.0 => Some(v.floor() as u64 + 1),
+                "GTE" if v >= 0.0 => Some(v.ceil() as u64),
+                _ => None,
+            }
+        })
+        .max()
 }
 
 fn check_filter(f: &Filter) -> Result<(), Invalid> {
@@ -111,24 +209,19 @@ fn check_filter(f: &Filter) -> Result<(), Invalid> {
     }
 }
 
-fn matches(record: &Record, f: &Filter) -> bool {
+fn matches(record: &Record, c: &Compiled<'_>) -> bool {
+    let f = c.filter;
     let stored = record
         .properties
         .get(&f.property_name)
         .filter(|v| !v.is_empty());
-    let value = f.value.as_ref().map(text).unwrap_or_default();
-    let cmp = |s: &String| compare(s, &value);
+    let cmp = |s: &String| compare(s, &c.value);
     match f.operator.as_str() {
         "HAS_PROPERTY" => stored.is_some(),
         "NOT_HAS_PROPERTY" => stored.is_none(),
         "NEQ" => stored.is_none_or(|s| cmp(s) != Ordering::Equal),
         "NOT_IN" => {
-            let values = f.values.as_deref().unwrap_or_default();
-            stored.is_none_or(|s| {
-                values
-                    .iter()
-                    .all(|v| compare(s, &text(v)) != Ordering::Equal)
-            })
+            stored.is_none_or(|s| c.values.iter().all(|v| compare(s, v) != Ordering::Equal))
         }
         op => {
             let Some(s) = stored else { return false };
@@ -138,22 +231,10 @@ fn matches(record: &Record, f: &Filter) -> bool {
                 "LTE" => cmp(s) != Ordering::Greater,
                 "GT" => cmp(s) == Ordering::Greater,
                 "GTE" => cmp(s) != Ordering::Less,
-                "BETWEEN" => {
-                    let high = f.high_value.as_ref().map(text).unwrap_or_default();
-                    cmp(s) != Ordering::Less && compare(s, &high) != Ordering::Greater
-                }
-                "IN" => f
-                    .values
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|v| compare(s, &text(v)) == Ordering::Equal),
-                "CONTAINS_TOKEN" => s
-                    .to_lowercase()
-                    .contains(&value.to_lowercase().replace('*', "")),
-                "NOT_CONTAINS_TOKEN" => !s
-                    .to_lowercase()
-                    .contains(&value.to_lowercase().replace('*', "")),
+                "BETWEEN" => cmp(s) != Ordering::Less && compare(s, &c.high) != Ordering::Greater,
+                "IN" => c.values.iter().any(|v| compare(s, v) == Ordering::Equal),
+                "CONTAINS_TOKEN" => s.to_lowercase().contains(&c.value.lower.replace('*', "")),
+                "NOT_CONTAINS_TOKEN" => !s.to_lowercase().contains(&c.value.lower.replace('*', "")),
                 _ => false,
             }
         }
@@ -218,22 +299,15 @@ pub fn search<'a>(
         ),
     };
 
+    let groups: Vec<Vec<Compiled<'_>>> = req
+        .filter_groups
+        .iter()
+        .map(|g| g.filters.iter().map(Compiled::new).collect())
+        .collect();
     let mut hits: Vec<&Record> = records
         .filter(|r| !r.archived)
-        .filter(|r| {
-            req.filter_groups.is_empty()
-                || req
-                    .filter_groups
-                    .iter()
-                    .any(|g| g.filters.iter().all(|f| matches(r, f)))
-        })
+        .filter(|r| groups.is_empty() || groups.iter().any(|g| g.iter().all(|c| matches(r, c))))
         .collect();
-    let key = |r: &Record| {
-        r.properties
-            .get(&sort_property)
-            .cloned()
-            .unwrap_or_default()
-    };
     if sort_property == "hs_object_id" {
         // The usual walk: by id. The stable sort finds an id-ordered table already sorted in
         // one pass, where comparing property text would cost O(n log n) string copies.
@@ -242,15 +316,24 @@ pub fn search<'a>(
             hits.reverse();
         }
     } else {
-        hits.sort_by(|a, b| {
-            let (ka, kb) = (key(a), key(b));
-            let ord = match (as_number(&ka), as_number(&kb)) {
-                (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-                _ => ka.cmp(&kb),
+        // Each record's sort key is read once, not once per comparison.
+        let empty = String::new();
+        let mut keyed: Vec<(Option<f64>, &str, &Record)> = hits
+            .iter()
+            .map(|r| {
+                let k = r.properties.get(&sort_property).unwrap_or(&empty).as_str();
+                (as_number(k), k, *r)
+            })
+            .collect();
+        keyed.sort_by(|(na, ka, a), (nb, kb, b)| {
+            let ord = match (na, nb) {
+                (Some(x), Some(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
+                _ => ka.cmp(kb),
             };
             let ord = if descending { ord.reverse() } else { ord };
             ord.then(a.id.cmp(&b.id))
         });
+        hits = keyed.into_iter().map(|(_, _, r)| r).collect();
     }
     let total = hits.len();
     let results: Vec<&Record> = hits.into_iter().skip(after).take(limit).collect();
@@ -270,6 +353,46 @@ mod tests {
 
     fn req(v: Value) -> SearchRequest {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_fixed_iso_form_reads_as_the_general_parser_does() {
+        for t in [
+            "2026-09-20T13:38:00.000Z",
+            "1970-01-01T00:00:00.000Z",
+            "2024-02-29T23:59:59.999Z",
+        ] {
+            let general = chrono::DateTime::parse_from_rfc3339(t)
+                .unwrap()
+                .timestamp_millis() as f64;
+            assert_eq!(fixed_iso_millis(t), Some(general), "{t}");
+        }
+        for t in [
+            "2026-02-30T00:00:00.000Z",
+            "2026-09-20T13:38:00Z",
+            "2026-09-20 13:38:00.000Z",
+            "12345",
+        ] {
+            assert_eq!(fixed_iso_millis(t), None, "{t}");
+        }
+        assert_eq!(as_number("2026-09-20T13:38:00Z"), Some(1_789_911_480_000.0));
+        assert_eq!(as_number("42"), Some(42.0));
+    }
+
+    #[test]
+    fn an_id_floor_is_read_only_from_a_single_group() {
+        let one = req(json!({"filterGroups":[{"filters":[
+            {"propertyName":"hs_object_id","operator":"GT","value":"41"},
+            {"propertyName":"hs_object_id","operator":"GTE","value":40}]}]}));
+        assert_eq!(id_lower_bound(&one), Some(42));
+        let two = req(json!({"filterGroups":[
+            {"filters":[{"propertyName":"hs_object_id","operator":"GT","value":"41"}]},
+            {"filters":[{"propertyName":"email","operator":"EQ","value":"a@b.c"}]}]}));
+        assert_eq!(id_lower_bound(&two), None);
+        let lt = req(
+            json!({"filterGroups":[{"filters":[{"propertyName":"hs_object_id","operator":"LT","value":"41"}]}]}),
+        );
+        assert_eq!(id_lower_bound(&lt), None);
     }
 
     #[test]

@@ -681,9 +681,12 @@ async fn search_objects(
     let indexed_before = Utc::now() - lag;
     let db = state.db();
     // The search index lags behind writes: recently modified records are not visible yet.
+    // A walk by id starts at its floor in the id-ordered table instead of at the first record.
+    let floor = search::id_lower_bound(&req).unwrap_or(0);
     match search::search(
         db.table(t)
-            .values()
+            .range(floor..)
+            .map(|(_, r)| r)
             .filter(|r| r.updated_at <= indexed_before),
         &req,
     ) {
@@ -1075,6 +1078,11 @@ async fn list_properties(
     State(state): State<Arc<AppState>>,
     Path(object): Path<String>,
 ) -> Response {
+    if ObjectType::parse(&object).is_none()
+        && let Some(defs) = compat::base_properties(&object)
+    {
+        return json_response(StatusCode::OK, &json!({ "results": defs }));
+    }
     list_schema::<PropertyDef>(&state, &object, |s| s.properties.values().collect()).await
 }
 

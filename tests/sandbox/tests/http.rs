@@ -316,6 +316,30 @@ async fn schemas_and_legacy_properties_answer_as_hubspot_does() {
 }
 
 #[tokio::test]
+async fn standard_types_without_records_still_list_their_base_properties() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 5)).await.unwrap();
+    for object in ["calls", "tickets", "line_items"] {
+        let (status, v3) = get(&sandbox, &format!("/crm/v3/properties/{object}")).await;
+        assert_eq!(status, 200, "{object}");
+        let names: Vec<&str> = v3["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"hs_lastmodifieddate"),
+            "{object}: {names:?}"
+        );
+        let (status, legacy) = get(&sandbox, &format!("/properties/v2/{object}/properties")).await;
+        assert_eq!(status, 200, "{object}");
+        assert_eq!(legacy.as_array().unwrap().len(), names.len(), "{object}");
+    }
+    let (status, _) = get(&sandbox, "/crm/v3/properties/widgets").await;
+    assert_eq!(status, 404, "not a HubSpot object type");
+}
+
+#[tokio::test]
 async fn search_accepts_top_level_filters_with_integer_values() {
     let sandbox = Sandbox::start(SandboxConfig::new(7, 30)).await.unwrap();
     let token = Some(sandbox.token());

@@ -154,13 +154,75 @@ pub(super) async fn schemas() -> Response {
     json_response(StatusCode::OK, &json!({ "results": [] }))
 }
 
+/// HubSpot's other standard object types. The sandbox holds no records of these, but clients
+/// that discover every type (Meltano's tap asks for calls, emails, tickets, …) get their property
+/// list: the base properties every HubSpot object has.
+const EMPTY_STANDARD_TYPES: &[&str] = &[
+    "calls",
+    "communications",
+    "emails",
+    "feedback_submissions",
+    "goal_targets",
+    "invoices",
+    "leads",
+    "line_items",
+    "meetings",
+    "notes",
+    "orders",
+    "postal_mail",
+    "products",
+    "quotes",
+    "tasks",
+    "tickets",
+    "deal_splits",
+    "carts",
+    "discounts",
+    "fees",
+    "taxes",
+    "commerce_payments",
+    "subscriptions",
+    "users",
+];
+
+/// The base property definitions of a standard type the sandbox holds no records of, or `None`
+/// for a name that is not a HubSpot object type.
+pub(super) fn base_properties(object: &str) -> Option<Vec<Value>> {
+    if !EMPTY_STANDARD_TYPES.contains(&object) {
+        return None;
+    }
+    let def = |name: &str, label: &str, kind: &str, field: &str| {
+        json!({
+            "name": name,
+            "label": label,
+            "type": kind,
+            "fieldType": field,
+            "groupName": format!("{}information", object.trim_end_matches('s')),
+            "description": "",
+            "options": [],
+        })
+    };
+    Some(vec![
+        def("hs_object_id", "Record ID", "number", "number"),
+        def("hs_createdate", "Create date", "datetime", "date"),
+        def(
+            "hs_lastmodifieddate",
+            "Last modified date",
+            "datetime",
+            "date",
+        ),
+    ])
+}
+
 /// `GET /properties/v2/{type}/properties`: the legacy property list, a bare JSON array.
 pub(super) async fn legacy_properties(
     State(state): State<Arc<AppState>>,
     Path(object): Path<String>,
 ) -> Response {
     let Some(t) = ObjectType::parse(&object) else {
-        return not_found().await;
+        return match base_properties(&object) {
+            Some(defs) => json_response(StatusCode::OK, &Value::Array(defs)),
+            None => not_found().await,
+        };
     };
     let db = state.db();
     let defs: Vec<Value> = db

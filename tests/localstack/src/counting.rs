@@ -1,0 +1,254 @@
+//! A counting proxy in front of moto: every AWS request passes through it unchanged and is
+//! counted by operation (`DynamoDB.BatchWriteItem`, `S3.PUT`, …), with the DynamoDB items each
+//! write carries. Benchmarks use it to report DynamoDB writes per 1,000 leads without touching
+//! the code they measure. Loopback only.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Requests and DynamoDB items written, by operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub requests: BTreeMap<String, u64>,
+    /// Items written by DynamoDB write operations (a BatchWriteItem counts each put and delete).
+    pub items_written: u64,
+}
+
+impl Counts {
+    /// DynamoDB write requests: PutItem, UpdateItem, DeleteItem, BatchWriteItem,
+    /// TransactWriteItems.
+    pub fn dynamo_write_requests(&self) -> u64 {
+        self.requests
+            .iter()
+            .filter(|(op, _)| {
+                [
+                    "DynamoDB.PutItem",
+                    "DynamoDB.UpdateItem",
+                    "DynamoDB.DeleteItem",
+                    "DynamoDB.BatchWriteItem",
+                    "DynamoDB.TransactWriteItems",
+                ]
+                .contains(&op.as_str())
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Requests whose operation starts with `prefix` (`"DynamoDB."`, `"S3."`).
+    pub fn requests_of(&self, prefix: &str) -> u64 {
+        self.requests
+            .iter()
+            .filter(|(op, _)| op.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    target: String,
+    client: reqwest::Client,
+    counts: Mutex<Counts>,
+}
+
+/// The proxy; stops when dropped.
+#[derive(Debug)]
+pub struct CountingProxy {
+    addr: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    /// Listen on a free 127.0.0.1 port and forward everything to `target` (moto's endpoint).
+    ///
+    /// # Errors
+    /// The port cannot be bound or the HTTP client cannot be built.
+    pub async fn start(target: &str) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(std::io::Error::other)?;
+        let shared = Arc::new(Shared {
+            target: target.trim_end_matches('/').to_owned(),
+            client,
+            counts: Mutex::new(Counts::default()),
+        });
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(Arc::clone(&shared));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> Counts {
+        self.shared
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Start counting from zero.
+    pub fn reset(&self) {
+        *self
+            .shared
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Counts::default();
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The operation a request is, and the DynamoDB items it writes.
+fn classify(method: &Method, headers: &HeaderMap, body: &[u8]) -> (String, u64) {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if let Some(op) = target.strip_prefix("DynamoDB_20120810.") {
+        let items = match op {
+            "PutItem" | "UpdateItem" | "DeleteItem" => 1,
+            "BatchWriteItem" | "TransactWriteItems" => {
+                let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                match op {
+                    "BatchWriteItem" => v
+                        .get("RequestItems")
+                        .and_then(serde_json::Value::as_object)
+                        .map_or(0, |tables| {
+                            tables
+                                .values()
+                                .filter_map(serde_json::Value::as_array)
+                                .map(|a| a.len() as u64)
+                                .sum()
+                        }),
+                    _ => v
+                        .get("TransactItems")
+                        .and_then(serde_json::Value::as_array)
+                        .map_or(0, |a| a.len() as u64),
+                }
+            }
+            _ => 0,
+        };
+        return (format!("DynamoDB.{op}"), items);
+    }
+    if let Some(service) = target.split('.').next().filter(|s| !s.is_empty()) {
+        return (
+            format!("{service}.{}", target.rsplit('.').next().unwrap_or("")),
+            0,
+        );
+    }
+    let form = std::str::from_utf8(body).unwrap_or_default();
+    if let Some(action) = form.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+        return (format!("Query.{action}"), 0);
+    }
+    (format!("S3.{method}"), 0)
+}
+
+async fn forward(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (op, items) = classify(&method, &headers, &body);
+    {
+        let mut counts = shared
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts.requests.entry(op).or_default() += 1;
+        counts.items_written += items;
+    }
+    let url = format!(
+        "{}{}",
+        shared.target,
+        uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut request = shared.client.request(method, url).body(body);
+    for (name, value) in &headers {
+        if name != axum::http::header::HOST && name != axum::http::header::CONTENT_LENGTH {
+            request = request.header(name, value);
+        }
+    }
+    let answer = match request.send().await {
+        Ok(a) => a,
+        Err(e) => {
+            return Response::builder()
+                .status(StatusCode::BAD_GATEWAY)
+                .body(Body::from(format!("counting proxy: {e}")))
+                .unwrap_or_default();
+        }
+    };
+    let mut response = Response::builder().status(answer.status().as_u16());
+    for (name, value) in answer.headers() {
+        if name != axum::http::header::TRANSFER_ENCODING
+            && name != axum::http::header::CONTENT_LENGTH
+        {
+            response = response.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let bytes = answer.bytes().await.unwrap_or_default();
+    response.body(Body::from(bytes)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_and_items_are_read_from_each_protocol() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amz-target",
+            "DynamoDB_20120810.BatchWriteItem".parse().unwrap(),
+        );
+        let body = br#"{"RequestItems":{"t":[{"PutRequest":{}},{"DeleteRequest":{}}],"u":[{"PutRequest":{}}]}}"#;
+        assert_eq!(
+            classify(&Method::POST, &h, body),
+            ("DynamoDB.BatchWriteItem".into(), 3)
+        );
+        h.insert("x-amz-target", "DynamoDB_20120810.Query".parse().unwrap());
+        assert_eq!(
+            classify(&Method::POST, &h, b"{}"),
+            ("DynamoDB.Query".into(), 0)
+        );
+        assert_eq!(
+            classify(&Method::PUT, &HeaderMap::new(), b"data"),
+            ("S3.PUT".into(), 0)
+        );
+        assert_eq!(
+            classify(
+                &Method::POST,
+                &HeaderMap::new(),
+                b"Action=SendMessage&Version=1"
+            ),
+            ("Query.SendMessage".into(), 0)
+        );
+        let mut counts = Counts::default();
+        counts.requests.insert("DynamoDB.BatchWriteItem".into(), 4);
+        counts.requests.insert("DynamoDB.PutItem".into(), 2);
+        counts.requests.insert("DynamoDB.Query".into(), 9);
+        assert_eq!(counts.dynamo_write_requests(), 6);
+        assert_eq!(counts.requests_of("DynamoDB."), 15);
+    }
+}
