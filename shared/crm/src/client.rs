@@ -180,7 +180,13 @@ impl HubSpotCrm {
                         header_u64(headers, "x-hubspot-ratelimit-interval-milliseconds")
                             .map(Duration::from_millis),
                     );
-                    match response.text().await {
+                    // Bytes, then UTF-8: reqwest's `text()` would decode by charset, and
+                    // HubSpot answers UTF-8 JSON.
+                    let text = response.bytes().await.map(|bytes| {
+                        String::from_utf8(Vec::from(bytes))
+                            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+                    });
+                    match text {
                         Err(e) => (
                             classify_transport(&e),
                             self.config.server_error_backoff * attempt,

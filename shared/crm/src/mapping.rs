@@ -77,8 +77,10 @@ pub const COMPANY_PROPERTIES: &[&str] = &[
 #[serde(rename_all = "camelCase")]
 pub struct HubSpotObject {
     pub id: Value,
+    /// Hashed with foldhash: these maps are built and read for every object of every page,
+    /// and SipHash's DoS resistance buys nothing for a CRM's own property names.
     #[serde(default)]
-    pub properties: HashMap<String, Value>,
+    pub properties: HashMap<String, Value, foldhash::fast::RandomState>,
     #[serde(default)]
     pub updated_at: Option<String>,
 }

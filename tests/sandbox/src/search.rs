@@ -241,15 +241,21 @@ fn matches(record: &Record, c: &Compiled<'_>) -> bool {
     }
 }
 
-/// Run a search over `records` (already restricted to the object type).
+/// A valid request's paging and sort.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub after: usize,
+    pub limit: usize,
+    pub sort_property: String,
+    pub descending: bool,
+}
+
+/// Check a request as HubSpot does.
 ///
 /// # Errors
 /// [`Invalid`] for what HubSpot rejects with 400: too many groups or filters, more than one
 /// sort, `limit` over 200, a non-integer `after`, or paging past 10,000 results.
-pub fn search<'a>(
-    records: impl Iterator<Item = &'a Record>,
-    req: &SearchRequest,
-) -> Result<Page<'a>, Invalid> {
+pub fn validate(req: &SearchRequest) -> Result<Params, Invalid> {
     if req.filter_groups.len() > 5 {
         return Err(Invalid(format!(
             "Too many filter groups ({}); the limit is 5",
@@ -298,21 +304,73 @@ pub fn search<'a>(
                 .is_some_and(|d| d.eq_ignore_ascii_case("DESCENDING")),
         ),
     };
+    Ok(Params {
+        after,
+        limit,
+        sort_property,
+        descending,
+    })
+}
 
+/// Whether a filter is one of the `hs_object_id` lower bounds [`id_lower_bound`] reads.
+fn is_id_floor(f: &Filter) -> bool {
+    f.property_name == "hs_object_id" && matches!(f.operator.as_str(), "GT" | "GTE")
+}
+
+/// The walk by id ascending with its floor taken out: the matches of what remains are the same
+/// for every page of the walk, so the server can keep them and cut each page by the floor.
+/// `None` when the request is not such a walk.
+pub fn floor_walk(req: &SearchRequest, params: &Params) -> Option<u64> {
+    (params.sort_property == "hs_object_id" && !params.descending)
+        .then(|| id_lower_bound(req))
+        .flatten()
+}
+
+/// What a request's matches depend on besides the data: its filters (less the id floor of a
+/// walk) and sort. Equal keys over unchanged data have equal matches.
+pub fn matches_key(req: &SearchRequest, params: &Params, walk: bool) -> String {
+    let groups: Vec<Vec<&Filter>> = req
+        .filter_groups
+        .iter()
+        .map(|g| {
+            g.filters
+                .iter()
+                .filter(|f| !(walk && is_id_floor(f)))
+                .collect()
+        })
+        .collect();
+    format!("{groups:?}|{}|{}", params.sort_property, params.descending)
+}
+
+/// Every record of `records` the request matches, in its sort order — without paging. With
+/// `walk`, the id floor filters are left out (the caller cuts by the floor).
+pub fn matching<'a>(
+    records: impl Iterator<Item = &'a Record>,
+    req: &SearchRequest,
+    params: &Params,
+    walk: bool,
+) -> Vec<&'a Record> {
     let groups: Vec<Vec<Compiled<'_>>> = req
         .filter_groups
         .iter()
-        .map(|g| g.filters.iter().map(Compiled::new).collect())
+        .map(|g| {
+            g.filters
+                .iter()
+                .filter(|f| !(walk && is_id_floor(f)))
+                .map(Compiled::new)
+                .collect()
+        })
         .collect();
     let mut hits: Vec<&Record> = records
         .filter(|r| !r.archived)
         .filter(|r| groups.is_empty() || groups.iter().any(|g| g.iter().all(|c| matches(r, c))))
         .collect();
+    let sort_property = params.sort_property.as_str();
     if sort_property == "hs_object_id" {
         // The usual walk: by id. The stable sort finds an id-ordered table already sorted in
         // one pass, where comparing property text would cost O(n log n) string copies.
         hits.sort_by_key(|r| r.id);
-        if descending {
+        if params.descending {
             hits.reverse();
         }
     } else {
@@ -321,7 +379,7 @@ pub fn search<'a>(
         let mut keyed: Vec<(Option<f64>, &str, &Record)> = hits
             .iter()
             .map(|r| {
-                let k = r.properties.get(&sort_property).unwrap_or(&empty).as_str();
+                let k = r.properties.get(sort_property).unwrap_or(&empty).as_str();
                 (as_number(k), k, *r)
             })
             .collect();
@@ -330,19 +388,46 @@ pub fn search<'a>(
                 (Some(x), Some(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
                 _ => ka.cmp(kb),
             };
-            let ord = if descending { ord.reverse() } else { ord };
+            let ord = if params.descending {
+                ord.reverse()
+            } else {
+                ord
+            };
             ord.then(a.id.cmp(&b.id))
         });
         hits = keyed.into_iter().map(|(_, _, r)| r).collect();
     }
+    hits
+}
+
+/// One page of `hits` (all matches, in order).
+pub fn page<'a>(hits: &[&'a Record], params: &Params) -> Page<'a> {
     let total = hits.len();
-    let results: Vec<&Record> = hits.into_iter().skip(after).take(limit).collect();
-    let end = after + results.len();
-    Ok(Page {
+    let results: Vec<&Record> = hits
+        .iter()
+        .skip(params.after)
+        .take(params.limit)
+        .copied()
+        .collect();
+    let end = params.after + results.len();
+    Page {
         total,
         results,
         next_after: (end < total).then_some(end),
-    })
+    }
+}
+
+/// Run a search over `records` (already restricted to the object type).
+///
+/// # Errors
+/// As [`validate`].
+pub fn search<'a>(
+    records: impl Iterator<Item = &'a Record>,
+    req: &SearchRequest,
+) -> Result<Page<'a>, Invalid> {
+    let params = validate(req)?;
+    let hits = matching(records, req, &params, false);
+    Ok(page(&hits, &params))
 }
 
 #[cfg(test)]

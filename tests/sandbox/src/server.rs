@@ -147,11 +147,28 @@ impl Db {
     }
 }
 
+/// The ids a search query matched, in its order, at one generation of the data.
+#[derive(Debug)]
+struct CachedMatches {
+    object: ObjectType,
+    key: String,
+    generation: u64,
+    ids: Arc<Vec<u64>>,
+}
+
+/// Searches whose matches are kept (oldest dropped first).
+const MATCHES_CACHED: usize = 8;
+
 #[derive(Debug)]
 struct AppState {
     token: String,
     limiter: Mutex<Limiter>,
     db: RwLock<Db>,
+    /// Bumped by every write access to `db`; cached search matches are valid for one value.
+    generation: std::sync::atomic::AtomicU64,
+    /// The matches of recent search queries (a search index, in effect): a walk through many
+    /// pages filters the table once, not once per page.
+    matches_cache: Mutex<Vec<CachedMatches>>,
     requests: Mutex<BTreeMap<String, u64>>,
     /// Billed enrichment answers (one credit per 200).
     credits: std::sync::atomic::AtomicU64,
@@ -166,9 +183,15 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     fn db_mut(&self) -> std::sync::RwLockWriteGuard<'_, Db> {
-        self.db
+        let guard = self
+            .db
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bumped while the write lock is held: a reader (who holds the read lock while it
+        // reads the generation and the data) never pairs new data with an old generation.
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        guard
     }
     fn limiter(&self) -> std::sync::MutexGuard<'_, Limiter> {
         self.limiter
@@ -236,6 +259,8 @@ impl Sandbox {
             token: config.token.clone(),
             limiter: Mutex::new(Limiter::new(config.limits, config.faults, config.seed)),
             db: RwLock::new(db),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            matches_cache: Mutex::default(),
             requests: Mutex::default(),
             credits: std::sync::atomic::AtomicU64::new(0),
             plan: Mutex::default(),
@@ -677,33 +702,113 @@ async fn search_objects(
             filters: std::mem::take(&mut req.filters),
         });
     }
-    let lag = chrono::Duration::milliseconds(state.limiter().faults.index_lag_ms as i64);
-    let indexed_before = Utc::now() - lag;
+    let params = match search::validate(&req) {
+        Ok(p) => p,
+        Err(invalid) => return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", invalid.0),
+    };
+    let lag_ms = state.limiter().faults.index_lag_ms;
     let db = state.db();
-    // The search index lags behind writes: recently modified records are not visible yet.
-    // A walk by id starts at its floor in the id-ordered table instead of at the first record.
-    let floor = search::id_lower_bound(&req).unwrap_or(0);
-    match search::search(
-        db.table(t)
-            .range(floor..)
-            .map(|(_, r)| r)
-            .filter(|r| r.updated_at <= indexed_before),
-        &req,
-    ) {
-        Err(invalid) => error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", invalid.0),
-        Ok(page) => {
-            let results: Vec<Value> = page
-                .results
-                .iter()
-                .map(|r| render(r, t, &req.properties))
-                .collect();
-            let mut body = json!({ "total": page.total, "results": results });
-            if let Some(next) = page.next_after {
-                body["paging"] = json!({ "next": { "after": next.to_string(), "link": null } });
-            }
-            json_response(StatusCode::OK, &body)
+    let table = db.table(t);
+    let render_page = |page: search::Page<'_>| {
+        let results: Vec<Value> = page
+            .results
+            .iter()
+            .map(|r| render(r, t, &req.properties))
+            .collect();
+        let mut body = json!({ "total": page.total, "results": results });
+        if let Some(next) = page.next_after {
+            body["paging"] = json!({ "next": { "after": next.to_string(), "link": null } });
         }
+        json_response(StatusCode::OK, &body)
+    };
+    if lag_ms > 0 {
+        // The search index lags behind writes: recently modified records are not visible yet.
+        let indexed_before = Utc::now() - chrono::Duration::milliseconds(lag_ms as i64);
+        let hits = search::matching(
+            table.values().filter(|r| r.updated_at <= indexed_before),
+            &req,
+            &params,
+            false,
+        );
+        return render_page(search::page(&hits, &params));
     }
+    let floor = search::floor_walk(&req, &params);
+    let ids = cached_matches(&state, t, table, &req, &params, floor.is_some());
+    // A walk by id: the page starts at the floor of the kept matches.
+    let start = floor.map_or(0, |f| ids.partition_point(|id| *id < f));
+    let visible = &ids[start..];
+    let chosen: Vec<&Record> = visible
+        .iter()
+        .skip(params.after)
+        .take(params.limit)
+        .filter_map(|id| table.get(id))
+        .collect();
+    let end = params.after + chosen.len();
+    render_page(search::Page {
+        total: visible.len(),
+        results: chosen,
+        next_after: (end < visible.len()).then_some(end),
+    })
+}
+
+/// The ids `req` matches in `table`, in order — from the cache when the data has not changed
+/// since they were found.
+fn cached_matches(
+    state: &AppState,
+    t: ObjectType,
+    table: &BTreeMap<u64, Record>,
+    req: &SearchRequest,
+    params: &search::Params,
+    walk: bool,
+) -> Arc<Vec<u64>> {
+    let key = search::matches_key(req, params, walk);
+    // Read under the caller's read lock on the data: no write can happen meanwhile.
+    let generation = state.generation.load(std::sync::atomic::Ordering::Acquire);
+    let lock = || {
+        state
+            .matches_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(hit) = lock()
+        .iter()
+        .find(|c| c.object == t && c.generation == generation && c.key == key)
+    {
+        return Arc::clone(&hit.ids);
+    }
+    // A record stamped in the future is not visible yet; such matches change with the clock
+    // and are not kept.
+    let now = Utc::now();
+    let mut hidden = false;
+    let ids: Arc<Vec<u64>> = Arc::new(
+        search::matching(
+            table.values().filter(|r| {
+                let visible = r.updated_at <= now;
+                hidden |= !visible;
+                visible
+            }),
+            req,
+            params,
+            walk,
+        )
+        .iter()
+        .map(|r| r.id)
+        .collect(),
+    );
+    if !hidden {
+        let mut cache = lock();
+        cache.retain(|c| c.generation == generation);
+        if cache.len() >= MATCHES_CACHED {
+            cache.remove(0);
+        }
+        cache.push(CachedMatches {
+            object: t,
+            key,
+            generation,
+            ids: Arc::clone(&ids),
+        });
+    }
+    ids
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -363,3 +363,39 @@ async fn search_accepts_top_level_filters_with_integer_values() {
     assert_eq!(top_level["total"], by_groups["total"]);
     assert_eq!(top_level["total"], 19);
 }
+
+#[tokio::test]
+async fn a_walk_sees_writes_made_between_its_pages() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 50)).await.unwrap();
+    let token = Some(sandbox.token());
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(1)).timestamp_millis();
+    let page = |after: u64| {
+        json!({"filterGroups": [{"filters": [
+            {"propertyName": "lastmodifieddate", "operator": "GTE", "value": since.to_string()},
+            {"propertyName": "hs_object_id", "operator": "GT", "value": after.to_string()}]}],
+            "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}], "limit": 10})
+    };
+    let path = "/crm/v3/objects/contacts/search";
+    let (status, first) = post(&sandbox, path, token, page(0)).await;
+    assert_eq!(status, 200);
+    assert_eq!(first["total"], 0, "nothing modified in the last minute yet");
+    // Two contacts change between pages: the next page of the same walk must see them.
+    let ids: Vec<u64> = sandbox.contacts().iter().map(|c| c.id).collect();
+    assert!(sandbox.edit_contact(ids[3], &[("jobtitle", "CTO")]));
+    assert!(sandbox.edit_contact(ids[40], &[("jobtitle", "CFO")]));
+    let (_, again) = post(&sandbox, path, token, page(0)).await;
+    assert_eq!(again["total"], 2, "{again}");
+    let (_, later) = post(&sandbox, path, token, page(ids[3])).await;
+    assert_eq!(later["total"], 1, "{later}");
+    assert_eq!(later["results"][0]["id"], ids[40].to_string());
+    // Same filters, other floor, other limit: answered from the kept matches, still exact.
+    let (_, all) = post(
+        &sandbox,
+        path,
+        token,
+        json!({"filterGroups": [{"filters": [{"propertyName": "hs_object_id", "operator": "GTE", "value": ids[10].to_string()}]}], "limit": 200}),
+    )
+    .await;
+    assert_eq!(all["total"], 40, "{all}");
+    assert_eq!(all["results"][0]["id"], ids[10].to_string());
+}
