@@ -199,8 +199,8 @@ enum BenchWhat {
         /// Repeats below 100,000 contacts (median reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        /// Repeats at 100,000 contacts and above.
-        #[arg(long, default_value_t = 3)]
+        /// Repeats at 100,000 contacts and above (Airbyte's connector takes ≈ 5 minutes a run).
+        #[arg(long, default_value_t = 1)]
         repeat_large: usize,
         /// Systems to run: leadsync, singer, meltano, airbyte.
         #[arg(
