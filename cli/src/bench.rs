@@ -65,9 +65,9 @@ pub(crate) fn spawn_sandbox(contacts: u64, latency_ms: u64) -> anyhow::Result<Sa
     Ok(sandbox)
 }
 
-/// User + system CPU time of this process.
-pub(crate) fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// User + system CPU time of a process (`proc` is `"self"` or a pid).
+pub(crate) fn proc_cpu_time(proc: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{proc}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
@@ -80,14 +80,24 @@ pub(crate) fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// Peak resident memory of this process, in MiB.
-pub(crate) fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// Peak resident memory of a process (`proc` is `"self"` or a pid), in MiB.
+pub(crate) fn proc_peak_rss_mib(proc: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{proc}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// User + system CPU time of this process.
+pub(crate) fn cpu_time() -> Duration {
+    proc_cpu_time("self")
+}
+
+/// Peak resident memory of this process, in MiB.
+pub(crate) fn peak_rss_mib() -> f64 {
+    proc_peak_rss_mib("self")
 }
 
 pub(crate) fn client(base_url: &str) -> anyhow::Result<HubSpotCrm> {
@@ -102,8 +112,12 @@ pub(crate) fn client(base_url: &str) -> anyhow::Result<HubSpotCrm> {
     Ok(HubSpotCrm::new(config)?)
 }
 
-async fn pull_all(crm: &HubSpotCrm) -> anyhow::Result<u64> {
-    let (mut n, mut cursor) = (0u64, None::<String>);
+/// Walk every contact through the adapter, handing each page to `each`.
+pub(crate) async fn for_each_page(
+    crm: &HubSpotCrm,
+    mut each: impl FnMut(&leadsync_domain::ports::PullPage) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut cursor = None::<String>;
     loop {
         let page = crm
             .pull_page(
@@ -111,12 +125,22 @@ async fn pull_all(crm: &HubSpotCrm) -> anyhow::Result<u64> {
                 cursor.as_deref(),
             )
             .await?;
-        n += (page.leads.len() + page.rejected.len()) as u64;
+        each(&page)?;
         match page.next {
             Some(next) => cursor = Some(next),
-            None => return Ok(n),
+            None => return Ok(()),
         }
     }
+}
+
+async fn pull_all(crm: &HubSpotCrm) -> anyhow::Result<u64> {
+    let mut n = 0u64;
+    for_each_page(crm, |page| {
+        n += (page.leads.len() + page.rejected.len()) as u64;
+        Ok(())
+    })
+    .await?;
+    Ok(n)
 }
 
 pub(crate) async fn request_counts(base_url: &str) -> anyhow::Result<BTreeMap<String, u64>> {

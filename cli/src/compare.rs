@@ -262,23 +262,13 @@ pub fn run_once(
 /// (with its company and deals, as the nightly does) and write each as a RECORD message, then
 /// this process's CPU time and peak RSS to `rusage`.
 pub async fn pull_child(base_url: &str, rusage: &Path) -> anyhow::Result<()> {
-    use chrono::{DateTime, Utc};
-    use leadsync_domain::ports::Crm;
-    use leadsync_domain::runs::PullScope;
     use std::collections::HashSet;
 
     let crm = crate::bench::client(base_url)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let (mut companies, mut deals) = (HashSet::new(), HashSet::new());
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = crm
-            .pull_page(
-                &PullScope::since(DateTime::<Utc>::UNIX_EPOCH),
-                cursor.as_deref(),
-            )
-            .await?;
+    crate::bench::for_each_page(&crm, |page| {
         for lead in &page.leads {
             if let Some(c) = &lead.company_id {
                 companies.insert(c.clone());
@@ -291,11 +281,9 @@ pub async fn pull_child(base_url: &str, rusage: &Path) -> anyhow::Result<()> {
             serde_json::to_writer(&mut out, &RecordMessage::new("quarantine", rejected))?;
             out.write_all(b"\n")?;
         }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+        Ok(())
+    })
+    .await?;
     out.flush()?;
     drop(out);
     std::fs::write(

@@ -37,22 +37,11 @@ pub struct NightlyPoint {
 
 /// CPU seconds (user + system) and peak RSS (MiB) of a running process.
 fn process_usage(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
-        .sum();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0);
-    (ticks as f64 / 100.0, rss)
+    let pid = pid.to_string();
+    (
+        crate::bench::proc_cpu_time(&pid).as_secs_f64(),
+        crate::bench::proc_peak_rss_mib(&pid),
+    )
 }
 
 /// The fewest CRM requests a full sync of the sandbox's data can make: one search page per
