@@ -71,7 +71,23 @@ pub struct HubSpotCrm {
     /// Companies already read during the current pull walk (cleared when a walk starts), so
     /// each is read once per run however many of its contacts changed.
     companies: Arc<std::sync::Mutex<HashMap<String, HubSpotObject>>>,
+    /// Search pages read ahead: the first search of the next pull page goes out while this
+    /// page's companies and deals are read, and waits here for the call that asks for it.
+    prefetched: Arc<std::sync::Mutex<Vec<Prefetched>>>,
 }
+
+/// A search page read ahead of its pull page: the query it answers, and the answer.
+#[derive(Debug)]
+struct Prefetched {
+    scope: PullScope,
+    after_id: u64,
+    results: Vec<HubSpotObject>,
+    more: bool,
+}
+
+/// Read-ahead pages kept at most (one per walk in progress on this client; more only if a
+/// caller abandons walks, and the oldest is dropped).
+const PREFETCH_SLOTS: usize = 4;
 
 /// Search pages are gathered until the unseen company ids pending fill their batch reads
 /// (at least one batch, and the last one at least 80% full)…
@@ -140,6 +156,7 @@ impl HubSpotCrm {
             governor,
             ensured: Arc::default(),
             companies: Arc::default(),
+            prefetched: Arc::default(),
         })
     }
 
@@ -294,7 +311,7 @@ impl HubSpotCrm {
                 .post_parsed("/crm/v3/objects/companies/batch/read", &body)
                 .await?;
             for company in parsed.results {
-                found.insert(company.id_text(), company);
+                found.insert(company.id.clone(), company);
             }
         }
         Ok(found)
@@ -511,7 +528,7 @@ impl HubSpotCrm {
         &self,
         contacts: &[HubSpotObject],
     ) -> Result<HashMap<String, Vec<Deal>>, CrmError> {
-        let ids: Vec<String> = contacts.iter().map(HubSpotObject::id_text).collect();
+        let ids: Vec<&str> = contacts.iter().map(HubSpotObject::id).collect();
         let mut links: Vec<(String, String)> = Vec::new();
         for chunk in ids.chunks(ASSOCIATION_BATCH_LIMIT) {
             let body =
@@ -542,7 +559,7 @@ impl HubSpotCrm {
                 .post_parsed("/crm/v3/objects/deals/batch/read", &body)
                 .await?;
             for object in &parsed.results {
-                deals.insert(object.id_text(), mapping::deal(object));
+                deals.insert(object.id.clone(), mapping::deal(object));
             }
         }
         let mut by_contact: HashMap<String, Vec<Deal>> = HashMap::new();
@@ -556,6 +573,53 @@ impl HubSpotCrm {
             list.sort_by(|a, b| a.id.cmp(&b.id));
         }
         Ok(by_contact)
+    }
+
+    /// The search page for `(scope, after_id)`: read ahead by the previous pull page, or now.
+    async fn next_search(
+        &self,
+        scope: &PullScope,
+        after_id: u64,
+    ) -> Result<(Vec<HubSpotObject>, bool), CrmError> {
+        let ready = {
+            let mut slots = self.lock_prefetched();
+            slots
+                .iter()
+                .position(|p| p.after_id == after_id && p.scope == *scope)
+                .map(|i| slots.remove(i))
+        };
+        match ready {
+            Some(page) => Ok((page.results, page.more)),
+            None => self.search_page(scope, after_id).await,
+        }
+    }
+
+    /// Read the search page after `after_id` ahead and keep it for the next pull page. A failed
+    /// read-ahead is not an error: the next page searches again (with its own retries).
+    async fn read_ahead(&self, scope: &PullScope, after_id: u64) {
+        match self.search_page(scope, after_id).await {
+            Ok((results, more)) => {
+                let mut slots = self.lock_prefetched();
+                if slots.len() >= PREFETCH_SLOTS {
+                    slots.remove(0);
+                }
+                slots.push(Prefetched {
+                    scope: scope.clone(),
+                    after_id,
+                    results,
+                    more,
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, after_id, "search read-ahead failed; the next page searches again")
+            }
+        }
+    }
+
+    fn lock_prefetched(&self) -> std::sync::MutexGuard<'_, Vec<Prefetched>> {
+        self.prefetched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_companies(&self) -> std::sync::MutexGuard<'_, HashMap<String, HubSpotObject>> {
@@ -580,7 +644,7 @@ impl Crm for HubSpotCrm {
         let last_id = parsed
             .results
             .first()
-            .and_then(|o| o.id_text().parse::<u64>().ok());
+            .and_then(|o| o.id.parse::<u64>().ok());
         let total = parsed
             .total
             .unwrap_or(parsed.results.len() as u64)
@@ -596,16 +660,17 @@ impl Crm for HubSpotCrm {
         let mut after_id = parse_cursor(cursor)?;
         if cursor.is_none() {
             self.lock_companies().clear();
+            self.lock_prefetched().retain(|p| p.scope != *scope);
         }
         // Gather search pages until enough unseen companies are pending to fill a batch read.
         let mut contacts: Vec<HubSpotObject> = Vec::new();
         let mut pending: Vec<String> = Vec::new();
         let mut pending_set: HashSet<String> = HashSet::new();
         let more = loop {
-            let (results, more) = self.search_page(scope, after_id).await?;
+            let (results, more) = self.next_search(scope, after_id).await?;
             let before = after_id;
             for object in &results {
-                if let Ok(id) = object.id_text().parse::<u64>() {
+                if let Ok(id) = object.id.parse::<u64>() {
                     after_id = after_id.max(id);
                 }
             }
@@ -617,8 +682,8 @@ impl Crm for HubSpotCrm {
             {
                 let known = self.lock_companies();
                 for id in results.iter().filter_map(|c| c.text("associatedcompanyid")) {
-                    if !known.contains_key(&id) && pending_set.insert(id.clone()) {
-                        pending.push(id);
+                    if !known.contains_key(id) && pending_set.insert(id.to_owned()) {
+                        pending.push(id.to_owned());
                     }
                 }
             }
@@ -638,7 +703,17 @@ impl Crm for HubSpotCrm {
                 self.read_companies(&pending).await
             }
         };
-        let (fetched, deals) = tokio::join!(companies_read, self.read_contact_deals(&contacts));
+        // …and so is the next page's first search, when there is a next page.
+        let read_ahead = async {
+            if more {
+                self.read_ahead(scope, after_id).await;
+            }
+        };
+        let (fetched, deals, ()) = tokio::join!(
+            companies_read,
+            self.read_contact_deals(&contacts),
+            read_ahead
+        );
         let (fetched, mut deals) = (fetched?, deals?);
         let companies = {
             let mut cache = self.lock_companies();
@@ -648,8 +723,10 @@ impl Crm for HubSpotCrm {
                 .iter()
                 .filter_map(|c| c.text("associatedcompanyid"))
             {
-                if let Some(company) = fetched.get(&id).or_else(|| cache.get(&id)) {
-                    needed.entry(id).or_insert_with(|| company.clone());
+                if let Some(company) = fetched.get(id).or_else(|| cache.get(id)) {
+                    needed
+                        .entry(id.to_owned())
+                        .or_insert_with(|| company.clone());
                 }
             }
             for (id, company) in fetched {

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`client`]: `HubSpotCrm` — configuration, the retrying request helper, pull and push.
+//! - [`object`]: one HubSpot object as read from a response (properties in one buffer).
 //! - [`mapping`]: HubSpot records → domain `Lead`s; what cannot be mapped is `Rejected` with
 //!   the field and the reason.
 //!
@@ -23,6 +24,7 @@
 
 pub mod client;
 pub mod mapping;
+pub mod object;
 
 pub use client::{HubSpotConfig, HubSpotCrm};
 pub use leadsync_ratelimit::{RateGovernor, RateLimits};

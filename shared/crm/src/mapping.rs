@@ -3,8 +3,6 @@
 use chrono::{DateTime, Utc};
 use leadsync_domain::ports::Rejected;
 use leadsync_domain::{Engagement, Firmographics, Lead, LeadId, Provenance, Sourced};
-use serde::Deserialize;
-use serde_json::Value;
 use std::collections::HashMap;
 
 /// The contact property where sales records why it rejected a lead (a custom property of the
@@ -72,37 +70,7 @@ pub const COMPANY_PROPERTIES: &[&str] = &[
     "country",
 ];
 
-/// One object as the search and batch endpoints return it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HubSpotObject {
-    pub id: Value,
-    /// Hashed with foldhash: these maps are built and read for every object of every page,
-    /// and SipHash's DoS resistance buys nothing for a CRM's own property names.
-    #[serde(default)]
-    pub properties: HashMap<String, Value, foldhash::fast::RandomState>,
-    #[serde(default)]
-    pub updated_at: Option<String>,
-}
-
-impl HubSpotObject {
-    pub fn id_text(&self) -> String {
-        match &self.id {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }
-    }
-
-    /// A property as trimmed, non-empty text (HubSpot sends `null` or `""` for unset).
-    pub fn text(&self, name: &str) -> Option<String> {
-        match self.properties.get(name)? {
-            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    }
-}
+pub use crate::object::HubSpotObject;
 
 /// A whole number from a HubSpot number property (`"12"`, `"12.0"`, `12`).
 fn whole_number(object: &HubSpotObject, name: &str) -> Result<Option<u64>, String> {
@@ -124,7 +92,7 @@ fn whole_number(object: &HubSpotObject, name: &str) -> Result<Option<u64>, Strin
 fn time(object: &HubSpotObject, name: &str) -> Result<Option<DateTime<Utc>>, String> {
     match object.text(name) {
         None => Ok(None),
-        Some(text) => parse_time(&text)
+        Some(text) => parse_time(text)
             .map(Some)
             .ok_or_else(|| format!("field {name}: {text:?} is not a date")),
     }
@@ -164,20 +132,20 @@ pub fn contact_to_lead(
         reason,
         raw: raw(object),
     };
-    let id_text = object.id_text();
-    let id = LeadId::new(id_text.clone()).map_err(|e| reject(None, format!("field id: {e}")))?;
+    let id_text = object.id();
+    let id = LeadId::new(id_text).map_err(|e| reject(None, format!("field id: {e}")))?;
     let modified = object
         .text("lastmodifieddate")
-        .or_else(|| object.updated_at.clone())
+        .or(object.updated_at.as_deref())
         .ok_or_else(|| {
             reject(
-                Some(id_text.clone()),
+                Some(id_text.to_owned()),
                 "field lastmodifieddate: missing".into(),
             )
         })?;
-    let modified_at = parse_time(&modified).ok_or_else(|| {
+    let modified_at = parse_time(modified).ok_or_else(|| {
         reject(
-            Some(id_text.clone()),
+            Some(id_text.to_owned()),
             format!("field lastmodifieddate: {modified:?} is not an ISO-8601 date"),
         )
     })?;
@@ -193,27 +161,27 @@ pub fn contact_to_lead(
             last_form_submission_at: time(object, LAST_FORM_SUBMISSION)?,
         })
     })()
-    .map_err(|reason| reject(Some(id_text.clone()), reason))?;
+    .map_err(|reason| reject(Some(id_text.to_owned()), reason))?;
 
     let mut lead = Lead::new(id, modified_at);
-    lead.email = object.text("email");
-    lead.job_title = object.text("jobtitle");
-    lead.owner_id = object.text("hubspot_owner_id");
-    lead.source = object.text("hs_analytics_source");
-    lead.lifecycle_stage = object.text("lifecyclestage");
-    lead.lead_status = object.text("hs_lead_status");
-    lead.rejection_reason = object.text(REJECTION_REASON);
+    lead.email = object.owned("email");
+    lead.job_title = object.owned("jobtitle");
+    lead.owner_id = object.owned("hubspot_owner_id");
+    lead.source = object.owned("hs_analytics_source");
+    lead.lifecycle_stage = object.owned("lifecyclestage");
+    lead.lead_status = object.owned("hs_lead_status");
+    lead.rejection_reason = object.owned(REJECTION_REASON);
     lead.bant = leadsync_domain::Bant {
-        budget: object.text(BANT[0]),
-        authority: object.text(BANT[1]),
-        need: object.text(BANT[2]),
-        timeline: object.text(BANT[3]),
+        budget: object.owned(BANT[0]),
+        authority: object.owned(BANT[1]),
+        need: object.owned(BANT[2]),
+        timeline: object.owned(BANT[3]),
     };
-    lead.company_id = object.text("associatedcompanyid");
-    lead.company_name = object.text("company");
+    lead.company_id = object.owned("associatedcompanyid");
+    lead.company_name = object.owned("company");
     lead.engagement = engagement;
     if let Some(company) = lead.company_id.as_ref().and_then(|id| companies.get(id)) {
-        lead.company_name = company.text("name").or(lead.company_name);
+        lead.company_name = company.owned("name").or(lead.company_name);
         lead.firmographics = company_firmographics(company);
     }
     Ok(lead)
@@ -241,12 +209,12 @@ pub fn cents(text: &str) -> Option<i64> {
 /// A deal record. Unreadable values are left unknown: a deal never quarantines its contact.
 pub fn deal(object: &HubSpotObject) -> leadsync_domain::Deal {
     leadsync_domain::Deal {
-        id: object.id_text(),
-        name: object.text("dealname"),
-        stage: object.text("dealstage"),
-        amount_cents: object.text("amount").as_deref().and_then(cents),
-        close_date: object.text("closedate").as_deref().and_then(parse_time),
-        owner_id: object.text("hubspot_owner_id"),
+        id: object.id.clone(),
+        name: object.owned("dealname"),
+        stage: object.owned("dealstage"),
+        amount_cents: object.text("amount").and_then(cents),
+        close_date: object.text("closedate").and_then(parse_time),
+        owner_id: object.owned("hubspot_owner_id"),
     }
 }
 
@@ -256,7 +224,7 @@ pub fn company_firmographics(company: &HubSpotObject) -> Firmographics {
     let crm = Provenance::crm();
     Firmographics {
         industry: company
-            .text("industry")
+            .owned("industry")
             .map(|v| Sourced::new(v, crm.clone())),
         employees: whole_number(company, "numberofemployees")
             .ok()
@@ -267,7 +235,7 @@ pub fn company_firmographics(company: &HubSpotObject) -> Firmographics {
             .flatten()
             .map(|v| Sourced::new(v, crm.clone())),
         country: company
-            .text("country")
+            .owned("country")
             .map(|v| Sourced::new(v, crm.clone())),
         // HubSpot has no company-type classification of this kind; enrichment supplies it.
         company_type: None,
@@ -286,7 +254,7 @@ pub fn company_firmographics(company: &HubSpotObject) -> Firmographics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn object(v: Value) -> HubSpotObject {
         serde_json::from_value(v).unwrap()

@@ -39,6 +39,55 @@ async fn pull_all(crm: &HubSpotCrm, since: DateTime<Utc>) -> (Vec<String>, usize
 }
 
 #[tokio::test]
+async fn the_next_search_page_is_read_ahead_while_companies_are_read_and_used_once() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 1000)).await.unwrap();
+    let crm = crm(&sandbox, sandbox.token(), 100);
+    let scope = PullScope::since(DateTime::<Utc>::UNIX_EPOCH);
+    let searches = || sandbox.request_counts()["POST /crm/v3/objects/contacts/search"];
+
+    let first = crm.pull_page(&scope, None).await.unwrap();
+    assert!(first.rejected.is_empty() && first.next.is_some());
+    // The searches this page gathered, and the next page's first one read ahead.
+    assert_eq!(searches() as usize, first.leads.len().div_ceil(100) + 1);
+
+    // A walk under another scope does not take that page…
+    let other = PullScope {
+        after_id: 1,
+        ..scope.clone()
+    };
+    let before = searches();
+    crm.pull_page(&other, first.next.as_deref()).await.unwrap();
+    assert!(searches() > before);
+
+    // …and the rest of the first walk uses it: every contact once, one search per 100.
+    let (mut ids, mut cursor) = (
+        first
+            .leads
+            .iter()
+            .map(|l| l.id.to_string())
+            .collect::<Vec<_>>(),
+        first.next,
+    );
+    let at_resume = searches();
+    let mut walked = 0;
+    while let Some(next) = cursor {
+        let page = crm.pull_page(&scope, Some(&next)).await.unwrap();
+        walked += page.leads.len();
+        ids.extend(page.leads.iter().map(|l| l.id.to_string()));
+        cursor = page.next;
+    }
+    let want: Vec<String> = sandbox
+        .contacts()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    assert_eq!(ids, want);
+    // The read-ahead page was used, not searched again: one search per 100 contacts walked,
+    // less the one read ahead, plus none after the last page.
+    assert_eq!((searches() - at_resume) as usize, walked.div_ceil(100) - 1);
+}
+
+#[tokio::test]
 async fn pulls_every_contact_once_in_id_order_with_company_data() {
     let sandbox = Sandbox::start(SandboxConfig::new(7, 450)).await.unwrap();
     let crm = crm(&sandbox, sandbox.token(), 100);

@@ -7,7 +7,7 @@ use crate::lead::{Firmographics, Lead, LeadId};
 use crate::ports::{
     Crm, CrmError, FirmographicProvider, LeadStore, Lookup, Origin, PropertyUpdate, ProviderError,
     PullPage, PushFailure, PushOutcome, RecordOutcome, Rejected, RunReport, SnapshotKey,
-    SnapshotLine, SnapshotStore, StoreError,
+    SnapshotLine, SnapshotStore, SnapshotWriter, StoreError,
 };
 use crate::ports::{PeriodStatus, RollupStore, RowsWritten};
 use crate::rollup::RollupRow;
@@ -15,8 +15,8 @@ use crate::runs::{Census, Lease, PullScope, RunPlan, RunProgress, SliceResult, S
 use crate::transition::{LeadState, Transition};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().expect("fake mutex poisoned")
@@ -363,7 +363,7 @@ impl LeadStore for FakeLeadStore {
 /// A snapshot store in memory.
 #[derive(Debug, Default)]
 pub struct FakeSnapshotStore {
-    snapshots: Mutex<BTreeMap<String, Vec<SnapshotLine>>>,
+    snapshots: Arc<Mutex<BTreeMap<String, Vec<SnapshotLine>>>>,
     quarantine: Mutex<BTreeMap<String, Vec<Rejected>>>,
 }
 
@@ -381,18 +381,38 @@ impl FakeSnapshotStore {
     }
 }
 
+/// A snapshot kept in memory until finished, then stored in its [`FakeSnapshotStore`].
+#[derive(Debug)]
+pub struct FakeSnapshotWriter {
+    name: String,
+    lines: Vec<SnapshotLine>,
+    store: Arc<Mutex<BTreeMap<String, Vec<SnapshotLine>>>>,
+}
+
+impl SnapshotWriter for FakeSnapshotWriter {
+    fn append(&mut self, lines: &[SnapshotLine]) -> Result<(), StoreError> {
+        self.lines.extend_from_slice(lines);
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<String, StoreError> {
+        lock(&self.store).insert(self.name.clone(), self.lines);
+        Ok(self.name)
+    }
+}
+
 impl SnapshotStore for FakeSnapshotStore {
-    async fn put_snapshot(
-        &self,
-        key: &SnapshotKey,
-        lines: &[SnapshotLine],
-    ) -> Result<String, StoreError> {
-        let name = format!(
-            "snapshots/{}/{}/{}.jsonl.gz",
-            key.date, key.run_id, key.slice
-        );
-        lock(&self.snapshots).insert(name.clone(), lines.to_vec());
-        Ok(name)
+    type Writer = FakeSnapshotWriter;
+
+    fn snapshot_writer(&self, key: &SnapshotKey) -> FakeSnapshotWriter {
+        FakeSnapshotWriter {
+            name: format!(
+                "snapshots/{}/{}/{}.jsonl.gz",
+                key.date, key.run_id, key.slice
+            ),
+            lines: Vec::new(),
+            store: Arc::clone(&self.snapshots),
+        }
     }
 
     async fn put_quarantine(

@@ -420,8 +420,14 @@ pub struct SnapshotKey {
 
 /// Snapshots of scored leads and quarantined records (S3).
 pub trait SnapshotStore: Send + Sync {
-    /// Write the slice's snapshot (overwriting any earlier attempt of the same slice) and return
-    /// the object key.
+    /// A slice's snapshot being written, page by page.
+    type Writer: SnapshotWriter;
+
+    /// Start the slice's snapshot; it is stored (overwriting any earlier attempt of the same
+    /// slice) when the writer finishes.
+    fn snapshot_writer(&self, key: &SnapshotKey) -> Self::Writer;
+
+    /// Write a whole snapshot at once and return the object key.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -429,7 +435,14 @@ pub trait SnapshotStore: Send + Sync {
         &self,
         key: &SnapshotKey,
         lines: &[SnapshotLine],
-    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    ) -> impl Future<Output = Result<String, StoreError>> + Send {
+        let mut writer = self.snapshot_writer(key);
+        let appended = writer.append(lines);
+        async move {
+            appended?;
+            writer.finish().await
+        }
+    }
 
     /// Write the records that could not be processed, with their reasons; returns the object key.
     ///
@@ -440,6 +453,22 @@ pub trait SnapshotStore: Send + Sync {
         key: &SnapshotKey,
         records: &[Rejected],
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// A snapshot being written: lines are encoded as they are appended, so a slice holds its
+/// snapshot in the stored form (compressed, for S3) rather than as scored leads.
+pub trait SnapshotWriter: Send {
+    /// Add lines after those already appended.
+    ///
+    /// # Errors
+    /// [`StoreError`] when a line cannot be encoded.
+    fn append(&mut self, lines: &[SnapshotLine]) -> Result<(), StoreError>;
+
+    /// Store the snapshot and return the object key.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn finish(self) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 
 /// A period's close record: who closed it, when, and the control totals frozen with it.

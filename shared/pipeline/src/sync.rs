@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use leadsync_domain::facts::{MilestoneFact, milestones_of, period_of};
 use leadsync_domain::ports::{
     Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, Rejected, RollupStore,
-    RunReport, SnapshotKey, SnapshotLine, SnapshotStore, StoreError,
+    RunReport, SnapshotKey, SnapshotLine, SnapshotStore, SnapshotWriter, StoreError,
 };
 use leadsync_domain::runs::PullScope;
 use leadsync_domain::transition::push_hash;
@@ -200,7 +200,14 @@ where
         enricher = enricher.with_budget(credits);
     }
     let mut properties_ready = false;
-    let mut snapshot: Vec<SnapshotLine> = Vec::new();
+    let key = SnapshotKey {
+        date: input.now.date_naive(),
+        run_id: input.run_id.clone(),
+        slice: input.slice,
+    };
+    // Each page's scored leads are handed to the snapshot as the page ends, so a slice holds its
+    // snapshot in the stored (compressed) form, not every scored lead until the end.
+    let mut snapshot = deps.snapshots.snapshot_writer(&key);
     let mut quarantine: Vec<Rejected> = Vec::new();
     // Updates the CRM refused for good; written to the quarantine file with the unreadable records.
     let mut refused: Vec<Rejected> = Vec::new();
@@ -243,6 +250,7 @@ where
         let mut transitions: Vec<Transition> = Vec::new();
         let mut milestones: Vec<MilestoneFact> = Vec::new();
         let mut updates: Vec<(PropertyUpdate, String, DateTime<Utc>)> = Vec::new();
+        let mut lines: Vec<SnapshotLine> = Vec::with_capacity(leads.len());
         for lead in leads {
             let card = deps.criteria.evaluate(&lead, input.now);
             let prev = previous.get(&lead.id);
@@ -286,11 +294,15 @@ where
                 Some(p) if p.same_result(&state) => report.unchanged += 1,
                 _ => states.push(state),
             }
-            snapshot.push(SnapshotLine {
+            lines.push(SnapshotLine {
                 lead,
                 scorecard: card,
             });
         }
+        snapshot
+            .append(&lines)
+            .map_err(store_err("writing the snapshot"))?;
+        drop(lines);
 
         let recorded = deps
             .store
@@ -373,11 +385,6 @@ where
         }
     }
 
-    let key = SnapshotKey {
-        date: input.now.date_naive(),
-        run_id: input.run_id.clone(),
-        slice: input.slice,
-    };
     quarantine.append(&mut refused);
     if !quarantine.is_empty() {
         let object = deps
@@ -389,8 +396,8 @@ where
         report.quarantine_key = Some(object);
     }
     report.snapshot_key = Some(
-        deps.snapshots
-            .put_snapshot(&key, &snapshot)
+        snapshot
+            .finish()
             .await
             .map_err(store_err("writing the snapshot"))?,
     );

@@ -4,7 +4,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use leadsync_domain::ports::{Rejected, SnapshotKey, SnapshotLine, SnapshotStore, StoreError};
+use leadsync_domain::ports::{
+    Rejected, SnapshotKey, SnapshotLine, SnapshotStore, SnapshotWriter, StoreError,
+};
 use std::io::{Read, Write};
 
 /// The S3 adapter of the [`SnapshotStore`] port.
@@ -172,21 +174,62 @@ pub fn quarantine_object_key(key: &SnapshotKey) -> String {
     format!("quarantine/{}/{:05}.jsonl", key.run_id, key.slice)
 }
 
-impl SnapshotStore for S3SnapshotStore {
-    async fn put_snapshot(
-        &self,
-        key: &SnapshotKey,
-        lines: &[SnapshotLine],
-    ) -> Result<String, StoreError> {
-        let raw = jsonl(lines, "PutObject snapshot")?;
-        let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 4), Compression::default());
-        gz.write_all(&raw)
+/// A slice's snapshot as gzip'd JSON Lines, compressed as pages are appended: the slice holds
+/// about 1/10 of the text (a few hundred bytes per lead), not the scored leads themselves.
+pub struct S3SnapshotWriter {
+    store: S3SnapshotStore,
+    object: String,
+    gz: GzEncoder<Vec<u8>>,
+    lines: usize,
+}
+
+impl std::fmt::Debug for S3SnapshotWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3SnapshotWriter")
+            .field("object", &self.object)
+            .field("lines", &self.lines)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotWriter for S3SnapshotWriter {
+    fn append(&mut self, lines: &[SnapshotLine]) -> Result<(), StoreError> {
+        for line in lines {
+            serde_json::to_writer(&mut self.gz, line)
+                .and_then(|()| self.gz.write_all(b"\n").map_err(serde_json::Error::io))
+                .map_err(|e| {
+                    rejected(
+                        "PutObject snapshot",
+                        format!("line {} (lead {}): {e}", self.lines + 1, line.lead.id),
+                    )
+                })?;
+            self.lines += 1;
+        }
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<String, StoreError> {
+        let body = self
+            .gz
+            .finish()
             .map_err(|e| rejected("PutObject snapshot", e))?;
-        let body = gz.finish().map_err(|e| rejected("PutObject snapshot", e))?;
-        let object = snapshot_object_key(key);
-        self.put(&object, body, "application/gzip", "PutObject snapshot")
+        self.store
+            .put(&self.object, body, "application/gzip", "PutObject snapshot")
             .await?;
-        Ok(object)
+        Ok(self.object)
+    }
+}
+
+impl SnapshotStore for S3SnapshotStore {
+    type Writer = S3SnapshotWriter;
+
+    fn snapshot_writer(&self, key: &SnapshotKey) -> S3SnapshotWriter {
+        S3SnapshotWriter {
+            store: self.clone(),
+            object: snapshot_object_key(key),
+            gz: GzEncoder::new(Vec::with_capacity(64 * 1024), Compression::default()),
+            lines: 0,
+        }
     }
 
     async fn put_quarantine(

@@ -1,0 +1,334 @@
+//! One HubSpot object (contact, company, deal) as the search and batch endpoints return it,
+//! read with as few allocations as the format allows.
+//!
+//! A pull reads every property of every object of every page, so this is the adapter's hot
+//! path: with a `HashMap<String, serde_json::Value>` a 22-property contact cost about 70 heap
+//! allocations (a key and a value per property, the table's growth, a copy per read). Here an
+//! object's properties live in **one text buffer** with a small index beside it: two
+//! allocations per object, keys and values read straight from the response body, lookups
+//! answered as `&str` slices of the buffer.
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An object: its id, properties and `updatedAt`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HubSpotObject {
+    /// HubSpot sends ids as strings; a number is accepted and kept as its text.
+    #[serde(deserialize_with = "id_text")]
+    pub id: String,
+    #[serde(default)]
+    pub properties: Properties,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+impl HubSpotObject {
+    /// The id's text.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A property as trimmed, non-empty text (HubSpot sends `null` or `""` for unset).
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.properties
+            .get(name)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// [`Self::text`], owned.
+    pub fn owned(&self, name: &str) -> Option<String> {
+        self.text(name).map(str::to_owned)
+    }
+}
+
+/// What a property's value was in the JSON: its text is kept either way, and the kind lets
+/// the raw record be written back as it came (for quarantine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    /// A JSON number, bool or (never sent by HubSpot) nested value: kept as its JSON text.
+    Json,
+    Null,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    key_end: u32,
+    value_end: u32,
+    kind: Kind,
+}
+
+/// An object's properties: keys and values in one buffer, in the order received.
+///
+/// Entry `i`'s key is `text[previous value_end..key_end]` and its value
+/// `text[key_end..value_end]`. Lookups scan the entries: a HubSpot object carries a few dozen
+/// properties, where a scan of length-checked comparisons beats hashing.
+#[derive(Clone, Default)]
+pub struct Properties {
+    text: String,
+    entries: Vec<Entry>,
+}
+
+impl Properties {
+    fn spans(&self) -> impl Iterator<Item = (&str, &str, Kind)> {
+        let mut start = 0usize;
+        self.entries.iter().map(move |e| {
+            let (k, v) = (e.key_end as usize, e.value_end as usize);
+            let out = (&self.text[start..k], &self.text[k..v], e.kind);
+            start = v;
+            out
+        })
+    }
+
+    /// A property's value as sent (numbers and bools as their JSON text); `None` when absent
+    /// or `null`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.spans()
+            .find(|(key, _, _)| *key == name)
+            .and_then(|(_, value, kind)| (kind != Kind::Null).then_some(value))
+    }
+
+    /// Whether the property was sent at all (`null` included).
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.spans().any(|(key, _, _)| key == name)
+    }
+
+    /// Every property as sent, in order: name and value (`None` for `null`).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.spans()
+            .map(|(key, value, kind)| (key, (kind != Kind::Null).then_some(value)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Properties {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (key, value, kind) in self.spans() {
+            match kind {
+                Kind::Text => map.serialize_entry(key, value)?,
+                Kind::Null => map.serialize_entry(key, &())?,
+                Kind::Json => {
+                    let raw: serde_json::Value =
+                        serde_json::from_str(value).map_err(serde::ser::Error::custom)?;
+                    map.serialize_entry(key, &raw)?;
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Properties {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PropertiesVisitor)
+    }
+}
+
+struct PropertiesVisitor;
+
+impl<'de> Visitor<'de> for PropertiesVisitor {
+    type Value = Properties;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of properties")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Properties, E> {
+        Ok(Properties::default())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Properties, A::Error> {
+        let mut props = Properties {
+            text: String::with_capacity(1024),
+            entries: Vec::with_capacity(map.size_hint().unwrap_or(32)),
+        };
+        while let Some(key) = map.next_key_seed(AppendText(&mut props.text))? {
+            debug_assert!(key == Kind::Text);
+            let key_end = props.text.len();
+            let kind = map.next_value_seed(AppendValue(&mut props.text))?;
+            let too_big = || de::Error::custom("properties over 4 GiB");
+            props.entries.push(Entry {
+                key_end: u32::try_from(key_end).map_err(|_| too_big())?,
+                value_end: u32::try_from(props.text.len()).map_err(|_| too_big())?,
+                kind,
+            });
+        }
+        Ok(props)
+    }
+}
+
+/// Appends a key (a string, borrowed from the body when it has no escapes) to the buffer.
+struct AppendText<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for AppendText<'_> {
+    type Value = Kind;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Kind, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for AppendText<'_> {
+    type Value = Kind;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a property name")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Kind, E> {
+        self.0.push_str(v);
+        Ok(Kind::Text)
+    }
+}
+
+/// Appends a value's text to the buffer and says what kind it was.
+struct AppendValue<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for AppendValue<'_> {
+    type Value = Kind;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Kind, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppendValue<'_> {
+    type Value = Kind;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a property value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Kind, E> {
+        self.0.push_str(v);
+        Ok(Kind::Text)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Kind, E> {
+        self.0.push_str(if v { "true" } else { "false" });
+        Ok(Kind::Json)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Kind, E> {
+        self.0.push_str(&v.to_string());
+        Ok(Kind::Json)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Kind, E> {
+        self.0.push_str(&v.to_string());
+        Ok(Kind::Json)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Kind, E> {
+        self.0.push_str(
+            &serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string()),
+        );
+        Ok(Kind::Json)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Kind, E> {
+        Ok(Kind::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Kind, E> {
+        Ok(Kind::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Kind, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Kind, A::Error> {
+        let value = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        self.0.push_str(&value.to_string());
+        Ok(Kind::Json)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Kind, A::Error> {
+        let value = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        self.0.push_str(&value.to_string());
+        Ok(Kind::Json)
+    }
+}
+
+/// An id as text, from a JSON string or number.
+fn id_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    struct IdVisitor;
+    impl Visitor<'_> for IdVisitor {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an id (string or number)")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    deserializer.deserialize_any(IdVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_every_kind_of_value_and_writes_it_back_as_it_came() {
+        let raw = json!({"id": 42, "properties": {
+            "email": "a@b.com", "empty": "", "unset": null, "count": 12, "ratio": 1.5,
+            "flag": true, "escaped": "line\n\"quoted\" é", "padded": "  x  ", "list": [1, "a"]
+        }, "updatedAt": "2026-10-01T00:00:00Z"});
+        let object: HubSpotObject = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(object.id(), "42");
+        let p = &object.properties;
+        assert_eq!(p.len(), 9);
+        assert_eq!(p.get("email"), Some("a@b.com"));
+        assert_eq!(p.get("empty"), Some(""));
+        assert_eq!(object.text("empty"), None);
+        assert_eq!(p.get("unset"), None);
+        assert!(p.contains_key("unset") && !p.contains_key("missing"));
+        assert_eq!(p.get("count"), Some("12"));
+        assert_eq!(p.get("ratio"), Some("1.5"));
+        assert_eq!(p.get("flag"), Some("true"));
+        assert_eq!(p.get("escaped"), Some("line\n\"quoted\" é"));
+        assert_eq!(object.text("padded"), Some("x"));
+        assert_eq!(serde_json::to_value(p).unwrap(), raw["properties"]);
+    }
+
+    #[test]
+    fn reads_from_a_borrowed_body_like_the_client() {
+        let body = br#"{"id":"7","properties":{"name":"Acme","domain":"acme.com"}}"#;
+        let object: HubSpotObject = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            object.properties.iter().collect::<Vec<_>>(),
+            [("name", Some("Acme")), ("domain", Some("acme.com"))]
+        );
+        let missing: HubSpotObject = serde_json::from_str(r#"{"id":"8"}"#).unwrap();
+        assert!(missing.properties.is_empty());
+        assert!(serde_json::from_str::<HubSpotObject>(r#"{"id":"8","properties":[]}"#).is_err());
+    }
+}
