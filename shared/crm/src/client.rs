@@ -3,6 +3,7 @@
 use crate::mapping::{
     self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, DEAL_PROPERTIES, HubSpotObject,
 };
+use futures::{StreamExt, TryStreamExt, stream};
 use leadsync_domain::ports::{
     Crm, CrmError, PropertyKind, PropertySpec, PropertyUpdate, PullPage, PushFailure, PushOutcome,
 };
@@ -71,19 +72,32 @@ pub struct HubSpotCrm {
     /// Companies already read during the current pull walk (cleared when a walk starts), so
     /// each is read once per run however many of its contacts changed.
     companies: Arc<std::sync::Mutex<HashMap<String, HubSpotObject>>>,
-    /// Search pages read ahead: the first search of the next pull page goes out while this
-    /// page's companies and deals are read, and waits here for the call that asks for it.
+    /// Pull pages read ahead: the next page's searches go out while this page's companies and
+    /// deals are read, and wait here for the call that asks for them.
     prefetched: Arc<std::sync::Mutex<Vec<Prefetched>>>,
 }
 
-/// A search page read ahead of its pull page: the query it answers, and the answer.
+/// Contacts gathered from consecutive search pages for one pull page.
+#[derive(Debug)]
+struct Gathered {
+    contacts: Vec<HubSpotObject>,
+    /// Company ids they reference that this walk has not read, in first-seen order.
+    pending: Vec<String>,
+    /// The highest id read: the next page's cursor.
+    after_id: u64,
+    more: bool,
+}
+
+/// A pull page's searches read ahead: the query they answer (scope, cursor), and the answer.
 #[derive(Debug)]
 struct Prefetched {
     scope: PullScope,
     after_id: u64,
-    results: Vec<HubSpotObject>,
-    more: bool,
+    gathered: Gathered,
 }
+
+/// Batch reads of one kind (companies, deal associations, deals) in flight at once.
+const READ_CONCURRENCY: usize = 4;
 
 /// Read-ahead pages kept at most (one per walk in progress on this client; more only if a
 /// caller abandons walks, and the oldest is dropped).
@@ -301,20 +315,41 @@ impl HubSpotCrm {
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, HubSpotObject>, CrmError> {
-        let mut found = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_LIMIT) {
-            let body = json!({
-                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
-                "properties": COMPANY_PROPERTIES,
-            });
-            let (_, parsed): (_, BatchResponse) = self
-                .post_parsed("/crm/v3/objects/companies/batch/read", &body)
-                .await?;
-            for company in parsed.results {
-                found.insert(company.id.clone(), company);
-            }
-        }
-        Ok(found)
+        let companies = self
+            .batch_read("companies", ids, COMPANY_PROPERTIES)
+            .await?;
+        Ok(companies.into_iter().map(|c| (c.id.clone(), c)).collect())
+    }
+
+    /// `objects/<type>/batch/read` of these ids: 100 a request, [`READ_CONCURRENCY`] requests
+    /// in flight (each under the governor). Ids the CRM does not have are simply absent.
+    async fn batch_read(
+        &self,
+        object_type: &str,
+        ids: &[String],
+        properties: &[&str],
+    ) -> Result<Vec<HubSpotObject>, CrmError> {
+        let path = format!("/crm/v3/objects/{object_type}/batch/read");
+        // Collected first: a lazy iterator held across the await would not be `Send`.
+        let reads: Vec<_> = ids
+            .chunks(BATCH_LIMIT)
+            .map(|chunk| {
+                let body = json!({
+                    "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+                    "properties": properties,
+                });
+                let path = path.as_str();
+                async move {
+                    let (_, parsed): (_, BatchResponse) = self.post_parsed(path, &body).await?;
+                    Ok::<_, CrmError>(parsed.results)
+                }
+            })
+            .collect();
+        let pages: Vec<Vec<HubSpotObject>> = stream::iter(reads)
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(pages.into_iter().flatten().collect())
     }
 
     async fn push_batch(
@@ -529,39 +564,41 @@ impl HubSpotCrm {
         contacts: &[HubSpotObject],
     ) -> Result<HashMap<String, Vec<Deal>>, CrmError> {
         let ids: Vec<&str> = contacts.iter().map(HubSpotObject::id).collect();
+        let reads: Vec<_> = ids
+            .chunks(ASSOCIATION_BATCH_LIMIT)
+            .map(|chunk| {
+                let body = json!({ "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>() });
+                async move {
+                    let (_, parsed): (_, AssociationsResponse) = self
+                        .post_parsed("/crm/v4/associations/contacts/deals/batch/read", &body)
+                        .await?;
+                    Ok::<_, CrmError>(parsed.results)
+                }
+            })
+            .collect();
+        let answers: Vec<Vec<AssociationResult>> = stream::iter(reads)
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
         let mut links: Vec<(String, String)> = Vec::new();
-        for chunk in ids.chunks(ASSOCIATION_BATCH_LIMIT) {
-            let body =
-                json!({ "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>() });
-            let (_, parsed): (_, AssociationsResponse) = self
-                .post_parsed("/crm/v4/associations/contacts/deals/batch/read", &body)
-                .await?;
-            for result in parsed.results {
-                let from = value_text(&result.from.id);
-                links.extend(
-                    result
-                        .to
-                        .iter()
-                        .map(|to| (from.clone(), value_text(&to.to_object_id))),
-                );
-            }
+        for result in answers.into_iter().flatten() {
+            let from = value_text(&result.from.id);
+            links.extend(
+                result
+                    .to
+                    .iter()
+                    .map(|to| (from.clone(), value_text(&to.to_object_id))),
+            );
         }
         let mut unique: Vec<String> = links.iter().map(|(_, deal)| deal.clone()).collect();
         unique.sort();
         unique.dedup();
-        let mut deals: HashMap<String, Deal> = HashMap::with_capacity(unique.len());
-        for chunk in unique.chunks(BATCH_LIMIT) {
-            let body = json!({
-                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
-                "properties": DEAL_PROPERTIES,
-            });
-            let (_, parsed): (_, BatchResponse) = self
-                .post_parsed("/crm/v3/objects/deals/batch/read", &body)
-                .await?;
-            for object in &parsed.results {
-                deals.insert(object.id.clone(), mapping::deal(object));
-            }
-        }
+        let deals: HashMap<String, Deal> = self
+            .batch_read("deals", &unique, DEAL_PROPERTIES)
+            .await?
+            .iter()
+            .map(|object| (object.id.clone(), mapping::deal(object)))
+            .collect();
         let mut by_contact: HashMap<String, Vec<Deal>> = HashMap::new();
         for (contact, deal_id) in links {
             if let Some(deal) = deals.get(&deal_id) {
@@ -575,30 +612,72 @@ impl HubSpotCrm {
         Ok(by_contact)
     }
 
-    /// The search page for `(scope, after_id)`: read ahead by the previous pull page, or now.
-    async fn next_search(
+    /// Gather search pages from `after_id` until the unseen companies pending nearly fill
+    /// batch reads (or the page is full, or the search ends). Companies in `in_flight` are
+    /// being read for the previous page and count as seen.
+    async fn gather(
         &self,
         scope: &PullScope,
-        after_id: u64,
-    ) -> Result<(Vec<HubSpotObject>, bool), CrmError> {
-        let ready = {
-            let mut slots = self.lock_prefetched();
-            slots
-                .iter()
-                .position(|p| p.after_id == after_id && p.scope == *scope)
-                .map(|i| slots.remove(i))
+        mut after_id: u64,
+        in_flight: &HashSet<String>,
+    ) -> Result<Gathered, CrmError> {
+        let mut contacts: Vec<HubSpotObject> = Vec::new();
+        let mut pending: Vec<String> = Vec::new();
+        let mut pending_set: HashSet<String> = HashSet::new();
+        let more = loop {
+            let (results, more) = self.search_page(scope, after_id).await?;
+            let before = after_id;
+            for object in &results {
+                if let Ok(id) = object.id.parse::<u64>() {
+                    after_id = after_id.max(id);
+                }
+            }
+            if more && after_id == before {
+                return Err(CrmError::Decode(
+                    "search says there is more but returned no readable id".into(),
+                ));
+            }
+            {
+                let known = self.lock_companies();
+                for id in results.iter().filter_map(|c| c.text("associatedcompanyid")) {
+                    if !known.contains_key(id)
+                        && !in_flight.contains(id)
+                        && pending_set.insert(id.to_owned())
+                    {
+                        pending.push(id.to_owned());
+                    }
+                }
+            }
+            contacts.extend(results);
+            if !more
+                || batches_nearly_full(pending.len())
+                || contacts.len() >= MAX_CONTACTS_PER_PULL
+            {
+                break more;
+            }
         };
-        match ready {
-            Some(page) => Ok((page.results, page.more)),
-            None => self.search_page(scope, after_id).await,
-        }
+        Ok(Gathered {
+            contacts,
+            pending,
+            after_id,
+            more,
+        })
     }
 
-    /// Read the search page after `after_id` ahead and keep it for the next pull page. A failed
-    /// read-ahead is not an error: the next page searches again (with its own retries).
-    async fn read_ahead(&self, scope: &PullScope, after_id: u64) {
-        match self.search_page(scope, after_id).await {
-            Ok((results, more)) => {
+    /// The page read ahead for `(scope, after_id)`, if the previous call read it.
+    fn take_prefetched(&self, scope: &PullScope, after_id: u64) -> Option<Gathered> {
+        let mut slots = self.lock_prefetched();
+        let i = slots
+            .iter()
+            .position(|p| p.after_id == after_id && p.scope == *scope)?;
+        Some(slots.remove(i).gathered)
+    }
+
+    /// Read the next page's searches ahead and keep them for the call that asks. A failed
+    /// read-ahead is not an error: that call searches again (with its own retries).
+    async fn gather_ahead(&self, scope: &PullScope, after_id: u64, in_flight: &HashSet<String>) {
+        match self.gather(scope, after_id, in_flight).await {
+            Ok(gathered) => {
                 let mut slots = self.lock_prefetched();
                 if slots.len() >= PREFETCH_SLOTS {
                     slots.remove(0);
@@ -606,12 +685,11 @@ impl HubSpotCrm {
                 slots.push(Prefetched {
                     scope: scope.clone(),
                     after_id,
-                    results,
-                    more,
+                    gathered,
                 });
             }
             Err(e) => {
-                tracing::debug!(error = %e, after_id, "search read-ahead failed; the next page searches again")
+                tracing::debug!(error = %e, after_id, "Search read-ahead failed; the next page searches again.");
             }
         }
     }
@@ -657,44 +735,29 @@ impl Crm for HubSpotCrm {
         scope: &PullScope,
         cursor: Option<&str>,
     ) -> Result<PullPage, CrmError> {
-        let mut after_id = parse_cursor(cursor)?;
+        let start = parse_cursor(cursor)?;
         if cursor.is_none() {
             self.lock_companies().clear();
             self.lock_prefetched().retain(|p| p.scope != *scope);
         }
-        // Gather search pages until enough unseen companies are pending to fill a batch read.
-        let mut contacts: Vec<HubSpotObject> = Vec::new();
-        let mut pending: Vec<String> = Vec::new();
-        let mut pending_set: HashSet<String> = HashSet::new();
-        let more = loop {
-            let (results, more) = self.next_search(scope, after_id).await?;
-            let before = after_id;
-            for object in &results {
-                if let Ok(id) = object.id.parse::<u64>() {
-                    after_id = after_id.max(id);
-                }
-            }
-            if more && after_id == before {
-                return Err(CrmError::Decode(
-                    "search says there is more but returned no readable id".into(),
-                ));
-            }
-            {
-                let known = self.lock_companies();
-                for id in results.iter().filter_map(|c| c.text("associatedcompanyid")) {
-                    if !known.contains_key(id) && pending_set.insert(id.to_owned()) {
-                        pending.push(id.to_owned());
-                    }
-                }
-            }
-            contacts.extend(results);
-            if !more
-                || batches_nearly_full(pending.len())
-                || contacts.len() >= MAX_CONTACTS_PER_PULL
-            {
-                break more;
-            }
+        let Gathered {
+            contacts,
+            pending,
+            after_id,
+            more,
+        } = match self.take_prefetched(scope, start) {
+            Some(gathered) => gathered,
+            None => self.gather(scope, start, &HashSet::new()).await?,
         };
+        // The next page's searches need not wait for this page's companies — but they must
+        // not ask for them again. (Past the cache's limit the companies just read are not
+        // kept, so the next page reads its own.)
+        let in_flight: HashSet<String> =
+            if self.lock_companies().len() + pending.len() <= COMPANY_CACHE_LIMIT {
+                pending.iter().cloned().collect()
+            } else {
+                HashSet::new()
+            };
         // Companies and deals are independent reads: overlap them.
         let companies_read = async {
             if pending.is_empty() {
@@ -703,10 +766,10 @@ impl Crm for HubSpotCrm {
                 self.read_companies(&pending).await
             }
         };
-        // …and so is the next page's first search, when there is a next page.
+        // …and so are the next page's searches, when there is a next page.
         let read_ahead = async {
             if more {
-                self.read_ahead(scope, after_id).await;
+                self.gather_ahead(scope, after_id, &in_flight).await;
             }
         };
         let (fetched, deals, ()) = tokio::join!(
