@@ -329,17 +329,6 @@ impl LeadStore for FakeLeadStore {
         Ok(outcome)
     }
 
-    async fn mark_pushed(&self, pushed: &[(LeadId, String)]) -> Result<(), StoreError> {
-        self.take_failure()?;
-        let mut all = lock(&self.states);
-        for (id, hash) in pushed {
-            if let Some(state) = all.get_mut(id) {
-                state.pushed_hash = Some(hash.clone());
-            }
-        }
-        Ok(())
-    }
-
     async fn watermark(&self, source: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.take_failure()?;
         Ok(lock(&self.watermarks).get(source).copied())

@@ -368,15 +368,6 @@ pub trait LeadStore: Send + Sync {
         transitions: &[Transition],
     ) -> impl Future<Output = Result<RecordOutcome, StoreError>> + Send;
 
-    /// Remember the hash of what was last written to the CRM for these leads.
-    ///
-    /// # Errors
-    /// [`StoreError`]; repeating the call is safe.
-    fn mark_pushed(
-        &self,
-        pushed: &[(LeadId, String)],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// The watermark of a source (`hubspot#contacts`), if any run has set one.
     ///
     /// # Errors

@@ -247,6 +247,7 @@ where
             .map_err(store_err("loading lead states"))?;
 
         let mut states = Vec::with_capacity(leads.len());
+        let mut unchanged: HashMap<LeadId, LeadState> = HashMap::new();
         let mut transitions: Vec<Transition> = Vec::new();
         let mut milestones: Vec<MilestoneFact> = Vec::new();
         let mut updates: Vec<(PropertyUpdate, String, DateTime<Utc>)> = Vec::new();
@@ -291,7 +292,11 @@ where
                 ));
             }
             match prev {
-                Some(p) if p.same_result(&state) => report.unchanged += 1,
+                Some(p) if p.same_result(&state) => {
+                    report.unchanged += 1;
+                    // Written only if a push below changes its pushed hash.
+                    unchanged.insert(state.lead_id.clone(), state);
+                }
                 _ => states.push(state),
             }
             lines.push(SnapshotLine {
@@ -304,12 +309,15 @@ where
             .map_err(store_err("writing the snapshot"))?;
         drop(lines);
 
+        // Facts first (each written only if absent, so a retried page never double-counts);
+        // the leads' states after the push, carrying the hash of what the CRM accepted — one
+        // write per lead. A crash between the two leaves the states as they were: the re-run
+        // pushes the same values again and then writes them.
         let recorded = deps
             .store
-            .record(&states, &transitions)
+            .record(&[], &transitions)
             .await
-            .map_err(store_err("recording states and transitions"))?;
-        report.states_written += recorded.states_written;
+            .map_err(store_err("recording transitions"))?;
         report.transitions_new += recorded.transitions_new;
         report.transitions_existing += recorded.transitions_existing;
         if !milestones.is_empty() {
@@ -343,15 +351,22 @@ where
                 .iter()
                 .map(|(u, h, m)| (&u.lead_id, (h, *m)))
                 .collect();
-            let written: Vec<(LeadId, String)> = outcome
-                .written
+            let index: HashMap<LeadId, usize> = states
                 .iter()
-                .filter_map(|id| by_id.get(id).map(|(h, _)| (id.clone(), (*h).clone())))
+                .enumerate()
+                .map(|(i, s)| (s.lead_id.clone(), i))
                 .collect();
-            deps.store
-                .mark_pushed(&written)
-                .await
-                .map_err(store_err("recording pushed hashes"))?;
+            for id in &outcome.written {
+                let Some((hash, _)) = by_id.get(id) else {
+                    continue;
+                };
+                if let Some(&i) = index.get(id) {
+                    states[i].pushed_hash = Some((*hash).clone());
+                } else if let Some(mut state) = unchanged.remove(id) {
+                    state.pushed_hash = Some((*hash).clone());
+                    states.push(state);
+                }
+            }
             for failure in &outcome.failed {
                 tracing::warn!(lead_id = %failure.lead_id, retryable = failure.retryable, message = %failure.message, "CRM refused a lead's update.");
                 if failure.retryable {
@@ -378,6 +393,12 @@ where
                 }
             }
         }
+        let recorded = deps
+            .store
+            .record(&states, &[])
+            .await
+            .map_err(store_err("recording lead states"))?;
+        report.states_written += recorded.states_written;
 
         match page.next {
             Some(next) => cursor = Some(next),

@@ -320,30 +320,6 @@ impl LeadStore for DynamoLeadStore {
         })
     }
 
-    async fn mark_pushed(&self, pushed: &[(LeadId, String)]) -> Result<(), StoreError> {
-        let updates: Vec<_> = pushed
-            .iter()
-            .map(|(id, hash)| {
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(self.state_key(id)))
-                    .update_expression("SET pushed_hash = :h")
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":h", s(hash))
-                    .send()
-            })
-            .collect();
-        let results: Vec<_> = stream::iter(updates)
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        for result in results {
-            result.map_err(|e| sdk_error("UpdateItem pushed_hash", e))?;
-        }
-        Ok(())
-    }
-
     async fn watermark(&self, source: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let key = keys::watermark_pk(source);
         let out = self

@@ -71,12 +71,9 @@ async fn transitions_are_written_once() {
 #[tokio::test]
 async fn pushed_hash_watermark_and_runs() {
     let (store, client) = store().await;
-    let s = state(5, Stage::Iql);
+    let mut s = state(5, Stage::Iql);
+    s.pushed_hash = Some("ph".into());
     store.record(std::slice::from_ref(&s), &[]).await.unwrap();
-    store
-        .mark_pushed(&[(s.lead_id.clone(), "ph".into())])
-        .await
-        .unwrap();
     assert_eq!(
         store
             .load_states(std::slice::from_ref(&s.lead_id))
