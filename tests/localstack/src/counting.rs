@@ -82,6 +82,8 @@ impl CountingProxy {
         });
         let app = axum::Router::new()
             .fallback(forward)
+            // S3 puts (a slice's snapshot) run far past axum's 2 MB default.
+            .layer(axum::extract::DefaultBodyLimit::max(PROXY_BODY_LIMIT))
             .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -162,6 +164,10 @@ fn classify(method: &Method, headers: &HeaderMap, body: &[u8]) -> (String, u64) 
     }
     (format!("S3.{method}"), 0)
 }
+
+/// The largest request body the proxy forwards (S3's single-put limit is 5 GB; no test or bench
+/// writes near this).
+const PROXY_BODY_LIMIT: usize = 1 << 30;
 
 async fn forward(
     State(shared): State<Arc<Shared>>,
