@@ -329,27 +329,39 @@ impl HubSpotCrm {
         ids: &[String],
         properties: &[&str],
     ) -> Result<Vec<HubSpotObject>, CrmError> {
-        let path = format!("/crm/v3/objects/{object_type}/batch/read");
-        // Collected first: a lazy iterator held across the await would not be `Send`.
-        let reads: Vec<_> = ids
+        let bodies = ids
             .chunks(BATCH_LIMIT)
             .map(|chunk| {
-                let body = json!({
+                json!({
                     "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
                     "properties": properties,
-                });
-                let path = path.as_str();
-                async move {
-                    let (_, parsed): (_, BatchResponse) = self.post_parsed(path, &body).await?;
-                    Ok::<_, CrmError>(parsed.results)
-                }
+                })
             })
             .collect();
-        let pages: Vec<Vec<HubSpotObject>> = stream::iter(reads)
+        let path = format!("/crm/v3/objects/{object_type}/batch/read");
+        let pages: Vec<BatchResponse> = self.post_all(&path, bodies).await?;
+        Ok(pages.into_iter().flat_map(|p| p.results).collect())
+    }
+
+    /// POST each body to `path`, [`READ_CONCURRENCY`] at a time (each under the governor and
+    /// the retry policy); the parsed answers in no particular order.
+    async fn post_all<T: DeserializeOwned + Send>(
+        &self,
+        path: &str,
+        bodies: Vec<Value>,
+    ) -> Result<Vec<T>, CrmError> {
+        // Collected first: a lazy iterator held across the await would not be `Send`.
+        let posts: Vec<_> = bodies
+            .into_iter()
+            .map(|body| async move {
+                let (_, parsed): (_, T) = self.post_parsed(path, &body).await?;
+                Ok::<_, CrmError>(parsed)
+            })
+            .collect();
+        stream::iter(posts)
             .buffer_unordered(READ_CONCURRENCY)
             .try_collect()
-            .await?;
-        Ok(pages.into_iter().flatten().collect())
+            .await
     }
 
     async fn push_batch(
@@ -564,24 +576,15 @@ impl HubSpotCrm {
         contacts: &[HubSpotObject],
     ) -> Result<HashMap<String, Vec<Deal>>, CrmError> {
         let ids: Vec<&str> = contacts.iter().map(HubSpotObject::id).collect();
-        let reads: Vec<_> = ids
+        let bodies = ids
             .chunks(ASSOCIATION_BATCH_LIMIT)
-            .map(|chunk| {
-                let body = json!({ "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>() });
-                async move {
-                    let (_, parsed): (_, AssociationsResponse) = self
-                        .post_parsed("/crm/v4/associations/contacts/deals/batch/read", &body)
-                        .await?;
-                    Ok::<_, CrmError>(parsed.results)
-                }
-            })
+            .map(|chunk| json!({ "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>() }))
             .collect();
-        let answers: Vec<Vec<AssociationResult>> = stream::iter(reads)
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect()
+        let answers: Vec<AssociationsResponse> = self
+            .post_all("/crm/v4/associations/contacts/deals/batch/read", bodies)
             .await?;
         let mut links: Vec<(String, String)> = Vec::new();
-        for result in answers.into_iter().flatten() {
+        for result in answers.into_iter().flat_map(|a| a.results) {
             let from = value_text(&result.from.id);
             links.extend(
                 result

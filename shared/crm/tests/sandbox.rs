@@ -21,6 +21,15 @@ fn crm(sandbox: &Sandbox, token: &str, page_size: u32) -> HubSpotCrm {
     HubSpotCrm::new(config).unwrap()
 }
 
+/// The sandbox's contact ids, in id order.
+fn contact_ids(sandbox: &Sandbox) -> Vec<String> {
+    sandbox
+        .contacts()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect()
+}
+
 async fn pull_all(crm: &HubSpotCrm, since: DateTime<Utc>) -> (Vec<String>, usize) {
     let (mut ids, mut pages, mut cursor) = (vec![], 0, None::<String>);
     loop {
@@ -71,11 +80,7 @@ async fn the_next_pages_searches_are_read_ahead_while_companies_are_read_and_use
         cursor = page.next;
     }
     let ids: Vec<String> = leads.iter().map(|l| l.id.to_string()).collect();
-    let want: Vec<String> = sandbox
-        .contacts()
-        .iter()
-        .map(|c| c.id.to_string())
-        .collect();
+    let want = contact_ids(&sandbox);
     assert_eq!(ids, want);
     assert_eq!(after_first + (searches() - at_resume), 10);
     // A company first met on a page read ahead, while the page before was reading it, is
@@ -100,11 +105,7 @@ async fn pulls_every_contact_once_in_id_order_with_company_data() {
     let sandbox = Sandbox::start(SandboxConfig::new(7, 450)).await.unwrap();
     let crm = crm(&sandbox, sandbox.token(), 100);
     let (ids, pages) = pull_all(&crm, DateTime::<Utc>::UNIX_EPOCH).await;
-    let want: Vec<String> = sandbox
-        .contacts()
-        .iter()
-        .map(|c| c.id.to_string())
-        .collect();
+    let want = contact_ids(&sandbox);
     assert_eq!(ids, want);
     assert!(
         pages < 5,
