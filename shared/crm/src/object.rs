@@ -329,6 +329,8 @@ mod tests {
         );
         let missing: HubSpotObject = serde_json::from_str(r#"{"id":"8"}"#).unwrap();
         assert!(missing.properties.is_empty());
+        let null: HubSpotObject = serde_json::from_str(r#"{"id":"9","properties":null}"#).unwrap();
+        assert!(null.properties.is_empty());
         assert!(serde_json::from_str::<HubSpotObject>(r#"{"id":"8","properties":[]}"#).is_err());
     }
 }
