@@ -13,6 +13,8 @@
 //!   walk however many changed, share a timestamp, or start matching mid-walk, and the search's
 //!   10,000-result ceiling is never reached. Company data comes from `associatedcompanyid` via
 //!   `companies/batch/read`.
+//!   The next page's searches are read ahead while a page's companies and deals are read;
+//!   batch reads go out up to 4 at a time, each under the governor.
 //! - Push: `contacts/batch/update` in batches of at most 100; 207 errors are mapped back to
 //!   their rows by `context.ids`.
 //! - Rate: a [`RateGovernor`] keeps every request under the app's limits (rolling

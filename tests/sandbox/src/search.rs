@@ -326,18 +326,21 @@ pub fn floor_walk(req: &SearchRequest, params: &Params) -> Option<u64> {
         .flatten()
 }
 
+/// A group's filters, less the id floor when the request is a walk.
+fn kept_filters(group: &FilterGroup, walk: bool) -> impl Iterator<Item = &Filter> {
+    group
+        .filters
+        .iter()
+        .filter(move |f| !(walk && is_id_floor(f)))
+}
+
 /// What a request's matches depend on besides the data: its filters (less the id floor of a
 /// walk) and sort. Equal keys over unchanged data have equal matches.
 pub fn matches_key(req: &SearchRequest, params: &Params, walk: bool) -> String {
     let groups: Vec<Vec<&Filter>> = req
         .filter_groups
         .iter()
-        .map(|g| {
-            g.filters
-                .iter()
-                .filter(|f| !(walk && is_id_floor(f)))
-                .collect()
-        })
+        .map(|g| kept_filters(g, walk).collect())
         .collect();
     format!("{groups:?}|{}|{}", params.sort_property, params.descending)
 }
@@ -353,13 +356,7 @@ pub fn matching<'a>(
     let groups: Vec<Vec<Compiled<'_>>> = req
         .filter_groups
         .iter()
-        .map(|g| {
-            g.filters
-                .iter()
-                .filter(|f| !(walk && is_id_floor(f)))
-                .map(Compiled::new)
-                .collect()
-        })
+        .map(|g| kept_filters(g, walk).map(Compiled::new).collect())
         .collect();
     let mut hits: Vec<&Record> = records
         .filter(|r| !r.archived)
