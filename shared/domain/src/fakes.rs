@@ -527,9 +527,12 @@ impl RollupStore for FakeLeadStore {
         Ok(new)
     }
 
-    async fn facts(&self, period: &str) -> Result<Vec<Fact>, StoreError> {
+    async fn visit_facts<F>(&self, period: &str, mut visit: F) -> Result<u64, StoreError>
+    where
+        F: FnMut(Fact) + Send,
+    {
         self.take_failure()?;
-        let mut out: Vec<Fact> = lock(&self.transitions)
+        let facts: Vec<Fact> = lock(&self.transitions)
             .values()
             .map(|t| Fact::Stage(t.clone()))
             .chain(
@@ -539,8 +542,12 @@ impl RollupStore for FakeLeadStore {
             )
             .filter(|f| f.period() == period)
             .collect();
-        out.sort_by_key(Fact::key);
-        Ok(out)
+        let n = facts.len() as u64;
+        // Newest key first: callers must not depend on the order.
+        for f in facts.into_iter().rev() {
+            visit(f);
+        }
+        Ok(n)
     }
 
     async fn rows(&self, period: &str) -> Result<Vec<RollupRow>, StoreError> {

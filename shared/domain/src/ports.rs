@@ -495,14 +495,20 @@ pub trait RollupStore: Send + Sync {
         facts: &[crate::facts::MilestoneFact],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Every fact (transitions and milestones) observed in `period` (`YYYY-MM`).
+    /// Hand every fact (transitions and milestones) observed in `period` (`YYYY-MM`) to
+    /// `visit`, in no particular order, a page at a time: a period of any size is read in
+    /// bounded memory. Returns how many facts were visited.
     ///
     /// # Errors
-    /// [`StoreError`]; `Corrupt` names the item that cannot be read.
-    fn facts(
+    /// [`StoreError`]; `Corrupt` names the item that cannot be read (the facts before it have
+    /// been visited).
+    fn visit_facts<F>(
         &self,
         period: &str,
-    ) -> impl Future<Output = Result<Vec<crate::facts::Fact>, StoreError>> + Send;
+        visit: F,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send
+    where
+        F: FnMut(crate::facts::Fact) + Send;
 
     /// Every rollup row of `period`, sorted by key — one Query (plus its pages).
     ///

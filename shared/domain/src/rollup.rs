@@ -1,6 +1,6 @@
 //! KPI and shared-incentive rollups: a pure function of a period's facts.
 //!
-//! [`compute`] turns the facts of one month (plus the month before, for velocity and speed to
+//! [`Rollup`] folds the facts of one month (plus the month before, for velocity and speed to
 //! lead) into rows with deterministic sort keys and canonical JSON bodies; writing them
 //! overwrites, never increments, so recomputing any number of times gives byte-identical rows.
 //! [`corrections`] compares a closed period's frozen rows with what its facts say now and
@@ -34,6 +34,7 @@ use crate::hash::stable_hash;
 use crate::incentives::{IncentivePlan, Outcome, Team};
 use crate::stage::Stage;
 use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One stored rollup row: its sort key and its canonical JSON body.
@@ -136,49 +137,99 @@ struct Tally {
     revenue: (i64, i64),
 }
 
-/// Everything needed to compute a period.
+/// A period's rows, built by folding its facts one at a time (any order), so a period of any
+/// size is computed in memory proportional to its leads and row keys, never to its facts.
+///
+/// Feed the period's facts with [`Rollup::add`] and the previous month's with
+/// [`Rollup::add_previous`] (velocity; MQLs that precede a verdict), then [`Rollup::finish`].
+/// The rows depend only on the set of facts, not on the order they arrive in.
 #[derive(Debug)]
-pub struct PeriodInput<'a> {
-    /// `YYYY-MM`.
-    pub period: &'a str,
-    /// The period's facts (any order).
-    pub facts: &'a [Fact],
-    /// The previous month's facts (velocity; MQLs that precede a verdict).
-    pub previous: &'a [Fact],
-    /// Incentive plans by criteria version; versions without a plan get KPI rows only.
-    pub plans: &'a BTreeMap<String, IncentivePlan>,
+pub struct Rollup<'p> {
+    period: String,
+    plans: &'p BTreeMap<String, IncentivePlan>,
+    /// First MQL of each lead (any version) in this and the previous month: speed to lead.
+    first_mql: HashMap<String, DateTime<Utc>>,
+    tallies: BTreeMap<(String, String), Tally>,
+    days: BTreeMap<(String, String, &'static str), i64>,
+    /// Sales verdicts whose speed to lead is known only once every MQL has been seen:
+    /// (version, dimensions, lead, verdict time).
+    verdicts: Vec<(String, [String; 4], String, DateTime<Utc>)>,
+    /// Last month's MQLs per (version, dimension), for velocity.
+    previous_mql: BTreeMap<(String, String), i64>,
+    credits: BTreeMap<(String, Team, String), Credit>,
 }
 
-/// The rows of a period, sorted by key. Facts outside the period are ignored.
-pub fn compute(input: &PeriodInput<'_>) -> Vec<RollupRow> {
-    let facts: Vec<&Fact> = input
-        .facts
-        .iter()
-        .filter(|f| f.period() == input.period)
-        .collect();
-    // First MQL of each lead (any version) in this and the previous month: speed to lead.
-    let mut first_mql: HashMap<&str, chrono::DateTime<chrono::Utc>> = HashMap::new();
-    for f in input.previous.iter().chain(facts.iter().copied()) {
+#[derive(Debug, Default)]
+struct Credit {
+    credits: i64,
+    outcomes: BTreeMap<String, i64>,
+    keys: BTreeSet<String>,
+}
+
+impl<'p> Rollup<'p> {
+    /// An empty rollup of `period` (`YYYY-MM`), crediting by `plans` (by criteria version;
+    /// versions without a plan get KPI rows only).
+    pub fn new(period: &str, plans: &'p BTreeMap<String, IncentivePlan>) -> Self {
+        Self {
+            period: period.to_owned(),
+            plans,
+            first_mql: HashMap::new(),
+            tallies: BTreeMap::new(),
+            days: BTreeMap::new(),
+            verdicts: Vec::new(),
+            previous_mql: BTreeMap::new(),
+            credits: BTreeMap::new(),
+        }
+    }
+
+    fn note_mql(&mut self, f: &Fact) -> bool {
         if let Fact::Stage(t) = f
             && t.to == Stage::Mql
         {
-            let at = first_mql.entry(t.lead_id.as_str()).or_insert(t.observed_at);
+            let at = self
+                .first_mql
+                .entry(t.lead_id.as_str().to_owned())
+                .or_insert(t.observed_at);
             *at = (*at).min(t.observed_at);
+            true
+        } else {
+            false
         }
     }
-    let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
-    let mut days: BTreeMap<(String, String, &'static str), i64> = BTreeMap::new();
-    for f in &facts {
-        let version = f.criteria_version().to_owned();
-        *days
+
+    /// Fold in one fact of the previous month.
+    pub fn add_previous(&mut self, f: &Fact) {
+        if self.note_mql(f) {
+            for dim in dimensions(f) {
+                *self
+                    .previous_mql
+                    .entry((f.criteria_version().to_owned(), dim))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Fold in one fact of the period; a fact of another period is ignored.
+    pub fn add(&mut self, f: &Fact) {
+        if f.period() != self.period {
+            return;
+        }
+        self.note_mql(f);
+        let version = f.criteria_version();
+        *self
+            .days
             .entry((
-                version.clone(),
+                version.to_owned(),
                 f.observed_at().format("%Y-%m-%d").to_string(),
                 f.step(),
             ))
             .or_default() += 1;
-        for dim in dimensions(f) {
-            let t = tallies.entry((version.clone(), dim)).or_default();
+        let dims = dimensions(f);
+        for dim in &dims {
+            let t = self
+                .tallies
+                .entry((version.to_owned(), dim.clone()))
+                .or_default();
             *t.reached.entry(f.step()).or_default() += 1;
             match f {
                 Fact::Stage(tr) => {
@@ -208,11 +259,6 @@ pub fn compute(input: &PeriodInput<'_>) -> Vec<RollupRow> {
                             e.0 += i64::from(rejected);
                             e.1 += 1;
                         }
-                        if let Some(mql) = first_mql.get(m.lead_id.as_str())
-                            && *mql <= m.observed_at
-                        {
-                            t.speed_minutes.push((m.observed_at - *mql).num_minutes());
-                        }
                     }
                     Outcome::Won => {
                         t.revenue.0 += m.amount_cents.unwrap_or(0);
@@ -222,207 +268,223 @@ pub fn compute(input: &PeriodInput<'_>) -> Vec<RollupRow> {
                 },
             }
         }
-    }
-    // Last month's MQLs per (version, dimension), for velocity.
-    let mut previous_mql: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for f in input.previous {
-        if let Fact::Stage(t) = f
-            && t.to == Stage::Mql
+        if let Fact::Milestone(m) = f
+            && matches!(m.outcome, Outcome::SalesAccepted | Outcome::SalesRejected)
         {
-            for dim in dimensions(f) {
-                *previous_mql
-                    .entry((f.criteria_version().to_owned(), dim))
-                    .or_default() += 1;
-            }
+            self.verdicts.push((
+                version.to_owned(),
+                dims,
+                m.lead_id.as_str().to_owned(),
+                m.observed_at,
+            ));
         }
+        self.credit(f);
     }
 
-    let mut rows = Vec::new();
-    let mut kpi = |version: &str, grain: &str, metric: String, dim: &str, value, base, detail| {
-        let sk = format!("KPI#{version}#{grain}#{metric}#{dim}");
-        rows.push(RollupRow::new(
-            sk,
-            &RowBody::Kpi(Kpi {
-                criteria_version: version.to_owned(),
-                grain: grain.to_owned(),
-                metric,
-                dimension: dim.to_owned(),
-                value,
-                base,
-                detail,
-            }),
-        ));
-    };
-    for ((version, dim), t) in &tallies {
-        let reached = |s: &str| t.reached.get(s).copied().unwrap_or(0);
-        for (step, n) in &t.reached {
-            kpi(
-                version,
-                "month",
-                format!("reached#{step}"),
-                dim,
-                *n,
-                0,
-                BTreeMap::new(),
-            );
-        }
-        for pair in FUNNEL.windows(2) {
-            let (from, to) = (pair[0], pair[1]);
-            if reached(from) > 0 || reached(to) > 0 {
-                kpi(
-                    version,
-                    "month",
-                    format!("conversion#{from}>{to}"),
-                    dim,
-                    reached(to),
-                    reached(from),
-                    BTreeMap::new(),
-                );
-            }
-        }
-        for (from, (n, reasons)) in &t.lost {
-            kpi(
-                version,
-                "month",
-                format!("loss#{from}"),
-                dim,
-                *n,
-                t.exits.get(from).copied().unwrap_or(0),
-                reasons.clone(),
-            );
-        }
-        if t.accepted + t.rejected > 0 {
-            kpi(
-                version,
-                "month",
-                "acceptance".into(),
-                dim,
-                t.accepted,
-                t.accepted + t.rejected,
-                t.rejection_reasons.clone(),
-            );
-            for (code, (rejected, judged)) in &t.by_rule {
-                kpi(
-                    version,
-                    "month",
-                    format!("rejection_by_rule#{code}"),
-                    dim,
-                    *rejected,
-                    *judged,
-                    BTreeMap::new(),
-                );
-            }
-        }
-        if !t.speed_minutes.is_empty() {
-            let mut m = t.speed_minutes.clone();
-            m.sort_unstable();
-            let median = if m.len() % 2 == 1 {
-                m[m.len() / 2]
-            } else {
-                (m[m.len() / 2 - 1] + m[m.len() / 2]) / 2
-            };
-            kpi(
-                version,
-                "month",
-                "speed_to_lead".into(),
-                dim,
-                median,
-                m.len() as i64,
-                BTreeMap::from([("max_minutes".to_owned(), m[m.len() - 1])]),
-            );
-        }
-        let before = previous_mql
-            .get(&(version.clone(), dim.clone()))
-            .copied()
-            .unwrap_or(0);
-        kpi(
-            version,
-            "month",
-            "velocity#mql".into(),
-            dim,
-            reached("mql") - before,
-            before,
-            BTreeMap::new(),
-        );
-        if t.revenue.1 > 0 {
-            kpi(
-                version,
-                "month",
-                "revenue_won".into(),
-                dim,
-                t.revenue.0,
-                t.revenue.1,
-                BTreeMap::new(),
-            );
-        }
-    }
-    for ((version, day, step), n) in &days {
-        kpi(
-            version,
-            &format!("day:{day}"),
-            format!("reached#{step}"),
-            "all",
-            *n,
-            0,
-            BTreeMap::new(),
-        );
-    }
-    rows.extend(incentives(&facts, input.plans));
-    rows.sort();
-    rows
-}
-
-/// Incentive rows: each credited fact credits marketing (to the lead's source) and sales (to
-/// the lead's owner) per the plan of its criteria version.
-fn incentives(facts: &[&Fact], plans: &BTreeMap<String, IncentivePlan>) -> Vec<RollupRow> {
-    #[derive(Default)]
-    struct Acc {
-        credits: i64,
-        outcomes: BTreeMap<String, i64>,
-        keys: BTreeSet<String>,
-    }
-    let mut acc: BTreeMap<(String, Team, String), Acc> = BTreeMap::new();
-    for f in facts {
-        let Some(plan) = plans.get(f.criteria_version()) else {
-            continue;
+    /// Each credited fact credits marketing (to the lead's source) and sales (to the lead's
+    /// owner) per the plan of its criteria version.
+    fn credit(&mut self, f: &Fact) {
+        let Some(plan) = self.plans.get(f.criteria_version()) else {
+            return;
         };
         let (outcome, amount) = match f {
             Fact::Stage(t) if t.to == Stage::Sql => (Outcome::Sql, None),
-            Fact::Stage(_) => continue,
+            Fact::Stage(_) => return,
             Fact::Milestone(m) => (m.outcome, m.amount_cents),
         };
         if !plan.credits.contains_key(&outcome) {
-            continue;
+            return;
         }
+        let key = f.key();
         for team in [Team::Marketing, Team::Sales] {
             let owner = match team {
                 Team::Marketing => f.source().unwrap_or("(unknown)"),
                 Team::Sales => f.owner_id().unwrap_or("(unassigned)"),
             };
-            let a = acc
+            let a = self
+                .credits
                 .entry((f.criteria_version().to_owned(), team, owner.to_owned()))
                 .or_default();
             a.credits += plan.credit_cents(outcome, team, amount);
             *a.outcomes.entry(outcome.as_str().to_owned()).or_default() += 1;
-            a.keys.insert(f.key());
+            a.keys.insert(key.clone());
         }
     }
-    acc.into_iter()
-        .map(|((version, team, owner), a)| {
-            RollupRow::new(
-                format!("INC#{version}#{}#{owner}", team.as_str()),
-                &RowBody::Incentive(Incentive {
-                    criteria_version: version,
-                    team,
-                    owner,
-                    credits_cents: a.credits,
-                    outcomes: a.outcomes,
-                    facts: a.keys.len() as u64,
-                    lineage: stable_hash(a.keys.iter().map(String::as_str)),
+
+    /// The rows of the period, sorted by key.
+    pub fn finish(mut self) -> Vec<RollupRow> {
+        for (version, dims, lead, at) in std::mem::take(&mut self.verdicts) {
+            if let Some(mql) = self.first_mql.get(&lead)
+                && *mql <= at
+            {
+                let minutes = (at - *mql).num_minutes();
+                for dim in dims {
+                    if let Some(t) = self.tallies.get_mut(&(version.clone(), dim)) {
+                        t.speed_minutes.push(minutes);
+                    }
+                }
+            }
+        }
+        let mut rows = self.kpi_rows();
+        rows.extend(self.incentive_rows());
+        rows.sort();
+        rows
+    }
+
+    fn kpi_rows(&self) -> Vec<RollupRow> {
+        let mut rows = Vec::new();
+        let mut kpi = |version: &str, grain: &str, metric: String, dim: &str, value, base, detail| {
+            let sk = format!("KPI#{version}#{grain}#{metric}#{dim}");
+            rows.push(RollupRow::new(
+                sk,
+                &RowBody::Kpi(Kpi {
+                    criteria_version: version.to_owned(),
+                    grain: grain.to_owned(),
+                    metric,
+                    dimension: dim.to_owned(),
+                    value,
+                    base,
+                    detail,
                 }),
-            )
-        })
-        .collect()
+            ));
+        };
+        for ((version, dim), t) in &self.tallies {
+            let reached = |s: &str| t.reached.get(s).copied().unwrap_or(0);
+            for (step, n) in &t.reached {
+                kpi(
+                    version,
+                    "month",
+                    format!("reached#{step}"),
+                    dim,
+                    *n,
+                    0,
+                    BTreeMap::new(),
+                );
+            }
+            for pair in FUNNEL.windows(2) {
+                let (from, to) = (pair[0], pair[1]);
+                if reached(from) > 0 || reached(to) > 0 {
+                    kpi(
+                        version,
+                        "month",
+                        format!("conversion#{from}>{to}"),
+                        dim,
+                        reached(to),
+                        reached(from),
+                        BTreeMap::new(),
+                    );
+                }
+            }
+            for (from, (n, reasons)) in &t.lost {
+                kpi(
+                    version,
+                    "month",
+                    format!("loss#{from}"),
+                    dim,
+                    *n,
+                    t.exits.get(from).copied().unwrap_or(0),
+                    reasons.clone(),
+                );
+            }
+            if t.accepted + t.rejected > 0 {
+                kpi(
+                    version,
+                    "month",
+                    "acceptance".into(),
+                    dim,
+                    t.accepted,
+                    t.accepted + t.rejected,
+                    t.rejection_reasons.clone(),
+                );
+                for (code, (rejected, judged)) in &t.by_rule {
+                    kpi(
+                        version,
+                        "month",
+                        format!("rejection_by_rule#{code}"),
+                        dim,
+                        *rejected,
+                        *judged,
+                        BTreeMap::new(),
+                    );
+                }
+            }
+            if !t.speed_minutes.is_empty() {
+                let mut m = t.speed_minutes.clone();
+                m.sort_unstable();
+                let median = if m.len() % 2 == 1 {
+                    m[m.len() / 2]
+                } else {
+                    (m[m.len() / 2 - 1] + m[m.len() / 2]) / 2
+                };
+                kpi(
+                    version,
+                    "month",
+                    "speed_to_lead".into(),
+                    dim,
+                    median,
+                    m.len() as i64,
+                    BTreeMap::from([("max_minutes".to_owned(), m[m.len() - 1])]),
+                );
+            }
+            let before = self
+                .previous_mql
+                .get(&(version.clone(), dim.clone()))
+                .copied()
+                .unwrap_or(0);
+            kpi(
+                version,
+                "month",
+                "velocity#mql".into(),
+                dim,
+                reached("mql") - before,
+                before,
+                BTreeMap::new(),
+            );
+            if t.revenue.1 > 0 {
+                kpi(
+                    version,
+                    "month",
+                    "revenue_won".into(),
+                    dim,
+                    t.revenue.0,
+                    t.revenue.1,
+                    BTreeMap::new(),
+                );
+            }
+        }
+        for ((version, day, step), n) in &self.days {
+            kpi(
+                version,
+                &format!("day:{day}"),
+                format!("reached#{step}"),
+                "all",
+                *n,
+                0,
+                BTreeMap::new(),
+            );
+        }
+        rows
+    }
+
+    fn incentive_rows(&self) -> Vec<RollupRow> {
+        self.credits
+            .iter()
+            .map(|((version, team, owner), a)| {
+                RollupRow::new(
+                    format!("INC#{version}#{}#{owner}", team.as_str()),
+                    &RowBody::Incentive(Incentive {
+                        criteria_version: version.clone(),
+                        team: *team,
+                        owner: owner.clone(),
+                        credits_cents: a.credits,
+                        outcomes: a.outcomes.clone(),
+                        facts: a.keys.len() as u64,
+                        lineage: stable_hash(a.keys.iter().map(String::as_str)),
+                    }),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Correction rows for `open_period`: one per row of the closed period whose frozen body
@@ -567,4 +629,121 @@ pub fn funnel(rows: &[RollupRow], version: &str, points: f64) -> Vec<FunnelStep>
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::MilestoneFact;
+    use crate::lead::LeadId;
+    use crate::transition::Transition;
+
+    fn at(day: u32, hour: u32) -> DateTime<Utc> {
+        use chrono::TimeZone;
+        Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
+    }
+
+    fn mql(lead: &str, when: DateTime<Utc>) -> Fact {
+        Fact::Stage(Transition {
+            lead_id: LeadId::new(lead).unwrap(),
+            from: Some(Stage::Iql),
+            to: Stage::Mql,
+            criteria_version: "v1".into(),
+            observed_at: when,
+            run_id: "r".into(),
+            owner_id: Some("7".into()),
+            source: Some("ads".into()),
+            band: "A".into(),
+            reasons: vec!["FIT".into()],
+            loss_reasons: vec![],
+        })
+    }
+
+    fn verdict(lead: &str, when: DateTime<Utc>, accepted: bool) -> Fact {
+        Fact::Milestone(MilestoneFact {
+            lead_id: LeadId::new(lead).unwrap(),
+            outcome: if accepted {
+                Outcome::SalesAccepted
+            } else {
+                Outcome::SalesRejected
+            },
+            reference: "status".into(),
+            observed_at: when,
+            run_id: "r".into(),
+            owner_id: Some("7".into()),
+            source: Some("ads".into()),
+            amount_cents: None,
+            reason: (!accepted).then(|| "BUDGET".into()),
+            criteria_version: "v1".into(),
+            band: "A".into(),
+            reasons: vec!["FIT".into()],
+        })
+    }
+
+    fn rows(current: &[Fact], previous: &[Fact], interleave: bool) -> Vec<RollupRow> {
+        let plans = BTreeMap::new();
+        let mut r = Rollup::new("2026-11", &plans);
+        if interleave {
+            for f in current {
+                r.add(f);
+            }
+            for f in previous {
+                r.add_previous(f);
+            }
+        } else {
+            for f in previous.iter().rev() {
+                r.add_previous(f);
+            }
+            for f in current.iter().rev() {
+                r.add(f);
+            }
+        }
+        r.finish()
+    }
+
+    fn kpi(rows: &[RollupRow], sk: &str) -> Kpi {
+        let row = rows.iter().find(|r| r.sk == sk).expect(sk);
+        match row.parse().unwrap() {
+            RowBody::Kpi(k) => k,
+            other => panic!("{sk}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rows_depend_on_the_facts_not_on_the_order_they_are_folded_in() {
+        // Lead 1's verdict arrives before its MQL in one order; lead 2's MQL was last month.
+        let current = vec![
+            verdict("1", at(3, 12), true),
+            mql("1", at(3, 10)),
+            verdict("2", at(2, 9), false),
+            mql("3", at(5, 8)),
+        ];
+        let mut previous_mql = mql("2", at(1, 9));
+        if let Fact::Stage(t) = &mut previous_mql {
+            t.observed_at = chrono::DateTime::parse_from_rfc3339("2026-10-31T09:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc);
+        }
+        let previous = vec![previous_mql];
+        let a = rows(&current, &previous, true);
+        let b = rows(&current, &previous, false);
+        assert_eq!(a, b);
+        // Speed to lead: lead 1 after 120 minutes, lead 2 after two days (MQL last month).
+        let speed = kpi(&a, "KPI#v1#month#speed_to_lead#all");
+        assert_eq!((speed.value, speed.base), ((120 + 2880) / 2, 2));
+        assert_eq!(speed.detail.get("max_minutes"), Some(&2880));
+        let velocity = kpi(&a, "KPI#v1#month#velocity#mql#owner:7");
+        assert_eq!((velocity.value, velocity.base), (2 - 1, 1));
+        let acceptance = kpi(&a, "KPI#v1#month#acceptance#source:ads");
+        assert_eq!((acceptance.value, acceptance.base), (1, 2));
+        assert_eq!(acceptance.detail.get("BUDGET"), Some(&1));
+    }
+
+    #[test]
+    fn a_fact_of_another_period_is_ignored() {
+        let plans = BTreeMap::new();
+        let mut r = Rollup::new("2026-12", &plans);
+        r.add(&mql("1", at(3, 10)));
+        assert!(r.finish().is_empty());
+    }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use leadsync_domain::facts::{is_period, previous_period};
 use leadsync_domain::ports::{PeriodStatus, RollupStore, RowsWritten, StoreError};
 use leadsync_domain::rollup::{
-    ControlTotals, PeriodInput, RollupRow, RowBody, compute, corrections, incentive_rows,
+    ControlTotals, Rollup, RollupRow, RowBody, corrections, incentive_rows,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,29 +67,26 @@ fn next_period(period: &str) -> Option<String> {
     Some(next.format("%Y-%m").to_string())
 }
 
-/// The rows a period's facts give now (no corrections).
+/// The rows a period's facts give now (no corrections), folded a page of facts at a time.
 async fn computed<S: RollupStore>(
     store: &S,
     period: &str,
     plans: &BTreeMap<String, leadsync_domain::incentives::IncentivePlan>,
 ) -> Result<Vec<RollupRow>, RollupError> {
+    let mut rollup = Rollup::new(period, plans);
     let facts = store
-        .facts(period)
+        .visit_facts(period, |f| rollup.add(&f))
         .await
         .map_err(self::store("reading facts", period))?;
-    let previous = match previous_period(period) {
-        Some(p) => store
-            .facts(&p)
+    let mut previous = 0;
+    if let Some(p) = previous_period(period) {
+        previous = store
+            .visit_facts(&p, |f| rollup.add_previous(&f))
             .await
-            .map_err(self::store("reading facts", &p))?,
-        None => Vec::new(),
-    };
-    Ok(compute(&PeriodInput {
-        period,
-        facts: &facts,
-        previous: &previous,
-        plans,
-    }))
+            .map_err(self::store("reading facts", &p))?;
+    }
+    tracing::debug!(period, facts, previous, "Facts folded.");
+    Ok(rollup.finish())
 }
 
 /// What [`refresh`] did.

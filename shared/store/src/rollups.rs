@@ -74,6 +74,24 @@ impl DynamoLeadStore {
         pages: Option<&AtomicU64>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
+        self.query_pages(index, pk_name, pk, pages, |page| {
+            items.extend(page);
+            Ok(())
+        })
+        .await?;
+        Ok(items)
+    }
+
+    /// Every item of one partition (table or `gsi1`), handed to `each` one page (≤ 1 MB) at
+    /// a time.
+    async fn query_pages(
+        &self,
+        index: Option<&str>,
+        pk_name: &str,
+        pk: &str,
+        pages: Option<&AtomicU64>,
+        mut each: impl FnMut(Vec<Item>) -> Result<(), StoreError> + Send,
+    ) -> Result<(), StoreError> {
         let mut start: Option<Item> = None;
         loop {
             let out = self
@@ -92,10 +110,10 @@ impl DynamoLeadStore {
             if let Some(p) = pages {
                 p.fetch_add(1, Ordering::Relaxed);
             }
-            items.extend(out.items.unwrap_or_default());
+            each(out.items.unwrap_or_default())?;
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(items),
+                _ => return Ok(()),
             }
         }
     }
@@ -228,24 +246,36 @@ impl RollupStore for DynamoLeadStore {
         Ok(new.iter().sum())
     }
 
-    async fn facts(&self, period: &str) -> Result<Vec<Fact>, StoreError> {
-        let items = self
-            .query_all(Some(GSI1), GSI1_PK, &keys::facts_period_pk(period), None)
-            .await?;
-        let mut facts = items
-            .iter()
-            .map(|item| {
-                let key = format!(
-                    "{}/{}",
-                    get_s(item, PK).unwrap_or("?"),
-                    get_s(item, SK).unwrap_or("?")
-                );
-                let body = get_s(item, "fact").ok_or_else(|| corrupt(&key, "missing fact"))?;
-                serde_json::from_str::<Fact>(body).map_err(|e| corrupt(&key, e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        facts.sort_by_key(Fact::key);
-        Ok(facts)
+    async fn visit_facts<F>(&self, period: &str, mut visit: F) -> Result<u64, StoreError>
+    where
+        F: FnMut(Fact) + Send,
+    {
+        let mut n = 0u64;
+        self.query_pages(
+            Some(GSI1),
+            GSI1_PK,
+            &keys::facts_period_pk(period),
+            None,
+            |page| {
+                for item in &page {
+                    let key = || {
+                        format!(
+                            "{}/{}",
+                            get_s(item, PK).unwrap_or("?"),
+                            get_s(item, SK).unwrap_or("?")
+                        )
+                    };
+                    let body = get_s(item, "fact").ok_or_else(|| corrupt(&key(), "missing fact"))?;
+                    let fact = serde_json::from_str::<Fact>(body)
+                        .map_err(|e| corrupt(&key(), e.to_string()))?;
+                    visit(fact);
+                    n += 1;
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(n)
     }
 
     async fn rows(&self, period: &str) -> Result<Vec<RollupRow>, StoreError> {
