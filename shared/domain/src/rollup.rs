@@ -33,8 +33,8 @@ use crate::facts::Fact;
 use crate::hash::stable_hash;
 use crate::incentives::{IncentivePlan, Outcome, Team};
 use crate::stage::Stage;
-use serde::{Deserialize, Serialize};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One stored rollup row: its sort key and its canonical JSON body.
@@ -333,21 +333,22 @@ impl<'p> Rollup<'p> {
 
     fn kpi_rows(&self) -> Vec<RollupRow> {
         let mut rows = Vec::new();
-        let mut kpi = |version: &str, grain: &str, metric: String, dim: &str, value, base, detail| {
-            let sk = format!("KPI#{version}#{grain}#{metric}#{dim}");
-            rows.push(RollupRow::new(
-                sk,
-                &RowBody::Kpi(Kpi {
-                    criteria_version: version.to_owned(),
-                    grain: grain.to_owned(),
-                    metric,
-                    dimension: dim.to_owned(),
-                    value,
-                    base,
-                    detail,
-                }),
-            ));
-        };
+        let mut kpi =
+            |version: &str, grain: &str, metric: String, dim: &str, value, base, detail| {
+                let sk = format!("KPI#{version}#{grain}#{metric}#{dim}");
+                rows.push(RollupRow::new(
+                    sk,
+                    &RowBody::Kpi(Kpi {
+                        criteria_version: version.to_owned(),
+                        grain: grain.to_owned(),
+                        metric,
+                        dimension: dim.to_owned(),
+                        value,
+                        base,
+                        detail,
+                    }),
+                ));
+            };
         for ((version, dim), t) in &self.tallies {
             let reached = |s: &str| t.reached.get(s).copied().unwrap_or(0);
             for (step, n) in &t.reached {

@@ -74,10 +74,12 @@ impl DynamoLeadStore {
         pages: Option<&AtomicU64>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
-        self.query_pages(index, pk_name, pk, pages, |page| {
+        // Boxed: the nested futures of a finance call otherwise overflow rustc's layout depth
+        // limit in release builds.
+        Box::pin(self.query_pages(index, pk_name, pk, pages, |page| {
             items.extend(page);
             Ok(())
-        })
+        }))
         .await?;
         Ok(items)
     }
@@ -251,7 +253,8 @@ impl RollupStore for DynamoLeadStore {
         F: FnMut(Fact) + Send,
     {
         let mut n = 0u64;
-        self.query_pages(
+        // Boxed, as in `query_all`.
+        Box::pin(self.query_pages(
             Some(GSI1),
             GSI1_PK,
             &keys::facts_period_pk(period),
@@ -265,7 +268,8 @@ impl RollupStore for DynamoLeadStore {
                             get_s(item, SK).unwrap_or("?")
                         )
                     };
-                    let body = get_s(item, "fact").ok_or_else(|| corrupt(&key(), "missing fact"))?;
+                    let body =
+                        get_s(item, "fact").ok_or_else(|| corrupt(&key(), "missing fact"))?;
                     let fact = serde_json::from_str::<Fact>(body)
                         .map_err(|e| corrupt(&key(), e.to_string()))?;
                     visit(fact);
@@ -273,7 +277,7 @@ impl RollupStore for DynamoLeadStore {
                 }
                 Ok(())
             },
-        )
+        ))
         .await?;
         Ok(n)
     }
