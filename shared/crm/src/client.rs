@@ -42,6 +42,10 @@ pub struct HubSpotConfig {
     pub server_error_backoff: Duration,
     /// The private app's limits; the governor keeps every request under them.
     pub limits: RateLimits,
+    /// Id ranges (lanes) one pull walk searches at once, 1–8. Each lane is its own keyset walk;
+    /// their searches still pass the governor, so HubSpot's 5 searches per second caps them —
+    /// lanes hide search latency up to that cap, they never exceed it.
+    pub pull_lanes: u32,
 }
 
 impl HubSpotConfig {
@@ -56,6 +60,7 @@ impl HubSpotConfig {
             ten_secondly_backoff: Duration::from_secs(10),
             server_error_backoff: Duration::from_millis(200),
             limits: RateLimits::FREE,
+            pull_lanes: 4,
         }
     }
 }
@@ -77,22 +82,38 @@ pub struct HubSpotCrm {
     prefetched: Arc<std::sync::Mutex<Vec<Prefetched>>>,
 }
 
-/// Contacts gathered from consecutive search pages for one pull page.
+/// One id range of a pull walk: the contacts with `after < id ≤ through` (`None`: no upper
+/// bound), searched as a keyset walk of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lane {
+    after: u64,
+    through: Option<u64>,
+}
+
+/// Lanes of one walk at most.
+const MAX_LANES: u32 = 8;
+/// A walk is split only into lanes of at least this many search pages each, so the lanes'
+/// partial last pages (and the census an open-ended walk needs) stay a few percent of its
+/// searches.
+const MIN_PAGES_PER_LANE: u64 = 10;
+
+/// Contacts gathered from search pages (each lane's next page, in rounds) for one pull page.
 #[derive(Debug)]
 struct Gathered {
     contacts: Vec<HubSpotObject>,
     /// Company ids they reference that this walk has not read, in first-seen order.
     pending: Vec<String>,
-    /// The highest id read: the next page's cursor.
-    after_id: u64,
-    more: bool,
+    /// The lanes with more to read, each past the highest id it returned: the next cursor.
+    lanes: Vec<Lane>,
+    /// What the first search said its query matches (HubSpot's `total`).
+    total: Option<u64>,
 }
 
 /// A pull page's searches read ahead: the query they answer (scope, cursor), and the answer.
 #[derive(Debug)]
 struct Prefetched {
     scope: PullScope,
-    after_id: u64,
+    cursor: String,
     gathered: Gathered,
 }
 
@@ -515,7 +536,7 @@ fn error_message(body: &str) -> String {
 /// `hs_object_id > cursor` (keyset paging). Unlike `after` offsets it cannot shift when records
 /// start matching mid-walk, and it never meets the search's 10,000-result ceiling.
 /// The search filters (one AND group) selecting `scope` past `after_id`.
-fn scope_filters(scope: &PullScope, after_id: u64) -> Vec<Value> {
+fn scope_filters(scope: &PullScope, after_id: u64, through_id: Option<u64>) -> Vec<Value> {
     let mut filters = Vec::with_capacity(3);
     if scope.only.is_empty() {
         filters.push(json!({
@@ -533,31 +554,98 @@ fn scope_filters(scope: &PullScope, after_id: u64) -> Vec<Value> {
     if after_id > 0 {
         filters.push(json!({"propertyName": "hs_object_id", "operator": "GT", "value": after_id.to_string()}));
     }
-    if let Some(through) = scope.through_id {
+    if let Some(through) = through_id {
         filters.push(json!({"propertyName": "hs_object_id", "operator": "LTE", "value": through.to_string()}));
     }
     filters
 }
 
-fn parse_cursor(raw: Option<&str>) -> Result<u64, CrmError> {
-    raw.map_or(Ok(0), |c| {
-        c.parse::<u64>().map_err(|_| CrmError::Rejected {
-            status: 0,
-            message: format!("invalid pull cursor {c:?}"),
+/// A walk's cursor: its unfinished lanes as `after-through` (`after-` without an upper bound),
+/// comma-joined.
+fn encode_cursor(lanes: &[Lane]) -> String {
+    let mut out = String::new();
+    for (i, lane) in lanes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&lane.after.to_string());
+        out.push('-');
+        if let Some(through) = lane.through {
+            out.push_str(&through.to_string());
+        }
+    }
+    out
+}
+
+/// The lanes of a cursor. A bare number (a cursor of a one-lane walk from an earlier version)
+/// is one lane bounded by the scope. A lane never reaches past the scope's own bounds.
+fn parse_cursor(raw: &str, scope: &PullScope) -> Result<Vec<Lane>, CrmError> {
+    let bad = || CrmError::Rejected {
+        status: 0,
+        message: format!("invalid pull cursor {raw:?}"),
+    };
+    if let Ok(after) = raw.parse::<u64>() {
+        return Ok(vec![Lane {
+            after,
+            through: scope.through_id,
+        }]);
+    }
+    raw.split(',')
+        .map(|part| {
+            let (after, through) = part.split_once('-').ok_or_else(bad)?;
+            let after = after.parse::<u64>().map_err(|_| bad())?;
+            let through = match through {
+                "" => None,
+                t => Some(t.parse::<u64>().map_err(|_| bad())?),
+            };
+            let within = match (through, scope.through_id) {
+                (Some(t), Some(limit)) => t <= limit,
+                (None, Some(_)) => false,
+                (_, None) => true,
+            };
+            if after < scope.after_id || !within || through.is_some_and(|t| t <= after) {
+                return Err(bad());
+            }
+            Ok(Lane { after, through })
         })
-    })
+        .collect()
+}
+
+/// Split what is left of `lane` — ids in `(lane.after, top]`, `remaining` contacts — into at
+/// most `lanes` id ranges of equal width, each worth at least [`MIN_PAGES_PER_LANE`] pages;
+/// the last keeps the lane's own upper bound (`None` also reaches contacts created after the
+/// census).
+fn split_lane(lane: Lane, top: u64, remaining: u64, lanes: u32, page_size: u64) -> Vec<Lane> {
+    let span = top.saturating_sub(lane.after);
+    let k = u64::from(lanes.clamp(1, MAX_LANES))
+        .min(remaining.div_ceil(page_size.max(1)) / MIN_PAGES_PER_LANE)
+        .min(span);
+    if k <= 1 {
+        return vec![lane];
+    }
+    let step = span.div_ceil(k);
+    (0..k)
+        .map(|i| Lane {
+            after: lane.after + i * step,
+            through: if i + 1 == k {
+                lane.through
+            } else {
+                Some(lane.after + (i + 1) * step)
+            },
+        })
+        .collect()
 }
 
 impl HubSpotCrm {
-    /// One search page of contacts with `hs_object_id > after_id`: the results and whether the
-    /// search has more.
+    /// One search page of a lane's contacts (ids above `lane.after`): the results and whether
+    /// the lane has more.
     async fn search_page(
         &self,
         scope: &PullScope,
-        after_id: u64,
-    ) -> Result<(Vec<HubSpotObject>, bool), CrmError> {
+        lane: Lane,
+    ) -> Result<(Vec<HubSpotObject>, bool, Option<u64>), CrmError> {
         let body = json!({
-            "filterGroups": [{ "filters": scope_filters(scope, after_id.max(scope.after_id)) }],
+            "filterGroups": [{ "filters": scope_filters(scope, lane.after.max(scope.after_id), lane.through) }],
             "sorts": [{ "propertyName": "hs_object_id", "direction": "ASCENDING" }],
             "properties": CONTACT_PROPERTIES,
             "limit": self.config.page_size.clamp(1, 200),
@@ -566,7 +654,7 @@ impl HubSpotCrm {
             .post_parsed("/crm/v3/objects/contacts/search", &body)
             .await?;
         let more = parsed.paging.as_ref().and_then(|p| p.get("next")).is_some();
-        Ok((parsed.results, more))
+        Ok((parsed.results, more, parsed.total))
     }
 
     /// Deals of these contacts: v4 associations (≤ 1,000 contacts a call), then the deals by
@@ -615,71 +703,112 @@ impl HubSpotCrm {
         Ok(by_contact)
     }
 
-    /// Gather search pages from `after_id` until the unseen companies pending nearly fill
-    /// batch reads (or the page is full, or the search ends). Companies in `in_flight` are
-    /// being read for the previous page and count as seen.
+    /// Gather search pages — every lane's next page at once, in rounds — until the unseen
+    /// companies pending nearly fill batch reads (or another round would pass the page's
+    /// limit, or every lane has ended). Companies in `in_flight` are being read for the
+    /// previous page and count as seen.
     async fn gather(
         &self,
         scope: &PullScope,
-        mut after_id: u64,
+        mut lanes: Vec<Lane>,
         in_flight: &HashSet<String>,
     ) -> Result<Gathered, CrmError> {
         let mut contacts: Vec<HubSpotObject> = Vec::new();
         let mut pending: Vec<String> = Vec::new();
         let mut pending_set: HashSet<String> = HashSet::new();
-        let more = loop {
-            let (results, more) = self.search_page(scope, after_id).await?;
-            let before = after_id;
-            for object in &results {
-                if let Ok(id) = object.id.parse::<u64>() {
-                    after_id = after_id.max(id);
-                }
-            }
-            if more && after_id == before {
-                return Err(CrmError::Decode(
-                    "search says there is more but returned no readable id".into(),
-                ));
-            }
-            {
-                let known = self.lock_companies();
-                for id in results.iter().filter_map(|c| c.text("associatedcompanyid")) {
-                    if !known.contains_key(id)
-                        && !in_flight.contains(id)
-                        && pending_set.insert(id.to_owned())
-                    {
-                        pending.push(id.to_owned());
+        let page_size = self.config.page_size.clamp(1, 200) as usize;
+        let mut total = None;
+        while !lanes.is_empty() {
+            let answers = futures::future::try_join_all(
+                lanes.iter().map(|lane| self.search_page(scope, *lane)),
+            )
+            .await?;
+            let mut open = Vec::with_capacity(lanes.len());
+            for (mut lane, (results, more, matched)) in lanes.into_iter().zip(answers) {
+                total = total.or(matched);
+                let before = lane.after;
+                for object in &results {
+                    if let Ok(id) = object.id.parse::<u64>() {
+                        lane.after = lane.after.max(id);
                     }
                 }
+                if more && lane.after == before {
+                    return Err(CrmError::Decode(
+                        "search says there is more but returned no readable id".into(),
+                    ));
+                }
+                {
+                    let known = self.lock_companies();
+                    for id in results.iter().filter_map(|c| c.text("associatedcompanyid")) {
+                        if !known.contains_key(id)
+                            && !in_flight.contains(id)
+                            && pending_set.insert(id.to_owned())
+                        {
+                            pending.push(id.to_owned());
+                        }
+                    }
+                }
+                contacts.extend(results);
+                if more {
+                    open.push(lane);
+                }
             }
-            contacts.extend(results);
-            if !more
-                || batches_nearly_full(pending.len())
-                || contacts.len() >= MAX_CONTACTS_PER_PULL
+            lanes = open;
+            if batches_nearly_full(pending.len())
+                || contacts.len() + lanes.len() * page_size > MAX_CONTACTS_PER_PULL
             {
-                break more;
+                break;
             }
-        };
+        }
         Ok(Gathered {
             contacts,
             pending,
-            after_id,
-            more,
+            lanes,
+            total,
         })
     }
 
-    /// The page read ahead for `(scope, after_id)`, if the previous call read it.
-    fn take_prefetched(&self, scope: &PullScope, after_id: u64) -> Option<Gathered> {
+    /// After a walk's first page: split the rest of its one lane into several when the first
+    /// search's `total` says it is worth it (and the client is configured for lanes). The
+    /// upper end of the range is the lane's bound, or — open-ended — a census (one search).
+    async fn split_walk(&self, scope: &PullScope, gathered: &mut Gathered) -> Result<(), CrmError> {
+        let page_size = u64::from(self.config.page_size.clamp(1, 200));
+        let ([lane], Some(total)) = (gathered.lanes.as_slice(), gathered.total) else {
+            return Ok(());
+        };
+        let remaining = total.saturating_sub(gathered.contacts.len() as u64);
+        if self.config.pull_lanes <= 1
+            || !scope.only.is_empty()
+            || remaining < page_size * MIN_PAGES_PER_LANE * 2
+        {
+            return Ok(());
+        }
+        let lane = *lane;
+        let top = match lane.through {
+            Some(through) => through,
+            None => match self.count(scope).await?.last_id {
+                Some(top) => top,
+                None => return Ok(()),
+            },
+        };
+        gathered.lanes = split_lane(lane, top, remaining, self.config.pull_lanes, page_size);
+        Ok(())
+    }
+
+    /// The page read ahead for `(scope, cursor)`, if the previous call read it.
+    fn take_prefetched(&self, scope: &PullScope, cursor: &str) -> Option<Gathered> {
         let mut slots = self.lock_prefetched();
         let i = slots
             .iter()
-            .position(|p| p.after_id == after_id && p.scope == *scope)?;
+            .position(|p| p.cursor == cursor && p.scope == *scope)?;
         Some(slots.remove(i).gathered)
     }
 
     /// Read the next page's searches ahead and keep them for the call that asks. A failed
     /// read-ahead is not an error: that call searches again (with its own retries).
-    async fn gather_ahead(&self, scope: &PullScope, after_id: u64, in_flight: &HashSet<String>) {
-        match self.gather(scope, after_id, in_flight).await {
+    async fn gather_ahead(&self, scope: &PullScope, lanes: Vec<Lane>, in_flight: &HashSet<String>) {
+        let cursor = encode_cursor(&lanes);
+        match self.gather(scope, lanes, in_flight).await {
             Ok(gathered) => {
                 let mut slots = self.lock_prefetched();
                 if slots.len() >= PREFETCH_SLOTS {
@@ -687,12 +816,12 @@ impl HubSpotCrm {
                 }
                 slots.push(Prefetched {
                     scope: scope.clone(),
-                    after_id,
+                    cursor,
                     gathered,
                 });
             }
             Err(e) => {
-                tracing::debug!(error = %e, after_id, "Search read-ahead failed; the next page searches again.");
+                tracing::debug!(error = %e, cursor, "Search read-ahead failed; the next page searches again.");
             }
         }
     }
@@ -714,7 +843,7 @@ impl Crm for HubSpotCrm {
     async fn count(&self, scope: &PullScope) -> Result<Census, CrmError> {
         // One result, highest id first: the response's `total` counts the scope.
         let body = json!({
-            "filterGroups": [{ "filters": scope_filters(scope, scope.after_id) }],
+            "filterGroups": [{ "filters": scope_filters(scope, scope.after_id, scope.through_id) }],
             "sorts": [{ "propertyName": "hs_object_id", "direction": "DESCENDING" }],
             "properties": ["hs_object_id"],
             "limit": 1,
@@ -738,20 +867,33 @@ impl Crm for HubSpotCrm {
         scope: &PullScope,
         cursor: Option<&str>,
     ) -> Result<PullPage, CrmError> {
-        let start = parse_cursor(cursor)?;
-        if cursor.is_none() {
-            self.lock_companies().clear();
-            self.lock_prefetched().retain(|p| p.scope != *scope);
-        }
+        let gathered = match cursor {
+            Some(raw) => {
+                let lanes = parse_cursor(raw, scope)?;
+                match self.take_prefetched(scope, raw) {
+                    Some(gathered) => gathered,
+                    None => self.gather(scope, lanes, &HashSet::new()).await?,
+                }
+            }
+            None => {
+                self.lock_companies().clear();
+                self.lock_prefetched().retain(|p| p.scope != *scope);
+                let whole = Lane {
+                    after: scope.after_id,
+                    through: scope.through_id,
+                };
+                let mut gathered = self.gather(scope, vec![whole], &HashSet::new()).await?;
+                self.split_walk(scope, &mut gathered).await?;
+                gathered
+            }
+        };
         let Gathered {
             contacts,
             pending,
-            after_id,
-            more,
-        } = match self.take_prefetched(scope, start) {
-            Some(gathered) => gathered,
-            None => self.gather(scope, start, &HashSet::new()).await?,
-        };
+            lanes,
+            total: _,
+        } = gathered;
+        let more = !lanes.is_empty();
         // The next page's searches need not wait for this page's companies — but they must
         // not ask for them again. (Past the cache's limit the companies just read are not
         // kept, so the next page reads its own.)
@@ -772,7 +914,7 @@ impl Crm for HubSpotCrm {
         // …and so are the next page's searches, when there is a next page.
         let read_ahead = async {
             if more {
-                self.gather_ahead(scope, after_id, &in_flight).await;
+                self.gather_ahead(scope, lanes.clone(), &in_flight).await;
             }
         };
         let (fetched, deals, ()) = tokio::join!(
@@ -813,7 +955,7 @@ impl Crm for HubSpotCrm {
                 Err(rejected) => page.rejected.push(rejected),
             }
         }
-        page.next = more.then(|| after_id.to_string());
+        page.next = more.then(|| encode_cursor(&lanes));
         Ok(page)
     }
 
@@ -947,10 +1089,61 @@ mod tests {
         assert!(batches_nearly_full(200));
     }
 
+    fn lane(after: u64, through: Option<u64>) -> Lane {
+        Lane { after, through }
+    }
+
     #[test]
-    fn cursor_is_the_last_id() {
-        assert_eq!(parse_cursor(None).unwrap(), 0);
-        assert_eq!(parse_cursor(Some("1000123")).unwrap(), 1_000_123);
-        assert!(parse_cursor(Some("x")).is_err());
+    fn a_cursor_is_the_lanes_left_and_reads_back() {
+        let scope = PullScope::since(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
+        let lanes = vec![lane(120, Some(500)), lane(730, None)];
+        let cursor = encode_cursor(&lanes);
+        assert_eq!(cursor, "120-500,730-");
+        assert_eq!(parse_cursor(&cursor, &scope).unwrap(), lanes);
+        // An earlier version's cursor: one lane bounded by the scope.
+        let mut bounded = scope.clone();
+        bounded.through_id = Some(9_000);
+        assert_eq!(
+            parse_cursor("1000123", &scope).unwrap(),
+            [lane(1_000_123, None)]
+        );
+        assert_eq!(
+            parse_cursor("10", &bounded).unwrap(),
+            [lane(10, Some(9_000))]
+        );
+        for bad in ["x", "", "5-x", "5-3", "1-2,", "-4"] {
+            assert!(parse_cursor(bad, &scope).is_err(), "{bad:?}");
+        }
+        // No lane may reach past the scope's bounds.
+        assert!(parse_cursor("10-", &bounded).is_err());
+        assert!(parse_cursor("10-9001", &bounded).is_err());
+        bounded.after_id = 50;
+        assert!(parse_cursor("10-900", &bounded).is_err());
+    }
+
+    #[test]
+    fn lanes_split_the_rest_of_a_walk_evenly_and_the_last_keeps_its_bound() {
+        let open = lane(1_000, None);
+        assert_eq!(
+            split_lane(open, 2_000, 9_000, 4, 200),
+            [
+                lane(1_000, Some(1_250)),
+                lane(1_250, Some(1_500)),
+                lane(1_500, Some(1_750)),
+                lane(1_750, None),
+            ]
+        );
+        // Each lane is worth ten pages at least: 45 pages make four lanes, 39 three, 19 one.
+        assert_eq!(split_lane(open, 2_000, 7_700, 4, 200).len(), 3);
+        assert_eq!(split_lane(open, 2_000, 3_800, 4, 200), [open]);
+        // A bounded lane: the last part ends at its bound, never past.
+        let bounded = lane(1_000, Some(5_000));
+        let lanes = split_lane(bounded, 5_000, 100_000, 8, 200);
+        assert_eq!(lanes.len(), 8);
+        assert_eq!(lanes[0].after, 1_000);
+        assert_eq!(lanes[7].through, Some(5_000));
+        assert!(lanes.windows(2).all(|w| w[0].through == Some(w[1].after)));
+        // Fewer ids than lanes.
+        assert_eq!(split_lane(bounded, 1_002, 100_000, 8, 200).len(), 2);
     }
 }

@@ -118,10 +118,10 @@ impl CrmError {
 /// The CRM leadsync pulls leads from and writes results back to.
 pub trait Crm: Send + Sync {
     /// One page of the contacts in `scope` (modified at or after `scope.since`, inside its id
-    /// range, or exactly `scope.only`), in ascending id order, with their company data. Start
-    /// with `cursor = None`; follow [`PullPage::next`] until it is `None`. The whole walk
-    /// returns every contact in scope at least once (records may repeat; callers must tolerate
-    /// duplicates).
+    /// range, or exactly `scope.only`), with their company data. Start with `cursor = None`;
+    /// follow [`PullPage::next`] until it is `None`. The whole walk returns every contact in
+    /// scope at least once (records may repeat; callers must tolerate duplicates). Pages need
+    /// not come in id order: an adapter may walk several id ranges of the scope at once.
     ///
     /// # Errors
     /// [`CrmError`]: the page could not be read at all. Records that could be read but not
