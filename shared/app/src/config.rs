@@ -12,6 +12,7 @@ pub const BUCKET_NAME: &str = "BUCKET_NAME";
 pub const CRM_BASE_URL: &str = "CRM_BASE_URL";
 pub const CRM_TOKEN: &str = "CRM_TOKEN";
 pub const CRM_PAGE_SIZE: &str = "CRM_PAGE_SIZE";
+pub const CRM_PULL_LANES: &str = "CRM_PULL_LANES";
 pub const CRM_RATE_TIER: &str = "CRM_RATE_TIER";
 pub const CRITERIA_FILE: &str = "CRITERIA_FILE";
 pub const LOOKBACK_MINUTES: &str = "LOOKBACK_MINUTES";
@@ -83,6 +84,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "a run's lease lasts this long unless renewed by a slice (default 20)",
     ),
     (CRM_PAGE_SIZE, "search page size 1-200 (default 200)"),
+    (
+        CRM_PULL_LANES,
+        "id ranges one walk searches at once, 1-8 (default 4)",
+    ),
     (
         CRM_RATE_TIER,
         "HubSpot API limit tier: free (100 per 10 s) or pro (190 per 10 s); default free",
@@ -176,6 +181,8 @@ pub struct Config {
     pub crm_base_url: String,
     pub crm_token: SecretSource,
     pub page_size: u32,
+    /// Id-range lanes one pull walk searches at once.
+    pub pull_lanes: u32,
     /// Requests allowed per rolling 10 s (100 Free/Starter, 190 Professional/Enterprise).
     pub rate_per_10s: u32,
     pub criteria_file: Option<PathBuf>,
@@ -217,6 +224,12 @@ impl Config {
     /// slice that runs at once.
     pub fn rate_per_slice(&self) -> u32 {
         (self.rate_per_10s / self.slice_concurrency.max(1)).max(1)
+    }
+
+    /// The searches per second one slice may make: HubSpot's 5 per account, shared the same
+    /// way (at least one each, which is why the template allows at most 5 slices at once).
+    pub fn search_per_slice(&self) -> u32 {
+        (leadsync_crm::RateLimits::FREE.search_per_second / self.slice_concurrency.max(1)).max(1)
     }
 
     /// Read from the process environment.
@@ -278,6 +291,13 @@ impl Config {
                 200,
                 |v| (1..=200).contains(v),
                 "a whole number from 1 to 200",
+            )?,
+            pull_lanes: parsed(
+                CRM_PULL_LANES,
+                get(CRM_PULL_LANES),
+                4,
+                |v| (1..=8).contains(v),
+                "a whole number from 1 to 8",
             )?,
             rate_per_10s: match get(CRM_RATE_TIER).as_deref().map(str::trim) {
                 None | Some("") | Some("free") => 100,
@@ -362,8 +382,8 @@ impl Config {
                 SLICE_CONCURRENCY,
                 get(SLICE_CONCURRENCY),
                 1,
-                |v: &u32| (1..=1000).contains(v),
-                "a whole number from 1 to 1000",
+                |v: &u32| (1..=5).contains(v),
+                "a whole number from 1 to 5 (HubSpot allows 5 searches per second in all)",
             )?,
             webhook_secret: secret(&get, HUBSPOT_APP_SECRET, HUBSPOT_APP_SECRET_ARN).ok(),
             rescore_wait_secs: parsed(
@@ -478,6 +498,9 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.rate_per_slice(), 47);
+        // …and so is the account's search limit: 5 per second across all slices.
+        assert_eq!(c.search_per_slice(), 1);
+        assert_eq!(c.pull_lanes, 4);
         assert!(
             config(&[
                 (TABLE_NAME, "t"),

@@ -153,9 +153,11 @@ impl Deps {
         let token = resolve(&secrets, &config.crm_token).await?;
         let mut crm_config = HubSpotConfig::new(config.crm_base_url.clone(), token);
         crm_config.page_size = config.page_size;
-        // Slices running at once share the account's limit.
+        crm_config.pull_lanes = config.pull_lanes;
+        // Slices running at once share the account's limits.
         crm_config.limits = leadsync_crm::RateLimits {
             per_window: config.rate_per_slice(),
+            search_per_second: config.search_per_slice(),
             ..leadsync_crm::RateLimits::FREE
         };
         let mut providers = Vec::new();
