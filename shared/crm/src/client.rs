@@ -74,9 +74,12 @@ pub struct HubSpotCrm {
     /// Properties known to exist (checked or created by this client), so the check runs once
     /// per cold start.
     ensured: Arc<std::sync::Mutex<HashSet<String>>>,
-    /// Companies already read during the current pull walk (cleared when a walk starts), so
-    /// each is read once per run however many of its contacts changed.
+    /// Companies already read by this client's walks, so each is read once per run however
+    /// many of its contacts changed and however many slices one invocation walks. A walk that
+    /// starts when the cache is older than [`COMPANY_CACHE_MAX_AGE`] empties it first.
     companies: Arc<std::sync::Mutex<HashMap<String, HubSpotObject>>>,
+    /// When the company cache was last emptied.
+    companies_since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     /// Pull pages read ahead: the next page's searches go out while this page's companies and
     /// deals are read, and wait here for the call that asks for them.
     prefetched: Arc<std::sync::Mutex<Vec<Prefetched>>>,
@@ -132,8 +135,11 @@ fn batches_nearly_full(pending: usize) -> bool {
 }
 /// …but never more contacts than this in one pull page (memory stays bounded).
 const MAX_CONTACTS_PER_PULL: usize = 2_000;
-/// The per-walk company cache stops growing here.
+/// The company cache stops growing here.
 const COMPANY_CACHE_LIMIT: usize = 50_000;
+/// Company data at most this old is reused by a new walk: the walks of one invocation (a
+/// Lambda runs ≤ 15 minutes) share it; a warm container's next run reads afresh.
+const COMPANY_CACHE_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Deserialize)]
 struct SearchResponse {
@@ -191,6 +197,7 @@ impl HubSpotCrm {
             governor,
             ensured: Arc::default(),
             companies: Arc::default(),
+            companies_since: Arc::default(),
             prefetched: Arc::default(),
         })
     }
@@ -876,7 +883,16 @@ impl Crm for HubSpotCrm {
                 }
             }
             None => {
-                self.lock_companies().clear();
+                {
+                    let mut since = self
+                        .companies_since
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if since.is_none_or(|t| t.elapsed() > COMPANY_CACHE_MAX_AGE) {
+                        self.lock_companies().clear();
+                        *since = Some(std::time::Instant::now());
+                    }
+                }
                 self.lock_prefetched().retain(|p| p.scope != *scope);
                 let whole = Lane {
                     after: scope.after_id,

@@ -434,3 +434,48 @@ async fn listed_properties(sandbox: &Sandbox) -> serde_json::Value {
         .await
         .unwrap()
 }
+
+#[tokio::test]
+async fn slices_walked_by_one_client_read_each_company_once() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 2_000)).await.unwrap();
+    let crm = crm(&sandbox, sandbox.token(), 200);
+    let order = contact_ids(&sandbox);
+    let middle: u64 = order[order.len() / 2].parse().unwrap();
+    let mut low = PullScope::since(DateTime::<Utc>::UNIX_EPOCH);
+    low.through_id = Some(middle);
+    let mut high = PullScope::since(DateTime::<Utc>::UNIX_EPOCH);
+    high.after_id = middle;
+    let (mut pulled, mut companies) = (0, BTreeSet::new());
+    let mut per_slice = Vec::new();
+    for scope in [low, high] {
+        let mut mine = BTreeSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = crm.pull_page(&scope, cursor.as_deref()).await.unwrap();
+            pulled += page.leads.len();
+            for lead in &page.leads {
+                assert!(!lead.firmographics.is_empty() || lead.company_id.is_none());
+                mine.extend(lead.company_id.clone());
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        companies.extend(mine.iter().cloned());
+        per_slice.push(mine.len());
+    }
+    assert_eq!(pulled, 2_000);
+    // Both halves reference most companies; the second half's walk reuses the first's reads.
+    assert!(
+        per_slice.iter().sum::<usize>() > companies.len() * 3 / 2,
+        "{per_slice:?} of {}",
+        companies.len()
+    );
+    let reads = sandbox.request_counts()["POST /crm/v3/objects/companies/batch/read"];
+    assert!(
+        (reads as usize) <= companies.len().div_ceil(100) + 2,
+        "{reads} company reads for {} companies",
+        companies.len()
+    );
+}
