@@ -138,7 +138,8 @@ const MAX_CONTACTS_PER_PULL: usize = 2_000;
 /// The company cache stops growing here.
 const COMPANY_CACHE_LIMIT: usize = 50_000;
 /// Company data at most this old is reused by a new walk: the walks of one invocation (a
-/// Lambda runs ≤ 15 minutes) share it; a warm container's next run reads afresh.
+/// Lambda runs ≤ 15 minutes) share it, as do a warm container's invocations within that time
+/// (the slices of a fan-out, a re-score soon after); the next night's run reads afresh.
 const COMPANY_CACHE_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Deserialize)]

@@ -543,7 +543,7 @@ impl RollupStore for FakeLeadStore {
             .filter(|f| f.period() == period)
             .collect();
         let n = facts.len() as u64;
-        // Newest key first: callers must not depend on the order.
+        // In reverse key order, unlike DynamoDB's: callers must not depend on the order.
         for f in facts.into_iter().rev() {
             visit(f);
         }
