@@ -656,7 +656,7 @@ impl HubSpotCrm {
             "filterGroups": [{ "filters": scope_filters(scope, lane.after.max(scope.after_id), lane.through) }],
             "sorts": [{ "propertyName": "hs_object_id", "direction": "ASCENDING" }],
             "properties": CONTACT_PROPERTIES,
-            "limit": self.config.page_size.clamp(1, 200),
+            "limit": self.page_size(),
         });
         let (_, parsed): (_, SearchResponse) = self
             .post_parsed("/crm/v3/objects/contacts/search", &body)
@@ -724,7 +724,7 @@ impl HubSpotCrm {
         let mut contacts: Vec<HubSpotObject> = Vec::new();
         let mut pending: Vec<String> = Vec::new();
         let mut pending_set: HashSet<String> = HashSet::new();
-        let page_size = self.config.page_size.clamp(1, 200) as usize;
+        let page_size = self.page_size() as usize;
         let mut total = None;
         while !lanes.is_empty() {
             let answers = futures::future::try_join_all(
@@ -780,7 +780,7 @@ impl HubSpotCrm {
     /// search's `total` says it is worth it (and the client is configured for lanes). The
     /// upper end of the range is the lane's bound, or — open-ended — a census (one search).
     async fn split_walk(&self, scope: &PullScope, gathered: &mut Gathered) -> Result<(), CrmError> {
-        let page_size = u64::from(self.config.page_size.clamp(1, 200));
+        let page_size = u64::from(self.page_size());
         let ([lane], Some(total)) = (gathered.lanes.as_slice(), gathered.total) else {
             return Ok(());
         };
@@ -840,6 +840,23 @@ impl HubSpotCrm {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Empty the company cache if it is older than [`COMPANY_CACHE_MAX_AGE`] (a walk starts).
+    fn expire_company_cache(&self) {
+        let mut since = self
+            .companies_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if since.is_none_or(|t| t.elapsed() > COMPANY_CACHE_MAX_AGE) {
+            self.lock_companies().clear();
+            *since = Some(std::time::Instant::now());
+        }
+    }
+
+    /// The search page size, within HubSpot's 1–200.
+    fn page_size(&self) -> u32 {
+        self.config.page_size.clamp(1, 200)
+    }
+
     fn lock_companies(&self) -> std::sync::MutexGuard<'_, HashMap<String, HubSpotObject>> {
         self.companies
             .lock()
@@ -884,16 +901,7 @@ impl Crm for HubSpotCrm {
                 }
             }
             None => {
-                {
-                    let mut since = self
-                        .companies_since
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if since.is_none_or(|t| t.elapsed() > COMPANY_CACHE_MAX_AGE) {
-                        self.lock_companies().clear();
-                        *since = Some(std::time::Instant::now());
-                    }
-                }
+                self.expire_company_cache();
                 self.lock_prefetched().retain(|p| p.scope != *scope);
                 let whole = Lane {
                     after: scope.after_id,
