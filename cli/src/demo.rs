@@ -12,7 +12,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use leadsync_app::config as keys;
 use leadsync_app::{Deps, RunOutcome};
 use leadsync_domain::facts::period_of;
-use leadsync_domain::ports::{LeadStore, RunReport, RunStore};
+use leadsync_domain::ports::{LeadStore, RollupStore, RunReport, RunStore};
 use leadsync_sandbox::{Sandbox, SandboxConfig};
 use leadsync_store::{CriteriaStore, DynamoLeadStore, S3SnapshotStore};
 use std::collections::HashMap;
@@ -101,12 +101,52 @@ fn print_report(report: &RunReport) {
     );
 }
 
+/// One sales rep's statement and one marketing source's, a few lines each: what each checks.
+async fn print_statements(stores: &Stores, period: &str, version: &str) -> anyhow::Result<()> {
+    let lines = leadsync_pipeline::rollups::statements(&stores.store, period, version).await?;
+    let currency = stores
+        .store
+        .plans()
+        .await?
+        .get(version)
+        .map_or_else(|| "USD".to_owned(), |p| p.currency.clone());
+    for team in [
+        leadsync_domain::incentives::Team::Sales,
+        leadsync_domain::incentives::Team::Marketing,
+    ] {
+        // The owner with the most credited lines of the team.
+        let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for l in lines.iter().filter(|l| l.team == team) {
+            *counts.entry(l.owner.as_str()).or_default() += 1;
+        }
+        let Some((owner, _)) = counts.into_iter().max_by_key(|(o, n)| (*n, std::cmp::Reverse(*o)))
+        else {
+            continue;
+        };
+        let mine: Vec<_> = lines
+            .iter()
+            .filter(|l| l.team == team && l.owner == owner)
+            .cloned()
+            .collect();
+        println!();
+        println!(
+            "Statement of {} {owner} for {period} (first 6 lines; `leadsync rollups statement --period {period} --team {} --owner {owner}` for all)",
+            team.as_str(),
+            team.as_str()
+        );
+        rollups_cmd::print_statement(&mine, &currency, 6);
+    }
+    Ok(())
+}
+
 pub async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     println!(
         "Starting the HubSpot sandbox ({contacts} contacts, seed {seed}) and moto (DynamoDB, S3, SQS) on 127.0.0.1…"
     );
-    let sandbox = Sandbox::start(SandboxConfig::new(seed, contacts)).await?;
+    // The sandbox's world ends now: its six months of history are the last six months.
+    let sandbox =
+        Sandbox::start(SandboxConfig::new(seed, contacts).anchored_at(Utc::now())).await?;
     let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
     let sdk = moto.sdk_config().await;
     let (table, bucket) = ("leadsync-demo".to_owned(), "leadsync-demo".to_owned());
@@ -223,17 +263,28 @@ pub async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
         store: DynamoLeadStore::new(dynamo.clone(), table.clone(), "hubspot"),
         exports: S3SnapshotStore::new(s3.clone(), bucket.clone()),
     };
-    let period = period_of(Utc::now());
+    // The last complete month: every step's cohort has had weeks to move on, and the deals
+    // that closed in it are in. (The current month has only the days so far.)
+    let now = Utc::now();
+    let period = leadsync_domain::facts::previous_period(&period_of(now))
+        .unwrap_or_else(|| period_of(now));
     println!();
-    println!("3. Rollups for {period} under criteria {next_version}");
+    println!(
+        "3. Rollups for {period} under criteria {next_version} — the last complete month: its leads had time to move on, and its deals to close"
+    );
     rollups_cmd::show(
         &stores,
         &period,
         Some(next_version.to_owned()),
         Format::Table,
-        5.0,
+        &rollups_cmd::View {
+            points: 1.0,
+            stall_days: 30,
+            as_of: now,
+        },
     )
     .await?;
+    print_statements(&stores, &period, next_version).await?;
     println!();
     print!("Finance export: ");
     rollups_cmd::export(&stores, &period, Some(next_version.to_owned())).await?;

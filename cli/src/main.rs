@@ -134,16 +134,36 @@ enum RollupsWhat {
     Show {
         #[arg(long)]
         period: String,
-        /// Criteria version (default: the one with the most incentive rows in the period).
+        /// Criteria version (default: the one the period was scored under most recently).
         #[arg(long)]
         criteria_version: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: rollups_cmd::Format,
         /// Conversion improvement, in points, for the funnel's revenue sensitivity.
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = 1.0)]
         points: f64,
+        /// A lead still in a step after this many days is counted as stalled.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
+        stall_days: u32,
     },
-    /// Write the incentive CSV (control totals last) and its .sha256 to s3://BUCKET/exports/PERIOD/.
+    /// One owner's (or one source's) statement: every credited lead or deal, with its outcome,
+    /// date, amount, criteria version and the rule reasons behind it; a total last.
+    Statement {
+        #[arg(long)]
+        period: String,
+        #[arg(long, value_parser = ["sales", "marketing"])]
+        team: Option<String>,
+        /// The sales owner id, or the lead source for marketing (default: every owner).
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        criteria_version: Option<String>,
+        /// `table` or `csv`.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv"])]
+        format: String,
+    },
+    /// Write the incentive CSV (corrections, control totals last) and the statements CSV, each
+    /// with its .sha256, to s3://BUCKET/exports/PERIOD/.
     Export {
         #[arg(long)]
         period: String,
@@ -337,13 +357,13 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 malformed_rate,
                 index_lag_ms,
             };
+            // The world ends now: its months of history are the last months.
             let config = SandboxConfig {
-                seed,
-                contacts,
                 token,
                 port,
                 limits: tier.limits(),
                 faults,
+                ..SandboxConfig::new(seed, contacts).anchored_at(chrono::Utc::now())
             };
             done(sandbox(config).await)
         }
@@ -420,7 +440,32 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     criteria_version,
                     format,
                     points,
-                } => rollups_cmd::show(&stores, &period, criteria_version, format, points).await,
+                    stall_days,
+                } => {
+                    let view = rollups_cmd::View {
+                        points,
+                        stall_days,
+                        as_of: chrono::Utc::now(),
+                    };
+                    rollups_cmd::show(&stores, &period, criteria_version, format, &view).await
+                }
+                RollupsWhat::Statement {
+                    period,
+                    team,
+                    owner,
+                    criteria_version,
+                    format,
+                } => {
+                    rollups_cmd::statement(
+                        &stores,
+                        &period,
+                        criteria_version,
+                        team.as_deref(),
+                        owner.as_deref(),
+                        format == "csv",
+                    )
+                    .await
+                }
                 RollupsWhat::Export {
                     period,
                     criteria_version,

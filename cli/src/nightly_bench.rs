@@ -49,12 +49,12 @@ fn process_usage(pid: u32) -> (f64, f64) {
 /// 1,000 contacts, one batch update per 100 pushed, and the run's one census search.
 fn crm_minimum(contacts: u64, pushed: u64) -> u64 {
     let spec = leadsync_sandbox::DataSpec::new(7, contacts);
-    let (_, generated) = leadsync_sandbox::data::generate(spec);
+    let (all_companies, generated) = leadsync_sandbox::data::generate(spec);
     let companies: HashSet<&String> = generated
         .iter()
         .filter_map(|c| c.properties.get("associatedcompanyid"))
         .collect();
-    let (_, deals_of) = leadsync_sandbox::data::generate_deals(spec, &generated);
+    let (_, deals_of) = leadsync_sandbox::data::generate_deals(spec, &generated, &all_companies);
     let deals: HashSet<u64> = deals_of.values().flatten().copied().collect();
     1 + contacts.div_ceil(200)
         + (companies.len() as u64).div_ceil(100)

@@ -2,9 +2,9 @@
 //! rollups in DynamoDB (table and bucket from the environment or flags, like `criteria publish`).
 
 use anyhow::{Context as _, bail};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use leadsync_domain::ports::RollupStore;
-use leadsync_domain::rollup::{RowBody, funnel, incentive_rows};
+use leadsync_domain::rollup::{RowBody, incentive_rows};
 use leadsync_pipeline::rollups;
 use leadsync_store::{DynamoLeadStore, S3SnapshotStore};
 use std::collections::BTreeSet;
@@ -39,7 +39,7 @@ pub async fn stores(table: &str, bucket: &str) -> Stores {
     }
 }
 
-/// The criteria version to report: the one given, else the one with the most incentive rows.
+/// The criteria version to report: the one given, else the one scored most recently.
 async fn version_of(
     store: &DynamoLeadStore,
     period: &str,
@@ -51,7 +51,7 @@ async fn version_of(
         Some(v) => v,
         None => match rollups::busiest_version(rows) {
             Some(v) => v,
-            None => bail!("period {period} has no incentive rows (run a sync first?)"),
+            None => bail!("period {period} has no rollup rows (run a sync first?)"),
         },
     };
     let currency = plans
@@ -60,12 +60,87 @@ async fn version_of(
     Ok((version, currency))
 }
 
+/// How the funnel is read: the sensitivity's points, the stall limit, and the reader's now.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    pub points: f64,
+    pub stall_days: u32,
+    pub as_of: DateTime<Utc>,
+}
+
+/// `1234567` → `"1,234,567"`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// Cents as money for people: `1234567` → `"12,345.67"`.
+pub fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let c = cents.unsigned_abs();
+    format!(
+        "{sign}{}.{:02}",
+        thousands(i64::try_from(c / 100).unwrap_or(i64::MAX)),
+        c % 100
+    )
+}
+
+fn pct(value: Option<f64>) -> String {
+    value.map_or("–".to_owned(), |p| format!("{p:.1}%"))
+}
+
+/// A KPI for people: counts as counts, rates with their base, minutes and cents as such.
+fn kpi_line(k: &leadsync_domain::rollup::Kpi, currency: &str) -> (String, String, String) {
+    let rate = |v: i64, b: i64| {
+        if b > 0 {
+            format!("{:.1}%", 100.0 * v as f64 / b as f64)
+        } else {
+            "–".to_owned()
+        }
+    };
+    let m = k.metric.as_str();
+    if m.starts_with("reached#") {
+        (thousands(k.value), String::new(), String::new())
+    } else if let Some(cur) = m.strip_prefix("revenue_won#") {
+        (
+            format!("{cur} {}", money(k.value)),
+            format!("{} deals", thousands(k.base)),
+            String::new(),
+        )
+    } else if m == "speed_to_lead" {
+        (
+            format!("{} min median", thousands(k.value)),
+            format!("{} leads", thousands(k.base)),
+            format!(
+                "max {} min",
+                thousands(k.detail.get("max_minutes").copied().unwrap_or(0))
+            ),
+        )
+    } else if m == "velocity#mql" {
+        (
+            format!("{:+}", k.value),
+            format!("{} last month", thousands(k.base)),
+            rate(k.value, k.base),
+        )
+    } else {
+        let _ = currency;
+        (thousands(k.value), thousands(k.base), rate(k.value, k.base))
+    }
+}
+
 pub async fn show(
     s: &Stores,
     period: &str,
     version: Option<String>,
     format: Format,
-    points: f64,
+    view: &View,
 ) -> anyhow::Result<ExitCode> {
     let rows = s.store.rows(period).await?;
     match format {
@@ -96,85 +171,196 @@ pub async fn show(
                 ))
             );
             println!();
-            println!("Shared incentives ({currency})");
-            println!("| team | owner | credits | sql | accepted | opportunity | won | facts |");
-            println!("|---|---|---|---|---|---|---|---|");
+            println!("Shared incentives ({currency}) — both teams credited for the same outcomes");
+            println!(
+                "| team | owner | credits | sql | accepted | opportunity | won | facts |"
+            );
+            println!("|---|---|---:|---:|---:|---:|---:|---:|");
             let (incentives, totals) = incentive_rows(&rows, &version);
             for i in &incentives {
-                let n = |k: &str| i.outcomes.get(k).copied().unwrap_or(0);
+                let n = |k: &str| thousands(i.outcomes.get(k).copied().unwrap_or(0));
                 println!(
                     "| {} | {} | {} | {} | {} | {} | {} | {} |",
                     i.team.as_str(),
                     i.owner,
-                    rollups::money(i.credits_cents),
+                    money(i.credits_cents),
                     n("sql"),
                     n("sales_accepted"),
                     n("opportunity"),
                     n("won"),
-                    i.facts
+                    thousands(i.facts as i64)
                 );
             }
+            let t = |k: &str| thousands(totals.outcomes.get(k).copied().unwrap_or(0));
             println!(
-                "| TOTAL | {} rows | {} | | | | | {} |",
+                "| TOTAL | {} rows | {} | {} | {} | {} | {} | {} |",
                 totals.rows,
-                rollups::money(totals.credits_cents),
-                totals.facts
+                money(totals.credits_cents),
+                t("sql"),
+                t("sales_accepted"),
+                t("opportunity"),
+                t("won"),
+                thousands(totals.facts as i64)
             );
             if totals.corrections_cents != 0 {
                 println!(
-                    "corrections posted here for closed periods: {}",
-                    rollups::money(totals.corrections_cents)
+                    "Corrections posted here for closed periods: {currency} {}",
+                    money(totals.corrections_cents)
+                );
+            }
+            for (cur, cents) in &totals.unconverted {
+                println!(
+                    "Not credited: {cur} {} of won revenue — the plan has no {cur} rate ([incentives.fx])",
+                    money(*cents)
                 );
             }
             println!();
-            println!("KPIs (all leads)");
-            println!("| metric | value | base | rate |");
-            println!("|---|---|---|---|");
+            println!("KPIs (all leads; flow: counts of the month, not the same leads)");
+            println!("| metric | value | of | rate |");
+            println!("|---|---:|---:|---:|");
             for row in &rows {
                 if let Ok(RowBody::Kpi(k)) = row.parse()
                     && k.criteria_version == version
                     && k.grain == "month"
                     && k.dimension == "all"
                 {
-                    let rate = if k.base > 0 && !k.metric.starts_with("reached") {
-                        format!("{:.1}%", 100.0 * k.value as f64 / k.base as f64)
-                    } else {
-                        String::new()
-                    };
-                    println!("| {} | {} | {} | {rate} |", k.metric, k.value, k.base);
+                    let (value, base, rate) = kpi_line(&k, &currency);
+                    println!("| {} | {value} | {base} | {rate} |", k.metric);
                 }
             }
             println!();
-            println!(
-                "Funnel reality check: loss per stage, and revenue gained if a step converted {points} points better"
-            );
-            println!(
-                "| step | entered | advanced | lost leaving | top loss reasons | revenue gain |"
-            );
-            println!("|---|---|---|---|---|---|");
-            for step in funnel(&rows, &version, points) {
-                println!(
-                    "| {} → {} | {} | {} | {:.1}% | {} | {} |",
-                    step.from,
-                    step.to,
-                    step.entered,
-                    step.advanced,
-                    step.loss_pct,
-                    step.top_loss_reasons
-                        .iter()
-                        .map(|(r, n)| format!("{r} ({n})"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    step.revenue_gain_cents
-                        .map_or("n/a".to_owned(), |c| format!(
-                            "{currency} {}",
-                            rollups::money(c)
-                        ))
-                );
-            }
+            let report = rollups::funnel_report(
+                &s.store,
+                period,
+                &version,
+                view.as_of,
+                view.stall_days,
+                view.points,
+            )
+            .await?;
+            print_funnel(&report);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The funnel reality check as a table.
+pub fn print_funnel(r: &leadsync_domain::funnel::FunnelReport) {
+    println!(
+        "Funnel reality check — cohorts: the leads that entered each step in {}, followed to {} (stalled: > {} days in the step)",
+        r.period,
+        r.as_of.format("%Y-%m-%d %H:%M UTC"),
+        r.stall_days
+    );
+    println!(
+        "| step | entered | advanced | conversion | lost | disqualified | recycled | rejected by sales | fell back | closed lost | still in step (stalled) | top loss reasons | +{} pt is worth |",
+        r.points
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
+    for s in &r.steps {
+        let lost = |k: &str| thousands(s.lost.get(k).copied().unwrap_or(0));
+        let reasons: Vec<String> = s
+            .top_loss_reasons
+            .iter()
+            .take(3)
+            .map(|l| format!("{} {} ({:.0}%)", l.reason, thousands(l.count), l.share_pct))
+            .collect();
+        println!(
+            "| {} → {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} ({}) | {} | {} |",
+            s.step,
+            s.next,
+            thousands(s.entered),
+            thousands(s.advanced),
+            pct(s.conversion_pct),
+            thousands(s.lost_total),
+            pct(s.loss_pct),
+            lost("disqualified"),
+            lost("recycled"),
+            lost("rejected_by_sales"),
+            lost("fell_back"),
+            lost("closed_lost"),
+            thousands(s.still_in_stage),
+            thousands(s.stalled),
+            if reasons.is_empty() { "–".to_owned() } else { reasons.join(", ") },
+            s.revenue_gain_cents
+                .map_or("–".to_owned(), |c| format!("{} {}", r.currency, money(c)))
+        );
+    }
+    match r.average_won_cents {
+        Some(avg) => println!(
+            "Priced at the period's average won deal, {} {} over {} deals{}, times each step's downstream conversion.",
+            r.currency,
+            money(avg),
+            thousands(r.won_deals - r.won_deals_unconverted),
+            if r.won_deals_unconverted > 0 {
+                format!(
+                    " ({} in a currency without a plan rate left out)",
+                    r.won_deals_unconverted
+                )
+            } else {
+                String::new()
+            }
+        ),
+        None => println!("No deal was won in {}: the sensitivity has no price.", r.period),
+    }
+}
+
+pub async fn statement(
+    s: &Stores,
+    period: &str,
+    version: Option<String>,
+    team: Option<&str>,
+    owner: Option<&str>,
+    csv: bool,
+) -> anyhow::Result<ExitCode> {
+    let rows = s.store.rows(period).await?;
+    let (version, currency) = version_of(&s.store, period, &rows, version).await?;
+    let mut lines = rollups::statements(&s.store, period, &version).await?;
+    lines.retain(|l| {
+        team.is_none_or(|t| l.team.as_str() == t) && owner.is_none_or(|o| l.owner == o)
+    });
+    if csv {
+        use std::io::Write as _;
+        std::io::stdout().write_all(&rollups::statements_csv(period, &currency, &lines)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_statement(&lines, &currency, usize::MAX);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Statement lines as a table (at most `limit` lines, then the total of all of them).
+pub fn print_statement(lines: &[leadsync_domain::rollup::StatementLine], currency: &str, limit: usize) {
+    println!("| date | outcome | leads | deal | amount | share | credit | criteria | reasons |");
+    println!("|---|---|---|---|---:|---:|---:|---|---|");
+    for l in lines.iter().take(limit) {
+        println!(
+            "| {} | {} | {} | {} | {} | {}/{} | {currency} {} | {} | {}{} |",
+            l.occurred_at.format("%Y-%m-%d"),
+            l.outcome.as_str(),
+            l.leads.join(" "),
+            l.deal_id.as_deref().unwrap_or("–"),
+            l.amount_cents.map_or("–".to_owned(), |a| format!(
+                "{} {}",
+                l.currency.as_deref().unwrap_or(currency),
+                money(a)
+            )),
+            l.share[0],
+            l.share[1],
+            money(l.credit_cents),
+            l.criteria_version,
+            l.reasons.join(" "),
+            l.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default()
+        );
+    }
+    if lines.len() > limit {
+        println!("| … {} more lines | | | | | | | | |", thousands((lines.len() - limit) as i64));
+    }
+    let total: i64 = lines.iter().map(|l| l.credit_cents).sum();
+    println!(
+        "| TOTAL | {} lines | | | | | {currency} {} | | |",
+        thousands(lines.len() as i64),
+        money(total)
+    );
 }
 
 pub async fn export(s: &Stores, period: &str, version: Option<String>) -> anyhow::Result<ExitCode> {
@@ -188,12 +374,26 @@ pub async fn export(s: &Stores, period: &str, version: Option<String>) -> anyhow
         .await
         .context("writing the export to S3")?;
     println!(
-        "s3://{}/{key} ({} rows, credits {} {}, sha256 {}; checksum in {key}.sha256)",
+        "s3://{}/{key} ({} rows, credits {} {}, corrections {}, sha256 {}; checksum in {key}.sha256)",
         s.exports.bucket(),
         export.totals.rows,
         currency,
-        rollups::money(export.totals.credits_cents),
+        money(export.totals.credits_cents),
+        money(export.totals.corrections_cents),
         export.sha256
+    );
+    let lines = rollups::statements(&s.store, period, &version).await?;
+    let csv = rollups::statements_csv(period, &currency, &lines)?;
+    let sha = rollups::sha256_hex(&csv);
+    let key = s
+        .exports
+        .put_export(period, &format!("statements-{version}.csv"), csv, &sha)
+        .await
+        .context("writing the statements to S3")?;
+    println!(
+        "s3://{}/{key} ({} statement lines, sha256 {sha})",
+        s.exports.bucket(),
+        thousands(lines.len() as i64)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -202,9 +402,10 @@ pub async fn close(s: &Stores, period: &str, by: &str) -> anyhow::Result<ExitCod
     match rollups::close(&s.store, period, by, Utc::now()).await {
         Ok(status) => {
             println!(
-                "{period} closed by {by}: {} rows frozen, credits {}, {} facts",
+                "{period} closed by {by} under criteria {}: {} rows frozen, credits {}, {} facts",
+                status.criteria_version.as_deref().unwrap_or("-"),
                 status.rows,
-                rollups::money(status.credits_cents),
+                money(status.credits_cents),
                 status.facts
             );
             Ok(ExitCode::SUCCESS)

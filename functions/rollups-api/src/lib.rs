@@ -5,9 +5,10 @@
 //! |---|---|---|
 //! | GET | `/periods/{YYYY-MM}/kpis[?version=V]` | the month's KPI rows (every dimension) |
 //! | GET | `/periods/{YYYY-MM}/incentives[?version=V]` | incentive rows and control totals |
-//! | GET | `/periods/{YYYY-MM}/funnel[?version=V&points=N]` | loss per stage, revenue sensitivity |
+//! | GET | `/periods/{YYYY-MM}/funnel[?version=V&points=N&stall_days=D]` | the cohort funnel: entered, advanced, lost by kind with reasons, still in stage (stalled), revenue sensitivity |
+//! | GET | `/periods/{YYYY-MM}/statements[?version=V&team=T&owner=O]` | every credited lead or deal behind each incentive row |
 //! | POST | `/periods/{YYYY-MM}/close` | freeze the period (closed by the caller's IAM ARN) |
-//! | POST | `/periods/{YYYY-MM}/export[?version=V]` | CSV + `.sha256` to `s3://BUCKET/exports/…` |
+//! | POST | `/periods/{YYYY-MM}/export[?version=V]` | incentives CSV (with corrections) + `.sha256`, and the statements CSV, to `s3://BUCKET/exports/…` |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 (bad period or query), 404 (unknown route or no
 //! rows), 409 (already closed), 500 (store failure; retry).
@@ -16,7 +17,7 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use leadsync_domain::facts::is_period;
 use leadsync_domain::ports::RollupStore;
-use leadsync_domain::rollup::{RowBody, funnel, incentive_rows};
+use leadsync_domain::rollup::{RowBody, incentive_rows};
 use leadsync_pipeline::rollups::{self, RollupError};
 use leadsync_store::{DynamoLeadStore, S3SnapshotStore};
 use serde_json::{Value, json};
@@ -105,17 +106,14 @@ pub async fn handle(
     if !is_period(period) {
         return Ok(error(400, format!("{period:?} is not a period (YYYY-MM)")));
     }
-    let answer = route(
-        api,
-        method,
-        period,
-        action,
-        query("version"),
-        query("points"),
-        &caller,
-        now,
-    )
-    .await;
+    let q = Query {
+        version: query("version"),
+        points: query("points"),
+        stall_days: query("stall_days"),
+        team: query("team"),
+        owner: query("owner"),
+    };
+    let answer = route(api, method, period, action, &q, &caller, now).await;
     Ok(answer.unwrap_or_else(|e| {
         tracing::error!(error = %e, period, action, "Rollups request failed.");
         match e {
@@ -126,14 +124,22 @@ pub async fn handle(
     }))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The query string parameters a route reads.
+#[derive(Debug, Default)]
+struct Query {
+    version: Option<String>,
+    points: Option<String>,
+    stall_days: Option<String>,
+    team: Option<String>,
+    owner: Option<String>,
+}
+
 async fn route(
     api: &Api,
     method: &str,
     period: &str,
     action: &str,
-    version: Option<String>,
-    points: Option<String>,
+    q: &Query,
     caller: &str,
     now: DateTime<Utc>,
 ) -> Result<Value, RollupError> {
@@ -153,7 +159,7 @@ async fn route(
         .rows(period)
         .await
         .map_err(store_error("reading rows"))?;
-    let Some(version) = version.or_else(|| rollups::busiest_version(&rows)) else {
+    let Some(version) = q.version.clone().or_else(|| rollups::busiest_version(&rows)) else {
         return Ok(error(404, format!("period {period} has no incentive rows")));
     };
     let currency = api
@@ -186,15 +192,39 @@ async fn route(
             )
         }
         ("GET", "funnel") => {
-            let points = match points.as_deref().map(str::parse::<f64>) {
-                None => 5.0,
+            let points = match q.points.as_deref().map(str::parse::<f64>) {
+                None => 1.0,
                 Some(Ok(p)) if (0.0..=100.0).contains(&p) => p,
                 Some(_) => return Ok(error(400, "points must be a number from 0 to 100")),
             };
+            let stall_days = match q.stall_days.as_deref().map(str::parse::<u32>) {
+                None => 30,
+                Some(Ok(d)) if (1..=365).contains(&d) => d,
+                Some(_) => return Ok(error(400, "stall_days must be a whole number from 1 to 365")),
+            };
+            let report =
+                rollups::funnel_report(&api.store, period, &version, now, stall_days, points)
+                    .await?;
+            response(200, &json!(report))
+        }
+        ("GET", "statements") => {
+            let team = match q.team.as_deref() {
+                None => None,
+                Some("sales") => Some(leadsync_domain::incentives::Team::Sales),
+                Some("marketing") => Some(leadsync_domain::incentives::Team::Marketing),
+                Some(other) => {
+                    return Ok(error(400, format!("team {other:?}: expected sales or marketing")));
+                }
+            };
+            let mut lines = rollups::statements(&api.store, period, &version).await?;
+            lines.retain(|l| {
+                team.is_none_or(|t| l.team == t) && q.owner.as_ref().is_none_or(|o| &l.owner == o)
+            });
+            let total: i64 = lines.iter().map(|l| l.credit_cents).sum();
             response(
                 200,
-                &json!({"period": period, "criteria_version": version, "points": points,
-                        "steps": funnel(&rows, &version, points)}),
+                &json!({"period": period, "criteria_version": version, "currency": currency,
+                        "lines": lines, "total_credits_cents": total}),
             )
         }
         ("POST", "export") => {
@@ -209,9 +239,18 @@ async fn route(
                 )
                 .await
                 .map_err(store_error("writing the export"))?;
+            let lines = rollups::statements(&api.store, period, &version).await?;
+            let csv = rollups::statements_csv(period, &currency, &lines)?;
+            let sha = rollups::sha256_hex(&csv);
+            let statements = api
+                .exports
+                .put_export(period, &format!("statements-{version}.csv"), csv, &sha)
+                .await
+                .map_err(store_error("writing the statements"))?;
             response(
                 200,
-                &json!({"key": key, "sha256": export.sha256, "control_totals": export.totals}),
+                &json!({"key": key, "sha256": export.sha256, "control_totals": export.totals,
+                        "statements_key": statements, "statements_sha256": sha}),
             )
         }
         _ => error(

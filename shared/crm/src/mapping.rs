@@ -55,8 +55,13 @@ pub const DEAL_PROPERTIES: &[&str] = &[
     "dealstage",
     "amount",
     "closedate",
+    "createdate",
     "hubspot_owner_id",
     "pipeline",
+    "deal_currency_code",
+    "hs_is_closed_won",
+    "hs_is_closed",
+    "closed_lost_reason",
 ];
 
 /// Company properties leadsync reads.
@@ -206,14 +211,33 @@ pub fn cents(text: &str) -> Option<i64> {
         .checked_add(frac.parse::<i64>().ok()?)
 }
 
+/// A HubSpot bool property (`"true"`/`"false"`, any case).
+fn flag(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
 /// A deal record. Unreadable values are left unknown: a deal never quarantines its contact.
 pub fn deal(object: &HubSpotObject) -> leadsync_domain::Deal {
     leadsync_domain::Deal {
         id: object.id.clone(),
         name: object.owned("dealname"),
         stage: object.owned("dealstage"),
+        pipeline: object.owned("pipeline"),
         amount_cents: object.text("amount").and_then(cents),
+        currency: object
+            .text("deal_currency_code")
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| c.len() == 3),
+        // HubSpot's calculated flags hold for custom pipelines, whose stage ids are numbers.
+        closed_won: object.text("hs_is_closed_won").and_then(flag),
+        closed: object.text("hs_is_closed").and_then(flag),
+        created_at: object.text("createdate").and_then(parse_time),
         close_date: object.text("closedate").and_then(parse_time),
+        lost_reason: object.owned("closed_lost_reason"),
         owner_id: object.owned("hubspot_owner_id"),
     }
 }

@@ -891,6 +891,14 @@ impl Criteria {
             .map_or("", |(name, _)| name.as_str())
     }
 
+    /// The index of a band by name (for comparing with a [`Score`]).
+    pub fn band_index(&self, name: &str) -> u8 {
+        self.bands
+            .iter()
+            .position(|(n, _)| n == name)
+            .map_or(0, |i| u8::try_from(i).unwrap_or(u8::MAX))
+    }
+
     /// The codes of the rules a [`Score`] says matched, in document order.
     pub fn matched_codes(&self, score: &Score) -> impl Iterator<Item = &str> {
         self.rules
@@ -898,6 +906,44 @@ impl Criteria {
             .enumerate()
             .filter(move |(i, _)| score.matched & (1 << i) != 0)
             .map(|(_, (_, r))| r.code.as_str())
+    }
+
+    /// When time alone next changes the lead's stage or band — engagement decaying, an
+    /// activity window closing — if nothing else about it changes: the first whole hour (UTC)
+    /// at which it has changed, within 400 days; `None` when it never does.
+    ///
+    /// A score only falls as time passes (decay and windows take points away, never add
+    /// them), so the first changed hour is found by bisection: ~14 scorings per lead. The
+    /// answer is the same whatever `now` is before the change, so storing it writes nothing new
+    /// on the nights in between.
+    pub fn next_change(&self, lead: &Lead, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.rules.iter().any(|(_, r)| r.recency.is_some()) {
+            return None;
+        }
+        let at = |hour: i64| DateTime::from_timestamp(hour.checked_mul(3600)?, 0);
+        let key = |when: DateTime<Utc>| {
+            let s = self.score(lead, when);
+            (s.stage, s.band)
+        };
+        let base = key(now);
+        let mut lo = now.timestamp().div_euclid(3600) + 1;
+        let mut hi = lo + 24 * 400;
+        if key(at(hi)?) == base {
+            return None;
+        }
+        if key(at(lo)?) != base {
+            return at(lo);
+        }
+        // Invariant: the score at `lo` is the base one, at `hi` it has changed.
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if key(at(mid)?) == base {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        at(hi)
     }
 
     /// Score one lead as of `now` (time windows and decay are measured to it), with one reason

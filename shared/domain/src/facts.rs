@@ -3,6 +3,14 @@
 //!
 //! Every fact has an idempotent key (`key()`): recording one twice is a no-op, so the first
 //! observation wins and re-runs add nothing. Rollups are a pure function of the facts.
+//!
+//! Two times per fact: `observed_at`, when leadsync recorded it, and `occurred_at`, when it
+//! happened by the CRM's own clock — a deal's create and close dates, the contact's
+//! `lastmodifieddate` in the pull that first shows a sales verdict (HubSpot's search carries no
+//! status-change time; the last modification is the latest the change can have been), and for
+//! a stage the time its inputs last changed. A fact belongs to the month it *occurred* in, so the
+//! first deployment spreads the CRM's history over the months it happened in instead of
+//! crediting all of it to the month of the first run.
 
 use crate::incentives::{IncentivePlan, Outcome};
 use crate::lead::{Lead, LeadId};
@@ -19,15 +27,24 @@ pub struct MilestoneFact {
     /// What makes it unique for the lead: the deal id for deals, `status` for sales verdicts.
     pub reference: String,
     pub observed_at: DateTime<Utc>,
+    /// When it happened by the CRM's clock (see the module docs); `None` in facts recorded
+    /// before leadsync kept it: then `observed_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<DateTime<Utc>>,
     pub run_id: String,
+    /// Who sales credits: the deal's owner for deal outcomes (the contact's when the deal has
+    /// none), the contact's owner for sales verdicts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// Deal amount in cents (`Won`, `Opportunity`).
+    /// Deal amount in cents of `currency` (`Won`, `Opportunity`, `Lost`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_cents: Option<i64>,
-    /// The rejection reason sales gave (`SalesRejected`).
+    /// The deal's currency (ISO 4217); `None`: the plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The rejection reason sales gave (`SalesRejected`), or why a deal was lost (`Lost`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Criteria version, band and matched rule codes of the lead when observed.
@@ -70,9 +87,17 @@ impl Fact {
         }
     }
 
-    /// The month the fact belongs to, `YYYY-MM`.
+    /// When the fact happened by the CRM's clock (`observed_at` for facts without it).
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        match self {
+            Fact::Stage(t) => t.occurred_at.unwrap_or(t.observed_at),
+            Fact::Milestone(m) => m.occurred_at.unwrap_or(m.observed_at),
+        }
+    }
+
+    /// The month the fact belongs to, `YYYY-MM`: the month it occurred in.
     pub fn period(&self) -> String {
-        period_of(self.observed_at())
+        period_of(self.occurred_at())
     }
 
     pub fn criteria_version(&self) -> &str {
@@ -131,8 +156,10 @@ pub fn previous_period(period: &str) -> Option<String> {
 }
 
 /// The milestones a lead shows now, under the plan: a sales verdict (its status is an accepted
-/// or rejected one), one opportunity per deal, one win per closed-won deal. Recording them is
-/// idempotent, so the first run that sees a milestone dates it.
+/// or rejected one), one opportunity per deal, one win per deal the CRM flags closed-won, one
+/// loss per deal it flags closed and not won. Recording them is idempotent, so the first run
+/// that sees a milestone records it — dated by the CRM (see the module docs), never later
+/// than `now`.
 pub fn milestones_of(
     lead: &Lead,
     state: &LeadState,
@@ -140,48 +167,61 @@ pub fn milestones_of(
     now: DateTime<Utc>,
     run_id: &str,
 ) -> Vec<MilestoneFact> {
-    let fact = |outcome, reference: String, amount_cents, reason| MilestoneFact {
-        lead_id: lead.id.clone(),
-        outcome,
-        reference,
-        observed_at: now,
-        run_id: run_id.to_owned(),
-        owner_id: lead.owner_id.clone(),
-        source: lead.source.clone(),
-        amount_cents,
-        reason,
-        criteria_version: state.criteria_version.clone(),
-        band: state.band.clone(),
-        reasons: state.reasons.clone(),
+    let seen = lead.modified_at.min(now);
+    let fact = |outcome, reference: String, occurred: DateTime<Utc>, owner: Option<&String>| {
+        MilestoneFact {
+            lead_id: lead.id.clone(),
+            outcome,
+            reference,
+            observed_at: now,
+            occurred_at: Some(occurred.min(now)),
+            run_id: run_id.to_owned(),
+            owner_id: owner.or(lead.owner_id.as_ref()).cloned(),
+            source: lead.source.clone(),
+            amount_cents: None,
+            currency: None,
+            reason: None,
+            criteria_version: state.criteria_version.clone(),
+            band: state.band.clone(),
+            reasons: state.reasons.clone(),
+        }
+    };
+    let upper_or_unspecified = |text: Option<&str>| {
+        text.map(|r| r.trim().to_uppercase().replace(' ', "_"))
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "UNSPECIFIED".to_owned())
     };
     let mut out = Vec::new();
     if let Some(status) = lead.lead_status.as_deref() {
         if plan.accepts(status) {
-            out.push(fact(Outcome::SalesAccepted, "status".into(), None, None));
+            out.push(fact(Outcome::SalesAccepted, "status".into(), seen, None));
         } else if plan.rejects(status) {
-            let reason = lead
-                .rejection_reason
-                .as_deref()
-                .map(|r| r.trim().to_uppercase())
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| "UNSPECIFIED".to_owned());
-            out.push(fact(
-                Outcome::SalesRejected,
-                "status".into(),
-                None,
-                Some(reason),
-            ));
+            let mut f = fact(Outcome::SalesRejected, "status".into(), seen, None);
+            f.reason = Some(upper_or_unspecified(lead.rejection_reason.as_deref()));
+            out.push(f);
         }
     }
     for deal in &lead.deals {
-        out.push(fact(
+        let owner = deal.owner_id.as_ref();
+        let with_amount = |mut f: MilestoneFact| {
+            f.amount_cents = deal.amount_cents;
+            f.currency.clone_from(&deal.currency);
+            f
+        };
+        let opened = deal.created_at.unwrap_or(seen);
+        out.push(with_amount(fact(
             Outcome::Opportunity,
             deal.id.clone(),
-            deal.amount_cents,
-            None,
-        ));
+            opened,
+            owner,
+        )));
+        let closed = deal.close_date.unwrap_or(seen).max(opened);
         if deal.is_closed_won() {
-            out.push(fact(Outcome::Won, deal.id.clone(), deal.amount_cents, None));
+            out.push(with_amount(fact(Outcome::Won, deal.id.clone(), closed, owner)));
+        } else if deal.is_closed_lost() {
+            let mut f = with_amount(fact(Outcome::Lost, deal.id.clone(), closed, owner));
+            f.reason = Some(upper_or_unspecified(deal.lost_reason.as_deref()));
+            out.push(f);
         }
     }
     out

@@ -14,6 +14,9 @@
 //! [incentives.credits.won]             # a deal closed-won
 //! marketing_bps = 100                  # basis points of the deal amount
 //! sales_bps = 500
+//!
+//! [incentives.fx]                      # deals in other currencies: plan units per unit
+//! EUR = 1.08                           # (without a rate such a deal is not credited: said so)
 //! ```
 //!
 //! Money is integer cents throughout; a share of revenue is `amount_cents × bps / 10,000`,
@@ -37,16 +40,24 @@ pub enum Outcome {
     Opportunity,
     /// A deal of the lead closed-won.
     Won,
+    /// A deal of the lead closed and not won (a loss of the opportunity stage; never credited).
+    Lost,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Outcome::Sql,
         Outcome::SalesAccepted,
         Outcome::SalesRejected,
         Outcome::Opportunity,
         Outcome::Won,
+        Outcome::Lost,
     ];
+
+    /// Deal outcomes: one per deal, whatever number of contacts share the deal.
+    pub fn is_deal(self) -> bool {
+        matches!(self, Outcome::Opportunity | Outcome::Won | Outcome::Lost)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -55,6 +66,7 @@ impl Outcome {
             Outcome::SalesRejected => "sales_rejected",
             Outcome::Opportunity => "opportunity",
             Outcome::Won => "won",
+            Outcome::Lost => "lost",
         }
     }
 }
@@ -119,6 +131,8 @@ pub(crate) struct IncentivesDoc {
     rejected_statuses: Vec<String>,
     #[serde(default)]
     credits: CreditsDoc,
+    #[serde(default)]
+    fx: BTreeMap<String, f64>,
 }
 
 fn default_currency() -> String {
@@ -133,6 +147,9 @@ pub struct IncentivePlan {
     pub accepted_statuses: BTreeSet<String>,
     pub rejected_statuses: BTreeSet<String>,
     pub credits: BTreeMap<Outcome, CreditDoc>,
+    /// Exchange rates into the plan's currency, in millionths (`EUR = 1.08` → 1,080,000).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fx_micros: BTreeMap<String, i64>,
 }
 
 impl IncentivePlan {
@@ -188,12 +205,28 @@ impl IncentivePlan {
             }
             credits.insert(outcome, credit);
         }
+        let mut fx_micros = BTreeMap::new();
+        for (code, rate) in doc.fx {
+            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                problems.push(format!(
+                    "incentives.fx.{code}: not a three-letter ISO 4217 code"
+                ));
+            } else if !(rate.is_finite() && rate > 0.0 && rate < 1_000_000.0) {
+                problems.push(format!(
+                    "incentives.fx.{code} = {rate}: must be a positive rate into {}",
+                    doc.currency
+                ));
+            } else {
+                fx_micros.insert(code, (rate * 1_000_000.0).round() as i64);
+            }
+        }
         if problems.is_empty() {
             Ok(Self {
                 currency: doc.currency,
                 accepted_statuses: accepted,
                 rejected_statuses: rejected,
                 credits,
+                fx_micros,
             })
         } else {
             Err(problems)
@@ -211,6 +244,20 @@ impl IncentivePlan {
         };
         let share = i128::from(amount_cents.unwrap_or(0).max(0)) * i128::from(bps) / 10_000;
         fixed * 100 + i64::try_from(share).unwrap_or(i64::MAX)
+    }
+
+    /// An amount in `currency` (the plan's when `None`) as cents of the plan's currency, at the
+    /// plan's rate, rounded down; `None` when the plan has no rate for it — such an amount is
+    /// never mixed in silently.
+    pub fn in_plan_currency(&self, amount_cents: i64, currency: Option<&str>) -> Option<i64> {
+        match currency {
+            None => Some(amount_cents),
+            Some(c) if c == self.currency => Some(amount_cents),
+            Some(c) => {
+                let rate = self.fx_micros.get(c)?;
+                i64::try_from(i128::from(amount_cents) * i128::from(*rate) / 1_000_000).ok()
+            }
+        }
     }
 
     /// Is this sales status an acceptance / a rejection?
@@ -256,6 +303,16 @@ mod tests {
         );
         assert_eq!(p.credit_cents(Outcome::Opportunity, Team::Sales, None), 0);
         assert!(p.accepts("IN_PROGRESS") && p.rejects("unqualified"));
+    }
+
+    #[test]
+    fn other_currencies_convert_only_at_a_stated_rate() {
+        let p = plan("[fx]\nEUR = 1.08").unwrap();
+        assert_eq!(p.in_plan_currency(10_000, None), Some(10_000));
+        assert_eq!(p.in_plan_currency(10_000, Some("USD")), Some(10_000));
+        assert_eq!(p.in_plan_currency(10_000, Some("EUR")), Some(10_800));
+        assert_eq!(p.in_plan_currency(10_000, Some("GBP")), None);
+        assert!(plan("[fx]\neur = 1.0").is_err() && plan("[fx]\nEUR = -1.0").is_err());
     }
 
     #[test]

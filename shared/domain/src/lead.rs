@@ -170,6 +170,21 @@ pub struct Engagement {
     pub last_form_submission_at: Option<DateTime<Utc>>,
 }
 
+impl Engagement {
+    /// The latest activity on any channel.
+    pub fn last_activity_at(&self) -> Option<DateTime<Utc>> {
+        [
+            self.last_page_view_at,
+            self.last_email_open_at,
+            self.last_email_click_at,
+            self.last_form_submission_at,
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+}
+
 /// Budget, authority, need and timeline as sales recorded them (free text or the values of the
 /// account's picklists, e.g. `CONFIRMED`, `DECISION_MAKER`, `THIS_QUARTER`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -194,26 +209,54 @@ impl Bant {
 }
 
 /// A deal the lead is associated with in the CRM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deal {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// The CRM's stage id (`closedwon`, `closedlost`, …).
+    /// The CRM's stage id (`closedwon`, `closedlost`, or a custom pipeline's numeric id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
-    /// Amount in cents (whole currency units × 100), exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// Amount in cents (whole currency units × 100) of [`Deal::currency`], exact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_cents: Option<i64>,
+    /// ISO 4217 code of the amount (HubSpot's `deal_currency_code`); `None`: the account's
+    /// company currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The CRM's own flags (HubSpot `hs_is_closed_won`, `hs_is_closed`): they hold for every
+    /// pipeline, where stage ids do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_won: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_date: Option<DateTime<Utc>>,
+    /// Why a lost deal was lost (HubSpot `closed_lost_reason`, free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<String>,
 }
 
 impl Deal {
+    /// Won by the CRM's flag; only a record without the flag falls back to HubSpot's default
+    /// pipeline stage id.
     pub fn is_closed_won(&self) -> bool {
-        self.stage.as_deref() == Some("closedwon")
+        self.closed_won
+            .unwrap_or_else(|| self.stage.as_deref() == Some("closedwon"))
+    }
+
+    /// Closed and not won (the CRM's flags; the default pipeline's stage id without them).
+    pub fn is_closed_lost(&self) -> bool {
+        !self.is_closed_won()
+            && self
+                .closed
+                .unwrap_or_else(|| self.stage.as_deref() == Some("closedlost"))
     }
 }
 

@@ -9,7 +9,8 @@
 //! - [`transition`]: the stored state of a lead and the append-only stage transitions.
 //! - [`facts`]: stage transitions and sales milestones, the append-only source of rollups.
 //! - [`incentives`]: the shared incentive plan (in the criteria document).
-//! - [`rollup`]: KPI and incentive rollups, corrections, control totals, the funnel check.
+//! - [`rollup`]: KPI and incentive rollups, statements, corrections, control totals.
+//! - [`funnel`]: the funnel reality check (cohorts per step, losses and reasons, sensitivity).
 //! - [`ports`]: the traits adapters implement (CRM, firmographic provider, lead store, snapshot
 //!   store), each with its contract; [`fakes`] (feature `fakes`) has in-memory versions.
 //!
@@ -19,6 +20,7 @@
 
 pub mod criteria;
 pub mod facts;
+pub mod funnel;
 pub mod hash;
 pub mod incentives;
 pub mod lead;

@@ -343,6 +343,14 @@ pub struct RunReport {
     pub crm_push_requests: u64,
     pub snapshot_key: Option<String>,
     pub quarantine_key: Option<String>,
+    /// The months (`YYYY-MM`) the facts this run recorded occurred in: the periods whose
+    /// rollups it recomputes (with the month of its `now`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub fact_periods: std::collections::BTreeSet<String>,
+    /// Leads re-scored because time alone (decay, activity windows) was due to change their
+    /// stage or band.
+    #[serde(default)]
+    pub rescored_due: u64,
 }
 
 /// Lead state, transitions, watermarks and run records.
@@ -468,10 +476,14 @@ pub struct PeriodStatus {
     pub period: String,
     pub closed_by: String,
     pub closed_at: DateTime<Utc>,
-    /// Rows frozen, and the incentive totals (all criteria versions) at close.
+    /// Rows frozen, and the incentive totals of the reported criteria version at close.
     pub rows: u64,
     pub credits_cents: i64,
     pub facts: u64,
+    /// The criteria version the period was reported (and paid) under when it closed: what
+    /// later corrections are measured against. `None` for periods closed before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criteria_version: Option<String>,
 }
 
 /// What [`RollupStore::replace_rows`] changed.

@@ -1,33 +1,49 @@
 //! KPI and shared-incentive rollups: a pure function of a period's facts.
 //!
-//! [`Rollup`] folds the facts of one month (plus the month before, for velocity and speed to
-//! lead) into rows with deterministic sort keys and canonical JSON bodies; writing them
-//! overwrites, never increments, so recomputing any number of times gives byte-identical rows.
-//! [`corrections`] compares a closed period's frozen rows with what its facts say now and
-//! produces correction rows for the open period. [`funnel`] is the funnel reality check.
+//! [`Rollup`] folds the facts that *occurred* in one month (plus the month before, for velocity
+//! and speed to lead) into rows with deterministic sort keys and canonical JSON bodies; writing
+//! them overwrites, never increments, so recomputing any number of times gives byte-identical
+//! rows. [`corrections`] compares a closed period's frozen view with what its facts say now and
+//! produces correction rows for the open period. The funnel reality check is [`crate::funnel`].
+//!
+//! # Views: one per criteria version, each complete
+//! Stage facts belong to the criteria version that scored them; sales milestones (verdicts,
+//! deals) belong to no version. Each version with stage facts in the period gets a complete
+//! view: its own stage facts plus every milestone, credited by its own plan. A new version
+//! restates a period (its facts keep the time the lead got to its stage, so a lead that was SQL
+//! in October is SQL in October under the new version too) — it never adds a second credit.
+//! Readers show one view: [`reporting_version`], the version scored most recently.
+//!
+//! # Counted once
+//! - A deal shared by several contacts is one opportunity, one win or one loss: its revenue is
+//!   counted once, sales credit goes to the **deal's** owner, and marketing's credit is split
+//!   evenly (exact cents, the remainder to the first contacts by id) among the contacts' sources.
+//! - A deal in another currency than the plan's is credited at the plan's rate (`[incentives.fx]`),
+//!   or not at all, and the row says how much was left unconverted (`unconverted`).
 //!
 //! Row keys (all under one partition per period, so a period is one Query):
 //! - `KPI#<version>#month#<metric>#<dimension>` and `KPI#<version>#day:<date>#reached#<step>#all`
-//! - `INC#<version>#<team>#<owner>`
-//! - `CORR#<closed period>#<row key>`
+//! - `INC#<version>#<team>#<owner>`, `VER#<version>`
+//! - `CORR#<closed period>#<row key without its version>`
 //!
 //! Metrics (each row has `value`, `base` and `detail`; a rate is `value / base`):
-//! - `reached#<step>`: facts reaching a stage (`iql`, `mql`, …) or milestone (`sales_accepted`,
-//!   `sales_rejected`, `opportunity`, `won`).
-//! - `conversion#<from>><to>`: reached `to` ÷ reached `from` in the period (flow conversion).
-//! - `loss#<stage>`: leads lost (disqualified or recycled) leaving `stage` (`new` for a lead
-//!   seen for the first time) ÷ all exits from it;
-//!   `detail` counts the loss reasons (disqualifier codes, `STATUS:<sales status>`).
+//! - `reached#<step>`: leads reaching a stage (`iql`, `mql`, …), sales verdicts
+//!   (`sales_accepted`, `sales_rejected`), deals (`opportunity`, `won`, `lost`) in the period;
+//!   `base` is 0 (a count, not a rate).
+//! - `conversion#<from>><to>`: reached `to` ÷ reached `from` in the period (flow conversion: the
+//!   two counts need not be the same leads; the cohort view is the funnel check).
+//! - `loss#<stage>`: leads lost (disqualified or recycled) leaving `stage` (`new`: first seen, or
+//!   first scored under this version) ÷ all moves out of it; `detail` counts the reasons
+//!   (disqualifier codes, `STATUS:<sales status>`). `loss#opportunity`: deals lost ÷ deals
+//!   closed, `detail` the lost reasons.
 //! - `acceptance`: accepted ÷ judged by sales; `detail` counts rejection reasons.
 //! - `rejection_by_rule#<code>`: rejected ÷ judged, among leads whose scoring matched the rule.
 //! - `speed_to_lead`: median minutes from MQL to the first sales verdict (`value`), over `base`
 //!   leads; `detail.max_minutes`.
-//! - `velocity#mql`: MQLs this month minus last month (`value`) over last month's (`base`):
-//!   the lead velocity rate.
-//! - `revenue_won`: cents of closed-won deals (`value`) over `base` deals.
+//! - `velocity#mql`: MQLs this month minus last month (`value`) over last month's (`base`).
+//! - `revenue_won#<currency>`: cents of closed-won deals (`value`) over `base` deals, per currency.
 //!
-//! Dimensions: `all`, `owner:<id>`, `source:<source>`, `band:<band>`. Every row is computed
-//! under one criteria version: a restated version has its own rows, never mixed.
+//! Dimensions: `all`, `owner:<id>`, `source:<source>`, `band:<band>`.
 
 use crate::facts::Fact;
 use crate::hash::stable_hash;
@@ -66,17 +82,23 @@ pub struct Incentive {
     /// The sales owner for sales; the lead source (channel) for marketing.
     pub owner: String,
     pub credits_cents: i64,
-    /// Credited outcomes per kind.
+    /// Credited outcomes per kind (a deal counts once per row).
     pub outcomes: BTreeMap<String, i64>,
     /// Facts behind the row, and a hash of their keys (lineage).
     pub facts: u64,
     pub lineage: String,
+    /// Deal amounts (cents per currency) whose share of revenue was not credited: the plan has
+    /// no exchange rate for their currency.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unconverted: BTreeMap<String, i64>,
 }
 
 /// A change to a closed period's row, posted to an open period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Correction {
     pub closed_period: String,
+    /// The row's key without its criteria version (`INC#sales#7`): the closed view and the
+    /// current one are compared row by row even when a new version restated the period.
     pub row: String,
     /// The frozen body and the body the facts give now (`None`: no such row).
     pub was: Option<String>,
@@ -87,6 +109,16 @@ pub struct Correction {
     pub lineage: String,
 }
 
+/// A criteria version's view of a period: which definition the rows beside it use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub criteria_version: String,
+    /// Stage facts of this version in the period.
+    pub stage_facts: u64,
+    /// When the newest of them was recorded: the most recently scored version is reported.
+    pub last_observed_at: DateTime<Utc>,
+}
+
 /// The body of a row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -94,6 +126,7 @@ pub enum RowBody {
     Kpi(Kpi),
     Incentive(Incentive),
     Correction(Correction),
+    Version(VersionInfo),
 }
 
 impl RollupRow {
@@ -112,33 +145,109 @@ impl RollupRow {
     }
 }
 
+/// One credited item on an owner's (or a source's) statement: what a rep checks line by line.
+/// The lines of a row add up to its `credits_cents` exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementLine {
+    pub criteria_version: String,
+    pub team: Team,
+    pub owner: String,
+    pub outcome: Outcome,
+    pub occurred_at: DateTime<Utc>,
+    /// The leads behind the credit (a deal's contacts; one lead otherwise).
+    pub leads: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_cents: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// This row's share of the outcome: `[n, of]` contacts (marketing's credit for a deal is
+    /// split among its contacts' sources); `[1, 1]` otherwise.
+    pub share: [u32; 2],
+    pub credit_cents: i64,
+    /// The rule codes the lead matched when the outcome was recorded.
+    pub reasons: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The facts behind the line (their keys).
+    pub facts: Vec<String>,
+}
+
 /// Funnel steps in order, for conversion.
 pub const FUNNEL: [&str; 6] = ["iql", "mql", "sql", "sales_accepted", "opportunity", "won"];
 
-fn dimensions(f: &Fact) -> [String; 4] {
+const UNASSIGNED: &str = "(unassigned)";
+const UNKNOWN: &str = "(unknown)";
+
+fn dims(owner: Option<&str>, source: Option<&str>, band: &str) -> [String; 4] {
     [
         "all".to_owned(),
-        format!("owner:{}", f.owner_id().unwrap_or("(unassigned)")),
-        format!("source:{}", f.source().unwrap_or("(unknown)")),
-        format!("band:{}", if f.band().is_empty() { "-" } else { f.band() }),
+        format!("owner:{}", owner.unwrap_or(UNASSIGNED)),
+        format!("source:{}", source.unwrap_or(UNKNOWN)),
+        format!("band:{}", if band.is_empty() { "-" } else { band }),
     ]
 }
 
+fn dimensions(f: &Fact) -> [String; 4] {
+    dims(f.owner_id(), f.source(), f.band())
+}
+
+fn day_of(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
+}
+
+/// Counts from one version's stage facts, per dimension.
 #[derive(Debug, Default)]
-struct Tally {
+struct StageTally {
     reached: BTreeMap<&'static str, i64>,
     exits: BTreeMap<String, i64>,
     lost: BTreeMap<String, (i64, BTreeMap<String, i64>)>,
+}
+
+/// Counts from the sales milestones (no version), per dimension.
+#[derive(Debug, Default)]
+struct SalesTally {
+    reached: BTreeMap<&'static str, i64>,
     accepted: i64,
     rejected: i64,
     rejection_reasons: BTreeMap<String, i64>,
     by_rule: BTreeMap<String, (i64, i64)>,
     speed_minutes: Vec<i64>,
-    revenue: (i64, i64),
+    /// Per currency (`None`: the plan's): cents and deals.
+    revenue: BTreeMap<Option<String>, (i64, i64)>,
+    closed: i64,
+    lost: (i64, BTreeMap<String, i64>),
+}
+
+/// A creditable fact of one lead: an SQL (per version) or a sales verdict.
+#[derive(Debug, Clone)]
+struct Single {
+    lead: String,
+    outcome: Outcome,
+    key: String,
+    occurred: DateTime<Utc>,
+    owner: String,
+    source: String,
+    reasons: Vec<String>,
+}
+
+/// One contact's fact about a deal.
+#[derive(Debug, Clone)]
+struct DealSide {
+    key: String,
+    source: String,
+    band: String,
+    owner: Option<String>,
+    amount: Option<i64>,
+    currency: Option<String>,
+    occurred: DateTime<Utc>,
+    reason: Option<String>,
+    reasons: Vec<String>,
 }
 
 /// A period's rows, built by folding its facts one at a time (any order), so a period of any
-/// size is computed in memory proportional to its leads and row keys, never to its facts.
+/// size is computed in memory proportional to its leads, deals and row keys.
 ///
 /// Feed the period's facts with [`Rollup::add`] and the previous month's with
 /// [`Rollup::add_previous`] (velocity; MQLs that precede a verdict), then [`Rollup::finish`].
@@ -149,21 +258,18 @@ pub struct Rollup<'p> {
     plans: &'p BTreeMap<String, IncentivePlan>,
     /// First MQL of each lead (any version) in this and the previous month: speed to lead.
     first_mql: HashMap<String, DateTime<Utc>>,
-    tallies: BTreeMap<(String, String), Tally>,
-    days: BTreeMap<(String, String, &'static str), i64>,
-    /// Sales verdicts whose speed to lead is known only once every MQL has been seen:
-    /// (version, dimensions, lead, verdict time).
-    verdicts: Vec<(String, [String; 4], String, DateTime<Utc>)>,
-    /// Last month's MQLs per (version, dimension), for velocity.
+    stage: BTreeMap<(String, String), StageTally>,
+    sales: BTreeMap<String, SalesTally>,
+    stage_days: BTreeMap<(String, String, &'static str), i64>,
+    sales_days: BTreeMap<(String, &'static str), i64>,
+    versions: BTreeMap<String, VersionInfo>,
+    /// Versions of milestones (a period with no stage facts is viewed under these).
+    milestone_versions: BTreeSet<String>,
+    sqls: BTreeMap<String, Vec<Single>>,
+    verdicts: Vec<(Single, [String; 4])>,
+    /// (outcome, deal id) → lead → that contact's fact.
+    deals: BTreeMap<(Outcome, String), BTreeMap<String, DealSide>>,
     previous_mql: BTreeMap<(String, String), i64>,
-    credits: BTreeMap<(String, Team, String), Credit>,
-}
-
-#[derive(Debug, Default)]
-struct Credit {
-    credits: i64,
-    outcomes: BTreeMap<String, i64>,
-    keys: BTreeSet<String>,
 }
 
 impl<'p> Rollup<'p> {
@@ -174,11 +280,16 @@ impl<'p> Rollup<'p> {
             period: period.to_owned(),
             plans,
             first_mql: HashMap::new(),
-            tallies: BTreeMap::new(),
-            days: BTreeMap::new(),
+            stage: BTreeMap::new(),
+            sales: BTreeMap::new(),
+            stage_days: BTreeMap::new(),
+            sales_days: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            milestone_versions: BTreeSet::new(),
+            sqls: BTreeMap::new(),
             verdicts: Vec::new(),
+            deals: BTreeMap::new(),
             previous_mql: BTreeMap::new(),
-            credits: BTreeMap::new(),
         }
     }
 
@@ -186,11 +297,12 @@ impl<'p> Rollup<'p> {
         if let Fact::Stage(t) = f
             && t.to == Stage::Mql
         {
-            let at = self
+            let at = f.occurred_at();
+            let first = self
                 .first_mql
                 .entry(t.lead_id.as_str().to_owned())
-                .or_insert(t.observed_at);
-            *at = (*at).min(t.observed_at);
+                .or_insert(at);
+            *first = (*first).min(at);
             true
         } else {
             false
@@ -215,191 +327,284 @@ impl<'p> Rollup<'p> {
             return;
         }
         self.note_mql(f);
-        let version = f.criteria_version();
-        *self
-            .days
-            .entry((
-                version.to_owned(),
-                f.observed_at().format("%Y-%m-%d").to_string(),
-                f.step(),
-            ))
-            .or_default() += 1;
-        let dims = dimensions(f);
-        for dim in &dims {
-            let t = self
-                .tallies
-                .entry((version.to_owned(), dim.clone()))
-                .or_default();
-            *t.reached.entry(f.step()).or_default() += 1;
-            match f {
-                Fact::Stage(tr) => {
-                    let from = tr.from.map_or("new", Stage::as_str).to_owned();
-                    *t.exits.entry(from.clone()).or_default() += 1;
-                    if matches!(tr.to, Stage::Disqualified | Stage::Recycled) {
-                        let lost = t.lost.entry(from).or_default();
-                        lost.0 += 1;
-                        for r in &tr.loss_reasons {
-                            *lost.1.entry(r.clone()).or_default() += 1;
-                        }
-                    }
-                }
-                Fact::Milestone(m) => match m.outcome {
-                    Outcome::SalesAccepted | Outcome::SalesRejected => {
-                        let rejected = m.outcome == Outcome::SalesRejected;
-                        if rejected {
-                            t.rejected += 1;
-                            *t.rejection_reasons
-                                .entry(m.reason.clone().unwrap_or_default())
-                                .or_default() += 1;
-                        } else {
-                            t.accepted += 1;
-                        }
-                        for code in &m.reasons {
-                            let e = t.by_rule.entry(code.clone()).or_default();
-                            e.0 += i64::from(rejected);
-                            e.1 += 1;
-                        }
-                    }
-                    Outcome::Won => {
-                        t.revenue.0 += m.amount_cents.unwrap_or(0);
-                        t.revenue.1 += 1;
-                    }
-                    Outcome::Opportunity | Outcome::Sql => {}
-                },
-            }
+        match f {
+            Fact::Stage(t) => self.add_stage(f, t),
+            Fact::Milestone(m) => self.add_milestone(f, m),
         }
-        if let Fact::Milestone(m) = f
-            && matches!(m.outcome, Outcome::SalesAccepted | Outcome::SalesRejected)
-        {
-            self.verdicts.push((
-                version.to_owned(),
-                dims,
-                m.lead_id.as_str().to_owned(),
-                m.observed_at,
-            ));
-        }
-        self.credit(f);
     }
 
-    /// Each credited fact credits marketing (to the lead's source) and sales (to the lead's
-    /// owner) per the plan of its criteria version.
-    fn credit(&mut self, f: &Fact) {
-        let Some(plan) = self.plans.get(f.criteria_version()) else {
-            return;
+    fn add_stage(&mut self, f: &Fact, t: &crate::transition::Transition) {
+        let version = t.criteria_version.clone();
+        let info = self
+            .versions
+            .entry(version.clone())
+            .or_insert_with(|| VersionInfo {
+                criteria_version: version.clone(),
+                stage_facts: 0,
+                last_observed_at: t.observed_at,
+            });
+        info.stage_facts += 1;
+        info.last_observed_at = info.last_observed_at.max(t.observed_at);
+        *self
+            .stage_days
+            .entry((version.clone(), day_of(f.occurred_at()), t.to.as_str()))
+            .or_default() += 1;
+        // A restatement is where the lead enters this version's view, not a move.
+        let from = match t.from {
+            Some(from) if !t.restated && from != t.to => from.as_str(),
+            _ => "new",
         };
-        let (outcome, amount) = match f {
-            Fact::Stage(t) if t.to == Stage::Sql => (Outcome::Sql, None),
-            Fact::Stage(_) => return,
-            Fact::Milestone(m) => (m.outcome, m.amount_cents),
-        };
-        if !plan.credits.contains_key(&outcome) {
+        for dim in dimensions(f) {
+            let tally = self.stage.entry((version.clone(), dim)).or_default();
+            *tally.reached.entry(t.to.as_str()).or_default() += 1;
+            *tally.exits.entry(from.to_owned()).or_default() += 1;
+            if matches!(t.to, Stage::Disqualified | Stage::Recycled) {
+                let lost = tally.lost.entry(from.to_owned()).or_default();
+                lost.0 += 1;
+                for r in &t.loss_reasons {
+                    *lost.1.entry(r.clone()).or_default() += 1;
+                }
+            }
+        }
+        if t.to == Stage::Sql {
+            self.sqls.entry(version).or_default().push(Single {
+                lead: t.lead_id.as_str().to_owned(),
+                outcome: Outcome::Sql,
+                key: f.key(),
+                occurred: f.occurred_at(),
+                owner: t.owner_id.clone().unwrap_or_else(|| UNASSIGNED.to_owned()),
+                source: t.source.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
+                reasons: t.reasons.clone(),
+            });
+        }
+    }
+
+    fn add_milestone(&mut self, f: &Fact, m: &crate::facts::MilestoneFact) {
+        self.milestone_versions.insert(m.criteria_version.clone());
+        if m.outcome.is_deal() {
+            self.deals
+                .entry((m.outcome, m.reference.clone()))
+                .or_default()
+                .insert(
+                    m.lead_id.as_str().to_owned(),
+                    DealSide {
+                        key: f.key(),
+                        source: m.source.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
+                        band: m.band.clone(),
+                        owner: m.owner_id.clone(),
+                        amount: m.amount_cents,
+                        currency: m.currency.clone(),
+                        occurred: f.occurred_at(),
+                        reason: m.reason.clone(),
+                        reasons: m.reasons.clone(),
+                    },
+                );
             return;
         }
-        let key = f.key();
-        for team in [Team::Marketing, Team::Sales] {
-            let owner = match team {
-                Team::Marketing => f.source().unwrap_or("(unknown)"),
-                Team::Sales => f.owner_id().unwrap_or("(unassigned)"),
-            };
-            let a = self
-                .credits
-                .entry((f.criteria_version().to_owned(), team, owner.to_owned()))
-                .or_default();
-            a.credits += plan.credit_cents(outcome, team, amount);
-            *a.outcomes.entry(outcome.as_str().to_owned()).or_default() += 1;
-            a.keys.insert(key.clone());
+        let dims = dimensions(f);
+        *self
+            .sales_days
+            .entry((day_of(f.occurred_at()), m.outcome.as_str()))
+            .or_default() += 1;
+        let rejected = m.outcome == Outcome::SalesRejected;
+        for dim in &dims {
+            let t = self.sales.entry(dim.clone()).or_default();
+            *t.reached.entry(m.outcome.as_str()).or_default() += 1;
+            if rejected {
+                t.rejected += 1;
+                *t.rejection_reasons
+                    .entry(m.reason.clone().unwrap_or_default())
+                    .or_default() += 1;
+            } else {
+                t.accepted += 1;
+            }
+            for code in &m.reasons {
+                let e = t.by_rule.entry(code.clone()).or_default();
+                e.0 += i64::from(rejected);
+                e.1 += 1;
+            }
         }
+        self.verdicts.push((
+            Single {
+                lead: m.lead_id.as_str().to_owned(),
+                outcome: m.outcome,
+                key: f.key(),
+                occurred: f.occurred_at(),
+                owner: m.owner_id.clone().unwrap_or_else(|| UNASSIGNED.to_owned()),
+                source: m.source.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
+                reasons: m.reasons.clone(),
+            },
+            dims,
+        ));
     }
 
     /// The rows of the period, sorted by key.
-    pub fn finish(mut self) -> Vec<RollupRow> {
-        for (version, dims, lead, at) in std::mem::take(&mut self.verdicts) {
-            if let Some(mql) = self.first_mql.get(&lead)
-                && *mql <= at
+    pub fn finish(self) -> Vec<RollupRow> {
+        self.finish_all(false).0
+    }
+
+    /// The rows, and every statement line behind the incentive rows (all versions).
+    pub fn finish_with_statements(self) -> (Vec<RollupRow>, Vec<StatementLine>) {
+        self.finish_all(true)
+    }
+
+    fn finish_all(mut self, statements: bool) -> (Vec<RollupRow>, Vec<StatementLine>) {
+        // Speed to lead, now that every MQL has been seen.
+        for (v, dims) in &self.verdicts {
+            if let Some(mql) = self.first_mql.get(&v.lead)
+                && *mql <= v.occurred
             {
-                let minutes = (at - *mql).num_minutes();
+                let minutes = (v.occurred - *mql).num_minutes();
                 for dim in dims {
-                    if let Some(t) = self.tallies.get_mut(&(version.clone(), dim)) {
+                    if let Some(t) = self.sales.get_mut(dim) {
                         t.speed_minutes.push(minutes);
                     }
                 }
             }
         }
-        let mut rows = self.kpi_rows();
-        rows.extend(self.incentive_rows());
+        // Deals, once each.
+        for ((outcome, _), sides) in &self.deals {
+            let Some(first) = sides.values().next() else {
+                continue;
+            };
+            let mut touched: BTreeSet<String> = BTreeSet::new();
+            for side in sides.values() {
+                touched.extend(dims(first.owner.as_deref(), Some(&side.source), &side.band));
+            }
+            *self
+                .sales_days
+                .entry((day_of(first.occurred), outcome.as_str()))
+                .or_default() += 1;
+            for dim in touched {
+                let t = self.sales.entry(dim).or_default();
+                *t.reached.entry(outcome.as_str()).or_default() += 1;
+                match outcome {
+                    Outcome::Won => {
+                        let r = t.revenue.entry(first.currency.clone()).or_default();
+                        r.0 += first.amount.unwrap_or(0);
+                        r.1 += 1;
+                        t.closed += 1;
+                    }
+                    Outcome::Lost => {
+                        t.closed += 1;
+                        t.lost.0 += 1;
+                        *t.lost
+                            .1
+                            .entry(first.reason.clone().unwrap_or_default())
+                            .or_default() += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut versions: BTreeSet<String> = self.versions.keys().cloned().collect();
+        if versions.is_empty() {
+            versions.clone_from(&self.milestone_versions);
+        }
+        let mut rows = Vec::new();
+        let mut lines = Vec::new();
+        for version in &versions {
+            self.kpi_rows(version, &mut rows);
+            if let Some(plan) = self.plans.get(version) {
+                self.credit_rows(version, plan, &mut rows, statements.then_some(&mut lines));
+            }
+            if let Some(info) = self.versions.get(version) {
+                rows.push(RollupRow::new(
+                    format!("VER#{version}"),
+                    &RowBody::Version(info.clone()),
+                ));
+            }
+        }
         rows.sort();
-        rows
+        (rows, lines)
     }
 
-    fn kpi_rows(&self) -> Vec<RollupRow> {
-        let mut rows = Vec::new();
-        let mut kpi =
-            |version: &str, grain: &str, metric: String, dim: &str, value, base, detail| {
-                let sk = format!("KPI#{version}#{grain}#{metric}#{dim}");
-                rows.push(RollupRow::new(
-                    sk,
-                    &RowBody::Kpi(Kpi {
-                        criteria_version: version.to_owned(),
-                        grain: grain.to_owned(),
-                        metric,
-                        dimension: dim.to_owned(),
-                        value,
-                        base,
-                        detail,
-                    }),
-                ));
-            };
-        for ((version, dim), t) in &self.tallies {
-            let reached = |s: &str| t.reached.get(s).copied().unwrap_or(0);
-            for (step, n) in &t.reached {
-                kpi(
-                    version,
-                    "month",
-                    format!("reached#{step}"),
-                    dim,
-                    *n,
-                    0,
-                    BTreeMap::new(),
-                );
+    fn kpi_rows(&self, version: &str, rows: &mut Vec<RollupRow>) {
+        let currency = self
+            .plans
+            .get(version)
+            .map_or("USD", |p| p.currency.as_str());
+        let mut kpi = |grain: &str, metric: String, dim: &str, value, base, detail| {
+            rows.push(RollupRow::new(
+                format!("KPI#{version}#{grain}#{metric}#{dim}"),
+                &RowBody::Kpi(Kpi {
+                    criteria_version: version.to_owned(),
+                    grain: grain.to_owned(),
+                    metric,
+                    dimension: dim.to_owned(),
+                    value,
+                    base,
+                    detail,
+                }),
+            ));
+        };
+        let empty_stage = StageTally::default();
+        let empty_sales = SalesTally::default();
+        let dims: BTreeSet<&String> = self
+            .stage
+            .keys()
+            .filter(|(v, _)| v == version)
+            .map(|(_, d)| d)
+            .chain(self.sales.keys())
+            .collect();
+        for dim in dims {
+            let st = self
+                .stage
+                .get(&(version.to_owned(), dim.clone()))
+                .unwrap_or(&empty_stage);
+            let sa = self.sales.get(dim).unwrap_or(&empty_sales);
+            let mut reached = st.reached.clone();
+            for (k, v) in &sa.reached {
+                *reached.entry(k).or_default() += v;
+            }
+            let n = |s: &str| reached.get(s).copied().unwrap_or(0);
+            for (step, count) in &reached {
+                kpi("month", format!("reached#{step}"), dim, *count, 0, BTreeMap::new());
             }
             for pair in FUNNEL.windows(2) {
                 let (from, to) = (pair[0], pair[1]);
-                if reached(from) > 0 || reached(to) > 0 {
+                if n(from) > 0 || n(to) > 0 {
                     kpi(
-                        version,
                         "month",
                         format!("conversion#{from}>{to}"),
                         dim,
-                        reached(to),
-                        reached(from),
+                        n(to),
+                        n(from),
                         BTreeMap::new(),
                     );
                 }
             }
-            for (from, (n, reasons)) in &t.lost {
+            for (from, (lost, reasons)) in &st.lost {
                 kpi(
-                    version,
                     "month",
                     format!("loss#{from}"),
                     dim,
-                    *n,
-                    t.exits.get(from).copied().unwrap_or(0),
+                    *lost,
+                    st.exits.get(from).copied().unwrap_or(0),
                     reasons.clone(),
                 );
             }
-            if t.accepted + t.rejected > 0 {
+            if sa.closed > 0 {
                 kpi(
-                    version,
+                    "month",
+                    "loss#opportunity".into(),
+                    dim,
+                    sa.lost.0,
+                    sa.closed,
+                    sa.lost.1.clone(),
+                );
+            }
+            if sa.accepted + sa.rejected > 0 {
+                kpi(
                     "month",
                     "acceptance".into(),
                     dim,
-                    t.accepted,
-                    t.accepted + t.rejected,
-                    t.rejection_reasons.clone(),
+                    sa.accepted,
+                    sa.accepted + sa.rejected,
+                    sa.rejection_reasons.clone(),
                 );
-                for (code, (rejected, judged)) in &t.by_rule {
+                for (code, (rejected, judged)) in &sa.by_rule {
                     kpi(
-                        version,
                         "month",
                         format!("rejection_by_rule#{code}"),
                         dim,
@@ -409,8 +614,8 @@ impl<'p> Rollup<'p> {
                     );
                 }
             }
-            if !t.speed_minutes.is_empty() {
-                let mut m = t.speed_minutes.clone();
+            if !sa.speed_minutes.is_empty() {
+                let mut m = sa.speed_minutes.clone();
                 m.sort_unstable();
                 let median = if m.len() % 2 == 1 {
                     m[m.len() / 2]
@@ -418,7 +623,6 @@ impl<'p> Rollup<'p> {
                     (m[m.len() / 2 - 1] + m[m.len() / 2]) / 2
                 };
                 kpi(
-                    version,
                     "month",
                     "speed_to_lead".into(),
                     dim,
@@ -429,109 +633,349 @@ impl<'p> Rollup<'p> {
             }
             let before = self
                 .previous_mql
-                .get(&(version.clone(), dim.clone()))
+                .get(&(version.to_owned(), dim.clone()))
                 .copied()
                 .unwrap_or(0);
-            kpi(
-                version,
-                "month",
-                "velocity#mql".into(),
-                dim,
-                reached("mql") - before,
-                before,
-                BTreeMap::new(),
-            );
-            if t.revenue.1 > 0 {
+            if st.reached.get("mql").copied().unwrap_or(0) > 0 || before > 0 {
                 kpi(
-                    version,
                     "month",
-                    "revenue_won".into(),
+                    "velocity#mql".into(),
                     dim,
-                    t.revenue.0,
-                    t.revenue.1,
+                    st.reached.get("mql").copied().unwrap_or(0) - before,
+                    before,
+                    BTreeMap::new(),
+                );
+            }
+            let mut revenue: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+            for (cur, (cents, deals)) in &sa.revenue {
+                let r = revenue.entry(cur.as_deref().unwrap_or(currency)).or_default();
+                r.0 += cents;
+                r.1 += deals;
+            }
+            for (cur, (cents, deals)) in revenue {
+                kpi(
+                    "month",
+                    format!("revenue_won#{cur}"),
+                    dim,
+                    cents,
+                    deals,
                     BTreeMap::new(),
                 );
             }
         }
-        for ((version, day, step), n) in &self.days {
+        let mut days: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+        for ((v, day, step), n) in &self.stage_days {
+            if v == version {
+                *days.entry((day.as_str(), step)).or_default() += n;
+            }
+        }
+        for ((day, step), n) in &self.sales_days {
+            *days.entry((day.as_str(), step)).or_default() += n;
+        }
+        for ((day, step), n) in days {
             kpi(
-                version,
                 &format!("day:{day}"),
                 format!("reached#{step}"),
                 "all",
-                *n,
+                n,
                 0,
                 BTreeMap::new(),
             );
         }
-        rows
     }
 
-    fn incentive_rows(&self) -> Vec<RollupRow> {
-        self.credits
-            .iter()
-            .map(|((version, team, owner), a)| {
-                RollupRow::new(
-                    format!("INC#{version}#{}#{owner}", team.as_str()),
-                    &RowBody::Incentive(Incentive {
-                        criteria_version: version.clone(),
-                        team: *team,
+    /// Credit rows of one version: its SQLs, every sales verdict and every deal, by its plan.
+    fn credit_rows(
+        &self,
+        version: &str,
+        plan: &IncentivePlan,
+        rows: &mut Vec<RollupRow>,
+        mut lines: Option<&mut Vec<StatementLine>>,
+    ) {
+        let mut ledger = Ledger::default();
+        let singles = self
+            .sqls
+            .get(version)
+            .into_iter()
+            .flatten()
+            .chain(self.verdicts.iter().map(|(s, _)| s));
+        for s in singles {
+            if !plan.credits.contains_key(&s.outcome) {
+                continue;
+            }
+            for (team, owner) in [(Team::Marketing, &s.source), (Team::Sales, &s.owner)] {
+                ledger.post(Post {
+                    version,
+                    team,
+                    owner,
+                    outcome: s.outcome,
+                    item: &s.key,
+                    keys: std::slice::from_ref(&s.key),
+                    cents: plan.credit_cents(s.outcome, team, None),
+                    unconverted: None,
+                    line: StatementLine {
+                        criteria_version: version.to_owned(),
+                        team,
                         owner: owner.clone(),
-                        credits_cents: a.credits,
-                        outcomes: a.outcomes.clone(),
-                        facts: a.keys.len() as u64,
-                        lineage: stable_hash(a.keys.iter().map(String::as_str)),
-                    }),
-                )
-            })
-            .collect()
+                        outcome: s.outcome,
+                        occurred_at: s.occurred,
+                        leads: vec![s.lead.clone()],
+                        deal_id: None,
+                        amount_cents: None,
+                        currency: None,
+                        share: [1, 1],
+                        credit_cents: 0,
+                        reasons: s.reasons.clone(),
+                        note: None,
+                        facts: vec![s.key.clone()],
+                    },
+                });
+            }
+        }
+        for ((outcome, deal), sides) in &self.deals {
+            if !plan.credits.contains_key(outcome) {
+                continue;
+            }
+            let Some(first) = sides.values().next() else {
+                continue;
+            };
+            let keys: Vec<String> = sides.values().map(|s| s.key.clone()).collect();
+            let leads: Vec<String> = sides.keys().cloned().collect();
+            let converted = first
+                .amount
+                .map(|a| (a, plan.in_plan_currency(a, first.currency.as_deref())));
+            let (amount, unconverted, note) = match converted {
+                Some((_, Some(plan_cents))) => (Some(plan_cents), None, None),
+                Some((a, None)) => (
+                    None,
+                    first.currency.clone().map(|c| (c, a)),
+                    Some(format!(
+                        "{} deal: the plan has no {} rate, only fixed credits apply",
+                        first.currency.as_deref().unwrap_or("?"),
+                        first.currency.as_deref().unwrap_or("?")
+                    )),
+                ),
+                None => (None, None, None),
+            };
+            let line = |team, owner: &str, share, cents| StatementLine {
+                criteria_version: version.to_owned(),
+                team,
+                owner: owner.to_owned(),
+                outcome: *outcome,
+                occurred_at: first.occurred,
+                leads: leads.clone(),
+                deal_id: Some(deal.clone()),
+                amount_cents: first.amount,
+                currency: first.currency.clone(),
+                share,
+                credit_cents: cents,
+                reasons: first.reasons.clone(),
+                note: note.clone(),
+                facts: keys.clone(),
+            };
+            let owner = first.owner.clone().unwrap_or_else(|| UNASSIGNED.to_owned());
+            let sales = plan.credit_cents(*outcome, Team::Sales, amount);
+            ledger.post(Post {
+                version,
+                team: Team::Sales,
+                owner: &owner,
+                outcome: *outcome,
+                item: deal,
+                keys: &keys,
+                cents: sales,
+                unconverted: unconverted.clone(),
+                line: line(Team::Sales, &owner, [1, 1], 0),
+            });
+            // Marketing: split evenly among the deal's contacts, exact to the cent.
+            let total = plan.credit_cents(*outcome, Team::Marketing, amount);
+            let n = sides.len() as i64;
+            for (i, side) in sides.values().enumerate() {
+                let cents = total / n + i64::from((i as i64) < total % n);
+                ledger.post(Post {
+                    version,
+                    team: Team::Marketing,
+                    owner: &side.source,
+                    outcome: *outcome,
+                    item: deal,
+                    keys: std::slice::from_ref(&side.key),
+                    cents,
+                    unconverted: unconverted.clone().filter(|_| i == 0),
+                    line: line(
+                        Team::Marketing,
+                        &side.source,
+                        [1, u32::try_from(n).unwrap_or(u32::MAX)],
+                        0,
+                    ),
+                });
+            }
+        }
+        for ((team, owner), c) in ledger.rows {
+            rows.push(RollupRow::new(
+                format!("INC#{version}#{}#{owner}", team.as_str()),
+                &RowBody::Incentive(Incentive {
+                    criteria_version: version.to_owned(),
+                    team,
+                    owner,
+                    credits_cents: c.credits,
+                    outcomes: c.outcomes,
+                    facts: c.keys.len() as u64,
+                    lineage: stable_hash(c.keys.iter().map(String::as_str)),
+                    unconverted: c.unconverted,
+                }),
+            ));
+            if let Some(out) = lines.as_deref_mut() {
+                out.extend(c.lines);
+            }
+        }
     }
 }
 
-/// Correction rows for `open_period`: one per row of the closed period whose frozen body
-/// differs from what its facts give now. Deterministic, so re-posting overwrites.
+/// One credit posted to a row.
+struct Post<'a> {
+    version: &'a str,
+    team: Team,
+    owner: &'a str,
+    outcome: Outcome,
+    /// What is counted once per row (a fact key, a deal id).
+    item: &'a str,
+    keys: &'a [String],
+    cents: i64,
+    unconverted: Option<(String, i64)>,
+    line: StatementLine,
+}
+
+#[derive(Debug, Default)]
+struct Credit {
+    credits: i64,
+    outcomes: BTreeMap<String, i64>,
+    items: BTreeSet<(Outcome, String)>,
+    keys: BTreeSet<String>,
+    unconverted: BTreeMap<String, i64>,
+    lines: Vec<StatementLine>,
+}
+
+#[derive(Debug, Default)]
+struct Ledger {
+    rows: BTreeMap<(Team, String), Credit>,
+}
+
+impl Ledger {
+    fn post(&mut self, p: Post<'_>) {
+        let _ = p.version;
+        let c = self.rows.entry((p.team, p.owner.to_owned())).or_default();
+        c.credits += p.cents;
+        if c.items.insert((p.outcome, p.item.to_owned())) {
+            *c.outcomes.entry(p.outcome.as_str().to_owned()).or_default() += 1;
+        }
+        c.keys.extend(p.keys.iter().cloned());
+        if let Some((currency, cents)) = p.unconverted {
+            *c.unconverted.entry(currency).or_default() += cents;
+        }
+        let mut line = p.line;
+        line.credit_cents = p.cents;
+        c.lines.push(line);
+    }
+}
+
+/// The version a period is reported under: the one scored most recently (`VER#` rows), else
+/// the one with the most incentive rows.
+pub fn reporting_version(rows: &[RollupRow]) -> Option<String> {
+    let mut newest: Option<VersionInfo> = None;
+    let mut counts = BTreeMap::<String, usize>::new();
+    for row in rows {
+        match row.parse() {
+            Ok(RowBody::Version(v)) => {
+                if newest.as_ref().is_none_or(|n| {
+                    (v.last_observed_at, &v.criteria_version)
+                        > (n.last_observed_at, &n.criteria_version)
+                }) {
+                    newest = Some(v);
+                }
+            }
+            Ok(RowBody::Incentive(i)) => *counts.entry(i.criteria_version).or_default() += 1,
+            Ok(RowBody::Kpi(k)) => {
+                counts.entry(k.criteria_version).or_default();
+            }
+            _ => {}
+        }
+    }
+    newest
+        .map(|v| v.criteria_version)
+        .or_else(|| counts.into_iter().max_by_key(|(_, n)| *n).map(|(v, _)| v))
+}
+
+/// The rows of one version keyed without it (`INC#sales#7`, `KPI#month#…`): what corrections
+/// compare, so a closed period's view and its restatement line up row by row.
+pub fn version_view(rows: &[RollupRow], version: &str) -> BTreeMap<String, RollupRow> {
+    let kpi = format!("KPI#{version}#");
+    let inc = format!("INC#{version}#");
+    rows.iter()
+        .filter_map(|r| {
+            let rest = r
+                .sk
+                .strip_prefix(&kpi)
+                .map(|k| format!("KPI#{k}"))
+                .or_else(|| r.sk.strip_prefix(&inc).map(|k| format!("INC#{k}")))?;
+            Some((rest, r.clone()))
+        })
+        .collect()
+}
+
+/// Correction rows for the open period: one per row of the closed view (`was`, keyed without
+/// version: [`version_view`]) whose body differs from what the facts give now (`now`).
+/// Deterministic, so re-posting overwrites.
 pub fn corrections(
     closed_period: &str,
-    frozen: &[RollupRow],
-    recomputed: &[RollupRow],
+    was: &BTreeMap<String, RollupRow>,
+    now: &BTreeMap<String, RollupRow>,
 ) -> Vec<RollupRow> {
-    let was: BTreeMap<&str, &RollupRow> = frozen
-        .iter()
-        .filter(|r| !r.sk.starts_with("CORR#"))
-        .map(|r| (r.sk.as_str(), r))
-        .collect();
-    let now: BTreeMap<&str, &RollupRow> = recomputed.iter().map(|r| (r.sk.as_str(), r)).collect();
-    let credits = |row: Option<&&RollupRow>| match row.map(|r| r.parse()) {
+    let credits = |row: Option<&RollupRow>| match row.map(RollupRow::parse) {
         Some(Ok(RowBody::Incentive(i))) => i.credits_cents,
         _ => 0,
     };
-    let lineage = |row: Option<&&RollupRow>| match row.map(|r| r.parse()) {
+    let lineage = |row: Option<&RollupRow>| match row.map(RollupRow::parse) {
         Some(Ok(RowBody::Incentive(i))) => i.lineage,
         _ => row
             .map(|r| stable_hash([r.body.as_str()]))
             .unwrap_or_default(),
     };
-    let keys: BTreeSet<&str> = was.keys().chain(now.keys()).copied().collect();
+    // A restated row differs in its version field alone when nothing else changed: compare
+    // the bodies without it.
+    let same = |a: Option<&RollupRow>, b: Option<&RollupRow>| match (a, b) {
+        (Some(a), Some(b)) => unversioned(a) == unversioned(b),
+        (None, None) => true,
+        _ => false,
+    };
+    let keys: BTreeSet<&String> = was.keys().chain(now.keys()).collect();
     keys.into_iter()
-        .filter(|k| was.get(k).map(|r| &r.body) != now.get(k).map(|r| &r.body))
+        .filter(|k| !k.contains("#day:") && !same(was.get(*k), now.get(*k)))
         .map(|k| {
             let (old, new) = (was.get(k), now.get(k));
             RollupRow::new(
                 format!("CORR#{closed_period}#{k}"),
                 &RowBody::Correction(Correction {
                     closed_period: closed_period.to_owned(),
-                    row: k.to_owned(),
+                    row: k.clone(),
                     was: old.map(|r| r.body.clone()),
                     now: new.map(|r| r.body.clone()),
                     delta_credits_cents: credits(new) - credits(old),
                     reason: format!(
-                        "facts recorded after {closed_period} was closed change this row"
+                        "facts recorded after {closed_period} was closed, or a new criteria version, change this row"
                     ),
                     lineage: stable_hash([lineage(old).as_str(), lineage(new).as_str()]),
                 }),
             )
         })
         .collect()
+}
+
+fn unversioned(row: &RollupRow) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(&row.body).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("criteria_version");
+        o.remove("lineage");
+    }
+    v
 }
 
 /// Control totals of a period's incentive rows for one criteria version.
@@ -543,6 +987,9 @@ pub struct ControlTotals {
     pub outcomes: BTreeMap<String, i64>,
     /// Credits of correction rows posted to this period.
     pub corrections_cents: i64,
+    /// Revenue left uncredited for want of an exchange rate, per currency.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unconverted: BTreeMap<String, i64>,
 }
 
 /// The incentive rows (and corrections) of a period, with their control totals.
@@ -558,6 +1005,9 @@ pub fn incentive_rows(rows: &[RollupRow], version: &str) -> (Vec<Incentive>, Con
                 for (k, v) in &i.outcomes {
                     *totals.outcomes.entry(k.clone()).or_default() += v;
                 }
+                for (k, v) in &i.unconverted {
+                    *totals.unconverted.entry(k.clone()).or_default() += v;
+                }
                 out.push(i);
             }
             Ok(RowBody::Correction(c)) => totals.corrections_cents += c.delta_credits_cents,
@@ -567,184 +1017,15 @@ pub fn incentive_rows(rows: &[RollupRow], version: &str) -> (Vec<Incentive>, Con
     (out, totals)
 }
 
-/// One stage of the funnel reality check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FunnelStep {
-    pub from: String,
-    pub to: String,
-    pub entered: i64,
-    pub advanced: i64,
-    /// Share lost leaving `from` (disqualified or recycled), percent.
-    pub loss_pct: f64,
-    pub top_loss_reasons: Vec<(String, i64)>,
-    /// Revenue gained (cents) if this step's conversion were `points` higher, all else equal.
-    pub revenue_gain_cents: Option<i64>,
-}
-
-/// The funnel reality check of a period (dimension `all`, one criteria version): loss per
-/// stage with its top reasons, and the revenue sensitivity to each step's conversion.
-pub fn funnel(rows: &[RollupRow], version: &str, points: f64) -> Vec<FunnelStep> {
-    let mut kpis: BTreeMap<String, Kpi> = BTreeMap::new();
-    for row in rows {
-        if let Ok(RowBody::Kpi(k)) = row.parse()
-            && k.criteria_version == version
-            && k.grain == "month"
-            && k.dimension == "all"
-        {
-            kpis.insert(k.metric.clone(), k);
-        }
-    }
-    let revenue = kpis.get("revenue_won").map_or(0, |k| k.value);
-    FUNNEL
-        .windows(2)
-        .map(|pair| {
-            let (from, to) = (pair[0], pair[1]);
-            let conv = kpis.get(&format!("conversion#{from}>{to}"));
-            let (advanced, entered) = conv.map_or((0, 0), |k| (k.value, k.base));
-            let loss = kpis.get(&format!("loss#{from}"));
-            let mut reasons: Vec<(String, i64)> = loss
-                .map(|k| k.detail.iter().map(|(r, n)| (r.clone(), *n)).collect())
-                .unwrap_or_default();
-            reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            reasons.truncate(3);
-            let rate = if entered > 0 {
-                advanced as f64 / entered as f64
-            } else {
-                0.0
-            };
-            FunnelStep {
-                from: from.to_owned(),
-                to: to.to_owned(),
-                entered,
-                advanced,
-                loss_pct: loss.map_or(0.0, |k| {
-                    if k.base > 0 {
-                        100.0 * k.value as f64 / k.base as f64
-                    } else {
-                        0.0
-                    }
-                }),
-                top_loss_reasons: reasons,
-                revenue_gain_cents: (rate > 0.0)
-                    .then(|| (revenue as f64 * (points / 100.0) / rate).round() as i64),
-            }
+/// The correction rows of a period.
+pub fn correction_rows(rows: &[RollupRow]) -> Vec<Correction> {
+    rows.iter()
+        .filter_map(|r| match r.parse() {
+            Ok(RowBody::Correction(c)) => Some(c),
+            _ => None,
         })
         .collect()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::facts::MilestoneFact;
-    use crate::lead::LeadId;
-    use crate::transition::Transition;
-
-    fn at(day: u32, hour: u32) -> DateTime<Utc> {
-        use chrono::TimeZone;
-        Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
-    }
-
-    fn mql(lead: &str, when: DateTime<Utc>) -> Fact {
-        Fact::Stage(Transition {
-            lead_id: LeadId::new(lead).unwrap(),
-            from: Some(Stage::Iql),
-            to: Stage::Mql,
-            criteria_version: "v1".into(),
-            observed_at: when,
-            run_id: "r".into(),
-            owner_id: Some("7".into()),
-            source: Some("ads".into()),
-            band: "A".into(),
-            reasons: vec!["FIT".into()],
-            loss_reasons: vec![],
-        })
-    }
-
-    fn verdict(lead: &str, when: DateTime<Utc>, accepted: bool) -> Fact {
-        Fact::Milestone(MilestoneFact {
-            lead_id: LeadId::new(lead).unwrap(),
-            outcome: if accepted {
-                Outcome::SalesAccepted
-            } else {
-                Outcome::SalesRejected
-            },
-            reference: "status".into(),
-            observed_at: when,
-            run_id: "r".into(),
-            owner_id: Some("7".into()),
-            source: Some("ads".into()),
-            amount_cents: None,
-            reason: (!accepted).then(|| "BUDGET".into()),
-            criteria_version: "v1".into(),
-            band: "A".into(),
-            reasons: vec!["FIT".into()],
-        })
-    }
-
-    fn rows(current: &[Fact], previous: &[Fact], interleave: bool) -> Vec<RollupRow> {
-        let plans = BTreeMap::new();
-        let mut r = Rollup::new("2026-11", &plans);
-        if interleave {
-            for f in current {
-                r.add(f);
-            }
-            for f in previous {
-                r.add_previous(f);
-            }
-        } else {
-            for f in previous.iter().rev() {
-                r.add_previous(f);
-            }
-            for f in current.iter().rev() {
-                r.add(f);
-            }
-        }
-        r.finish()
-    }
-
-    fn kpi(rows: &[RollupRow], sk: &str) -> Kpi {
-        let row = rows.iter().find(|r| r.sk == sk).expect(sk);
-        match row.parse().unwrap() {
-            RowBody::Kpi(k) => k,
-            other => panic!("{sk}: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn rows_depend_on_the_facts_not_on_the_order_they_are_folded_in() {
-        // Lead 1's verdict arrives before its MQL in one order; lead 2's MQL was last month.
-        let current = vec![
-            verdict("1", at(3, 12), true),
-            mql("1", at(3, 10)),
-            verdict("2", at(2, 9), false),
-            mql("3", at(5, 8)),
-        ];
-        let mut previous_mql = mql("2", at(1, 9));
-        if let Fact::Stage(t) = &mut previous_mql {
-            t.observed_at = chrono::DateTime::parse_from_rfc3339("2026-10-31T09:00:00Z")
-                .unwrap()
-                .with_timezone(&Utc);
-        }
-        let previous = vec![previous_mql];
-        let a = rows(&current, &previous, true);
-        let b = rows(&current, &previous, false);
-        assert_eq!(a, b);
-        // Speed to lead: lead 1 after 120 minutes, lead 2 after two days (MQL last month).
-        let speed = kpi(&a, "KPI#v1#month#speed_to_lead#all");
-        assert_eq!((speed.value, speed.base), ((120 + 2880) / 2, 2));
-        assert_eq!(speed.detail.get("max_minutes"), Some(&2880));
-        let velocity = kpi(&a, "KPI#v1#month#velocity#mql#owner:7");
-        assert_eq!((velocity.value, velocity.base), (2 - 1, 1));
-        let acceptance = kpi(&a, "KPI#v1#month#acceptance#source:ads");
-        assert_eq!((acceptance.value, acceptance.base), (1, 2));
-        assert_eq!(acceptance.detail.get("BUDGET"), Some(&1));
-    }
-
-    #[test]
-    fn a_fact_of_another_period_is_ignored() {
-        let plans = BTreeMap::new();
-        let mut r = Rollup::new("2026-12", &plans);
-        r.add(&mql("1", at(3, 10)));
-        assert!(r.finish().is_empty());
-    }
-}
+mod tests;

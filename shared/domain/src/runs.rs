@@ -161,6 +161,8 @@ impl RunReport {
         self.push_failed += other.push_failed;
         self.crm_pull_pages += other.crm_pull_pages;
         self.crm_push_requests += other.crm_push_requests;
+        self.rescored_due += other.rescored_due;
+        self.fact_periods.extend(other.fact_periods.iter().cloned());
         if self.since.is_none() {
             self.since = other.since;
         }

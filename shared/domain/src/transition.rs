@@ -30,19 +30,44 @@ pub struct LeadState {
     pub owner_id: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub run_id: String,
+    /// Since when the lead has been at `stage` (by the CRM's clock: see
+    /// [`LeadState::from_scorecard`]); `None` in states written before leadsync kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_since: Option<DateTime<Utc>>,
+    /// When time alone (engagement decay, activity windows) next changes the lead's stage or
+    /// band if nothing else happens; `None`: never. The nightly run re-scores leads due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescore_at: Option<DateTime<Utc>>,
 }
 
 impl LeadState {
     /// The state a scorecard produces, carrying over what was last pushed.
+    ///
+    /// `stage_since`: a lead still at its previous stage (under this or a new criteria
+    /// version: a restatement) keeps the time it got there; a lead whose data changed, or that
+    /// is scored for the first time or under a new definition, got there when its data last
+    /// changed (`modified_at`, the CRM's clock); a lead moved by time alone (decay) got there
+    /// `now`.
+    #[allow(clippy::too_many_arguments)]
     pub fn from_scorecard(
         lead_id: LeadId,
         owner_id: Option<String>,
         card: &Scorecard,
         input_hash: String,
+        modified_at: DateTime<Utc>,
         previous: Option<&LeadState>,
         now: DateTime<Utc>,
         run_id: &str,
     ) -> Self {
+        let stage_since = match previous {
+            Some(p) if p.stage == card.stage => p.stage_since.unwrap_or(p.updated_at),
+            Some(p)
+                if p.input_hash == input_hash && p.criteria_version == card.criteria_version =>
+            {
+                now
+            }
+            _ => modified_at.min(now),
+        };
         Self {
             lead_id,
             stage: card.stage,
@@ -57,6 +82,8 @@ impl LeadState {
             owner_id,
             updated_at: now,
             run_id: run_id.to_owned(),
+            stage_since: Some(stage_since),
+            rescore_at: None,
         }
     }
 
@@ -71,6 +98,7 @@ impl LeadState {
             && self.criteria_version == other.criteria_version
             && self.input_hash == other.input_hash
             && self.owner_id == other.owner_id
+            && self.rescore_at == other.rescore_at
     }
 }
 
@@ -97,6 +125,14 @@ pub struct Transition {
     /// Why the lead was lost, for `disqualified` and `recycled` (see `Criteria::loss_reasons`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loss_reasons: Vec<String>,
+    /// When the lead got to `to` by the CRM's clock (its state's `stage_since`); `None` in
+    /// facts recorded before leadsync kept it: then `observed_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The criteria version changed: this fact restates where the lead stands under the new
+    /// definition, it is not a move (`from` is the stage under the old one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restated: bool,
 }
 
 impl Transition {
@@ -116,6 +152,8 @@ impl Transition {
             band: next.band.clone(),
             reasons: next.reasons.clone(),
             loss_reasons: Vec::new(),
+            occurred_at: next.stage_since,
+            restated: previous.is_some_and(|p| p.criteria_version != next.criteria_version),
         })
     }
 }
@@ -148,6 +186,8 @@ mod tests {
             owner_id: None,
             updated_at: DateTime::<Utc>::UNIX_EPOCH,
             run_id: "r".into(),
+            stage_since: None,
+            rescore_at: None,
         }
     }
 

@@ -10,8 +10,11 @@
 use chrono::{DateTime, Utc};
 use leadsync_domain::facts::{is_period, previous_period};
 use leadsync_domain::ports::{PeriodStatus, RollupStore, RowsWritten, StoreError};
+use leadsync_domain::funnel::{Funnel, FunnelReport};
+use leadsync_domain::incentives::IncentivePlan;
 use leadsync_domain::rollup::{
-    ControlTotals, Rollup, RollupRow, RowBody, corrections, incentive_rows,
+    ControlTotals, Rollup, RollupRow, RowBody, StatementLine, corrections, incentive_rows,
+    reporting_version, version_view,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -142,14 +145,17 @@ pub async fn refresh<S: RollupStore>(
             .filter(|c| c.as_str() < target.as_str() && first_open_from(c) == target)
             .collect();
         for c in feeding {
-            let mut baseline: BTreeMap<String, RollupRow> = store
+            let frozen = store
                 .rows(c)
                 .await
-                .map_err(self::store("reading frozen rows", c))?
-                .into_iter()
-                .filter(|r| !r.sk.starts_with("CORR#"))
-                .map(|r| (r.sk.clone(), r))
-                .collect();
+                .map_err(self::store("reading frozen rows", c))?;
+            // The view the period was closed (and paid) under.
+            let closed_version = closed
+                .get(c)
+                .and_then(|s| s.criteria_version.clone())
+                .or_else(|| reporting_version(&frozen))
+                .unwrap_or_default();
+            let mut baseline = version_view(&frozen, &closed_version);
             // Corrections already frozen in closed periods between `c` and `target` are part
             // of the baseline: never post the same difference twice.
             let mut between = next_period(c);
@@ -180,9 +186,11 @@ pub async fn refresh<S: RollupStore>(
                 }
                 between = next_period(&p);
             }
-            let baseline: Vec<RollupRow> = baseline.into_values().collect();
             let now = computed(store, c, &plans).await?;
-            let posted = corrections(c, &baseline, &now);
+            let now_view = reporting_version(&now)
+                .map(|v| version_view(&now, &v))
+                .unwrap_or_default();
+            let posted = corrections(c, &baseline, &now_view);
             report.corrections += posted.len() as u64;
             rows.extend(posted);
         }
@@ -231,24 +239,16 @@ pub async fn close<S: RollupStore>(
         .rows(period)
         .await
         .map_err(self::store("reading rows", period))?;
-    let (mut credits, mut facts) = (0i64, 0u64);
-    for row in &rows {
-        match row.parse() {
-            Ok(RowBody::Incentive(i)) => {
-                credits += i.credits_cents;
-                facts += i.facts;
-            }
-            Ok(RowBody::Correction(c)) => credits += c.delta_credits_cents,
-            _ => {}
-        }
-    }
+    let version = reporting_version(&rows);
+    let (_, totals) = incentive_rows(&rows, version.as_deref().unwrap_or_default());
     let status = PeriodStatus {
         period: period.to_owned(),
         closed_by: by.to_owned(),
         closed_at: now,
         rows: rows.len() as u64,
-        credits_cents: credits,
-        facts,
+        credits_cents: totals.credits_cents + totals.corrections_cents,
+        facts: totals.facts,
+        criteria_version: version,
     };
     store
         .close_period(&status)
@@ -263,15 +263,154 @@ pub async fn close<S: RollupStore>(
     Ok(status)
 }
 
-/// The criteria version with the most incentive rows in `rows`: what a report shows by default.
+/// The criteria version a period is shown under by default: the one scored most recently.
 pub fn busiest_version(rows: &[RollupRow]) -> Option<String> {
-    let mut counts = BTreeMap::<String, usize>::new();
-    for row in rows {
-        if let Ok(RowBody::Incentive(i)) = row.parse() {
-            *counts.entry(i.criteria_version).or_default() += 1;
+    reporting_version(rows)
+}
+
+/// How many months before a period the funnel reads, to know where its leads stood.
+const FUNNEL_CONTEXT_MONTHS: u32 = 3;
+
+/// The funnel reality check of `period` under `version`, as of `as_of`: the facts of the
+/// period and of every month after it up to `as_of` (where its cohorts went), plus three months
+/// before it (where its leads stood).
+///
+/// # Errors
+/// [`RollupError`].
+pub async fn funnel_report<S: RollupStore>(
+    store: &S,
+    period: &str,
+    version: &str,
+    as_of: DateTime<Utc>,
+    stall_days: u32,
+    points: f64,
+) -> Result<FunnelReport, RollupError> {
+    check(period)?;
+    let plans = store
+        .plans()
+        .await
+        .map_err(self::store("reading incentive plans", period))?;
+    let mut funnel = Funnel::new(period, version, as_of, stall_days, plans.get(version));
+    let last = leadsync_domain::facts::period_of(as_of);
+    let mut month = period.to_owned();
+    for _ in 0..FUNNEL_CONTEXT_MONTHS {
+        month = previous_period(&month).unwrap_or(month);
+    }
+    while month.as_str() <= last.as_str() {
+        store
+            .visit_facts(&month, |f| funnel.add(&f))
+            .await
+            .map_err(self::store("reading facts", &month))?;
+        match next_period(&month) {
+            Some(n) => month = n,
+            None => break,
         }
     }
-    counts.into_iter().max_by_key(|(_, n)| *n).map(|(v, _)| v)
+    Ok(funnel.finish(points))
+}
+
+/// Every statement line of `period` under `version` (optionally one team's one owner): each
+/// credited lead or deal with its outcome, date, amount and the rule reasons behind it. The
+/// lines of an incentive row add up to its credits exactly.
+///
+/// # Errors
+/// [`RollupError`].
+pub async fn statements<S: RollupStore>(
+    store: &S,
+    period: &str,
+    version: &str,
+) -> Result<Vec<StatementLine>, RollupError> {
+    check(period)?;
+    let plans: BTreeMap<String, IncentivePlan> = store
+        .plans()
+        .await
+        .map_err(self::store("reading incentive plans", period))?
+        .into_iter()
+        .filter(|(v, _)| v == version)
+        .collect();
+    let mut rollup = Rollup::new(period, &plans);
+    store
+        .visit_facts(period, |f| rollup.add(&f))
+        .await
+        .map_err(self::store("reading facts", period))?;
+    let (_, mut lines) = rollup.finish_with_statements();
+    lines.retain(|l| l.criteria_version == version);
+    lines.sort_by(|a, b| {
+        (a.team, &a.owner, a.occurred_at, &a.facts).cmp(&(b.team, &b.owner, b.occurred_at, &b.facts))
+    });
+    Ok(lines)
+}
+
+/// Statement lines as RFC 4180 CSV (one line per credited item, a total per owner last).
+///
+/// # Errors
+/// [`RollupError::Csv`].
+pub fn statements_csv(
+    period: &str,
+    currency: &str,
+    lines: &[StatementLine],
+) -> Result<Vec<u8>, RollupError> {
+    let csv_err = |e: csv::Error| RollupError::Csv(e.to_string());
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record([
+        "period",
+        "criteria_version",
+        "team",
+        "owner",
+        "outcome",
+        "occurred_at",
+        "leads",
+        "deal_id",
+        "deal_amount",
+        "deal_currency",
+        "share",
+        "currency",
+        "credit",
+        "reasons",
+        "note",
+        "facts",
+    ])
+    .map_err(csv_err)?;
+    let mut totals: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for l in lines {
+        *totals
+            .entry((l.team.as_str().to_owned(), l.owner.clone()))
+            .or_default() += l.credit_cents;
+        w.write_record([
+            period,
+            &l.criteria_version,
+            l.team.as_str(),
+            &l.owner,
+            l.outcome.as_str(),
+            &l.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            &l.leads.join(" "),
+            l.deal_id.as_deref().unwrap_or(""),
+            &l.amount_cents.map(money).unwrap_or_default(),
+            l.currency.as_deref().unwrap_or(""),
+            &format!("{}/{}", l.share[0], l.share[1]),
+            currency,
+            &money(l.credit_cents),
+            &l.reasons.join(" "),
+            l.note.as_deref().unwrap_or(""),
+            &l.facts.join(" "),
+        ])
+        .map_err(csv_err)?;
+    }
+    for ((team, owner), cents) in totals {
+        w.write_record([
+            period, "", &team, &owner, "TOTAL", "", "", "", "", "", "", currency, &money(cents),
+            "", "", "",
+        ])
+        .map_err(csv_err)?;
+    }
+    w.into_inner().map_err(|e| RollupError::Csv(e.to_string()))
+}
+
+/// Hex SHA-256 of bytes (what an export's `.sha256` holds).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// `1234` cents → `"12.34"`; `-5` → `"-0.05"`.
@@ -342,6 +481,24 @@ pub fn export(
         record.extend([i.facts.to_string(), i.lineage.clone()]);
         w.write_record(&record).map_err(csv_err)?;
     }
+    // Corrections posted here for closed periods: what finance pays on top of (or back from)
+    // what it paid when it closed them.
+    for c in leadsync_domain::rollup::correction_rows(rows) {
+        if c.delta_credits_cents == 0 && !c.row.starts_with("INC#") {
+            continue;
+        }
+        let mut record = vec![
+            period.to_owned(),
+            version.to_owned(),
+            "correction".to_owned(),
+            format!("{} {}", c.closed_period, c.row),
+            currency.to_owned(),
+            money(c.delta_credits_cents),
+        ];
+        record.extend(OUTCOME_COLUMNS.iter().map(|_| String::new()));
+        record.extend([String::new(), c.lineage.clone()]);
+        w.write_record(&record).map_err(csv_err)?;
+    }
     let mut total = vec![
         period.to_owned(),
         version.to_owned(),
@@ -363,7 +520,7 @@ pub fn export(
     let csv = w
         .into_inner()
         .map_err(|e| RollupError::Csv(e.to_string()))?;
-    let sha256 = hex::encode(Sha256::digest(&csv));
+    let sha256 = sha256_hex(&csv);
     Ok(Export {
         csv,
         sha256,

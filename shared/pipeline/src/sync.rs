@@ -13,7 +13,7 @@ use leadsync_domain::ports::{
 };
 use leadsync_domain::runs::PullScope;
 use leadsync_domain::transition::push_hash;
-use leadsync_domain::{Criteria, LeadId, LeadState, Transition};
+use leadsync_domain::{Criteria, LeadId, LeadState, Stage, Transition};
 use std::collections::HashMap;
 
 /// The ports and the criteria one sync runs with.
@@ -255,15 +255,28 @@ where
         for lead in leads {
             let card = deps.criteria.evaluate(&lead, input.now);
             let prev = previous.get(&lead.id);
-            let state = LeadState::from_scorecard(
+            // When the lead's data last changed. For a lead seen for the first time whose
+            // engagement made it an MQL or SQL, its latest activity is when it got there (the
+            // CRM's last modification may be a later sales edit): the funnel and speed to lead
+            // start from it.
+            let data_at = match (prev, card.stage) {
+                (None, Stage::Mql | Stage::Sql) => lead
+                    .engagement
+                    .last_activity_at()
+                    .map_or(lead.modified_at, |a| a.min(lead.modified_at)),
+                _ => lead.modified_at,
+            };
+            let mut state = LeadState::from_scorecard(
                 lead.id.clone(),
                 lead.owner_id.clone(),
                 &card,
                 lead.input_hash(),
+                data_at,
                 prev,
                 input.now,
                 &input.run_id,
             );
+            state.rescore_at = deps.criteria.next_change(&lead, input.now);
             *report
                 .stages
                 .entry(card.stage.as_str().to_owned())
@@ -313,6 +326,16 @@ where
         // the leads' states after the push, carrying the hash of what the CRM accepted — one
         // write per lead. A crash between the two leaves the states as they were: the re-run
         // pushes the same values again and then writes them.
+        report.fact_periods.extend(
+            transitions
+                .iter()
+                .map(|t| period_of(t.occurred_at.unwrap_or(t.observed_at)))
+                .chain(
+                    milestones
+                        .iter()
+                        .map(|m| period_of(m.occurred_at.unwrap_or(m.observed_at))),
+                ),
+        );
         let recorded = deps
             .store
             .record(&[], &transitions)
@@ -480,10 +503,9 @@ where
             .await
             .map_err(store_err("saving the incentive plan"))?;
     }
-    let refreshed = crate::rollups::refresh(
-        deps.store,
-        &std::collections::BTreeSet::from([period_of(input.now)]),
-    )
+    let mut touched = report.fact_periods.clone();
+    touched.insert(period_of(input.now));
+    let refreshed = crate::rollups::refresh(deps.store, &touched)
     .await
     .map_err(SyncError::Rollups)?;
     report.rollup_rows_written = refreshed

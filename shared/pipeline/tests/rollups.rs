@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use leadsync_domain::fakes::{FakeCrm, FakeLeadStore, FakeSnapshotStore};
 use leadsync_domain::ports::RollupStore;
-use leadsync_domain::rollup::{RollupRow, RowBody, funnel, incentive_rows};
+use leadsync_domain::rollup::{RollupRow, RowBody, incentive_rows};
 use leadsync_domain::{Criteria, Lead};
 use leadsync_enrich::NoProvider;
 use leadsync_pipeline::rollups::{self, RollupError};
@@ -90,7 +90,7 @@ async fn rollups_cover_the_funnel_and_the_incentive_plan() {
         acceptance.detail.contains_key("NO_BUDGET")
             && acceptance.detail.contains_key("WRONG_PERSON")
     );
-    let won = kpi("revenue_won", "all").expect("closed-won revenue");
+    let won = kpi("revenue_won#USD", "all").expect("closed-won revenue");
     assert_eq!(won.base, 10, "one win per 12 leads");
     let loss = kpi("loss#new", "all").expect("leads lost on arrival");
     assert!(
@@ -127,14 +127,26 @@ async fn rollups_cover_the_funnel_and_the_incentive_plan() {
             .iter()
             .all(|i| i.lineage.len() == 64 && i.facts > 0)
     );
-    let steps = funnel(&rows, &version, 5.0);
-    assert_eq!(steps.len(), 5);
+    let report = rollups::funnel_report(&w.store, "2026-11", &version, november(), 30, 5.0)
+        .await
+        .unwrap();
+    assert_eq!(report.steps.len(), 6);
     assert!(
-        steps
+        report
+            .steps
             .iter()
             .any(|s| s.revenue_gain_cents.is_some_and(|g| g > 0)),
-        "{steps:#?}"
+        "{report:#?}"
     );
+    for step in &report.steps {
+        assert_eq!(
+            step.entered,
+            step.advanced + step.lost_total + step.still_in_stage
+        );
+        if step.lost_total > 0 {
+            assert!(step.loss_pct.is_some_and(|p| p > 0.0) && !step.top_loss_reasons.is_empty());
+        }
+    }
 }
 
 #[tokio::test]
@@ -208,8 +220,8 @@ async fn a_closed_period_never_changes_and_late_facts_post_corrections_forward()
     // stages there: the closed rows stay, a correction posts to December.
     let mut w2_criteria = CRITERIA.replace("version = \"2026.11.1\"", "version = \"2026.11.2\"");
     w2_criteria = w2_criteria.replace(
-        "min_fit = 20\nmin_total = 45",
-        "min_fit = 10\nmin_total = 30",
+        "[stages.sql]\nmin_fit = 35\nmin_total = 70",
+        "[stages.sql]\nmin_fit = 25\nmin_total = 55",
     );
     let mut later = leads(at("2026-11-19T12:00:00Z"));
     for l in &mut later {
@@ -241,7 +253,8 @@ async fn a_closed_period_never_changes_and_late_facts_post_corrections_forward()
     assert!(
         corrections
             .iter()
-            .any(|c| c.row.starts_with("INC#2026.11.2#") && c.delta_credits_cents > 0)
+            .any(|c| c.row.starts_with("INC#marketing#") && c.delta_credits_cents > 0),
+        "a lower SQL bar restates November with more SQL credits: {corrections:#?}"
     );
     // Posting again (another run) changes nothing: corrections are computed, not added.
     w2.run("r3", at("2026-11-30T04:00:00Z")).await.unwrap();
@@ -289,4 +302,137 @@ fn hex_sha(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// SQL credits a period reports, summed over periods, each under the version it reports.
+fn reported_sql_credits(rows: &BTreeMap<String, Vec<RollupRow>>) -> i64 {
+    rows.values()
+        .filter_map(|period| {
+            let version = leadsync_domain::rollup::reporting_version(period)?;
+            let (_, totals) = incentive_rows(period, &version);
+            Some(totals.outcomes.get("sql").copied().unwrap_or(0))
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_new_criteria_version_restates_the_sql_credits_it_never_pays_them_twice() {
+    // Defect: T#sql#<v2> was observed at the re-score, so December credited every November SQL
+    // again under the new version.
+    let w = World::new(leads(at("2026-11-19T12:00:00Z")));
+    w.run("r1", november()).await.unwrap();
+    let once = reported_sql_credits(&w.rows());
+    assert!(once > 0);
+    let v2 = CRITERIA.replace("version = \"2026.11.1\"", "version = \"2026.11.2\"");
+    let w2 = World {
+        crm: FakeCrm::new(leads(at("2026-11-19T12:00:00Z"))).with_page_size(15),
+        store: w.store,
+        snapshots: w.snapshots,
+        criteria: Criteria::parse("b2b-saas.toml", &v2).unwrap(),
+    };
+    w2.run("rescore", at("2026-12-05T10:00:00Z")).await.unwrap();
+    let rows = w2.rows();
+    assert_eq!(
+        leadsync_domain::rollup::reporting_version(&rows["2026-11"]).as_deref(),
+        Some("2026.11.2"),
+        "November is restated under the new version"
+    );
+    assert_eq!(reported_sql_credits(&rows), once, "the same SQLs, credited once");
+    assert!(
+        rows.get("2026-12").is_none_or(|d| reported_sql_credits(
+            &BTreeMap::from([("2026-12".to_owned(), d.clone())])
+        ) == 0),
+        "nothing new happened in December"
+    );
+}
+
+#[tokio::test]
+async fn milestones_are_dated_by_the_crm_so_a_first_run_spreads_history_over_its_months() {
+    // Defect: every milestone was dated when leadsync first saw it, so the first deployment
+    // credited the whole history to the month of its first run.
+    let mut leads = leads(at("2026-11-19T12:00:00Z"));
+    for l in &mut leads {
+        for d in &mut l.deals {
+            d.created_at = Some(at("2026-09-03T10:00:00Z"));
+            d.close_date = Some(at("2026-10-10T10:00:00Z"));
+        }
+    }
+    let w = World::new(leads);
+    w.run("first", at("2026-12-02T03:00:00Z")).await.unwrap();
+    let rows = w.rows();
+    let revenue = |period: &str| {
+        rows.get(period).map_or(0, |r| {
+            r.iter()
+                .filter_map(|r| match r.parse().unwrap() {
+                    RowBody::Kpi(k)
+                        if k.metric == "revenue_won#USD" && k.dimension == "all" && k.grain == "month" =>
+                    {
+                        Some(k.base)
+                    }
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0)
+        })
+    };
+    assert_eq!(revenue("2026-10"), 10, "won when they closed");
+    assert_eq!(revenue("2026-12"), 0, "not when leadsync first saw them");
+    let opened = rows["2026-09"].iter().any(|r| r.sk.contains("#month#reached#opportunity#all"));
+    assert!(opened, "opportunities in the month the deals were created");
+}
+
+#[tokio::test]
+async fn a_custom_pipeline_deal_shared_by_two_contacts_is_one_win_for_its_owner() {
+    // Defects: won meant dealstage == "closedwon" (custom pipelines never won); a deal on two
+    // contacts was credited twice; the contact's owner got the deal owner's credit.
+    let mut leads = leads(at("2026-11-19T12:00:00Z"));
+    for l in &mut leads {
+        l.deals.clear();
+    }
+    let shared = leadsync_domain::Deal {
+        id: "d-shared".into(),
+        stage: Some("81234567".into()),
+        pipeline: Some("enterprise".into()),
+        amount_cents: Some(2_000_000),
+        currency: Some("USD".into()),
+        closed_won: Some(true),
+        closed: Some(true),
+        close_date: Some(at("2026-11-12T10:00:00Z")),
+        owner_id: Some("deal-owner".into()),
+        ..leadsync_domain::Deal::default()
+    };
+    leads[1].deals.push(shared.clone());
+    leads[2].deals.push(shared);
+    assert_ne!(leads[1].owner_id.as_deref(), Some("deal-owner"));
+    let w = World::new(leads);
+    w.run("r1", november()).await.unwrap();
+    let rows = w.rows().remove("2026-11").unwrap();
+    let (incentives, _) = incentive_rows(&rows, &w.criteria.version);
+    let wins = |team| -> i64 {
+        incentives
+            .iter()
+            .filter(|i| i.team == team)
+            .map(|i| i.outcomes.get("won").copied().unwrap_or(0))
+            .sum()
+    };
+    use leadsync_domain::incentives::Team;
+    assert_eq!(wins(Team::Sales), 1, "one deal, one sales credit");
+    assert_eq!(wins(Team::Marketing), 2, "marketing's share split between the two sources");
+    let revenue = rows
+        .iter()
+        .find(|r| r.sk.ends_with("#month#revenue_won#USD#all"))
+        .expect("a custom pipeline's win is a win");
+    assert!(revenue.body.contains("\"value\":2000000"), "{}", revenue.body);
+    let owner = incentives
+        .iter()
+        .find(|i| i.owner == "deal-owner")
+        .expect("the deal's owner is credited");
+    // 5 % of 20,000.00 and the opportunity's 50.00: once.
+    assert_eq!(owner.credits_cents, 2_000_000 * 500 / 10_000 + 5_000);
+    let contact_owner_wins: i64 = incentives
+        .iter()
+        .filter(|i| i.team == Team::Sales && i.owner != "deal-owner")
+        .map(|i| i.outcomes.get("won").copied().unwrap_or(0))
+        .sum();
+    assert_eq!(contact_owner_wins, 0, "contact owners get no credit for the deal");
 }

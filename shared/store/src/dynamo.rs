@@ -94,6 +94,17 @@ impl DynamoLeadStore {
         }
         item.insert("updated_at".into(), s(state.updated_at.to_rfc3339()));
         item.insert("run_id".into(), s(&state.run_id));
+        if let Some(since) = state.stage_since {
+            item.insert("stage_since".into(), s(since.to_rfc3339()));
+        }
+        if let Some(due) = state.rescore_at {
+            // Leads whose score time alone will change are indexed by the day it does, so a
+            // nightly run finds the ones due with one Query per day.
+            let at = due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            item.insert("rescore_at".into(), s(&at));
+            item.insert(GSI1_PK.into(), s(keys::due_pk(&self.crm, due.date_naive())));
+            item.insert(GSI1_SK.into(), s(format!("{at}#{}", state.lead_id)));
+        }
         item
     }
 
@@ -110,7 +121,7 @@ impl DynamoLeadStore {
             (
                 GSI1_PK.to_owned(),
                 s(keys::facts_period_pk(
-                    &t.observed_at.format("%Y-%m").to_string(),
+                    &leadsync_domain::facts::period_of(t.occurred_at.unwrap_or(t.observed_at)),
                 )),
             ),
             (GSI1_SK.to_owned(), s(format!("{observed}#{}", t.lead_id))),
@@ -244,7 +255,20 @@ fn state_from_item(item: &Item) -> Result<LeadState, StoreError> {
             .map_err(|e| corrupt(&key, format!("updated_at: {e}")))?
             .with_timezone(&Utc),
         run_id: text("run_id")?,
+        stage_since: time(item, "stage_since", &key)?,
+        rescore_at: time(item, "rescore_at", &key)?,
     })
+}
+
+/// An optional RFC 3339 attribute; present but unreadable is corrupt.
+fn time(item: &Item, name: &str, key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    get_s(item, name)
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(|e| corrupt(key, format!("{name}: {e}")))
+        })
+        .transpose()
 }
 
 impl LeadStore for DynamoLeadStore {

@@ -26,6 +26,11 @@ pub fn facts_period_pk(period: &str) -> String {
     format!("FACTS#{period}")
 }
 
+/// Lead states whose stage or band time alone changes on `day` (the `rescore_at` index).
+pub fn due_pk(crm: &str, day: chrono::NaiveDate) -> String {
+    format!("DUE#{crm}#{day}")
+}
+
 /// A milestone fact under its lead: `M#<outcome>#<reference>`.
 pub fn milestone_sk(outcome: &str, reference: &str) -> String {
     format!("M#{outcome}#{reference}")

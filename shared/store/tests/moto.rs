@@ -37,6 +37,16 @@ fn state(id: u32, stage: Stage) -> LeadState {
             .unwrap()
             .with_timezone(&Utc),
         run_id: "run-1".into(),
+        stage_since: Some(
+            DateTime::parse_from_rfc3339("2026-10-02T08:30:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        ),
+        rescore_at: (id % 2 == 0).then(|| {
+            DateTime::parse_from_rfc3339("2026-11-24T05:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc)
+        }),
     }
 }
 

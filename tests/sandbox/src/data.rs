@@ -1,4 +1,13 @@
-//! Deterministic synthetic CRM data: the same seed and counts give the same records.
+//! Deterministic synthetic CRM data: the same seed, counts and anchor give the same records.
+//!
+//! The world is laid out backwards from the anchor (the run's `now` in the demo and
+//! `leadsync sandbox`; a fixed instant in tests): contacts created over the 180 days before it
+//! and modified within 30 days of their creation; sales verdicts that follow engagement (the
+//! more a lead engages, the likelier sales has taken it, turned it down with a reason, or sent
+//! it back for nurture); deals opened after sales took a lead, closed won or lost (with a
+//! reason) when their cycle ended before the anchor, some on a custom pipeline whose stage ids
+//! are numbers (only `hs_is_closed_won` says won), some owned by another rep than the contact's,
+//! some in EUR, some shared by two contacts of one company.
 
 use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, SeedableRng};
@@ -40,16 +49,56 @@ pub struct DataSpec {
 }
 
 impl DataSpec {
+    /// Anchored at a fixed instant (2026-11-01): what tests use, identical on every machine.
     pub fn new(seed: u64, contacts: u64) -> Self {
-        // A fixed anchor keeps the data identical across runs and machines.
         let anchor = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
             .map_or(DateTime::<Utc>::UNIX_EPOCH, |d| d.with_timezone(&Utc));
+        Self::anchored(seed, contacts, anchor)
+    }
+
+    /// Anchored at `anchor` (the run's `now`): the world ends there.
+    pub fn anchored(seed: u64, contacts: u64, anchor: DateTime<Utc>) -> Self {
         Self {
             seed,
             contacts,
             anchor,
         }
     }
+}
+
+/// A deterministic 0..100 roll from an id and a salt (the random stream is left untouched).
+fn id_roll(id: u64, salt: u64) -> u64 {
+    let mut x = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 29;
+    x % 100
+}
+
+/// Sales' verdict on a contact, from how much it engaged and whether it is a business address:
+/// sales works the engaged leads, so verdicts follow engagement.
+fn sales_status(id: u64, engagement: u64, work_email: bool) -> Option<&'static str> {
+    let r = id_roll(id, 11);
+    // (accepted, rejected, recycled, attempted) percentages per engagement tier.
+    let (accepted, rejected, recycled, attempted) = match (work_email, engagement) {
+        (false, _) => (0, 8, 0, 4),
+        (true, 30..) => (42, 16, 10, 10),
+        (true, 14..30) => (18, 12, 6, 10),
+        (true, _) => (3, 5, 2, 6),
+    };
+    Some(if r < accepted {
+        ["IN_PROGRESS", "CONNECTED", "OPEN_DEAL"][(id % 3) as usize]
+    } else if r < accepted + rejected {
+        "UNQUALIFIED"
+    } else if r < accepted + rejected + recycled {
+        "BAD_TIMING"
+    } else if r < accepted + rejected + recycled + attempted {
+        "ATTEMPTED_TO_CONTACT"
+    } else if r < 90 {
+        ["NEW", "OPEN"][(id % 2) as usize]
+    } else {
+        return None;
+    })
 }
 
 const FIRST: &[&str] = &[
@@ -309,6 +358,31 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
         );
         p.insert("createdate".into(), iso(created));
         p.insert("lastmodifieddate".into(), iso(modified));
+        // Sales' verdict follows engagement (derived, so the random stream stays as it was).
+        let count = |name: &str| -> u64 {
+            p.get(name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let engaged = count("hs_analytics_num_page_views")
+            + 3 * count("hs_email_click")
+            + 10 * count("num_conversion_events");
+        p.remove("lead_rejection_reason");
+        match sales_status(id, engaged, work_email) {
+            Some(status) => {
+                p.insert("hs_lead_status".into(), status.into());
+                if status == "UNQUALIFIED" || status == "BAD_TIMING" {
+                    p.insert(
+                        "lead_rejection_reason".into(),
+                        REJECTION_REASONS[(id_roll(id, 13) as usize) % REJECTION_REASONS.len()]
+                            .into(),
+                    );
+                }
+            }
+            None => {
+                p.remove("hs_lead_status");
+            }
+        }
         // BANT for leads sales is working, derived from the id (the random stream is untouched).
         if matches!(
             p.get("hs_lead_status").map(String::as_str),
@@ -359,38 +433,85 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
     (companies, contacts)
 }
 
-const DEAL_STAGES: &[&str] = &[
+const OPEN_STAGES: &[&str] = &[
     "appointmentscheduled",
     "qualifiedtobuy",
     "presentationscheduled",
     "decisionmakerboughtin",
     "contractsent",
-    "closedwon",
-    "closedwon",
-    "closedlost",
-    "closedlost",
 ];
+const LOST_REASONS: &[&str] = &[
+    "Price",
+    "Chose a competitor",
+    "No decision",
+    "Timing",
+    "Missing feature",
+];
+/// A custom pipeline: HubSpot gives its stages numeric ids; only `hs_is_closed_won` says won.
+const CUSTOM_PIPELINE: &str = "81234500";
+const CUSTOM_OPEN: &str = "81234501";
+const CUSTOM_WON: &str = "81234507";
+const CUSTOM_LOST: &str = "81234508";
 
-/// Deals for some contacts with a company (about a third), from a stream of their own so the
-/// contacts and companies stay what they were for the seed. Returns the deals and the
-/// contact → deal associations.
+/// Deals, from a stream of their own so contacts and companies stay what they were for the
+/// seed: most leads sales took get one (some two), opened days after the verdict and closed
+/// won or lost when their cycle ended before the anchor (back-dated closes), open otherwise. A
+/// quarter run on a custom pipeline, a fifth are owned by another rep than the contact's,
+/// companies in the euro area deal in EUR, and a fifth are shared with a colleague at the same
+/// company. Returns the deals and the contact → deal associations.
 pub fn generate_deals(
     spec: DataSpec,
     contacts: &[Record],
+    companies: &[Record],
 ) -> (Vec<Record>, BTreeMap<u64, Vec<u64>>) {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0xdea1_5eed);
+    let country: BTreeMap<String, &str> = companies
+        .iter()
+        .filter_map(|c| Some((c.id.to_string(), c.properties.get("country")?.as_str())))
+        .collect();
+    // Colleagues: contacts with an email at each company, in id order.
+    let mut colleagues: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for c in contacts {
+        if let Some(company) = c.properties.get("associatedcompanyid") {
+            colleagues.entry(company.as_str()).or_default().push(c.id);
+        }
+    }
     let mut deals = Vec::new();
     let mut links: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for contact in contacts {
-        if !contact.properties.contains_key("associatedcompanyid") || !rng.random_bool(0.35) {
+        let Some(company) = contact.properties.get("associatedcompanyid") else {
+            continue;
+        };
+        let taken = matches!(
+            contact.properties.get("hs_lead_status").map(String::as_str),
+            Some("IN_PROGRESS" | "CONNECTED" | "OPEN_DEAL")
+        );
+        if !taken || !rng.random_bool(0.75) {
             continue;
         }
-        for _ in 0..rng.random_range(1..=2) {
+        let count = if rng.random_bool(0.12) { 2 } else { 1 };
+        for _ in 0..count {
             let id = 9_000_001 + deals.len() as u64;
-            let created =
-                (contact.created_at + Duration::days(rng.random_range(1..60))).min(spec.anchor);
-            let stage = pick(&mut rng, DEAL_STAGES);
-            let cents: u64 = rng.random_range(50_000..25_000_000);
+            let created = (contact.updated_at + Duration::hours(rng.random_range(2..240)))
+                .min(spec.anchor - Duration::hours(1));
+            let cycle = Duration::days(rng.random_range(7..80));
+            let closes = created + cycle;
+            let won = rng.random_bool(0.45);
+            let custom = rng.random_bool(0.25);
+            let cents: u64 = rng.random_range(500_000..25_000_000);
+            let other_owner = rng.random_bool(0.2);
+            let shared = rng.random_bool(0.2);
+            let lost_reason = pick(&mut rng, LOST_REASONS);
+            let open_stage = pick(&mut rng, OPEN_STAGES);
+            let closed = closes < spec.anchor;
+            let stage = match (closed, won, custom) {
+                (false, _, false) => open_stage,
+                (false, _, true) => CUSTOM_OPEN,
+                (true, true, false) => "closedwon",
+                (true, false, false) => "closedlost",
+                (true, true, true) => CUSTOM_WON,
+                (true, false, true) => CUSTOM_LOST,
+            };
             let mut p = BTreeMap::new();
             p.insert("hs_object_id".into(), id.to_string());
             let account = contact
@@ -402,27 +523,52 @@ pub fn generate_deals(
                 "amount".into(),
                 format!("{}.{:02}", cents / 100, cents % 100),
             );
+            let euro = matches!(
+                country.get(company.as_str()).copied(),
+                Some("Germany" | "France" | "Netherlands")
+            );
+            p.insert(
+                "deal_currency_code".into(),
+                if euro { "EUR" } else { "USD" }.into(),
+            );
             p.insert("dealstage".into(), stage.into());
-            p.insert("pipeline".into(), "default".into());
+            p.insert(
+                "pipeline".into(),
+                if custom { CUSTOM_PIPELINE } else { "default" }.into(),
+            );
+            p.insert("hs_is_closed".into(), closed.to_string());
+            p.insert("hs_is_closed_won".into(), (closed && won).to_string());
+            if closed && !won {
+                p.insert("closed_lost_reason".into(), lost_reason.into());
+            }
             if let Some(owner) = contact.properties.get("hubspot_owner_id") {
-                p.insert("hubspot_owner_id".into(), owner.clone());
+                let owner = if other_owner {
+                    let i = OWNERS.iter().position(|o| o == owner).unwrap_or(0);
+                    OWNERS[(i + 1) % OWNERS.len()]
+                } else {
+                    owner.as_str()
+                };
+                p.insert("hubspot_owner_id".into(), owner.into());
             }
-            if stage.starts_with("closed") {
-                p.insert(
-                    "closedate".into(),
-                    iso((created + Duration::days(rng.random_range(5..90))).min(spec.anchor)),
-                );
-            }
+            p.insert("closedate".into(), iso(closes));
             p.insert("createdate".into(), iso(created));
-            p.insert("hs_lastmodifieddate".into(), iso(created));
+            let modified = if closed { closes } else { created };
+            p.insert("hs_lastmodifieddate".into(), iso(modified));
             deals.push(Record {
                 id,
                 properties: p,
                 created_at: created,
-                updated_at: created,
+                updated_at: modified,
                 archived: false,
             });
             links.entry(contact.id).or_default().push(id);
+            if shared
+                && let Some(colleague) = colleagues
+                    .get(company.as_str())
+                    .and_then(|c| c.iter().find(|c| **c != contact.id))
+            {
+                links.entry(*colleague).or_default().push(id);
+            }
         }
     }
     (deals, links)

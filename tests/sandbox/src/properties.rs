@@ -132,6 +132,10 @@ pub const DEAL_STANDARD: &[(&str, &str)] = &[
     ("createdate", "datetime"),
     ("hs_lastmodifieddate", "datetime"),
     ("hs_object_id", "number"),
+    ("deal_currency_code", "enumeration"),
+    ("hs_is_closed_won", "bool"),
+    ("hs_is_closed", "bool"),
+    ("closed_lost_reason", "string"),
 ];
 
 pub const COMPANY_STANDARD: &[(&str, &str)] = &[

@@ -36,9 +36,19 @@ pub struct SandboxConfig {
     pub port: u16,
     pub limits: Limits,
     pub faults: Faults,
+    /// The world's data ends here (see [`crate::data`]): tests keep the fixed default, the demo
+    /// and `leadsync sandbox` anchor it at their `now`.
+    pub anchor: chrono::DateTime<Utc>,
 }
 
 impl SandboxConfig {
+    /// The same configuration with the data anchored at `anchor`.
+    #[must_use]
+    pub fn anchored_at(mut self, anchor: chrono::DateTime<Utc>) -> Self {
+        self.anchor = anchor;
+        self
+    }
+
     pub fn new(seed: u64, contacts: u64) -> Self {
         Self {
             seed,
@@ -54,6 +64,7 @@ impl SandboxConfig {
                 daily: u64::MAX,
             },
             faults: Faults::default(),
+            anchor: DataSpec::new(seed, contacts).anchor,
         }
     }
 }
@@ -232,9 +243,9 @@ impl Sandbox {
     /// # Errors
     /// [`SandboxError::Bind`] when the port is taken.
     pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
-        let spec = DataSpec::new(config.seed, config.contacts);
+        let spec = DataSpec::anchored(config.seed, config.contacts, config.anchor);
         let (companies, contacts) = generate(spec);
-        let (deals, contact_deals) = generate_deals(spec, &contacts);
+        let (deals, contact_deals) = generate_deals(spec, &contacts, &companies);
         let db = Db {
             contacts: contacts.into_iter().map(|r| (r.id, r)).collect(),
             companies: companies.into_iter().map(|r| (r.id, r)).collect(),

@@ -718,3 +718,31 @@ fn technology_lists_and_company_type_match_any_entry() {
     );
     assert_eq!(c.score(&l, now()), c.score(&l.clone(), now()));
 }
+
+#[test]
+fn next_change_is_the_first_hour_time_alone_moves_the_stage_or_band() {
+    let c = criteria();
+    // An MQL on fit 40 (core industry, mid-market) and engagement that decays: clicks and views.
+    let busy = Engagement {
+        page_views: 10,
+        email_clicks: 3,
+        ..Engagement::default()
+    };
+    let l = lead("a@acme.com", Some("COMPUTER_SOFTWARE"), Some(200), busy);
+    let card = c.evaluate(&l, now());
+    assert_eq!(card.stage, Stage::Mql, "{card:#?}");
+    let due = c.next_change(&l, now()).expect("decay moves this lead");
+    assert!(due > now());
+    let before = c.score(&l, due - chrono::Duration::hours(1));
+    let after = c.score(&l, due);
+    assert_eq!(
+        (before.stage, before.band),
+        (card.stage, c.band_index(&card.band))
+    );
+    assert_ne!((after.stage, after.band), (before.stage, before.band));
+    // The same answer from any `now` before it: storing it rewrites nothing night after night.
+    assert_eq!(c.next_change(&l, now() + chrono::Duration::hours(30)), Some(due));
+    // A lead with no time-dependent points never changes by time alone.
+    let quiet = lead("b@acme.com", Some("COMPUTER_SOFTWARE"), Some(200), Engagement::default());
+    assert_eq!(c.next_change(&quiet, now()), None);
+}

@@ -68,7 +68,6 @@ pub fn leads_n(modified: DateTime<Utc>, n: u32) -> Vec<Lead> {
             if i % 6 == 1 {
                 l.deals.push(Deal {
                     id: format!("d{i}"),
-                    name: None,
                     stage: Some(
                         if i % 12 == 1 {
                             "closedwon"
@@ -78,8 +77,7 @@ pub fn leads_n(modified: DateTime<Utc>, n: u32) -> Vec<Lead> {
                         .into(),
                     ),
                     amount_cents: Some(i64::from(i) * 100_000 + 12_345),
-                    close_date: None,
-                    owner_id: None,
+                    ..Deal::default()
                 });
             }
             l
