@@ -101,6 +101,44 @@ fn print_report(report: &RunReport) {
     );
 }
 
+/// The period the demo shows, and why.
+async fn pick_period(
+    stores: &Stores,
+    version: &str,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<(String, String)> {
+    let mut month = period_of(now);
+    let mut best: Option<(usize, String)> = None;
+    for _ in 0..3 {
+        month = leadsync_domain::facts::previous_period(&month).unwrap_or(month);
+        let report =
+            leadsync_pipeline::rollups::funnel_report(&stores.store, &month, version, now, 30, 1.0)
+                .await?;
+        let lively = report
+            .steps
+            .iter()
+            .filter(|s| s.advanced > 0 && s.lost_total > 0)
+            .count();
+        if lively == report.steps.len() {
+            return Ok((
+                month.clone(),
+                format!(
+                    "the most recent complete month in which every funnel step both advanced and lost leads (the current month has only {} days)",
+                    now.format("%-d")
+                ),
+            ));
+        }
+        if best.as_ref().is_none_or(|(n, _)| lively > *n) {
+            best = Some((lively, month.clone()));
+        }
+    }
+    let (lively, month) = best.unwrap_or((0, month));
+    Ok((
+        month,
+        format!("the complete month of the last three with the most funnel steps that both advanced and lost leads ({lively} of 6)"),
+    ))
+}
+
 /// One sales rep's statement and one marketing source's, a few lines each: what each checks.
 async fn print_statements(stores: &Stores, period: &str, version: &str) -> anyhow::Result<()> {
     let lines = leadsync_pipeline::rollups::statements(&stores.store, period, version).await?;
@@ -263,15 +301,13 @@ pub async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
         store: DynamoLeadStore::new(dynamo.clone(), table.clone(), "hubspot"),
         exports: S3SnapshotStore::new(s3.clone(), bucket.clone()),
     };
-    // The last complete month: every step's cohort has had weeks to move on, and the deals
-    // that closed in it are in. (The current month has only the days so far.)
+    // The period to show: of the last three complete months (the current one has only the
+    // days so far), the most recent in which every funnel step's cohort both advanced and lost
+    // leads — every row of the tables has something to say.
     let now = Utc::now();
-    let period = leadsync_domain::facts::previous_period(&period_of(now))
-        .unwrap_or_else(|| period_of(now));
+    let (period, why) = pick_period(&stores, next_version, now).await?;
     println!();
-    println!(
-        "3. Rollups for {period} under criteria {next_version} — the last complete month: its leads had time to move on, and its deals to close"
-    );
+    println!("3. Rollups for {period} under criteria {next_version} — {why}");
     rollups_cmd::show(
         &stores,
         &period,

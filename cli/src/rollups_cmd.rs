@@ -215,7 +215,9 @@ pub async fn show(
                 );
             }
             println!();
-            println!("KPIs (all leads; flow: counts of the month, not the same leads)");
+            println!(
+                "KPIs (all leads, counts of the month; the flow conversions `conversion#…` are in the rows for trends — the cohort funnel below is the conversion to act on)"
+            );
             println!("| metric | value | of | rate |");
             println!("|---|---:|---:|---:|");
             for row in &rows {
@@ -223,6 +225,7 @@ pub async fn show(
                     && k.criteria_version == version
                     && k.grain == "month"
                     && k.dimension == "all"
+                    && !k.metric.starts_with("conversion#")
                 {
                     let (value, base, rate) = kpi_line(&k, &currency);
                     println!("| {} | {value} | {base} | {rate} |", k.metric);

@@ -13,6 +13,7 @@ use crate::ports::{PeriodStatus, RollupStore, RowsWritten};
 use crate::rollup::RollupRow;
 use crate::runs::{Census, Lease, PullScope, RunPlan, RunProgress, SliceResult, SliceSpec};
 use crate::transition::{LeadState, Transition};
+use chrono::Datelike as _;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -327,6 +328,29 @@ impl LeadStore for FakeLeadStore {
             outcome.states_written += 1;
         }
         Ok(outcome)
+    }
+
+    async fn due_leads(
+        &self,
+        through: DateTime<Utc>,
+        months: u32,
+        limit: usize,
+    ) -> Result<Vec<LeadId>, StoreError> {
+        self.take_failure()?;
+        let from = through
+            .date_naive()
+            .with_day(1)
+            .and_then(|d| d.checked_sub_months(chrono::Months::new(months.saturating_sub(1))))
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map_or(DateTime::<Utc>::UNIX_EPOCH, |d| d.and_utc());
+        let mut due: Vec<LeadId> = lock(&self.states)
+            .values()
+            .filter(|s| s.rescore_at.is_some_and(|at| at >= from && at <= through))
+            .map(|s| s.lead_id.clone())
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        Ok(due)
     }
 
     async fn watermark(&self, source: &str) -> Result<Option<DateTime<Utc>>, StoreError> {

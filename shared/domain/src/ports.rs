@@ -376,6 +376,19 @@ pub trait LeadStore: Send + Sync {
         transitions: &[Transition],
     ) -> impl Future<Output = Result<RecordOutcome, StoreError>> + Send;
 
+    /// Leads whose stage or band time alone changes at or before `through` (their state's
+    /// `rescore_at`), due within the `months` months up to it, in id order, at most `limit`.
+    /// What a nightly run re-scores besides the leads the CRM changed.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn due_leads(
+        &self,
+        through: DateTime<Utc>,
+        months: u32,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<LeadId>, StoreError>> + Send;
+
     /// The watermark of a source (`hubspot#contacts`), if any run has set one.
     ///
     /// # Errors

@@ -744,6 +744,12 @@ impl<'p> Rollup<'p> {
             let converted = first
                 .amount
                 .map(|a| (a, plan.in_plan_currency(a, first.currency.as_deref())));
+            // Only a share of revenue needs the amount in the plan's currency.
+            let uses_revenue = plan
+                .credits
+                .get(outcome)
+                .is_some_and(|c| c.marketing_bps > 0 || c.sales_bps > 0);
+            let converted = converted.filter(|_| uses_revenue);
             let (amount, unconverted, note) = match converted {
                 Some((_, Some(plan_cents))) => (Some(plan_cents), None, None),
                 Some((a, None)) => (
@@ -799,7 +805,8 @@ impl<'p> Rollup<'p> {
                     item: deal,
                     keys: std::slice::from_ref(&side.key),
                     cents,
-                    unconverted: unconverted.clone().filter(|_| i == 0),
+                    // The deal's amount is counted once, on its sales row.
+                    unconverted: None,
                     line: line(
                         Team::Marketing,
                         &side.source,
@@ -987,7 +994,8 @@ pub struct ControlTotals {
     pub outcomes: BTreeMap<String, i64>,
     /// Credits of correction rows posted to this period.
     pub corrections_cents: i64,
-    /// Revenue left uncredited for want of an exchange rate, per currency.
+    /// Won revenue left uncredited for want of an exchange rate, per currency (each deal
+    /// once: from the sales rows).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unconverted: BTreeMap<String, i64>,
 }
@@ -1005,8 +1013,10 @@ pub fn incentive_rows(rows: &[RollupRow], version: &str) -> (Vec<Incentive>, Con
                 for (k, v) in &i.outcomes {
                     *totals.outcomes.entry(k.clone()).or_default() += v;
                 }
-                for (k, v) in &i.unconverted {
-                    *totals.unconverted.entry(k.clone()).or_default() += v;
+                if i.team == Team::Sales {
+                    for (k, v) in &i.unconverted {
+                        *totals.unconverted.entry(k.clone()).or_default() += v;
+                    }
                 }
                 out.push(i);
             }

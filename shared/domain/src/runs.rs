@@ -27,11 +27,31 @@ pub struct PullScope {
     /// Exactly these contacts, whenever they were modified (≤ [`PullScope::MAX_ONLY`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub only: Vec<LeadId>,
+    /// `only` holds leads due for a re-score because time alone changes their stage or band
+    /// (engagement decay, activity windows), not because the CRM changed them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub due: bool,
 }
 
 impl PullScope {
     /// The most ids one scope may name (HubSpot's `IN` filter takes 100 values).
     pub const MAX_ONLY: usize = 100;
+    /// The most leads one nightly run re-scores for time alone (the rest wait a night).
+    pub const MAX_DUE: usize = 20_000;
+    /// How many months of the due index a nightly run reads (overdue leads older than this
+    /// were re-scored by any run that pulled them since).
+    pub const DUE_MONTHS: u32 = 3;
+
+    /// Scopes of ≤ [`PullScope::MAX_ONLY`] leads each for leads due for a re-score.
+    pub fn due(ids: &[LeadId]) -> Vec<PullScope> {
+        ids.chunks(Self::MAX_ONLY)
+            .map(|chunk| PullScope {
+                only: chunk.to_vec(),
+                due: true,
+                ..PullScope::default()
+            })
+            .collect()
+    }
 
     /// Everything modified since `since`.
     pub fn since(since: DateTime<Utc>) -> Self {
@@ -210,6 +230,7 @@ mod tests {
                 after_id: 100,
                 through_id: Some(200),
                 only: Vec::new(),
+                due: false,
             },
             now: DateTime::<Utc>::UNIX_EPOCH,
             source: "hubspot#contacts".into(),

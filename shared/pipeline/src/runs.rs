@@ -179,7 +179,14 @@ where
             .await
             .map_err(|source| SyncError::Pull { pages: 0, source })?;
             tracing::info!(run_id = %input.run_id, contacts = plan.contacts, slices = plan.scopes.len(), count_requests = plan.requests, "Run planned.");
-            (plan.scopes, plan.contacts)
+            let (mut scopes, mut contacts) = (plan.scopes, plan.contacts);
+            if kind == RunKind::Nightly && input.since_override.is_none() {
+                // Leads whose score time alone has moved: one slice per 100, pulled by id.
+                let due = crate::sync::due_leads(deps.store, input.now).await?;
+                contacts += due.len() as u64;
+                scopes.extend(PullScope::due(&due));
+            }
+            (scopes, contacts)
         }
     };
     let slices = u32::try_from(scopes.len()).unwrap_or(u32::MAX).max(1);

@@ -142,8 +142,35 @@ where
     P: FirmographicProvider,
 {
     let since = since_of(deps.store, input).await?;
-    let outcome = sync_scope(deps, input, &PullScope::since(since)).await?;
+    let mut outcome = sync_scope(deps, input, &PullScope::since(since)).await?;
+    if input.since_override.is_none() {
+        // Leads whose stage or band time alone has changed since they were scored.
+        let due = due_leads(deps.store, input.now).await?;
+        for scope in PullScope::due(&due) {
+            let more = sync_scope(deps, input, &scope).await?;
+            outcome.report.absorb(&more.report);
+            outcome.hold_at = match (outcome.hold_at, more.hold_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
     finish(deps, input, outcome).await
+}
+
+/// Leads due for a re-score at `now` because time alone changes their stage or band.
+///
+/// # Errors
+/// [`SyncError::Store`].
+pub async fn due_leads<S: LeadStore>(store: &S, now: DateTime<Utc>) -> Result<Vec<LeadId>, SyncError> {
+    let due = store
+        .due_leads(now, PullScope::DUE_MONTHS, PullScope::MAX_DUE)
+        .await
+        .map_err(store_err("finding leads due for a re-score"))?;
+    if !due.is_empty() {
+        tracing::info!(due = due.len(), "Leads due for a re-score: time alone changes their stage or band.");
+    }
+    Ok(due)
 }
 
 /// Where a run starts reading: `since_override`, else the watermark less the lookback, else
@@ -462,6 +489,9 @@ where
         return Err(error);
     }
 
+    if scope.due {
+        report.rescored_due = report.scored;
+    }
     report.finished_at = Some(input.now);
     deps.store
         .save_run(&report)

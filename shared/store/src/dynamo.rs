@@ -4,6 +4,7 @@ use crate::keys::{self, GSI1_PK, GSI1_SK, PK, SK, STATE_SK, WATERMARK_SK};
 use crate::sdk_error;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use chrono::Datelike as _;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use leadsync_domain::ports::{LeadStore, RecordOutcome, RunReport, StoreError};
@@ -272,6 +273,57 @@ fn time(item: &Item, name: &str, key: &str) -> Result<Option<DateTime<Utc>>, Sto
 }
 
 impl LeadStore for DynamoLeadStore {
+    async fn due_leads(
+        &self,
+        through: DateTime<Utc>,
+        months: u32,
+        limit: usize,
+    ) -> Result<Vec<LeadId>, StoreError> {
+        let upper = format!(
+            "{}~",
+            through.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
+        let mut month = through.date_naive().with_day(1).unwrap_or(through.date_naive());
+        let mut due = Vec::new();
+        for _ in 0..months.max(1) {
+            let mut start: Option<Item> = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(keys::GSI1)
+                    .key_condition_expression("#pk = :pk AND #sk <= :upper")
+                    .expression_attribute_names("#pk", GSI1_PK)
+                    .expression_attribute_names("#sk", GSI1_SK)
+                    .expression_attribute_values(":pk", s(keys::due_pk(&self.crm, month)))
+                    .expression_attribute_values(":upper", s(&upper))
+                    .projection_expression("lead_id")
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("Query due leads", e))?;
+                for item in out.items.unwrap_or_default() {
+                    if let Some(id) = get_s(&item, "lead_id") {
+                        due.push(LeadId::new(id).map_err(|e| corrupt(id, e.to_string()))?);
+                    }
+                }
+                match out.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => break,
+                }
+            }
+            match month.checked_sub_months(chrono::Months::new(1)) {
+                Some(m) => month = m,
+                None => break,
+            }
+        }
+        due.sort();
+        due.dedup();
+        due.truncate(limit);
+        Ok(due)
+    }
+
     async fn load_states(&self, ids: &[LeadId]) -> Result<HashMap<LeadId, LeadState>, StoreError> {
         let mut unique: Vec<&LeadId> = ids.iter().collect();
         unique.sort();

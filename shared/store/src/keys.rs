@@ -26,9 +26,10 @@ pub fn facts_period_pk(period: &str) -> String {
     format!("FACTS#{period}")
 }
 
-/// Lead states whose stage or band time alone changes on `day` (the `rescore_at` index).
+/// Lead states whose stage or band time alone changes in the month of `day` (the
+/// `rescore_at` index; sort key `<rescore_at>#<lead id>`).
 pub fn due_pk(crm: &str, day: chrono::NaiveDate) -> String {
-    format!("DUE#{crm}#{day}")
+    format!("DUE#{crm}#{}", day.format("%Y-%m"))
 }
 
 /// A milestone fact under its lead: `M#<outcome>#<reference>`.

@@ -352,6 +352,77 @@ async fn second_run_changes_nothing_and_picks_up_an_edit() {
 }
 
 #[tokio::test]
+async fn a_quiet_mql_drops_to_iql_in_the_crm_on_the_night_its_decay_crosses_the_bar() {
+    let env = env(300).await;
+    let criteria = Criteria::parse("bundled", leadsync_app::deps::BUNDLED_CRITERIA).unwrap();
+    let first_night = DateTime::parse_from_rfc3339("2026-11-02T03:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    common::nightly_at(event(), &env.deps, first_night)
+        .await
+        .unwrap();
+    // An MQL whose engagement decays below the MQL bar (not just a band) if nothing happens.
+    let companies = env.sandbox.companies();
+    let companies: HashMap<u64, &Record> = companies.iter().map(|c| (c.id, c)).collect();
+    let (states, _) = scan_states(&env).await;
+    let (contact, due) = env
+        .sandbox
+        .contacts()
+        .into_iter()
+        .filter_map(|c| {
+            let state = &states[&c.id.to_string()];
+            let due = state.get("rescore_at")?.as_s().ok()?;
+            let due = DateTime::parse_from_rfc3339(due).ok()?.with_timezone(&Utc);
+            let lead = expected_lead(&c, &companies);
+            (state["stage"].as_s().ok()? == "mql"
+                && criteria.score(&lead, due).stage == Stage::Iql)
+                .then_some((c, due))
+        })
+        .min_by_key(|(c, due)| (*due, c.id))
+        .expect("a quiet MQL that decays to IQL");
+    assert!(due > first_night);
+    let id = contact.id;
+    let pushed_stage = |env: &Env| {
+        env.sandbox
+            .contact(id)
+            .and_then(|c| c.properties.get("leadsync_stage").cloned())
+    };
+    assert_eq!(pushed_stage(&env).as_deref(), Some("mql"));
+
+    // The night before it is due: nothing moves for it.
+    let searches = |env: &Env| env.sandbox.request_counts()["POST /crm/v3/objects/contacts/search"];
+    let eve = due - chrono::Duration::hours(2);
+    let before_eve = searches(&env);
+    let quiet = common::nightly_at(event(), &env.deps, eve).await.unwrap();
+    assert_eq!(pushed_stage(&env).as_deref(), Some("mql"));
+    // What a night costs without its due leads: the census and the incremental pages.
+    let base = searches(&env) - before_eve - quiet.rescored_due.div_ceil(100);
+    // The night it is due: re-scored though the CRM never changed it, pushed as IQL.
+    let before = searches(&env);
+    let night = common::nightly_at(event(), &env.deps, due + chrono::Duration::minutes(30))
+        .await
+        .unwrap();
+    assert!(night.rescored_due >= 1, "{night:?}");
+    assert_eq!(pushed_stage(&env).as_deref(), Some("iql"));
+    // No more requests than the due leads need: one search per 100 of them.
+    assert_eq!(
+        searches(&env) - before,
+        base + night.rescored_due.div_ceil(100),
+        "{} due leads",
+        night.rescored_due
+    );
+    let state = env
+        .deps
+        .store
+        .load_states(&[LeadId::new(id.to_string()).unwrap()])
+        .await
+        .unwrap();
+    let state = state.values().next().unwrap();
+    assert_eq!(state.stage, Stage::Iql);
+    assert!(state.rescore_at.is_none_or(|next| next > due), "no longer due");
+}
+
+#[tokio::test]
 async fn a_cold_start_scores_with_the_published_criteria() {
     let env = env(50).await;
     assert_eq!(
