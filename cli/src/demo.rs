@@ -135,7 +135,9 @@ async fn pick_period(
     let (lively, month) = best.unwrap_or((0, month));
     Ok((
         month,
-        format!("the complete month of the last three with the most funnel steps that both advanced and lost leads ({lively} of 6)"),
+        format!(
+            "the complete month of the last three with the most funnel steps that both advanced and lost leads ({lively} of 6)"
+        ),
     ))
 }
 
@@ -157,7 +159,9 @@ async fn print_statements(stores: &Stores, period: &str, version: &str) -> anyho
         for l in lines.iter().filter(|l| l.team == team) {
             *counts.entry(l.owner.as_str()).or_default() += 1;
         }
-        let Some((owner, _)) = counts.into_iter().max_by_key(|(o, n)| (*n, std::cmp::Reverse(*o)))
+        let Some((owner, _)) = counts
+            .into_iter()
+            .max_by_key(|(o, n)| (*n, std::cmp::Reverse(*o)))
         else {
             continue;
         };

@@ -172,9 +172,7 @@ pub async fn show(
             );
             println!();
             println!("Shared incentives ({currency}) — both teams credited for the same outcomes");
-            println!(
-                "| team | owner | credits | sql | accepted | opportunity | won | facts |"
-            );
+            println!("| team | owner | credits | sql | accepted | opportunity | won | facts |");
             println!("|---|---|---:|---:|---:|---:|---:|---:|");
             let (incentives, totals) = incentive_rows(&rows, &version);
             for i in &incentives {
@@ -284,9 +282,16 @@ pub fn print_funnel(r: &leadsync_domain::funnel::FunnelReport) {
             lost("closed_lost"),
             thousands(s.still_in_stage),
             thousands(s.stalled),
-            if reasons.is_empty() { "–".to_owned() } else { reasons.join(", ") },
-            s.revenue_gain_cents
-                .map_or("–".to_owned(), |c| format!("{} {}", r.currency, money(c)))
+            if reasons.is_empty() {
+                "–".to_owned()
+            } else {
+                reasons.join(", ")
+            },
+            s.revenue_gain_cents.map_or("–".to_owned(), |c| format!(
+                "{} {}",
+                r.currency,
+                money(c)
+            ))
         );
     }
     match r.average_won_cents {
@@ -304,7 +309,10 @@ pub fn print_funnel(r: &leadsync_domain::funnel::FunnelReport) {
                 String::new()
             }
         ),
-        None => println!("No deal was won in {}: the sensitivity has no price.", r.period),
+        None => println!(
+            "No deal was won in {}: the sensitivity has no price.",
+            r.period
+        ),
     }
 }
 
@@ -332,7 +340,11 @@ pub async fn statement(
 }
 
 /// Statement lines as a table (at most `limit` lines, then the total of all of them).
-pub fn print_statement(lines: &[leadsync_domain::rollup::StatementLine], currency: &str, limit: usize) {
+pub fn print_statement(
+    lines: &[leadsync_domain::rollup::StatementLine],
+    currency: &str,
+    limit: usize,
+) {
     println!("| date | outcome | leads | deal | amount | share | credit | criteria | reasons |");
     println!("|---|---|---|---|---:|---:|---:|---|---|");
     for l in lines.iter().take(limit) {
@@ -352,11 +364,17 @@ pub fn print_statement(lines: &[leadsync_domain::rollup::StatementLine], currenc
             money(l.credit_cents),
             l.criteria_version,
             l.reasons.join(" "),
-            l.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default()
+            l.note
+                .as_deref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
         );
     }
     if lines.len() > limit {
-        println!("| … {} more lines | | | | | | | | |", thousands((lines.len() - limit) as i64));
+        println!(
+            "| … {} more lines | | | | | | | | |",
+            thousands((lines.len() - limit) as i64)
+        );
     }
     let total: i64 = lines.iter().map(|l| l.credit_cents).sum();
     println!(

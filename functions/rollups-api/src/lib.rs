@@ -159,7 +159,11 @@ async fn route(
         .rows(period)
         .await
         .map_err(store_error("reading rows"))?;
-    let Some(version) = q.version.clone().or_else(|| rollups::busiest_version(&rows)) else {
+    let Some(version) = q
+        .version
+        .clone()
+        .or_else(|| rollups::busiest_version(&rows))
+    else {
         return Ok(error(404, format!("period {period} has no incentive rows")));
     };
     let currency = api
@@ -200,7 +204,12 @@ async fn route(
             let stall_days = match q.stall_days.as_deref().map(str::parse::<u32>) {
                 None => 30,
                 Some(Ok(d)) if (1..=365).contains(&d) => d,
-                Some(_) => return Ok(error(400, "stall_days must be a whole number from 1 to 365")),
+                Some(_) => {
+                    return Ok(error(
+                        400,
+                        "stall_days must be a whole number from 1 to 365",
+                    ));
+                }
             };
             let report =
                 rollups::funnel_report(&api.store, period, &version, now, stall_days, points)
@@ -213,7 +222,10 @@ async fn route(
                 Some("sales") => Some(leadsync_domain::incentives::Team::Sales),
                 Some("marketing") => Some(leadsync_domain::incentives::Team::Marketing),
                 Some(other) => {
-                    return Ok(error(400, format!("team {other:?}: expected sales or marketing")));
+                    return Ok(error(
+                        400,
+                        format!("team {other:?}: expected sales or marketing"),
+                    ));
                 }
             };
             let mut lines = rollups::statements(&api.store, period, &version).await?;

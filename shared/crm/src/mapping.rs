@@ -46,8 +46,13 @@ pub const CONTACT_PROPERTIES: &[&str] = &[
     LAST_EMAIL_OPEN,
     LAST_EMAIL_CLICK,
     LAST_FORM_SUBMISSION,
+    MERGED_IDS,
     "lastmodifieddate",
 ];
+
+/// The ids of the contacts merged into this one, `;`-separated (HubSpot sets it on the
+/// winner of a merge).
+pub const MERGED_IDS: &str = "hs_merged_object_ids";
 
 /// Deal properties leadsync reads.
 pub const DEAL_PROPERTIES: &[&str] = &[
@@ -185,6 +190,17 @@ pub fn contact_to_lead(
     lead.company_id = object.owned("associatedcompanyid");
     lead.company_name = object.owned("company");
     lead.engagement = engagement;
+    // Unreadable merged ids are left out, never a reason to quarantine the winner.
+    lead.merged_ids = object
+        .text(MERGED_IDS)
+        .map(|ids| {
+            ids.split(';')
+                .map(str::trim)
+                .filter(|id| !id.is_empty() && *id != id_text)
+                .filter_map(|id| LeadId::new(id).ok())
+                .collect()
+        })
+        .unwrap_or_default();
     if let Some(company) = lead.company_id.as_ref().and_then(|id| companies.get(id)) {
         lead.company_name = company.owned("name").or(lead.company_name);
         lead.firmographics = company_firmographics(company);

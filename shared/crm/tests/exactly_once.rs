@@ -36,6 +36,13 @@ struct ChangingCrm<'a> {
 }
 
 impl Crm for ChangingCrm<'_> {
+    async fn deleted_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(leadsync_domain::LeadId, chrono::DateTime<chrono::Utc>)>, CrmError> {
+        self.inner.deleted_since(since).await
+    }
+
     async fn ensure_properties(
         &self,
         specs: &[leadsync_domain::ports::PropertySpec],

@@ -137,6 +137,53 @@ impl Fact {
     }
 }
 
+/// What happened to a contact the CRM no longer has as itself: merged into another (whose
+/// facts it joins, each counted once), or deleted (its facts stop counting).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LeadLink {
+    /// Merged into `into` (the winner carries this id in `hs_merged_object_ids`).
+    Merged {
+        into: LeadId,
+        seen_at: DateTime<Utc>,
+    },
+    /// Deleted (archived) in the CRM at `at`.
+    Deleted { at: DateTime<Utc> },
+}
+
+/// Every linked lead: merged-away and deleted contacts, by id.
+pub type LeadLinks = std::collections::BTreeMap<LeadId, LeadLink>;
+
+/// Who a lead's facts count for now: the winner it was merged into (following chains), or
+/// `None` when it was deleted. A merge wins over a deletion: a merged-away contact is archived
+/// in the CRM too, and its history lives on in the winner.
+pub fn counted_as<'a>(links: &'a LeadLinks, lead: &'a LeadId) -> Option<&'a LeadId> {
+    let mut current = lead;
+    for _ in 0..16 {
+        match links.get(current) {
+            None => return Some(current),
+            Some(LeadLink::Merged { into, .. }) => current = into,
+            Some(LeadLink::Deleted { .. }) => return None,
+        }
+    }
+    Some(current)
+}
+
+/// A fact as it counts now: re-keyed to the lead it was merged into, or `None` when its lead
+/// was deleted. Facts of other leads come back unchanged.
+pub fn as_counted(links: &LeadLinks, fact: &Fact) -> Option<Fact> {
+    if links.is_empty() {
+        return Some(fact.clone());
+    }
+    let into = counted_as(links, fact.lead_id())?.clone();
+    let mut f = fact.clone();
+    match &mut f {
+        Fact::Stage(t) => t.lead_id = into,
+        Fact::Milestone(m) => m.lead_id = into,
+    }
+    Some(f)
+}
+
 /// `YYYY-MM` of an instant.
 pub fn period_of(at: DateTime<Utc>) -> String {
     at.format("%Y-%m").to_string()
@@ -217,7 +264,12 @@ pub fn milestones_of(
         )));
         let closed = deal.close_date.unwrap_or(seen).max(opened);
         if deal.is_closed_won() {
-            out.push(with_amount(fact(Outcome::Won, deal.id.clone(), closed, owner)));
+            out.push(with_amount(fact(
+                Outcome::Won,
+                deal.id.clone(),
+                closed,
+                owner,
+            )));
         } else if deal.is_closed_lost() {
             let mut f = with_amount(fact(Outcome::Lost, deal.id.clone(), closed, owner));
             f.reason = Some(upper_or_unspecified(deal.lost_reason.as_deref()));

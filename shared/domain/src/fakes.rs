@@ -32,6 +32,8 @@ pub struct FakeCrm {
     failures: Mutex<VecDeque<CrmError>>,
     refuse: Mutex<HashMap<LeadId, bool>>,
     properties: Mutex<Vec<String>>,
+    /// Deleted contacts and when.
+    deleted: Mutex<BTreeMap<LeadId, DateTime<Utc>>>,
     page_size: usize,
     pub pull_calls: AtomicU64,
     pub push_calls: AtomicU64,
@@ -70,6 +72,28 @@ impl FakeCrm {
 
     pub fn upsert(&self, lead: Lead) {
         lock(&self.leads).insert(lead.id.clone(), lead);
+    }
+
+    /// Delete a contact at `at`, as archiving it in HubSpot does: it leaves every pull.
+    pub fn delete(&self, id: &LeadId, at: DateTime<Utc>) {
+        lock(&self.leads).remove(id);
+        lock(&self.deleted).insert(id.clone(), at);
+    }
+
+    /// Merge `loser` into `winner` at `at`: the winner carries the loser's id in its merged
+    /// ids and is modified; the loser is deleted.
+    pub fn merge(&self, winner: &LeadId, loser: &LeadId, at: DateTime<Utc>) {
+        let mut leads = lock(&self.leads);
+        let absorbed = leads.remove(loser);
+        if let Some(w) = leads.get_mut(winner) {
+            w.merged_ids.push(loser.clone());
+            if let Some(l) = absorbed {
+                w.merged_ids.extend(l.merged_ids);
+            }
+            w.modified_at = at;
+        }
+        drop(leads);
+        lock(&self.deleted).insert(loser.clone(), at);
     }
 
     /// Every update written so far, in order.
@@ -115,6 +139,18 @@ impl FakeCrm {
 }
 
 impl Crm for FakeCrm {
+    async fn deleted_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(LeadId, DateTime<Utc>)>, CrmError> {
+        self.take_failure()?;
+        Ok(lock(&self.deleted)
+            .iter()
+            .filter(|(_, at)| **at >= since)
+            .map(|(id, at)| (id.clone(), *at))
+            .collect())
+    }
+
     async fn ensure_properties(
         &self,
         specs: &[crate::ports::PropertySpec],
@@ -211,6 +247,7 @@ pub struct FakeLeadStore {
     rows: Mutex<BTreeMap<String, PeriodRows>>,
     closed: Mutex<BTreeMap<String, PeriodStatus>>,
     plans: Mutex<BTreeMap<String, crate::incentives::IncentivePlan>>,
+    links: Mutex<crate::facts::LeadLinks>,
     lease: Mutex<Option<Lease>>,
     /// Runs: plan, finished slices, finished flag.
     run_records: Mutex<BTreeMap<String, RunRecord>>,
@@ -537,6 +574,45 @@ impl FirmographicProvider for FakeProvider {
 }
 
 impl RollupStore for FakeLeadStore {
+    async fn record_links(
+        &self,
+        links: &[(LeadId, crate::facts::LeadLink)],
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        self.take_failure()?;
+        let mut stored = lock(&self.links);
+        let mut periods = std::collections::BTreeSet::new();
+        for (id, link) in links {
+            let keep_merge = matches!(
+                (stored.get(id), link),
+                (
+                    Some(crate::facts::LeadLink::Merged { .. }),
+                    crate::facts::LeadLink::Deleted { .. }
+                )
+            );
+            if !keep_merge {
+                stored.insert(id.clone(), link.clone());
+            }
+            periods.extend(
+                lock(&self.transitions)
+                    .values()
+                    .filter(|t| &t.lead_id == id)
+                    .map(|t| Fact::Stage(t.clone()).period()),
+            );
+            periods.extend(
+                lock(&self.milestones)
+                    .values()
+                    .filter(|m| &m.lead_id == id)
+                    .map(|m| Fact::Milestone(m.clone()).period()),
+            );
+        }
+        Ok(periods)
+    }
+
+    async fn links(&self) -> Result<crate::facts::LeadLinks, StoreError> {
+        self.take_failure()?;
+        Ok(lock(&self.links).clone())
+    }
+
     async fn record_milestones(&self, facts: &[MilestoneFact]) -> Result<u64, StoreError> {
         self.take_failure()?;
         let mut stored = lock(&self.milestones);

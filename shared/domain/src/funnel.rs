@@ -112,11 +112,20 @@ pub struct FunnelReport {
 enum Kind {
     /// Reached a level (a stage, a sales acceptance, a deal, a win); `from`: the level before,
     /// as the fact records it.
-    Up { level: u8, from: Option<u8> },
+    Up {
+        level: u8,
+        from: Option<u8>,
+    },
     /// Dropped to a lower stage level.
-    Down { level: u8, from: Option<u8> },
+    Down {
+        level: u8,
+        from: Option<u8>,
+    },
     /// Left the funnel: disqualified (0) or recycled (1).
-    Out { kind: u8, from: Option<u8> },
+    Out {
+        kind: u8,
+        from: Option<u8>,
+    },
     Rejected,
     DealLost,
 }
@@ -146,6 +155,7 @@ pub struct Funnel<'p> {
     stall_days: u32,
     plan: Option<&'p IncentivePlan>,
     leads: HashMap<String, Vec<Event>>,
+    links: Option<&'p crate::facts::LeadLinks>,
     /// Deals won in the period: amount and currency (first contact by id).
     won: BTreeMap<String, (String, Option<i64>, Option<String>)>,
 }
@@ -165,8 +175,17 @@ impl<'p> Funnel<'p> {
             stall_days,
             plan,
             leads: HashMap::new(),
+            links: None,
             won: BTreeMap::new(),
         }
+    }
+
+    /// Count merged-away contacts as the lead they were merged into (a step they both
+    /// reached counts once) and leave deleted ones out.
+    #[must_use]
+    pub fn with_links(mut self, links: &'p crate::facts::LeadLinks) -> Self {
+        self.links = Some(links);
+        self
     }
 
     /// Fold in a fact. Facts before the period only tell where a lead stood when it began
@@ -177,6 +196,17 @@ impl<'p> Funnel<'p> {
         if at > self.as_of {
             return;
         }
+        let counted;
+        let f = match self.links {
+            Some(links) => match crate::facts::as_counted(links, f) {
+                Some(c) => {
+                    counted = c;
+                    &counted
+                }
+                None => return,
+            },
+            None => f,
+        };
         let event = match f {
             Fact::Stage(t) => {
                 if t.criteria_version != self.version {
@@ -196,7 +226,9 @@ impl<'p> Funnel<'p> {
                 };
                 let reasons = match kind {
                     Kind::Out { .. } => t.loss_reasons.clone(),
-                    Kind::Down { .. } => vec![format!("FELL_BACK_TO_{}", t.to.as_str().to_uppercase())],
+                    Kind::Down { .. } => {
+                        vec![format!("FELL_BACK_TO_{}", t.to.as_str().to_uppercase())]
+                    }
                     _ => Vec::new(),
                 };
                 Event { at, kind, reasons }
@@ -204,8 +236,20 @@ impl<'p> Funnel<'p> {
             Fact::Milestone(m) => {
                 let reason = m.reason.clone().unwrap_or_else(|| "UNSPECIFIED".to_owned());
                 let (kind, reasons) = match m.outcome {
-                    Outcome::SalesAccepted => (Kind::Up { level: 4, from: None }, vec![]),
-                    Outcome::Opportunity => (Kind::Up { level: 5, from: None }, vec![]),
+                    Outcome::SalesAccepted => (
+                        Kind::Up {
+                            level: 4,
+                            from: None,
+                        },
+                        vec![],
+                    ),
+                    Outcome::Opportunity => (
+                        Kind::Up {
+                            level: 5,
+                            from: None,
+                        },
+                        vec![],
+                    ),
                     Outcome::Won => {
                         if f.period() == self.period {
                             let lead = m.lead_id.as_str().to_owned();
@@ -216,7 +260,13 @@ impl<'p> Funnel<'p> {
                                 *entry = (lead, m.amount_cents, m.currency.clone());
                             }
                         }
-                        (Kind::Up { level: 6, from: None }, vec![])
+                        (
+                            Kind::Up {
+                                level: 6,
+                                from: None,
+                            },
+                            vec![],
+                        )
                     }
                     Outcome::SalesRejected => (Kind::Rejected, vec![format!("REJECTED:{reason}")]),
                     Outcome::Lost => (Kind::DealLost, vec![format!("LOST:{reason}")]),
@@ -288,19 +338,55 @@ impl<'p> Funnel<'p> {
                     }
                     Kind::Up { .. } => {}
                     Kind::Down { level: to, .. } => {
-                        lose(&mut steps, &mut open, &entered, |s| s > usize::from(to), in_period, "fell_back", &e.reasons);
+                        lose(
+                            &mut steps,
+                            &mut open,
+                            &entered,
+                            |s| s > usize::from(to),
+                            in_period,
+                            "fell_back",
+                            &e.reasons,
+                        );
                         level = to;
                     }
                     Kind::Out { kind, .. } => {
-                        let name = if kind == 0 { "disqualified" } else { "recycled" };
-                        lose(&mut steps, &mut open, &entered, |_| true, in_period, name, &e.reasons);
+                        let name = if kind == 0 {
+                            "disqualified"
+                        } else {
+                            "recycled"
+                        };
+                        lose(
+                            &mut steps,
+                            &mut open,
+                            &entered,
+                            |_| true,
+                            in_period,
+                            name,
+                            &e.reasons,
+                        );
                         level = 0;
                     }
                     Kind::Rejected => {
-                        lose(&mut steps, &mut open, &entered, |s| s >= 1, in_period, "rejected_by_sales", &e.reasons);
+                        lose(
+                            &mut steps,
+                            &mut open,
+                            &entered,
+                            |s| s >= 1,
+                            in_period,
+                            "rejected_by_sales",
+                            &e.reasons,
+                        );
                     }
                     Kind::DealLost if !ever_won => {
-                        lose(&mut steps, &mut open, &entered, |s| s == 5, in_period, "closed_lost", &e.reasons);
+                        lose(
+                            &mut steps,
+                            &mut open,
+                            &entered,
+                            |s| s == 5,
+                            in_period,
+                            "closed_lost",
+                            &e.reasons,
+                        );
                     }
                     Kind::DealLost => {}
                 }

@@ -301,6 +301,10 @@ pub struct Lead {
     /// Deals associated with the contact.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deals: Vec<Deal>,
+    /// Contacts merged into this one (HubSpot `hs_merged_object_ids`): their facts count as
+    /// this lead's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_ids: Vec<LeadId>,
     /// When the CRM last changed the record; drives the watermark, not the score.
     pub modified_at: DateTime<Utc>,
 }
@@ -324,6 +328,7 @@ impl Lead {
             not_enriched: None,
             bant: Bant::default(),
             deals: Vec::new(),
+            merged_ids: Vec::new(),
             modified_at,
         }
     }

@@ -140,6 +140,16 @@ pub trait Crm: Send + Sync {
     /// [`CrmError`].
     fn count(&self, scope: &PullScope) -> impl Future<Output = Result<Census, CrmError>> + Send;
 
+    /// Contacts deleted (archived) in the CRM at or after `since`, with when — merged-away
+    /// contacts among them. Rollups stop counting a deleted contact's facts.
+    ///
+    /// # Errors
+    /// [`CrmError`].
+    fn deleted_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(LeadId, DateTime<Utc>)>, CrmError>> + Send;
+
     /// Write properties on contacts. Idempotent: writing the same values again is harmless.
     /// Rows the CRM refuses are reported in [`PushOutcome::failed`]; the call as a whole fails
     /// only when nothing could be sent.
@@ -351,6 +361,11 @@ pub struct RunReport {
     /// stage or band.
     #[serde(default)]
     pub rescored_due: u64,
+    /// Contacts found merged into a pulled one, and contacts found deleted in the CRM.
+    #[serde(default)]
+    pub merged: u64,
+    #[serde(default)]
+    pub deleted: u64,
 }
 
 /// Lead state, transitions, watermarks and run records.
@@ -534,6 +549,23 @@ pub trait RollupStore: Send + Sync {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send
     where
         F: FnMut(crate::facts::Fact) + Send;
+
+    /// Remember merged and deleted leads. A merge is never overwritten by a deletion (a
+    /// merged-away contact is archived too). Returns the periods the linked leads' facts
+    /// occurred in: their rollups change.
+    ///
+    /// # Errors
+    /// [`StoreError`]; repeating the call is safe.
+    fn record_links(
+        &self,
+        links: &[(LeadId, crate::facts::LeadLink)],
+    ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, StoreError>> + Send;
+
+    /// Every merged or deleted lead — one Query.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn links(&self) -> impl Future<Output = Result<crate::facts::LeadLinks, StoreError>> + Send;
 
     /// Every rollup row of `period`, sorted by key — one Query (plus its pages).
     ///

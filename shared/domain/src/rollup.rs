@@ -15,6 +15,9 @@
 //! Readers show one view: [`reporting_version`], the version scored most recently.
 //!
 //! # Counted once
+//! - A contact merged into another counts as the winner: its facts join the winner's, and a
+//!   fact both have (the same stage, the same verdict, the same deal) counts once. A deleted
+//!   contact's facts stop counting ([`Rollup::with_links`]).
 //! - A deal shared by several contacts is one opportunity, one win or one loss: its revenue is
 //!   counted once, sales credit goes to the **deal's** owner, and marketing's credit is split
 //!   evenly (exact cents, the remainder to the first contacts by id) among the contacts' sources.
@@ -45,7 +48,7 @@
 //!
 //! Dimensions: `all`, `owner:<id>`, `source:<source>`, `band:<band>`.
 
-use crate::facts::Fact;
+use crate::facts::{Fact, LeadLinks, counted_as};
 use crate::hash::stable_hash;
 use crate::incentives::{IncentivePlan, Outcome, Team};
 use crate::stage::Stage;
@@ -270,9 +273,49 @@ pub struct Rollup<'p> {
     /// (outcome, deal id) → lead → that contact's fact.
     deals: BTreeMap<(Outcome, String), BTreeMap<String, DealSide>>,
     previous_mql: BTreeMap<(String, String), i64>,
+    links: Option<&'p LeadLinks>,
+    /// Leads others were merged into.
+    winners: BTreeSet<crate::lead::LeadId>,
+    /// Keys of facts of `winners` (a merged-away lead's copy of one counts not).
+    native: std::collections::HashSet<String>,
+    /// Facts of merged-away leads, re-keyed to their winner: folded in at the end, each key
+    /// once. (original lead, fact); `previous`: of the month before.
+    rekeyed: Vec<(String, Fact, bool)>,
 }
 
 impl<'p> Rollup<'p> {
+    /// Count merged-away contacts as the lead they were merged into and leave deleted ones
+    /// out.
+    #[must_use]
+    pub fn with_links(mut self, links: &'p LeadLinks) -> Self {
+        self.winners = links
+            .values()
+            .filter_map(|l| match l {
+                crate::facts::LeadLink::Merged { into, .. } => Some(into.clone()),
+                crate::facts::LeadLink::Deleted { .. } => None,
+            })
+            .collect();
+        self.links = Some(links);
+        self
+    }
+
+    /// Route a fact through the links: `None` when it is left out or deferred.
+    fn route(&mut self, f: &Fact, previous: bool) -> Option<()> {
+        let Some(links) = self.links else {
+            return Some(());
+        };
+        let into = counted_as(links, f.lead_id())?;
+        if into != f.lead_id() {
+            let original = f.lead_id().as_str().to_owned();
+            let counted = crate::facts::as_counted(links, f)?;
+            self.rekeyed.push((original, counted, previous));
+            return None;
+        }
+        if self.winners.contains(f.lead_id()) {
+            self.native.insert(format!("{previous}|{}", f.key()));
+        }
+        Some(())
+    }
     /// An empty rollup of `period` (`YYYY-MM`), crediting by `plans` (by criteria version;
     /// versions without a plan get KPI rows only).
     pub fn new(period: &str, plans: &'p BTreeMap<String, IncentivePlan>) -> Self {
@@ -290,6 +333,10 @@ impl<'p> Rollup<'p> {
             verdicts: Vec::new(),
             deals: BTreeMap::new(),
             previous_mql: BTreeMap::new(),
+            links: None,
+            winners: BTreeSet::new(),
+            native: std::collections::HashSet::new(),
+            rekeyed: Vec::new(),
         }
     }
 
@@ -311,6 +358,12 @@ impl<'p> Rollup<'p> {
 
     /// Fold in one fact of the previous month.
     pub fn add_previous(&mut self, f: &Fact) {
+        if self.route(f, true).is_some() {
+            self.fold_previous(f);
+        }
+    }
+
+    fn fold_previous(&mut self, f: &Fact) {
         if self.note_mql(f) {
             for dim in dimensions(f) {
                 *self
@@ -323,9 +376,13 @@ impl<'p> Rollup<'p> {
 
     /// Fold in one fact of the period; a fact of another period is ignored.
     pub fn add(&mut self, f: &Fact) {
-        if f.period() != self.period {
+        if f.period() != self.period || self.route(f, false).is_none() {
             return;
         }
+        self.fold(f);
+    }
+
+    fn fold(&mut self, f: &Fact) {
         self.note_mql(f);
         match f {
             Fact::Stage(t) => self.add_stage(f, t),
@@ -449,6 +506,18 @@ impl<'p> Rollup<'p> {
     }
 
     fn finish_all(mut self, statements: bool) -> (Vec<RollupRow>, Vec<StatementLine>) {
+        // Merged-away leads' facts, each key once, after the winners' own.
+        let mut rekeyed = std::mem::take(&mut self.rekeyed);
+        rekeyed.sort_by(|a, b| (a.2, a.1.key(), &a.0).cmp(&(b.2, b.1.key(), &b.0)));
+        for (_, f, previous) in rekeyed {
+            if self.native.insert(format!("{previous}|{}", f.key())) {
+                if previous {
+                    self.fold_previous(&f);
+                } else {
+                    self.fold(&f);
+                }
+            }
+        }
         // Speed to lead, now that every MQL has been seen.
         for (v, dims) in &self.verdicts {
             if let Some(mql) = self.first_mql.get(&v.lead)
@@ -559,7 +628,14 @@ impl<'p> Rollup<'p> {
             }
             let n = |s: &str| reached.get(s).copied().unwrap_or(0);
             for (step, count) in &reached {
-                kpi("month", format!("reached#{step}"), dim, *count, 0, BTreeMap::new());
+                kpi(
+                    "month",
+                    format!("reached#{step}"),
+                    dim,
+                    *count,
+                    0,
+                    BTreeMap::new(),
+                );
             }
             for pair in FUNNEL.windows(2) {
                 let (from, to) = (pair[0], pair[1]);
@@ -648,7 +724,9 @@ impl<'p> Rollup<'p> {
             }
             let mut revenue: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
             for (cur, (cents, deals)) in &sa.revenue {
-                let r = revenue.entry(cur.as_deref().unwrap_or(currency)).or_default();
+                let r = revenue
+                    .entry(cur.as_deref().unwrap_or(currency))
+                    .or_default();
                 r.0 += cents;
                 r.1 += deals;
             }
@@ -891,13 +969,13 @@ pub fn reporting_version(rows: &[RollupRow]) -> Option<String> {
     let mut counts = BTreeMap::<String, usize>::new();
     for row in rows {
         match row.parse() {
-            Ok(RowBody::Version(v)) => {
+            Ok(RowBody::Version(v))
                 if newest.as_ref().is_none_or(|n| {
                     (v.last_observed_at, &v.criteria_version)
                         > (n.last_observed_at, &n.criteria_version)
-                }) {
-                    newest = Some(v);
-                }
+                }) =>
+            {
+                newest = Some(v);
             }
             Ok(RowBody::Incentive(i)) => *counts.entry(i.criteria_version).or_default() += 1,
             Ok(RowBody::Kpi(k)) => {
@@ -918,11 +996,10 @@ pub fn version_view(rows: &[RollupRow], version: &str) -> BTreeMap<String, Rollu
     let inc = format!("INC#{version}#");
     rows.iter()
         .filter_map(|r| {
-            let rest = r
-                .sk
-                .strip_prefix(&kpi)
-                .map(|k| format!("KPI#{k}"))
-                .or_else(|| r.sk.strip_prefix(&inc).map(|k| format!("INC#{k}")))?;
+            let rest =
+                r.sk.strip_prefix(&kpi)
+                    .map(|k| format!("KPI#{k}"))
+                    .or_else(|| r.sk.strip_prefix(&inc).map(|k| format!("INC#{k}")))?;
             Some((rest, r.clone()))
         })
         .collect()

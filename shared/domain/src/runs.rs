@@ -182,6 +182,8 @@ impl RunReport {
         self.crm_pull_pages += other.crm_pull_pages;
         self.crm_push_requests += other.crm_push_requests;
         self.rescored_due += other.rescored_due;
+        self.merged += other.merged;
+        self.deleted += other.deleted;
         self.fact_periods.extend(other.fact_periods.iter().cloned());
         if self.since.is_none() {
             self.since = other.since;

@@ -8,10 +8,10 @@
 //! against the frozen rows and any corrections already frozen in later closed periods.
 
 use chrono::{DateTime, Utc};
-use leadsync_domain::facts::{is_period, previous_period};
-use leadsync_domain::ports::{PeriodStatus, RollupStore, RowsWritten, StoreError};
+use leadsync_domain::facts::{LeadLinks, is_period, previous_period};
 use leadsync_domain::funnel::{Funnel, FunnelReport};
 use leadsync_domain::incentives::IncentivePlan;
+use leadsync_domain::ports::{PeriodStatus, RollupStore, RowsWritten, StoreError};
 use leadsync_domain::rollup::{
     ControlTotals, Rollup, RollupRow, RowBody, StatementLine, corrections, incentive_rows,
     reporting_version, version_view,
@@ -75,8 +75,9 @@ async fn computed<S: RollupStore>(
     store: &S,
     period: &str,
     plans: &BTreeMap<String, leadsync_domain::incentives::IncentivePlan>,
+    links: &LeadLinks,
 ) -> Result<Vec<RollupRow>, RollupError> {
-    let mut rollup = Rollup::new(period, plans);
+    let mut rollup = Rollup::new(period, plans).with_links(links);
     let facts = store
         .visit_facts(period, |f| rollup.add(&f))
         .await
@@ -118,6 +119,10 @@ pub async fn refresh<S: RollupStore>(
         .plans()
         .await
         .map_err(self::store("reading incentive plans", "-"))?;
+    let links = store
+        .links()
+        .await
+        .map_err(self::store("reading merged and deleted leads", "-"))?;
     let closed: BTreeMap<String, PeriodStatus> = store
         .closed_periods()
         .await
@@ -138,7 +143,7 @@ pub async fn refresh<S: RollupStore>(
     let targets: BTreeSet<String> = touched.iter().map(|p| first_open_from(p)).collect();
     let mut report = RefreshReport::default();
     for target in targets {
-        let mut rows = computed(store, &target, &plans).await?;
+        let mut rows = computed(store, &target, &plans, &links).await?;
         // Every closed period whose first open successor is this one may need corrections.
         let feeding: Vec<&String> = closed
             .keys()
@@ -186,7 +191,7 @@ pub async fn refresh<S: RollupStore>(
                 }
                 between = next_period(&p);
             }
-            let now = computed(store, c, &plans).await?;
+            let now = computed(store, c, &plans, &links).await?;
             let now_view = reporting_version(&now)
                 .map(|v| version_view(&now, &v))
                 .unwrap_or_default();
@@ -290,7 +295,12 @@ pub async fn funnel_report<S: RollupStore>(
         .plans()
         .await
         .map_err(self::store("reading incentive plans", period))?;
-    let mut funnel = Funnel::new(period, version, as_of, stall_days, plans.get(version));
+    let links = store
+        .links()
+        .await
+        .map_err(self::store("reading merged and deleted leads", period))?;
+    let mut funnel =
+        Funnel::new(period, version, as_of, stall_days, plans.get(version)).with_links(&links);
     let last = leadsync_domain::facts::period_of(as_of);
     let mut month = period.to_owned();
     for _ in 0..FUNNEL_CONTEXT_MONTHS {
@@ -328,7 +338,11 @@ pub async fn statements<S: RollupStore>(
         .into_iter()
         .filter(|(v, _)| v == version)
         .collect();
-    let mut rollup = Rollup::new(period, &plans);
+    let links = store
+        .links()
+        .await
+        .map_err(self::store("reading merged and deleted leads", period))?;
+    let mut rollup = Rollup::new(period, &plans).with_links(&links);
     store
         .visit_facts(period, |f| rollup.add(&f))
         .await
@@ -336,7 +350,12 @@ pub async fn statements<S: RollupStore>(
     let (_, mut lines) = rollup.finish_with_statements();
     lines.retain(|l| l.criteria_version == version);
     lines.sort_by(|a, b| {
-        (a.team, &a.owner, a.occurred_at, &a.facts).cmp(&(b.team, &b.owner, b.occurred_at, &b.facts))
+        (a.team, &a.owner, a.occurred_at, &a.facts).cmp(&(
+            b.team,
+            &b.owner,
+            b.occurred_at,
+            &b.facts,
+        ))
     });
     Ok(lines)
 }
@@ -384,7 +403,8 @@ pub fn statements_csv(
             l.team.as_str(),
             &l.owner,
             l.outcome.as_str(),
-            &l.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            &l.occurred_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             &l.leads.join(" "),
             l.deal_id.as_deref().unwrap_or(""),
             &l.amount_cents.map(money).unwrap_or_default(),
@@ -400,8 +420,22 @@ pub fn statements_csv(
     }
     for ((team, owner), cents) in totals {
         w.write_record([
-            period, "", &team, &owner, "TOTAL", "", "", "", "", "", "", currency, &money(cents),
-            "", "", "",
+            period,
+            "",
+            &team,
+            &owner,
+            "TOTAL",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            currency,
+            &money(cents),
+            "",
+            "",
+            "",
         ])
         .map_err(csv_err)?;
     }

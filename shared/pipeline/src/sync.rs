@@ -6,7 +6,7 @@
 //! lead whose push failed for a reason worth retrying, so the next run pulls it again.
 
 use chrono::{DateTime, Duration, Utc};
-use leadsync_domain::facts::{MilestoneFact, milestones_of, period_of};
+use leadsync_domain::facts::{LeadLink, MilestoneFact, milestones_of, period_of};
 use leadsync_domain::ports::{
     Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, Rejected, RollupStore,
     RunReport, SnapshotKey, SnapshotLine, SnapshotStore, SnapshotWriter, StoreError,
@@ -162,13 +162,19 @@ where
 ///
 /// # Errors
 /// [`SyncError::Store`].
-pub async fn due_leads<S: LeadStore>(store: &S, now: DateTime<Utc>) -> Result<Vec<LeadId>, SyncError> {
+pub async fn due_leads<S: LeadStore>(
+    store: &S,
+    now: DateTime<Utc>,
+) -> Result<Vec<LeadId>, SyncError> {
     let due = store
         .due_leads(now, PullScope::DUE_MONTHS, PullScope::MAX_DUE)
         .await
         .map_err(store_err("finding leads due for a re-score"))?;
     if !due.is_empty() {
-        tracing::info!(due = due.len(), "Leads due for a re-score: time alone changes their stage or band.");
+        tracing::info!(
+            due = due.len(),
+            "Leads due for a re-score: time alone changes their stage or band."
+        );
     }
     Ok(due)
 }
@@ -277,6 +283,7 @@ where
         let mut unchanged: HashMap<LeadId, LeadState> = HashMap::new();
         let mut transitions: Vec<Transition> = Vec::new();
         let mut milestones: Vec<MilestoneFact> = Vec::new();
+        let mut links: Vec<(LeadId, LeadLink)> = Vec::new();
         let mut updates: Vec<(PropertyUpdate, String, DateTime<Utc>)> = Vec::new();
         let mut lines: Vec<SnapshotLine> = Vec::with_capacity(leads.len());
         for lead in leads {
@@ -319,6 +326,16 @@ where
             if let Some(plan) = &deps.criteria.incentives {
                 milestones.extend(milestones_of(&lead, &state, plan, input.now, &input.run_id));
             }
+            // Contacts merged into this one count as it from now on.
+            links.extend(lead.merged_ids.iter().filter(|m| **m != lead.id).map(|m| {
+                (
+                    m.clone(),
+                    LeadLink::Merged {
+                        into: lead.id.clone(),
+                        seen_at: input.now,
+                    },
+                )
+            }));
             let properties = card.crm_properties(&deps.criteria.crm);
             let hash = push_hash(&properties);
             if prev.and_then(|p| p.pushed_hash.as_deref()) != Some(hash.as_str()) {
@@ -370,6 +387,15 @@ where
             .map_err(store_err("recording transitions"))?;
         report.transitions_new += recorded.transitions_new;
         report.transitions_existing += recorded.transitions_existing;
+        if !links.is_empty() {
+            let periods = deps
+                .store
+                .record_links(&links)
+                .await
+                .map_err(store_err("recording merged contacts"))?;
+            report.merged += links.len() as u64;
+            report.fact_periods.extend(periods);
+        }
         if !milestones.is_empty() {
             report.milestones_new += deps
                 .store
@@ -535,9 +561,35 @@ where
     }
     let mut touched = report.fact_periods.clone();
     touched.insert(period_of(input.now));
+    if input.since_override.is_none() {
+        // Contacts deleted in the CRM since the last run: their facts stop counting.
+        let since = since_of(deps.store, input).await?;
+        let deleted = deps
+            .crm
+            .deleted_since(since)
+            .await
+            .map_err(|source| SyncError::Pull { pages: 0, source })?;
+        if !deleted.is_empty() {
+            let links: Vec<(LeadId, LeadLink)> = deleted
+                .into_iter()
+                .map(|(id, at)| (id, LeadLink::Deleted { at }))
+                .collect();
+            touched.extend(
+                deps.store
+                    .record_links(&links)
+                    .await
+                    .map_err(store_err("recording deleted contacts"))?,
+            );
+            report.deleted += links.len() as u64;
+            tracing::info!(
+                deleted = links.len(),
+                "Contacts deleted in the CRM no longer count."
+            );
+        }
+    }
     let refreshed = crate::rollups::refresh(deps.store, &touched)
-    .await
-    .map_err(SyncError::Rollups)?;
+        .await
+        .map_err(SyncError::Rollups)?;
     report.rollup_rows_written = refreshed
         .periods
         .values()

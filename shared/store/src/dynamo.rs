@@ -121,9 +121,9 @@ impl DynamoLeadStore {
             ),
             (
                 GSI1_PK.to_owned(),
-                s(keys::facts_period_pk(
-                    &leadsync_domain::facts::period_of(t.occurred_at.unwrap_or(t.observed_at)),
-                )),
+                s(keys::facts_period_pk(&leadsync_domain::facts::period_of(
+                    t.occurred_at.unwrap_or(t.observed_at),
+                ))),
             ),
             (GSI1_SK.to_owned(), s(format!("{observed}#{}", t.lead_id))),
             ("lead_id".to_owned(), s(t.lead_id.as_str())),
@@ -283,7 +283,10 @@ impl LeadStore for DynamoLeadStore {
             "{}~",
             through.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         );
-        let mut month = through.date_naive().with_day(1).unwrap_or(through.date_naive());
+        let mut month = through
+            .date_naive()
+            .with_day(1)
+            .unwrap_or(through.date_naive());
         let mut due = Vec::new();
         for _ in 0..months.max(1) {
             let mut start: Option<Item> = None;

@@ -37,6 +37,11 @@ pub fn milestone_sk(outcome: &str, reference: &str) -> String {
     format!("M#{outcome}#{reference}")
 }
 
+/// Merged and deleted leads, one item each (`sk` = the lead id): one Query reads them all.
+pub fn links_pk(crm: &str) -> String {
+    format!("LINKS#{crm}")
+}
+
 /// Every rollup row of a month lives in one partition: one Query reads a period.
 pub fn rollup_pk(period: &str) -> String {
     format!("ROLLUP#{period}")

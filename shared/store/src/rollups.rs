@@ -1,8 +1,8 @@
 //! The DynamoDB adapter of the [`RollupStore`] port on [`DynamoLeadStore`]: milestone facts
 //! (conditional, append-only, beside the lead's transitions), the period index of facts
 //! (`FACTS#<yyyy-mm>` on `gsi1`), rollup rows (`ROLLUP#<yyyy-mm>` / row key, one partition
-//! per period so reading a period is one Query), incentive plans (`PLANS` / version) and
-//! closed periods (`PERIODS` / period).
+//! per period so reading a period is one Query), incentive plans (`PLANS` / version),
+//! closed periods (`PERIODS` / period) and merged or deleted leads (`LINKS#<crm>` / lead id).
 //!
 //! A closed period's rows carry `frozen`; every write and delete of a row is conditional on
 //! its absence, so nothing — not even a writer racing the close — changes a closed row.
@@ -12,11 +12,12 @@ use crate::keys::{self, FROZEN, GSI1, GSI1_PK, GSI1_SK, PERIODS_PK, PK, PLANS_PK
 use crate::sdk_error;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use leadsync_domain::facts::{Fact, MilestoneFact};
+use leadsync_domain::LeadId;
+use leadsync_domain::facts::{Fact, LeadLink, LeadLinks, MilestoneFact};
 use leadsync_domain::incentives::IncentivePlan;
 use leadsync_domain::ports::{PeriodStatus, RollupStore, RowsWritten, StoreError};
 use leadsync_domain::rollup::RollupRow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const CONCURRENCY: usize = 16;
@@ -239,6 +240,63 @@ impl DynamoLeadStore {
 }
 
 impl RollupStore for DynamoLeadStore {
+    async fn record_links(
+        &self,
+        links: &[(LeadId, LeadLink)],
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let mut periods = BTreeSet::new();
+        for (id, link) in links {
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item(PK, s(keys::links_pk(&self.crm)))
+                .item(SK, s(id.as_str()))
+                .item("body", s(json("PutItem link", link)?));
+            if matches!(link, LeadLink::Deleted { .. }) {
+                // A merge is never overwritten by the deletion that comes with it.
+                put = put
+                    .condition_expression("attribute_not_exists(pk) OR NOT contains(body, :merged)")
+                    .expression_attribute_values(":merged", s("\"merged\""));
+            }
+            match put.send().await {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(sdk_error("PutItem link", e)),
+            }
+            // The periods the lead's facts occurred in: their rollups change.
+            let items = self
+                .query_all(None, PK, &keys::lead_pk(&self.crm, id), None)
+                .await?;
+            for item in items {
+                if let Some(body) = get_s(&item, "fact")
+                    && let Ok(fact) = serde_json::from_str::<Fact>(body)
+                {
+                    periods.insert(fact.period());
+                }
+            }
+        }
+        Ok(periods)
+    }
+
+    async fn links(&self) -> Result<LeadLinks, StoreError> {
+        let items = self
+            .query_all(None, PK, &keys::links_pk(&self.crm), None)
+            .await?;
+        items
+            .iter()
+            .map(|item| {
+                let sk = get_s(item, SK).unwrap_or("?");
+                let id = LeadId::new(sk).map_err(|e| corrupt(sk, e.to_string()))?;
+                let body = get_s(item, "body").ok_or_else(|| corrupt(sk, "missing body"))?;
+                let link = serde_json::from_str(body).map_err(|e| corrupt(sk, e.to_string()))?;
+                Ok((id, link))
+            })
+            .collect()
+    }
+
     async fn record_milestones(&self, facts: &[MilestoneFact]) -> Result<u64, StoreError> {
         let puts: Vec<_> = facts.iter().map(|m| self.put_milestone(m)).collect();
         let new: Vec<u64> = stream::iter(puts)

@@ -374,8 +374,7 @@ async fn a_quiet_mql_drops_to_iql_in_the_crm_on_the_night_its_decay_crosses_the_
             let due = state.get("rescore_at")?.as_s().ok()?;
             let due = DateTime::parse_from_rfc3339(due).ok()?.with_timezone(&Utc);
             let lead = expected_lead(&c, &companies);
-            (state["stage"].as_s().ok()? == "mql"
-                && criteria.score(&lead, due).stage == Stage::Iql)
+            (state["stage"].as_s().ok()? == "mql" && criteria.score(&lead, due).stage == Stage::Iql)
                 .then_some((c, due))
         })
         .min_by_key(|(c, due)| (*due, c.id))
@@ -419,7 +418,10 @@ async fn a_quiet_mql_drops_to_iql_in_the_crm_on_the_night_its_decay_crosses_the_
         .unwrap();
     let state = state.values().next().unwrap();
     assert_eq!(state.stage, Stage::Iql);
-    assert!(state.rescore_at.is_none_or(|next| next > due), "no longer due");
+    assert!(
+        state.rescore_at.is_none_or(|next| next > due),
+        "no longer due"
+    );
 }
 
 #[tokio::test]

@@ -221,10 +221,311 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
     assert_eq!(corrections.len() as u64, rescore.rollup_corrections);
     assert!(corrections.iter().all(|c| c.closed_period == "2026-11"));
     assert!(
-        corrections
-            .iter()
-            .any(|c| c.row.starts_with("KPI#month#")),
+        corrections.iter().any(|c| c.row.starts_with("KPI#month#")),
         "the new definition restates November's KPIs: {corrections:#?}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Credits per (team, owner) of `period` computed here, independently of leadsync's rollup
+/// code, from the raw fact items in DynamoDB and the merge/delete links: what the incentive
+/// rows must equal. The plan's figures are those of `infra/criteria/b2b-saas.toml`.
+async fn credits_from_raw_facts(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    period: &str,
+    version: &str,
+) -> std::collections::BTreeMap<(String, String), i64> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use serde_json::Value;
+    use std::collections::{BTreeMap, BTreeSet};
+    let plan = include_str!("../../../infra/criteria/b2b-saas.toml");
+    for line in [
+        "[incentives.credits.sql]\nmarketing = 40\nsales = 0",
+        "[incentives.credits.sales_accepted]\nmarketing = 25\nsales = 10",
+        "[incentives.credits.opportunity]\nmarketing = 50\nsales = 50",
+        "[incentives.credits.won]\nmarketing_bps = 100\nsales_bps = 500",
+        "EUR = 1.08",
+    ] {
+        assert!(plan.contains(line), "the plan changed: {line}");
+    }
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = dynamo
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .unwrap();
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    let text = |item: &std::collections::HashMap<String, AttributeValue>, k: &str| {
+        item.get(k).and_then(|v| v.as_s().ok()).cloned()
+    };
+    // Merged → winner, deleted → gone.
+    let mut links: BTreeMap<String, Value> = BTreeMap::new();
+    for item in &items {
+        if text(item, "pk").is_some_and(|pk| pk == "LINKS#hubspot") {
+            links.insert(
+                text(item, "sk").unwrap(),
+                serde_json::from_str(&text(item, "body").unwrap()).unwrap(),
+            );
+        }
+    }
+    let counted = |lead: &str| -> Option<String> {
+        let mut id = lead.to_owned();
+        for _ in 0..16 {
+            match links.get(&id) {
+                None => return Some(id),
+                Some(l) if l["kind"] == "merged" => id = l["into"].as_str().unwrap().to_owned(),
+                Some(_) => return None,
+            }
+        }
+        Some(id)
+    };
+    let mut credits: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    // deal → (lead → (source, owner, amount, currency))
+    let mut deals: BTreeMap<(String, String), BTreeMap<String, Value>> = BTreeMap::new();
+    // A merged pair's facts count once; where both have one, the winner's own counts.
+    let mut facts: Vec<(bool, String, String, Value)> = Vec::new();
+    for item in &items {
+        let Some(fact) = text(item, "fact") else {
+            continue;
+        };
+        let f: Value = serde_json::from_str(&fact).unwrap();
+        let when = f["occurred_at"]
+            .as_str()
+            .or(f["observed_at"].as_str())
+            .unwrap();
+        if &when[..7] != period {
+            continue;
+        }
+        let original = f["lead_id"].as_str().unwrap().to_owned();
+        let Some(lead) = counted(&original) else {
+            continue;
+        };
+        facts.push((lead != original, original, lead, f));
+    }
+    facts.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    for (_, _, lead, f) in facts {
+        let source = f["source"].as_str().unwrap_or("(unknown)").to_owned();
+        let owner = f["owner_id"].as_str().unwrap_or("(unassigned)").to_owned();
+        let mut credit = |team: &str, who: &str, cents: i64| {
+            *credits
+                .entry((team.to_owned(), who.to_owned()))
+                .or_default() += cents;
+        };
+        match f["fact"].as_str().unwrap() {
+            "stage"
+                if f["to"] == "sql"
+                    && f["criteria_version"] == version
+                    && seen.insert(format!("{lead}|sql")) =>
+            {
+                credit("marketing", &source, 4_000);
+                credit("sales", &owner, 0);
+            }
+            "milestone"
+                if f["outcome"] == "sales_accepted" && seen.insert(format!("{lead}|accepted")) =>
+            {
+                credit("marketing", &source, 2_500);
+                credit("sales", &owner, 1_000);
+            }
+            "milestone" if f["outcome"] == "opportunity" || f["outcome"] == "won" => {
+                deals
+                    .entry((
+                        f["outcome"].as_str().unwrap().to_owned(),
+                        f["reference"].as_str().unwrap().to_owned(),
+                    ))
+                    .or_default()
+                    .entry(lead)
+                    .or_insert(f.clone());
+            }
+            _ => {}
+        }
+    }
+    for ((outcome, _), contacts) in deals {
+        let first = contacts.values().next().unwrap();
+        let owner = first["owner_id"]
+            .as_str()
+            .unwrap_or("(unassigned)")
+            .to_owned();
+        let amount = first["amount_cents"].as_i64().unwrap_or(0);
+        let amount = match first["currency"].as_str() {
+            Some("EUR") => amount * 1_080_000 / 1_000_000,
+            _ => amount,
+        };
+        let (sales, marketing) = if outcome == "won" {
+            (amount * 500 / 10_000, amount * 100 / 10_000)
+        } else {
+            (5_000, 5_000)
+        };
+        *credits.entry(("sales".into(), owner)).or_default() += sales;
+        let n = contacts.len() as i64;
+        for (i, f) in contacts.values().enumerate() {
+            let share = marketing / n + i64::from((i as i64) < marketing % n);
+            let source = f["source"].as_str().unwrap_or("(unknown)").to_owned();
+            *credits.entry(("marketing".into(), source)).or_default() += share;
+        }
+    }
+    credits
+}
+
+#[tokio::test]
+async fn incentive_rows_reconcile_with_the_raw_facts_through_merges_and_deletes() {
+    let common::Aws {
+        sdk,
+        dynamo,
+        table,
+        bucket,
+        ..
+    } = common::aws("reconcile").await;
+    let now = at("2026-11-20T03:00:00Z");
+    let sandbox =
+        Sandbox::start(SandboxConfig::new(7, 1200).anchored_at(at("2026-11-20T00:00:00Z")))
+            .await
+            .unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("TABLE_NAME", table.clone()),
+        ("BUCKET_NAME", bucket.clone()),
+        ("CRM_BASE_URL", sandbox.base_url()),
+        ("CRM_TOKEN", sandbox.token().to_owned()),
+    ]);
+    let deps = Deps::new(Config::from_lookup(|k| vars.get(k).cloned()).unwrap(), &sdk)
+        .await
+        .unwrap();
+    common::nightly_at(event(serde_json::json!({})), &deps, now)
+        .await
+        .unwrap();
+    let store = &deps.store;
+    let reconcile = |period: &'static str| {
+        let (dynamo, table) = (dynamo.clone(), table.clone());
+        async move {
+            let rows = store.rows(period).await.unwrap();
+            let version = leadsync_domain::rollup::reporting_version(&rows).unwrap();
+            let (incentives, totals) = leadsync_domain::rollup::incentive_rows(&rows, &version);
+            let rows: std::collections::BTreeMap<(String, String), i64> = incentives
+                .iter()
+                .map(|i| {
+                    (
+                        (i.team.as_str().to_owned(), i.owner.clone()),
+                        i.credits_cents,
+                    )
+                })
+                .collect();
+            let expected = credits_from_raw_facts(&dynamo, &table, period, &version).await;
+            assert_eq!(rows, expected, "{period}: rows against the raw facts");
+            assert_eq!(totals.credits_cents, expected.values().sum::<i64>());
+            assert!(
+                totals.outcomes.get("won").is_some_and(|w| *w > 0),
+                "{period} has wins"
+            );
+            (version, rows)
+        }
+    };
+    let (october_version, _) = reconcile("2026-10").await;
+    reconcile("2026-11").await;
+
+    // October closes; then a contact with October credits is deleted, and two contacts with
+    // November credits turn out to be one person and are merged.
+    rollups::close(store, "2026-10", "finance", at("2026-11-20T09:00:00Z"))
+        .await
+        .unwrap();
+    let frozen = store.rows("2026-10").await.unwrap();
+    let october = rollups::statements(store, "2026-10", &october_version)
+        .await
+        .unwrap();
+    let deleted = october
+        .iter()
+        .find(|l| l.team == leadsync_domain::incentives::Team::Sales && l.deal_id.is_none())
+        .unwrap()
+        .leads[0]
+        .clone();
+    let november_version =
+        leadsync_domain::rollup::reporting_version(&store.rows("2026-11").await.unwrap()).unwrap();
+    let november = rollups::statements(store, "2026-11", &november_version)
+        .await
+        .unwrap();
+    let mut accepted: Vec<&String> = november
+        .iter()
+        .filter(|l| {
+            l.outcome == leadsync_domain::incentives::Outcome::SalesAccepted
+                && l.team == leadsync_domain::incentives::Team::Sales
+        })
+        .map(|l| &l.leads[0])
+        .filter(|l| **l != deleted)
+        .collect();
+    accepted.dedup();
+    let (winner, loser) = (accepted[0].clone(), accepted[1].clone());
+    assert!(sandbox.archive_contact(deleted.parse().unwrap()));
+    assert!(sandbox.merge_contacts(winner.parse().unwrap(), loser.parse().unwrap()));
+
+    let night = common::nightly_at(
+        event(serde_json::json!({})),
+        &deps,
+        at("2026-11-21T03:00:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (night.merged, night.deleted),
+        (1, 2),
+        "the loser is archived too: {night:?}"
+    );
+    assert_eq!(
+        store.rows("2026-10").await.unwrap(),
+        frozen,
+        "closed October never changes"
+    );
+    let (_, november_rows) = reconcile("2026-11").await;
+    // The merged pair's acceptance counts once: one sales accepted line for the winner, none
+    // for the loser; the deleted contact is on nobody's statement.
+    let november = rollups::statements(store, "2026-11", &november_version)
+        .await
+        .unwrap();
+    let lines_of = |lead: &str| {
+        november
+            .iter()
+            .filter(|l| l.leads.iter().any(|x| x == lead))
+            .count()
+    };
+    assert_eq!(lines_of(&loser), 0);
+    assert_eq!(
+        november
+            .iter()
+            .filter(|l| l.leads == [winner.clone()]
+                && l.outcome == leadsync_domain::incentives::Outcome::SalesAccepted)
+            .count(),
+        2,
+        "one acceptance: a sales line and a marketing line"
+    );
+    let october_now = rollups::statements(store, "2026-10", &october_version)
+        .await
+        .unwrap();
+    assert!(october_now.iter().all(|l| !l.leads.contains(&deleted)));
+    // The deleted contact's October credits come back as a correction in November.
+    let corrections =
+        leadsync_domain::rollup::correction_rows(&store.rows("2026-11").await.unwrap());
+    let october_delta: i64 = corrections
+        .iter()
+        .filter(|c| c.closed_period == "2026-10")
+        .map(|c| c.delta_credits_cents)
+        .sum();
+    let lost: i64 = october
+        .iter()
+        .filter(|l| l.leads.contains(&deleted) && l.leads.len() == 1)
+        .map(|l| l.credit_cents)
+        .sum();
+    assert!(lost > 0);
+    assert!(
+        october_delta <= -lost,
+        "{october_delta} vs the deleted contact's {lost}"
+    );
+    let _ = november_rows;
 }

@@ -77,8 +77,12 @@ fn id_roll(id: u64, salt: u64) -> u64 {
 
 /// Sales' verdict on a contact, from how much it engaged and whether it is a business address:
 /// sales works the engaged leads, so verdicts follow engagement.
-fn sales_status(id: u64, engagement: u64, work_email: bool) -> Option<&'static str> {
+fn sales_status(id: u64, engagement: u64, work_email: bool, student: bool) -> Option<&'static str> {
     let r = id_roll(id, 11);
+    if student {
+        // Sales turns students down when it looks at them at all.
+        return (r < 30).then_some("UNQUALIFIED");
+    }
     // (accepted, rejected, recycled, attempted) percentages per engagement tier.
     let (accepted, rejected, recycled, attempted) = match (work_email, engagement) {
         (false, _) => (0, 8, 0, 4),
@@ -359,24 +363,23 @@ pub fn generate(spec: DataSpec) -> (Vec<Record>, Vec<Record>) {
         p.insert("createdate".into(), iso(created));
         p.insert("lastmodifieddate".into(), iso(modified));
         // Sales' verdict follows engagement (derived, so the random stream stays as it was).
-        let count = |name: &str| -> u64 {
-            p.get(name)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
+        let count =
+            |name: &str| -> u64 { p.get(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) };
         let engaged = count("hs_analytics_num_page_views")
             + 3 * count("hs_email_click")
             + 10 * count("num_conversion_events");
         p.remove("lead_rejection_reason");
-        match sales_status(id, engaged, work_email) {
+        let student = p.get("jobtitle").is_some_and(|t| t == "Student");
+        match sales_status(id, engaged, work_email, student) {
             Some(status) => {
                 p.insert("hs_lead_status".into(), status.into());
                 if status == "UNQUALIFIED" || status == "BAD_TIMING" {
-                    p.insert(
-                        "lead_rejection_reason".into(),
+                    let reason = if student {
+                        "BAD_FIT"
+                    } else {
                         REJECTION_REASONS[(id_roll(id, 13) as usize) % REJECTION_REASONS.len()]
-                            .into(),
-                    );
+                    };
+                    p.insert("lead_rejection_reason".into(), reason.into());
                 }
             }
             None => {

@@ -93,6 +93,7 @@ impl Schema {
 }
 
 pub const CONTACT_STANDARD: &[(&str, &str)] = &[
+    ("hs_merged_object_ids", "enumeration"),
     ("email", "string"),
     ("firstname", "string"),
     ("lastname", "string"),

@@ -432,6 +432,13 @@ impl Sandbox {
         id
     }
 
+    /// Merge contact `merged` into `primary` as HubSpot does: the primary keeps its id, lists
+    /// the merged id (and the ids merged into that one) in `hs_merged_object_ids`, takes over
+    /// its deals, and is modified; the merged contact is archived.
+    pub fn merge_contacts(&self, primary: u64, merged: u64) -> bool {
+        merge(&mut self.state.db_mut(), primary, merged, Utc::now())
+    }
+
     /// Archive a contact, as deleting it in HubSpot does: it leaves search and batch reads.
     pub fn archive_contact(&self, id: u64) -> bool {
         let mut db = self.state.db_mut();
@@ -471,6 +478,11 @@ fn router(state: Arc<AppState>) -> Router {
             get(compat::legacy_properties),
         )
         .route("/crm/v3/objects/{object}/search", post(search_objects))
+        .route("/crm/v3/objects/{object}/merge", post(merge_objects))
+        .route(
+            "/crm/v3/objects/{object}/{id}",
+            axum::routing::delete(archive_object),
+        )
         .route("/crm/v3/objects/{object}/batch/read", post(batch_read))
         .route("/crm/v3/objects/{object}/batch/update", post(batch_update))
         .route("/crm/v3/objects/{object}/batch/upsert", post(batch_upsert))
@@ -667,13 +679,18 @@ fn render(record: &Record, t: ObjectType, requested: &[String]) -> Value {
                 .map_or(Value::Null, |v| Value::String(v.clone())),
         );
     }
-    json!({
+    let mut rendered = json!({
         "id": record.id.to_string(),
         "properties": props,
         "createdAt": iso(record.created_at),
         "updatedAt": iso(record.updated_at),
         "archived": record.archived,
-    })
+    });
+    if record.archived {
+        // Archiving is the record's last change.
+        rendered["archivedAt"] = json!(iso(record.updated_at));
+    }
+    rendered
 }
 
 // The error is the 400 response itself, returned straight to the client.
@@ -1319,6 +1336,123 @@ async fn create_group(
 }
 
 /// Change a contact as a user would, while a sync runs: body `{"property": "value", …}`.
+/// Merge two live contacts (see [`Sandbox::merge_contacts`]).
+fn merge(db: &mut Db, primary: u64, merged: u64, at: chrono::DateTime<Utc>) -> bool {
+    let live = |db: &Db, id| db.contacts.get(&id).is_some_and(|r| !r.archived);
+    if primary == merged || !live(db, primary) || !live(db, merged) {
+        return false;
+    }
+    let mut absorbed = vec![merged.to_string()];
+    if let Some(record) = db.contacts.get_mut(&merged) {
+        if let Some(ids) = record.properties.get("hs_merged_object_ids") {
+            absorbed.extend(ids.split(';').filter(|i| !i.is_empty()).map(str::to_owned));
+        }
+        record.archived = true;
+        record.touch(at, ObjectType::Contacts.modified_property());
+    }
+    let moved = db.contact_deals.remove(&merged).unwrap_or_default();
+    let deals = db.contact_deals.entry(primary).or_default();
+    for d in moved {
+        if !deals.contains(&d) {
+            deals.push(d);
+        }
+    }
+    if let Some(record) = db.contacts.get_mut(&primary) {
+        let ids = record
+            .properties
+            .entry("hs_merged_object_ids".to_owned())
+            .or_default();
+        for id in absorbed {
+            if !ids.split(';').any(|i| i == id) {
+                if !ids.is_empty() {
+                    ids.push(';');
+                }
+                ids.push_str(&id);
+            }
+        }
+        record.touch(at, ObjectType::Contacts.modified_property());
+    }
+    true
+}
+
+/// `POST /crm/v3/objects/contacts/merge` with `primaryObjectId` and `objectIdToMerge`: the
+/// primary, merged, as HubSpot answers.
+async fn merge_objects(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Merge {
+        primary_object_id: Value,
+        object_id_to_merge: Value,
+    }
+    if ObjectType::parse(&object) != Some(ObjectType::Contacts) {
+        return not_found().await;
+    }
+    let req: Merge = match parse_body(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let (Ok(primary), Ok(merged)) = (
+        id_text(&req.primary_object_id).parse::<u64>(),
+        id_text(&req.object_id_to_merge).parse::<u64>(),
+    ) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "primaryObjectId and objectIdToMerge must be contact ids",
+        );
+    };
+    let mut db = state.db_mut();
+    if !merge(&mut db, primary, merged, Utc::now()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!(
+                "cannot merge contact {merged} into {primary}: both must exist, differ and be live"
+            ),
+        );
+    }
+    let record = db.contacts[&primary].clone();
+    drop(db);
+    json_response(
+        StatusCode::OK,
+        &render(
+            &record,
+            ObjectType::Contacts,
+            &["hs_merged_object_ids".to_owned()],
+        ),
+    )
+}
+
+/// `DELETE /crm/v3/objects/{type}/{id}`: archive the record (204), as HubSpot does.
+async fn archive_object(
+    State(state): State<Arc<AppState>>,
+    Path((object, id)): Path<(String, String)>,
+) -> Response {
+    let Some(t) = ObjectType::parse(&object) else {
+        return not_found().await;
+    };
+    let mut db = state.db_mut();
+    let Some(record) = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| db.table_mut(t).get_mut(&id))
+        .filter(|r| !r.archived)
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            format!("{object} {id} not found"),
+        );
+    };
+    record.archived = true;
+    record.touch(Utc::now(), t.modified_property());
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn admin_edit_contact(
     State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,

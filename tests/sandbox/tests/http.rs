@@ -399,3 +399,79 @@ async fn a_walk_sees_writes_made_between_its_pages() {
     assert_eq!(all["total"], 40, "{all}");
     assert_eq!(all["results"][0]["id"], ids[10].to_string());
 }
+
+#[tokio::test]
+async fn merge_and_delete_answer_as_hubspot_does() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 30)).await.unwrap();
+    let token = Some(sandbox.token());
+    let ids: Vec<u64> = sandbox.contacts().iter().map(|c| c.id).collect();
+    let (primary, deleted) = (ids[0], ids[2]);
+    sandbox.merge_contacts(ids[3], ids[4]);
+    let (status, body) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/merge",
+        token,
+        json!({"primaryObjectId": primary.to_string(), "objectIdToMerge": ids[3].to_string()}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], primary.to_string(), "the primary keeps its id");
+    let listed = format!("{};{}", ids[3], ids[4]);
+    assert_eq!(
+        body["properties"]["hs_merged_object_ids"], listed,
+        "the merged id and the ids merged into it"
+    );
+    let (status, _) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/merge",
+        token,
+        json!({"primaryObjectId": primary.to_string(), "objectIdToMerge": ids[3].to_string()}),
+    )
+    .await;
+    assert_eq!(status, 400, "a merged contact is gone");
+    let resp = reqwest::Client::new()
+        .delete(format!(
+            "{}/crm/v3/objects/contacts/{deleted}",
+            sandbox.base_url()
+        ))
+        .bearer_auth(sandbox.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    // Both leave search; both are listed as archived, with when.
+    let (_, page) = post(
+        &sandbox,
+        "/crm/v3/objects/contacts/search",
+        token,
+        json!({"limit": 100}),
+    )
+    .await;
+    let live: Vec<&str> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(live.len(), 30 - 3, "two merged away, one deleted");
+    let (status, archived) =
+        get(&sandbox, "/crm/v3/objects/contacts?archived=true&limit=100").await;
+    assert_eq!(status, 200);
+    let archived: Vec<(String, bool)> = archived["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["archivedAt"].is_string(),
+            )
+        })
+        .collect();
+    for id in [ids[3], ids[4], deleted] {
+        assert!(
+            archived.contains(&(id.to_string(), true)),
+            "{id} in {archived:?}"
+        );
+    }
+}

@@ -741,8 +741,16 @@ fn next_change_is_the_first_hour_time_alone_moves_the_stage_or_band() {
     );
     assert_ne!((after.stage, after.band), (before.stage, before.band));
     // The same answer from any `now` before it: storing it rewrites nothing night after night.
-    assert_eq!(c.next_change(&l, now() + chrono::Duration::hours(30)), Some(due));
+    assert_eq!(
+        c.next_change(&l, now() + chrono::Duration::hours(30)),
+        Some(due)
+    );
     // A lead with no time-dependent points never changes by time alone.
-    let quiet = lead("b@acme.com", Some("COMPUTER_SOFTWARE"), Some(200), Engagement::default());
+    let quiet = lead(
+        "b@acme.com",
+        Some("COMPUTER_SOFTWARE"),
+        Some(200),
+        Engagement::default(),
+    );
     assert_eq!(c.next_change(&quiet, now()), None);
 }

@@ -26,7 +26,13 @@ fn stage(lead: &str, from: Option<Stage>, to: Stage, at: DateTime<Utc>, reasons:
     })
 }
 
-fn milestone(lead: &str, outcome: Outcome, reference: &str, at: DateTime<Utc>, reason: Option<&str>) -> Fact {
+fn milestone(
+    lead: &str,
+    outcome: Outcome,
+    reference: &str,
+    at: DateTime<Utc>,
+    reason: Option<&str>,
+) -> Fact {
     Fact::Milestone(MilestoneFact {
         lead_id: LeadId::new(lead).unwrap(),
         outcome,
@@ -60,7 +66,13 @@ fn facts() -> Vec<Fact> {
         // c: rejected by sales as an MQL.
         stage("c", None, Iql, day(11, 2), &[]),
         stage("c", Some(Iql), Mql, day(11, 4), &[]),
-        milestone("c", Outcome::SalesRejected, "status", day(11, 6), Some("NO_BUDGET")),
+        milestone(
+            "c",
+            Outcome::SalesRejected,
+            "status",
+            day(11, 6),
+            Some("NO_BUDGET"),
+        ),
         // d: an MQL recycled.
         stage("d", None, Mql, day(11, 1), &[]),
         stage("d", Some(Mql), Recycled, day(11, 7), &["STATUS:BAD_TIMING"]),
@@ -101,7 +113,11 @@ fn step<'a>(r: &'a FunnelReport, name: &str) -> &'a FunnelStep {
 fn every_lead_that_entered_a_step_is_advanced_lost_or_still_there() {
     let r = report(&facts());
     for s in &r.steps {
-        assert_eq!(s.entered, s.advanced + s.lost_total + s.still_in_stage, "{s:#?}");
+        assert_eq!(
+            s.entered,
+            s.advanced + s.lost_total + s.still_in_stage,
+            "{s:#?}"
+        );
     }
     let new = step(&r, "new");
     assert_eq!((new.entered, new.advanced, new.lost_total), (6, 5, 1));
@@ -112,9 +128,17 @@ fn every_lead_that_entered_a_step_is_advanced_lost_or_still_there() {
     assert_eq!(mql.lost.get("rejected_by_sales"), Some(&1));
     assert_eq!(mql.lost.get("recycled"), Some(&1));
     assert_eq!(mql.lost_total, 2);
-    let reasons: Vec<&str> = mql.top_loss_reasons.iter().map(|r| r.reason.as_str()).collect();
+    let reasons: Vec<&str> = mql
+        .top_loss_reasons
+        .iter()
+        .map(|r| r.reason.as_str())
+        .collect();
     assert!(reasons.contains(&"REJECTED:NO_BUDGET") && reasons.contains(&"STATUS:BAD_TIMING"));
-    assert_eq!(mql.loss_pct, Some(40.0), "no row reads 0 % where leads were lost");
+    assert_eq!(
+        mql.loss_pct,
+        Some(40.0),
+        "no row reads 0 % where leads were lost"
+    );
     let iql = step(&r, "iql");
     // e fell back into IQL in November: not an entry (it was IQL before its MQL).
     assert_eq!(iql.entered, 5);

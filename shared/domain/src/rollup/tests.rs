@@ -85,7 +85,12 @@ fn plan() -> BTreeMap<String, IncentivePlan> {
     BTreeMap::from([("v1".to_owned(), IncentivePlan::from_doc(doc).unwrap())])
 }
 
-fn fold(current: &[Fact], previous: &[Fact], reverse: bool, plans: &BTreeMap<String, IncentivePlan>) -> Vec<RollupRow> {
+fn fold(
+    current: &[Fact],
+    previous: &[Fact],
+    reverse: bool,
+    plans: &BTreeMap<String, IncentivePlan>,
+) -> Vec<RollupRow> {
     let mut r = Rollup::new("2026-11", plans);
     if reverse {
         for f in previous.iter().rev() {
@@ -114,7 +119,12 @@ fn kpi(rows: &[RollupRow], sk: &str) -> Kpi {
 }
 
 fn incentive(rows: &[RollupRow], sk: &str) -> Incentive {
-    let row = rows.iter().find(|r| r.sk == sk).unwrap_or_else(|| panic!("{sk} in {:#?}", rows.iter().map(|r| &r.sk).collect::<Vec<_>>()));
+    let row = rows.iter().find(|r| r.sk == sk).unwrap_or_else(|| {
+        panic!(
+            "{sk} in {:#?}",
+            rows.iter().map(|r| &r.sk).collect::<Vec<_>>()
+        )
+    });
     match row.parse().unwrap() {
         RowBody::Incentive(i) => i,
         other => panic!("{sk}: {other:?}"),
@@ -172,7 +182,11 @@ fn a_deal_shared_by_three_contacts_is_one_win_credited_once() {
     ];
     let rows = fold(&facts, &[], false, &plan());
     let revenue = kpi(&rows, "KPI#v1#month#revenue_won#USD#all");
-    assert_eq!((revenue.value, revenue.base), (1_000_001, 1), "one deal, once");
+    assert_eq!(
+        (revenue.value, revenue.base),
+        (1_000_001, 1),
+        "one deal, once"
+    );
     assert_eq!(kpi(&rows, "KPI#v1#month#reached#won#all").value, 1);
     let sales = incentive(&rows, "INC#v1#sales#8");
     assert_eq!(sales.credits_cents, 1_000_001 * 500 / 10_000);
@@ -184,17 +198,26 @@ fn a_deal_shared_by_three_contacts_is_one_win_credited_once() {
     let web = incentive(&rows, "INC#v1#marketing#web");
     assert_eq!(ads.credits_cents + web.credits_cents, total);
     assert_eq!(web.credits_cents, total / 3 + 1);
-    assert_eq!(ads.outcomes.get("won"), Some(&1), "the deal counts once per row");
+    assert_eq!(
+        ads.outcomes.get("won"),
+        Some(&1),
+        "the deal counts once per row"
+    );
 }
 
 #[test]
 fn a_won_deal_credits_the_deal_owner_not_the_contact_owner() {
     // The fact's owner is the deal's (milestones_of); the contact's owner 7 gets nothing.
-    let rows = fold(&[mql("1", at(2, 9)), won("1", "d1", 50_000, "8", "ads")], &[], false, &plan());
-    assert!(rows.iter().all(|r| r.sk != "INC#v1#sales#7" || {
-        let i = incentive(&rows, "INC#v1#sales#7");
-        i.outcomes.get("won").is_none()
-    }));
+    let rows = fold(
+        &[mql("1", at(2, 9)), won("1", "d1", 50_000, "8", "ads")],
+        &[],
+        false,
+        &plan(),
+    );
+    assert!(
+        rows.iter().all(|r| r.sk != "INC#v1#sales#7"),
+        "the contact's owner 7 is credited nothing"
+    );
     assert_eq!(incentive(&rows, "INC#v1#sales#8").credits_cents, 2_500);
 }
 
@@ -209,7 +232,10 @@ fn another_currency_is_converted_at_the_plans_rate_or_left_out_and_said_so() {
     let rows = fold(&[mql("1", at(2, 9)), eur, gbp], &[], false, &plan());
     assert_eq!(kpi(&rows, "KPI#v1#month#revenue_won#EUR#all").value, 10_000);
     assert_eq!(kpi(&rows, "KPI#v1#month#revenue_won#GBP#all").value, 20_000);
-    assert!(rows.iter().all(|r| !r.sk.contains("revenue_won#USD")), "no silent mixing");
+    assert!(
+        rows.iter().all(|r| !r.sk.contains("revenue_won#USD")),
+        "no silent mixing"
+    );
     let sales = incentive(&rows, "INC#v1#sales#8");
     // EUR 100.00 at 1.5 = USD 150.00 → 5% = 7.50; GBP has no rate: nothing, and said so.
     assert_eq!(sales.credits_cents, 750);
@@ -218,7 +244,12 @@ fn another_currency_is_converted_at_the_plans_rate_or_left_out_and_said_so() {
 
 #[test]
 fn a_restated_fact_enters_the_view_it_is_not_a_loss_of_its_old_stage() {
-    let mut f = stage("1", Some(Stage::Disqualified), Stage::Disqualified, at(3, 1));
+    let mut f = stage(
+        "1",
+        Some(Stage::Disqualified),
+        Stage::Disqualified,
+        at(3, 1),
+    );
     if let Fact::Stage(t) = &mut f {
         t.restated = true;
         t.loss_reasons = vec!["DQ_FREE_MAIL".into()];
@@ -261,13 +292,21 @@ fn statement_lines_add_up_to_their_rows() {
         .iter()
         .find(|l| l.owner == "web" && l.outcome == Outcome::Sql)
         .unwrap();
-    assert_eq!((web_sql.credit_cents, web_sql.leads.as_slice()), (4_000, &["1".to_owned()][..]));
+    assert_eq!(
+        (web_sql.credit_cents, web_sql.leads.as_slice()),
+        (4_000, &["1".to_owned()][..])
+    );
 }
 
 #[test]
 fn corrections_compare_views_without_their_versions() {
     let plans = plan();
-    let frozen = fold(&[mql("1", at(2, 9)), won("1", "d1", 50_000, "8", "ads")], &[], false, &plans);
+    let frozen = fold(
+        &[mql("1", at(2, 9)), won("1", "d1", 50_000, "8", "ads")],
+        &[],
+        false,
+        &plans,
+    );
     // Restated under v2 with the same outcome: nothing to correct.
     let mut v2_plans = plans.clone();
     let p = v2_plans.remove("v1").unwrap();
@@ -277,7 +316,12 @@ fn corrections_compare_views_without_their_versions() {
         t.criteria_version = "v2".into();
         t.restated = true;
     }
-    let now = fold(&[restated.clone(), won("1", "d1", 50_000, "8", "ads")], &[], false, &v2_plans);
+    let now = fold(
+        &[restated.clone(), won("1", "d1", 50_000, "8", "ads")],
+        &[],
+        false,
+        &v2_plans,
+    );
     assert_eq!(reporting_version(&now).as_deref(), Some("v2"));
     let was = version_view(&frozen, "v1");
     let is = version_view(&now, "v2");
@@ -288,7 +332,11 @@ fn corrections_compare_views_without_their_versions() {
     );
     // A deal that closed later in the closed month is a correction of the sales row.
     let later = fold(
-        &[restated, won("1", "d1", 50_000, "8", "ads"), won("2", "d2", 100_000, "8", "ads")],
+        &[
+            restated,
+            won("1", "d1", 50_000, "8", "ads"),
+            won("2", "d2", 100_000, "8", "ads"),
+        ],
         &[],
         false,
         &v2_plans,

@@ -238,6 +238,13 @@ struct FailAfter<'a> {
 }
 
 impl Crm for FailAfter<'_> {
+    async fn deleted_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(LeadId, chrono::DateTime<chrono::Utc>)>, CrmError> {
+        self.inner.deleted_since(since).await
+    }
+
     async fn ensure_properties(
         &self,
         specs: &[leadsync_domain::ports::PropertySpec],
@@ -365,6 +372,13 @@ struct PushFails<'a> {
 }
 
 impl Crm for PushFails<'_> {
+    async fn deleted_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(LeadId, chrono::DateTime<chrono::Utc>)>, CrmError> {
+        self.inner.deleted_since(since).await
+    }
+
     async fn ensure_properties(
         &self,
         specs: &[leadsync_domain::ports::PropertySpec],
