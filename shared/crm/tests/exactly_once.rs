@@ -36,6 +36,13 @@ struct ChangingCrm<'a> {
 }
 
 impl Crm for ChangingCrm<'_> {
+    async fn contacts_touched_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<leadsync_domain::LeadId>, CrmError> {
+        self.inner.contacts_touched_since(since).await
+    }
+
     async fn deleted_since(
         &self,
         since: chrono::DateTime<chrono::Utc>,

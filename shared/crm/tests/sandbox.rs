@@ -387,7 +387,7 @@ async fn leads_carry_their_deals_from_v4_associations() {
         .into_iter()
         .map(|d| (d.id.to_string(), d))
         .collect();
-    assert!(deals.len() > 100, "the data has deals ({})", deals.len());
+    assert!(deals.len() > 40, "the data has deals ({})", deals.len());
     let mut seen = 0;
     for lead in &leads {
         let want: Vec<String> = sandbox
@@ -477,5 +477,77 @@ async fn slices_walked_by_one_client_read_each_company_once() {
         (reads as usize) <= companies.len().div_ceil(100) + 2,
         "{reads} company reads for {} companies",
         companies.len()
+    );
+}
+
+#[tokio::test]
+async fn a_changed_deal_names_its_contacts_and_merges_and_deletions_are_read() {
+    let sandbox = Sandbox::start(SandboxConfig::new(7, 400)).await.unwrap();
+    let crm = crm(&sandbox, sandbox.token(), 200);
+    let t0 = Utc::now() - chrono::Duration::seconds(1);
+    assert!(crm.contacts_touched_since(t0).await.unwrap().is_empty());
+    // A rep closes a deal shared by two contacts: both are named, though neither changed.
+    let contacts = sandbox.contacts();
+    let (deal, owners): (u64, Vec<u64>) = sandbox
+        .deals()
+        .iter()
+        .find_map(|d| {
+            let with: Vec<u64> = contacts
+                .iter()
+                .filter(|c| sandbox.contact_deals(c.id).contains(&d.id))
+                .map(|c| c.id)
+                .collect();
+            (with.len() == 2).then_some((d.id, with))
+        })
+        .expect("a deal on two contacts");
+    assert!(sandbox.edit_deal(
+        deal,
+        &[("hs_is_closed_won", "true"), ("hs_is_closed", "true")]
+    ));
+    let touched: Vec<String> = crm
+        .contacts_touched_since(t0)
+        .await
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let expected: Vec<String> = owners.iter().map(u64::to_string).collect();
+    assert_eq!(touched, expected);
+
+    // A merge and a deletion: the winner names the loser; both the loser and the deleted
+    // contact are listed as deleted since t0, and nothing before it.
+    let ids: Vec<u64> = contacts.iter().map(|c| c.id).collect();
+    assert!(sandbox.merge_contacts(ids[0], ids[1]));
+    assert!(sandbox.archive_contact(ids[2]));
+    let deleted: BTreeSet<String> = crm
+        .deleted_since(t0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
+    assert_eq!(
+        deleted,
+        BTreeSet::from([ids[1].to_string(), ids[2].to_string()])
+    );
+    assert!(
+        crm.deleted_since(Utc::now() + chrono::Duration::minutes(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let winner = crm
+        .pull_page(
+            &PullScope {
+                only: vec![LeadId::new(ids[0].to_string()).unwrap()],
+                ..PullScope::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        winner.leads[0].merged_ids,
+        vec![LeadId::new(ids[1].to_string()).unwrap()]
     );
 }

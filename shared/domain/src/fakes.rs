@@ -34,6 +34,8 @@ pub struct FakeCrm {
     properties: Mutex<Vec<String>>,
     /// Deleted contacts and when.
     deleted: Mutex<BTreeMap<LeadId, DateTime<Utc>>>,
+    /// Contacts whose deal or company changed, and when.
+    touched: Mutex<BTreeMap<LeadId, DateTime<Utc>>>,
     page_size: usize,
     pub pull_calls: AtomicU64,
     pub push_calls: AtomicU64,
@@ -71,6 +73,13 @@ impl FakeCrm {
     }
 
     pub fn upsert(&self, lead: Lead) {
+        lock(&self.leads).insert(lead.id.clone(), lead);
+    }
+
+    /// Change a lead's deals or company at `at` without touching the contact's own record,
+    /// as closing a deal in HubSpot does.
+    pub fn touch_related(&self, lead: Lead, at: DateTime<Utc>) {
+        lock(&self.touched).insert(lead.id.clone(), at);
         lock(&self.leads).insert(lead.id.clone(), lead);
     }
 
@@ -139,6 +148,15 @@ impl FakeCrm {
 }
 
 impl Crm for FakeCrm {
+    async fn contacts_touched_since(&self, since: DateTime<Utc>) -> Result<Vec<LeadId>, CrmError> {
+        self.take_failure()?;
+        Ok(lock(&self.touched)
+            .iter()
+            .filter(|(_, at)| **at >= since)
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
     async fn deleted_since(
         &self,
         since: DateTime<Utc>,
@@ -278,6 +296,10 @@ impl FakeLeadStore {
 
     pub fn transitions(&self) -> Vec<Transition> {
         lock(&self.transitions).values().cloned().collect()
+    }
+
+    pub fn milestones(&self) -> Vec<MilestoneFact> {
+        lock(&self.milestones).values().cloned().collect()
     }
 
     pub fn runs(&self) -> Vec<RunReport> {

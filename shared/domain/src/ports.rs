@@ -140,6 +140,17 @@ pub trait Crm: Send + Sync {
     /// [`CrmError`].
     fn count(&self, scope: &PullScope) -> impl Future<Output = Result<Census, CrmError>> + Send;
 
+    /// Contacts whose deals or company changed at or after `since` — their own record may
+    /// not have (HubSpot does not touch a contact when its deal closes): a nightly run
+    /// re-scores them so milestones and firmographics reach them.
+    ///
+    /// # Errors
+    /// [`CrmError`].
+    fn contacts_touched_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<LeadId>, CrmError>> + Send;
+
     /// Contacts deleted (archived) in the CRM at or after `since`, with when — merged-away
     /// contacts among them. Rollups stop counting a deleted contact's facts.
     ///
@@ -357,8 +368,9 @@ pub struct RunReport {
     /// rollups it recomputes (with the month of its `now`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub fact_periods: std::collections::BTreeSet<String>,
-    /// Leads re-scored because time alone (decay, activity windows) was due to change their
-    /// stage or band.
+    /// Leads re-scored though the CRM did not change their own record: time alone (decay,
+    /// activity windows) was due to change their stage or band, or their deals or company
+    /// changed.
     #[serde(default)]
     pub rescored_due: u64,
     /// Contacts found merged into a pulled one, and contacts found deleted in the CRM.

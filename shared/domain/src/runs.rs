@@ -27,8 +27,9 @@ pub struct PullScope {
     /// Exactly these contacts, whenever they were modified (≤ [`PullScope::MAX_ONLY`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub only: Vec<LeadId>,
-    /// `only` holds leads due for a re-score because time alone changes their stage or band
-    /// (engagement decay, activity windows), not because the CRM changed them.
+    /// `only` holds leads re-scored though the CRM did not change their own record: time alone
+    /// changes their stage or band (engagement decay, activity windows), or their deals or
+    /// company changed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub due: bool,
 }

@@ -181,8 +181,9 @@ where
             tracing::info!(run_id = %input.run_id, contacts = plan.contacts, slices = plan.scopes.len(), count_requests = plan.requests, "Run planned.");
             let (mut scopes, mut contacts) = (plan.scopes, plan.contacts);
             if kind == RunKind::Nightly && input.since_override.is_none() {
-                // Leads whose score time alone has moved: one slice per 100, pulled by id.
-                let due = crate::sync::due_leads(deps.store, input.now).await?;
+                // Leads whose score time alone has moved, or whose deals or company changed:
+                // one slice per 100, pulled by id.
+                let due = crate::sync::unchanged_to_rescore(deps, input.now, since).await?;
                 contacts += due.len() as u64;
                 scopes.extend(PullScope::due(&due));
             }

@@ -144,8 +144,9 @@ where
     let since = since_of(deps.store, input).await?;
     let mut outcome = sync_scope(deps, input, &PullScope::since(since)).await?;
     if input.since_override.is_none() {
-        // Leads whose stage or band time alone has changed since they were scored.
-        let due = due_leads(deps.store, input.now).await?;
+        // Leads whose stage or band time alone has changed since they were scored, and leads
+        // whose deals or company changed without their own record.
+        let due = unchanged_to_rescore(deps, input.now, since).await?;
         for scope in PullScope::due(&due) {
             let more = sync_scope(deps, input, &scope).await?;
             outcome.report.absorb(&more.report);
@@ -158,25 +159,52 @@ where
     finish(deps, input, outcome).await
 }
 
-/// Leads due for a re-score at `now` because time alone changes their stage or band.
+/// Leads a nightly run re-scores though the CRM did not change their own record: those whose
+/// stage or band time alone changes by `now` (decay, activity windows), and those whose deals
+/// or company changed since `since` (a deal closing does not touch its contacts). On the
+/// first run (`since` at the epoch) every contact is pulled anyway.
 ///
 /// # Errors
-/// [`SyncError::Store`].
-pub async fn due_leads<S: LeadStore>(
-    store: &S,
+/// [`SyncError`].
+pub async fn unchanged_to_rescore<C, S, N, P>(
+    deps: &SyncDeps<'_, C, S, N, P>,
     now: DateTime<Utc>,
-) -> Result<Vec<LeadId>, SyncError> {
-    let due = store
+    since: DateTime<Utc>,
+) -> Result<Vec<LeadId>, SyncError>
+where
+    C: Crm,
+    S: LeadStore + RollupStore,
+    N: SnapshotStore,
+    P: FirmographicProvider,
+{
+    let mut ids = deps
+        .store
         .due_leads(now, PullScope::DUE_MONTHS, PullScope::MAX_DUE)
         .await
         .map_err(store_err("finding leads due for a re-score"))?;
-    if !due.is_empty() {
+    let due = ids.len();
+    let mut touched = 0;
+    if since > DateTime::<Utc>::UNIX_EPOCH {
+        let related = deps
+            .crm
+            .contacts_touched_since(since)
+            .await
+            .map_err(|source| SyncError::Pull { pages: 0, source })?;
+        touched = related.len();
+        ids.extend(related);
+    }
+    ids.sort();
+    ids.dedup();
+    ids.truncate(PullScope::MAX_DUE);
+    if !ids.is_empty() {
         tracing::info!(
-            due = due.len(),
-            "Leads due for a re-score: time alone changes their stage or band."
+            due,
+            touched,
+            rescored = ids.len(),
+            "Re-scoring leads the CRM did not change: time alone moves their score, or their deals or company changed."
         );
     }
-    Ok(due)
+    Ok(ids)
 }
 
 /// Where a run starts reading: `since_override`, else the watermark less the lookback, else

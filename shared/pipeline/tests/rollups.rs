@@ -591,3 +591,37 @@ async fn a_deleted_contact_leaves_the_next_recompute_and_corrects_a_closed_perio
     let (_, totals) = incentive_rows(&rows["2026-12"], &w.criteria.version);
     assert_eq!(totals.corrections_cents, delta);
 }
+
+#[tokio::test]
+async fn a_deal_that_closes_reaches_its_contact_though_the_contact_never_changed() {
+    let mut base = leads(at("2026-11-19T12:00:00Z"));
+    let i = base
+        .iter()
+        .position(|l| l.deals.iter().any(|d| !d.is_closed_won()))
+        .expect("a lead with an open deal");
+    base[i].modified_at = at("2026-11-10T12:00:00Z");
+    let w = World::new(base.clone());
+    w.run("r1", november()).await.unwrap();
+    let won = |w: &World| {
+        w.store
+            .milestones()
+            .iter()
+            .filter(|m| m.outcome == leadsync_domain::incentives::Outcome::Won)
+            .count()
+    };
+    let before = won(&w);
+    // The rep closes the deal won: HubSpot changes the deal, not the contact.
+    let mut lead = base[i].clone();
+    let deal = lead.deals.iter_mut().find(|d| !d.is_closed_won()).unwrap();
+    deal.stage = Some("closedwon".into());
+    deal.closed_won = Some(true);
+    deal.closed = Some(true);
+    deal.close_date = Some(at("2026-11-22T15:00:00Z"));
+    w.crm.touch_related(lead, at("2026-11-22T15:00:00Z"));
+    w.run("r2", at("2026-11-23T03:00:00Z")).await.unwrap();
+    let report = w.store.runs().last().unwrap().clone();
+    assert_eq!(report.rescored_due, 1, "{report:?}");
+    assert_eq!(won(&w), before + 1, "the win is recorded");
+    let (_, totals) = incentive_rows(&w.rows()["2026-11"], &w.criteria.version);
+    assert!(totals.outcomes.get("won").is_some_and(|n| *n > 0));
+}

@@ -439,6 +439,20 @@ impl Sandbox {
         merge(&mut self.state.db_mut(), primary, merged, Utc::now())
     }
 
+    /// Change a deal (e.g. close it won) as a rep does: its `hs_lastmodifieddate` moves, its
+    /// contacts' records do not.
+    pub fn edit_deal(&self, id: u64, properties: &[(&str, &str)]) -> bool {
+        let mut db = self.state.db_mut();
+        let Some(record) = db.deals.get_mut(&id) else {
+            return false;
+        };
+        for (k, v) in properties {
+            record.properties.insert((*k).to_owned(), (*v).to_owned());
+        }
+        record.touch(Utc::now(), ObjectType::Deals.modified_property());
+        true
+    }
+
     /// Archive a contact, as deleting it in HubSpot does: it leaves search and batch reads.
     pub fn archive_contact(&self, id: u64) -> bool {
         let mut db = self.state.db_mut();
@@ -1130,10 +1144,12 @@ async fn read_associations(
         inputs: Vec<Input>,
     }
     let started = Utc::now();
-    let (Some(ObjectType::Contacts), Some(to)) = (ObjectType::parse(&from), ObjectType::parse(&to))
-    else {
+    let (Some(from), Some(to)) = (ObjectType::parse(&from), ObjectType::parse(&to)) else {
         return not_found().await;
     };
+    if from != ObjectType::Contacts && to != ObjectType::Contacts {
+        return not_found().await;
+    }
     let req: Inputs = match parse_body(&body) {
         Ok(r) => r,
         Err(resp) => return resp,
@@ -1152,9 +1168,52 @@ async fn read_associations(
     let (mut results, mut errors) = (vec![], vec![]);
     for input in &req.inputs {
         let id = id_text(&input.id);
-        let contact = id
-            .parse::<u64>()
-            .ok()
+        let number = id.parse::<u64>().ok();
+        // Deals and companies to their contacts (HubSpot's type ids 3 and 2).
+        if from != ObjectType::Contacts {
+            let live = number
+                .and_then(|n| db.table(from).get(&n))
+                .filter(|r| !r.archived);
+            let targets: Vec<u64> = match (live, from) {
+                (Some(deal), ObjectType::Deals) => db
+                    .contact_deals
+                    .iter()
+                    .filter(|(_, deals)| deals.contains(&deal.id))
+                    .map(|(contact, _)| *contact)
+                    .collect(),
+                (Some(company), _) => db
+                    .contacts
+                    .values()
+                    .filter(|c| {
+                        c.properties.get("associatedcompanyid") == Some(&company.id.to_string())
+                    })
+                    .map(|c| c.id)
+                    .collect(),
+                (None, _) => vec![],
+            };
+            let targets: Vec<u64> = targets
+                .into_iter()
+                .filter(|c| db.contacts.get(c).is_some_and(|r| !r.archived))
+                .collect();
+            if targets.is_empty() {
+                errors.push(json!({
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                    "message": format!("No contact is associated with {from:?} {id}."),
+                    "context": { "fromObjectId": [id] },
+                }));
+                continue;
+            }
+            let type_id = if from == ObjectType::Deals { 3 } else { 2 };
+            let to_list: Vec<Value> = targets
+                .iter()
+                .map(|c| json!({"toObjectId": c, "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": Value::Null}]}))
+                .collect();
+            results.push(json!({ "from": { "id": id }, "to": to_list }));
+            continue;
+        }
+        let contact = number
             .and_then(|n| db.contacts.get(&n))
             .filter(|c| !c.archived);
         let targets: Vec<(u64, u64, &str)> = match (contact, to) {

@@ -238,6 +238,13 @@ struct FailAfter<'a> {
 }
 
 impl Crm for FailAfter<'_> {
+    async fn contacts_touched_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<leadsync_domain::LeadId>, CrmError> {
+        self.inner.contacts_touched_since(since).await
+    }
+
     async fn deleted_since(
         &self,
         since: chrono::DateTime<chrono::Utc>,
@@ -372,6 +379,13 @@ struct PushFails<'a> {
 }
 
 impl Crm for PushFails<'_> {
+    async fn contacts_touched_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<leadsync_domain::LeadId>, CrmError> {
+        self.inner.contacts_touched_since(since).await
+    }
+
     async fn deleted_since(
         &self,
         since: chrono::DateTime<chrono::Utc>,
