@@ -282,6 +282,113 @@ pub fn milestones_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lead::Deal;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn plan() -> IncentivePlan {
+        let doc: crate::incentives::IncentivesDoc =
+            toml::from_str("accepted_statuses = [\"IN_PROGRESS\"]\n[credits.won]\nsales_bps = 500")
+                .unwrap();
+        IncentivePlan::from_doc(doc).unwrap()
+    }
+
+    fn state(lead: &Lead) -> LeadState {
+        LeadState {
+            lead_id: lead.id.clone(),
+            stage: crate::Stage::Sql,
+            fit: 40,
+            engagement: 40,
+            total: 80,
+            band: "A".into(),
+            reasons: vec!["FIT".into()],
+            criteria_version: "v1".into(),
+            input_hash: "h".into(),
+            pushed_hash: None,
+            owner_id: lead.owner_id.clone(),
+            updated_at: at("2026-12-02T03:00:00Z"),
+            run_id: "first".into(),
+            stage_since: None,
+            rescore_at: None,
+        }
+    }
+
+    #[test]
+    fn milestones_are_dated_by_the_crm_won_by_its_flag_and_owned_by_the_deal_owner() {
+        // The first deployment, on December 2nd, of a lead whose deal on a custom pipeline
+        // (numeric stage ids) opened in September and closed won in October, in EUR, owned by
+        // another rep than the contact's.
+        let mut lead = Lead::new(LeadId::new("7").unwrap(), at("2026-11-19T12:00:00Z"));
+        lead.owner_id = Some("contact-owner".into());
+        lead.lead_status = Some("IN_PROGRESS".into());
+        lead.deals.push(Deal {
+            id: "d1".into(),
+            stage: Some("81234507".into()),
+            pipeline: Some("81234500".into()),
+            amount_cents: Some(1_000_000),
+            currency: Some("EUR".into()),
+            closed_won: Some(true),
+            closed: Some(true),
+            created_at: Some(at("2026-09-03T10:00:00Z")),
+            close_date: Some(at("2026-10-10T10:00:00Z")),
+            owner_id: Some("deal-owner".into()),
+            ..Deal::default()
+        });
+        let now = at("2026-12-02T03:00:00Z");
+        let facts = milestones_of(&lead, &state(&lead), &plan(), now, "first");
+        let of = |o: Outcome| facts.iter().find(|m| m.outcome == o).expect(o.as_str());
+        let won = of(Outcome::Won);
+        assert_eq!(Fact::Milestone(won.clone()).period(), "2026-10", "when it closed");
+        assert_eq!(won.owner_id.as_deref(), Some("deal-owner"));
+        assert_eq!(won.currency.as_deref(), Some("EUR"));
+        assert_eq!(Fact::Milestone(of(Outcome::Opportunity).clone()).period(), "2026-09");
+        let accepted = of(Outcome::SalesAccepted);
+        assert_eq!(accepted.occurred_at, Some(lead.modified_at));
+        assert_eq!(accepted.owner_id.as_deref(), Some("contact-owner"));
+        assert!(facts.iter().all(|m| m.observed_at == now));
+        // Closed and not won: a loss with its reason, never a win.
+        lead.deals[0].closed_won = Some(false);
+        lead.deals[0].lost_reason = Some("Chose a competitor".into());
+        let facts = milestones_of(&lead, &state(&lead), &plan(), now, "first");
+        assert!(facts.iter().all(|m| m.outcome != Outcome::Won));
+        let lost = facts.iter().find(|m| m.outcome == Outcome::Lost).unwrap();
+        assert_eq!(lost.reason.as_deref(), Some("CHOSE_A_COMPETITOR"));
+    }
+
+    #[test]
+    fn a_restated_stage_keeps_the_time_the_lead_got_there() {
+        use crate::criteria::Scorecard;
+        let lead = Lead::new(LeadId::new("7").unwrap(), at("2026-10-05T12:00:00Z"));
+        let mut v1 = state(&lead);
+        v1.stage_since = Some(at("2026-10-05T12:00:00Z"));
+        let card = Scorecard {
+            stage: crate::Stage::Sql,
+            fit: 40,
+            engagement: 40,
+            total: 80,
+            band: "A".into(),
+            criteria_version: "v2".into(),
+            reasons: vec![],
+        };
+        let now = at("2026-12-05T10:00:00Z");
+        let v2 = LeadState::from_scorecard(
+            lead.id.clone(),
+            None,
+            &card,
+            "h".into(),
+            lead.modified_at,
+            Some(&v1),
+            now,
+            "rescore",
+        );
+        let t = Transition::between(Some(&v1), &v2).expect("a new version restates");
+        assert!(t.restated);
+        assert_eq!(Fact::Stage(t).period(), "2026-10", "not the month of the re-score");
+    }
 
     #[test]
     fn periods() {
