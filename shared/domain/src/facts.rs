@@ -340,12 +340,24 @@ mod tests {
         });
         let now = at("2026-12-02T03:00:00Z");
         let facts = milestones_of(&lead, &state(&lead), &plan(), now, "first");
-        let of = |o: Outcome| facts.iter().find(|m| m.outcome == o).expect(o.as_str());
+        let of = |o: Outcome| {
+            facts
+                .iter()
+                .find(|m| m.outcome == o)
+                .unwrap_or_else(|| panic!("{o}"))
+        };
         let won = of(Outcome::Won);
-        assert_eq!(Fact::Milestone(won.clone()).period(), "2026-10", "when it closed");
+        assert_eq!(
+            Fact::Milestone(won.clone()).period(),
+            "2026-10",
+            "when it closed"
+        );
         assert_eq!(won.owner_id.as_deref(), Some("deal-owner"));
         assert_eq!(won.currency.as_deref(), Some("EUR"));
-        assert_eq!(Fact::Milestone(of(Outcome::Opportunity).clone()).period(), "2026-09");
+        assert_eq!(
+            Fact::Milestone(of(Outcome::Opportunity).clone()).period(),
+            "2026-09"
+        );
         let accepted = of(Outcome::SalesAccepted);
         assert_eq!(accepted.occurred_at, Some(lead.modified_at));
         assert_eq!(accepted.owner_id.as_deref(), Some("contact-owner"));
@@ -387,7 +399,11 @@ mod tests {
         );
         let t = Transition::between(Some(&v1), &v2).expect("a new version restates");
         assert!(t.restated);
-        assert_eq!(Fact::Stage(t).period(), "2026-10", "not the month of the re-score");
+        assert_eq!(
+            Fact::Stage(t).period(),
+            "2026-10",
+            "not the month of the re-score"
+        );
     }
 
     #[test]

@@ -150,6 +150,22 @@ pub struct IncentivePlan {
     /// Exchange rates into the plan's currency, in millionths (`EUR = 1.08` → 1,080,000).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fx_micros: BTreeMap<String, i64>,
+    /// The signed agreement the plan belongs to (set when a run remembers the plan): what the
+    /// dashboard shows beside the figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<Agreement>,
+}
+
+/// The criteria document a plan comes from: its id, version, effective date and sign-off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agreement {
+    pub criteria_id: String,
+    pub criteria_version: String,
+    pub effective: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sales: Option<crate::criteria::SignOff>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketing: Option<crate::criteria::SignOff>,
 }
 
 impl IncentivePlan {
@@ -227,6 +243,7 @@ impl IncentivePlan {
                 rejected_statuses: rejected,
                 credits,
                 fx_micros,
+                agreement: None,
             })
         } else {
             Err(problems)

@@ -582,8 +582,19 @@ where
     // Rollups of the period this run's facts belong to, before the watermark moves: a crash
     // here re-runs the slice, which records nothing new and recomputes the same rows.
     if let Some(plan) = &deps.criteria.incentives {
+        let c = deps.criteria;
+        let plan = leadsync_domain::incentives::IncentivePlan {
+            agreement: Some(leadsync_domain::incentives::Agreement {
+                criteria_id: c.id.clone(),
+                criteria_version: c.version.clone(),
+                effective: c.effective.clone(),
+                sales: c.sales_sign_off.clone(),
+                marketing: c.marketing_sign_off.clone(),
+            }),
+            ..plan.clone()
+        };
         deps.store
-            .save_plan(&deps.criteria.version, plan)
+            .save_plan(&deps.criteria.version, &plan)
             .await
             .map_err(store_err("saving the incentive plan"))?;
     }

@@ -171,6 +171,18 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
     let (status, body) = call("GET", "/periods/2026-11/kpis").await;
     assert_eq!(status, 200);
     assert!(body["kpis"].as_array().is_some_and(|k| !k.is_empty()));
+    // Statements: every credited line, adding up to the incentive rows.
+    let (status, body) = call("GET", "/periods/2026-11/statements").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["total_credits_cents"].as_i64(),
+        Some(totals.credits_cents)
+    );
+    assert!(body["lines"].as_array().is_some_and(|l| !l.is_empty()));
+    let (status, body) = call("GET", "/periods/2026-11/funnel").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["basis"], "cohort");
+    assert_eq!(body["steps"].as_array().map(Vec::len), Some(6));
     let (status, body) = call("POST", "/periods/2026-11/export").await;
     assert_eq!(
         (status, body["sha256"].as_str()),
