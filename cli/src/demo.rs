@@ -325,6 +325,30 @@ pub async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
     )
     .await?;
     print_statements(&stores, &period, next_version).await?;
+    // The shared dashboard: published to S3 by the run, and a copy to open here.
+    let out = std::path::Path::new(
+        &std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned()),
+    )
+    .join("demo");
+    std::fs::create_dir_all(&out)?;
+    let file = out.join(format!("dashboard-{period}.html"));
+    let html = leadsync_pipeline::dashboard::page(&stores.store, &period, Some(next_version), now)
+        .await?
+        .unwrap_or_default();
+    std::fs::write(&file, &html)?;
+    let published = leadsync_pipeline::dashboard::publish(
+        &stores.store,
+        &stores.exports,
+        std::slice::from_ref(&period),
+        now,
+    )
+    .await?;
+    println!();
+    println!(
+        "Dashboard: {} (open it in a browser); published to s3://{bucket}/{}",
+        std::fs::canonicalize(&file).unwrap_or(file).display(),
+        published.first().map_or("-", String::as_str)
+    );
     println!();
     print!("Finance export: ");
     rollups_cmd::export(&stores, &period, Some(next_version.to_owned())).await?;

@@ -178,6 +178,15 @@ enum RollupsWhat {
         #[arg(long, env = "USER")]
         by: String,
     },
+    /// Write a period's shared dashboard (one self-contained HTML page) to a file.
+    Dashboard {
+        #[arg(long)]
+        period: String,
+        #[arg(long)]
+        criteria_version: Option<String>,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Recompute a period's rows from its facts (corrections go forward if it is closed).
     Recompute {
         #[arg(long)]
@@ -479,6 +488,11 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     rollups_cmd::close(&stores, &period, &by).await
                 }
                 RollupsWhat::Recompute { period } => rollups_cmd::recompute(&stores, &period).await,
+                RollupsWhat::Dashboard {
+                    period,
+                    criteria_version,
+                    out,
+                } => rollups_cmd::dashboard(&stores, &period, criteria_version, &out).await,
             }
         }
         Command::Demo { seed, contacts } => done(demo::demo(seed, contacts).await),

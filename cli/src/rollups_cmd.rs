@@ -429,6 +429,21 @@ pub async fn close(s: &Stores, period: &str, by: &str) -> anyhow::Result<ExitCod
                 money(status.credits_cents),
                 status.facts
             );
+            if !s.exports.bucket().is_empty() {
+                for key in leadsync_pipeline::dashboard::publish(
+                    &s.store,
+                    &s.exports,
+                    &[period.to_owned()],
+                    Utc::now(),
+                )
+                .await?
+                {
+                    println!(
+                        "dashboard, marked closed: s3://{}/{key}",
+                        s.exports.bucket()
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ rollups::RollupError::AlreadyClosed { .. }) => {
@@ -437,6 +452,24 @@ pub async fn close(s: &Stores, period: &str, by: &str) -> anyhow::Result<ExitCod
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Write a period's dashboard page to `out`.
+pub async fn dashboard(
+    s: &Stores,
+    period: &str,
+    version: Option<String>,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let Some(html) =
+        leadsync_pipeline::dashboard::page(&s.store, period, version.as_deref(), Utc::now())
+            .await?
+    else {
+        bail!("period {period} has no rollup rows (run a sync first?)");
+    };
+    std::fs::write(out, html).with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn recompute(s: &Stores, period: &str) -> anyhow::Result<ExitCode> {

@@ -7,11 +7,18 @@
 //! | GET | `/periods/{YYYY-MM}/incentives[?version=V]` | incentive rows and control totals |
 //! | GET | `/periods/{YYYY-MM}/funnel[?version=V&points=N&stall_days=D]` | the cohort funnel: entered, advanced, lost by kind with reasons, still in stage (stalled), revenue sensitivity |
 //! | GET | `/periods/{YYYY-MM}/statements[?version=V&team=T&owner=O]` | every credited lead or deal behind each incentive row |
-//! | POST | `/periods/{YYYY-MM}/close` | freeze the period (closed by the caller's IAM ARN) |
+//! | GET | `/periods/{YYYY-MM}/dashboard[?version=V]` | the shared dashboard page (`text/html`) |
+//! | POST | `/periods/{YYYY-MM}/close` | freeze the period (closed by the caller's IAM ARN); its dashboard is republished, marked closed |
 //! | POST | `/periods/{YYYY-MM}/export[?version=V]` | incentives CSV (with corrections) + `.sha256`, and the statements CSV, to `s3://BUCKET/exports/…` |
 //!
-//! Errors are JSON `{"error": "..."}` with 400 (bad period or query), 404 (unknown route or no
-//! rows), 409 (already closed), 500 (store failure; retry).
+//! Errors are JSON `{"error": "..."}` with 400 (bad period or query), 403 (a write on the
+//! read-only URL), 404 (unknown route or no rows), 409 (already closed), 500 (store failure;
+//! retry).
+//!
+//! One binary, two URLs (`ROLLUPS_API_ACCESS`): `read` answers the GETs and refuses close and
+//! export, under a role that can only read the table; `write` answers everything. Reading and
+//! writing are thus separate IAM permissions (`FinanceReadPolicy`, `FinanceClosePolicy` in
+//! `infra/template.yaml`).
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
@@ -24,14 +31,24 @@ use serde_json::{Value, json};
 
 /// Configuration missing at cold start.
 #[derive(Debug, thiserror::Error)]
-#[error("environment variable {0} is required")]
+#[error("environment variable {0} is required or invalid")]
 pub struct MissingConfig(&'static str);
+
+/// What a URL may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// GETs only: close and export are refused (403).
+    Read,
+    /// Everything.
+    Write,
+}
 
 /// The stores the API reads and writes.
 #[derive(Debug)]
 pub struct Api {
     pub store: DynamoLeadStore,
     pub exports: S3SnapshotStore,
+    pub access: Access,
 }
 
 impl Api {
@@ -45,6 +62,12 @@ impl Api {
                 .ok_or(MissingConfig(k))
         };
         let (table, bucket) = (get("TABLE_NAME")?, get("BUCKET_NAME")?);
+        // Read-only unless told otherwise: a URL that can close periods is set up on purpose.
+        let access = match std::env::var("ROLLUPS_API_ACCESS").as_deref() {
+            Ok("write") => Access::Write,
+            Ok("read") | Err(_) => Access::Read,
+            Ok(_) => return Err(MissingConfig("ROLLUPS_API_ACCESS (read or write)")),
+        };
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(sdk)
                 .force_path_style(sdk.endpoint_url().is_some())
@@ -53,6 +76,7 @@ impl Api {
         Ok(Self {
             store: DynamoLeadStore::new(aws_sdk_dynamodb::Client::new(sdk), table, "hubspot"),
             exports: S3SnapshotStore::new(s3, bucket),
+            access,
         })
     }
 }
@@ -150,9 +174,33 @@ async fn route(
             source,
         }
     };
+    if method == "POST" && api.access == Access::Read {
+        return Ok(error(
+            403,
+            format!(
+                "this URL is read-only: {action} goes to finance's admin URL (FinanceClosePolicy)"
+            ),
+        ));
+    }
     if (method, action) == ("POST", "close") {
         let status = rollups::close(&api.store, period, caller, now).await?;
+        leadsync_pipeline::dashboard::publish(&api.store, &api.exports, &[period.to_owned()], now)
+            .await?;
         return Ok(response(200, &json!(status)));
+    }
+    if (method, action) == ("GET", "dashboard") {
+        return Ok(
+            match leadsync_pipeline::dashboard::page(&api.store, period, q.version.as_deref(), now)
+                .await?
+            {
+                Some(html) => json!({
+                    "statusCode": 200,
+                    "headers": {"content-type": "text/html; charset=utf-8"},
+                    "body": html,
+                }),
+                None => error(404, format!("period {period} has no rows")),
+            },
+        );
     }
     let rows = api
         .store

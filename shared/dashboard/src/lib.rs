@@ -171,7 +171,7 @@ main{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,520px),1
 section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:14px 16px;overflow-x:auto}
 section.wide{grid-column:1/-1}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left}th{color:var(--muted);font-weight:600}td.reasons{text-align:left;white-space:normal;min-width:220px}
+th:first-child,td:first-child,td.l,th.l{text-align:left}th{color:var(--muted);font-weight:600}td.reasons{text-align:left;white-space:normal;min-width:220px}
 a.def{color:inherit;text-decoration:underline dotted}a.def:hover{color:var(--accent)}
 tr.total td{font-weight:700;border-top:2px solid var(--ink)}
 .tiles{display:flex;flex-wrap:wrap;gap:10px}.tile{flex:1 1 140px;border:1px solid var(--line);border-radius:6px;padding:8px 10px}
@@ -326,7 +326,7 @@ fn funnel(out: &mut String, d: &Dashboard<'_>) {
     let h = row_h * r.steps.len() as f64 + 8.0;
     let _ = write!(
         out,
-        "<svg viewBox=\"0 0 {w} {h}\" width=\"100%\" role=\"img\" aria-label=\"funnel\">"
+        "<svg viewBox=\"0 0 {w} {h}\" width=\"100%\" style=\"max-width:760px\" role=\"img\" aria-label=\"funnel\">"
     );
     for (i, s) in r.steps.iter().enumerate() {
         let y = 4.0 + i as f64 * row_h;
@@ -499,7 +499,11 @@ fn sales_feedback(out: &mut String, kpis: &BTreeMap<String, Kpi>, d: &Dashboard<
         if metric.starts_with("conversion#") {
             continue;
         }
-        let rate = if k.base > 0 && !metric.starts_with("reached") && metric != "speed_to_lead" {
+        let is_rate = metric == "acceptance"
+            || metric.starts_with("loss#")
+            || metric.starts_with("rejection_by_rule#")
+            || metric.starts_with("velocity#");
+        let rate = if k.base > 0 && is_rate {
             format!("{:.1}%", 100.0 * k.value as f64 / k.base as f64)
         } else {
             "–".to_owned()
@@ -544,7 +548,7 @@ fn incentives(out: &mut String, d: &Dashboard<'_>) {
     let (rows, totals) = incentive_rows(d.rows, d.version);
     let _ = write!(
         out,
-        "<section class=\"wide\" id=\"incentives\"><h2>Shared incentives — both teams credited for the same outcomes</h2><table><thead><tr><th>team</th><th>owner</th>{}<th>SQL</th><th>accepted</th><th>opportunity</th><th>won</th><th>facts</th></tr></thead><tbody>",
+        "<section class=\"wide\" id=\"incentives\"><h2>Shared incentives — both teams credited for the same outcomes</h2><table><thead><tr><th>team</th><th class=\"l\">owner</th>{}<th>SQL</th><th>accepted</th><th>opportunity</th><th>won</th><th>facts</th></tr></thead><tbody>",
         th("credits", "credits")
     );
     for i in &rows {
@@ -557,7 +561,7 @@ fn incentives(out: &mut String, d: &Dashboard<'_>) {
         };
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             i.team.as_str(),
             esc(&i.owner),
             cents(&format!("{id}:credits"), d.currency, i.credits_cents),
@@ -579,7 +583,7 @@ fn incentives(out: &mut String, d: &Dashboard<'_>) {
     };
     let _ = write!(
         out,
-        "<tr class=\"total\"><td><a class=\"def\" href=\"#def-control-totals\" title=\"{}\">TOTAL</a></td><td>{} rows</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></tbody></table>",
+        "<tr class=\"total\"><td><a class=\"def\" href=\"#def-control-totals\" title=\"{}\">TOTAL</a></td><td class=\"l\">{} rows</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></tbody></table>",
         esc(definition("control-totals")),
         totals.rows,
         cents("inc:total:credits", d.currency, totals.credits_cents),

@@ -437,6 +437,7 @@ impl LeadStore for FakeLeadStore {
 pub struct FakeSnapshotStore {
     snapshots: Arc<Mutex<BTreeMap<String, Vec<SnapshotLine>>>>,
     quarantine: Mutex<BTreeMap<String, Vec<Rejected>>>,
+    dashboards: Mutex<BTreeMap<String, String>>,
 }
 
 impl FakeSnapshotStore {
@@ -495,6 +496,19 @@ impl SnapshotStore for FakeSnapshotStore {
         let name = format!("quarantine/{}/{}.jsonl", key.run_id, key.slice);
         lock(&self.quarantine).insert(name.clone(), records.to_vec());
         Ok(name)
+    }
+
+    async fn put_dashboard(&self, period: &str, html: String) -> Result<String, StoreError> {
+        let name = format!("dashboards/{period}/index.html");
+        lock(&self.dashboards).insert(period.to_owned(), html);
+        Ok(name)
+    }
+}
+
+impl FakeSnapshotStore {
+    /// The dashboard page last published for `period`.
+    pub fn dashboard(&self, period: &str) -> Option<String> {
+        lock(&self.dashboards).get(period).cloned()
     }
 }
 

@@ -378,6 +378,9 @@ pub struct RunReport {
     pub merged: u64,
     #[serde(default)]
     pub deleted: u64,
+    /// Dashboard pages published when the run finished (object keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dashboards: Vec<String>,
 }
 
 /// Lead state, transitions, watermarks and run records.
@@ -491,6 +494,17 @@ pub trait SnapshotStore: Send + Sync {
         &self,
         key: &SnapshotKey,
         records: &[Rejected],
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// Publish a period's dashboard page (`dashboards/<period>/index.html`, overwritten);
+    /// returns the object key.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn put_dashboard(
+        &self,
+        period: &str,
+        html: String,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 

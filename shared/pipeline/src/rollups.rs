@@ -291,6 +291,23 @@ pub async fn funnel_report<S: RollupStore>(
     points: f64,
 ) -> Result<FunnelReport, RollupError> {
     check(period)?;
+    let (plans, links) = plans_and_links(store, period).await?;
+    funnel_with(
+        store,
+        period,
+        version,
+        (as_of, stall_days, points),
+        plans.get(version),
+        &links,
+    )
+    .await
+}
+
+/// The plans and the merged or deleted leads: what every read of a period needs.
+pub(crate) async fn plans_and_links<S: RollupStore>(
+    store: &S,
+    period: &str,
+) -> Result<(BTreeMap<String, IncentivePlan>, LeadLinks), RollupError> {
     let plans = store
         .plans()
         .await
@@ -299,8 +316,21 @@ pub async fn funnel_report<S: RollupStore>(
         .links()
         .await
         .map_err(self::store("reading merged and deleted leads", period))?;
-    let mut funnel =
-        Funnel::new(period, version, as_of, stall_days, plans.get(version)).with_links(&links);
+    Ok((plans, links))
+}
+
+/// [`funnel_report`] with the plan and links already read; `view` = (as of, stall days,
+/// points).
+pub(crate) async fn funnel_with<S: RollupStore>(
+    store: &S,
+    period: &str,
+    version: &str,
+    view: (DateTime<Utc>, u32, f64),
+    plan: Option<&IncentivePlan>,
+    links: &LeadLinks,
+) -> Result<FunnelReport, RollupError> {
+    let (as_of, stall_days, points) = view;
+    let mut funnel = Funnel::new(period, version, as_of, stall_days, plan).with_links(links);
     let last = leadsync_domain::facts::period_of(as_of);
     let mut month = period.to_owned();
     for _ in 0..FUNNEL_CONTEXT_MONTHS {
@@ -331,18 +361,24 @@ pub async fn statements<S: RollupStore>(
     version: &str,
 ) -> Result<Vec<StatementLine>, RollupError> {
     check(period)?;
-    let plans: BTreeMap<String, IncentivePlan> = store
-        .plans()
-        .await
-        .map_err(self::store("reading incentive plans", period))?
-        .into_iter()
-        .filter(|(v, _)| v == version)
+    let (plans, links) = plans_and_links(store, period).await?;
+    statements_with(store, period, version, &plans, &links).await
+}
+
+/// [`statements`] with the plans and links already read.
+pub(crate) async fn statements_with<S: RollupStore>(
+    store: &S,
+    period: &str,
+    version: &str,
+    plans: &BTreeMap<String, IncentivePlan>,
+    links: &LeadLinks,
+) -> Result<Vec<StatementLine>, RollupError> {
+    let plans: BTreeMap<String, IncentivePlan> = plans
+        .iter()
+        .filter(|(v, _)| *v == version)
+        .map(|(v, p)| (v.clone(), p.clone()))
         .collect();
-    let links = store
-        .links()
-        .await
-        .map_err(self::store("reading merged and deleted leads", period))?;
-    let mut rollup = Rollup::new(period, &plans).with_links(&links);
+    let mut rollup = Rollup::new(period, &plans).with_links(links);
     store
         .visit_facts(period, |f| rollup.add(&f))
         .await

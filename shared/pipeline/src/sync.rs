@@ -635,6 +635,13 @@ where
         .map(|w| w.written + w.deleted)
         .sum();
     report.rollup_corrections = refreshed.corrections;
+    // The pages people read, for the periods just recomputed (the three most recent: older
+    // months change only by corrections, which land in the open ones).
+    let mut pages: Vec<String> = refreshed.periods.keys().rev().take(3).cloned().collect();
+    pages.reverse();
+    report.dashboards = crate::dashboard::publish(deps.store, deps.snapshots, &pages, input.now)
+        .await
+        .map_err(SyncError::Rollups)?;
 
     if input.since_override.is_none() {
         let watermark = deps

@@ -247,4 +247,16 @@ impl SnapshotStore for S3SnapshotStore {
         .await?;
         Ok(object)
     }
+
+    async fn put_dashboard(&self, period: &str, html: String) -> Result<String, StoreError> {
+        let object = format!("dashboards/{period}/index.html");
+        self.put(
+            &object,
+            html.into_bytes(),
+            "text/html; charset=utf-8",
+            "PutObject dashboard",
+        )
+        .await?;
+        Ok(object)
+    }
 }

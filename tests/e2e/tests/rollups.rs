@@ -142,7 +142,31 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
     let api = rollups_api::Api {
         store: leadsync_store::DynamoLeadStore::new(dynamo.clone(), table.clone(), "hubspot"),
         exports: leadsync_store::S3SnapshotStore::new(s3.clone(), bucket.clone()),
+        access: rollups_api::Access::Write,
     };
+    // The read-only URL answers reads and refuses writes.
+    let read_only = rollups_api::Api {
+        store: leadsync_store::DynamoLeadStore::new(dynamo.clone(), table.clone(), "hubspot"),
+        exports: leadsync_store::S3SnapshotStore::new(s3.clone(), bucket.clone()),
+        access: rollups_api::Access::Read,
+    };
+    for (method, path, want) in [
+        ("POST", "/periods/2026-11/close", 403),
+        ("POST", "/periods/2026-11/export", 403),
+        ("GET", "/periods/2026-11/incentives", 200),
+        ("GET", "/periods/2026-11/dashboard", 200),
+    ] {
+        let request =
+            serde_json::json!({"rawPath": path, "requestContext": {"http": {"method": method}}});
+        let answer = rollups_api::handle(event(request), &read_only, at("2026-12-01T09:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer["statusCode"].as_u64(),
+            Some(want),
+            "{method} {path}: {answer}"
+        );
+    }
     let call = |method: &str, path: &str| {
         let request = serde_json::json!({
             "rawPath": path,
@@ -540,4 +564,218 @@ async fn incentive_rows_reconcile_with_the_raw_facts_through_merges_and_deletes(
         "{october_delta} vs the deleted contact's {lost}"
     );
     let _ = november_rows;
+}
+
+/// `data-figure` id → (raw value, text shown) of every figure on a page.
+fn figures(dom: &str) -> Vec<(String, i64, String)> {
+    let mut out = Vec::new();
+    let mut rest = dom;
+    while let Some(at) = rest.find("data-figure=\"") {
+        rest = &rest[at + "data-figure=\"".len()..];
+        let id_end = rest.find('"').unwrap();
+        let id = rest[..id_end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&");
+        let v = rest.find("data-value=\"").unwrap() + "data-value=\"".len();
+        let v_end = v + rest[v..].find('"').unwrap();
+        let value: i64 = rest[v..v_end].parse().unwrap();
+        let text_start = v_end + rest[v_end..].find('>').unwrap() + 1;
+        let text_end = text_start + rest[text_start..].find('<').unwrap();
+        out.push((id, value, rest[text_start..text_end].to_owned()));
+        rest = &rest[text_end..];
+    }
+    out
+}
+
+/// Debian's Chromium, headless, on a page: its DOM after load, what it logged, a screenshot.
+fn chromium(page: &std::path::Path, screenshot: &std::path::Path, width: u32) -> (String, String) {
+    let profile = std::env::temp_dir().join(leadsync_localstack::unique_name("chromium"));
+    let args = |extra: Vec<String>| {
+        let mut a = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--enable-logging=stderr".into(),
+            "--v=0".into(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        a.extend(extra);
+        a.push(format!("file://{}", page.display()));
+        a
+    };
+    let dom = std::process::Command::new("chromium")
+        .args(args(vec!["--dump-dom".into()]))
+        .output()
+        .expect("chromium (scripts/setup-local.sh installs Debian's package)");
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let shot = std::process::Command::new("chromium")
+        .args(args(vec![
+            format!("--screenshot={}", screenshot.display()),
+            format!("--window-size={width},2600"),
+            "--hide-scrollbars".into(),
+        ]))
+        .output()
+        .unwrap();
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    std::fs::remove_dir_all(&profile).ok();
+    (
+        String::from_utf8(dom.stdout).unwrap(),
+        String::from_utf8_lossy(&dom.stderr).into_owned() + &String::from_utf8_lossy(&shot.stderr),
+    )
+}
+
+#[tokio::test]
+async fn the_dashboard_in_a_real_browser_shows_every_figure_as_its_rows_say() {
+    let common::Aws {
+        sdk,
+        dynamo: _,
+        s3,
+        table,
+        bucket,
+    } = common::aws("dashboard").await;
+    let now = at("2026-11-20T03:00:00Z");
+    let sandbox =
+        Sandbox::start(SandboxConfig::new(7, 800).anchored_at(at("2026-11-20T00:00:00Z")))
+            .await
+            .unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("TABLE_NAME", table.clone()),
+        ("BUCKET_NAME", bucket.clone()),
+        ("CRM_BASE_URL", sandbox.base_url()),
+        ("CRM_TOKEN", sandbox.token().to_owned()),
+    ]);
+    let deps = Deps::new(Config::from_lookup(|k| vars.get(k).cloned()).unwrap(), &sdk)
+        .await
+        .unwrap();
+    let report = common::nightly_at(event(serde_json::json!({})), &deps, now)
+        .await
+        .unwrap();
+    // The run published the pages of the months it recomputed.
+    let key = "dashboards/2026-10/index.html".to_owned();
+    assert!(report.dashboards.contains(&key), "{:?}", report.dashboards);
+    let html = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.content_type(), Some("text/html; charset=utf-8"));
+    let html = html.body.collect().await.unwrap().into_bytes().to_vec();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard");
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = dir.join("index.html");
+    std::fs::write(&page, &html).unwrap();
+    let page = page.canonicalize().unwrap();
+    let (dom, log) = chromium(&page, &dir.join("dashboard.png"), 1280);
+    let (_, phone_log) = chromium(&page, &dir.join("dashboard-phone.png"), 390);
+    for line in log.lines().chain(phone_log.lines()) {
+        assert!(
+            !(line.contains("CONSOLE")
+                || line.contains("Uncaught")
+                || line.contains("Failed to load")),
+            "console error: {line}"
+        );
+    }
+    assert!(dir.join("dashboard.png").metadata().unwrap().len() > 10_000);
+
+    // Every figure the browser rendered equals its row in DynamoDB (or the funnel and
+    // statements computed from its facts), and reads as people write it.
+    let store = &deps.store;
+    let rows = store.rows("2026-10").await.unwrap();
+    let version = leadsync_domain::rollup::reporting_version(&rows).unwrap();
+    let (incentives, totals) = leadsync_domain::rollup::incentive_rows(&rows, &version);
+    let mut expected: HashMap<String, i64> = HashMap::new();
+    for i in &incentives {
+        let id = format!("inc:{}:{}", i.team.as_str(), i.owner);
+        expected.insert(format!("{id}:credits"), i.credits_cents);
+        expected.insert(format!("{id}:facts"), i.facts as i64);
+        for o in ["sql", "sales_accepted", "opportunity", "won"] {
+            expected.insert(format!("{id}:{o}"), i.outcomes.get(o).copied().unwrap_or(0));
+        }
+    }
+    expected.insert("inc:total:credits".into(), totals.credits_cents);
+    expected.insert("total:credits".into(), totals.credits_cents);
+    expected.insert("inc:total:facts".into(), totals.facts as i64);
+    for o in ["sql", "sales_accepted", "opportunity", "won"] {
+        expected.insert(
+            format!("inc:total:{o}"),
+            totals.outcomes.get(o).copied().unwrap_or(0),
+        );
+    }
+    let mut days: HashMap<String, i64> = HashMap::new();
+    for row in &rows {
+        if let Ok(RowBody::Kpi(k)) = row.parse()
+            && k.criteria_version == version
+            && k.dimension == "all"
+        {
+            if k.grain == "month" {
+                expected.insert(format!("kpi:{}", k.metric), k.value);
+                expected.insert(format!("kpi:{}:base", k.metric), k.base);
+            } else {
+                *days.entry(format!("trend:{}:total", k.metric)).or_default() += k.value;
+            }
+        }
+    }
+    expected.extend(days);
+    let funnel = rollups::funnel_report(store, "2026-10", &version, now, 30, 1.0)
+        .await
+        .unwrap();
+    for s in &funnel.steps {
+        let id = |w: &str| format!("funnel:{}:{w}", s.step);
+        expected.insert(id("entered"), s.entered);
+        expected.insert(id("advanced"), s.advanced);
+        expected.insert(id("lost"), s.lost_total);
+        expected.insert(id("still"), s.still_in_stage);
+        expected.insert(id("stalled"), s.stalled);
+        for k in leadsync_domain::funnel::LOSS_KINDS {
+            expected.insert(id(k), s.lost.get(k).copied().unwrap_or(0));
+        }
+        if let Some(g) = s.revenue_gain_cents {
+            expected.insert(id("gain"), g);
+        }
+    }
+    for l in rollups::statements(store, "2026-10", &version)
+        .await
+        .unwrap()
+    {
+        *expected
+            .entry(format!("statement:{}:{}:total", l.team.as_str(), l.owner))
+            .or_default() += l.credit_cents;
+    }
+    let shown = figures(&dom);
+    assert!(shown.len() > 100, "{} figures", shown.len());
+    for (id, value, text) in &shown {
+        let want = expected
+            .get(id)
+            .unwrap_or_else(|| panic!("figure {id} is not a row's"));
+        assert_eq!(value, want, "figure {id}");
+        let digits: String = text
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
+        assert_eq!(
+            digits.parse::<i64>().unwrap(),
+            *want,
+            "figure {id} reads {text:?}"
+        );
+    }
+    assert!(dom.contains(&format!(
+        "<strong id=\"criteria-version\">{version}</strong>"
+    )));
+    assert!(dom.contains("Dana Ruiz, VP Sales"), "the sign-off is shown");
 }

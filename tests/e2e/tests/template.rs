@@ -149,3 +149,96 @@ fn queues_have_dead_letters_and_the_dead_letters_are_watched() {
         Some("expires_at")
     );
 }
+
+/// The `Action`s a resource's policies allow, with the resources they name (as YAML text).
+fn allowed(resource: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut visit = |doc: &Value| {
+        for st in doc["Statement"].as_sequence().into_iter().flatten() {
+            let names: Vec<String> = match &st["Action"] {
+                Value::Sequence(items) => items
+                    .iter()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect(),
+                other => other.as_str().map(str::to_owned).into_iter().collect(),
+            };
+            let target = serde_yaml::to_string(&st["Resource"]).unwrap_or_default();
+            for a in names {
+                out.push((a, target.clone()));
+            }
+        }
+    };
+    let p = &resource["Properties"];
+    visit(&p["PolicyDocument"]);
+    for policy in p["Policies"].as_sequence().into_iter().flatten() {
+        visit(policy);
+    }
+    out
+}
+
+#[test]
+fn finance_reading_and_closing_are_separate_permissions() {
+    let t = template();
+    let r = &t["Resources"];
+    // The read URL's function can only read the table, and says so to the binary.
+    let read = &r["RollupsApiFunction"];
+    assert_eq!(
+        read["Properties"]["Environment"]["Variables"]["ROLLUPS_API_ACCESS"].as_str(),
+        Some("read")
+    );
+    let writes = [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "s3:PutObject",
+    ];
+    for (action, _) in allowed(read) {
+        assert!(
+            !writes.contains(&action.as_str()),
+            "the read URL may {action}"
+        );
+    }
+    let admin = &r["RollupsAdminFunction"];
+    assert_eq!(
+        admin["Properties"]["Environment"]["Variables"]["ROLLUPS_API_ACCESS"].as_str(),
+        Some("write")
+    );
+    assert!(
+        allowed(admin)
+            .iter()
+            .any(|(a, _)| a == "dynamodb:UpdateItem")
+    );
+    for url in [read, admin] {
+        assert_eq!(
+            url["Properties"]["FunctionUrlConfig"]["AuthType"].as_str(),
+            Some("AWS_IAM")
+        );
+    }
+    // The read-only role can invoke the read URL and nothing that closes a period.
+    let role = &r["FinanceReadOnlyRole"];
+    let policies: Vec<String> = role["Properties"]["ManagedPolicyArns"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| serde_yaml::to_string(p).unwrap())
+        .collect();
+    assert_eq!(policies.len(), 1, "{policies:?}");
+    assert!(policies[0].contains("FinanceReadPolicy"));
+    let granted = allowed(&r["FinanceReadPolicy"]);
+    assert_eq!(granted.len(), 1);
+    assert_eq!(granted[0].0, "lambda:InvokeFunctionUrl");
+    assert!(granted[0].1.contains("RollupsApiFunction") && !granted[0].1.contains("Admin"));
+    let close = allowed(&r["FinanceClosePolicy"]);
+    assert!(
+        close
+            .iter()
+            .all(|(_, target)| target.contains("RollupsAdminFunction"))
+    );
+    let closer: Vec<String> = r["FinanceCloserRole"]["Properties"]["ManagedPolicyArns"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| serde_yaml::to_string(p).unwrap())
+        .collect();
+    assert!(closer.iter().any(|p| p.contains("FinanceClosePolicy")));
+}

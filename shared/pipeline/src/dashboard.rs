@@ -1,0 +1,133 @@
+//! The dashboard use case: gather what a period's page shows — its rows, the funnel cohorts,
+//! every statement line, the plan and its signed agreement, the close, the leads left out —
+//! render it ([`leadsync_dashboard`]) and publish it to `dashboards/<period>/index.html`.
+//!
+//! Reads only what the rollups already hold: the page shows those numbers, nothing else.
+
+use crate::rollups::{RollupError, funnel_with, plans_and_links, statements_with};
+use chrono::{DateTime, Utc};
+use leadsync_dashboard::{Dashboard, LeftOut};
+use leadsync_domain::facts::LeadLink;
+use leadsync_domain::ports::{RollupStore, SnapshotStore, StoreError};
+use leadsync_domain::rollup::{incentive_rows, reporting_version};
+
+/// How the page reads the funnel: a point of conversion, stalled after 30 days.
+pub const POINTS: f64 = 1.0;
+pub const STALL_DAYS: u32 = 30;
+
+/// The page of `period` (under `version`, else the reported one) as of `now`; `None` when the
+/// period has no rows.
+///
+/// # Errors
+/// [`RollupError`].
+pub async fn page<S: RollupStore>(
+    store: &S,
+    period: &str,
+    version: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, RollupError> {
+    let rows = store.rows(period).await.map_err(read(period))?;
+    let Some(version) = version
+        .map(str::to_owned)
+        .or_else(|| reporting_version(&rows))
+    else {
+        return Ok(None);
+    };
+    let (plans, links) = plans_and_links(store, period).await?;
+    let plan = plans.get(&version);
+    let closed = store
+        .closed_periods()
+        .await
+        .map_err(read(period))?
+        .into_iter()
+        .find(|p| p.period == period);
+    let funnel = funnel_with(
+        store,
+        period,
+        &version,
+        (now, STALL_DAYS, POINTS),
+        plan,
+        &links,
+    )
+    .await?;
+    let statements = statements_with(store, period, &version, &plans, &links).await?;
+    let (merged, deleted) = links.values().fold((0, 0), |(m, d), l| match l {
+        LeadLink::Merged { .. } => (m + 1, d),
+        LeadLink::Deleted { .. } => (m, d + 1),
+    });
+    let mut left_out = Vec::new();
+    if merged > 0 {
+        left_out.push(LeftOut {
+            what: "merged contacts".into(),
+            count: merged,
+            why: "merged into another contact in the CRM: counted once, as the contact they joined"
+                .into(),
+        });
+    }
+    if deleted > 0 {
+        left_out.push(LeftOut {
+            what: "deleted contacts".into(),
+            count: deleted,
+            why: "deleted in the CRM: no longer counted (closed periods corrected forward)".into(),
+        });
+    }
+    let (_, totals) = incentive_rows(&rows, &version);
+    for (currency, cents) in &totals.unconverted {
+        left_out.push(LeftOut {
+            what: format!("won revenue in {currency} (cents)"),
+            count: u64::try_from(*cents).unwrap_or(0),
+            why: format!("the plan has no {currency} exchange rate: only fixed credits were paid"),
+        });
+    }
+    let currency = plan.map_or("USD", |p| p.currency.as_str());
+    Ok(Some(leadsync_dashboard::render(&Dashboard {
+        period,
+        version: &version,
+        currency,
+        agreement: plan.and_then(|p| p.agreement.as_ref()),
+        computed_at: now,
+        closed: closed.as_ref(),
+        rows: &rows,
+        funnel: &funnel,
+        statements: &statements,
+        left_out: &left_out,
+    })))
+}
+
+/// Render and publish the pages of `periods`; returns the keys written.
+///
+/// # Errors
+/// [`RollupError`].
+pub async fn publish<S: RollupStore, N: SnapshotStore>(
+    store: &S,
+    pages: &N,
+    periods: &[String],
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, RollupError> {
+    let mut keys = Vec::new();
+    for period in periods {
+        if let Some(html) = page(store, period, None, now).await? {
+            let key =
+                pages
+                    .put_dashboard(period, html)
+                    .await
+                    .map_err(|source| RollupError::Store {
+                        step: "publishing the dashboard",
+                        period: period.clone(),
+                        source,
+                    })?;
+            tracing::info!(period = %period, key = %key, "Dashboard published.");
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
+fn read(period: &str) -> impl FnOnce(StoreError) -> RollupError {
+    let period = period.to_owned();
+    move |source| RollupError::Store {
+        step: "reading rollup rows",
+        period,
+        source,
+    }
+}
