@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs and a fresh machine lacks: moto's server (DynamoDB and S3
 # on 127.0.0.1), cfn-lint, HubSpot's official Python SDK (a compatibility test of the
-# sandbox), and Debian's chromium (the dashboard is checked in a real browser). Idempotent and
+# sandbox), pyarrow (an independent reader of the Parquet exports), and Debian's chromium (the dashboard is checked in a real browser). Idempotent and
 # quiet when everything is there.
 set -euo pipefail
 need=()
 python3 -c 'import moto.server, flask, werkzeug' 2>/dev/null || need+=('moto[server]')
 command -v cfn-lint >/dev/null 2>&1 || python3 -c 'import cfnlint' 2>/dev/null || need+=('cfn-lint')
 python3 -c 'import hubspot' 2>/dev/null || need+=('hubspot-api-client')
+python3 -c 'import pyarrow.parquet' 2>/dev/null || need+=('pyarrow')
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing ${need[*]} with pip…" >&2
   python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"

@@ -387,35 +387,35 @@ pub fn print_statement(
 pub async fn export(s: &Stores, period: &str, version: Option<String>) -> anyhow::Result<ExitCode> {
     let rows = s.store.rows(period).await?;
     let (version, currency) = version_of(&s.store, period, &rows, version).await?;
-    let export = rollups::export(period, &version, &currency, &rows)?;
-    let name = format!("incentives-{version}.csv");
-    let key = s
-        .exports
-        .put_export(period, &name, export.csv, &export.sha256)
-        .await
-        .context("writing the export to S3")?;
+    let (export, files) = rollups::export_files(&s.store, period, &version, &currency).await?;
     println!(
-        "s3://{}/{key} ({} rows, credits {} {}, corrections {}, sha256 {}; checksum in {key}.sha256)",
-        s.exports.bucket(),
+        "incentives: {} rows, credits {currency} {}, corrections {}",
         export.totals.rows,
-        currency,
         money(export.totals.credits_cents),
         money(export.totals.corrections_cents),
-        export.sha256
     );
-    let lines = rollups::statements(&s.store, period, &version).await?;
-    let csv = rollups::statements_csv(period, &currency, &lines)?;
-    let sha = rollups::sha256_hex(&csv);
-    let key = s
-        .exports
-        .put_export(period, &format!("statements-{version}.csv"), csv, &sha)
-        .await
-        .context("writing the statements to S3")?;
-    println!(
-        "s3://{}/{key} ({} statement lines, sha256 {sha})",
-        s.exports.bucket(),
-        thousands(lines.len() as i64)
-    );
+    for f in files {
+        let size = f.bytes.len();
+        let key = s
+            .exports
+            .put_export_file(
+                period,
+                &version,
+                &f.name,
+                f.bytes,
+                &f.sha256,
+                f.content_type,
+                f.athena_table,
+            )
+            .await
+            .context("writing the export to S3")?;
+        println!(
+            "  s3://{}/{key} ({} bytes, sha256 {}; checksum in {key}.sha256)",
+            s.exports.bucket(),
+            thousands(size as i64),
+            f.sha256
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,7 +9,7 @@
 //! | GET | `/periods/{YYYY-MM}/statements[?version=V&team=T&owner=O]` | every credited lead or deal behind each incentive row |
 //! | GET | `/periods/{YYYY-MM}/dashboard[?version=V]` | the shared dashboard page (`text/html`) |
 //! | POST | `/periods/{YYYY-MM}/close` | freeze the period (closed by the caller's IAM ARN); its dashboard is republished, marked closed |
-//! | POST | `/periods/{YYYY-MM}/export[?version=V]` | incentives CSV (with corrections) + `.sha256`, and the statements CSV, to `s3://BUCKET/exports/…` |
+//! | POST | `/periods/{YYYY-MM}/export[?version=V]` | incentives and statements as CSV (corrections included) and Parquet, the KPI table as Parquet, each with its `.sha256`, to `s3://BUCKET/exports/P/` (Parquet also under `athena/`) |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 (bad period or query), 403 (a write on the
 //! read-only URL), 404 (unknown route or no rows), 409 (already closed), 500 (store failure;
@@ -288,29 +288,29 @@ async fn route(
             )
         }
         ("POST", "export") => {
-            let export = rollups::export(period, &version, &currency, &rows)?;
-            let key = api
-                .exports
-                .put_export(
-                    period,
-                    &format!("incentives-{version}.csv"),
-                    export.csv,
-                    &export.sha256,
-                )
-                .await
-                .map_err(store_error("writing the export"))?;
-            let lines = rollups::statements(&api.store, period, &version).await?;
-            let csv = rollups::statements_csv(period, &currency, &lines)?;
-            let sha = rollups::sha256_hex(&csv);
-            let statements = api
-                .exports
-                .put_export(period, &format!("statements-{version}.csv"), csv, &sha)
-                .await
-                .map_err(store_error("writing the statements"))?;
+            let (export, files) =
+                rollups::export_files(&api.store, period, &version, &currency).await?;
+            let mut written = Vec::new();
+            for f in files {
+                let key = api
+                    .exports
+                    .put_export_file(
+                        period,
+                        &version,
+                        &f.name,
+                        f.bytes,
+                        &f.sha256,
+                        f.content_type,
+                        f.athena_table,
+                    )
+                    .await
+                    .map_err(store_error("writing the export"))?;
+                written.push(json!({"key": key, "sha256": f.sha256}));
+            }
             response(
                 200,
-                &json!({"key": key, "sha256": export.sha256, "control_totals": export.totals,
-                        "statements_key": statements, "statements_sha256": sha}),
+                &json!({"key": written[0]["key"], "sha256": export.sha256,
+                        "control_totals": export.totals, "files": written}),
             )
         }
         _ => error(

@@ -10,6 +10,7 @@
 //! quarantined with its reason).
 
 pub mod dashboard;
+pub mod parquet_export;
 pub mod plan;
 pub mod rollups;
 pub mod runs;

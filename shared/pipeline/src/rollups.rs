@@ -396,6 +396,76 @@ pub(crate) async fn statements_with<S: RollupStore>(
     Ok(lines)
 }
 
+/// One file of a period's finance export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportFile {
+    /// Under `exports/<period>/`.
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+    pub content_type: &'static str,
+    /// Also under `athena/<table>/period=<period>/<version>.parquet`, where the Glue tables
+    /// read (Parquet only: Athena must not meet the CSVs beside them).
+    pub athena_table: Option<&'static str>,
+}
+
+/// Every file of a period's finance export under one criteria version: the incentive CSV
+/// (corrections, then the control-totals row) and the statements CSV, and the same as Parquet
+/// with the KPI table — each with its SHA-256. The incentive [`Export`] (control totals) too.
+///
+/// # Errors
+/// [`RollupError`].
+pub async fn export_files<S: RollupStore>(
+    store: &S,
+    period: &str,
+    version: &str,
+    currency: &str,
+) -> Result<(Export, Vec<ExportFile>), RollupError> {
+    let rows = store
+        .rows(period)
+        .await
+        .map_err(self::store("reading rows", period))?;
+    let incentives = export(period, version, currency, &rows)?;
+    let lines = statements(store, period, version).await?;
+    let csv = |name: String, bytes: Vec<u8>| ExportFile {
+        name,
+        sha256: sha256_hex(&bytes),
+        bytes,
+        content_type: "text/csv; charset=utf-8; header=present",
+        athena_table: None,
+    };
+    let parquet = |name: String, bytes: Vec<u8>, table| ExportFile {
+        name,
+        sha256: sha256_hex(&bytes),
+        bytes,
+        content_type: "application/vnd.apache.parquet",
+        athena_table: Some(table),
+    };
+    let files = vec![
+        csv(format!("incentives-{version}.csv"), incentives.csv.clone()),
+        csv(
+            format!("statements-{version}.csv"),
+            statements_csv(period, currency, &lines)?,
+        ),
+        parquet(
+            format!("incentives-{version}.parquet"),
+            crate::parquet_export::incentives(period, version, currency, &rows)?,
+            "incentives",
+        ),
+        parquet(
+            format!("statements-{version}.parquet"),
+            crate::parquet_export::statements(period, currency, &lines)?,
+            "statements",
+        ),
+        parquet(
+            format!("kpis-{version}.parquet"),
+            crate::parquet_export::kpis(period, version, &rows)?,
+            "kpis",
+        ),
+    ];
+    Ok((incentives, files))
+}
+
 /// Statement lines as RFC 4180 CSV (one line per credited item, a total per owner last).
 ///
 /// # Errors

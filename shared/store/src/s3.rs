@@ -57,13 +57,62 @@ impl S3SnapshotStore {
         bytes: Vec<u8>,
         sha256: &str,
     ) -> Result<String, StoreError> {
+        self.put_export_as(
+            period,
+            name,
+            bytes,
+            sha256,
+            "text/csv; charset=utf-8; header=present",
+        )
+        .await
+    }
+
+    /// One file of a finance export (see `leadsync_pipeline::rollups::ExportFile`): under
+    /// `exports/<period>/` with its `.sha256`, and a Parquet file also under
+    /// `athena/<table>/period=<period>/<version>.parquet` for the Glue tables. Returns the
+    /// export's key.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when S3 refuses a write.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_export_file(
+        &self,
+        period: &str,
+        version: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        sha256: &str,
+        content_type: &str,
+        athena_table: Option<&str>,
+    ) -> Result<String, StoreError> {
+        if let Some(table) = athena_table {
+            self.put(
+                &format!("athena/{table}/period={period}/{version}.parquet"),
+                bytes.clone(),
+                content_type,
+                "PutObject athena export",
+            )
+            .await?;
+        }
+        self.put_export_as(period, name, bytes, sha256, content_type)
+            .await
+    }
+
+    /// [`S3SnapshotStore::put_export`] with the object's content type.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when S3 refuses a write.
+    pub async fn put_export_as(
+        &self,
+        period: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        sha256: &str,
+        content_type: &str,
+    ) -> Result<String, StoreError> {
         let key = format!("exports/{period}/{name}");
         for (object, body, content_type) in [
-            (
-                key.clone(),
-                bytes,
-                "text/csv; charset=utf-8; header=present",
-            ),
+            (key.clone(), bytes, content_type),
             (
                 format!("{key}.sha256"),
                 format!("{sha256}  {name}\n").into_bytes(),
@@ -131,7 +180,11 @@ impl S3SnapshotStore {
             .collect()
     }
 
-    async fn put(
+    /// Put one object (no checksum beside it).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when S3 refuses the write.
+    pub async fn put(
         &self,
         key: &str,
         body: Vec<u8>,

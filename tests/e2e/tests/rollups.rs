@@ -212,6 +212,79 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
         (status, body["sha256"].as_str()),
         (200, Some(export.sha256.as_str()))
     );
+    // The Parquet files, read back by an independent reader (pyarrow), reconcile with the
+    // CSV's control totals; money is exact decimal cents, times are UTC timestamps.
+    let files = body["files"].as_array().unwrap().clone();
+    let key_of = |suffix: &str| {
+        files
+            .iter()
+            .map(|f| f["key"].as_str().unwrap().to_owned())
+            .find(|k| k.ends_with(suffix))
+            .unwrap_or_else(|| panic!("{suffix} in {files:?}"))
+    };
+    let out = std::env::temp_dir().join(leadsync_localstack::unique_name("parquet"));
+    std::fs::create_dir_all(&out).unwrap();
+    for name in [
+        "incentives-2026.11.1.parquet",
+        "statements-2026.11.1.parquet",
+        "kpis-2026.11.1.parquet",
+        "incentives-2026.11.1.csv",
+    ] {
+        std::fs::write(out.join(name), get(key_of(name)).await).unwrap();
+    }
+    assert_eq!(
+        get("athena/incentives/period=2026-11/2026.11.1.parquet".to_owned()).await,
+        std::fs::read(out.join("incentives-2026.11.1.parquet")).unwrap(),
+        "the Glue table's copy"
+    );
+    let script = r#"
+import json, sys, pyarrow.parquet as pq, decimal
+d = sys.argv[1]
+inc = pq.read_table(f"{d}/incentives-2026.11.1.parquet")
+st = pq.read_table(f"{d}/statements-2026.11.1.parquet")
+kp = pq.read_table(f"{d}/kpis-2026.11.1.parquet")
+assert str(inc.schema.field("credits").type) == "decimal128(18, 2)", inc.schema
+assert str(st.schema.field("occurred_at").type).startswith("timestamp[ms, tz="), st.schema
+rows = [r for r in inc.to_pylist() if r["kind"] == "row"]
+corr = [r for r in inc.to_pylist() if r["kind"] == "correction"]
+cents = lambda v: int((v * 100).to_integral_value())
+print(json.dumps({
+  "rows": len(rows),
+  "credits": sum(cents(r["credits"]) for r in rows),
+  "corrections": sum(cents(r["credits"]) for r in corr),
+  "won": sum(r["won"] for r in rows),
+  "sql": sum(r["sql"] for r in rows),
+  "statement_credits": sum(cents(r["credit"]) for r in st.to_pylist()),
+  "kpis": kp.num_rows,
+}))
+"#;
+    let py = std::process::Command::new("python3")
+        .args(["-c", script, out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let read: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    let csv_text = std::fs::read_to_string(out.join("incentives-2026.11.1.csv")).unwrap();
+    let total: Vec<&str> = csv_text.lines().last().unwrap().split(',').collect();
+    let money_cents = |s: &str| -> i64 {
+        let (units, frac) = s.split_once('.').unwrap();
+        units.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap()
+    };
+    assert_eq!(total[2], "TOTAL");
+    assert_eq!(read["credits"].as_i64(), Some(money_cents(total[5])));
+    assert_eq!(read["sql"].as_i64(), Some(total[6].parse().unwrap()));
+    assert_eq!(read["won"].as_i64(), Some(total[10].parse().unwrap()));
+    assert_eq!(read["rows"].as_u64(), Some(totals.rows));
+    assert_eq!(
+        read["statement_credits"].as_i64(),
+        Some(totals.credits_cents)
+    );
+    assert!(read["kpis"].as_u64().is_some_and(|n| n > 10));
+    std::fs::remove_dir_all(&out).ok();
     assert_eq!(call("GET", "/periods/nov/kpis").await.0, 400);
     assert_eq!(call("DELETE", "/periods/2026-11/kpis").await.0, 404);
 
