@@ -68,33 +68,8 @@ pub struct View {
     pub as_of: DateTime<Utc>,
 }
 
-/// `1234567` → `"1,234,567"`.
-pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 { format!("-{out}") } else { out }
-}
-
-/// Cents as money for people: `1234567` → `"12,345.67"`.
-pub fn money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let c = cents.unsigned_abs();
-    format!(
-        "{sign}{}.{:02}",
-        thousands(i64::try_from(c / 100).unwrap_or(i64::MAX)),
-        c % 100
-    )
-}
-
-fn pct(value: Option<f64>) -> String {
-    value.map_or("–".to_owned(), |p| format!("{p:.1}%"))
-}
+// Numbers for people: the dashboard's formatting, so the CLI and the page read alike.
+pub use leadsync_dashboard::{money, pct, thousands};
 
 /// A KPI for people: counts as counts, rates with their base, minutes and cents as such.
 fn kpi_line(k: &leadsync_domain::rollup::Kpi, currency: &str) -> (String, String, String) {
