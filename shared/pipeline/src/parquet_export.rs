@@ -26,7 +26,7 @@ impl Column {
         };
         let rep = if *optional { "OPTIONAL" } else { "REQUIRED" };
         match self {
-            Column::Text(..) => format!("{rep} BYTE_ARRAY {name} (UTF8);"),
+            Column::Text(..) => format!("{rep} BYTE_ARRAY {name} (STRING);"),
             Column::Int(_, _, "", _) => format!("{rep} INT64 {name};"),
             Column::Int(_, _, logical, _) => format!("{rep} INT64 {name} ({logical});"),
         }
@@ -83,6 +83,48 @@ fn write(columns: &[Column]) -> Result<Vec<u8>, RollupError> {
     }
     group.close().map_err(parquet_err)?;
     writer.into_inner().map_err(parquet_err)
+}
+
+/// The columns of a Parquet file as Athena reads them (Hive types: `string`, `bigint`,
+/// `decimal(p,s)`, `timestamp`), in file order — what the template's Glue tables must declare.
+///
+/// # Errors
+/// [`RollupError::Csv`] when the bytes are not Parquet or a column has a type these exports
+/// never write.
+pub fn athena_columns(file: &[u8]) -> Result<Vec<(String, String)>, RollupError> {
+    use parquet::basic::{ConvertedType, LogicalType, Type};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader =
+        SerializedFileReader::new(bytes::Bytes::copy_from_slice(file)).map_err(parquet_err)?;
+    let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    schema
+        .columns()
+        .iter()
+        .map(|c| {
+            // The logical type where the writer set one, else the legacy converted type.
+            let hive = match (c.physical_type(), c.logical_type_ref(), c.converted_type()) {
+                (Type::BYTE_ARRAY, Some(LogicalType::String), _)
+                | (Type::BYTE_ARRAY, None, ConvertedType::UTF8) => "string".to_owned(),
+                (Type::INT64, None, ConvertedType::NONE) => "bigint".to_owned(),
+                (Type::INT64, Some(LogicalType::Decimal { scale, precision }), _) => {
+                    format!("decimal({precision},{scale})")
+                }
+                (Type::INT64, None, ConvertedType::DECIMAL) => {
+                    format!("decimal({},{})", c.type_precision(), c.type_scale())
+                }
+                (Type::INT64, Some(LogicalType::Timestamp { .. }), _)
+                | (Type::INT64, None, ConvertedType::TIMESTAMP_MILLIS) => "timestamp".to_owned(),
+                (physical, logical, converted) => {
+                    return Err(RollupError::Csv(format!(
+                        "Parquet column {} is {physical:?} {logical:?} {converted:?}, which no \
+                         export writes",
+                        c.name()
+                    )));
+                }
+            };
+            Ok((c.name().to_owned(), hive))
+        })
+        .collect()
 }
 
 fn text(v: impl Into<String>) -> Option<String> {

@@ -87,7 +87,7 @@ impl S3SnapshotStore {
     ) -> Result<String, StoreError> {
         if let Some(table) = athena_table {
             self.put(
-                &format!("athena/{table}/period={period}/{version}.parquet"),
+                &athena_object_key(table, period, version),
                 bytes.clone(),
                 content_type,
                 "PutObject athena export",
@@ -220,6 +220,12 @@ pub fn snapshot_object_key(key: &SnapshotKey) -> String {
         "snapshots/{}/{}/{:05}.jsonl.gz",
         key.date, key.run_id, key.slice
     )
+}
+
+/// `athena/<table>/period=<period>/<version>.parquet`: where the template's Glue tables read
+/// (partition projection on `period`).
+pub fn athena_object_key(table: &str, period: &str, version: &str) -> String {
+    format!("athena/{table}/period={period}/{version}.parquet")
 }
 
 /// `quarantine/<run>/<slice>.jsonl`

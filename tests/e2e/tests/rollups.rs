@@ -248,6 +248,13 @@ assert str(st.schema.field("occurred_at").type).startswith("timestamp[ms, tz="),
 rows = [r for r in inc.to_pylist() if r["kind"] == "row"]
 corr = [r for r in inc.to_pylist() if r["kind"] == "correction"]
 cents = lambda v: int((v * 100).to_integral_value())
+# The template's statements_reconcile, run on the files: each owner's lines add up to its row.
+lines = {}
+for l in st.to_pylist():
+    k = (l["criteria_version"], l["team"], l["owner"])
+    lines[k] = lines.get(k, 0) + cents(l["credit"])
+owed = {(r["criteria_version"], r["team"], r["owner"]): cents(r["credits"]) for r in rows}
+unreconciled = [k for k in set(lines) | set(owed) if lines.get(k, 0) != owed.get(k, 0)]
 print(json.dumps({
   "rows": len(rows),
   "credits": sum(cents(r["credits"]) for r in rows),
@@ -256,6 +263,8 @@ print(json.dumps({
   "sql": sum(r["sql"] for r in rows),
   "statement_credits": sum(cents(r["credit"]) for r in st.to_pylist()),
   "kpis": kp.num_rows,
+  "owners": len(owed),
+  "unreconciled": [list(k) for k in unreconciled],
 }))
 "#;
     let py = std::process::Command::new("python3")
@@ -284,6 +293,8 @@ print(json.dumps({
         Some(totals.credits_cents)
     );
     assert!(read["kpis"].as_u64().is_some_and(|n| n > 10));
+    assert!(read["owners"].as_u64().is_some_and(|n| n >= 2), "{read}");
+    assert_eq!(read["unreconciled"], serde_json::json!([]), "{read}");
     std::fs::remove_dir_all(&out).ok();
     assert_eq!(call("GET", "/periods/nov/kpis").await.0, 400);
     assert_eq!(call("DELETE", "/periods/2026-11/kpis").await.0, 404);

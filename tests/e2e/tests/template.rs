@@ -224,10 +224,44 @@ fn finance_reading_and_closing_are_separate_permissions() {
         .collect();
     assert_eq!(policies.len(), 1, "{policies:?}");
     assert!(policies[0].contains("FinanceReadPolicy"));
+    // It invokes the read URL alone, reads the Athena exports, and writes nowhere but the
+    // workgroup's query results.
     let granted = allowed(&r["FinanceReadPolicy"]);
-    assert_eq!(granted.len(), 1);
-    assert_eq!(granted[0].0, "lambda:InvokeFunctionUrl");
-    assert!(granted[0].1.contains("RollupsApiFunction") && !granted[0].1.contains("Admin"));
+    let invokes: Vec<_> = granted
+        .iter()
+        .filter(|(a, _)| a.starts_with("lambda:"))
+        .collect();
+    assert_eq!(invokes.len(), 1, "{invokes:?}");
+    assert_eq!(invokes[0].0, "lambda:InvokeFunctionUrl");
+    assert!(invokes[0].1.contains("RollupsApiFunction") && !invokes[0].1.contains("Admin"));
+    for (action, target) in &granted {
+        let service = action.split(':').next().unwrap();
+        assert!(
+            ["lambda", "athena", "glue", "s3"].contains(&service),
+            "the read policy grants {action}"
+        );
+        assert!(
+            !action.starts_with("dynamodb:") && !action.starts_with("glue:Update"),
+            "{action}"
+        );
+        if action == "s3:PutObject" {
+            assert!(
+                target.contains("/athena-results/*"),
+                "the read policy may put objects in {target}"
+            );
+        }
+        if action == "s3:GetObject" {
+            assert!(
+                target.contains("/athena/*") || target.contains("/athena-results/*"),
+                "the read policy reads {target}"
+            );
+        }
+    }
+    assert!(
+        granted
+            .iter()
+            .any(|(a, t)| a == "athena:StartQueryExecution" && t.contains("FinanceWorkGroup"))
+    );
     let close = allowed(&r["FinanceClosePolicy"]);
     assert!(
         close
@@ -241,4 +275,108 @@ fn finance_reading_and_closing_are_separate_permissions() {
         .map(|p| serde_yaml::to_string(p).unwrap())
         .collect();
     assert!(closer.iter().any(|p| p.contains("FinanceClosePolicy")));
+}
+
+/// A `!Sub`/`!Ref` value's text (the tag dropped).
+fn text(v: &Value) -> String {
+    match v {
+        Value::Tagged(tagged) => text(&tagged.value),
+        other => other.as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+#[test]
+fn the_glue_tables_read_exactly_what_the_exports_write() {
+    use leadsync_pipeline::parquet_export;
+    let t = template();
+    let r = &t["Resources"];
+    // Files of each table as the export writes them (empty: the schema is what matters).
+    let files = [
+        (
+            "FinanceIncentivesTable",
+            "incentives",
+            parquet_export::incentives("2026-11", "2026.11.1", "USD", &[]).unwrap(),
+        ),
+        (
+            "FinanceStatementsTable",
+            "statements",
+            parquet_export::statements("2026-11", "USD", &[]).unwrap(),
+        ),
+        (
+            "FinanceKpisTable",
+            "kpis",
+            parquet_export::kpis("2026-11", "2026.11.1", &[]).unwrap(),
+        ),
+    ];
+    let key = leadsync_store::s3::athena_object_key("kpis", "2026-11", "2026.11.1");
+    assert_eq!(key, "athena/kpis/period=2026-11/2026.11.1.parquet");
+    for (resource, table, file) in files {
+        let glue = &r[resource];
+        assert_eq!(
+            glue["Type"].as_str(),
+            Some("AWS::Glue::Table"),
+            "{resource}"
+        );
+        assert_eq!(
+            text(&glue["Properties"]["DatabaseName"]),
+            "FinanceGlueDatabase"
+        );
+        let input = &glue["Properties"]["TableInput"];
+        assert_eq!(input["Name"].as_str(), Some(table));
+        let storage = &input["StorageDescriptor"];
+        assert!(
+            storage["SerdeInfo"]["SerializationLibrary"]
+                .as_str()
+                .unwrap()
+                .ends_with("ParquetHiveSerDe")
+        );
+        // Where the store writes: athena/<table>/period=<period>/<version>.parquet.
+        let location = text(&storage["Location"]);
+        assert_eq!(location, format!("s3://${{DataBucket}}/athena/{table}/"));
+        let written = leadsync_store::s3::athena_object_key(table, "2026-11", "v");
+        assert!(written.starts_with(&format!("athena/{table}/period=2026-11/")));
+        let params = &input["Parameters"];
+        assert_eq!(
+            text(&params["storage.location.template"]),
+            format!("s3://${{DataBucket}}/athena/{table}/period=${{!period}}/")
+        );
+        assert_eq!(params["projection.enabled"].as_str(), Some("true"));
+        assert_eq!(params["projection.period.format"].as_str(), Some("yyyy-MM"));
+        let partitions: Vec<(String, String)> = input["PartitionKeys"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| (text(&c["Name"]), text(&c["Type"])))
+            .collect();
+        assert_eq!(partitions, [("period".to_owned(), "string".to_owned())]);
+        // The columns, in order and typed as Athena reads the file; `period` is the partition.
+        let declared: Vec<(String, String)> = storage["Columns"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| (text(&c["Name"]), text(&c["Type"])))
+            .collect();
+        let in_file: Vec<(String, String)> = parquet_export::athena_columns(&file)
+            .unwrap()
+            .into_iter()
+            .filter(|(name, _)| name != "period")
+            .collect();
+        assert_eq!(
+            declared, in_file,
+            "{resource} declares other columns than the file"
+        );
+    }
+    // The prepared statements name the tables they read and the workgroup they run in.
+    for (resource, table) in [
+        ("FinanceOwnerTotalsStatement", "incentives"),
+        ("FinanceOwnerStatementStatement", "statements"),
+        ("FinanceReconcileStatement", "statements"),
+    ] {
+        let p = &r[resource]["Properties"];
+        assert_eq!(text(&p["WorkGroup"]), "FinanceWorkGroup");
+        assert!(
+            text(&p["QueryStatement"]).contains(&format!("\"${{GlueDatabaseName}}\".\"{table}\"")),
+            "{resource}"
+        );
+    }
 }
