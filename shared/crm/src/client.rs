@@ -7,7 +7,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use leadsync_domain::ports::{
     Crm, CrmError, PropertyKind, PropertySpec, PropertyUpdate, PullPage, PushFailure, PushOutcome,
 };
-use leadsync_domain::runs::{Census, PullScope};
+use leadsync_domain::runs::{Census, PullScope, ScopeKey};
 use leadsync_domain::{Deal, LeadId};
 use leadsync_ratelimit::{RateGovernor, RateLimits};
 use reqwest::StatusCode;
@@ -543,6 +543,24 @@ fn error_message(body: &str) -> String {
 /// The cursor of a pull walk is the last contact id returned: each page asks for
 /// `hs_object_id > cursor` (keyset paging). Unlike `after` offsets it cannot shift when records
 /// start matching mid-walk, and it never meets the search's 10,000-result ceiling.
+/// HubSpot's scope keys are contact ids (`hs_object_id`) in decimal: the bounds of `scope` as
+/// numbers (`after` 0: from the start).
+fn id_bounds(scope: &PullScope) -> Result<(u64, Option<u64>), CrmError> {
+    let parse = |key: &ScopeKey| {
+        key.as_str().parse::<u64>().map_err(|_| CrmError::Rejected {
+            status: 0,
+            message: format!("scope key {key:?} is not a HubSpot contact id"),
+        })
+    };
+    Ok((
+        scope.after.as_ref().map(parse).transpose()?.unwrap_or(0),
+        scope.through.as_ref().map(parse).transpose()?,
+    ))
+}
+
+/// The most ids one search's `IN` filter takes.
+pub(crate) const MAX_IN_VALUES: usize = 100;
+
 /// The search filters (one AND group) selecting `scope` past `after_id`.
 fn scope_filters(scope: &PullScope, after_id: u64, through_id: Option<u64>) -> Vec<Value> {
     let mut filters = Vec::with_capacity(3);
@@ -556,7 +574,7 @@ fn scope_filters(scope: &PullScope, after_id: u64, through_id: Option<u64>) -> V
         filters.push(json!({
             "propertyName": "hs_object_id",
             "operator": "IN",
-            "values": scope.only.iter().take(PullScope::MAX_ONLY).map(LeadId::as_str).collect::<Vec<_>>(),
+            "values": scope.only.iter().take(MAX_IN_VALUES).map(LeadId::as_str).collect::<Vec<_>>(),
         }));
     }
     if after_id > 0 {
@@ -592,10 +610,11 @@ fn parse_cursor(raw: &str, scope: &PullScope) -> Result<Vec<Lane>, CrmError> {
         status: 0,
         message: format!("invalid pull cursor {raw:?}"),
     };
+    let (scope_after, scope_through) = id_bounds(scope)?;
     if let Ok(after) = raw.parse::<u64>() {
         return Ok(vec![Lane {
             after,
-            through: scope.through_id,
+            through: scope_through,
         }]);
     }
     raw.split(',')
@@ -606,12 +625,12 @@ fn parse_cursor(raw: &str, scope: &PullScope) -> Result<Vec<Lane>, CrmError> {
                 "" => None,
                 t => Some(t.parse::<u64>().map_err(|_| bad())?),
             };
-            let within = match (through, scope.through_id) {
+            let within = match (through, scope_through) {
                 (Some(t), Some(limit)) => t <= limit,
                 (None, Some(_)) => false,
                 (_, None) => true,
             };
-            if after < scope.after_id || !within || through.is_some_and(|t| t <= after) {
+            if after < scope_after || !within || through.is_some_and(|t| t <= after) {
                 return Err(bad());
             }
             Ok(Lane { after, through })
@@ -652,8 +671,9 @@ impl HubSpotCrm {
         scope: &PullScope,
         lane: Lane,
     ) -> Result<(Vec<HubSpotObject>, bool, Option<u64>), CrmError> {
+        let (scope_after, _) = id_bounds(scope)?;
         let body = json!({
-            "filterGroups": [{ "filters": scope_filters(scope, lane.after.max(scope.after_id), lane.through) }],
+            "filterGroups": [{ "filters": scope_filters(scope, lane.after.max(scope_after), lane.through) }],
             "sorts": [{ "propertyName": "hs_object_id", "direction": "ASCENDING" }],
             "properties": CONTACT_PROPERTIES,
             "limit": self.page_size(),
@@ -794,9 +814,14 @@ impl HubSpotCrm {
         let lane = *lane;
         let top = match lane.through {
             Some(through) => through,
-            None => match self.count(scope).await?.last_id {
-                Some(top) => top,
-                None => return Ok(()),
+            None => match self
+                .count(scope)
+                .await?
+                .last
+                .map(|k| k.as_str().parse::<u64>())
+            {
+                Some(Ok(top)) => top,
+                _ => return Ok(()),
             },
         };
         gathered.lanes = split_lane(lane, top, remaining, self.config.pull_lanes, page_size);
@@ -928,6 +953,21 @@ impl HubSpotCrm {
 }
 
 impl Crm for HubSpotCrm {
+    fn max_ids(&self) -> usize {
+        MAX_IN_VALUES
+    }
+
+    /// Contact ids are numbers: the midpoint, when one lies strictly between.
+    fn split_keys(&self, after: Option<&ScopeKey>, through: &ScopeKey) -> Option<ScopeKey> {
+        let after = match after {
+            Some(key) => key.as_str().parse::<u64>().ok()?,
+            None => 0,
+        };
+        let through = through.as_str().parse::<u64>().ok()?;
+        (through > after.saturating_add(1))
+            .then(|| ScopeKey::new((after + (through - after) / 2).to_string()))
+    }
+
     /// Deals and companies modified since `since` (search), then their contacts (v4
     /// associations, 1,000 a call).
     async fn contacts_touched_since(
@@ -1000,8 +1040,9 @@ impl Crm for HubSpotCrm {
 
     async fn count(&self, scope: &PullScope) -> Result<Census, CrmError> {
         // One result, highest id first: the response's `total` counts the scope.
+        let (after_id, through_id) = id_bounds(scope)?;
         let body = json!({
-            "filterGroups": [{ "filters": scope_filters(scope, scope.after_id, scope.through_id) }],
+            "filterGroups": [{ "filters": scope_filters(scope, after_id, through_id) }],
             "sorts": [{ "propertyName": "hs_object_id", "direction": "DESCENDING" }],
             "properties": ["hs_object_id"],
             "limit": 1,
@@ -1017,7 +1058,10 @@ impl Crm for HubSpotCrm {
             .total
             .unwrap_or(parsed.results.len() as u64)
             .max(u64::from(last_id.is_some()));
-        Ok(Census { total, last_id })
+        Ok(Census {
+            total,
+            last: last_id.map(|id| ScopeKey::new(id.to_string())),
+        })
     }
 
     async fn pull_page(
@@ -1036,10 +1080,8 @@ impl Crm for HubSpotCrm {
             None => {
                 self.expire_company_cache();
                 self.lock_prefetched().retain(|p| p.scope != *scope);
-                let whole = Lane {
-                    after: scope.after_id,
-                    through: scope.through_id,
-                };
+                let (after, through) = id_bounds(scope)?;
+                let whole = Lane { after, through };
                 let mut gathered = self.gather(scope, vec![whole], &HashSet::new()).await?;
                 self.split_walk(scope, &mut gathered).await?;
                 gathered
@@ -1260,7 +1302,7 @@ mod tests {
         assert_eq!(parse_cursor(&cursor, &scope).unwrap(), lanes);
         // An earlier version's cursor: one lane bounded by the scope.
         let mut bounded = scope.clone();
-        bounded.through_id = Some(9_000);
+        bounded.through = Some(ScopeKey::new("9000"));
         assert_eq!(
             parse_cursor("1000123", &scope).unwrap(),
             [lane(1_000_123, None)]
@@ -1275,7 +1317,7 @@ mod tests {
         // No lane may reach past the scope's bounds.
         assert!(parse_cursor("10-", &bounded).is_err());
         assert!(parse_cursor("10-9001", &bounded).is_err());
-        bounded.after_id = 50;
+        bounded.after = Some(ScopeKey::new("50"));
         assert!(parse_cursor("10-900", &bounded).is_err());
     }
 

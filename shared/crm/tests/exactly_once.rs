@@ -36,6 +36,18 @@ struct ChangingCrm<'a> {
 }
 
 impl Crm for ChangingCrm<'_> {
+    fn max_ids(&self) -> usize {
+        self.inner.max_ids()
+    }
+
+    fn split_keys(
+        &self,
+        after: Option<&leadsync_domain::runs::ScopeKey>,
+        through: &leadsync_domain::runs::ScopeKey,
+    ) -> Option<leadsync_domain::runs::ScopeKey> {
+        self.inner.split_keys(after, through)
+    }
+
     async fn contacts_touched_since(
         &self,
         since: chrono::DateTime<chrono::Utc>,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use leadsync_crm::{HubSpotConfig, HubSpotCrm};
 use leadsync_domain::LeadId;
 use leadsync_domain::ports::{Crm, CrmError, PropertyUpdate};
-use leadsync_domain::runs::PullScope;
+use leadsync_domain::runs::{PullScope, ScopeKey};
 use leadsync_sandbox::{Sandbox, SandboxConfig};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -62,7 +62,7 @@ async fn the_next_pages_searches_are_read_ahead_while_companies_are_read_and_use
 
     // A walk under another scope does not take that read-ahead…
     let other = PullScope {
-        after_id: 1,
+        after: Some(ScopeKey::new("1")),
         ..scope.clone()
     };
     let before_other = searches();
@@ -447,9 +447,9 @@ async fn slices_walked_by_one_client_read_each_company_once() {
     let order = contact_ids(&sandbox);
     let middle: u64 = order[order.len() / 2].parse().unwrap();
     let mut low = PullScope::since(DateTime::<Utc>::UNIX_EPOCH);
-    low.through_id = Some(middle);
+    low.through = Some(ScopeKey::new(middle.to_string()));
     let mut high = PullScope::since(DateTime::<Utc>::UNIX_EPOCH);
-    high.after_id = middle;
+    high.after = Some(ScopeKey::new(middle.to_string()));
     let (mut pulled, mut companies) = (0, BTreeSet::new());
     let mut per_slice = Vec::new();
     for scope in [low, high] {

@@ -11,7 +11,9 @@ use crate::ports::{
 };
 use crate::ports::{PeriodStatus, RollupStore, RowsWritten};
 use crate::rollup::RollupRow;
-use crate::runs::{Census, Lease, PullScope, RunPlan, RunProgress, SliceResult, SliceSpec};
+use crate::runs::{
+    Census, Lease, PullScope, RunPlan, RunProgress, ScopeKey, SliceResult, SliceSpec,
+};
 use crate::transition::{LeadState, Transition};
 use chrono::Datelike as _;
 use chrono::{DateTime, Utc};
@@ -119,6 +121,11 @@ fn numeric_id(id: &LeadId) -> Option<u64> {
     id.as_str().parse().ok()
 }
 
+/// The fake's keys are its numeric ids in decimal (as HubSpot's); anything else is the start.
+fn fake_key(key: &ScopeKey) -> u64 {
+    key.as_str().parse().unwrap_or(0)
+}
+
 impl FakeCrm {
     /// The leads a scope selects, in ascending numeric id order (the order HubSpot's search
     /// walks); ids that are not numbers sort first and belong to the unbounded start.
@@ -129,9 +136,11 @@ impl FakeCrm {
                 if !scope.only.is_empty() {
                     return scope.only.contains(&l.id);
                 }
+                let after = scope.after.as_ref().map(fake_key);
+                let through = scope.through.as_ref().map(fake_key);
                 let in_range = match numeric_id(&l.id) {
-                    Some(n) => n > scope.after_id && scope.through_id.is_none_or(|t| n <= t),
-                    None => scope.after_id == 0,
+                    Some(n) => n > after.unwrap_or(0) && through.is_none_or(|t| n <= t),
+                    None => after.is_none(),
                 };
                 in_range && l.modified_at >= scope.since
             })
@@ -148,6 +157,15 @@ impl FakeCrm {
 }
 
 impl Crm for FakeCrm {
+    fn max_ids(&self) -> usize {
+        100
+    }
+
+    fn split_keys(&self, after: Option<&ScopeKey>, through: &ScopeKey) -> Option<ScopeKey> {
+        let (after, through) = (after.map_or(0, fake_key), fake_key(through));
+        (through > after + 1).then(|| ScopeKey::new((after + (through - after) / 2).to_string()))
+    }
+
     async fn contacts_touched_since(&self, since: DateTime<Utc>) -> Result<Vec<LeadId>, CrmError> {
         self.take_failure()?;
         Ok(lock(&self.touched)
@@ -209,7 +227,7 @@ impl Crm for FakeCrm {
         Ok(PullPage {
             leads,
             // Unreadable records have no usable id: they come with the first slice's first page.
-            rejected: if offset == 0 && scope.after_id == 0 && scope.only.is_empty() {
+            rejected: if offset == 0 && scope.after.is_none() && scope.only.is_empty() {
                 lock(&self.rejected).clone()
             } else {
                 Vec::new()
@@ -224,7 +242,11 @@ impl Crm for FakeCrm {
         let matching = self.in_scope(scope);
         Ok(Census {
             total: matching.len() as u64,
-            last_id: matching.iter().filter_map(|l| numeric_id(&l.id)).max(),
+            last: matching
+                .iter()
+                .filter_map(|l| numeric_id(&l.id))
+                .max()
+                .map(|n| ScopeKey::new(n.to_string())),
         })
     }
 

@@ -9,7 +9,9 @@
 
 use crate::criteria::Scorecard;
 use crate::lead::{Firmographics, Lead, LeadId};
-use crate::runs::{Census, Lease, PullScope, RunPlan, RunProgress, SliceResult, SliceSpec};
+use crate::runs::{
+    Census, Lease, PullScope, RunPlan, RunProgress, ScopeKey, SliceResult, SliceSpec,
+};
 use crate::transition::{LeadState, Transition};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -117,11 +119,20 @@ impl CrmError {
 
 /// The CRM leadsync pulls leads from and writes results back to.
 pub trait Crm: Send + Sync {
-    /// One page of the contacts in `scope` (modified at or after `scope.since`, inside its id
+    /// The most ids one [`PullScope::only`] may name (one request's `IN` list: HubSpot's
+    /// search takes 100 values).
+    fn max_ids(&self) -> usize;
+
+    /// A key strictly between `after` (exclusive; `None`: the start of the key space) and
+    /// `through`, about halfway in the adapter's order — how planning bisects a range that
+    /// holds too many records. `None` when no key lies between them.
+    fn split_keys(&self, after: Option<&ScopeKey>, through: &ScopeKey) -> Option<ScopeKey>;
+
+    /// One page of the contacts in `scope` (modified at or after `scope.since`, inside its key
     /// range, or exactly `scope.only`), with their company data. Start with `cursor = None`;
     /// follow [`PullPage::next`] until it is `None`. The whole walk returns every contact in
     /// scope at least once (records may repeat; callers must tolerate duplicates). Pages need
-    /// not come in id order: an adapter may walk several id ranges of the scope at once.
+    /// not come in key order: an adapter may walk several key ranges of the scope at once.
     ///
     /// # Errors
     /// [`CrmError`]: the page could not be read at all. Records that could be read but not
@@ -132,7 +143,7 @@ pub trait Crm: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<PullPage, CrmError>> + Send;
 
-    /// How many contacts `scope` holds and the highest id among them — one cheap request,
+    /// How many contacts `scope` holds and the last key among them — one cheap request,
     /// used to plan slices. The count may be slightly stale (search indexing lags); planning
     /// must not depend on it being exact.
     ///

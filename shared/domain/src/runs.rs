@@ -13,18 +13,59 @@ use crate::ports::RunReport;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// One bound of a pull's key range: a record key in the CRM adapter's own encoding (HubSpot:
+/// the decimal `hs_object_id`; Salesforce: the 18-character record Id), ordered as the adapter
+/// orders it. Planning, slices, the lease and the run record only carry it; the adapter alone
+/// compares, filters on and splits keys ([`Crm::split_keys`](crate::ports::Crm::split_keys)).
+///
+/// It reads back from a string or, as slice messages and run records written before keys were
+/// opaque said it (`after_id`, `through_id`), a number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ScopeKey(#[serde(deserialize_with = "text_or_number")] String);
+
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Key {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Key::deserialize(d)? {
+        Key::Text(s) => s,
+        Key::Number(n) => n.to_string(),
+    })
+}
+
+impl ScopeKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ScopeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Which contacts one pull walks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullScope {
     /// Contacts modified at or after this instant (ignored when `only` is set).
     pub since: DateTime<Utc>,
-    /// Only contacts whose numeric id is greater than this (0: from the start).
-    #[serde(default)]
-    pub after_id: u64,
-    /// Only contacts whose numeric id is at most this; `None`: no upper bound.
-    #[serde(default)]
-    pub through_id: Option<u64>,
-    /// Exactly these contacts, whenever they were modified (≤ [`PullScope::MAX_ONLY`]).
+    /// Only records whose key comes after this one; `None`: from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "after_id")]
+    pub after: Option<ScopeKey>,
+    /// Only records whose key is at most this one; `None`: no upper bound.
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "through_id")]
+    pub through: Option<ScopeKey>,
+    /// Exactly these contacts, whenever they were modified (at most the adapter's
+    /// [`Crm::max_ids`](crate::ports::Crm::max_ids)).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub only: Vec<LeadId>,
     /// `only` holds leads re-scored though the CRM did not change their own record: time alone
@@ -35,23 +76,30 @@ pub struct PullScope {
 }
 
 impl PullScope {
-    /// The most ids one scope may name (HubSpot's `IN` filter takes 100 values).
-    pub const MAX_ONLY: usize = 100;
     /// The most leads one nightly run re-scores for time alone (the rest wait a night).
     pub const MAX_DUE: usize = 20_000;
     /// How many months of the due index a nightly run reads (overdue leads older than this
     /// were re-scored by any run that pulled them since).
     pub const DUE_MONTHS: u32 = 3;
 
-    /// Scopes of ≤ [`PullScope::MAX_ONLY`] leads each for leads due for a re-score.
-    pub fn due(ids: &[LeadId]) -> Vec<PullScope> {
-        ids.chunks(Self::MAX_ONLY)
+    /// Scopes of exactly these leads, `per_scope` (the adapter's
+    /// [`Crm::max_ids`](crate::ports::Crm::max_ids)) at most in each.
+    pub fn chosen(ids: &[LeadId], per_scope: usize) -> Vec<PullScope> {
+        ids.chunks(per_scope.max(1))
             .map(|chunk| PullScope {
                 only: chunk.to_vec(),
-                due: true,
                 ..PullScope::default()
             })
             .collect()
+    }
+
+    /// Scopes of leads due for a re-score, `per_scope` at most in each.
+    pub fn due(ids: &[LeadId], per_scope: usize) -> Vec<PullScope> {
+        let mut scopes = Self::chosen(ids, per_scope);
+        for scope in &mut scopes {
+            scope.due = true;
+        }
+        scopes
     }
 
     /// Everything modified since `since`.
@@ -63,11 +111,11 @@ impl PullScope {
     }
 }
 
-/// How many contacts a scope holds, and the highest id among them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How many contacts a scope holds, and the last key among them (the adapter's order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Census {
     pub total: u64,
-    pub last_id: Option<u64>,
+    pub last: Option<ScopeKey>,
 }
 
 /// What kind of run a slice belongs to.
@@ -222,6 +270,31 @@ mod tests {
     }
 
     #[test]
+    fn scopes_written_with_numeric_ids_read_back_as_keys() {
+        let old = r#"{"since":"2026-11-01T00:00:00Z","after_id":1200,"through_id":4800}"#;
+        let scope: PullScope = serde_json::from_str(old).unwrap();
+        assert_eq!(scope.after, Some(ScopeKey::new("1200")));
+        assert_eq!(scope.through, Some(ScopeKey::new("4800")));
+        let open = r#"{"since":"2026-11-01T00:00:00Z","after_id":0,"through_id":null}"#;
+        let scope: PullScope = serde_json::from_str(open).unwrap();
+        assert_eq!(
+            (scope.after, scope.through),
+            (Some(ScopeKey::new("0")), None)
+        );
+        let new = serde_json::to_string(&PullScope {
+            after: Some(ScopeKey::new("00Q000000000001AAA")),
+            ..PullScope::default()
+        })
+        .unwrap();
+        assert!(new.contains(r#""after":"00Q000000000001AAA""#), "{new}");
+        assert!(!new.contains("through"), "{new}");
+        assert_eq!(
+            serde_json::from_str::<PullScope>(&new).unwrap().after,
+            Some(ScopeKey::new("00Q000000000001AAA"))
+        );
+    }
+
+    #[test]
     fn slice_spec_round_trips_as_a_queue_message() {
         let spec = SliceSpec {
             run_id: "r1".into(),
@@ -230,8 +303,8 @@ mod tests {
             slices: 5,
             scope: PullScope {
                 since: DateTime::<Utc>::UNIX_EPOCH,
-                after_id: 100,
-                through_id: Some(200),
+                after: Some(ScopeKey::new("100")),
+                through: Some(ScopeKey::new("200")),
                 only: Vec::new(),
                 due: false,
             },

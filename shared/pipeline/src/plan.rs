@@ -1,13 +1,14 @@
-//! Planning a run's slices: cut the contacts in scope into id ranges of about `target`
-//! contacts each, by counting (one cheap search request per count) and bisecting ranges that
-//! hold too many. HubSpot ids grow with creation time, so changed contacts cluster unevenly;
-//! bisection follows the clusters instead of assuming an even spread.
+//! Planning a run's slices: cut the contacts in scope into key ranges of about `target`
+//! contacts each, by counting (one cheap request per count) and bisecting ranges that hold too
+//! many at a key the adapter picks ([`Crm::split_keys`]). Record keys grow with creation time
+//! in the CRMs we serve, so changed contacts cluster unevenly; bisection follows the clusters
+//! instead of assuming an even spread.
 //!
-//! The last range is open-ended: a contact created after the census (with a higher id) still
+//! The last range is open-ended: a contact created after the census (with a later key) still
 //! belongs to a slice.
 
 use leadsync_domain::ports::{Crm, CrmError};
-use leadsync_domain::runs::PullScope;
+use leadsync_domain::runs::{PullScope, ScopeKey};
 
 /// The slices of a run, and what planning cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,48 +35,72 @@ pub async fn plan_slices<C: Crm>(
     let whole = PullScope::since(base.since);
     let census = crm.count(&whole).await?;
     let mut requests = 1;
-    let Some(last_id) = census.last_id.filter(|_| census.total > target) else {
+    let Some(last) = census.last.filter(|_| census.total > target) else {
         return Ok(SlicePlan {
             scopes: vec![whole],
             contacts: census.total,
             requests,
         });
     };
-    // Ranges (after, through] with their counts; split the largest first until each fits.
-    let mut ranges: Vec<(u64, u64, u64)> = vec![(0, last_id, census.total)];
+    // Ranges (after, through] with their counts and, once known, a key between their ends;
+    // split the largest first until each fits.
+    struct Range {
+        after: Option<ScopeKey>,
+        through: ScopeKey,
+        n: u64,
+        mid: Option<ScopeKey>,
+    }
+    let range = |after: Option<ScopeKey>, through: ScopeKey, n| {
+        let mid = crm.split_keys(after.as_ref(), &through);
+        Range {
+            after,
+            through,
+            n,
+            mid,
+        }
+    };
+    let mut ranges = vec![range(None, last, census.total)];
     while ranges.len() < max_slices {
         let Some(at) = ranges
             .iter()
             .enumerate()
-            .filter(|(_, (after, through, n))| *n > target && through - after > 1)
-            .max_by_key(|(_, (_, _, n))| *n)
+            .filter(|(_, r)| r.n > target && r.mid.is_some())
+            .max_by_key(|(_, r)| r.n)
             .map(|(i, _)| i)
         else {
             break;
         };
-        let (after, through, n) = ranges[at];
-        let mid = after + (through - after) / 2;
+        let Range {
+            after,
+            through,
+            n,
+            mid,
+        } = ranges.remove(at);
+        let Some(mid) = mid else { break };
         let left = crm
             .count(&PullScope {
-                after_id: after,
-                through_id: Some(mid),
+                after: after.clone(),
+                through: Some(mid.clone()),
                 ..whole.clone()
             })
             .await?
             .total;
         requests += 1;
-        ranges[at] = (after, mid, left);
-        ranges.insert(at + 1, (mid, through, n.saturating_sub(left)));
+        ranges.insert(
+            at,
+            range(Some(mid.clone()), through, n.saturating_sub(left)),
+        );
+        ranges.insert(at, range(after, mid, left));
     }
     // Neighbours that fit together become one slice again.
-    let mut merged: Vec<(u64, u64, u64)> = Vec::with_capacity(ranges.len());
-    for (after, through, n) in ranges {
+    let mut merged: Vec<(Option<ScopeKey>, ScopeKey, u64)> = Vec::with_capacity(ranges.len());
+    for r in ranges {
         match merged.last_mut() {
-            Some(last) if last.2 + n <= target => {
-                last.1 = through;
-                last.2 += n;
+            Some(last) if last.2 + r.n <= target => {
+                last.1 = r.through;
+                last.2 += r.n;
             }
-            _ => merged.push((after, through, n)),
+            _ => merged.push((r.after, r.through, r.n)),
         }
     }
     let count = merged.len();
@@ -83,8 +108,8 @@ pub async fn plan_slices<C: Crm>(
         .into_iter()
         .enumerate()
         .map(|(i, (after, through, _))| PullScope {
-            after_id: after,
-            through_id: (i + 1 < count).then_some(through),
+            after,
+            through: (i + 1 < count).then_some(through),
             ..whole.clone()
         })
         .collect();
@@ -132,7 +157,7 @@ mod tests {
             .unwrap();
         assert_eq!(plan.scopes.len(), 1);
         assert_eq!((plan.contacts, plan.requests), (50, 1));
-        assert_eq!(plan.scopes[0].through_id, None);
+        assert_eq!(plan.scopes[0].through, None);
     }
 
     #[tokio::test]
@@ -148,7 +173,7 @@ mod tests {
             .unwrap();
         assert!(plan.scopes.len() >= 9, "{} slices", plan.scopes.len());
         assert_eq!(plan.contacts, ids.len() as u64);
-        assert_eq!(plan.scopes.last().unwrap().through_id, None);
+        assert_eq!(plan.scopes.last().unwrap().through, None);
         let mut seen = Vec::new();
         for scope in &plan.scopes {
             let got = walk(&crm, scope).await;

@@ -156,13 +156,7 @@ where
     let (scopes, contacts) = match target {
         Some(RescoreTarget::Leads(ids)) => {
             let count = ids.len() as u64;
-            let scopes = ids
-                .chunks(PullScope::MAX_ONLY)
-                .map(|chunk| PullScope {
-                    only: chunk.to_vec(),
-                    ..PullScope::default()
-                })
-                .collect();
+            let scopes = PullScope::chosen(&ids, deps.crm.max_ids());
             (scopes, count)
         }
         other => {
@@ -185,7 +179,7 @@ where
                 // one slice per 100, pulled by id.
                 let due = crate::sync::unchanged_to_rescore(deps, input.now, since).await?;
                 contacts += due.len() as u64;
-                scopes.extend(PullScope::due(&due));
+                scopes.extend(PullScope::due(&due, deps.crm.max_ids()));
             }
             (scopes, contacts)
         }

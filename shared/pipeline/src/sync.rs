@@ -55,7 +55,7 @@ impl SyncInput {
             run_id: run_id.into(),
             slice: 0,
             now,
-            source: "hubspot#contacts".into(),
+            source: "crm#contacts".into(),
             lookback: Duration::minutes(10),
             index_lag: Duration::minutes(2),
             since_override: None,
@@ -147,7 +147,7 @@ where
         // Leads whose stage or band time alone has changed since they were scored, and leads
         // whose deals or company changed without their own record.
         let due = unchanged_to_rescore(deps, input.now, since).await?;
-        for scope in PullScope::due(&due) {
+        for scope in PullScope::due(&due, deps.crm.max_ids()) {
             let more = sync_scope(deps, input, &scope).await?;
             outcome.report.absorb(&more.report);
             outcome.hold_at = match (outcome.hold_at, more.hold_at) {
@@ -253,7 +253,7 @@ where
         since: Some(scope.since),
         ..RunReport::default()
     };
-    tracing::info!(run_id = %input.run_id, slice = input.slice, since = %scope.since, after_id = scope.after_id, through_id = ?scope.through_id, only = scope.only.len(), criteria_version = %deps.criteria.version, "Slice started.");
+    tracing::info!(run_id = %input.run_id, slice = input.slice, since = %scope.since, after = ?scope.after, through = ?scope.through, only = scope.only.len(), criteria_version = %deps.criteria.version, "Slice started.");
 
     // One enricher for the whole run: each company domain is looked up once, whatever page it is on.
     let mut enricher = leadsync_enrich::Enricher::new(deps.providers);

@@ -126,8 +126,8 @@ async fn a_fanned_out_run_ends_exactly_like_an_inline_run() {
     assert_eq!(fanned.store.all_rows(), inline.store.all_rows(), "rollups");
     assert_eq!(fanned.store.states(), inline.store.states(), "lead states");
     assert_eq!(
-        fanned.store.watermark("hubspot#contacts").await.unwrap(),
-        inline.store.watermark("hubspot#contacts").await.unwrap()
+        fanned.store.watermark("crm#contacts").await.unwrap(),
+        inline.store.watermark("crm#contacts").await.unwrap()
     );
     assert_eq!(fanned.crm.written().len(), inline.crm.written().len());
     assert!(
@@ -224,7 +224,7 @@ async fn a_rescore_of_chosen_leads_touches_only_them_and_not_the_watermark() {
         w.start("nightly", u64::MAX).await,
         Started::Finished(_)
     ));
-    let watermark = w.store.watermark("hubspot#contacts").await.unwrap();
+    let watermark = w.store.watermark("crm#contacts").await.unwrap();
     let ids: Vec<LeadId> = (0..150)
         .map(|i| LeadId::new((5000 + i * 3).to_string()).unwrap())
         .collect();
@@ -251,10 +251,7 @@ async fn a_rescore_of_chosen_leads_touches_only_them_and_not_the_watermark() {
         .map(|s| s.lead_id)
         .collect();
     assert!(rescored.iter().all(|id| ids.contains(id)), "{rescored:?}");
-    assert_eq!(
-        w.store.watermark("hubspot#contacts").await.unwrap(),
-        watermark
-    );
+    assert_eq!(w.store.watermark("crm#contacts").await.unwrap(), watermark);
     assert!(w.store.lease().is_none());
 }
 

@@ -183,7 +183,7 @@ async fn too_many_bad_records_fail_the_run_but_keep_them() {
     );
     assert_eq!(w.snapshots.quarantined().values().next().unwrap().len(), 20);
     assert_eq!(
-        w.store.watermark("hubspot#contacts").await.unwrap(),
+        w.store.watermark("crm#contacts").await.unwrap(),
         None,
         "a failed run does not move the watermark"
     );
@@ -212,7 +212,7 @@ async fn crash_mid_pull_then_rerun_ends_like_one_clean_run() {
         matches!(partial, Err(SyncError::Pull { pages: 2, .. })),
         "{partial:?}"
     );
-    assert_eq!(w.store.watermark("hubspot#contacts").await.unwrap(), None);
+    assert_eq!(w.store.watermark("crm#contacts").await.unwrap(), None);
     assert_eq!(
         w.store.states().len(),
         20,
@@ -226,8 +226,8 @@ async fn crash_mid_pull_then_rerun_ends_like_one_clean_run() {
     assert_eq!(w.store.states(), clean.store.states());
     assert_eq!(w.store.transitions(), clean.store.transitions());
     assert_eq!(
-        w.store.watermark("hubspot#contacts").await.unwrap(),
-        clean.store.watermark("hubspot#contacts").await.unwrap()
+        w.store.watermark("crm#contacts").await.unwrap(),
+        clean.store.watermark("crm#contacts").await.unwrap()
     );
 }
 
@@ -238,6 +238,18 @@ struct FailAfter<'a> {
 }
 
 impl Crm for FailAfter<'_> {
+    fn max_ids(&self) -> usize {
+        self.inner.max_ids()
+    }
+
+    fn split_keys(
+        &self,
+        after: Option<&leadsync_domain::runs::ScopeKey>,
+        through: &leadsync_domain::runs::ScopeKey,
+    ) -> Option<leadsync_domain::runs::ScopeKey> {
+        self.inner.split_keys(after, through)
+    }
+
     async fn contacts_touched_since(
         &self,
         since: chrono::DateTime<chrono::Utc>,
@@ -379,6 +391,18 @@ struct PushFails<'a> {
 }
 
 impl Crm for PushFails<'_> {
+    fn max_ids(&self) -> usize {
+        self.inner.max_ids()
+    }
+
+    fn split_keys(
+        &self,
+        after: Option<&leadsync_domain::runs::ScopeKey>,
+        through: &leadsync_domain::runs::ScopeKey,
+    ) -> Option<leadsync_domain::runs::ScopeKey> {
+        self.inner.split_keys(after, through)
+    }
+
     async fn contacts_touched_since(
         &self,
         since: chrono::DateTime<chrono::Utc>,
