@@ -73,8 +73,14 @@ impl Api {
                 .force_path_style(sdk.endpoint_url().is_some())
                 .build(),
         );
+        // The CRM's namespace in the table (CRM_KIND, as the sync functions read it).
+        let crm = match std::env::var("CRM_KIND").as_deref() {
+            Ok("hubspot") | Ok("") | Err(_) => "hubspot",
+            Ok("salesforce") => "salesforce",
+            Ok(_) => return Err(MissingConfig("CRM_KIND (hubspot or salesforce)")),
+        };
         Ok(Self {
-            store: DynamoLeadStore::new(aws_sdk_dynamodb::Client::new(sdk), table, "hubspot"),
+            store: DynamoLeadStore::new(aws_sdk_dynamodb::Client::new(sdk), table, crm),
             exports: S3SnapshotStore::new(s3, bucket),
             access,
         })

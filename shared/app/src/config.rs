@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
 pub const BUCKET_NAME: &str = "BUCKET_NAME";
+pub const CRM_KIND: &str = "CRM_KIND";
 pub const CRM_BASE_URL: &str = "CRM_BASE_URL";
 pub const CRM_TOKEN: &str = "CRM_TOKEN";
 pub const CRM_PAGE_SIZE: &str = "CRM_PAGE_SIZE";
@@ -43,6 +44,7 @@ pub const KEYS: &[(&str, &str)] = &[
         BUCKET_NAME,
         "S3 bucket for snapshots and quarantine (required)",
     ),
+    (CRM_KIND, "the CRM: hubspot (default) or salesforce"),
     (
         CRM_BASE_URL,
         "HubSpot API base URL (default https://api.hubapi.com)",
@@ -155,6 +157,44 @@ pub enum ConfigError {
     },
 }
 
+/// Which CRM a deployment serves. Only configuration and wiring name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrmKind {
+    HubSpot,
+    Salesforce,
+}
+
+impl CrmKind {
+    /// The namespace of the CRM's records in the table (`LEAD#<name>#…`, `LINKS#<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CrmKind::HubSpot => "hubspot",
+            CrmKind::Salesforce => "salesforce",
+        }
+    }
+
+    /// The watermark of nightly runs.
+    pub fn watermark_key(self) -> String {
+        format!("{}#contacts", self.name())
+    }
+
+    /// From `CRM_KIND` (absent: HubSpot).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for another value.
+    pub fn from_value(raw: Option<String>) -> Result<Self, ConfigError> {
+        match raw.as_deref().map(str::trim) {
+            None | Some("") | Some("hubspot") => Ok(CrmKind::HubSpot),
+            Some("salesforce") => Ok(CrmKind::Salesforce),
+            Some(other) => Err(ConfigError::Invalid {
+                key: CRM_KIND,
+                value: other.to_owned(),
+                why: "hubspot or salesforce".into(),
+            }),
+        }
+    }
+}
+
 /// A secret as configured: the value itself, or where to fetch it.
 #[derive(Debug, Clone)]
 pub enum SecretSource {
@@ -176,6 +216,7 @@ pub struct PdlSettings {
 /// The function's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub crm_kind: CrmKind,
     pub table: String,
     pub bucket: String,
     pub crm_base_url: String,
@@ -281,6 +322,7 @@ impl Config {
             });
         }
         Ok(Self {
+            crm_kind: CrmKind::from_value(get(CRM_KIND))?,
             table: required(TABLE_NAME)?,
             bucket: required(BUCKET_NAME)?,
             crm_base_url: base_url,

@@ -217,7 +217,7 @@ impl Deps {
         Ok(Self {
             providers,
             crm: HubSpotCrm::new(crm_config)?,
-            store: DynamoLeadStore::new(dynamo, config.table.clone(), "hubspot"),
+            store: DynamoLeadStore::new(dynamo, config.table.clone(), config.crm_kind.name()),
             snapshots: S3SnapshotStore::new(s3, config.bucket.clone()),
             criteria_store,
             queue,
@@ -304,6 +304,7 @@ impl Deps {
     /// A run's input from the configuration.
     pub fn sync_input(&self, run_id: &str, now: chrono::DateTime<chrono::Utc>) -> SyncInput {
         let mut input = SyncInput::nightly(run_id, now);
+        input.source = self.config.crm_kind.watermark_key();
         input.lookback = self.config.lookback;
         input.index_lag = self.config.index_lag;
         input.max_reject_ratio = self.config.max_reject_ratio;
