@@ -1059,6 +1059,7 @@ impl Crm for HubSpotCrm {
             .unwrap_or(parsed.results.len() as u64)
             .max(u64::from(last_id.is_some()));
         Ok(Census {
+            first: None,
             total,
             last: last_id.map(|id| ScopeKey::new(id.to_string())),
         })

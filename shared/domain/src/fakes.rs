@@ -241,6 +241,7 @@ impl Crm for FakeCrm {
         self.take_failure()?;
         let matching = self.in_scope(scope);
         Ok(Census {
+            first: None,
             total: matching.len() as u64,
             last: matching
                 .iter()

@@ -111,10 +111,12 @@ impl PullScope {
     }
 }
 
-/// How many contacts a scope holds, and the last key among them (the adapter's order).
+/// How many contacts a scope holds, and the first and last keys among them (the adapter's
+/// order). `first` is optional: an adapter whose key space is dense may leave it out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Census {
     pub total: u64,
+    pub first: Option<ScopeKey>,
     pub last: Option<ScopeKey>,
 }
 

@@ -8,7 +8,7 @@
 //! belongs to a slice.
 
 use leadsync_domain::ports::{Crm, CrmError};
-use leadsync_domain::runs::{PullScope, ScopeKey};
+use leadsync_domain::runs::{Census, PullScope, ScopeKey};
 
 /// The slices of a run, and what planning cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,16 +42,29 @@ pub async fn plan_slices<C: Crm>(
             requests,
         });
     };
-    // Ranges (after, through] with their counts and, once known, a key between their ends;
-    // split the largest first until each fits.
+    // Ranges (after, through] with their counts, the first and last keys a census saw in
+    // them (when the adapter reports them), and a key between those; split the largest
+    // first until each fits.
     struct Range {
         after: Option<ScopeKey>,
         through: ScopeKey,
         n: u64,
         mid: Option<ScopeKey>,
     }
-    let range = |after: Option<ScopeKey>, through: ScopeKey, n| {
-        let mid = crm.split_keys(after.as_ref(), &through);
+    // Splitting between the keys a census saw, not the range's ends, skips the empty key
+    // space around the records (sparse in CRMs whose keys are wide, as Salesforce Ids are).
+    let range = |after: Option<ScopeKey>,
+                 through: ScopeKey,
+                 n,
+                 seen: (Option<ScopeKey>, Option<ScopeKey>)| {
+        let (first, last) = seen;
+        let low = first.as_ref().or(after.as_ref());
+        let high = last.as_ref().unwrap_or(&through);
+        let mid = if first.is_some() && first == last {
+            None
+        } else {
+            crm.split_keys(low, high)
+        };
         Range {
             after,
             through,
@@ -59,7 +72,14 @@ pub async fn plan_slices<C: Crm>(
             mid,
         }
     };
-    let mut ranges = vec![range(None, last, census.total)];
+    // Adapters that report first keys get both halves counted (tight bounds on each side).
+    let both_sides = census.first.is_some();
+    let mut ranges = vec![range(
+        None,
+        last.clone(),
+        census.total,
+        (census.first.clone(), Some(last)),
+    )];
     while ranges.len() < max_slices {
         let Some(at) = ranges
             .iter()
@@ -83,14 +103,33 @@ pub async fn plan_slices<C: Crm>(
                 through: Some(mid.clone()),
                 ..whole.clone()
             })
-            .await?
-            .total;
+            .await?;
         requests += 1;
+        let right = if both_sides {
+            requests += 1;
+            crm.count(&PullScope {
+                after: Some(mid.clone()),
+                through: Some(through.clone()),
+                ..whole.clone()
+            })
+            .await?
+        } else {
+            Census {
+                total: n.saturating_sub(left.total),
+                first: None,
+                last: None,
+            }
+        };
         ranges.insert(
             at,
-            range(Some(mid.clone()), through, n.saturating_sub(left)),
+            range(
+                Some(mid.clone()),
+                through,
+                right.total,
+                (right.first, right.last),
+            ),
         );
-        ranges.insert(at, range(after, mid, left));
+        ranges.insert(at, range(after, mid, left.total, (left.first, left.last)));
     }
     // Neighbours that fit together become one slice again.
     let mut merged: Vec<(Option<ScopeKey>, ScopeKey, u64)> = Vec::with_capacity(ranges.len());
