@@ -12,6 +12,11 @@ pub const BUCKET_NAME: &str = "BUCKET_NAME";
 pub const CRM_KIND: &str = "CRM_KIND";
 pub const CRM_BASE_URL: &str = "CRM_BASE_URL";
 pub const CRM_TOKEN: &str = "CRM_TOKEN";
+pub const SF_CLIENT_ID: &str = "SF_CLIENT_ID";
+pub const SF_CLIENT_SECRET: &str = "SF_CLIENT_SECRET";
+pub const SF_CLIENT_SECRET_ARN: &str = "SF_CLIENT_SECRET_ARN";
+pub const SF_DAILY_BUDGET_SHARE: &str = "SF_DAILY_BUDGET_SHARE";
+pub const SF_PAGE_SIZE: &str = "SF_PAGE_SIZE";
 pub const CRM_PAGE_SIZE: &str = "CRM_PAGE_SIZE";
 pub const CRM_PULL_LANES: &str = "CRM_PULL_LANES";
 pub const CRM_RATE_TIER: &str = "CRM_RATE_TIER";
@@ -47,7 +52,23 @@ pub const KEYS: &[(&str, &str)] = &[
     (CRM_KIND, "the CRM: hubspot (default) or salesforce"),
     (
         CRM_BASE_URL,
-        "HubSpot API base URL (default https://api.hubapi.com)",
+        "HubSpot API base URL (default https://api.hubapi.com); Salesforce: the org's My Domain login URL (required)",
+    ),
+    (
+        SF_CLIENT_ID,
+        "Salesforce: the connected app's consumer key (required with CRM_KIND=salesforce)",
+    ),
+    (
+        SF_CLIENT_SECRET,
+        "Salesforce: its consumer secret (local runs; or SF_CLIENT_SECRET_ARN)",
+    ),
+    (
+        SF_DAILY_BUDGET_SHARE,
+        "Salesforce: share of the org's daily API allocation a run may use, 0-1 (default 0.5)",
+    ),
+    (
+        SF_PAGE_SIZE,
+        "Salesforce: records per query page, 200-2000 (default 2000)",
     ),
     (
         CRM_TOKEN,
@@ -195,6 +216,15 @@ impl CrmKind {
     }
 }
 
+/// A Salesforce org's connected app (`CRM_KIND=salesforce`); its secret is
+/// [`Config::crm_token`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SalesforceSettings {
+    pub client_id: String,
+    pub daily_budget_share: f64,
+    pub page_size: u32,
+}
+
 /// A secret as configured: the value itself, or where to fetch it.
 #[derive(Debug, Clone)]
 pub enum SecretSource {
@@ -220,7 +250,11 @@ pub struct Config {
     pub table: String,
     pub bucket: String,
     pub crm_base_url: String,
+    /// The CRM's secret: HubSpot's private-app token, or the Salesforce connected app's
+    /// consumer secret.
     pub crm_token: SecretSource,
+    /// Set when `crm_kind` is Salesforce.
+    pub salesforce: Option<SalesforceSettings>,
     pub page_size: u32,
     /// Id-range lanes one pull walk searches at once.
     pub pull_lanes: u32,
@@ -310,7 +344,36 @@ impl Config {
                 },
             }
         }
-        let base_url = get(CRM_BASE_URL).unwrap_or_else(|| "https://api.hubapi.com".to_owned());
+        let crm_kind = CrmKind::from_value(get(CRM_KIND))?;
+        let base_url = match crm_kind {
+            CrmKind::HubSpot => {
+                get(CRM_BASE_URL).unwrap_or_else(|| "https://api.hubapi.com".to_owned())
+            }
+            CrmKind::Salesforce => required(CRM_BASE_URL)?,
+        };
+        let (crm_token, salesforce) = match crm_kind {
+            CrmKind::HubSpot => (secret(&get, CRM_TOKEN, CRM_TOKEN_SECRET_ARN)?, None),
+            CrmKind::Salesforce => (
+                secret(&get, SF_CLIENT_SECRET, SF_CLIENT_SECRET_ARN)?,
+                Some(SalesforceSettings {
+                    client_id: required(SF_CLIENT_ID)?,
+                    daily_budget_share: parsed(
+                        SF_DAILY_BUDGET_SHARE,
+                        get(SF_DAILY_BUDGET_SHARE),
+                        0.5,
+                        |v: &f64| *v > 0.0 && *v <= 1.0,
+                        "a share above 0 and at most 1",
+                    )?,
+                    page_size: parsed(
+                        SF_PAGE_SIZE,
+                        get(SF_PAGE_SIZE),
+                        2_000,
+                        |v: &u32| (200..=2_000).contains(v),
+                        "a whole number from 200 to 2000",
+                    )?,
+                }),
+            ),
+        };
         if !(base_url.starts_with("https://")
             || base_url.starts_with("http://127.")
             || base_url.starts_with("http://localhost"))
@@ -322,11 +385,12 @@ impl Config {
             });
         }
         Ok(Self {
-            crm_kind: CrmKind::from_value(get(CRM_KIND))?,
+            crm_kind,
             table: required(TABLE_NAME)?,
             bucket: required(BUCKET_NAME)?,
             crm_base_url: base_url,
-            crm_token: secret(&get, CRM_TOKEN, CRM_TOKEN_SECRET_ARN)?,
+            crm_token,
+            salesforce,
             page_size: parsed(
                 CRM_PAGE_SIZE,
                 get(CRM_PAGE_SIZE),

@@ -5,6 +5,7 @@
 //! with a superseded version), else the bundled example agreement.
 
 use crate::config::Config;
+use crate::crm::AnyCrm;
 use crate::secrets::{SecretError, resolve};
 use aws_config::SdkConfig;
 use leadsync_crm::{HubSpotConfig, HubSpotCrm};
@@ -93,7 +94,7 @@ impl SliceQueue for Queue {
 /// Everything a sync needs, shared by every invocation of a warm function.
 #[derive(Debug)]
 pub struct Deps {
-    pub crm: HubSpotCrm,
+    pub crm: AnyCrm,
     /// Enrichment providers in waterfall order (empty: CRM company data only), each behind
     /// the DynamoDB cache.
     pub providers: Vec<Provider>,
@@ -151,14 +152,33 @@ impl Deps {
         };
         let criteria = Criteria::parse(&name, &text)?;
         let token = resolve(&secrets, &config.crm_token).await?;
-        let mut crm_config = HubSpotConfig::new(config.crm_base_url.clone(), token);
-        crm_config.page_size = config.page_size;
-        crm_config.pull_lanes = config.pull_lanes;
-        // Slices running at once share the account's limits.
-        crm_config.limits = leadsync_crm::RateLimits {
-            per_window: config.rate_per_slice(),
-            search_per_second: config.search_per_slice(),
-            ..leadsync_crm::RateLimits::FREE
+        let crm = match &config.salesforce {
+            None => {
+                let mut crm_config = HubSpotConfig::new(config.crm_base_url.clone(), token);
+                crm_config.page_size = config.page_size;
+                crm_config.pull_lanes = config.pull_lanes;
+                // Slices running at once share the account's limits.
+                crm_config.limits = leadsync_crm::RateLimits {
+                    per_window: config.rate_per_slice(),
+                    search_per_second: config.search_per_slice(),
+                    ..leadsync_crm::RateLimits::FREE
+                };
+                AnyCrm::HubSpot(HubSpotCrm::new(crm_config)?)
+            }
+            Some(sf) => {
+                let mut sf_config = leadsync_salesforce::SalesforceConfig::new(
+                    config.crm_base_url.clone(),
+                    sf.client_id.clone(),
+                    token,
+                );
+                sf_config.page_size = sf.page_size;
+                // Slices running at once share the run's share of the allocation: each
+                // stops at the same org-wide usage, so together they stay inside it.
+                sf_config.daily_budget_share = sf.daily_budget_share;
+                AnyCrm::Salesforce(Box::new(leadsync_salesforce::SalesforceCrm::new(
+                    sf_config,
+                )?))
+            }
         };
         let mut providers = Vec::new();
         if let Some(key) = &config.dataset_key {
@@ -216,7 +236,7 @@ impl Deps {
         );
         Ok(Self {
             providers,
-            crm: HubSpotCrm::new(crm_config)?,
+            crm,
             store: DynamoLeadStore::new(dynamo, config.table.clone(), config.crm_kind.name()),
             snapshots: S3SnapshotStore::new(s3, config.bucket.clone()),
             criteria_store,
@@ -291,7 +311,7 @@ impl Deps {
     pub fn sync_deps<'a>(
         &'a self,
         criteria: &'a Criteria,
-    ) -> SyncDeps<'a, HubSpotCrm, DynamoLeadStore, S3SnapshotStore, Provider> {
+    ) -> SyncDeps<'a, AnyCrm, DynamoLeadStore, S3SnapshotStore, Provider> {
         SyncDeps {
             crm: &self.crm,
             store: &self.store,

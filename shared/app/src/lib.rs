@@ -10,10 +10,12 @@
 //! Must not: hold business rules (those live in `leadsync-pipeline` and `leadsync-domain`).
 
 pub mod config;
+pub mod crm;
 pub mod deps;
 pub mod outcome;
 pub mod secrets;
 
-pub use config::{Config, ConfigError, SecretSource};
+pub use config::{Config, ConfigError, CrmKind, SecretSource};
+pub use crm::AnyCrm;
 pub use deps::{BUNDLED_CRITERIA, Deps, DepsError};
 pub use outcome::{RunOutcome, chain};

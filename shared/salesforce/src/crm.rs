@@ -2,12 +2,15 @@
 //!
 //! # The pull
 //! A scope's people are its Contacts, then its unconverted Leads (Contact Ids sort first).
-//! Each object is walked by keyset on `(SystemModstamp, Id)` — `WHERE SystemModstamp >= since
-//! AND (SystemModstamp > t OR (SystemModstamp = t AND Id > id)) ORDER BY SystemModstamp, Id
-//! LIMIT n`, never `OFFSET` — so timestamps that repeat lose nothing, and a record changed
-//! during the walk only moves later (it is read again, never skipped). The scope's key bounds
-//! are Id bounds (`Id > after AND Id <= through`), so slices of a fanned-out run are disjoint.
-//! The cursor is `<C|L>|<SystemModstamp>|<Id>`.
+//! Each object is walked by keyset on `Id` — `WHERE SystemModstamp >= since AND Id > last
+//! ORDER BY Id LIMIT n`, never `OFFSET` — as the HubSpot walk goes by `hs_object_id`. Keying
+//! on `(SystemModstamp, Id)` instead would read again every record changed during the walk —
+//! the run's own write-backs first (measured: 2,292 records pulled for 1,200 people) — while
+//! the Id walk reads each once; a record changed after it was read is newer than the run's
+//! start, so the watermark (never past the run's start less the index lag) brings it next
+//! run, and a record created during the walk has a higher Id and comes at the end. The
+//! scope's key bounds are Id bounds (`Id > after AND Id <= through`), so slices of a
+//! fanned-out run are disjoint. The cursor is `<C|L>|<last Id>`.
 //!
 //! A page of contacts brings their opportunities through `OpportunityContactRole` (one
 //! query). The first page of a walk over changes also asks who was merged or converted since
@@ -105,6 +108,9 @@ pub struct SalesforceCrm {
     described: OnceCell<Described>,
     /// Survivor → the people merged or converted into it, learnt at the start of walks.
     absorbed: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// `(object, field)` → type of the result fields `ensure_properties` found or created
+    /// (created after the describe was cached).
+    result_fields: Mutex<HashMap<(String, String), String>>,
 }
 
 fn quote(id: &str) -> String {
@@ -122,34 +128,32 @@ fn bad_cursor(raw: &str) -> CrmError {
     }
 }
 
-/// Where a walk stands: the object, and the last `(SystemModstamp, Id)` read of it.
+/// Where a walk stands: the object, and the last Id read of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     object: People,
-    after: Option<(DateTime<Utc>, String)>,
+    after: Option<String>,
 }
 
 impl Cursor {
     fn encode(&self) -> String {
-        match &self.after {
-            None => format!("{}|", self.object.tag()),
-            Some((t, id)) => format!("{}|{}|{id}", self.object.tag(), mapping::literal(*t)),
-        }
+        format!(
+            "{}|{}",
+            self.object.tag(),
+            self.after.as_deref().unwrap_or("")
+        )
     }
 
     fn decode(raw: &str) -> Result<Self, CrmError> {
-        let mut parts = raw.splitn(3, '|');
-        let object = match parts.next() {
-            Some("C") => People::Contact,
-            Some("L") => People::Lead,
+        let (tag, id) = raw.split_once('|').ok_or_else(|| bad_cursor(raw))?;
+        let object = match tag {
+            "C" => People::Contact,
+            "L" => People::Lead,
             _ => return Err(bad_cursor(raw)),
         };
-        let after = match (parts.next(), parts.next()) {
-            (Some(""), None) => None,
-            (Some(t), Some(id)) if keys::well_formed(id) => Some((
-                mapping::parse_time(t).ok_or_else(|| bad_cursor(raw))?,
-                id.to_owned(),
-            )),
+        let after = match id {
+            "" => None,
+            id if keys::well_formed(id) && People::of_id(id) == Some(object) => Some(id.to_owned()),
             _ => return Err(bad_cursor(raw)),
         };
         Ok(Self { object, after })
@@ -164,6 +168,7 @@ impl SalesforceCrm {
             transport: Transport::new(config)?,
             described: OnceCell::new(),
             absorbed: Mutex::default(),
+            result_fields: Mutex::default(),
         })
     }
 
@@ -439,17 +444,14 @@ impl Crm for SalesforceCrm {
                 None => return Ok(PullPage::default()),
             }
         };
-        let keyset = at.after.as_ref().map(|(t, id)| {
-            let t = mapping::literal(*t);
-            format!(
-                " AND (SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > {}))",
-                quote(id)
-            )
-        });
+        let keyset = at
+            .after
+            .as_ref()
+            .map(|id| format!(" AND Id > {}", quote(id)));
         let limit = self.page_size();
         let fields = self.fields_of(at.object).await?;
         let soql = format!(
-            "SELECT {} FROM {} WHERE {filter}{} ORDER BY SystemModstamp ASC, Id ASC LIMIT {limit}",
+            "SELECT {} FROM {} WHERE {filter}{} ORDER BY Id ASC LIMIT {limit}",
             fields.join(", "),
             at.object.name(),
             keyset.unwrap_or_default()
@@ -459,13 +461,8 @@ impl Crm for SalesforceCrm {
         let mut last = None;
         let mut people: Vec<Lead> = Vec::with_capacity(records.len());
         for r in &records {
-            if let (Some(t), Some(id)) = (
-                r.get("SystemModstamp")
-                    .and_then(Value::as_str)
-                    .and_then(mapping::parse_time),
-                r.get("Id").and_then(Value::as_str),
-            ) {
-                last = Some((t, id.to_owned()));
+            if let Some(id) = r.get("Id").and_then(Value::as_str) {
+                last = Some(id.to_owned());
             }
             match mapping::person(r) {
                 Ok(lead) => people.push(lead),
@@ -646,11 +643,18 @@ impl Crm for SalesforceCrm {
                     r.insert("id".into(), json!(u.lead_id.as_str()));
                     for (property, value) in &u.properties {
                         let field = mapping::field_for(property);
-                        let kind = d
-                            .fields
-                            .get(object.name())
-                            .and_then(|f| f.get(&field))
-                            .map(String::as_str);
+                        let created = self
+                            .result_fields
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .get(&(object.name().to_owned(), field.clone()))
+                            .cloned();
+                        let kind = created.as_deref().or_else(|| {
+                            d.fields
+                                .get(object.name())
+                                .and_then(|f| f.get(&field))
+                                .map(String::as_str)
+                        });
                         let v = match kind {
                             _ if value.is_empty() => Value::Null,
                             Some("double" | "int" | "currency" | "percent") => value
@@ -727,7 +731,19 @@ impl Crm for SalesforceCrm {
             let existing = self.describe(object).await?;
             for spec in specs {
                 let field = mapping::field_for(&spec.name);
-                if existing.contains_key(&field) {
+                let kind = match spec.kind {
+                    PropertyKind::Number => "double",
+                    PropertyKind::Text | PropertyKind::Enumeration => "string",
+                };
+                let known = existing.get(&field).cloned();
+                self.result_fields
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(
+                        (object.to_owned(), field.clone()),
+                        known.clone().unwrap_or_else(|| kind.to_owned()),
+                    );
+                if known.is_some() {
                     continue;
                 }
                 let metadata = match spec.kind {
@@ -775,10 +791,7 @@ mod tests {
     fn cursors_round_trip_and_refuse_junk() {
         let c = Cursor {
             object: People::Lead,
-            after: Some((
-                mapping::parse_time("2026-11-01T10:00:00.000+0000").unwrap(),
-                id("00Q5g0000000001"),
-            )),
+            after: Some(id("00Q5g0000000001")),
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert_eq!(
@@ -788,11 +801,13 @@ mod tests {
                 after: None
             }
         );
+        let contact_in_lead_walk = format!("L|{}", id("0035g0000000001"));
         for bad in [
             "",
             "X|",
-            "C|yesterday|00Q5g0000000001AAA",
-            "L|2026-11-01T10:00:00Z|x'--",
+            "C|yesterday",
+            "L|x'--",
+            contact_in_lead_walk.as_str(),
         ] {
             assert!(Cursor::decode(bad).is_err(), "{bad:?}");
         }
