@@ -380,3 +380,37 @@ fn the_glue_tables_read_exactly_what_the_exports_write() {
         );
     }
 }
+
+#[test]
+fn every_function_that_reads_the_crm_or_its_rows_knows_which_crm_it_serves() {
+    let t = template();
+    let r = &t["Resources"];
+    let mut syncing = 0;
+    for (name, resource) in resources(&t) {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let vars = &resource["Properties"]["Environment"]["Variables"];
+        let reads_table = !vars["TABLE_NAME"].is_null();
+        if reads_table {
+            assert_eq!(text(&vars["CRM_KIND"]), "CrmKind", "{name} lacks CRM_KIND");
+        }
+        if !vars["CRM_TOKEN_SECRET_ARN"].is_null() {
+            syncing += 1;
+            for key in ["SF_CLIENT_ID", "SF_CLIENT_SECRET_ARN", "SF_DAILY_BUDGET_SHARE"] {
+                assert!(!vars[key].is_null(), "{name} lacks {key}");
+            }
+            assert_eq!(text(&vars["SF_CLIENT_SECRET_ARN"]), "CrmTokenSecret");
+        }
+    }
+    assert!(syncing >= 4, "{syncing}");
+    let kinds: Vec<&str> = t["Parameters"]["CrmKind"]["AllowedValues"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(kinds, ["hubspot", "salesforce"]);
+    assert!(!t["Rules"]["SalesforceNeedsItsOrg"].is_null());
+    assert!(!r["CrmTokenSecret"].is_null());
+}
