@@ -181,14 +181,38 @@ async fn print_statements(stores: &Stores, period: &str, version: &str) -> anyho
     Ok(())
 }
 
-pub async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
+/// Which CRM the demo runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoCrm {
+    Hubspot,
+    Salesforce,
+}
+
+pub async fn demo(seed: u64, contacts: u64, crm: DemoCrm) -> anyhow::Result<()> {
     let started = Instant::now();
-    println!(
-        "Starting the HubSpot sandbox ({contacts} contacts, seed {seed}) and moto (DynamoDB, S3, SQS) on 127.0.0.1…"
-    );
-    // The sandbox's world ends now: its six months of history are the last six months.
-    let sandbox =
-        Sandbox::start(SandboxConfig::new(seed, contacts).anchored_at(Utc::now())).await?;
+    let now = Utc::now();
+    // The HubSpot sandbox also serves the enrichment provider, whichever CRM the demo uses.
+    let sandbox = Sandbox::start(SandboxConfig::new(seed, contacts).anchored_at(now)).await?;
+    let org = match crm {
+        DemoCrm::Hubspot => {
+            println!(
+                "Starting the HubSpot sandbox ({contacts} contacts, seed {seed}) and moto (DynamoDB, S3, SQS) on 127.0.0.1…"
+            );
+            None
+        }
+        DemoCrm::Salesforce => {
+            println!(
+                "Starting the Salesforce sandbox org (the same {contacts} people, seed {seed}: Leads, Contacts, Accounts, Opportunities) and moto (DynamoDB, S3, SQS) on 127.0.0.1…"
+            );
+            Some(
+                leadsync_salesforce_sandbox::SalesforceSandbox::start(
+                    leadsync_salesforce_sandbox::SalesforceConfig::new(seed, contacts)
+                        .anchored_at(now),
+                )
+                .await?,
+            )
+        }
+    };
     let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
     let sdk = moto.sdk_config().await;
     let (table, bucket) = ("leadsync-demo".to_owned(), "leadsync-demo".to_owned());
@@ -204,7 +228,7 @@ pub async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
     let queue_url = leadsync_store::bootstrap::create_queue(&sqs, "leadsync-demo-slices").await?;
 
     let slice_contacts = (contacts / 4).max(100).to_string();
-    let vars: HashMap<&str, String> = HashMap::from([
+    let mut vars: HashMap<&str, String> = HashMap::from([
         (keys::TABLE_NAME, table.clone()),
         (keys::BUCKET_NAME, bucket.clone()),
         (keys::CRM_BASE_URL, sandbox.base_url()),
@@ -225,7 +249,14 @@ pub async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
         (keys::CRM_RATE_TIER, "pro".to_owned()),
         (keys::RESCORE_WAIT_SECONDS, "0".to_owned()),
     ]);
+    if let Some(org) = &org {
+        vars.insert(keys::CRM_KIND, "salesforce".to_owned());
+        vars.insert(keys::CRM_BASE_URL, org.base_url());
+        vars.insert(keys::SF_CLIENT_ID, org.client_id().to_owned());
+        vars.insert(keys::SF_CLIENT_SECRET, org.client_secret().to_owned());
+    }
     let config = leadsync_app::Config::from_lookup(|k| vars.get(k).cloned())?;
+    let kind = config.crm_kind;
     let deps = Deps::new(config, &sdk).await?;
 
     // 1. The nightly run, fanned out.
@@ -238,7 +269,7 @@ pub async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
     let outcome = nightly_sync::handle(event("demo-nightly", serde_json::json!({})), &deps).await?;
     let report = run_queued(&sqs, &queue_url, &deps, "demo-nightly", outcome).await?;
     print_report(&report);
-    let watermark = deps.store.watermark("hubspot#contacts").await?;
+    let watermark = deps.store.watermark(&kind.watermark_key()).await?;
     println!(
         "  watermark now {}",
         watermark.map_or("-".to_owned(), |w| w.to_rfc3339())
@@ -302,13 +333,12 @@ pub async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
 
     // 3. What both teams look at: one funnel, one incentive table, one export.
     let stores = Stores {
-        store: DynamoLeadStore::new(dynamo.clone(), table.clone(), "hubspot"),
+        store: DynamoLeadStore::new(dynamo.clone(), table.clone(), kind.name()),
         exports: S3SnapshotStore::new(s3.clone(), bucket.clone()),
     };
     // The period to show: of the last three complete months (the current one has only the
     // days so far), the most recent in which every funnel step's cohort both advanced and lost
     // leads — every row of the tables has something to say.
-    let now = Utc::now();
     let (period, why) = pick_period(&stores, next_version, now).await?;
     println!();
     println!("3. Rollups for {period} under criteria {next_version} — {why}");
@@ -354,6 +384,14 @@ pub async fn demo(seed: u64, contacts: u64) -> anyhow::Result<()> {
     rollups_cmd::export(&stores, &period, Some(next_version.to_owned())).await?;
     println!();
     println!("Done in {:.1} s.", started.elapsed().as_secs_f64());
+    if let Some(org) = org {
+        let c = org.counters();
+        println!(
+            "Salesforce org: {} API requests ({} queries, {} collection updates, {} describes), {} of its daily allocation used",
+            c.requests, c.queries + c.query_more, c.collection_updates, c.describes, org.api_usage()
+        );
+        org.shutdown().await;
+    }
     sandbox.shutdown().await;
     drop(moto);
     Ok(())

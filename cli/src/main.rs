@@ -96,6 +96,9 @@ enum Command {
         seed: u64,
         #[arg(long, default_value_t = 10_000)]
         contacts: u64,
+        /// The CRM sandbox to run against (the same seeded people in either).
+        #[arg(long, value_enum, default_value_t = demo::DemoCrm::Hubspot)]
+        crm: demo::DemoCrm,
     },
 }
 
@@ -495,7 +498,11 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 } => rollups_cmd::dashboard(&stores, &period, criteria_version, &out).await,
             }
         }
-        Command::Demo { seed, contacts } => done(demo::demo(seed, contacts).await),
+        Command::Demo {
+            seed,
+            contacts,
+            crm,
+        } => done(demo::demo(seed, contacts, crm).await),
     }
 }
 

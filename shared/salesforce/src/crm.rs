@@ -726,6 +726,21 @@ impl Crm for SalesforceCrm {
     }
 
     async fn ensure_properties(&self, specs: &[PropertySpec]) -> Result<u32, CrmError> {
+        // Known from an earlier call on this client (every slice of a warm function asks).
+        let known = {
+            let fields = self
+                .result_fields
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            specs.iter().all(|s| {
+                ["Lead", "Contact"].iter().all(|o| {
+                    fields.contains_key(&((*o).to_owned(), mapping::field_for(&s.name)))
+                })
+            })
+        };
+        if known {
+            return Ok(0);
+        }
         let mut created = 0;
         for object in ["Lead", "Contact"] {
             let existing = self.describe(object).await?;
