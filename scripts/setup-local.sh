@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs and a fresh machine lacks: moto's server (DynamoDB and S3
 # on 127.0.0.1), cfn-lint, HubSpot's official Python SDK (a compatibility test of the
-# sandbox), pyarrow (an independent reader of the Parquet exports), and Debian's chromium (the dashboard is checked in a real browser). Idempotent and
+# sandbox), pyarrow (an independent reader of the Parquet exports), simple-salesforce (a compatibility
+# test of the Salesforce sandbox), and Debian's chromium (the dashboard is checked in a real browser). Idempotent and
 # quiet when everything is there.
 set -euo pipefail
 need=()
@@ -9,6 +10,7 @@ python3 -c 'import moto.server, flask, werkzeug' 2>/dev/null || need+=('moto[ser
 command -v cfn-lint >/dev/null 2>&1 || python3 -c 'import cfnlint' 2>/dev/null || need+=('cfn-lint')
 python3 -c 'import hubspot' 2>/dev/null || need+=('hubspot-api-client')
 python3 -c 'import pyarrow.parquet' 2>/dev/null || need+=('pyarrow')
+python3 -c 'import simple_salesforce' 2>/dev/null || need+=('simple-salesforce')
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing ${need[*]} with pip…" >&2
   python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"

@@ -388,7 +388,11 @@ pub async fn demo(seed: u64, contacts: u64, crm: DemoCrm) -> anyhow::Result<()> 
         let c = org.counters();
         println!(
             "Salesforce org: {} API requests ({} queries, {} collection updates, {} describes), {} of its daily allocation used",
-            c.requests, c.queries + c.query_more, c.collection_updates, c.describes, org.api_usage()
+            c.requests,
+            c.queries + c.query_more,
+            c.collection_updates,
+            c.describes,
+            org.api_usage()
         );
         org.shutdown().await;
     }

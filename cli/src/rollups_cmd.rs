@@ -34,8 +34,9 @@ pub async fn stores(table: &str, bucket: &str) -> Stores {
             .build(),
     );
     // The CRM's namespace in the table, as the functions read it (CRM_KIND).
-    let kind = leadsync_app::CrmKind::from_value(std::env::var(leadsync_app::config::CRM_KIND).ok())
-        .unwrap_or(leadsync_app::CrmKind::HubSpot);
+    let kind =
+        leadsync_app::CrmKind::from_value(std::env::var(leadsync_app::config::CRM_KIND).ok())
+            .unwrap_or(leadsync_app::CrmKind::HubSpot);
     Stores {
         store: DynamoLeadStore::new(aws_sdk_dynamodb::Client::new(&sdk), table, kind.name()),
         exports: S3SnapshotStore::new(s3, bucket),

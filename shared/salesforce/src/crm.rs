@@ -733,9 +733,9 @@ impl Crm for SalesforceCrm {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             specs.iter().all(|s| {
-                ["Lead", "Contact"].iter().all(|o| {
-                    fields.contains_key(&((*o).to_owned(), mapping::field_for(&s.name)))
-                })
+                ["Lead", "Contact"]
+                    .iter()
+                    .all(|o| fields.contains_key(&((*o).to_owned(), mapping::field_for(&s.name))))
             })
         };
         if known {

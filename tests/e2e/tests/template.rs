@@ -397,7 +397,11 @@ fn every_function_that_reads_the_crm_or_its_rows_knows_which_crm_it_serves() {
         }
         if !vars["CRM_TOKEN_SECRET_ARN"].is_null() {
             syncing += 1;
-            for key in ["SF_CLIENT_ID", "SF_CLIENT_SECRET_ARN", "SF_DAILY_BUDGET_SHARE"] {
+            for key in [
+                "SF_CLIENT_ID",
+                "SF_CLIENT_SECRET_ARN",
+                "SF_DAILY_BUDGET_SHARE",
+            ] {
                 assert!(!vars[key].is_null(), "{name} lacks {key}");
             }
             assert_eq!(text(&vars["SF_CLIENT_SECRET_ARN"]), "CrmTokenSecret");

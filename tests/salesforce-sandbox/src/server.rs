@@ -436,6 +436,9 @@ fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/services/data/{version}/query", get(query))
         .route("/services/data/{version}/queryAll", get(query_all))
+        // simple-salesforce asks with a trailing slash.
+        .route("/services/data/{version}/query/", get(query))
+        .route("/services/data/{version}/queryAll/", get(query_all))
         .route("/services/data/{version}/query/{locator}", get(query_more))
         .route(
             "/services/data/{version}/queryAll/{locator}",
