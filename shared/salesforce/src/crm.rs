@@ -373,20 +373,44 @@ impl SalesforceCrm {
             .map(|f| format!("Opportunity.{f}"))
             .collect();
         let mut out: HashMap<String, Vec<leadsync_domain::Deal>> = HashMap::new();
-        for chunk in contacts.chunks(MAX_IN_IDS) {
+        // A page of up to 200 contacts names them (one request). A bigger page — a first sync
+        // reads them 2,000 at a time, which no URL's IN list can hold — asks for the roles of
+        // its Id range instead (one request per 2,000 roles) and keeps those of its contacts.
+        let wanted: std::collections::HashSet<&str> = contacts.iter().copied().collect();
+        let filters: Vec<String> = if contacts.len() <= MAX_IN_IDS {
+            vec![format!(
+                "ContactId IN ({})",
+                id_list(contacts.iter().copied())
+            )]
+        } else {
+            let (low, high) = contacts
+                .iter()
+                .fold((contacts[0], contacts[0]), |(lo, hi), id| {
+                    (lo.min(id), hi.max(id))
+                });
+            vec![format!(
+                "ContactId >= {} AND ContactId <= {}",
+                quote(low),
+                quote(high)
+            )]
+        };
+        for filter in filters {
             let rows = self
                 .transport
                 .query(
                     &format!(
-                        "SELECT ContactId, {} FROM OpportunityContactRole WHERE ContactId IN ({})",
+                        "SELECT ContactId, {} FROM OpportunityContactRole WHERE {filter}",
                         fields.join(", "),
-                        id_list(chunk.iter().copied())
                     ),
                     false,
                 )
                 .await?;
             for row in rows {
-                let Some(contact) = row.get("ContactId").and_then(Value::as_str) else {
+                let Some(contact) = row
+                    .get("ContactId")
+                    .and_then(Value::as_str)
+                    .filter(|c| wanted.contains(c))
+                else {
                     continue;
                 };
                 if let Some(deal) = row.get("Opportunity").and_then(mapping::opportunity) {

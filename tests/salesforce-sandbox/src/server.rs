@@ -46,6 +46,9 @@ pub struct SalesforceConfig {
     pub faults: Faults,
     /// Share of records in a collection update answered `UNABLE_TO_LOCK_ROW`.
     pub lock_row_rate: f64,
+    /// Share of people without a deal who were converted to contacts anyway (0: only people
+    /// with deals are contacts).
+    pub contact_share: f64,
     pub port: u16,
 }
 
@@ -60,6 +63,7 @@ impl SalesforceConfig {
             daily_requests: 100_000_000,
             faults: Faults::default(),
             lock_row_rate: 0.0,
+            contact_share: 0.0,
             port: 0,
         }
     }
@@ -177,7 +181,7 @@ impl SalesforceSandbox {
     /// The port cannot be bound.
     pub async fn start(config: SalesforceConfig) -> std::io::Result<Self> {
         let spec = DataSpec::anchored(config.seed, config.people, config.anchor);
-        let records = world::build(spec);
+        let records = world::build(spec, config.contact_share);
         let schema = world::OBJECTS
             .iter()
             .map(|(o, _)| {

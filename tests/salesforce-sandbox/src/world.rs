@@ -277,8 +277,10 @@ pub fn user_id(owner: &str) -> String {
     ids::id("005", owner.parse::<u64>().unwrap_or(0) % 1_000_000)
 }
 
-/// The org for a seed: every record by Id.
-pub fn build(spec: DataSpec) -> BTreeMap<String, SObject> {
+/// The org for a seed: every record by Id. People with a deal were converted; of the others,
+/// about `contact_share` (0–1, by a roll on their number) were converted too — an org where
+/// sales converts on acceptance has many contacts without opportunities.
+pub fn build(spec: DataSpec, contact_share: f64) -> BTreeMap<String, SObject> {
     let (companies, contacts) = generate(spec);
     let (deals, contact_deals) = generate_deals(spec, &contacts, &companies);
     let mut out = BTreeMap::new();
@@ -418,7 +420,8 @@ pub fn build(spec: DataSpec) -> BTreeMap<String, SObject> {
                 lead.fields.insert("Company".into(), json!(name));
             }
         }
-        if with_deals.contains(&r.id) {
+        let rolled = (r.id.wrapping_mul(2_654_435_761) % 1_000) as f64 / 1_000.0;
+        if with_deals.contains(&r.id) || rolled < contact_share {
             // Converted: the contact is the person from now on.
             let contact_id = ids::id("003", r.id);
             let mut contact = person("Contact", contact_id.clone(), r);
