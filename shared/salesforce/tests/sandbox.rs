@@ -28,16 +28,6 @@ fn epoch() -> PullScope {
     PullScope::since(DateTime::<Utc>::UNIX_EPOCH)
 }
 
-/// The people a scope should hold: contacts and unconverted leads, not deleted.
-fn people(org: &SalesforceSandbox) -> BTreeSet<String> {
-    org.records("Contact")
-        .into_iter()
-        .chain(org.records("Lead"))
-        .filter(|r| !r.flag("IsDeleted") && !r.flag("IsConverted"))
-        .map(|r| r.id().to_owned())
-        .collect()
-}
-
 async fn walk(
     crm: &SalesforceCrm,
     scope: &PullScope,
@@ -69,7 +59,7 @@ async fn a_walk_reads_every_person_once_with_deals_in_the_fewest_requests() {
     let ids: Vec<String> = leads.iter().map(|l| l.id.to_string()).collect();
     let unique: BTreeSet<String> = ids.iter().cloned().collect();
     assert_eq!(ids.len(), unique.len(), "nobody twice in a quiet walk");
-    assert_eq!(unique, people(&org), "everybody");
+    assert_eq!(unique, org.people(), "everybody");
     // Contacts carry their opportunities; the money is exact.
     let with_deals: Vec<_> = leads.iter().filter(|l| !l.deals.is_empty()).collect();
     assert!(!with_deals.is_empty());
@@ -118,7 +108,7 @@ async fn edits_during_the_walk_lose_nobody_and_slices_split_the_people() {
         .await
         .unwrap();
     let crm = crm(&org, 200);
-    let all: Vec<String> = people(&org).into_iter().collect();
+    let all: Vec<String> = org.people().into_iter().collect();
     // Between pages, people the walk has and has not reached yet change.
     let mut edited = BTreeSet::new();
     let leads = walk(&crm, &epoch(), |page| {
@@ -131,7 +121,7 @@ async fn edits_during_the_walk_lose_nobody_and_slices_split_the_people() {
     .await;
     let seen: BTreeSet<String> = leads.iter().map(|l| l.id.to_string()).collect();
     assert_eq!(seen.len(), leads.len(), "nobody twice, edited or not");
-    assert_eq!(seen, people(&org), "everybody");
+    assert_eq!(seen, org.people(), "everybody");
     assert!(edited.len() > 20);
     // Slices planned over the key space hold everyone exactly once between them.
     let plan = leadsync_pipeline::plan::plan_slices(&crm, &epoch(), 300, 64)
@@ -152,7 +142,7 @@ async fn edits_during_the_walk_lose_nobody_and_slices_split_the_people() {
     assert!(counts.values().all(|n| *n == 1), "a person in two slices");
     assert_eq!(
         counts.keys().cloned().collect::<BTreeSet<_>>(),
-        people(&org)
+        org.people()
     );
 }
 
@@ -186,7 +176,7 @@ async fn results_are_written_in_collections_with_locked_rows_retried() {
         "idempotent"
     );
     org.set_faults(Default::default(), 0.3);
-    let ids: Vec<String> = people(&org).into_iter().take(450).collect();
+    let ids: Vec<String> = org.people().into_iter().take(450).collect();
     let updates: Vec<PropertyUpdate> = ids
         .iter()
         .enumerate()

@@ -83,22 +83,13 @@ impl Crm for EditedDuringTheWalk<'_> {
     }
 }
 
-fn people(org: &SalesforceSandbox) -> BTreeSet<String> {
-    org.records("Contact")
-        .into_iter()
-        .chain(org.records("Lead"))
-        .filter(|r| !r.flag("IsDeleted") && !r.flag("IsConverted"))
-        .map(|r| r.id().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn twenty_thousand_people_conversions_and_deletes_each_person_once() {
     let mut config = OrgConfig::new(7, 20_000);
     config.contact_share = 0.36;
     let org = SalesforceSandbox::start(config).await.unwrap();
     let contacts = org.records("Contact").len();
-    let leads = people(&org).len() - contacts;
+    let leads = org.people().len() - contacts;
     println!("org: {leads} leads, {contacts} contacts");
     assert!((11_000..=13_000).contains(&leads) && (7_000..=9_000).contains(&contacts));
     let crm = SalesforceCrm::new(SalesforceConfig::new(
@@ -110,7 +101,7 @@ async fn twenty_thousand_people_conversions_and_deletes_each_person_once() {
     let walking = EditedDuringTheWalk {
         inner: &crm,
         org: &org,
-        people: people(&org).into_iter().collect(),
+        people: org.people().into_iter().collect(),
         pages: AtomicUsize::new(0),
         edits: AtomicUsize::new(0),
     };
@@ -128,7 +119,7 @@ async fn twenty_thousand_people_conversions_and_deletes_each_person_once() {
     let first = sync(&deps, &SyncInput::nightly("first", Utc::now()))
         .await
         .unwrap();
-    let everyone = people(&org);
+    let everyone = org.people();
     assert_eq!(first.quarantined, 0);
     assert_eq!(
         first.pulled as usize,
@@ -199,7 +190,7 @@ async fn twenty_thousand_people_conversions_and_deletes_each_person_once() {
     let second = sync(&deps, &SyncInput::nightly("second", Utc::now()))
         .await
         .unwrap();
-    let after = people(&org);
+    let after = org.people();
     let states = store.states();
     // Each new contact is one lead, carrying the lead it was; the deleted are gone from the
     // rollups (links), the converted leads are never read as people again.

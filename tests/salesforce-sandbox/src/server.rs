@@ -285,6 +285,21 @@ impl SalesforceSandbox {
             .collect()
     }
 
+    /// The Ids of the people the org holds now: contacts and unconverted leads, not deleted.
+    pub fn people(&self) -> std::collections::BTreeSet<String> {
+        self.state
+            .org()
+            .records
+            .values()
+            .filter(|r| {
+                (r.kind == "Contact" || r.kind == "Lead")
+                    && !r.flag("IsDeleted")
+                    && !r.flag("IsConverted")
+            })
+            .map(|r| r.id().to_owned())
+            .collect()
+    }
+
     /// Hide a field from the integration user (its profile lacks field-level security).
     pub fn hide_field(&self, kind: &str, field: &str) {
         self.state
