@@ -34,12 +34,23 @@ impl Drop for SandboxProcess {
 }
 
 pub(crate) fn spawn_sandbox(contacts: u64, latency_ms: u64) -> anyhow::Result<SandboxProcess> {
+    spawn_crm_sandbox("hubspot", contacts, latency_ms)
+}
+
+/// `crm` is `hubspot` or `salesforce` (the `sandbox` command's `--crm`).
+pub(crate) fn spawn_crm_sandbox(
+    crm: &str,
+    contacts: u64,
+    latency_ms: u64,
+) -> anyhow::Result<SandboxProcess> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let child = Command::new(std::env::current_exe()?)
         .args([
             "sandbox",
+            "--crm",
+            crm,
             "--port",
             &port.to_string(),
             "--seed",
@@ -133,14 +144,22 @@ pub(crate) async fn for_each_page(
     }
 }
 
-async fn pull_all(crm: &HubSpotCrm) -> anyhow::Result<u64> {
-    let mut n = 0u64;
-    for_each_page(crm, |page| {
+/// Every person the adapter pulls over the whole key space, page by page.
+async fn pull_all(crm: &impl Crm) -> anyhow::Result<u64> {
+    let (mut n, mut cursor) = (0u64, None::<String>);
+    loop {
+        let page = crm
+            .pull_page(
+                &PullScope::since(DateTime::<Utc>::UNIX_EPOCH),
+                cursor.as_deref(),
+            )
+            .await?;
         n += (page.leads.len() + page.rejected.len()) as u64;
-        Ok(())
-    })
-    .await?;
-    Ok(n)
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(n),
+        }
+    }
 }
 
 pub(crate) async fn request_counts(base_url: &str) -> anyhow::Result<BTreeMap<String, u64>> {
@@ -398,5 +417,122 @@ pub async fn coldstart(bin_dir: &std::path::Path, runs: usize) -> anyhow::Result
         );
     }
     sandbox.shutdown().await;
+    Ok(())
+}
+
+/// `leadsync bench crm --crm salesforce`: the same figures for the Salesforce adapter against
+/// the sandbox org in its own process (the same people for the seed: unconverted ones as
+/// Leads, the rest as Contacts with Accounts, Opportunities and contact roles). Requests are
+/// the org's own count (`Sforce-Limit-Info`'s `api-usage`, before and after). The minimum the
+/// batch limits allow for a full sync: ⌈leads/2,000⌉ + ⌈contacts/2,000⌉ query pages, the
+/// contact roles of each contact page (⌈roles/2,000⌉, at least one per contact page),
+/// ⌈updates/200⌉ collection updates, and the fixed calls the run cannot skip (token requests
+/// do not count against the allocation): 4 describes, the result fields' creation on a fresh org (one Tooling call per field and
+/// object, then 2 describes), 3 merge/conversion queries, 2 deletes (a first run asks for no changed
+/// deals or accounts: everything is read).
+pub async fn salesforce(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Result<()> {
+    use leadsync_salesforce::{SalesforceConfig, SalesforceCrm};
+    use leadsync_salesforce_sandbox::SalesforceConfig as OrgConfig;
+
+    let criteria = Criteria::parse("bundled", leadsync_app::deps::BUNDLED_CRITERIA)?;
+    let org = OrgConfig::new(7, contacts);
+    println!(
+        "leadsync bench crm --crm salesforce — {contacts} people, query pages of 2,000, {repeat} repeats (median), sandbox org in its own process"
+    );
+    println!();
+    println!(
+        "| latency | records/s pulled | CPU s / 10k records | requests / 1k leads synced | minimum / 1k | ratio | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for &latency in latencies {
+        use leadsync_salesforce_sandbox::Counters;
+        let sandbox = spawn_crm_sandbox("salesforce", contacts, latency)?;
+        let crm = || -> anyhow::Result<SalesforceCrm> {
+            Ok(SalesforceCrm::new(SalesforceConfig::new(
+                sandbox.base_url.clone(),
+                org.client_id.clone(),
+                org.client_secret.clone().into(),
+            ))?)
+        };
+        let (mut rates, mut cpus, mut used_before) = (vec![], vec![], 0);
+        for _ in 0..repeat.max(1) {
+            // A fresh adapter each time: its login and describes are part of a cold pull.
+            let crm = crm()?;
+            let (cpu0, t0) = (cpu_time(), Instant::now());
+            let n = pull_all(&crm).await?;
+            let (cpu, wall) = (cpu_time() - cpu0, t0.elapsed());
+            if n != contacts {
+                bail!("pulled {n} of {contacts} people");
+            }
+            rates.push(n as f64 / wall.as_secs_f64());
+            cpus.push(cpu.as_secs_f64() * 10_000.0 / n as f64);
+            used_before = crm.api_usage().0;
+        }
+        let crm = crm()?;
+        let (store, snapshots) = (FakeLeadStore::new(), FakeSnapshotStore::new());
+        let deps = SyncDeps {
+            crm: &crm,
+            store: &store,
+            snapshots: &snapshots,
+            providers: &[] as &[NoProvider],
+            criteria: &criteria,
+        };
+        let counted = || async {
+            anyhow::Ok(
+                reqwest::get(format!("{}/__sandbox/counters", sandbox.base_url))
+                    .await?
+                    .json::<Counters>()
+                    .await?,
+            )
+        };
+        let before = counted().await?;
+        let report = sync(&deps, &SyncInput::nightly("bench", Utc::now())).await?;
+        let after = counted().await?;
+        // The org's own count, from its last answer (token requests do not count against the
+        // allocation, as in Salesforce).
+        let (used, allocation) = crm.api_usage();
+        let made = used - used_before;
+        let lines: Vec<_> = snapshots.snapshots().into_values().flatten().collect();
+        let leads = lines
+            .iter()
+            .filter(|l| l.lead.id.as_str().starts_with("00Q"))
+            .count() as u64;
+        let people_contacts = lines.len() as u64 - leads;
+        let roles: u64 = lines.iter().map(|l| l.lead.deals.len() as u64).sum();
+        // A fresh org: the result fields are created on each object (one Tooling call each)
+        // and both objects described again.
+        let fields = criteria.crm_property_specs().len() as u64 * 2 + 2;
+        let minimum = leads.div_ceil(2_000)
+            + people_contacts.div_ceil(2_000)
+            + roles.div_ceil(2_000).max(people_contacts.div_ceil(2_000))
+            + report.pushed.div_ceil(200)
+            + 4
+            + fields
+            + 3
+            + 2;
+        let per_k = |x: u64| x as f64 * 1000.0 / report.scored.max(1) as f64;
+        println!(
+            "| {latency} ms | {:.0} | {:.3} | {:.2} | {:.2} | {:.3}× | {:.0} MiB |",
+            median(rates),
+            median(cpus),
+            per_k(made),
+            per_k(minimum),
+            made as f64 / minimum.max(1) as f64,
+            peak_rss_mib()
+        );
+        let d = |f: fn(&Counters) -> u64| f(&after) - f(&before);
+        eprintln!(
+            "  {latency} ms: {} people ({leads} leads, {people_contacts} contacts, {roles} roles), {} pushed; {made} requests by the org's api-usage ({used} of {allocation} used), {} by its counters: {} queries, {} query-more, {} collection updates, {} describes, {} Tooling, {} tokens",
+            report.scored,
+            report.pushed,
+            d(|c| c.requests),
+            d(|c| c.queries),
+            d(|c| c.query_more),
+            d(|c| c.collection_updates),
+            d(|c| c.describes),
+            d(|c| c.tooling),
+            d(|c| c.tokens),
+        );
+    }
     Ok(())
 }

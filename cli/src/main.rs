@@ -30,6 +30,9 @@ struct Cli {
 enum Command {
     /// Serve the HubSpot-compatible CRM sandbox on 127.0.0.1 until Ctrl-C.
     Sandbox {
+        /// Which CRM to serve: HubSpot's API or a Salesforce org's.
+        #[arg(long, value_enum, default_value_t = demo::DemoCrm::Hubspot)]
+        crm: demo::DemoCrm,
         #[arg(long, default_value_t = 18080)]
         port: u16,
         #[arg(long, default_value_t = 7)]
@@ -201,6 +204,9 @@ enum RollupsWhat {
 enum BenchWhat {
     /// Pull throughput, CPU per record, and CRM requests of a full sync against the minimum.
     Crm {
+        /// The CRM whose adapter is measured, against its own sandbox.
+        #[arg(long, value_enum, default_value_t = demo::DemoCrm::Hubspot)]
+        crm: demo::DemoCrm,
         #[arg(long, default_value_t = 10_000)]
         contacts: u64,
         /// Sandbox latencies to measure at, in milliseconds.
@@ -350,6 +356,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             format,
         } => criteria_cmd::score(&criteria, &leads, now, format),
         Command::Sandbox {
+            crm,
             port,
             seed,
             contacts,
@@ -377,16 +384,23 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 faults,
                 ..SandboxConfig::new(seed, contacts).anchored_at(chrono::Utc::now())
             };
-            done(sandbox(config).await)
+            match crm {
+                demo::DemoCrm::Hubspot => done(sandbox(config).await),
+                demo::DemoCrm::Salesforce => done(salesforce_org(config).await),
+            }
         }
         Command::Bench {
             what:
                 BenchWhat::Crm {
+                    crm,
                     contacts,
                     latency_ms,
                     repeat,
                 },
-        } => done(bench::crm(contacts, &latency_ms, repeat).await),
+        } => done(match crm {
+            demo::DemoCrm::Hubspot => bench::crm(contacts, &latency_ms, repeat).await,
+            demo::DemoCrm::Salesforce => bench::salesforce(contacts, &latency_ms, repeat).await,
+        }),
         Command::Bench {
             what:
                 BenchWhat::Enrich {
@@ -504,6 +518,38 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             crm,
         } => done(demo::demo(seed, contacts, crm).await),
     }
+}
+
+/// The Salesforce sandbox org with the same people the HubSpot sandbox would serve for this
+/// seed, latency and faults (the HubSpot tier's rate limits do not apply: an org has a daily
+/// allocation instead).
+async fn salesforce_org(config: SandboxConfig) -> anyhow::Result<()> {
+    use leadsync_salesforce_sandbox::{SalesforceConfig, SalesforceSandbox};
+    let (seed, contacts) = (config.seed, config.contacts);
+    let org = SalesforceSandbox::start(SalesforceConfig {
+        port: config.port,
+        faults: config.faults,
+        ..SalesforceConfig::new(seed, contacts).anchored_at(config.anchor)
+    })
+    .await?;
+    println!(
+        "Salesforce sandbox org on {} (seed {seed}, {contacts} people)",
+        org.base_url()
+    );
+    println!("  client id:     {}", org.client_id());
+    println!("  client secret: {}", org.client_secret());
+    println!(
+        "  token: curl -s -d grant_type=client_credentials -d client_id={} -d client_secret={} {}/services/oauth2/token",
+        org.client_id(),
+        org.client_secret(),
+        org.base_url()
+    );
+    println!("Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    org.shutdown().await;
+    Ok(())
 }
 
 async fn sandbox(config: SandboxConfig) -> anyhow::Result<()> {
