@@ -17,6 +17,11 @@ pub const SF_CLIENT_SECRET: &str = "SF_CLIENT_SECRET";
 pub const SF_CLIENT_SECRET_ARN: &str = "SF_CLIENT_SECRET_ARN";
 pub const SF_DAILY_BUDGET_SHARE: &str = "SF_DAILY_BUDGET_SHARE";
 pub const SF_PAGE_SIZE: &str = "SF_PAGE_SIZE";
+pub const SF_BULK_THRESHOLD: &str = "SF_BULK_THRESHOLD";
+pub const SF_USERNAME: &str = "SF_USERNAME";
+pub const SF_PRIVATE_KEY: &str = "SF_PRIVATE_KEY";
+pub const SF_PRIVATE_KEY_ARN: &str = "SF_PRIVATE_KEY_ARN";
+pub const SF_JWT_AUDIENCE: &str = "SF_JWT_AUDIENCE";
 pub const CRM_PAGE_SIZE: &str = "CRM_PAGE_SIZE";
 pub const CRM_PULL_LANES: &str = "CRM_PULL_LANES";
 pub const CRM_RATE_TIER: &str = "CRM_RATE_TIER";
@@ -69,6 +74,22 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         SF_PAGE_SIZE,
         "Salesforce: records per query page, 200-2000 (default 2000)",
+    ),
+    (
+        SF_USERNAME,
+        "Salesforce: set for the JWT bearer flow, the pre-authorized user the session acts as",
+    ),
+    (
+        SF_PRIVATE_KEY,
+        "Salesforce JWT bearer flow: the private key, PEM (local runs; or SF_PRIVATE_KEY_ARN)",
+    ),
+    (
+        SF_JWT_AUDIENCE,
+        "Salesforce JWT bearer flow: the assertion's audience (default https://login.salesforce.com)",
+    ),
+    (
+        SF_BULK_THRESHOLD,
+        "Salesforce: a first sync of at least this many Leads in a scope reads them through a Bulk API 2.0 query job; 0 never (default 10000)",
     ),
     (
         CRM_TOKEN,
@@ -221,8 +242,20 @@ impl CrmKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SalesforceSettings {
     pub client_id: String,
+    /// Set: the JWT bearer flow (the secret is the private key), else client credentials.
+    pub jwt: Option<JwtSettings>,
     pub daily_budget_share: f64,
     pub page_size: u32,
+    /// A first sync of at least this many Leads in a scope goes through Bulk API 2.0 (0:
+    /// never).
+    pub bulk_threshold: u64,
+}
+
+/// The JWT bearer flow's user and audience.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    pub username: String,
+    pub audience: String,
 }
 
 /// A secret as configured: the value itself, or where to fetch it.
@@ -353,26 +386,47 @@ impl Config {
         };
         let (crm_token, salesforce) = match crm_kind {
             CrmKind::HubSpot => (secret(&get, CRM_TOKEN, CRM_TOKEN_SECRET_ARN)?, None),
-            CrmKind::Salesforce => (
-                secret(&get, SF_CLIENT_SECRET, SF_CLIENT_SECRET_ARN)?,
-                Some(SalesforceSettings {
-                    client_id: required(SF_CLIENT_ID)?,
-                    daily_budget_share: parsed(
-                        SF_DAILY_BUDGET_SHARE,
-                        get(SF_DAILY_BUDGET_SHARE),
-                        0.5,
-                        |v: &f64| *v > 0.0 && *v <= 1.0,
-                        "a share above 0 and at most 1",
-                    )?,
-                    page_size: parsed(
-                        SF_PAGE_SIZE,
-                        get(SF_PAGE_SIZE),
-                        2_000,
-                        |v: &u32| (200..=2_000).contains(v),
-                        "a whole number from 200 to 2000",
-                    )?,
-                }),
-            ),
+            CrmKind::Salesforce => {
+                let username = get(SF_USERNAME).filter(|u| !u.trim().is_empty());
+                let jwt = username.map(|username| JwtSettings {
+                    username,
+                    audience: get(SF_JWT_AUDIENCE)
+                        .filter(|a| !a.trim().is_empty())
+                        .unwrap_or_else(|| "https://login.salesforce.com".to_owned()),
+                });
+                let secret = match &jwt {
+                    Some(_) => secret(&get, SF_PRIVATE_KEY, SF_PRIVATE_KEY_ARN)?,
+                    None => secret(&get, SF_CLIENT_SECRET, SF_CLIENT_SECRET_ARN)?,
+                };
+                (
+                    secret,
+                    Some(SalesforceSettings {
+                        client_id: required(SF_CLIENT_ID)?,
+                        jwt,
+                        daily_budget_share: parsed(
+                            SF_DAILY_BUDGET_SHARE,
+                            get(SF_DAILY_BUDGET_SHARE),
+                            0.5,
+                            |v: &f64| *v > 0.0 && *v <= 1.0,
+                            "a share above 0 and at most 1",
+                        )?,
+                        page_size: parsed(
+                            SF_PAGE_SIZE,
+                            get(SF_PAGE_SIZE),
+                            2_000,
+                            |v: &u32| (200..=2_000).contains(v),
+                            "a whole number from 200 to 2000",
+                        )?,
+                        bulk_threshold: parsed(
+                            SF_BULK_THRESHOLD,
+                            get(SF_BULK_THRESHOLD),
+                            10_000,
+                            |_: &u64| true,
+                            "a whole number (0: never)",
+                        )?,
+                    }),
+                )
+            }
         };
         if !(base_url.starts_with("https://")
             || base_url.starts_with("http://127.")
@@ -572,6 +626,53 @@ mod tests {
         );
         let err = config(&[base[0], base[1], base[2], (CRM_RATE_TIER, "enterprise")]).unwrap_err();
         assert!(err.to_string().contains("CRM_RATE_TIER"), "{err}");
+    }
+
+    #[test]
+    fn salesforce_signs_in_by_client_credentials_or_jwt_as_configured() {
+        let org = [
+            (TABLE_NAME, "t"),
+            (BUCKET_NAME, "b"),
+            (CRM_KIND, "salesforce"),
+            (CRM_BASE_URL, "https://acme.my.salesforce.com"),
+            (SF_CLIENT_ID, "key"),
+        ];
+        let cc = config(&[&org[..], &[(SF_CLIENT_SECRET_ARN, "arn:secret")]].concat()).unwrap();
+        let sf = cc.salesforce.unwrap();
+        assert_eq!(sf.jwt, None);
+        assert_eq!(sf.bulk_threshold, 10_000);
+        assert!(matches!(&cc.crm_token, SecretSource::SecretsManager(a) if a == "arn:secret"));
+        // The template passes the unused flow's variables empty.
+        let jwt = config(
+            &[
+                &org[..],
+                &[
+                    (SF_USERNAME, "integration@acme.com"),
+                    (SF_CLIENT_SECRET_ARN, ""),
+                    (SF_PRIVATE_KEY_ARN, "arn:key"),
+                    (SF_JWT_AUDIENCE, "https://test.salesforce.com"),
+                    (SF_BULK_THRESHOLD, "0"),
+                ],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let sf = jwt.salesforce.unwrap();
+        assert_eq!(
+            sf.jwt,
+            Some(JwtSettings {
+                username: "integration@acme.com".into(),
+                audience: "https://test.salesforce.com".into(),
+            })
+        );
+        assert_eq!(sf.bulk_threshold, 0);
+        assert!(matches!(&jwt.crm_token, SecretSource::SecretsManager(a) if a == "arn:key"));
+        let no_key =
+            config(&[&org[..], &[(SF_USERNAME, "integration@acme.com")]].concat()).unwrap_err();
+        assert_eq!(
+            no_key.to_string(),
+            "environment variable SF_PRIVATE_KEY is required"
+        );
     }
 
     #[test]

@@ -166,12 +166,25 @@ impl Deps {
                 AnyCrm::HubSpot(HubSpotCrm::new(crm_config)?)
             }
             Some(sf) => {
-                let mut sf_config = leadsync_salesforce::SalesforceConfig::new(
-                    config.crm_base_url.clone(),
-                    sf.client_id.clone(),
-                    token,
-                );
+                let mut sf_config = match &sf.jwt {
+                    Some(jwt) => leadsync_salesforce::SalesforceConfig::new(
+                        config.crm_base_url.clone(),
+                        sf.client_id.clone(),
+                        secrecy::SecretString::from(String::new()),
+                    )
+                    .with_jwt(leadsync_salesforce::JwtBearer {
+                        username: jwt.username.clone(),
+                        private_key: token,
+                        audience: jwt.audience.clone(),
+                    }),
+                    None => leadsync_salesforce::SalesforceConfig::new(
+                        config.crm_base_url.clone(),
+                        sf.client_id.clone(),
+                        token,
+                    ),
+                };
                 sf_config.page_size = sf.page_size;
+                sf_config.bulk_threshold = sf.bulk_threshold;
                 // Slices running at once share the run's share of the allocation: each
                 // stops at the same org-wide usage, so together they stay inside it.
                 sf_config.daily_budget_share = sf.daily_budget_share;

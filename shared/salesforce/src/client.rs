@@ -11,15 +11,30 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The OAuth 2.0 JWT bearer flow: an assertion signed with the private key whose certificate
+/// is uploaded to the connected app, naming the user the session acts as.
+#[derive(Debug, Clone)]
+pub struct JwtBearer {
+    /// The pre-authorized user (`integration@acme.com`).
+    pub username: String,
+    /// The private key, PEM (PKCS#8 or PKCS#1).
+    pub private_key: SecretString,
+    /// `https://login.salesforce.com`, `https://test.salesforce.com` for sandboxes, or the
+    /// My Domain URL.
+    pub audience: String,
+}
+
 /// How to reach one org.
 #[derive(Debug, Clone)]
 pub struct SalesforceConfig {
     /// Where the token is asked: the org's My Domain (`https://acme.my.salesforce.com`) for
     /// the client-credentials flow, or a sandbox's `http://127.0.0.1:PORT`.
     pub login_url: String,
-    /// The connected app's consumer key and secret.
+    /// The connected app's consumer key and secret (the client-credentials flow).
     pub client_id: String,
     pub client_secret: SecretString,
+    /// Set: sessions come from the JWT bearer flow instead (no secret needed).
+    pub jwt: Option<JwtBearer>,
     /// `63.0`.
     pub api_version: String,
     /// Records per query page (`LIMIT` of each keyset query and `batchSize`), 200–2,000.
@@ -33,9 +48,23 @@ pub struct SalesforceConfig {
     /// `Sforce-Limit-Info` says more is used, calls stop with a rate-limit error until it
     /// drops (the allocation is a rolling 24 hours).
     pub daily_budget_share: f64,
+    /// A first sync (nothing read before) whose unconverted Leads in a scope are at least
+    /// this many reads them through a Bulk API 2.0 query job (0: never).
+    pub bulk_threshold: u64,
+    /// Records per Bulk API 2.0 results page (`maxRecords`).
+    pub bulk_page_size: usize,
+    /// How a Bulk API 2.0 job is waited for.
+    pub bulk_polling: crate::bulk::Polling,
 }
 
 impl SalesforceConfig {
+    /// Sessions from the JWT bearer flow for `jwt.username`.
+    #[must_use]
+    pub fn with_jwt(mut self, jwt: JwtBearer) -> Self {
+        self.jwt = Some(jwt);
+        self
+    }
+
     pub fn new(
         login_url: impl Into<String>,
         client_id: impl Into<String>,
@@ -45,12 +74,19 @@ impl SalesforceConfig {
             login_url: login_url.into().trim_end_matches('/').to_owned(),
             client_id: client_id.into(),
             client_secret,
+            jwt: None,
             api_version: "63.0".into(),
             page_size: 2_000,
             timeout: Duration::from_secs(60),
             max_retries: 6,
             backoff: Duration::from_millis(200),
             daily_budget_share: 0.5,
+            bulk_threshold: 10_000,
+            bulk_page_size: 10_000,
+            bulk_polling: crate::bulk::Polling {
+                every: Duration::from_secs(2),
+                at_most: Duration::from_secs(15 * 60),
+            },
         }
     }
 }
@@ -144,18 +180,77 @@ impl Transport {
             .clone()
     }
 
-    /// The client-credentials flow. Errors name what Salesforce said (`invalid_client`…).
+    /// A JWT bearer assertion for the configured user, valid for 3 minutes.
+    fn assertion(&self, jwt: &JwtBearer) -> Result<String, CrmError> {
+        #[derive(serde::Serialize)]
+        struct Claims<'a> {
+            iss: &'a str,
+            sub: &'a str,
+            aud: &'a str,
+            exp: i64,
+        }
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_pem(jwt.private_key.expose_secret().as_bytes())
+                .map_err(|e| CrmError::Rejected {
+                    status: 0,
+                    message: format!(
+                        "the Salesforce JWT private key is not an RSA key in PEM form: {e}"
+                    ),
+                })?;
+        let claims = Claims {
+            iss: &self.config.client_id,
+            sub: &jwt.username,
+            aud: &jwt.audience,
+            exp: chrono::Utc::now().timestamp() + 180,
+        };
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            &key,
+        )
+        .map_err(|e| CrmError::Rejected {
+            status: 0,
+            message: format!("signing the Salesforce JWT assertion failed: {e}"),
+        })
+    }
+
+    /// A session from the client-credentials flow, or the JWT bearer flow when configured.
+    /// Errors name what Salesforce said (`invalid_client`, `invalid_grant`…).
     async fn login(&self) -> Result<Session, CrmError> {
         self.usage.logins.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}/services/oauth2/token", self.config.login_url);
+        let (form, hint) = match &self.config.jwt {
+            Some(jwt) => (
+                vec![
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned(),
+                    ),
+                    ("assertion", self.assertion(jwt)?),
+                ],
+                format!(
+                    "check the connected app's consumer key and certificate, that user {} is \
+                     pre-authorized for it (admin-approved users, a profile or permission set), \
+                     and the audience {}",
+                    jwt.username, jwt.audience
+                ),
+            ),
+            None => (
+                vec![
+                    ("grant_type", "client_credentials".to_owned()),
+                    ("client_id", self.config.client_id.clone()),
+                    (
+                        "client_secret",
+                        self.config.client_secret.expose_secret().to_owned(),
+                    ),
+                ],
+                "check the connected app's consumer key and secret and its Run As user".to_owned(),
+            ),
+        };
         let answer = self
             .http
             .post(&url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.config.client_id.as_str()),
-                ("client_secret", self.config.client_secret.expose_secret()),
-            ])
+            .form(&form)
             .send()
             .await
             .map_err(|e| transport_error(&e))?;
@@ -171,8 +266,7 @@ impl Transport {
             return Err(CrmError::Rejected {
                 status: status.as_u16(),
                 message: format!(
-                    "Salesforce login at {} failed: {code}: {description} (check the \
-                     connected app's consumer key and secret and its Run As user)",
+                    "Salesforce login at {} failed: {code}: {description} ({hint})",
                     self.config.login_url
                 ),
             });
@@ -236,6 +330,29 @@ impl Transport {
         body: Option<&Value>,
         headers: &[(&str, String)],
     ) -> Result<Value, CrmError> {
+        self.call_with(method, path, body, headers, |_, text| {
+            if text.is_empty() {
+                return Ok(Value::Null);
+            }
+            serde_json::from_str::<Value>(text)
+                .map_err(|e| CrmError::Decode(format!("{path}: {e}")))
+        })
+        .await
+    }
+
+    /// One API call whose successful answer `parse` reads (its headers and body); a
+    /// [`CrmError::Decode`] from `parse` (a cut-short body) is retried like a 5xx.
+    ///
+    /// # Errors
+    /// [`CrmError`], as [`Transport::call`].
+    pub async fn call_with<T>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+        parse: impl Fn(&reqwest::header::HeaderMap, &str) -> Result<T, CrmError>,
+    ) -> Result<T, CrmError> {
         let mut attempt = 0u32;
         let mut relogged = false;
         loop {
@@ -260,21 +377,23 @@ impl Transport {
                 Ok(answer) => {
                     self.note_limits(answer.headers());
                     let status = answer.status();
+                    let answer_headers = answer.headers().clone();
                     match answer.text().await {
-                        Ok(text) => Ok((status, text)),
+                        Ok(text) => Ok((status, answer_headers, text)),
                         Err(e) => Err(transport_error(&e)),
                     }
                 }
                 Err(e) => Err(transport_error(&e)),
             };
             let error = match outcome {
-                Ok((status, text)) if status.is_success() => {
-                    match serde_json::from_str::<Value>(&text) {
+                Ok((status, answer_headers, text)) if status.is_success() => {
+                    match parse(&answer_headers, &text) {
                         Ok(v) => return Ok(v),
-                        Err(e) => CrmError::Decode(format!("{path}: {e}")),
+                        Err(e @ CrmError::Decode(_)) => e,
+                        Err(e) => return Err(e),
                     }
                 }
-                Ok((StatusCode::UNAUTHORIZED, text)) => {
+                Ok((StatusCode::UNAUTHORIZED, _, text)) => {
                     let (code, message) = error_code(&text);
                     if relogged {
                         tracing::error!(error_code = %code, "Salesforce refused a fresh session.");
@@ -285,14 +404,22 @@ impl Transport {
                     self.login().await?;
                     continue;
                 }
-                Ok((status, text)) => {
+                Ok((status, _, text)) => {
                     let (code, message) = error_code(&text);
-                    if code == "REQUEST_LIMIT_EXCEEDED" {
+                    if code == "REQUEST_LIMIT_EXCEEDED"
+                        && message.contains("ConcurrentPerOrgLongTxn")
+                    {
+                        // Too many of the org's requests have run for over 20 s: this one
+                        // may go once some end.
+                        CrmError::Unavailable {
+                            status: status.as_u16(),
+                            message: format!("{code}: {message}"),
+                        }
+                    } else if code == "REQUEST_LIMIT_EXCEEDED" {
                         return Err(CrmError::RateLimited {
                             policy: format!("DAILY: {message}"),
                         });
-                    }
-                    if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+                    } else if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
                         CrmError::Unavailable {
                             status: status.as_u16(),
                             message: format!("{code}: {message}"),
@@ -350,6 +477,34 @@ impl Transport {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// The first batch of a query's records and its `totalSize` (the whole answer's count);
+    /// the rest is not read.
+    ///
+    /// # Errors
+    /// [`CrmError`]; [`CrmError::Decode`] when the answer lacks `records` or `totalSize`.
+    pub async fn query_first_page(&self, soql: &str) -> Result<(Vec<Value>, u64), CrmError> {
+        let batch = [(
+            "Sforce-Query-Options",
+            format!("batchSize={}", self.config.page_size.clamp(200, 2_000)),
+        )];
+        let path = format!(
+            "{}?q={}",
+            self.data("/query"),
+            form_urlencoded::byte_serialize(soql.as_bytes()).collect::<String>()
+        );
+        let page = self.call(reqwest::Method::GET, &path, None, &batch).await?;
+        let records = page
+            .get("records")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| CrmError::Decode("query answer without records".into()))?;
+        let total = page
+            .get("totalSize")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| CrmError::Decode("query answer without totalSize".into()))?;
+        Ok((records, total))
     }
 
     /// `SELECT COUNT() …`'s `totalSize`.

@@ -12,6 +12,13 @@
 //! scope's key bounds are Id bounds (`Id > after AND Id <= through`), so slices of a
 //! fanned-out run are disjoint. The cursor is `<C|L>|<last Id>`.
 //!
+//! A first sync of a scope holding at least `bulk_threshold` unconverted Leads reads them
+//! through one Bulk API 2.0 query job instead (the same filter, no `ORDER BY`: the job's
+//! records are the org's at its creation, later edits come next run by the watermark), a
+//! results page per call; the cursor is then `J|<job id>|<locator>`. Contacts are always read
+//! by keyset: each contact page brings its contact roles by Id range, which a job's
+//! unordered pages cannot.
+//!
 //! A page of contacts brings their opportunities through `OpportunityContactRole` (one
 //! query). The first page of a walk over changes also asks who was merged or converted since
 //! (`queryAll … MasterRecordId != null`, `Lead … IsConverted = true`), so a merged or
@@ -128,15 +135,28 @@ fn bad_cursor(raw: &str) -> CrmError {
     }
 }
 
-/// Where a walk stands: the object, and the last Id read of it.
+/// Where a walk stands: the object, and the last Id read of it — or, for Leads read by a
+/// Bulk API 2.0 job, the job and the locator of its next results page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     object: People,
     after: Option<String>,
+    bulk: Option<(String, Option<String>)>,
 }
 
 impl Cursor {
+    fn at(object: People, after: Option<String>) -> Self {
+        Self {
+            object,
+            after,
+            bulk: None,
+        }
+    }
+
     fn encode(&self) -> String {
+        if let Some((job, locator)) = &self.bulk {
+            return format!("J|{job}|{}", locator.as_deref().unwrap_or(""));
+        }
         format!(
             "{}|{}",
             self.object.tag(),
@@ -149,6 +169,20 @@ impl Cursor {
         let object = match tag {
             "C" => People::Contact,
             "L" => People::Lead,
+            "J" => {
+                let (job, locator) = id.split_once('|').ok_or_else(|| bad_cursor(raw))?;
+                if !job.starts_with("750") || !keys::well_formed(job) {
+                    return Err(bad_cursor(raw));
+                }
+                return Ok(Self {
+                    object: People::Lead,
+                    after: None,
+                    bulk: Some((
+                        job.to_owned(),
+                        Some(locator.to_owned()).filter(|l| !l.is_empty()),
+                    )),
+                });
+            }
             _ => return Err(bad_cursor(raw)),
         };
         let after = match id {
@@ -156,7 +190,7 @@ impl Cursor {
             id if keys::well_formed(id) && People::of_id(id) == Some(object) => Some(id.to_owned()),
             _ => return Err(bad_cursor(raw)),
         };
-        Ok(Self { object, after })
+        Ok(Self::at(object, after))
     }
 }
 
@@ -424,6 +458,137 @@ impl SalesforceCrm {
         Ok(out)
     }
 
+    /// Whether this walk of Leads may go through a Bulk API 2.0 job: a first sync (nothing
+    /// read before: `since` is the epoch) of a range of people, bulk allowed.
+    fn bulk_candidate(&self, scope: &PullScope) -> bool {
+        self.transport.config.bulk_threshold > 0
+            && scope.only.is_empty()
+            && scope.since == DateTime::<Utc>::UNIX_EPOCH
+    }
+
+    /// The first page of a first sync's Leads, asked without `LIMIT` so that the answer's
+    /// `totalSize` says how many there are (no extra request): from `bulk_threshold` on, the
+    /// rest (`Id` past this page) is read through one Bulk API 2.0 job, else by keyset.
+    async fn first_lead_page(&self, filter: &str) -> Result<PullPage, CrmError> {
+        let fields = self.fields_of(People::Lead).await?;
+        let soql = format!(
+            "SELECT {} FROM Lead WHERE {filter} ORDER BY Id ASC",
+            fields.join(", ")
+        );
+        let (records, total) = self.transport.query_first_page(&soql).await?;
+        let last = records
+            .iter()
+            .rev()
+            .find_map(|r| r.get("Id").and_then(Value::as_str))
+            .map(str::to_owned);
+        let mut page = self.people_page(&records, People::Lead).await?;
+        let threshold = self.transport.config.bulk_threshold;
+        page.next = match last {
+            Some(last) if (records.len() as u64) < total => {
+                if total >= threshold {
+                    tracing::info!(
+                        leads = total,
+                        threshold,
+                        "First sync of many Leads: the rest through a Bulk API 2.0 query job."
+                    );
+                    let soql = format!(
+                        "SELECT {} FROM Lead WHERE {filter} AND Id > {}",
+                        fields.join(", "),
+                        quote(&last)
+                    );
+                    let job = crate::bulk::run_job(
+                        &self.transport,
+                        &soql,
+                        self.transport.config.bulk_polling,
+                    )
+                    .await?;
+                    Some(
+                        Cursor {
+                            object: People::Lead,
+                            after: None,
+                            bulk: Some((job, None)),
+                        }
+                        .encode(),
+                    )
+                } else {
+                    Some(Cursor::at(People::Lead, Some(last)).encode())
+                }
+            }
+            _ => None,
+        };
+        Ok(page)
+    }
+
+    /// One results page of a Bulk API 2.0 job over Leads.
+    async fn bulk_page(&self, job: &str, locator: Option<&str>) -> Result<PullPage, CrmError> {
+        let d = self.described().await?;
+        let types = d.fields.get("Lead").cloned().unwrap_or_default();
+        let (records, next) = crate::bulk::results_page(
+            &self.transport,
+            job,
+            locator,
+            self.transport.config.bulk_page_size.max(1),
+            "Lead",
+            &types,
+        )
+        .await?;
+        let mut page = self.people_page(&records, People::Lead).await?;
+        page.next = next.map(|l| {
+            Cursor {
+                object: People::Lead,
+                after: None,
+                bulk: Some((job.to_owned(), Some(l))),
+            }
+            .encode()
+        });
+        if page.next.is_none() {
+            // Done with it: the org keeps jobs for a week otherwise.
+            if let Err(error) = self
+                .transport
+                .data_call(Method::DELETE, &format!("/jobs/query/{job}"), None)
+                .await
+            {
+                tracing::warn!(job, %error, "A finished bulk query job could not be deleted.");
+            }
+        }
+        Ok(page)
+    }
+
+    /// Records of one people object as a page: mapped (or quarantined), contacts with their
+    /// deals, survivors with the people merged or converted into them.
+    async fn people_page(&self, records: &[Value], object: People) -> Result<PullPage, CrmError> {
+        let mut page = PullPage::default();
+        let mut people: Vec<Lead> = Vec::with_capacity(records.len());
+        for r in records {
+            match mapping::person(r) {
+                Ok(lead) => people.push(lead),
+                Err(rejected) => page.rejected.push(rejected),
+            }
+        }
+        if object == People::Contact && !people.is_empty() {
+            let ids: Vec<&str> = people.iter().map(|l| l.id.as_str()).collect();
+            let mut deals = self.deals_of(&ids).await?;
+            for lead in &mut people {
+                if let Some(d) = deals.remove(lead.id.as_str()) {
+                    lead.deals = d;
+                }
+            }
+        }
+        {
+            let absorbed = self
+                .absorbed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for lead in &mut people {
+                if let Some(gone) = absorbed.get(lead.id.as_str()) {
+                    lead.merged_ids = gone.iter().filter_map(|id| LeadId::new(id).ok()).collect();
+                }
+            }
+        }
+        page.leads = people;
+        Ok(page)
+    }
+
     fn page_size(&self) -> usize {
         self.transport.config.page_size.clamp(200, 2_000) as usize
     }
@@ -449,25 +614,23 @@ impl Crm for SalesforceCrm {
                 if scope.only.is_empty() {
                     self.learn_absorbed(scope.since).await?;
                 }
-                Cursor {
-                    object: People::Contact,
-                    after: None,
-                }
+                Cursor::at(People::Contact, None)
             }
         };
+        if let Some((job, locator)) = at.bulk.clone() {
+            return self.bulk_page(&job, locator.as_deref()).await;
+        }
         // Skip objects the scope does not reach.
         let filter = loop {
             match Self::scope_filter(scope, at.object) {
                 Some(f) => break f,
-                None if at.object == People::Contact => {
-                    at = Cursor {
-                        object: People::Lead,
-                        after: None,
-                    };
-                }
+                None if at.object == People::Contact => at = Cursor::at(People::Lead, None),
                 None => return Ok(PullPage::default()),
             }
         };
+        if at.object == People::Lead && at.after.is_none() && self.bulk_candidate(scope) {
+            return self.first_lead_page(&filter).await;
+        }
         let keyset = at
             .after
             .as_ref()
@@ -481,55 +644,16 @@ impl Crm for SalesforceCrm {
             keyset.unwrap_or_default()
         );
         let records = self.transport.query(&soql, false).await?;
-        let mut page = PullPage::default();
-        let mut last = None;
-        let mut people: Vec<Lead> = Vec::with_capacity(records.len());
-        for r in &records {
-            if let Some(id) = r.get("Id").and_then(Value::as_str) {
-                last = Some(id.to_owned());
-            }
-            match mapping::person(r) {
-                Ok(lead) => people.push(lead),
-                Err(rejected) => page.rejected.push(rejected),
-            }
-        }
-        if at.object == People::Contact && !people.is_empty() {
-            let ids: Vec<&str> = people.iter().map(|l| l.id.as_str()).collect();
-            let mut deals = self.deals_of(&ids).await?;
-            for lead in &mut people {
-                if let Some(d) = deals.remove(lead.id.as_str()) {
-                    lead.deals = d;
-                }
-            }
-        }
-        {
-            let absorbed = self
-                .absorbed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for lead in &mut people {
-                if let Some(gone) = absorbed.get(lead.id.as_str()) {
-                    lead.merged_ids = gone.iter().filter_map(|id| LeadId::new(id).ok()).collect();
-                }
-            }
-        }
-        page.leads = people;
+        let last = records
+            .iter()
+            .rev()
+            .find_map(|r| r.get("Id").and_then(Value::as_str))
+            .map(str::to_owned);
+        let mut page = self.people_page(&records, at.object).await?;
         let full = records.len() >= limit && scope.only.is_empty();
         page.next = match (full, at.object) {
-            (true, object) => Some(
-                Cursor {
-                    object,
-                    after: last,
-                }
-                .encode(),
-            ),
-            (false, People::Contact) => Some(
-                Cursor {
-                    object: People::Lead,
-                    after: None,
-                }
-                .encode(),
-            ),
+            (true, object) => Some(Cursor::at(object, last).encode()),
+            (false, People::Contact) => Some(Cursor::at(People::Lead, None).encode()),
             (false, People::Lead) => None,
         };
         Ok(page)
@@ -828,25 +952,29 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_junk() {
-        let c = Cursor {
-            object: People::Lead,
-            after: Some(id("00Q5g0000000001")),
-        };
+        let c = Cursor::at(People::Lead, Some(id("00Q5g0000000001")));
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert_eq!(
             Cursor::decode("C|").unwrap(),
-            Cursor {
-                object: People::Contact,
-                after: None
-            }
+            Cursor::at(People::Contact, None)
         );
+        let job = Cursor {
+            object: People::Lead,
+            after: None,
+            bulk: Some((id("7505g0000000001"), Some("L2s".into()))),
+        };
+        assert_eq!(Cursor::decode(&job.encode()).unwrap(), job);
         let contact_in_lead_walk = format!("L|{}", id("0035g0000000001"));
+        let not_a_job = format!("J|{}|", id("0035g0000000001"));
         for bad in [
             "",
             "X|",
             "C|yesterday",
             "L|x'--",
+            "J|",
+            "J|750|",
             contact_in_lead_walk.as_str(),
+            not_a_job.as_str(),
         ] {
             assert!(Cursor::decode(bad).is_err(), "{bad:?}");
         }

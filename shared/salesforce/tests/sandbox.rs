@@ -146,6 +146,162 @@ async fn edits_during_the_walk_lose_nobody_and_slices_split_the_people() {
     );
 }
 
+fn bulk_crm(org: &SalesforceSandbox, threshold: u64) -> SalesforceCrm {
+    let mut config = SalesforceConfig::new(
+        org.base_url(),
+        org.client_id(),
+        SecretString::from(org.client_secret().to_owned()),
+    );
+    config.page_size = 200;
+    config.backoff = Duration::from_millis(5);
+    config.bulk_threshold = threshold;
+    config.bulk_page_size = 500;
+    config.bulk_polling.every = Duration::from_millis(5);
+    SalesforceCrm::new(config).unwrap()
+}
+
+#[tokio::test]
+async fn a_large_first_sync_reads_its_leads_through_one_bulk_job_and_the_same_people() {
+    let org = SalesforceSandbox::start(OrgConfig {
+        bulk_polls: 3,
+        ..OrgConfig::new(7, 2_000)
+    })
+    .await
+    .unwrap();
+    let by_rest = walk(&bulk_crm(&org, 0), &epoch(), |_| {}).await;
+    let rest_counters = org.counters();
+    assert_eq!(rest_counters.bulk_jobs, 0);
+
+    let leads_in_org = org
+        .records("Lead")
+        .iter()
+        .filter(|l| !l.flag("IsConverted"))
+        .count();
+    let crm = bulk_crm(&org, 1_000);
+    let mut edited = Vec::new();
+    let all: Vec<String> = org.people().into_iter().collect();
+    let by_bulk = walk(&crm, &epoch(), |page| {
+        // People change while the job's pages are read.
+        let id = &all[(page * 389) % all.len()];
+        assert!(org.edit(id, &[("Title", json!(format!("Edited {page}")))]));
+        edited.push(id.clone());
+    })
+    .await;
+    let c = org.counters();
+    // The first Lead page (REST, 200) says how many there are; the rest in one job, read in
+    // pages of 500, then deleted.
+    assert_eq!(c.bulk_jobs - rest_counters.bulk_jobs, 1);
+    assert_eq!(
+        (c.bulk_results - rest_counters.bulk_results) as usize,
+        (leads_in_org - 200).div_ceil(500)
+    );
+    assert!(
+        c.bulk_polls - rest_counters.bulk_polls >= 4,
+        "polled until complete"
+    );
+    let ids: Vec<String> = by_bulk.iter().map(|l| l.id.to_string()).collect();
+    let unique: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(ids.len(), unique.len(), "nobody twice");
+    assert_eq!(unique, org.people(), "everybody");
+    // Each person read from the job's CSV is the person the REST walk read (the job's
+    // snapshot predates the edits of this walk; the REST walk's came before any).
+    let rest: BTreeMap<String, &leadsync_domain::Lead> =
+        by_rest.iter().map(|l| (l.id.to_string(), l)).collect();
+    let mut compared = 0;
+    for lead in &by_bulk {
+        if edited.contains(&lead.id.to_string()) {
+            continue;
+        }
+        let mut expected = (*rest[lead.id.as_str()]).clone();
+        expected.modified_at = lead.modified_at;
+        assert_eq!(lead, &expected, "{}", lead.id);
+        compared += 1;
+    }
+    assert!(compared > 1_500, "{compared}");
+
+    // A walk over changes (not a first sync) never starts a job.
+    let since = PullScope::since(Utc::now() - chrono::Duration::days(1));
+    let _ = walk(&crm, &since, |_| {}).await;
+    assert_eq!(org.counters().bulk_jobs, c.bulk_jobs);
+}
+
+#[tokio::test]
+async fn cut_short_bulk_pages_are_read_again_not_lost() {
+    let org = SalesforceSandbox::start(OrgConfig::new(7, 1_500))
+        .await
+        .unwrap();
+    org.set_faults(
+        leadsync_sandbox::Faults {
+            malformed_rate: 0.3,
+            ..leadsync_sandbox::Faults::default()
+        },
+        0.0,
+    );
+    let crm = bulk_crm(&org, 500);
+    let leads = walk(&crm, &epoch(), |_| {}).await;
+    let unique: BTreeSet<String> = leads.iter().map(|l| l.id.to_string()).collect();
+    assert_eq!(unique.len(), leads.len());
+    assert_eq!(unique, org.people());
+    let c = org.counters();
+    assert_eq!(c.bulk_jobs, 1);
+    assert!(c.injected_malformed > 0, "{c:?}");
+}
+
+fn jwt_crm(org: &SalesforceSandbox, username: &str, key: &str) -> SalesforceCrm {
+    let mut config = SalesforceConfig::new(
+        org.base_url(),
+        org.client_id(),
+        SecretString::from(String::new()),
+    )
+    .with_jwt(leadsync_salesforce::JwtBearer {
+        username: username.to_owned(),
+        private_key: SecretString::from(key.to_owned()),
+        audience: "https://login.salesforce.com".into(),
+    });
+    config.backoff = Duration::from_millis(5);
+    SalesforceCrm::new(config).unwrap()
+}
+
+#[tokio::test]
+async fn the_jwt_bearer_flow_logs_in_renews_and_says_what_is_wrong() {
+    use leadsync_salesforce_sandbox::server::{JWT_PRIVATE_KEY, JWT_USERNAME};
+    let org = SalesforceSandbox::start(OrgConfig::new(7, 300))
+        .await
+        .unwrap();
+    let crm = jwt_crm(&org, JWT_USERNAME, JWT_PRIVATE_KEY);
+    let everyone = walk(&crm, &epoch(), |_| {}).await;
+    assert_eq!(everyone.len(), org.people().len());
+    assert_eq!(org.counters().tokens, 1);
+    // An expired session is renewed once, with a fresh assertion.
+    org.expire_sessions();
+    assert_eq!(walk(&crm, &epoch(), |_| {}).await.len(), everyone.len());
+    assert_eq!(org.counters().tokens, 2);
+
+    // A user the app does not know, and a key that is not one: named, not retried.
+    let stranger = jwt_crm(&org, "someone@else.example", JWT_PRIVATE_KEY);
+    let err = stranger
+        .pull_page(&epoch(), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("invalid_grant: user hasn't approved this consumer")
+            && err.contains("someone@else.example"),
+        "{err}"
+    );
+    let not_a_key = jwt_crm(
+        &org,
+        JWT_USERNAME,
+        "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n",
+    );
+    let err = not_a_key
+        .pull_page(&epoch(), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not an RSA key in PEM form"), "{err}");
+}
+
 fn specs() -> Vec<PropertySpec> {
     vec![
         PropertySpec {

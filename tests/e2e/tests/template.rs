@@ -400,11 +400,33 @@ fn every_function_that_reads_the_crm_or_its_rows_knows_which_crm_it_serves() {
             for key in [
                 "SF_CLIENT_ID",
                 "SF_CLIENT_SECRET_ARN",
+                "SF_USERNAME",
+                "SF_PRIVATE_KEY_ARN",
+                "SF_JWT_AUDIENCE",
                 "SF_DAILY_BUDGET_SHARE",
             ] {
                 assert!(!vars[key].is_null(), "{name} lacks {key}");
             }
-            assert_eq!(text(&vars["SF_CLIENT_SECRET_ARN"]), "CrmTokenSecret");
+            // The secret is the consumer secret, or with a username the JWT private key:
+            // exactly one of the two variables names it.
+            let choice = |key: &str| {
+                let Value::Tagged(t) = &vars[key] else {
+                    panic!("{name}: {key} is not an !If");
+                };
+                let arms: Vec<String> = t.value.as_sequence().unwrap().iter().map(text).collect();
+                arms
+            };
+            assert_eq!(
+                choice("SF_CLIENT_SECRET_ARN"),
+                ["UsesSalesforceJwt", "", "CrmTokenSecret"],
+                "{name}"
+            );
+            assert_eq!(
+                choice("SF_PRIVATE_KEY_ARN"),
+                ["UsesSalesforceJwt", "CrmTokenSecret", ""],
+                "{name}"
+            );
+            assert_eq!(text(&vars["SF_USERNAME"]), "SalesforceUsername");
         }
     }
     assert!(syncing >= 4, "{syncing}");

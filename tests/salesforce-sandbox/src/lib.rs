@@ -6,9 +6,13 @@
 //!
 //! # What it serves
 //! - `POST /services/oauth2/token`: the client-credentials flow (id and secret in the form,
-//!   or as HTTP Basic as simple-salesforce sends them) → `access_token`, `instance_url`,
-//!   `token_type`, `issued_at`, `signature`; `invalid_client_id` / `invalid_client` /
-//!   `unsupported_grant_type` bodies. Expired or unknown sessions get 401
+//!   or as HTTP Basic as simple-salesforce sends them) and the JWT bearer flow (an RS256
+//!   assertion verified against the connected app's certificate key, `iss` the consumer key,
+//!   `aud` a login URL, `sub` the pre-authorized user, `exp` not passed; the test-only key pair
+//!   is in `keys/`) → `access_token`, `instance_url`, `token_type`, `issued_at`, `signature`;
+//!   `invalid_client_id` / `invalid_client` / `invalid_grant` (`invalid assertion`,
+//!   `audience is invalid`, `user hasn't approved this consumer`, `expired authorization
+//!   code`) / `unsupported_grant_type` bodies. Expired or unknown sessions get 401
 //!   `INVALID_SESSION_ID` with `WWW-Authenticate: Token`.
 //! - `GET /services/data/vNN.0/query?q=` and `queryAll` over the SOQL subset of [`soql`]
 //!   (parent fields such as `Account.Industry`, `AND`/`OR`/`NOT`, comparisons on ids,
@@ -24,16 +28,22 @@
 //!   see (hidden ones are absent, as in a real org).
 //! - `POST /services/data/vNN.0/tooling/sobjects/CustomField`: custom fields on any object
 //!   (visible at once: field-level security is not modelled).
+//! - Bulk API 2.0 query jobs ([`bulk`]): create, poll, CSV results by `Sforce-Locator` and
+//!   `maxRecords`, delete.
 //! - Limits: the daily allocation with `Sforce-Limit-Info: api-usage=N/M` on every answer and
-//!   403 `REQUEST_LIMIT_EXCEEDED` once spent; `GET /limits`. Faults shared with the HubSpot
-//!   sandbox ([`leadsync_sandbox::Faults`]: latency, 5xx, cut-short bodies).
+//!   403 `REQUEST_LIMIT_EXCEEDED` once spent; the concurrent long-running request limit (25
+//!   requests over 20 s by default, `ConcurrentPerOrgLongTxn Limit exceeded.`); `GET /limits`.
+//!   Faults shared with the HubSpot sandbox ([`leadsync_sandbox::Faults`]: latency, 5xx,
+//!   cut-short bodies).
 //! - In-process admin for tests: edits, deletes, merges, conversions, new records, hidden
 //!   fields, session expiry, counters.
 //!
 //! # Not yet
-//! The JWT bearer flow (answered `invalid_grant`), Bulk API 2.0 query jobs, the concurrent
-//! long-running request limit, `/sobjects/<Type>/updated` and `/deleted`, subqueries.
+//! `/sobjects/<Type>/updated` and `/deleted`, parent-to-child subqueries, Bulk API 2.0
+//! ingest jobs (leadsync writes through collections), field-level security per profile (a
+//! hidden field is hidden from every client).
 
+pub mod bulk;
 pub mod ids;
 pub mod server;
 pub mod soql;

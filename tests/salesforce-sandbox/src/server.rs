@@ -29,6 +29,12 @@ use tokio::task::JoinHandle;
 pub const API_VERSION: &str = "63.0";
 const MIN_VERSION: u32 = 31;
 const MAX_VERSION: u32 = 63;
+/// The public half of the test-only key pair in `keys/` (the connected app's certificate key
+/// by default); [`JWT_PRIVATE_KEY`] signs assertions in tests. Never use it anywhere real.
+pub const JWT_PUBLIC_KEY: &str = include_str!("../keys/connected-app.pub");
+pub const JWT_PRIVATE_KEY: &str = include_str!("../keys/connected-app.key");
+/// The integration user assertions name by default.
+pub const JWT_USERNAME: &str = "integration@leadsync-sandbox.example";
 /// Records per collection request.
 pub const COLLECTION_LIMIT: usize = 200;
 
@@ -41,6 +47,10 @@ pub struct SalesforceConfig {
     /// The connected app's consumer key and secret (client-credentials flow).
     pub client_id: String,
     pub client_secret: String,
+    /// JWT bearer flow: the public key of the certificate uploaded to the connected app (PEM)
+    /// and the user assertions may name (pre-authorized for the app).
+    pub jwt_public_key: String,
+    pub jwt_username: String,
     /// The org's rolling 24-hour request allocation.
     pub daily_requests: u64,
     pub faults: Faults,
@@ -49,6 +59,13 @@ pub struct SalesforceConfig {
     /// Share of people without a deal who were converted to contacts anyway (0: only people
     /// with deals are contacts).
     pub contact_share: f64,
+    /// Polls of a Bulk API 2.0 query job answered `InProgress` before it completes.
+    pub bulk_polls: u32,
+    /// The concurrent long-running request limit: at most `limit` requests in flight for
+    /// longer than `after` (Salesforce: 25 over 20 s in production, 5 in Developer and
+    /// Trial orgs); another request is refused with 403 `REQUEST_LIMIT_EXCEEDED`
+    /// (`ConcurrentPerOrgLongTxn Limit exceeded.`) while they run.
+    pub long_running: (usize, std::time::Duration),
     pub port: u16,
 }
 
@@ -60,10 +77,14 @@ impl SalesforceConfig {
             anchor: DataSpec::new(seed, people).anchor,
             client_id: "sandbox-consumer-key".into(),
             client_secret: "sandbox-consumer-secret".into(),
+            jwt_public_key: JWT_PUBLIC_KEY.into(),
+            jwt_username: JWT_USERNAME.into(),
             daily_requests: 100_000_000,
             faults: Faults::default(),
             lock_row_rate: 0.0,
             contact_share: 0.0,
+            bulk_polls: 1,
+            long_running: (25, std::time::Duration::from_secs(20)),
             port: 0,
         }
     }
@@ -98,6 +119,12 @@ pub struct Counters {
     pub injected_5xx: u64,
     pub injected_malformed: u64,
     pub injected_lock: u64,
+    /// Bulk API 2.0: jobs created, job-info polls, results pages read.
+    pub bulk_jobs: u64,
+    pub bulk_polls: u64,
+    pub bulk_results: u64,
+    /// Requests refused by the concurrent long-running request limit.
+    pub refused_long_running: u64,
 }
 
 struct Org {
@@ -107,20 +134,24 @@ struct Org {
     hidden: BTreeSet<(String, String)>,
 }
 
-struct AppState {
-    config: SalesforceConfig,
+pub(crate) struct AppState {
+    pub(crate) config: SalesforceConfig,
     org: RwLock<Org>,
     tokens: Mutex<BTreeSet<String>>,
     cursors: Mutex<HashMap<String, Arc<Vec<Value>>>>,
     counters: Mutex<Counters>,
     used: AtomicU64,
-    next_id: AtomicU64,
+    pub(crate) next_id: AtomicU64,
+    /// Bulk API 2.0 query jobs by id.
+    pub(crate) jobs: Mutex<HashMap<String, crate::bulk::Job>>,
+    /// When each request in flight began (the concurrent long-running limit).
+    in_flight: Mutex<BTreeMap<u64, std::time::Instant>>,
     rng: Mutex<ChaCha8Rng>,
     faults: Mutex<(Faults, f64)>,
     clock: Mutex<DateTime<Utc>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -137,12 +168,12 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn count(&self, f: impl FnOnce(&mut Counters)) {
+    pub(crate) fn count(&self, f: impl FnOnce(&mut Counters)) {
         f(&mut lock(&self.counters));
     }
 
     /// The org's clock: never behind the seeded world, always moving forward.
-    fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         let mut clock = lock(&self.clock);
         let next = Utc::now().max(*clock + chrono::Duration::milliseconds(1));
         *clock = next;
@@ -205,6 +236,8 @@ impl SalesforceSandbox {
             }),
             tokens: Mutex::default(),
             cursors: Mutex::default(),
+            jobs: Mutex::default(),
+            in_flight: Mutex::default(),
             counters: Mutex::default(),
             used: AtomicU64::new(0),
             next_id: AtomicU64::new(10_000_000),
@@ -480,6 +513,18 @@ fn router(state: Arc<AppState>) -> Router {
             post(create_field),
         )
         .route("/services/data/{version}/limits", get(limits))
+        .route(
+            "/services/data/{version}/jobs/query",
+            post(crate::bulk::create),
+        )
+        .route(
+            "/services/data/{version}/jobs/query/{id}",
+            get(crate::bulk::info).delete(crate::bulk::delete),
+        )
+        .route(
+            "/services/data/{version}/jobs/query/{id}/results",
+            get(crate::bulk::results),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), govern))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -497,14 +542,14 @@ fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Salesforce's REST error body: a list of `{message, errorCode}`.
-fn sf_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn sf_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     json_response(
         status,
         &json!([{ "message": message.into(), "errorCode": code }]),
     )
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
@@ -517,7 +562,7 @@ async fn admin_counters(State(state): State<Arc<AppState>>) -> Response {
     json_response(StatusCode::OK, &json!(*lock(&state.counters)))
 }
 
-async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     sf_error(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
@@ -525,7 +570,7 @@ async fn not_found() -> Response {
     )
 }
 
-fn version_ok(version: &str) -> bool {
+pub(crate) fn version_ok(version: &str) -> bool {
     version
         .strip_prefix('v')
         .and_then(|v| v.strip_suffix(".0"))
@@ -586,6 +631,30 @@ async fn govern(State(state): State<Arc<AppState>>, request: Request, next: Next
             "TotalRequests Limit exceeded.",
         ));
     }
+    let (limit, after) = state.config.long_running;
+    let ticket = state.next_id.fetch_add(1, AtomicOrdering::Relaxed);
+    {
+        let mut in_flight = lock(&state.in_flight);
+        let long = in_flight.values().filter(|t| t.elapsed() >= after).count();
+        if long >= limit {
+            drop(in_flight);
+            state.count(|c| c.refused_long_running += 1);
+            return with_info(sf_error(
+                StatusCode::FORBIDDEN,
+                "REQUEST_LIMIT_EXCEEDED",
+                "ConcurrentPerOrgLongTxn Limit exceeded.",
+            ));
+        }
+        in_flight.insert(ticket, std::time::Instant::now());
+    }
+    // Leaves the in-flight set however the request ends (a dropped connection included).
+    struct InFlight<'a>(&'a AppState, u64);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            lock(&self.0.in_flight).remove(&self.1);
+        }
+    }
+    let _in_flight = InFlight(&state, ticket);
     let (faults, _) = *lock(&state.faults);
     if faults.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
@@ -618,7 +687,53 @@ async fn govern(State(state): State<Arc<AppState>>, request: Request, next: Next
     with_info(response)
 }
 
-/// The OAuth 2.0 token endpoint: client credentials, in the form or as HTTP Basic.
+#[derive(Debug, serde::Deserialize)]
+struct Assertion {
+    iss: String,
+    sub: String,
+    aud: String,
+}
+
+/// A JWT bearer assertion as Salesforce checks it: RS256 signed by the key of the certificate
+/// uploaded to the connected app, `iss` its consumer key, `sub` a user who may use the app,
+/// `aud` the login URL, `exp` not passed. The error pairs are Salesforce's.
+fn verify_assertion(
+    config: &SalesforceConfig,
+    assertion: Option<&str>,
+    audiences: &[String],
+) -> Result<(), (&'static str, &'static str)> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, errors::ErrorKind};
+    let invalid = ("invalid_grant", "invalid assertion");
+    let assertion = assertion.ok_or(invalid)?;
+    let key = DecodingKey::from_rsa_pem(config.jwt_public_key.as_bytes()).map_err(|_| invalid)?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    let claims = match decode::<Assertion>(assertion, &key, &validation) {
+        Ok(data) => data.claims,
+        Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
+            return Err(("invalid_grant", "expired authorization code"));
+        }
+        Err(_) => return Err(invalid),
+    };
+    if claims.iss != config.client_id {
+        return Err(("invalid_client_id", "client identifier invalid"));
+    }
+    if !audiences
+        .iter()
+        .any(|a| a.trim_end_matches('/') == claims.aud.trim_end_matches('/'))
+    {
+        return Err(("invalid_grant", "audience is invalid"));
+    }
+    if claims.sub != config.jwt_username {
+        return Err(("invalid_grant", "user hasn't approved this consumer"));
+    }
+    Ok(())
+}
+
+/// The OAuth 2.0 token endpoint: client credentials (in the form or as HTTP Basic) and the
+/// JWT bearer flow.
 async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: String) -> Response {
     state.count(|c| c.tokens += 1);
     let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
@@ -640,32 +755,41 @@ async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Str
         })
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())));
-    match form.get("grant_type").map(String::as_str) {
-        Some("client_credentials") => {}
-        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
-            return oauth_error(
-                "invalid_grant",
-                "this sandbox does not verify JWT bearer assertions yet; use client_credentials",
-            );
-        }
-        _ => return oauth_error("unsupported_grant_type", "grant type not supported"),
-    }
-    let (id, secret) = match (form.get("client_id"), form.get("client_secret"), basic) {
-        (Some(id), Some(secret), _) => (id.clone(), secret.clone()),
-        (_, _, Some(pair)) => pair,
-        _ => return oauth_error("invalid_client", "invalid client credentials"),
-    };
-    if id != state.config.client_id {
-        return oauth_error("invalid_client_id", "client identifier invalid");
-    }
-    if secret != state.config.client_secret {
-        return oauth_error("invalid_client", "invalid client credentials");
-    }
-    let access = issue_token(&state);
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {
+            let (id, secret) = match (form.get("client_id"), form.get("client_secret"), basic) {
+                (Some(id), Some(secret), _) => (id.clone(), secret.clone()),
+                (_, _, Some(pair)) => pair,
+                _ => return oauth_error("invalid_client", "invalid client credentials"),
+            };
+            if id != state.config.client_id {
+                return oauth_error("invalid_client_id", "client identifier invalid");
+            }
+            if secret != state.config.client_secret {
+                return oauth_error("invalid_client", "invalid client credentials");
+            }
+        }
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
+            let audiences = [
+                "https://login.salesforce.com".to_owned(),
+                "https://test.salesforce.com".to_owned(),
+                format!("http://{host}"),
+            ];
+            if let Err((code, description)) = verify_assertion(
+                &state.config,
+                form.get("assertion").map(String::as_str),
+                &audiences,
+            ) {
+                return oauth_error(code, description);
+            }
+        }
+        _ => return oauth_error("unsupported_grant_type", "grant type not supported"),
+    }
+    let access = issue_token(&state);
     json_response(
         StatusCode::OK,
         &json!({
@@ -1034,7 +1158,12 @@ fn count(state: &AppState, q: &Query, all: bool) -> usize {
 }
 
 /// The records of a query as JSON (`None` for `COUNT()`).
-fn execute(state: &AppState, version: &str, q: &Query, all: bool) -> Answer<Option<Vec<Value>>> {
+pub(crate) fn execute(
+    state: &AppState,
+    version: &str,
+    q: &Query,
+    all: bool,
+) -> Answer<Option<Vec<Value>>> {
     let (kind, records) = selected(state, q, all)?;
     let Some(select) = &q.select else {
         return Ok(None);
