@@ -30,18 +30,50 @@ async fn deps(vars: Vec<(&'static str, String)>) -> Deps {
     Deps::new(config, &sdk).await.unwrap()
 }
 
-/// KPI rows of a month, keyed without owners (owner ids differ between the CRMs).
-async fn kpis(deps: &Deps, period: &str) -> BTreeMap<String, (i64, i64)> {
+/// A month's KPI and incentive rows, owners named as the Salesforce org names them
+/// (`owner_id` turns a HubSpot owner id into its User id; identity for the org's own rows).
+/// An incentive row's lineage (a hash of its facts' keys, which hold each CRM's own record
+/// ids) is left out; its fact count, credits and outcomes are compared.
+async fn rollups(
+    deps: &Deps,
+    period: &str,
+    owner_id: impl Fn(&str) -> String,
+) -> BTreeMap<String, String> {
+    let owner_dimension = |d: &str| match d.strip_prefix("owner:") {
+        Some(id) if id != "(unassigned)" => format!("owner:{}", owner_id(id)),
+        _ => d.to_owned(),
+    };
     deps.store
         .rows(period)
         .await
         .unwrap()
         .iter()
         .filter_map(|r| match r.parse() {
-            Ok(RowBody::Kpi(k)) if !k.dimension.starts_with("owner") => Some((
-                format!("{}|{}|{}", k.grain, k.metric, k.dimension),
-                (k.value, k.base),
+            Ok(RowBody::Kpi(k)) => Some((
+                format!(
+                    "KPI|{}|{}|{}",
+                    k.grain,
+                    k.metric,
+                    owner_dimension(&k.dimension)
+                ),
+                format!("{} of {}", k.value, k.base),
             )),
+            Ok(RowBody::Incentive(i)) => {
+                let owner = match i.team {
+                    leadsync_domain::incentives::Team::Sales if i.owner != "(unassigned)" => {
+                        owner_id(&i.owner)
+                    }
+                    leadsync_domain::incentives::Team::Sales => i.owner.clone(),
+                    leadsync_domain::incentives::Team::Marketing => i.owner.clone(),
+                };
+                Some((
+                    format!("INC|{}|{:?}|{owner}", i.criteria_version, i.team),
+                    format!(
+                        "{} cents, {:?}, {} facts, unconverted {:?}",
+                        i.credits_cents, i.outcomes, i.facts, i.unconverted
+                    ),
+                ))
+            }
             _ => None,
         })
         .collect()
@@ -133,19 +165,36 @@ async fn the_same_people_get_the_same_stages_scores_and_kpis_from_either_crm() {
         .count();
     assert!(written > 0);
 
-    // The same KPIs, month by month (owners aside: their ids are each CRM's own).
+    // The same KPIs and the same incentives, month by month, owner by owner (a HubSpot
+    // owner is the org's User built from it).
+    let mut incentive_rows = 0;
     for period in ["2026-09", "2026-10"] {
         let (x, y) = (
-            kpis(&on_hubspot, period).await,
-            kpis(&on_salesforce, period).await,
+            rollups(
+                &on_hubspot,
+                period,
+                leadsync_salesforce_sandbox::world::user_id,
+            )
+            .await,
+            rollups(&on_salesforce, period, str::to_owned).await,
         );
-        assert!(!x.is_empty(), "{period}");
+        assert!(x.keys().any(|k| k.starts_with("KPI|")), "{period}");
+        assert!(
+            x.keys().any(|k| k.contains("|owner:005")),
+            "{period}: owner rows"
+        );
+        incentive_rows += x.keys().filter(|k| k.starts_with("INC|")).count();
         let differ: Vec<_> = x
             .iter()
             .filter(|(k, v)| y.get(*k) != Some(v))
-            .map(|(k, v)| format!("{k}: {v:?} vs {:?}", y.get(k)))
+            .map(|(k, v)| format!("{k}: {v} vs {:?}", y.get(k)))
             .collect();
         assert!(differ.is_empty(), "{period}: {differ:?}");
-        assert_eq!(x.len(), y.len(), "{period}");
+        assert_eq!(
+            x.keys().collect::<Vec<_>>(),
+            y.keys().collect::<Vec<_>>(),
+            "{period}"
+        );
     }
+    assert!(incentive_rows > 0, "incentives compared");
 }
