@@ -106,6 +106,12 @@ pub(crate) fn cpu_time() -> Duration {
     proc_cpu_time("self")
 }
 
+/// Start this process's peak-RSS count afresh (Linux `clear_refs` 5), so that each measured
+/// point reports its own peak, not an earlier one's.
+pub(crate) fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Peak resident memory of this process, in MiB.
 pub(crate) fn peak_rss_mib() -> f64 {
     proc_peak_rss_mib("self")
@@ -188,6 +194,7 @@ pub async fn crm(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Res
     println!("|---|---|---|---|---|---|---|");
     for &latency in latencies {
         let sandbox = spawn_sandbox(contacts, latency)?;
+        reset_peak_rss();
         let crm = client(&sandbox.base_url)?;
         let (mut rates, mut cpus) = (vec![], vec![]);
         for _ in 0..repeat.max(1) {
@@ -426,10 +433,13 @@ pub async fn coldstart(bin_dir: &std::path::Path, runs: usize) -> anyhow::Result
 /// the org's own count (`Sforce-Limit-Info`'s `api-usage`, before and after). The minimum the
 /// batch limits allow for a full sync: ⌈leads/2,000⌉ + ⌈contacts/2,000⌉ query pages, the
 /// contact roles of each contact page (⌈roles/2,000⌉, at least one per contact page),
-/// ⌈updates/200⌉ collection updates, and the fixed calls the run cannot skip (token requests
-/// do not count against the allocation): 4 describes, the result fields' creation on a fresh org (one Tooling call per field and
-/// object, then 2 describes), 3 merge/conversion queries, 2 deletes (a first run asks for no changed
-/// deals or accounts: everything is read).
+/// ⌈updates/200⌉ collection updates, and the calls the run cannot skip (token requests do not
+/// count against the allocation): 4 describes, the result fields' creation on a fresh org (one
+/// Tooling call per field and object, then 2 describes), 2 merge queries and the converted
+/// leads (⌈converted/2,000⌉), 2 deletes (a first run asks for no changed deals or accounts:
+/// everything is read). When the Leads go through a Bulk API 2.0 job they cost one REST page,
+/// the job's creation, one poll, its results pages (10,000 records each) and its deletion.
+/// Peak RSS is the pull's (before the sync, whose in-memory store holds every lead).
 pub async fn salesforce(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Result<()> {
     use leadsync_salesforce::{SalesforceConfig, SalesforceCrm};
     use leadsync_salesforce_sandbox::SalesforceConfig as OrgConfig;
@@ -447,6 +457,7 @@ pub async fn salesforce(contacts: u64, latencies: &[u64], repeat: usize) -> anyh
     for &latency in latencies {
         use leadsync_salesforce_sandbox::Counters;
         let sandbox = spawn_crm_sandbox("salesforce", contacts, latency)?;
+        reset_peak_rss();
         let crm = || -> anyhow::Result<SalesforceCrm> {
             Ok(SalesforceCrm::new(SalesforceConfig::new(
                 sandbox.base_url.clone(),
@@ -468,6 +479,8 @@ pub async fn salesforce(contacts: u64, latencies: &[u64], repeat: usize) -> anyh
             cpus.push(cpu.as_secs_f64() * 10_000.0 / n as f64);
             used_before = crm.api_usage().0;
         }
+        // The pull's own peak, before the sync below holds every lead in memory (its fakes).
+        let pull_rss = peak_rss_mib();
         let crm = crm()?;
         let (store, snapshots) = (FakeLeadStore::new(), FakeSnapshotStore::new());
         let deps = SyncDeps {
@@ -488,6 +501,7 @@ pub async fn salesforce(contacts: u64, latencies: &[u64], repeat: usize) -> anyh
         let before = counted().await?;
         let report = sync(&deps, &SyncInput::nightly("bench", Utc::now())).await?;
         let after = counted().await?;
+        let d = |f: fn(&Counters) -> u64| f(&after) - f(&before);
         // The org's own count, from its last answer (token requests do not count against the
         // allocation, as in Salesforce).
         let (used, allocation) = crm.api_usage();
@@ -502,13 +516,36 @@ pub async fn salesforce(contacts: u64, latencies: &[u64], repeat: usize) -> anyh
         // A fresh org: the result fields are created on each object (one Tooling call each)
         // and both objects described again.
         let fields = criteria.crm_property_specs().len() as u64 * 2 + 2;
-        let minimum = leads.div_ceil(2_000)
+        // The converted leads the walk's start lists (not people: counted by the org after).
+        let census = leadsync_salesforce::client::Transport::new(SalesforceConfig::new(
+            sandbox.base_url.clone(),
+            org.client_id.clone(),
+            org.client_secret.clone().into(),
+        ))?;
+        let converted = census
+            .count("SELECT COUNT() FROM Lead WHERE IsConverted = true")
+            .await?;
+        let defaults = SalesforceConfig::new("", "", String::new().into());
+        let bulk = d(|c| c.bulk_jobs) > 0;
+        // Leads: by REST pages of 2,000, or one REST page (whose totalSize decides) then a
+        // job (create, one poll, results pages, delete).
+        let lead_requests = if bulk {
+            1 + 2
+                + leads
+                    .saturating_sub(u64::from(defaults.page_size))
+                    .div_ceil(defaults.bulk_page_size as u64)
+                + 1
+        } else {
+            leads.div_ceil(2_000)
+        };
+        let minimum = lead_requests
             + people_contacts.div_ceil(2_000)
             + roles.div_ceil(2_000).max(people_contacts.div_ceil(2_000))
             + report.pushed.div_ceil(200)
             + 4
             + fields
-            + 3
+            + 2
+            + converted.div_ceil(2_000).max(1)
             + 2;
         let per_k = |x: u64| x as f64 * 1000.0 / report.scored.max(1) as f64;
         println!(
@@ -518,11 +555,10 @@ pub async fn salesforce(contacts: u64, latencies: &[u64], repeat: usize) -> anyh
             per_k(made),
             per_k(minimum),
             made as f64 / minimum.max(1) as f64,
-            peak_rss_mib()
+            pull_rss
         );
-        let d = |f: fn(&Counters) -> u64| f(&after) - f(&before);
         eprintln!(
-            "  {latency} ms: {} people ({leads} leads, {people_contacts} contacts, {roles} roles), {} pushed; {made} requests by the org's api-usage ({used} of {allocation} used), {} by its counters: {} queries, {} query-more, {} collection updates, {} describes, {} Tooling, {} tokens",
+            "  {latency} ms: {} people ({leads} leads, {people_contacts} contacts, {roles} roles, {converted} converted), {} pushed; {made} requests by the org's api-usage ({used} of {allocation} used), {} by its counters: {} queries, {} query-more, {} collection updates, {} describes, {} Tooling, {} tokens, bulk {} jobs / {} polls / {} results pages; peak RSS with the sync's in-memory store {:.0} MiB",
             report.scored,
             report.pushed,
             d(|c| c.requests),
@@ -532,6 +568,10 @@ pub async fn salesforce(contacts: u64, latencies: &[u64], repeat: usize) -> anyh
             d(|c| c.describes),
             d(|c| c.tooling),
             d(|c| c.tokens),
+            d(|c| c.bulk_jobs),
+            d(|c| c.bulk_polls),
+            d(|c| c.bulk_results),
+            peak_rss_mib(),
         );
     }
     Ok(())

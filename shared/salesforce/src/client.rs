@@ -464,12 +464,13 @@ impl Transport {
         );
         let mut out = Vec::new();
         loop {
-            let page = self.call(reqwest::Method::GET, &path, None, &batch).await?;
+            let mut page = self.call(reqwest::Method::GET, &path, None, &batch).await?;
             let records = page
-                .get("records")
-                .and_then(Value::as_array)
+                .get_mut("records")
+                .and_then(Value::as_array_mut)
+                .map(std::mem::take)
                 .ok_or_else(|| CrmError::Decode("query answer without records".into()))?;
-            out.extend(records.iter().cloned());
+            out.extend(records);
             match page.get("nextRecordsUrl").and_then(Value::as_str) {
                 Some(next) if page.get("done") != Some(&Value::Bool(true)) => {
                     path = next.to_owned();
@@ -494,11 +495,11 @@ impl Transport {
             self.data("/query"),
             form_urlencoded::byte_serialize(soql.as_bytes()).collect::<String>()
         );
-        let page = self.call(reqwest::Method::GET, &path, None, &batch).await?;
+        let mut page = self.call(reqwest::Method::GET, &path, None, &batch).await?;
         let records = page
-            .get("records")
-            .and_then(Value::as_array)
-            .cloned()
+            .get_mut("records")
+            .and_then(Value::as_array_mut)
+            .map(std::mem::take)
             .ok_or_else(|| CrmError::Decode("query answer without records".into()))?;
         let total = page
             .get("totalSize")
