@@ -277,16 +277,54 @@ fn locate(text: &str, span: std::ops::Range<usize>, message: &str) -> usize {
         .unwrap_or(start)
 }
 
+/// One step of the path to a piece of the document: a key, or an entry of an array.
+#[derive(Debug, Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The document's value at `path`, with the spans of everything inside it.
+fn find<'d, 'i>(
+    root: &'d toml::de::DeTable<'i>,
+    path: &[Step<'_>],
+) -> Option<&'d toml::Spanned<toml::de::DeValue<'i>>> {
+    let (first, rest) = path.split_first()?;
+    let Step::Key(key) = first else {
+        return None;
+    };
+    let mut at = root
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == *key)
+        .map(|(_, v)| v)?;
+    for step in rest {
+        at = match step {
+            Step::Key(key) => at
+                .get_ref()
+                .as_table()?
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == *key)
+                .map(|(_, v)| v)?,
+            Step::Index(i) => at.get_ref().as_array()?.get(*i)?,
+        };
+    }
+    Some(at)
+}
+
 struct Reader<'t> {
     text: &'t str,
+    /// The document as parsed, spans kept down to every key and value.
+    spanned: toml::de::DeTable<'t>,
     issues: Vec<(usize, String)>,
 }
 
 impl Reader<'_> {
-    /// Deserialize one piece; on failure record the problem where it stands and give `None`.
+    /// Deserialize one piece; on failure record the problem where it stands — the offending
+    /// key or value itself, read again from the spanned document at `path` — and give `None`.
     fn piece<T: serde::de::DeserializeOwned>(
         &mut self,
         what: &str,
+        path: &[Step<'_>],
         value: &toml::Value,
         span: std::ops::Range<usize>,
     ) -> Option<T> {
@@ -294,10 +332,13 @@ impl Reader<'_> {
             Ok(v) => Some(v),
             Err(e) => {
                 let message = e.message().to_owned();
-                self.issues.push((
-                    locate(self.text, span, &message),
-                    format!("{what}: {message}"),
-                ));
+                let precise = find(&self.spanned, path).and_then(|v| {
+                    T::deserialize(toml::de::ValueDeserializer::from(v.clone()))
+                        .err()
+                        .and_then(|e| e.span())
+                });
+                let at = precise.map_or_else(|| locate(self.text, span, &message), |s| s.start);
+                self.issues.push((at, format!("{what}: {message}")));
                 None
             }
         }
@@ -319,13 +360,21 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
     let lists: Lists = toml::from_str(text).map_err(syntax)?;
     let mut r = Reader {
         text,
+        spanned: toml::de::DeTable::parse(text).map_err(syntax)?.into_inner(),
         issues: Vec::new(),
     };
     for (key, value) in &top {
         if !TOP_KEYS.contains(&key.as_str()) {
-            let at = locate(text, 0..text.len(), &format!("`{key}`"));
+            let at = r
+                .spanned
+                .keys()
+                .find(|k| k.get_ref().as_ref() == key.as_str())
+                .map_or_else(
+                    || locate(text, 0..text.len(), &format!("`{key}`")).min(value.span().start),
+                    |k| k.span().start,
+                );
             r.issues.push((
-                at.min(value.span().start),
+                at,
                 format!(
                     "unknown key `{key}`, expected one of {}",
                     TOP_KEYS.join(", ")
@@ -345,7 +394,7 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
         };
     let text_field = |r: &mut Reader<'_>, key: &str, placeholder: &str| -> String {
         required(r, key)
-            .and_then(|(v, span)| r.piece::<String>(key, &v, span))
+            .and_then(|(v, span)| r.piece::<String>(key, &[Step::Key(key)], &v, span))
             .unwrap_or_else(|| placeholder.to_owned())
     };
     let id = text_field(&mut r, "id", "?");
@@ -353,18 +402,23 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
     let effective = text_field(&mut r, "effective", "2000-01-01");
     let optional = |key: &str| top.get(key).map(|v| (v.get_ref().clone(), v.span()));
     let approved_by = optional("approved_by").and_then(|(v, span)| {
-        r.piece::<ApprovedBy>("approved_by", &v, span.clone())
+        r.piece::<ApprovedBy>("approved_by", &[Step::Key("approved_by")], &v, span.clone())
             .map(|a| toml::Spanned::new(span, a))
     });
     let caps = optional("caps")
-        .and_then(|(v, span)| r.piece::<Caps>("caps", &v, span))
+        .and_then(|(v, span)| r.piece::<Caps>("caps", &[Step::Key("caps")], &v, span))
         .unwrap_or_default();
     let crm = optional("crm")
-        .and_then(|(v, span)| r.piece::<CrmMapping>("crm", &v, span))
+        .and_then(|(v, span)| r.piece::<CrmMapping>("crm", &[Step::Key("crm")], &v, span))
         .unwrap_or_default();
     let incentives = optional("incentives").and_then(|(v, span)| {
-        r.piece::<crate::incentives::IncentivesDoc>("incentives", &v, span.clone())
-            .map(|doc| (doc, span.start))
+        r.piece::<crate::incentives::IncentivesDoc>(
+            "incentives",
+            &[Step::Key("incentives")],
+            &v,
+            span.clone(),
+        )
+        .map(|doc| (doc, span.start))
     });
 
     // Stages: each threshold on its own, with a neutral placeholder when unreadable (so no
@@ -393,7 +447,13 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
                     .keys()
                     .filter(|k| !["mql", "sql", "recycled"].contains(&k.as_str()))
                 {
-                    let at = locate(text, spanned.span(), &format!("`{key}`"));
+                    let at = find(&r.spanned, &[Step::Key("stages")])
+                        .and_then(|v| v.get_ref().as_table())
+                        .and_then(|t| t.keys().find(|k| k.get_ref().as_ref() == key.as_str()))
+                        .map_or_else(
+                            || locate(text, spanned.span(), &format!("`{key}`")),
+                            |k| k.span().start,
+                        );
                     r.issues.push((
                         at,
                         format!("stages: unknown stage `{key}`, expected mql and sql"),
@@ -412,7 +472,12 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
                                 None
                             }
                             Some(v) => r
-                                .piece::<StageDoc>(&format!("stages.{name}"), v, span.clone())
+                                .piece::<StageDoc>(
+                                    &format!("stages.{name}"),
+                                    &[Step::Key("stages"), Step::Key(name)],
+                                    v,
+                                    span.clone(),
+                                )
                                 .map(|d| {
                                     (
                                         toml::Spanned::new(
@@ -433,7 +498,12 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
                         let recycled = table
                             .get("recycled")
                             .and_then(|v| {
-                                r.piece::<RecycledDoc>("stages.recycled", v, at..text.len())
+                                r.piece::<RecycledDoc>(
+                                    "stages.recycled",
+                                    &[Step::Key("stages"), Step::Key("recycled")],
+                                    v,
+                                    at..text.len(),
+                                )
                             })
                             .map(|d| d.lead_status)
                             .unwrap_or_default();
@@ -466,24 +536,37 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
     });
     let entries = |r: &mut Reader<'_>,
                    what: &str,
+                   key: &str,
                    list: &[toml::Spanned<toml::Value>]|
      -> Vec<toml::Spanned<RuleDoc>> {
         list.iter()
-            .filter_map(|e| {
-                r.piece::<RuleDoc>(what, e.get_ref(), e.span())
-                    .map(|rule| toml::Spanned::new(e.span(), rule))
+            .enumerate()
+            .filter_map(|(i, e)| {
+                r.piece::<RuleDoc>(
+                    what,
+                    &[Step::Key(key), Step::Index(i)],
+                    e.get_ref(),
+                    e.span(),
+                )
+                .map(|rule| toml::Spanned::new(e.span(), rule))
             })
             .collect()
     };
-    let fit = entries(&mut r, "fit rule", &lists.fit);
-    let engagement = entries(&mut r, "engagement rule", &lists.engagement);
-    let disqualify = entries(&mut r, "disqualifier", &lists.disqualify);
+    let fit = entries(&mut r, "fit rule", "fit", &lists.fit);
+    let engagement = entries(&mut r, "engagement rule", "engagement", &lists.engagement);
+    let disqualify = entries(&mut r, "disqualifier", "disqualify", &lists.disqualify);
     let mut bands: Vec<toml::Spanned<BandDoc>> = lists
         .bands
         .iter()
-        .filter_map(|e| {
-            r.piece::<BandDoc>("band", e.get_ref(), e.span())
-                .map(|b| toml::Spanned::new(e.span(), b))
+        .enumerate()
+        .filter_map(|(i, e)| {
+            r.piece::<BandDoc>(
+                "band",
+                &[Step::Key("bands"), Step::Index(i)],
+                e.get_ref(),
+                e.span(),
+            )
+            .map(|b| toml::Spanned::new(e.span(), b))
         })
         .collect();
     if bands.is_empty() && !lists.bands.is_empty() {

@@ -754,3 +754,115 @@ fn next_change_is_the_first_hour_time_alone_moves_the_stage_or_band() {
     );
     assert_eq!(c.next_change(&quiet, now()), None);
 }
+
+/// The example with `insert` placed as the last line of the table whose header is on line
+/// `header` (1-based), and the inserted line's number.
+fn with_line_in_table(header: usize, insert: &str) -> (String, usize) {
+    let lines: Vec<&str> = EXAMPLE.lines().collect();
+    let mut end = lines
+        .iter()
+        .enumerate()
+        .skip(header)
+        .find(|(_, l)| l.trim_start().starts_with('['))
+        .map_or(lines.len(), |(i, _)| i);
+    // Before the blank lines and comments that lead into the next table.
+    while end > header
+        && (lines[end - 1].trim().is_empty() || lines[end - 1].trim_start().starts_with('#'))
+    {
+        end -= 1;
+    }
+    let mut out: Vec<&str> = lines[..end].to_vec();
+    out.push(insert);
+    out.extend(&lines[end..]);
+    (out.join("\n") + "\n", end + 1)
+}
+
+fn headers() -> Vec<(usize, &'static str)> {
+    EXAMPLE
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with('['))
+        .map(|(i, l)| (i + 1, l))
+        .collect()
+}
+
+#[test]
+fn a_misspelt_key_in_any_table_is_reported_at_its_own_line() {
+    let mut checked = 0;
+    for (header, name) in headers() {
+        // `[incentives.fx]` maps any currency code to a rate: a key there is data.
+        if name == "[incentives.fx]" {
+            continue;
+        }
+        let (text, line) = with_line_in_table(header, "misspelt_key = 1");
+        let err = Criteria::parse("c.toml", &text).unwrap_err();
+        let issue = err
+            .issues
+            .iter()
+            .find(|i| i.message.contains("misspelt_key"))
+            .unwrap_or_else(|| panic!("{name}: {err}"));
+        assert_eq!(
+            (issue.line, issue.column),
+            (line, 1),
+            "{name} (header on line {header}): {err}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 25, "{checked} tables");
+    // At the top, and a stage that does not exist.
+    for (insert, after) in [
+        ("misspelt_key = 1", "effective"),
+        ("[stages.mqll]\nmin_fit = 1", "[caps]"),
+    ] {
+        let at = EXAMPLE.lines().position(|l| l.starts_with(after)).unwrap();
+        let mut lines: Vec<&str> = EXAMPLE.lines().collect();
+        lines.insert(if after.starts_with('[') { at } else { at + 1 }, insert);
+        let text = lines.join("\n") + "\n";
+        let line = text
+            .lines()
+            .position(|l| l.contains("misspelt_key") || l.contains("mqll"))
+            .unwrap()
+            + 1;
+        let err = Criteria::parse("c.toml", &text).unwrap_err();
+        assert!(
+            err.issues.iter().any(|i| i.line == line),
+            "`{insert}` on line {line}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_type_or_bad_value_in_any_table_is_reported_at_its_value() {
+    let mut checked = 0;
+    for (header, name) in headers() {
+        // The first `key = value` line of the table, its value replaced by a wrong type.
+        let lines: Vec<&str> = EXAMPLE.lines().collect();
+        let Some((at, line)) = lines
+            .iter()
+            .enumerate()
+            .skip(header)
+            .take_while(|(_, l)| !l.starts_with('['))
+            .find(|(_, l)| l.contains(" = ") && !l.trim_start().starts_with('#'))
+        else {
+            continue;
+        };
+        let key = line.split(" = ").next().unwrap();
+        let broken = format!("{key} = {{ nested = {{ deeper = true }} }}");
+        let mut out = lines.clone();
+        out[at] = &broken;
+        let text = out.join("\n") + "\n";
+        let err = Criteria::parse("c.toml", &text).unwrap_err();
+        assert!(
+            err.issues.iter().any(|i| i.line == at + 1),
+            "{name}: `{broken}` on line {}: {err}",
+            at + 1
+        );
+        assert!(
+            err.issues.iter().all(|i| i.line == at + 1),
+            "{name}: every issue on line {}: {err}",
+            at + 1
+        );
+        checked += 1;
+    }
+    assert!(checked >= 25, "{checked} tables");
+}
