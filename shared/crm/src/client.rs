@@ -489,6 +489,7 @@ struct Listing {
 fn property_body(spec: &PropertySpec) -> Value {
     let (kind, field_type) = match spec.kind {
         PropertyKind::Text => ("string", "text"),
+        PropertyKind::LongText => ("string", "textarea"),
         PropertyKind::Number => ("number", "number"),
         PropertyKind::Enumeration => ("enumeration", "select"),
     };

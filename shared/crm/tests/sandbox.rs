@@ -285,13 +285,14 @@ async fn property_bootstrap_creates_missing_properties_once() {
     let sandbox = Sandbox::start(SandboxConfig::new(7, 5)).await.unwrap();
     let specs = criteria().crm_property_specs();
     let first = crm(&sandbox, sandbox.token(), 200);
-    assert_eq!(first.ensure_properties(&specs).await.unwrap(), 5);
+    assert_eq!(specs.len(), 8);
+    assert_eq!(first.ensure_properties(&specs).await.unwrap(), 8);
     assert_eq!(first.ensure_properties(&specs).await.unwrap(), 0);
     // A fresh client (a new cold start) finds them and creates nothing.
     let second = crm(&sandbox, sandbox.token(), 200);
     assert_eq!(second.ensure_properties(&specs).await.unwrap(), 0);
     let counts = sandbox.request_counts();
-    assert_eq!(counts["POST /crm/v3/properties/contacts"], 5);
+    assert_eq!(counts["POST /crm/v3/properties/contacts"], 8);
     assert_eq!(counts["POST /crm/v3/properties/contacts/groups"], 1);
     assert_eq!(
         counts["GET /crm/v3/properties/contacts"], 2,

@@ -159,6 +159,12 @@ pub struct CrmMapping {
     pub band: String,
     pub reasons: String,
     pub criteria_version: String,
+    /// The fit and engagement scores apart (Pardot's grade and score).
+    pub fit_score: String,
+    pub engagement_score: String,
+    /// Why, in words a rep reads: the disqualifiers, the rules that scored with their points
+    /// and the values seen, the data that was missing ([`Scorecard::summary`]).
+    pub summary: String,
 }
 
 impl Default for CrmMapping {
@@ -169,9 +175,16 @@ impl Default for CrmMapping {
             band: "leadsync_band".into(),
             reasons: "leadsync_reasons".into(),
             criteria_version: "leadsync_criteria_version".into(),
+            fit_score: "leadsync_fit_score".into(),
+            engagement_score: "leadsync_engagement_score".into(),
+            summary: "leadsync_summary".into(),
         }
     }
 }
+
+/// The longest [`Scorecard::summary`] (characters): inside a HubSpot textarea (65,536) and the
+/// Long Text Area leadsync creates in Salesforce.
+pub const SUMMARY_LIMIT: usize = 2_000;
 
 /// A lead attribute a rule can test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -733,6 +746,9 @@ pub struct Reason {
     /// Provenance of a firmographic value (`crm`, a provider name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The rule is a disqualifier (matched: the lead is out, whatever it scores).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disqualifier: bool,
 }
 
 /// The result of evaluating one lead.
@@ -757,12 +773,72 @@ impl Scorecard {
             .map(|r| r.code.as_str())
     }
 
+    /// Why, in words a rep reads, one line each, most telling first: the disqualifiers that
+    /// matched, the scoring rules that matched by the size of their points (with the value
+    /// seen: `+20 Core industry … [INTERNET]`, `-10 …`), then the rules that could not be
+    /// judged for want of data (`Unknown: …`: not enriched, BANT not recorded), at most
+    /// [`SUMMARY_LIMIT`] characters (whole lines; the rest counted in a last line).
+    pub fn summary(&self) -> String {
+        let seen = |r: &Reason| {
+            r.value
+                .as_deref()
+                .map(|v| format!(" [{v}]"))
+                .unwrap_or_default()
+        };
+        let mut disqualified = Vec::new();
+        let mut scored: Vec<&Reason> = Vec::new();
+        let mut unknown = Vec::new();
+        for r in &self.reasons {
+            match r.outcome {
+                ReasonOutcome::Matched if r.disqualifier => {
+                    disqualified.push(format!("Disqualified: {}{}", r.label, seen(r)));
+                }
+                ReasonOutcome::Matched => scored.push(r),
+                ReasonOutcome::Missing if !r.disqualifier => {
+                    unknown.push(format!("Unknown: {} (no data)", r.label));
+                }
+                ReasonOutcome::Missing | ReasonOutcome::NotMatched => {}
+            }
+        }
+        scored.sort_by_key(|r| std::cmp::Reverse(r.points.abs()));
+        let lines: Vec<String> = disqualified
+            .into_iter()
+            .chain(
+                scored
+                    .iter()
+                    .map(|r| format!("{:+} {}{}", r.points, r.label, seen(r))),
+            )
+            .chain(unknown)
+            .collect();
+        let mut out = String::new();
+        for (i, line) in lines.iter().enumerate() {
+            let more = lines.len() - i;
+            let tail = format!("… and {more} more");
+            let needed = out.chars().count() + line.chars().count() + 1;
+            if needed + tail.chars().count() + 1 > SUMMARY_LIMIT && more > 1
+                || needed > SUMMARY_LIMIT
+            {
+                out.push_str(&tail);
+                return out;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.trim_end().to_owned()
+    }
+
     /// The CRM properties this result maps to, under the document's mapping.
     pub fn crm_properties(&self, mapping: &CrmMapping) -> BTreeMap<String, String> {
         let reasons: Vec<&str> = self.matched_codes().collect();
         BTreeMap::from([
             (mapping.stage.clone(), self.stage.as_str().to_owned()),
             (mapping.score.clone(), self.total.to_string()),
+            (mapping.fit_score.clone(), self.fit.to_string()),
+            (
+                mapping.engagement_score.clone(),
+                self.engagement.to_string(),
+            ),
+            (mapping.summary.clone(), self.summary()),
             (mapping.band.clone(), self.band.clone()),
             (mapping.reasons.clone(), reasons.join(";")),
             (
@@ -845,6 +921,24 @@ impl Criteria {
                 &self.crm.criteria_version,
                 "leadsync criteria version",
                 PropertyKind::Text,
+                vec![],
+            ),
+            spec(
+                &self.crm.fit_score,
+                "leadsync fit score",
+                PropertyKind::Number,
+                vec![],
+            ),
+            spec(
+                &self.crm.engagement_score,
+                "leadsync engagement score",
+                PropertyKind::Number,
+                vec![],
+            ),
+            spec(
+                &self.crm.summary,
+                "leadsync: why",
+                PropertyKind::LongText,
                 vec![],
             ),
         ]
@@ -1043,7 +1137,11 @@ impl Criteria {
                 value: Some(why.clone()),
                 points: 0,
                 source: None,
+                disqualifier: false,
             });
+        }
+        for (reason, (group, _)) in reasons.iter_mut().zip(&self.rules) {
+            reason.disqualifier = *group == Group::Disqualify;
         }
         Scorecard {
             stage: score.stage,
@@ -1213,6 +1311,7 @@ impl Judged<'_> {
             value,
             points: self.points,
             source: self.seen.source.map(str::to_owned),
+            disqualifier: false,
         }
     }
 }

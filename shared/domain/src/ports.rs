@@ -71,6 +71,8 @@ pub struct PushOutcome {
 #[serde(rename_all = "snake_case")]
 pub enum PropertyKind {
     Text,
+    /// Text of many lines (HubSpot's textarea, Salesforce's Long Text Area).
+    LongText,
     Number,
     /// A fixed list of values (`options`).
     Enumeration,

@@ -897,6 +897,7 @@ impl Crm for SalesforceCrm {
                 let kind = match spec.kind {
                     PropertyKind::Number => "double",
                     PropertyKind::Text | PropertyKind::Enumeration => "string",
+                    PropertyKind::LongText => "textarea",
                 };
                 let known = existing.get(&field).cloned();
                 self.result_fields
@@ -918,6 +919,12 @@ impl Crm for SalesforceCrm {
                     PropertyKind::Text | PropertyKind::Enumeration => {
                         json!({"type": "Text", "label": spec.label, "length": 255})
                     }
+                    PropertyKind::LongText => json!({
+                        "type": "LongTextArea",
+                        "label": spec.label,
+                        "length": leadsync_domain::criteria::SUMMARY_LIMIT,
+                        "visibleLines": 6
+                    }),
                 };
                 let answer = self
                     .transport

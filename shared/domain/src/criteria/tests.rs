@@ -248,6 +248,79 @@ fn crm_properties_follow_mapping() {
         "FIT_INDUSTRY_CORE;FIT_SIZE_MIDMARKET;ENG_FORM_SUBMISSIONS"
     );
     assert_eq!(props["leadsync_criteria_version"], "2026.11.1");
+    assert_eq!(props["leadsync_fit_score"], card.fit.to_string());
+    assert_eq!(
+        props["leadsync_engagement_score"],
+        card.engagement.to_string()
+    );
+    let summary = &props["leadsync_summary"];
+    let lines: Vec<&str> = summary.lines().collect();
+    // The biggest points first, each with what was seen; what could not be judged last.
+    assert!(
+        lines[0].starts_with("+20 Core industry") && lines[0].ends_with("[INTERNET]"),
+        "{summary}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with('+') && l.contains("[60]")),
+        "{summary}"
+    );
+    let points: Vec<i64> = lines
+        .iter()
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        points.windows(2).all(|w| w[0].abs() >= w[1].abs()),
+        "{summary}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("Unknown: ")),
+        "{summary}"
+    );
+    assert!(!summary.contains("Disqualified"), "{summary}");
+}
+
+#[test]
+fn the_summary_names_disqualifiers_first_and_stays_inside_the_limit() {
+    let c = criteria();
+    let card = c.evaluate(
+        &lead(
+            "a@gmail.com",
+            Some("INTERNET"),
+            Some(60),
+            Engagement::default(),
+        ),
+        now(),
+    );
+    let summary = card.summary();
+    assert!(
+        summary.starts_with("Disqualified: Personal free-mail address")
+            && summary.lines().next().unwrap().ends_with("[gmail.com]"),
+        "{summary}"
+    );
+    // Many long reasons: whole lines up to the limit, the rest counted.
+    let mut long = card.clone();
+    long.reasons = (0..200)
+        .map(|i| Reason {
+            code: format!("R{i}"),
+            label: "x".repeat(90),
+            outcome: ReasonOutcome::Matched,
+            value: Some(format!("{i}")),
+            points: 1,
+            source: None,
+            disqualifier: false,
+        })
+        .collect();
+    let s = long.summary();
+    assert!(s.chars().count() <= SUMMARY_LIMIT, "{}", s.chars().count());
+    let last = s.lines().last().unwrap();
+    assert!(
+        last.starts_with("… and ") && last.ends_with(" more"),
+        "{last}"
+    );
+    let shown = s.lines().count() - 1;
+    assert_eq!(last, format!("… and {} more", 200 - shown));
 }
 
 #[test]
