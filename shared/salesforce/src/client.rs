@@ -446,6 +446,23 @@ impl Transport {
         format!("/services/data/v{}{rest}", self.config.api_version)
     }
 
+    /// `…/query?q=<SOQL>` (or `/queryAll`), the SOQL URL-encoded.
+    fn query_path(&self, endpoint: &str, soql: &str) -> String {
+        format!(
+            "{}?q={}",
+            self.data(endpoint),
+            form_urlencoded::byte_serialize(soql.as_bytes()).collect::<String>()
+        )
+    }
+
+    /// The page size asked of every query (`Sforce-Query-Options: batchSize=`, 200–2,000).
+    fn batch_option(&self) -> [(&'static str, String); 1] {
+        [(
+            "Sforce-Query-Options",
+            format!("batchSize={}", self.config.page_size.clamp(200, 2_000)),
+        )]
+    }
+
     /// A SOQL query's records, every page (`nextRecordsUrl` followed), `queryAll` when
     /// `all`.
     ///
@@ -453,15 +470,8 @@ impl Transport {
     /// [`CrmError`]; [`CrmError::Decode`] when an answer lacks `records`.
     pub async fn query(&self, soql: &str, all: bool) -> Result<Vec<Value>, CrmError> {
         let endpoint = if all { "/queryAll" } else { "/query" };
-        let batch = [(
-            "Sforce-Query-Options",
-            format!("batchSize={}", self.config.page_size.clamp(200, 2_000)),
-        )];
-        let mut path = format!(
-            "{}?q={}",
-            self.data(endpoint),
-            form_urlencoded::byte_serialize(soql.as_bytes()).collect::<String>()
-        );
+        let batch = self.batch_option();
+        let mut path = self.query_path(endpoint, soql);
         let mut out = Vec::new();
         loop {
             let mut page = self.call(reqwest::Method::GET, &path, None, &batch).await?;
@@ -486,15 +496,8 @@ impl Transport {
     /// # Errors
     /// [`CrmError`]; [`CrmError::Decode`] when the answer lacks `records` or `totalSize`.
     pub async fn query_first_page(&self, soql: &str) -> Result<(Vec<Value>, u64), CrmError> {
-        let batch = [(
-            "Sforce-Query-Options",
-            format!("batchSize={}", self.config.page_size.clamp(200, 2_000)),
-        )];
-        let path = format!(
-            "{}?q={}",
-            self.data("/query"),
-            form_urlencoded::byte_serialize(soql.as_bytes()).collect::<String>()
-        );
+        let batch = self.batch_option();
+        let path = self.query_path("/query", soql);
         let mut page = self.call(reqwest::Method::GET, &path, None, &batch).await?;
         let records = page
             .get_mut("records")
@@ -513,11 +516,7 @@ impl Transport {
     /// # Errors
     /// [`CrmError`].
     pub async fn count(&self, soql: &str) -> Result<u64, CrmError> {
-        let path = format!(
-            "{}?q={}",
-            self.data("/query"),
-            form_urlencoded::byte_serialize(soql.as_bytes()).collect::<String>()
-        );
+        let path = self.query_path("/query", soql);
         let page = self.call(reqwest::Method::GET, &path, None, &[]).await?;
         page.get("totalSize")
             .and_then(Value::as_u64)

@@ -20,7 +20,9 @@
 //! default page when `maxRecords` is absent (here 50,000).
 
 use crate::ids;
-use crate::server::{AppState, execute, json_response, lock, not_found, sf_error, version_ok};
+use crate::server::{
+    AppState, execute, json_response, lock, not_found, parse_soql, sf_error, version_ok,
+};
 use crate::soql;
 use axum::extract::{Path as UrlPath, Query as UrlQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -130,18 +132,9 @@ pub(crate) async fn create(
             "A query has to be specified",
         );
     };
-    let parsed = match soql::parse(&text) {
+    let parsed = match parse_soql(&text) {
         Ok(p) => p,
-        Err(e) => {
-            return sf_error(
-                StatusCode::BAD_REQUEST,
-                "MALFORMED_QUERY",
-                format!(
-                    "\n{text}\nERROR at Row:1:Column:{}\n{}",
-                    e.column, e.message
-                ),
-            );
-        }
+        Err(e) => return *e,
     };
     let Some(select) = parsed.select.clone() else {
         return sf_error(

@@ -857,18 +857,9 @@ async fn run_query(
             "A query string has to be specified",
         );
     };
-    let parsed = match soql::parse(&text) {
+    let parsed = match parse_soql(&text) {
         Ok(p) => p,
-        Err(e) => {
-            return sf_error(
-                StatusCode::BAD_REQUEST,
-                "MALFORMED_QUERY",
-                format!(
-                    "\n{text}\nERROR at Row:1:Column:{}\n{}",
-                    e.column, e.message
-                ),
-            );
-        }
+        Err(e) => return *e,
     };
     let records = match execute(&state, &version, &parsed, all) {
         Ok(r) => r,
@@ -1067,6 +1058,20 @@ fn cmp_values(a: &Value, b: &Value) -> Ordering {
 }
 
 type Answer<T> = Result<T, Box<Response>>;
+
+/// A query's text parsed, or Salesforce's `MALFORMED_QUERY` answer saying where it broke.
+pub(crate) fn parse_soql(text: &str) -> Answer<Query> {
+    soql::parse(text).map_err(|e| {
+        Box::new(sf_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            format!(
+                "\n{text}\nERROR at Row:1:Column:{}\n{}",
+                e.column, e.message
+            ),
+        ))
+    })
+}
 
 fn invalid_field(message: String) -> Box<Response> {
     Box::new(sf_error(StatusCode::BAD_REQUEST, "INVALID_FIELD", message))
