@@ -515,7 +515,13 @@ pub async fn salesforce(contacts: u64, latencies: &[u64], repeat: usize) -> anyh
         let roles: u64 = lines.iter().map(|l| l.lead.deals.len() as u64).sum();
         // A fresh org: the result fields are created on each object (one Tooling call each)
         // and both objects described again.
-        let fields = criteria.crm_property_specs().len() as u64 * 2 + 2;
+        let fields = criteria
+            .crm_property_specs()
+            .iter()
+            .filter(|s| !s.read_only)
+            .count() as u64
+            * 2
+            + 2;
         // The converted leads the walk's start lists (not people: counted by the org after).
         let census = leadsync_salesforce::client::Transport::new(SalesforceConfig::new(
             sandbox.base_url.clone(),

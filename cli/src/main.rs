@@ -60,6 +60,10 @@ enum Command {
         /// Records modified within this many milliseconds are not yet visible to search.
         #[arg(long, default_value_t = 0)]
         index_lag_ms: u64,
+        /// A portal without the BANT and rejection-reason properties (HubSpot's own
+        /// default): leadsync's bootstrap creates them.
+        #[arg(long)]
+        bare_portal: bool,
     },
     /// Work with a criteria document: check it.
     Criteria {
@@ -367,6 +371,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             server_error_rate,
             malformed_rate,
             index_lag_ms,
+            bare_portal,
         } => {
             let faults = Faults {
                 latency_ms,
@@ -382,6 +387,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 port,
                 limits: tier.limits(),
                 faults,
+                inputs_defined: !bare_portal,
                 ..SandboxConfig::new(seed, contacts).anchored_at(chrono::Utc::now())
             };
             match crm {

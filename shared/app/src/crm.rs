@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use leadsync_crm::HubSpotCrm;
 use leadsync_domain::LeadId;
+use leadsync_domain::criteria::{CrmObject, CrmProperty, CrmReads};
 use leadsync_domain::ports::{Crm, CrmError, PropertySpec, PropertyUpdate, PullPage, PushOutcome};
 use leadsync_domain::runs::{Census, PullScope, ScopeKey};
 use leadsync_salesforce::SalesforceCrm;
@@ -27,6 +28,18 @@ macro_rules! each {
 impl Crm for AnyCrm {
     fn max_ids(&self) -> usize {
         each!(self, c => c.max_ids())
+    }
+
+    fn name(&self) -> &'static str {
+        each!(self, c => c.name())
+    }
+
+    async fn describe_properties(&self, object: CrmObject) -> Result<Vec<CrmProperty>, CrmError> {
+        each!(self, c => c.describe_properties(object).await)
+    }
+
+    fn set_reads(&self, reads: &CrmReads) -> Result<(), CrmError> {
+        each!(self, c => c.set_reads(reads))
     }
 
     fn split_keys(&self, after: Option<&ScopeKey>, through: &ScopeKey) -> Option<ScopeKey> {

@@ -4,6 +4,7 @@ use crate::mapping::{
     self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, DEAL_PROPERTIES, HubSpotObject,
 };
 use futures::{StreamExt, TryStreamExt, stream};
+use leadsync_domain::criteria::{CrmObject, CrmProperty, CrmReads, FieldType};
 use leadsync_domain::ports::{
     Crm, CrmError, PropertyKind, PropertySpec, PropertyUpdate, PullPage, PushFailure, PushOutcome,
 };
@@ -83,6 +84,63 @@ pub struct HubSpotCrm {
     /// Pull pages read ahead: the next page's searches go out while this page's companies and
     /// deals are read, and wait here for the call that asks for them.
     prefetched: Arc<std::sync::Mutex<Vec<Prefetched>>>,
+    /// What the criteria's `[fields]` add to the properties read ([`Crm::set_reads`]).
+    reads: Arc<std::sync::RwLock<Arc<Reads>>>,
+    /// Property definitions by object type, as listed at most [`COMPANY_CACHE_MAX_AGE`] ago.
+    described: Arc<std::sync::Mutex<HashMap<&'static str, (std::time::Instant, Vec<CrmProperty>)>>>,
+}
+
+/// The properties one pull reads of each object: leadsync's own, then the criteria's.
+#[derive(Debug, Default)]
+struct Reads {
+    asked: CrmReads,
+    contact: Vec<String>,
+    company: Vec<String>,
+    deal: Vec<String>,
+}
+
+impl Reads {
+    fn new(asked: &CrmReads) -> Self {
+        let all = |base: &[&str], extra: &mut dyn Iterator<Item = &String>| {
+            let mut list: Vec<String> = base.iter().map(|p| (*p).to_owned()).collect();
+            for p in extra {
+                if !list.contains(p) {
+                    list.push(p.clone());
+                }
+            }
+            list
+        };
+        let moved = [
+            &asked.budget,
+            &asked.authority,
+            &asked.need,
+            &asked.timeline,
+            &asked.lead_status,
+            &asked.rejection_reason,
+        ];
+        Self {
+            contact: all(
+                CONTACT_PROPERTIES,
+                &mut asked.contact.iter().chain(moved.into_iter().flatten()),
+            ),
+            company: all(COMPANY_PROPERTIES, &mut asked.company.iter()),
+            deal: all(DEAL_PROPERTIES, &mut asked.deal.iter()),
+            asked: asked.clone(),
+        }
+    }
+}
+
+/// A HubSpot property definition's type as a criteria document reads it.
+fn field_type(kind: &str, field_type: &str) -> Option<FieldType> {
+    match (kind, field_type) {
+        (_, "booleancheckbox") | ("bool", _) => Some(FieldType::Boolean),
+        ("enumeration", "checkbox") => Some(FieldType::MultiSelect),
+        ("enumeration", _) => Some(FieldType::Enumeration),
+        ("string", _) => Some(FieldType::Text),
+        ("number", _) => Some(FieldType::Number),
+        ("date" | "datetime", _) => Some(FieldType::Date),
+        _ => None,
+    }
 }
 
 /// One id range of a pull walk: the contacts with `after < id ≤ through` (`None`: no upper
@@ -200,7 +258,19 @@ impl HubSpotCrm {
             companies: Arc::default(),
             companies_since: Arc::default(),
             prefetched: Arc::default(),
+            reads: Arc::new(std::sync::RwLock::new(Arc::new(Reads::new(
+                &CrmReads::default(),
+            )))),
+            described: Arc::default(),
         })
+    }
+
+    /// The properties pulls read now.
+    fn reads(&self) -> Arc<Reads> {
+        self.reads
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// POST JSON under the governor and the retry policy. Returns 2xx answers (including 207)
@@ -344,9 +414,9 @@ impl HubSpotCrm {
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, HubSpotObject>, CrmError> {
-        let companies = self
-            .batch_read("companies", ids, COMPANY_PROPERTIES)
-            .await?;
+        let reads = self.reads();
+        let properties: Vec<&str> = reads.company.iter().map(String::as_str).collect();
+        let companies = self.batch_read("companies", ids, &properties).await?;
         Ok(companies.into_iter().map(|c| (c.id.clone(), c)).collect())
     }
 
@@ -676,7 +746,7 @@ impl HubSpotCrm {
         let body = json!({
             "filterGroups": [{ "filters": scope_filters(scope, lane.after.max(scope_after), lane.through) }],
             "sorts": [{ "propertyName": "hs_object_id", "direction": "ASCENDING" }],
-            "properties": CONTACT_PROPERTIES,
+            "properties": self.reads().contact,
             "limit": self.page_size(),
         });
         let (_, parsed): (_, SearchResponse) = self
@@ -713,11 +783,13 @@ impl HubSpotCrm {
         let mut unique: Vec<String> = links.iter().map(|(_, deal)| deal.clone()).collect();
         unique.sort();
         unique.dedup();
+        let reads = self.reads();
+        let properties: Vec<&str> = reads.deal.iter().map(String::as_str).collect();
         let deals: HashMap<String, Deal> = self
-            .batch_read("deals", &unique, DEAL_PROPERTIES)
+            .batch_read("deals", &unique, &properties)
             .await?
             .iter()
-            .map(|object| (object.id.clone(), mapping::deal(object)))
+            .map(|object| (object.id.clone(), mapping::deal(object, &reads.asked.deal)))
             .collect();
         let mut by_contact: HashMap<String, Vec<Deal>> = HashMap::new();
         for (contact, deal_id) in links {
@@ -954,6 +1026,78 @@ impl HubSpotCrm {
 }
 
 impl Crm for HubSpotCrm {
+    fn name(&self) -> &'static str {
+        "HubSpot"
+    }
+
+    async fn describe_properties(&self, object: CrmObject) -> Result<Vec<CrmProperty>, CrmError> {
+        let path = match object {
+            CrmObject::Contact => "contacts",
+            CrmObject::Company => "companies",
+            CrmObject::Deal => "deals",
+        };
+        if let Some((at, listed)) = self
+            .described
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(path)
+            && at.elapsed() < COMPANY_CACHE_MAX_AGE
+        {
+            return Ok(listed.clone());
+        }
+        let (_, listed): (_, Listing) = self
+            .send_parsed(
+                reqwest::Method::GET,
+                &format!("/crm/v3/properties/{path}"),
+                None,
+            )
+            .await?;
+        let text = |p: &Value, key: &str| {
+            p.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let properties: Vec<CrmProperty> = listed
+            .results
+            .iter()
+            .map(|p| {
+                let (kind, field) = (text(p, "type"), text(p, "fieldType"));
+                CrmProperty {
+                    name: text(p, "name"),
+                    kind: field_type(&kind, &field),
+                    crm_type: format!("{kind}/{field}"),
+                }
+            })
+            .filter(|p| !p.name.is_empty())
+            .collect();
+        self.described
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(path, (std::time::Instant::now(), properties.clone()));
+        Ok(properties)
+    }
+
+    fn set_reads(&self, reads: &CrmReads) -> Result<(), CrmError> {
+        let mut current = self
+            .reads
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.asked != *reads {
+            *current = Arc::new(Reads::new(reads));
+            // Pages read ahead and companies read before asked for other properties.
+            self.prefetched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+            self.companies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+        }
+        Ok(())
+    }
+
     fn max_ids(&self) -> usize {
         MAX_IN_VALUES
     }
@@ -1148,8 +1292,9 @@ impl Crm for HubSpotCrm {
         };
 
         let mut page = PullPage::default();
+        let reads = self.reads();
         for object in &contacts {
-            match mapping::contact_to_lead(object, &companies) {
+            match mapping::contact_to_lead(object, &companies, &reads.asked) {
                 Ok(mut lead) => {
                     lead.deals = deals.remove(lead.id.as_str()).unwrap_or_default();
                     page.leads.push(lead);
@@ -1187,7 +1332,10 @@ impl Crm for HubSpotCrm {
         // band): add the missing options, keeping the account's own.
         for spec in missing_locally
             .iter()
-            .filter(|s| s.kind == PropertyKind::Enumeration && existing.contains(&s.name))
+            // An input the account already has is the account's: its options stay as they are.
+            .filter(|s| {
+                s.kind == PropertyKind::Enumeration && !s.read_only && existing.contains(&s.name)
+            })
         {
             let Some(current) = listed
                 .results

@@ -1,6 +1,7 @@
 //! HubSpot JSON → domain types.
 
 use chrono::{DateTime, Utc};
+use leadsync_domain::criteria::{CrmObject, CrmReads};
 use leadsync_domain::ports::Rejected;
 use leadsync_domain::{Engagement, Firmographics, Lead, LeadId, Provenance, Sourced};
 use std::collections::HashMap;
@@ -136,6 +137,7 @@ pub fn raw(object: &HubSpotObject) -> String {
 pub fn contact_to_lead(
     object: &HubSpotObject,
     companies: &HashMap<String, HubSpotObject>,
+    reads: &CrmReads,
 ) -> Result<Lead, Rejected> {
     let reject = |lead_id: Option<String>, reason: String| Rejected {
         lead_id,
@@ -179,14 +181,22 @@ pub fn contact_to_lead(
     lead.owner_id = object.owned("hubspot_owner_id");
     lead.source = object.owned("hs_analytics_source");
     lead.lifecycle_stage = object.owned("lifecyclestage");
-    lead.lead_status = object.owned("hs_lead_status");
-    lead.rejection_reason = object.owned(REJECTION_REASON);
+    // Inputs from where the criteria document moved them, else the defaults.
+    let input =
+        |moved: &Option<String>, default: &str| object.owned(moved.as_deref().unwrap_or(default));
+    lead.lead_status = input(&reads.lead_status, "hs_lead_status");
+    lead.rejection_reason = input(&reads.rejection_reason, REJECTION_REASON);
     lead.bant = leadsync_domain::Bant {
-        budget: object.owned(BANT[0]),
-        authority: object.owned(BANT[1]),
-        need: object.owned(BANT[2]),
-        timeline: object.owned(BANT[3]),
+        budget: input(&reads.budget, BANT[0]),
+        authority: input(&reads.authority, BANT[1]),
+        need: input(&reads.need, BANT[2]),
+        timeline: input(&reads.timeline, BANT[3]),
     };
+    for name in &reads.contact {
+        if let Some(value) = object.owned(name) {
+            lead.properties.insert(CrmObject::Contact.key(name), value);
+        }
+    }
     lead.company_id = object.owned("associatedcompanyid");
     lead.company_name = object.owned("company");
     lead.engagement = engagement;
@@ -204,6 +214,11 @@ pub fn contact_to_lead(
     if let Some(company) = lead.company_id.as_ref().and_then(|id| companies.get(id)) {
         lead.company_name = company.owned("name").or(lead.company_name);
         lead.firmographics = company_firmographics(company);
+        for name in &reads.company {
+            if let Some(value) = company.owned(name) {
+                lead.properties.insert(CrmObject::Company.key(name), value);
+            }
+        }
     }
     Ok(lead)
 }
@@ -236,8 +251,9 @@ fn flag(text: &str) -> Option<bool> {
     }
 }
 
-/// A deal record. Unreadable values are left unknown: a deal never quarantines its contact.
-pub fn deal(object: &HubSpotObject) -> leadsync_domain::Deal {
+/// A deal record, with the `extra` properties the criteria document maps. Unreadable values
+/// are left unknown: a deal never quarantines its contact.
+pub fn deal(object: &HubSpotObject, extra: &[String]) -> leadsync_domain::Deal {
     leadsync_domain::Deal {
         id: object.id.clone(),
         name: object.owned("dealname"),
@@ -255,6 +271,10 @@ pub fn deal(object: &HubSpotObject) -> leadsync_domain::Deal {
         close_date: object.text("closedate").and_then(parse_time),
         lost_reason: object.owned("closed_lost_reason"),
         owner_id: object.owned("hubspot_owner_id"),
+        properties: extra
+            .iter()
+            .filter_map(|name| Some((name.clone(), object.owned(name)?)))
+            .collect(),
     }
 }
 
@@ -309,7 +329,12 @@ mod tests {
         let company = object(
             json!({"id":"7","properties":{"name":"Acme","industry":"INTERNET","numberofemployees":"250","annualrevenue":"","country":"Germany"}}),
         );
-        let lead = contact_to_lead(&contact, &HashMap::from([("7".to_owned(), company)])).unwrap();
+        let lead = contact_to_lead(
+            &contact,
+            &HashMap::from([("7".to_owned(), company)]),
+            &CrmReads::default(),
+        )
+        .unwrap();
         assert_eq!(lead.id.as_str(), "101");
         assert_eq!(lead.engagement.page_views, 12);
         assert_eq!(
@@ -355,19 +380,19 @@ mod tests {
     #[test]
     fn rejects_with_field_and_id() {
         let bad_date = object(json!({"id":"5","properties":{"lastmodifieddate":"yesterday"}}));
-        let r = contact_to_lead(&bad_date, &HashMap::new()).unwrap_err();
+        let r = contact_to_lead(&bad_date, &HashMap::new(), &CrmReads::default()).unwrap_err();
         assert_eq!(r.lead_id.as_deref(), Some("5"));
         assert!(r.reason.contains("lastmodifieddate"), "{}", r.reason);
 
         let bad_count = object(
             json!({"id":"6","properties":{"lastmodifieddate":"2026-10-01T10:00:00Z","hs_email_click":"-3"}}),
         );
-        let r = contact_to_lead(&bad_count, &HashMap::new()).unwrap_err();
+        let r = contact_to_lead(&bad_count, &HashMap::new(), &CrmReads::default()).unwrap_err();
         assert!(r.reason.contains("hs_email_click"), "{}", r.reason);
 
         let bad_id = object(json!({"id":"","properties":{}}));
         assert!(
-            contact_to_lead(&bad_id, &HashMap::new())
+            contact_to_lead(&bad_id, &HashMap::new(), &CrmReads::default())
                 .unwrap_err()
                 .reason
                 .contains("field id")

@@ -9,6 +9,10 @@
 //! Every rule in the document yields exactly one [`Reason`] per lead (matched, not matched, or
 //! value missing), so a result is always fully explained.
 
+mod fields;
+
+pub use fields::{CrmObject, CrmProperty, CrmReads, Described, FieldType, INPUTS, MappedField};
+
 use crate::lead::Lead;
 use crate::stage::Stage;
 use chrono::{DateTime, Utc};
@@ -41,6 +45,9 @@ struct Document {
     crm: CrmMapping,
     #[serde(skip)]
     incentives: Option<(crate::incentives::IncentivesDoc, usize)>,
+    /// `[fields]`: each entry's name, where its key stands, and what it says.
+    #[serde(skip)]
+    fields: Vec<(String, usize, fields::FieldDoc)>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,15 +132,28 @@ struct BandDoc {
 struct RuleDoc {
     code: String,
     label: String,
-    field: Field,
+    field: String,
     #[serde(default)]
     any_of: Option<Vec<String>>,
+    /// Text fields: matched when the value contains any of these (case-insensitive).
+    #[serde(default)]
+    contains: Option<Vec<String>>,
+    /// Date fields: matched when the date is more than this many days before now.
+    #[serde(default)]
+    older_than_days: Option<u32>,
+    /// Date fields: matched when the date is now or within this many days ahead (a renewal, a
+    /// contract end).
+    #[serde(default)]
+    due_within_days: Option<u32>,
+    /// Boolean fields: matched when the value is this.
+    #[serde(default)]
+    is: Option<bool>,
     #[serde(default)]
     none_of: Option<Vec<String>>,
     #[serde(default)]
-    min: Option<u64>,
+    min: Option<f64>,
     #[serde(default)]
-    max: Option<u64>,
+    max: Option<f64>,
     #[serde(default)]
     missing: Option<bool>,
     #[serde(default)]
@@ -142,7 +162,8 @@ struct RuleDoc {
     points_each: Option<i64>,
     #[serde(default)]
     cap: Option<i64>,
-    /// Engagement only: count the rule only if the channel was active within this many days.
+    /// Engagement counts: count the rule only if the channel was active within this many days.
+    /// Date fields: matched when the date lies within this many days before now.
     #[serde(default)]
     within_days: Option<u32>,
     /// Engagement only: halve the rule's points every this many days since the last activity.
@@ -182,14 +203,50 @@ impl Default for CrmMapping {
     }
 }
 
+/// The inputs sales records whose default properties leadsync owns (creates when missing):
+/// input, default property, label, the picklist's values.
+const OWNED_INPUTS: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "budget",
+        "bant_budget",
+        "BANT: budget",
+        &["CONFIRMED", "UNKNOWN", "NONE"],
+    ),
+    (
+        "authority",
+        "bant_authority",
+        "BANT: authority",
+        &["DECISION_MAKER", "INFLUENCER", "NONE"],
+    ),
+    ("need", "bant_need", "BANT: need", &["CONFIRMED", "UNCLEAR"]),
+    (
+        "timeline",
+        "bant_timeline",
+        "BANT: timeline",
+        &["THIS_QUARTER", "THIS_YEAR", "NONE"],
+    ),
+    (
+        "rejection_reason",
+        "lead_rejection_reason",
+        "Why sales rejected the lead",
+        &[
+            "NO_BUDGET",
+            "NOT_DECISION_MAKER",
+            "BAD_FIT",
+            "NO_RESPONSE",
+            "CHOSE_COMPETITOR",
+            "TIMING",
+        ],
+    ),
+];
+
 /// The longest [`Scorecard::summary`] (characters): inside a HubSpot textarea (65,536) and the
 /// Long Text Area leadsync creates in Salesforce.
 pub const SUMMARY_LIMIT: usize = 2_000;
 
 /// A lead attribute a rule can test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Field {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
     Industry,
     Employees,
     AnnualRevenue,
@@ -210,42 +267,77 @@ pub enum Field {
     Authority,
     Need,
     Timeline,
+    /// Sales' status of the lead and why it rejected it.
+    LeadStatus,
+    RejectionReason,
+    /// When each channel last saw activity, and the latest of them.
+    LastPageView,
+    LastEmailOpen,
+    LastEmailClick,
+    LastFormSubmission,
+    LastActivity,
+    /// A `[fields]` entry: index into [`Criteria::fields`].
+    Mapped(u16),
 }
 
+/// The built-in fields by name.
+const BUILT_IN: &[(&str, Field)] = &[
+    ("industry", Field::Industry),
+    ("employees", Field::Employees),
+    ("annual_revenue", Field::AnnualRevenue),
+    ("country", Field::Country),
+    ("email", Field::Email),
+    ("email_domain", Field::EmailDomain),
+    ("job_title", Field::JobTitle),
+    ("source", Field::Source),
+    ("page_views", Field::PageViews),
+    ("email_opens", Field::EmailOpens),
+    ("email_clicks", Field::EmailClicks),
+    ("form_submissions", Field::FormSubmissions),
+    ("company_type", Field::CompanyType),
+    ("technologies", Field::Technologies),
+    ("budget", Field::Budget),
+    ("authority", Field::Authority),
+    ("need", Field::Need),
+    ("timeline", Field::Timeline),
+    ("lead_status", Field::LeadStatus),
+    ("rejection_reason", Field::RejectionReason),
+    ("last_page_view", Field::LastPageView),
+    ("last_email_open", Field::LastEmailOpen),
+    ("last_email_click", Field::LastEmailClick),
+    ("last_form_submission", Field::LastFormSubmission),
+    ("last_activity", Field::LastActivity),
+];
+
 impl Field {
-    fn is_numeric(self) -> bool {
-        matches!(
-            self,
+    /// The type of the field's values.
+    fn kind(self, mapped: &[MappedField]) -> FieldType {
+        match self {
             Field::Employees
-                | Field::AnnualRevenue
-                | Field::PageViews
-                | Field::EmailOpens
-                | Field::EmailClicks
-                | Field::FormSubmissions
-        )
+            | Field::AnnualRevenue
+            | Field::PageViews
+            | Field::EmailOpens
+            | Field::EmailClicks
+            | Field::FormSubmissions => FieldType::Number,
+            Field::Technologies => FieldType::MultiSelect,
+            Field::LastPageView
+            | Field::LastEmailOpen
+            | Field::LastEmailClick
+            | Field::LastFormSubmission
+            | Field::LastActivity => FieldType::Date,
+            Field::Mapped(i) => mapped
+                .get(usize::from(i))
+                .map_or(FieldType::Text, |f| f.kind),
+            _ => FieldType::Text,
+        }
     }
 
-    fn name(self) -> &'static str {
-        match self {
-            Field::Industry => "industry",
-            Field::Employees => "employees",
-            Field::AnnualRevenue => "annual_revenue",
-            Field::Country => "country",
-            Field::Email => "email",
-            Field::EmailDomain => "email_domain",
-            Field::JobTitle => "job_title",
-            Field::Source => "source",
-            Field::PageViews => "page_views",
-            Field::EmailOpens => "email_opens",
-            Field::EmailClicks => "email_clicks",
-            Field::FormSubmissions => "form_submissions",
-            Field::CompanyType => "company_type",
-            Field::Technologies => "technologies",
-            Field::Budget => "budget",
-            Field::Authority => "authority",
-            Field::Need => "need",
-            Field::Timeline => "timeline",
-        }
+    /// An engagement counter (what `within_days` and `half_life_days` window and decay).
+    fn is_counter(self) -> bool {
+        matches!(
+            self,
+            Field::PageViews | Field::EmailOpens | Field::EmailClicks | Field::FormSubmissions
+        )
     }
 }
 
@@ -255,6 +347,7 @@ impl Field {
 /// The top-level keys a document may have.
 const TOP_KEYS: &[&str] = &[
     "id",
+    "fields",
     "version",
     "effective",
     "approved_by",
@@ -434,6 +527,32 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
         .map(|doc| (doc, span.start))
     });
 
+    let mut mapped = Vec::new();
+    if let Some((value, span)) = optional("fields") {
+        match value {
+            toml::Value::Table(table) => {
+                for (name, entry) in &table {
+                    let at = find(&r.spanned, &[Step::Key("fields")])
+                        .and_then(|v| v.get_ref().as_table())
+                        .and_then(|t| t.keys().find(|k| k.get_ref().as_ref() == name.as_str()))
+                        .map_or(span.start, |k| k.span().start);
+                    if let Some(doc) = r.piece::<fields::FieldDoc>(
+                        &format!("fields.{name}"),
+                        &[Step::Key("fields"), Step::Key(name)],
+                        entry,
+                        span.clone(),
+                    ) {
+                        mapped.push((name.clone(), at, doc));
+                    }
+                }
+            }
+            _ => r.issues.push((
+                span.start,
+                "fields: must be a table ([fields], one entry per field: name = { object = \"contact\", property = \"…\", type = \"text\" })".to_owned(),
+            )),
+        }
+    }
+
     // Stages: each threshold on its own, with a neutral placeholder when unreadable (so no
     // follow-on error is reported about it).
     let placeholder = (
@@ -605,6 +724,7 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
         disqualify,
         crm,
         incentives,
+        fields: mapped,
     };
     Ok((doc, r.issues))
 }
@@ -654,13 +774,41 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 // ---------------------------------------------------------------------------------------------
 // The compiled form.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Condition {
     AnyOf(HashSet<String>),
     NoneOf(HashSet<String>),
-    Range { min: Option<u64>, max: Option<u64> },
+    /// Lowercased needles: the value contains one of them.
+    Contains(Vec<String>),
+    Range {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     Missing,
-    PointsEach { each: i64, cap: Option<i64> },
+    PointsEach {
+        each: i64,
+        cap: Option<i64>,
+    },
+    Is(bool),
+    /// The date lies at most this many days before now (and not after it).
+    Within(u32),
+    /// The date lies more than this many days before now.
+    OlderThan(u32),
+    /// The date lies now or at most this many days ahead.
+    DueWithin(u32),
+}
+
+impl Condition {
+    /// The instants after `date` at which a date condition on it changes its verdict.
+    fn flips(&self, date: DateTime<Utc>) -> [Option<DateTime<Utc>>; 2] {
+        let days = |d: u32| chrono::Duration::days(i64::from(d));
+        match *self {
+            Condition::Within(d) => [Some(date), date.checked_add_signed(days(d))],
+            Condition::OlderThan(d) => [date.checked_add_signed(days(d)), None],
+            Condition::DueWithin(d) => [date.checked_sub_signed(days(d)), Some(date)],
+            _ => [None, None],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -711,6 +859,14 @@ pub struct Criteria {
     pub marketing_sign_off: Option<SignOff>,
     pub mql: Threshold,
     pub sql: Threshold,
+    /// The `[fields]` entries: the properties of their own the rules read, and the inputs moved
+    /// to other properties. [`Criteria::crm_reads`] is what the adapter reads for them.
+    pub fields: Vec<MappedField>,
+    /// The file or object the document was read from (prefixes every location).
+    pub source_name: String,
+    /// The values the rules name for each input leadsync owns (`budget` → `CONFIRMED`, …):
+    /// offered by the picklists the property bootstrap creates.
+    input_values: BTreeMap<&'static str, Vec<String>>,
     /// Rules that must match to reach MQL / SQL, as bitmasks over the rules.
     mql_require: u128,
     sql_require: u128,
@@ -863,7 +1019,10 @@ impl Criteria {
             issues,
         };
         let (doc, mut found) = read_document(text).map_err(|issue| fail(vec![issue]))?;
-        let semantic = compile(doc, text);
+        let semantic = compile(doc, text).map(|mut c| {
+            c.source_name = source_name.to_owned();
+            c
+        });
         if found.is_empty() {
             return semantic.map_err(fail);
         }
@@ -883,7 +1042,63 @@ impl Criteria {
         Err(fail(issues))
     }
 
-    /// The CRM properties the results are written to, with their kinds and allowed values.
+    /// What a CRM adapter must read for this document beyond its own properties: the
+    /// `[fields]` properties of each object and the inputs moved to other properties.
+    pub fn crm_reads(&self) -> CrmReads {
+        let mut reads = CrmReads::default();
+        for f in &self.fields {
+            let moved = Some(f.property.clone());
+            match f.name.as_str() {
+                "budget" => reads.budget = moved,
+                "authority" => reads.authority = moved,
+                "need" => reads.need = moved,
+                "timeline" => reads.timeline = moved,
+                "lead_status" => reads.lead_status = moved,
+                "rejection_reason" => reads.rejection_reason = moved,
+                _ => {
+                    let list = match f.object {
+                        CrmObject::Contact => &mut reads.contact,
+                        CrmObject::Company => &mut reads.company,
+                        CrmObject::Deal => &mut reads.deal,
+                    };
+                    if !list.contains(&f.property) {
+                        list.push(f.property.clone());
+                    }
+                }
+            }
+        }
+        reads
+    }
+
+    /// Check the `[fields]` against the CRM's property definitions: every property must exist
+    /// on its object with a type the document can read. `crm` names the CRM in messages.
+    ///
+    /// # Errors
+    /// [`CriteriaError`] with one issue per missing or mistyped property, each at its entry's
+    /// line and naming the field, the object and the property.
+    pub fn check_properties(&self, described: &Described, crm: &str) -> Result<(), CriteriaError> {
+        let issues = fields::check(&self.fields, described, crm);
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(CriteriaError {
+                source_name: self.source_name.clone(),
+                issues,
+            })
+        }
+    }
+
+    /// The objects whose property definitions [`Criteria::check_properties`] needs.
+    pub fn objects_read(&self) -> Vec<CrmObject> {
+        let mut objects: Vec<CrmObject> = self.fields.iter().map(|f| f.object).collect();
+        objects.sort();
+        objects.dedup();
+        objects
+    }
+
+    /// The CRM properties the results are written to, with their kinds and allowed values,
+    /// then the inputs sales records that leadsync owns under their default names (created
+    /// when the CRM lacks them, never written: [`crate::ports::PropertySpec::read_only`]).
     pub fn crm_property_specs(&self) -> Vec<crate::ports::PropertySpec> {
         use crate::ports::{PropertyKind, PropertySpec};
         let spec = |name: &str, label: &str, kind, options: Vec<String>| PropertySpec {
@@ -891,8 +1106,25 @@ impl Criteria {
             label: label.to_owned(),
             kind,
             options,
+            read_only: false,
         };
-        vec![
+        let moved = |input: &str| self.fields.iter().any(|f| f.name == input);
+        let owned = OWNED_INPUTS.iter().filter(|(input, ..)| !moved(input)).map(
+            |(input, property, label, defaults)| {
+                let mut options: Vec<String> = defaults.iter().map(|v| (*v).to_owned()).collect();
+                for v in self.input_values.get(input).into_iter().flatten() {
+                    let v = v.trim().to_uppercase();
+                    if !v.is_empty() && !options.contains(&v) {
+                        options.push(v);
+                    }
+                }
+                PropertySpec {
+                    read_only: true,
+                    ..spec(property, label, PropertyKind::Enumeration, options)
+                }
+            },
+        );
+        let mut specs = vec![
             spec(
                 &self.crm.stage,
                 "leadsync stage",
@@ -941,7 +1173,9 @@ impl Criteria {
                 PropertyKind::LongText,
                 vec![],
             ),
-        ]
+        ];
+        specs.extend(owned);
+        specs
     }
 
     /// True when both sales and marketing have signed: only then may a version be published.
@@ -980,7 +1214,7 @@ impl Criteria {
     /// Judge every rule for one lead, hand each verdict to `each`, and total them up. The one
     /// place the scoring arithmetic lives: `score` and `evaluate` differ only in `each`.
     fn judge_all<'a>(
-        &self,
+        &'a self,
         lead: &'a Lead,
         now: DateTime<Utc>,
         mut each: impl FnMut(&Rule, &Judged<'a>),
@@ -988,7 +1222,7 @@ impl Criteria {
         let domain = lead.email_domain_raw();
         let (mut fit, mut engagement, mut disqualified, mut matched) = (0i64, 0i64, false, 0u128);
         for (index, (group, rule)) in self.rules.iter().enumerate() {
-            let judged = rule.judge(lead, domain, now);
+            let judged = rule.judge(lead, domain, now, &self.fields);
             if judged.outcome == ReasonOutcome::Matched {
                 matched |= 1 << index;
             }
@@ -1094,9 +1328,35 @@ impl Criteria {
     /// answer is the same whatever `now` is before the change, so storing it writes nothing new
     /// on the nights in between.
     pub fn next_change(&self, lead: &Lead, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if !self.rules.iter().any(|(_, r)| r.recency.is_some()) {
+        let dated = |r: &Rule| {
+            matches!(
+                r.condition,
+                Condition::Within(_) | Condition::OlderThan(_) | Condition::DueWithin(_)
+            )
+        };
+        if !self
+            .rules
+            .iter()
+            .any(|(_, r)| r.recency.is_some() || dated(r))
+        {
             return None;
         }
+        // Date conditions change their verdict at known instants; between them (and before
+        // the first) only windows and decay change anything, and those only take points away.
+        let first_flip = self
+            .rules
+            .iter()
+            .filter(|(_, r)| dated(r))
+            .filter_map(|(_, r)| {
+                let date = observe(lead, r.field, None, &self.fields).date?;
+                r.condition
+                    .flips(date)
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| *t >= now)
+                    .min()
+            })
+            .min();
         let at = |hour: i64| DateTime::from_timestamp(hour.checked_mul(3600)?, 0);
         let key = |when: DateTime<Utc>| {
             let s = self.score(lead, when);
@@ -1104,9 +1364,12 @@ impl Criteria {
         };
         let base = key(now);
         let mut lo = now.timestamp().div_euclid(3600) + 1;
-        let mut hi = lo + 24 * 400;
+        let horizon = lo + 24 * 400;
+        // The first whole hour after the first flip: re-scored then, whatever it changes.
+        let flip_hour = first_flip.map(|t| t.timestamp().div_euclid(3600) + 1);
+        let mut hi = flip_hour.map_or(horizon, |h| h.clamp(lo, horizon));
         if key(at(hi)?) == base {
-            return None;
+            return flip_hour.filter(|h| *h <= horizon).and_then(|_| at(hi));
         }
         if key(at(lo)?) != base {
             return at(lo);
@@ -1171,13 +1434,19 @@ pub struct Score {
 /// The most rules a document may have (a [`Score`] keeps one bit per rule).
 pub const MAX_RULES: usize = 128;
 
-/// A field's value for one lead, borrowed: text (trimmed), number, and where it came from.
+/// A field's value for one lead, borrowed: in the slot of its type, and where it came from.
 #[derive(Clone, Copy)]
 struct Seen<'a> {
     text: Option<&'a str>,
-    number: Option<u64>,
+    number: Option<f64>,
     /// The entries of a list field.
     list: Option<&'a [String]>,
+    /// A multi-select property's value as the CRM gives it (`a;b;c`).
+    joined: Option<&'a str>,
+    date: Option<DateTime<Utc>>,
+    flag: Option<bool>,
+    /// A mapped property's value that does not read as its declared type, and that type.
+    unreadable: Option<(&'a str, FieldType)>,
     source: Option<&'a str>,
 }
 
@@ -1185,24 +1454,105 @@ const NOTHING: Seen<'static> = Seen {
     text: None,
     number: None,
     list: None,
+    joined: None,
+    date: None,
+    flag: None,
+    unreadable: None,
     source: None,
 };
 
-fn observe<'a>(lead: &'a Lead, field: Field, email_domain: Option<&'a str>) -> Seen<'a> {
+impl Seen<'_> {
+    /// The lead has a value for the field (readable or not).
+    fn present(&self) -> bool {
+        self.text.is_some()
+            || self.number.is_some()
+            || self.list.is_some()
+            || self.joined.is_some()
+            || self.date.is_some()
+            || self.flag.is_some()
+            || self.unreadable.is_some()
+    }
+}
+
+/// A date property's value: RFC 3339, epoch milliseconds (HubSpot), or a plain date.
+pub(crate) fn parse_date(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            text.parse::<i64>()
+                .ok()
+                .and_then(DateTime::from_timestamp_millis)
+        })
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|d| d.and_utc())
+        })
+}
+
+fn parse_flag(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Some(true),
+        "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// A number as a reason shows it: whole numbers without a decimal point.
+fn show_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// A mapped property's text value for one lead: its own or its company's property, or the
+/// most recently created deal that has a value.
+fn mapped_value<'a>(lead: &'a Lead, field: &MappedField) -> Option<&'a str> {
+    let present = |v: &'a String| Some(v.as_str()).filter(|v| !v.trim().is_empty());
+    match field.object {
+        CrmObject::Contact | CrmObject::Company => present(lead.properties.get(&field.key)?),
+        CrmObject::Deal => lead
+            .deals
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    d.created_at,
+                    &d.id,
+                    present(d.properties.get(&field.property)?)?,
+                ))
+            })
+            .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
+            .map(|(_, _, v)| v),
+    }
+}
+
+fn observe<'a>(
+    lead: &'a Lead,
+    field: Field,
+    email_domain: Option<&'a str>,
+    mapped: &'a [MappedField],
+) -> Seen<'a> {
     fn text(value: Option<&str>) -> Seen<'_> {
         Seen {
             text: value.map(str::trim).filter(|v| !v.is_empty()),
-            number: None,
-            list: None,
-            source: None,
+            ..NOTHING
         }
     }
     fn count(n: u32) -> Seen<'static> {
         Seen {
-            text: None,
-            number: Some(u64::from(n)),
-            list: None,
-            source: None,
+            number: Some(f64::from(n)),
+            ..NOTHING
+        }
+    }
+    fn date(at: Option<DateTime<Utc>>) -> Seen<'static> {
+        Seen {
+            date: at,
+            ..NOTHING
         }
     }
     let firmo = &lead.firmographics;
@@ -1216,16 +1566,14 @@ fn observe<'a>(lead: &'a Lead, field: Field, email_domain: Option<&'a str>) -> S
             ..text(Some(&s.value))
         }),
         Field::Employees => firmo.employees.as_ref().map_or(NOTHING, |s| Seen {
-            text: None,
-            number: Some(s.value),
-            list: None,
+            number: Some(s.value as f64),
             source: Some(&s.source.provider),
+            ..NOTHING
         }),
         Field::AnnualRevenue => firmo.annual_revenue.as_ref().map_or(NOTHING, |s| Seen {
-            text: None,
-            number: Some(s.value),
-            list: None,
+            number: Some(s.value as f64),
             source: Some(&s.source.provider),
+            ..NOTHING
         }),
         // The address itself is never copied into a reason: reasons are written to the CRM,
         // snapshots and logs. Only whether it is present.
@@ -1251,15 +1599,54 @@ fn observe<'a>(lead: &'a Lead, field: Field, email_domain: Option<&'a str>) -> S
             .as_ref()
             .filter(|s| !s.value.is_empty())
             .map_or(NOTHING, |s| Seen {
-                text: None,
-                number: None,
                 list: Some(&s.value),
                 source: Some(&s.source.provider),
+                ..NOTHING
             }),
         Field::Budget => text(lead.bant.budget.as_deref()),
         Field::Authority => text(lead.bant.authority.as_deref()),
         Field::Need => text(lead.bant.need.as_deref()),
         Field::Timeline => text(lead.bant.timeline.as_deref()),
+        Field::LeadStatus => text(lead.lead_status.as_deref()),
+        Field::RejectionReason => text(lead.rejection_reason.as_deref()),
+        Field::LastPageView => date(lead.engagement.last_page_view_at),
+        Field::LastEmailOpen => date(lead.engagement.last_email_open_at),
+        Field::LastEmailClick => date(lead.engagement.last_email_click_at),
+        Field::LastFormSubmission => date(lead.engagement.last_form_submission_at),
+        Field::LastActivity => date(lead.engagement.last_activity_at()),
+        Field::Mapped(i) => {
+            let Some(def) = mapped.get(usize::from(i)) else {
+                return NOTHING;
+            };
+            let Some(raw) = mapped_value(lead, def) else {
+                return NOTHING;
+            };
+            let unreadable = Seen {
+                unreadable: Some((raw, def.kind)),
+                ..NOTHING
+            };
+            match def.kind {
+                FieldType::Text | FieldType::Enumeration => text(Some(raw)),
+                FieldType::MultiSelect => Seen {
+                    joined: Some(raw),
+                    ..NOTHING
+                },
+                FieldType::Number => raw
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite())
+                    .map_or(unreadable, |n| Seen {
+                        number: Some(n),
+                        ..NOTHING
+                    }),
+                FieldType::Date => parse_date(raw).map_or(unreadable, |d| date(Some(d))),
+                FieldType::Boolean => parse_flag(raw).map_or(unreadable, |b| Seen {
+                    flag: Some(b),
+                    ..NOTHING
+                }),
+            }
+        }
     }
 }
 
@@ -1287,17 +1674,36 @@ struct Judged<'a> {
     age_days: Option<f64>,
     /// The rule needs an activity date the lead does not have.
     no_date: bool,
+    now: DateTime<Utc>,
 }
 
 impl Judged<'_> {
     fn reason(&self, rule: &Rule) -> Reason {
-        let base = match (self.seen.text, self.seen.number) {
-            (Some(t), _) if self.field == Field::EmailDomain => {
-                Some(t.trim_end_matches('.').to_lowercase())
-            }
-            (Some(t), _) => Some(t.to_owned()),
-            (None, Some(n)) => Some(n.to_string()),
-            (None, None) => self.seen.list.map(|l| l.join(";")),
+        let seen = &self.seen;
+        let base = if let Some(t) = seen.text {
+            Some(if self.field == Field::EmailDomain {
+                t.trim_end_matches('.').to_lowercase()
+            } else {
+                t.to_owned()
+            })
+        } else if let Some(n) = seen.number {
+            Some(show_number(n))
+        } else if let Some(list) = seen.list {
+            Some(list.join(";"))
+        } else if let Some(joined) = seen.joined {
+            Some(joined.trim().to_owned())
+        } else if let Some(date) = seen.date {
+            let days = (self.now - date).num_days();
+            Some(match days {
+                0 => format!("{}, today", date.format("%Y-%m-%d")),
+                d if d > 0 => format!("{}, {d} days ago", date.format("%Y-%m-%d")),
+                d => format!("{}, in {} days", date.format("%Y-%m-%d"), -d),
+            })
+        } else if let Some(flag) = seen.flag {
+            Some(flag.to_string())
+        } else {
+            seen.unreadable
+                .map(|(raw, kind)| format!("{} (not a {})", raw.trim(), kind.as_str()))
         };
         let value = match (base, self.age_days, self.no_date) {
             (Some(v), _, true) => Some(format!("{v} (no activity date)")),
@@ -1322,9 +1728,10 @@ impl Rule {
         lead: &'a Lead,
         email_domain: Option<&'a str>,
         now: DateTime<Utc>,
+        mapped: &'a [MappedField],
     ) -> Judged<'a> {
-        let seen = observe(lead, self.field, email_domain);
-        let (outcome, points) = self.apply(&seen);
+        let seen = observe(lead, self.field, email_domain, mapped);
+        let (outcome, points) = self.apply(&seen, now);
         let mut judged = Judged {
             outcome,
             points,
@@ -1332,6 +1739,7 @@ impl Rule {
             field: self.field,
             age_days: None,
             no_date: false,
+            now,
         };
         if let (Some(recency), ReasonOutcome::Matched) = (self.recency, outcome) {
             match self.field.last_activity(lead).flatten() {
@@ -1350,7 +1758,7 @@ impl Rule {
         judged
     }
 
-    fn apply(&self, seen: &Seen<'_>) -> (ReasonOutcome, i64) {
+    fn apply(&self, seen: &Seen<'_>, now: DateTime<Utc>) -> (ReasonOutcome, i64) {
         use ReasonOutcome::{Matched, Missing, NotMatched};
         let hit = |matched: bool| {
             if matched {
@@ -1359,32 +1767,58 @@ impl Rule {
                 (NotMatched, 0)
             }
         };
-        match &self.condition {
-            Condition::Missing => {
-                hit(seen.text.is_none() && seen.number.is_none() && seen.list.is_none())
+        let any_entry = |pred: &dyn Fn(&str) -> bool| -> Option<bool> {
+            if let Some(v) = seen.text {
+                Some(pred(v))
+            } else if let Some(list) = seen.list {
+                Some(list.iter().any(|v| pred(v.trim())))
+            } else {
+                seen.joined.map(|raw| {
+                    raw.split(';')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .any(pred)
+                })
             }
-            Condition::AnyOf(set) => match (seen.text, seen.list) {
-                (Some(v), _) => hit(contains_folded(set, v)),
-                (None, Some(list)) => hit(list.iter().any(|v| contains_folded(set, v.trim()))),
-                (None, None) => (Missing, 0),
-            },
-            Condition::NoneOf(set) => match (seen.text, seen.list) {
-                (Some(v), _) => hit(!contains_folded(set, v)),
-                (None, Some(list)) => hit(!list.iter().any(|v| contains_folded(set, v.trim()))),
-                (None, None) => (Missing, 0),
-            },
+        };
+        let dated = |test: &dyn Fn(i64) -> bool| match seen.date {
+            None => (Missing, 0),
+            // Seconds from the date to now: positive in the past.
+            Some(date) => hit(test((now - date).num_seconds())),
+        };
+        const DAY: i64 = 86_400;
+        match &self.condition {
+            Condition::Missing => hit(!seen.present()),
+            Condition::AnyOf(set) => {
+                any_entry(&|v| contains_folded(set, v)).map_or((Missing, 0), hit)
+            }
+            Condition::NoneOf(set) => {
+                any_entry(&|v| contains_folded(set, v)).map_or((Missing, 0), |any| hit(!any))
+            }
+            Condition::Contains(needles) => any_entry(&|v| {
+                let v = v.to_lowercase();
+                needles.iter().any(|n| v.contains(n.as_str()))
+            })
+            .map_or((Missing, 0), hit),
             Condition::Range { min, max } => match seen.number {
                 None => (Missing, 0),
                 Some(n) => hit(min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m)),
             },
             Condition::PointsEach { each, cap } => match seen.number {
                 None => (Missing, 0),
-                Some(0) => (NotMatched, 0),
+                Some(n) if n < 1.0 => (NotMatched, 0),
                 Some(n) => {
-                    let raw = i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(*each);
+                    let raw = (n.floor() as i64).saturating_mul(*each);
                     (Matched, cap.map_or(raw, |c| raw.min(c)))
                 }
             },
+            Condition::Is(want) => match seen.flag {
+                None => (Missing, 0),
+                Some(b) => hit(b == *want),
+            },
+            Condition::Within(days) => dated(&|age| age >= 0 && age <= i64::from(*days) * DAY),
+            Condition::OlderThan(days) => dated(&|age| age > i64::from(*days) * DAY),
+            Condition::DueWithin(days) => dated(&|age| age <= 0 && -age <= i64::from(*days) * DAY),
         }
     }
 }
@@ -1512,6 +1946,75 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
         );
     }
 
+    // `[fields]`: names of their own, or inputs moved to other contact properties.
+    let mut mapped: Vec<MappedField> = Vec::new();
+    for (name, at, f) in &doc.fields {
+        let (line, column) = line_col(text, *at);
+        let built_in = BUILT_IN.iter().any(|(n, _)| n == name);
+        let input = INPUTS.contains(&name.as_str());
+        let problem = if name.is_empty()
+            || !name.starts_with(|c: char| c.is_ascii_lowercase())
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            Some(format!(
+                "fields.{name}: a field name is lower_snake_case (a-z, 0-9, _), starting with a letter"
+            ))
+        } else if built_in && !input {
+            Some(format!(
+                "fields.{name}: `{name}` is built in (read from the CRM's standard properties, then enrichment); give the field a name of your own to read another property. Of the built-in fields only the inputs sales records may be moved: {}",
+                INPUTS.join(", ")
+            ))
+        } else if input && f.object != CrmObject::Contact {
+            Some(format!(
+                "fields.{name}: `{name}` is recorded on the contact; object must be \"contact\", not {:?}",
+                f.object.as_str()
+            ))
+        } else if input && !matches!(f.kind, FieldType::Text | FieldType::Enumeration) {
+            Some(format!(
+                "fields.{name}: `{name}` is read as text; type must be \"text\" or \"enumeration\", not {:?}",
+                f.kind.as_str()
+            ))
+        } else if f.property.trim().is_empty() || f.property.contains(char::is_whitespace) {
+            Some(format!(
+                "fields.{name}: property {:?} is not a property name",
+                f.property
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(message) => issue_at(*at, message),
+            None => mapped.push(MappedField {
+                name: name.clone(),
+                object: f.object,
+                property: f.property.clone(),
+                kind: f.kind,
+                key: match f.object {
+                    CrmObject::Deal => f.property.clone(),
+                    object => object.key(&f.property),
+                },
+                line,
+                column,
+            }),
+        }
+    }
+    if mapped.len() > usize::from(u16::MAX) {
+        issue_at(0, "too many [fields] entries".to_owned());
+    }
+    let resolve = |name: &str| -> Option<Field> {
+        // A mapped input keeps its built-in meaning: the adapter reads it from the new property.
+        match mapped
+            .iter()
+            .position(|f| f.name == name && !INPUTS.contains(&name))
+        {
+            Some(i) => u16::try_from(i).ok().map(Field::Mapped),
+            None => BUILT_IN.iter().find(|(n, _)| *n == name).map(|(_, f)| *f),
+        }
+    };
+    let mut input_values: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+
     let mut rules = Vec::new();
     let mut codes = HashSet::new();
     for (group, list) in [
@@ -1545,7 +2048,28 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
                     ),
                 );
             }
-            match compile_rule(group, r) {
+            let Some(field) = resolve(&r.field) else {
+                let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
+                issue_at(
+                    locate(text, spanned.span(), "`field`"),
+                    format!(
+                        "rule {}: unknown field `{}`: not built in ({}) and not under [fields]",
+                        r.code,
+                        r.field,
+                        names.join(", ")
+                    ),
+                );
+                continue;
+            };
+            if let Some(input) = INPUTS.iter().find(|i| **i == r.field) {
+                let values = input_values.entry(input).or_default();
+                for v in r.any_of.iter().chain(&r.none_of).flatten() {
+                    if !values.contains(v) {
+                        values.push(v.clone());
+                    }
+                }
+            }
+            match compile_rule(group, r, field, &mapped) {
                 Ok(rule) => rules.push((group, rule)),
                 Err(message) => issue_at(at, format!("rule {}: {message}", r.code)),
             }
@@ -1598,6 +2122,9 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
         return Err(issues);
     }
     Ok(Criteria {
+        fields: mapped,
+        source_name: String::new(),
+        input_values,
         id: doc.id,
         version: doc.version,
         effective: doc.effective,
@@ -1621,55 +2148,98 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
     })
 }
 
-fn compile_rule(group: Group, r: &RuleDoc) -> Result<Rule, String> {
-    let field = r.field;
+fn compile_rule(
+    group: Group,
+    r: &RuleDoc,
+    field: Field,
+    mapped: &[MappedField],
+) -> Result<Rule, String> {
+    let kind = field.kind(mapped);
+    let name = r.field.as_str();
+    let is_date = kind == FieldType::Date;
     let kinds = [
         r.any_of.is_some(),
         r.none_of.is_some(),
+        r.contains.is_some(),
         r.min.is_some() || r.max.is_some(),
         r.missing.is_some(),
         r.points_each.is_some(),
+        r.is.is_some(),
+        is_date && r.within_days.is_some(),
+        r.older_than_days.is_some(),
+        r.due_within_days.is_some(),
     ]
     .into_iter()
     .filter(|k| *k)
     .count();
     if kinds != 1 {
         return Err(format!(
-            "needs exactly one condition (any_of, none_of, min/max, missing = true, points_each); found {kinds}"
+            "needs exactly one condition (any_of, none_of, contains, min/max, points_each, is, within_days/older_than_days/due_within_days on a date, missing = true); found {kinds}"
         ));
     }
+    let text_like = matches!(
+        kind,
+        FieldType::Text | FieldType::Enumeration | FieldType::MultiSelect
+    );
+    let instead = match kind {
+        FieldType::Number => "use min/max or points_each",
+        FieldType::Date => "use within_days, older_than_days or due_within_days",
+        FieldType::Boolean => "use is = true or is = false",
+        _ => "use any_of, none_of or contains",
+    };
+    let wrong = |what: &str, needs: &str| {
+        format!(
+            "{what} needs {needs}; {name} is {} ({instead})",
+            match kind {
+                FieldType::Number => "a number".to_owned(),
+                FieldType::Text => "text".to_owned(),
+                other => format!("a {}", other.as_str()),
+            }
+        )
+    };
     let lower = |list: &Vec<String>| {
         list.iter()
             .map(|s| s.trim().to_lowercase())
             .collect::<HashSet<_>>()
     };
     let condition = if let Some(list) = &r.any_of {
-        if field.is_numeric() {
-            return Err(format!(
-                "any_of needs a text field; {} is a number (use min/max)",
-                field.name()
-            ));
+        if !text_like {
+            return Err(wrong("any_of", "a text field"));
         }
         Condition::AnyOf(lower(list))
     } else if let Some(list) = &r.none_of {
-        if field.is_numeric() {
-            return Err(format!(
-                "none_of needs a text field; {} is a number (use min/max)",
-                field.name()
-            ));
+        if !text_like {
+            return Err(wrong("none_of", "a text field"));
         }
         Condition::NoneOf(lower(list))
+    } else if let Some(list) = &r.contains {
+        if !text_like {
+            return Err(wrong("contains", "a text field"));
+        }
+        let needles: Vec<String> = list
+            .iter()
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if needles.is_empty() {
+            return Err("contains needs at least one non-empty text".to_owned());
+        }
+        Condition::Contains(needles)
     } else if r.min.is_some() || r.max.is_some() {
-        if !field.is_numeric() {
-            return Err(format!(
-                "min/max need a numeric field; {} is text (use any_of)",
-                field.name()
-            ));
+        if kind != FieldType::Number {
+            return Err(if text_like {
+                format!("min/max need a numeric field; {name} is text (use any_of)")
+            } else {
+                wrong("min/max", "a numeric field")
+            });
         }
         if let (Some(min), Some(max)) = (r.min, r.max) {
             if min > max {
                 return Err(format!("min ({min}) is greater than max ({max})"));
             }
+        }
+        if r.min.is_some_and(|v| !v.is_finite()) || r.max.is_some_and(|v| !v.is_finite()) {
+            return Err("min and max must be finite numbers".to_owned());
         }
         Condition::Range {
             min: r.min,
@@ -1678,10 +2248,10 @@ fn compile_rule(group: Group, r: &RuleDoc) -> Result<Rule, String> {
     } else if r.missing == Some(true) {
         Condition::Missing
     } else if let Some(each) = r.points_each {
-        if !field.is_numeric() {
+        if kind != FieldType::Number {
             return Err(format!(
-                "points_each needs a numeric field; {} is text",
-                field.name()
+                "points_each needs a numeric field; {name} is {}",
+                if text_like { "text" } else { kind.as_str() }
             ));
         }
         if r.points.is_some() {
@@ -1691,19 +2261,37 @@ fn compile_rule(group: Group, r: &RuleDoc) -> Result<Rule, String> {
             return Err("cap must not be negative".to_owned());
         }
         Condition::PointsEach { each, cap: r.cap }
+    } else if let Some(want) = r.is {
+        if kind != FieldType::Boolean {
+            return Err(wrong("is", "a boolean field"));
+        }
+        Condition::Is(want)
+    } else if let (true, Some(days)) = (is_date, r.within_days) {
+        if days == 0 {
+            return Err("within_days must be at least 1".to_owned());
+        }
+        Condition::Within(days)
+    } else if let Some(days) = r.older_than_days {
+        if !is_date {
+            return Err(wrong("older_than_days", "a date field"));
+        }
+        Condition::OlderThan(days)
+    } else if let Some(days) = r.due_within_days {
+        if !is_date {
+            return Err(wrong("due_within_days", "a date field"));
+        }
+        Condition::DueWithin(days)
     } else {
         return Err(
             "missing = false is not a condition; remove it or set missing = true".to_owned(),
         );
     };
-    let recency = match (r.within_days, r.half_life_days) {
+    let window = if is_date { None } else { r.within_days };
+    let recency = match (window, r.half_life_days) {
         (None, None) => None,
         (within_days, half_life_days) => {
-            if group != Group::Engagement
-                || !field.is_numeric()
-                || matches!(field, Field::Employees | Field::AnnualRevenue)
-            {
-                return Err("within_days and half_life_days apply to engagement rules on page_views, email_opens, email_clicks or form_submissions".to_owned());
+            if group != Group::Engagement || !field.is_counter() {
+                return Err("within_days and half_life_days apply to engagement rules on page_views, email_opens, email_clicks or form_submissions (and within_days, as the condition, to date fields)".to_owned());
             }
             if within_days == Some(0) {
                 return Err("within_days must be at least 1".to_owned());

@@ -39,6 +39,10 @@ pub struct FakeCrm {
     /// Contacts whose deal or company changed, and when.
     touched: Mutex<BTreeMap<LeadId, DateTime<Utc>>>,
     page_size: usize,
+    /// Property definitions `describe_properties` gives, per object.
+    described: Mutex<crate::criteria::Described>,
+    /// What the last `set_reads` asked for.
+    reads: Mutex<crate::criteria::CrmReads>,
     pub pull_calls: AtomicU64,
     pub push_calls: AtomicU64,
     pub count_calls: AtomicU64,
@@ -150,6 +154,20 @@ impl FakeCrm {
         matching
     }
 
+    /// Define an object's properties (what `describe_properties` lists).
+    pub fn define_properties(
+        &self,
+        object: crate::criteria::CrmObject,
+        properties: Vec<crate::criteria::CrmProperty>,
+    ) {
+        lock(&self.described).insert(object, properties);
+    }
+
+    /// What the last `set_reads` asked for.
+    pub fn reads(&self) -> crate::criteria::CrmReads {
+        lock(&self.reads).clone()
+    }
+
     /// Names of the properties `ensure_properties` created.
     pub fn properties(&self) -> Vec<String> {
         lock(&self.properties).clone()
@@ -159,6 +177,26 @@ impl FakeCrm {
 impl Crm for FakeCrm {
     fn max_ids(&self) -> usize {
         100
+    }
+
+    fn name(&self) -> &'static str {
+        "the fake CRM"
+    }
+
+    async fn describe_properties(
+        &self,
+        object: crate::criteria::CrmObject,
+    ) -> Result<Vec<crate::criteria::CrmProperty>, CrmError> {
+        self.take_failure()?;
+        Ok(lock(&self.described)
+            .get(&object)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn set_reads(&self, reads: &crate::criteria::CrmReads) -> Result<(), CrmError> {
+        *lock(&self.reads) = reads.clone();
+        Ok(())
     }
 
     fn split_keys(&self, after: Option<&ScopeKey>, through: &ScopeKey) -> Option<ScopeKey> {

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The CRM's id of a contact. Non-empty, printable, without `#` (the key separator in the store).
@@ -241,6 +242,10 @@ pub struct Deal {
     pub lost_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<String>,
+    /// The deal properties the criteria document maps (`[fields]`), by property name, as the
+    /// CRM gave them (text).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
 }
 
 impl Deal {
@@ -305,6 +310,10 @@ pub struct Lead {
     /// this lead's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_ids: Vec<LeadId>,
+    /// The contact and company properties the criteria document maps (`[fields]`), keyed
+    /// `contact.<name>` / `company.<name>`, as the CRM gave them (text).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
     /// When the CRM last changed the record; drives the watermark, not the score.
     pub modified_at: DateTime<Utc>,
 }
@@ -329,6 +338,7 @@ impl Lead {
             bant: Bant::default(),
             deals: Vec::new(),
             merged_ids: Vec::new(),
+            properties: BTreeMap::new(),
             modified_at,
         }
     }

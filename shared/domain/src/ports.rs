@@ -7,7 +7,7 @@
 //! leadsync is at-least-once end to end: any call here may be repeated after a crash, so every
 //! write a port offers is idempotent.
 
-use crate::criteria::Scorecard;
+use crate::criteria::{CrmObject, CrmProperty, CrmReads, Scorecard};
 use crate::lead::{Firmographics, Lead, LeadId};
 use crate::runs::{
     Census, Lease, PullScope, RunPlan, RunProgress, ScopeKey, SliceResult, SliceSpec,
@@ -85,6 +85,10 @@ pub struct PropertySpec {
     pub label: String,
     pub kind: PropertyKind,
     pub options: Vec<String>,
+    /// An input leadsync reads and never writes (BANT, the rejection reason): created when the
+    /// CRM lacks it, left exactly as it is when it exists (its options are the account's).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// A CRM call failed as a whole.
@@ -195,6 +199,50 @@ pub trait Crm: Send + Sync {
         &self,
         specs: &[PropertySpec],
     ) -> impl Future<Output = Result<u32, CrmError>> + Send;
+
+    /// The CRM's name, for messages (`HubSpot`, `Salesforce`).
+    fn name(&self) -> &'static str {
+        "the CRM"
+    }
+
+    /// The property definitions of one object (name and type), for checking a criteria
+    /// document's `[fields]` before it is used. An adapter may cache them for a while.
+    ///
+    /// # Errors
+    /// [`CrmError`]; an adapter that cannot list definitions says so (not retryable).
+    fn describe_properties(
+        &self,
+        object: CrmObject,
+    ) -> impl Future<Output = Result<Vec<CrmProperty>, CrmError>> + Send {
+        async move {
+            Err(CrmError::Rejected {
+                status: 0,
+                message: format!(
+                    "{} cannot list its {} property definitions",
+                    self.name(),
+                    object.as_str()
+                ),
+            })
+        }
+    }
+
+    /// Read what `reads` names on every pull from now on (replacing what an earlier call set):
+    /// the mapped properties into [`Lead::properties`] and [`crate::Deal::properties`], the
+    /// moved inputs into their built-in places.
+    ///
+    /// # Errors
+    /// [`CrmError::Rejected`] when the adapter cannot read some of it — never a silent
+    /// "missing" on every lead.
+    fn set_reads(&self, reads: &CrmReads) -> Result<(), CrmError> {
+        if reads.is_default() {
+            Ok(())
+        } else {
+            Err(CrmError::Rejected {
+                status: 0,
+                message: format!("{} does not read the criteria's [fields] yet", self.name()),
+            })
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -86,6 +86,10 @@ pub enum SyncError {
     Rollups(#[source] crate::rollups::RollupError),
     #[error("the slice was planned with criteria {planned} but this function loaded {loaded}")]
     CriteriaMismatch { planned: String, loaded: String },
+    #[error("the criteria's [fields] do not match the CRM's properties:\n{0}")]
+    Fields(#[source] leadsync_domain::CriteriaError),
+    #[error("the CRM cannot read what the criteria's [fields] name")]
+    Reads(#[source] CrmError),
     #[error("another run holds the lease ({} until {})", .0.holder, .0.until)]
     Busy(leadsync_domain::runs::Lease),
     #[error(
@@ -103,13 +107,42 @@ impl SyncError {
     /// Worth re-running as is (a dependency was down), as opposed to needing an operator.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SyncError::Pull { source, .. } | SyncError::Push(source) => source.is_retryable(),
+            SyncError::Pull { source, .. } | SyncError::Push(source) | SyncError::Reads(source) => {
+                source.is_retryable()
+            }
+            SyncError::Fields(_) => false,
             SyncError::Store { source, .. } => source.is_retryable(),
             SyncError::Rollups(e) => e.is_retryable(),
             SyncError::TooManyRejected { .. } | SyncError::CriteriaMismatch { .. } => false,
             SyncError::Busy(_) => true,
         }
     }
+}
+
+/// Make the CRM read what the criteria's `[fields]` name, after checking every named property
+/// exists on its object with a type the document can read (the adapter's definitions, cached
+/// per cold start). A document without `[fields]` costs nothing here.
+///
+/// # Errors
+/// [`SyncError::Fields`] naming each missing or mistyped property at its line;
+/// [`SyncError::Reads`] when the definitions cannot be listed or the adapter cannot read them.
+pub async fn prepare_reads<C: Crm>(crm: &C, criteria: &Criteria) -> Result<(), SyncError> {
+    let reads = criteria.crm_reads();
+    if !reads.is_default() {
+        let mut described = leadsync_domain::criteria::Described::new();
+        for object in criteria.objects_read() {
+            described.insert(
+                object,
+                crm.describe_properties(object)
+                    .await
+                    .map_err(SyncError::Reads)?,
+            );
+        }
+        criteria
+            .check_properties(&described, crm.name())
+            .map_err(SyncError::Fields)?;
+    }
+    crm.set_reads(&reads).map_err(SyncError::Reads)
 }
 
 fn store_err(step: &'static str) -> impl FnOnce(StoreError) -> SyncError {
@@ -260,6 +293,7 @@ where
     if let Some(credits) = input.enrich_budget {
         enricher = enricher.with_budget(credits);
     }
+    prepare_reads(deps.crm, deps.criteria).await?;
     let mut properties_ready = false;
     let key = SnapshotKey {
         date: input.now.date_naive(),

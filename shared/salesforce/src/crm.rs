@@ -595,6 +595,13 @@ impl SalesforceCrm {
 }
 
 impl Crm for SalesforceCrm {
+    // `describe_properties` and `set_reads` keep the port's defaults for now: a document with
+    // `[fields]` is refused by name on Salesforce rather than scored as if every value were
+    // missing.
+    fn name(&self) -> &'static str {
+        "Salesforce"
+    }
+
     fn max_ids(&self) -> usize {
         MAX_IN_IDS
     }
@@ -880,7 +887,7 @@ impl Crm for SalesforceCrm {
                 .result_fields
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            specs.iter().all(|s| {
+            specs.iter().filter(|s| !s.read_only).all(|s| {
                 ["Lead", "Contact"]
                     .iter()
                     .all(|o| fields.contains_key(&((*o).to_owned(), mapping::field_for(&s.name))))
@@ -892,7 +899,8 @@ impl Crm for SalesforceCrm {
         let mut created = 0;
         for object in ["Lead", "Contact"] {
             let existing = self.describe(object).await?;
-            for spec in specs {
+            // The inputs leadsync reads are the org's own fields (see `mapping`), never created.
+            for spec in specs.iter().filter(|s| !s.read_only) {
                 let field = mapping::field_for(&spec.name);
                 let kind = match spec.kind {
                     PropertyKind::Number => "double",

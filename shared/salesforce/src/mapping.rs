@@ -255,6 +255,7 @@ pub fn opportunity(o: &Value) -> Option<Deal> {
         close_date: date("CloseDate"),
         lost_reason: text(o, "Loss_Reason__c"),
         owner_id: text(o, "OwnerId"),
+        properties: std::collections::BTreeMap::new(),
     })
 }
 

@@ -309,12 +309,14 @@ fn specs() -> Vec<PropertySpec> {
             label: "leadsync stage".into(),
             kind: PropertyKind::Enumeration,
             options: vec!["mql".into(), "sql".into()],
+            read_only: false,
         },
         PropertySpec {
             name: "leadsync_score".into(),
             label: "leadsync score".into(),
             kind: PropertyKind::Number,
             options: vec![],
+            read_only: false,
         },
     ]
 }

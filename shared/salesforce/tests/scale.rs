@@ -142,7 +142,12 @@ async fn twenty_thousand_people_conversions_and_deletes_each_person_once() {
     // merge/conversion queries at the walk's start, 2 for deletes; the 2 queries for deals
     // and accounts changed since the last run are not made on a first run). (A parent-to-child subquery would fold the role reads into
     // the contact pages; the adapter does not use one yet.)
-    let fields = criteria.crm_property_specs().len() * 2;
+    let fields = criteria
+        .crm_property_specs()
+        .iter()
+        .filter(|s| !s.read_only)
+        .count()
+        * 2;
     let minimum = contacts.div_ceil(2_000)
         + leads.div_ceil(2_000)
         + roles.div_ceil(2_000).max(contacts.div_ceil(2_000))

@@ -39,6 +39,10 @@ pub struct SandboxConfig {
     /// The world's data ends here (see [`crate::data`]): tests keep the fixed default, the demo
     /// and `leadsync sandbox` anchor it at their `now`.
     pub anchor: chrono::DateTime<Utc>,
+    /// The portal already has the BANT and rejection-reason properties (`bant_*`,
+    /// `lead_rejection_reason`), as one set up for leadsync does; `false`: a bare portal, where
+    /// they are not defined and no contact has values for them until they are created.
+    pub inputs_defined: bool,
 }
 
 impl SandboxConfig {
@@ -65,6 +69,7 @@ impl SandboxConfig {
             },
             faults: Faults::default(),
             anchor: DataSpec::new(seed, contacts).anchor,
+            inputs_defined: true,
         }
     }
 }
@@ -244,7 +249,16 @@ impl Sandbox {
     /// [`SandboxError::Bind`] when the port is taken.
     pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
         let spec = DataSpec::anchored(config.seed, config.contacts, config.anchor);
-        let (companies, contacts) = generate(spec);
+        let (companies, mut contacts) = generate(spec);
+        let mut contact_schema = Schema::standard("contactinformation", CONTACT_STANDARD);
+        if !config.inputs_defined {
+            for name in INPUT_PROPERTIES {
+                contact_schema.properties.remove(*name);
+                for c in &mut contacts {
+                    c.properties.remove(*name);
+                }
+            }
+        }
         let (deals, contact_deals) = generate_deals(spec, &contacts, &companies);
         let db = Db {
             contacts: contacts.into_iter().map(|r| (r.id, r)).collect(),
@@ -252,10 +266,7 @@ impl Sandbox {
             deals: deals.into_iter().map(|r| (r.id, r)).collect(),
             contact_deals,
             schemas: BTreeMap::from([
-                (
-                    ObjectType::Contacts,
-                    Schema::standard("contactinformation", CONTACT_STANDARD),
-                ),
+                (ObjectType::Contacts, contact_schema),
                 (
                     ObjectType::Companies,
                     Schema::standard("companyinformation", COMPANY_STANDARD),
@@ -450,6 +461,19 @@ impl Sandbox {
             record.properties.insert((*k).to_owned(), (*v).to_owned());
         }
         record.touch(Utc::now(), ObjectType::Deals.modified_property());
+        true
+    }
+
+    /// Set properties on a company, as a user editing it in HubSpot would.
+    pub fn edit_company(&self, id: u64, properties: &[(&str, &str)]) -> bool {
+        let mut db = self.state.db_mut();
+        let Some(record) = db.companies.get_mut(&id) else {
+            return false;
+        };
+        for (k, v) in properties {
+            record.properties.insert((*k).to_owned(), (*v).to_owned());
+        }
+        record.touch(Utc::now(), ObjectType::Companies.modified_property());
         true
     }
 
@@ -673,6 +697,26 @@ async fn govern(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
     response
 }
 
+/// The contact properties a bare portal lacks ([`SandboxConfig::inputs_defined`]).
+const INPUT_PROPERTIES: &[&str] = &[
+    "bant_budget",
+    "bant_authority",
+    "bant_need",
+    "bant_timeline",
+    "lead_rejection_reason",
+];
+
+/// The requested properties the object type defines: HubSpot leaves the others out of its
+/// answers without a word (a misspelt property reads as never set).
+fn defined(db: &Db, t: ObjectType, requested: &[String]) -> Vec<String> {
+    let schema = db.schemas.get(&t);
+    requested
+        .iter()
+        .filter(|name| schema.is_some_and(|s| s.properties.contains_key(*name)))
+        .cloned()
+        .collect()
+}
+
 fn render(record: &Record, t: ObjectType, requested: &[String]) -> Value {
     let mut props = serde_json::Map::new();
     for name in t.default_properties() {
@@ -751,11 +795,12 @@ async fn search_objects(
     let lag_ms = state.limiter().faults.index_lag_ms;
     let db = state.db();
     let table = db.table(t);
+    let requested = defined(&db, t, &req.properties);
     let render_page = |page: search::Page<'_>| {
         let results: Vec<Value> = page
             .results
             .iter()
-            .map(|r| render(r, t, &req.properties))
+            .map(|r| render(r, t, &requested))
             .collect();
         let mut body = json!({ "total": page.total, "results": results });
         if let Some(next) = page.next_after {
@@ -936,11 +981,12 @@ async fn batch_read(
         Err(resp) => return resp,
     };
     let db = state.db();
+    let requested = defined(&db, t, &req.properties);
     let (mut results, mut errors) = (vec![], vec![]);
     for input in &req.inputs {
         let id = id_text(&input.id);
         match id.parse::<u64>().ok().and_then(|n| db.table(t).get(&n)).filter(|r| !r.archived) {
-            Some(record) => results.push(render(record, t, &req.properties)),
+            Some(record) => results.push(render(record, t, &requested)),
             None => errors.push(row_error("OBJECT_NOT_FOUND", format!("Could not get some {object} objects, they may be deleted or not exist. Check that ids are valid."), &id)),
         }
     }
