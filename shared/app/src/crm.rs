@@ -38,6 +38,10 @@ impl Crm for AnyCrm {
         each!(self, c => c.describe_properties(object).await)
     }
 
+    fn forget_properties(&self) {
+        each!(self, c => c.forget_properties());
+    }
+
     fn set_reads(&self, reads: &CrmReads) -> Result<(), CrmError> {
         each!(self, c => c.set_reads(reads))
     }

@@ -87,8 +87,11 @@ pub struct HubSpotCrm {
     /// What the criteria's `[fields]` add to the properties read ([`Crm::set_reads`]).
     reads: Arc<std::sync::RwLock<Arc<Reads>>>,
     /// Property definitions by object type, as listed at most [`COMPANY_CACHE_MAX_AGE`] ago.
-    described: Arc<std::sync::Mutex<HashMap<&'static str, (std::time::Instant, Vec<CrmProperty>)>>>,
+    described: Arc<std::sync::Mutex<HashMap<&'static str, Listed>>>,
 }
+
+/// An object type's property definitions and when they were listed.
+type Listed = (std::time::Instant, Vec<CrmProperty>);
 
 /// The properties one pull reads of each object: leadsync's own, then the criteria's.
 #[derive(Debug, Default)]
@@ -1076,6 +1079,13 @@ impl Crm for HubSpotCrm {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(path, (std::time::Instant::now(), properties.clone()));
         Ok(properties)
+    }
+
+    fn forget_properties(&self) {
+        self.described
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     fn set_reads(&self, reads: &CrmReads) -> Result<(), CrmError> {

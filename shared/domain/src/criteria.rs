@@ -383,6 +383,30 @@ fn locate(text: &str, span: std::ops::Range<usize>, message: &str) -> usize {
         .unwrap_or(start)
 }
 
+/// Where `key = …` stands in the table whose header is at `from`: the first line after it that
+/// assigns the key, before the next header; `from` when there is none.
+fn key_in_table(text: &str, from: usize, key: &str) -> usize {
+    let mut offset = from.min(text.len());
+    let mut lines = text[offset..].split_inclusive('\n');
+    // The header line itself.
+    if let Some(first) = lines.next() {
+        offset += first.len();
+    }
+    for line in lines {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            break;
+        }
+        if let Some(rest) = trimmed.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            return offset + (line.len() - trimmed.len());
+        }
+        offset += line.len();
+    }
+    from
+}
+
 /// One step of the path to a piece of the document: a key, or an entry of an array.
 #[derive(Debug, Clone, Copy)]
 enum Step<'a> {
@@ -933,7 +957,8 @@ impl Scorecard {
     /// matched, the scoring rules that matched by the size of their points (with the value
     /// seen: `+20 Core industry … [INTERNET]`, `-10 …`), then the rules that could not be
     /// judged for want of data (`Unknown: …`: not enriched, BANT not recorded), at most
-    /// [`SUMMARY_LIMIT`] characters (whole lines; the rest counted in a last line).
+    /// [`SUMMARY_LIMIT`] characters (whole lines; the rest counted in a last line). A lead no
+    /// rule said anything about gets one line saying so.
     pub fn summary(&self) -> String {
         let seen = |r: &Reason| {
             r.value
@@ -966,6 +991,13 @@ impl Scorecard {
             )
             .chain(unknown)
             .collect();
+        if lines.is_empty() {
+            // Said in words too: an empty field reads as "never scored".
+            return format!(
+                "No rule of criteria {} matched: score {}",
+                self.criteria_version, self.total
+            );
+        }
         let mut out = String::new();
         for (i, line) in lines.iter().enumerate() {
             let more = lines.len() - i;
@@ -2051,7 +2083,7 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
             let Some(field) = resolve(&r.field) else {
                 let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
                 issue_at(
-                    locate(text, spanned.span(), "`field`"),
+                    key_in_table(text, at, "field"),
                     format!(
                         "rule {}: unknown field `{}`: not built in ({}) and not under [fields]",
                         r.code,

@@ -226,6 +226,10 @@ pub trait Crm: Send + Sync {
         }
     }
 
+    /// Drop the property definitions [`Crm::describe_properties`] cached: the next call lists
+    /// them afresh (after a check failed: the admin may just have created the property).
+    fn forget_properties(&self) {}
+
     /// Read what `reads` names on every pull from now on (replacing what an earlier call set):
     /// the mapped properties into [`Lead::properties`] and [`crate::Deal::properties`], the
     /// moved inputs into their built-in places.

@@ -129,18 +129,28 @@ impl SyncError {
 pub async fn prepare_reads<C: Crm>(crm: &C, criteria: &Criteria) -> Result<(), SyncError> {
     let reads = criteria.crm_reads();
     if !reads.is_default() {
-        let mut described = leadsync_domain::criteria::Described::new();
-        for object in criteria.objects_read() {
-            described.insert(
-                object,
-                crm.describe_properties(object)
-                    .await
-                    .map_err(SyncError::Reads)?,
-            );
+        let check = async || {
+            let mut described = leadsync_domain::criteria::Described::new();
+            for object in criteria.objects_read() {
+                described.insert(
+                    object,
+                    crm.describe_properties(object)
+                        .await
+                        .map_err(SyncError::Reads)?,
+                );
+            }
+            criteria
+                .check_properties(&described, crm.name())
+                .map_err(SyncError::Fields)
+        };
+        match check().await {
+            Err(SyncError::Fields(_)) => {
+                // Definitions listed a while ago may predate the property: list them again.
+                crm.forget_properties();
+                check().await?;
+            }
+            other => other?,
         }
-        criteria
-            .check_properties(&described, crm.name())
-            .map_err(SyncError::Fields)?;
     }
     crm.set_reads(&reads).map_err(SyncError::Reads)
 }

@@ -464,6 +464,48 @@ impl Sandbox {
         true
     }
 
+    /// Define a property on `object` (`contacts`, `companies`, `deals`), as an admin creating
+    /// it in HubSpot's settings would: `kind` is HubSpot's type (`string`, `number`, `date`,
+    /// `datetime`, `enumeration`, `bool`), `field_type` its field type (`text`, `select`,
+    /// `checkbox`, `booleancheckbox`, …). False for an unknown object.
+    pub fn define_property(&self, object: &str, name: &str, kind: &str, field_type: &str) -> bool {
+        let Some(t) = ObjectType::parse(object) else {
+            return false;
+        };
+        let mut db = self.state.db_mut();
+        let schema = db.schemas.entry(t).or_default();
+        let group = schema.groups.keys().next().cloned().unwrap_or_default();
+        schema.properties.insert(
+            name.to_owned(),
+            crate::properties::PropertyDef {
+                name: name.to_owned(),
+                label: name.to_owned(),
+                kind: kind.to_owned(),
+                field_type: field_type.to_owned(),
+                group_name: group,
+                description: String::new(),
+                options: Vec::new(),
+            },
+        );
+        true
+    }
+
+    /// The property definitions of `object`, by name.
+    pub fn property_definitions(
+        &self,
+        object: &str,
+    ) -> BTreeMap<String, crate::properties::PropertyDef> {
+        ObjectType::parse(object)
+            .and_then(|t| {
+                self.state
+                    .db()
+                    .schemas
+                    .get(&t)
+                    .map(|s| s.properties.clone())
+            })
+            .unwrap_or_default()
+    }
+
     /// Set properties on a company, as a user editing it in HubSpot would.
     pub fn edit_company(&self, id: u64, properties: &[(&str, &str)]) -> bool {
         let mut db = self.state.db_mut();

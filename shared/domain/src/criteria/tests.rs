@@ -1,5 +1,5 @@
 use super::*;
-use crate::lead::{Engagement, Firmographics, LeadId, Provenance, Sourced};
+use crate::lead::{Deal, Engagement, Firmographics, LeadId, Provenance, Sourced};
 use chrono::{DateTime, Utc};
 
 const EXAMPLE: &str = include_str!("../../../../infra/criteria/b2b-saas.toml");
@@ -938,4 +938,360 @@ fn a_wrong_type_or_bad_value_in_any_table_is_reported_at_its_value() {
         checked += 1;
     }
     assert!(checked >= 25, "{checked} tables");
+}
+
+/// A document reading properties of its own on each object.
+const MAPPED: &str = r#"
+id = "mapped"
+version = "1"
+effective = "2026-11-01"
+
+[fields]
+plan_tier = { object = "company", property = "plan_tier", type = "enumeration" }
+deal_amount = { object = "deal", property = "amount", type = "number" }
+demo_at = { object = "contact", property = "demo_requested_at", type = "date" }
+renewal = { object = "company", property = "contract_end", type = "date" }
+partner = { object = "contact", property = "is_partner", type = "boolean" }
+tools = { object = "company", property = "tools", type = "multi_select" }
+budget = { object = "contact", property = "budget_confirmed", type = "enumeration" }
+
+[stages.mql]
+min_fit = 10
+min_total = 20
+
+[stages.sql]
+min_fit = 30
+min_total = 50
+
+[[bands]]
+name = "A"
+min_total = 50
+
+[[bands]]
+name = "B"
+min_total = 0
+
+[[disqualify]]
+code = "DQ_PARTNER"
+label = "A partner, not a buyer"
+field = "partner"
+is = true
+
+[[fit]]
+code = "FIT_ENTERPRISE"
+label = "Enterprise plan"
+field = "plan_tier"
+any_of = ["enterprise"]
+points = 30
+
+[[fit]]
+code = "FIT_BIG_DEAL"
+label = "A deal of 10,000 or more"
+field = "deal_amount"
+min = 10000
+points = 20
+
+[[fit]]
+code = "FIT_VP"
+label = "A VP or director"
+field = "job_title"
+contains = ["vp", "director"]
+points = 10
+
+[[fit]]
+code = "FIT_USES_RIVAL"
+label = "Uses a rival's tool"
+field = "tools"
+any_of = ["rivalsoft"]
+points = -15
+
+[[fit]]
+code = "FIT_BUDGET"
+label = "Budget confirmed"
+field = "budget"
+any_of = ["YES"]
+points = 5
+
+[[engagement]]
+code = "ENG_DEMO_RECENT"
+label = "Asked for a demo in the last 30 days"
+field = "demo_at"
+within_days = 30
+points = 25
+
+[[engagement]]
+code = "ENG_RENEWAL_SOON"
+label = "Contract ends within 90 days"
+field = "renewal"
+due_within_days = 90
+points = 10
+
+[[engagement]]
+code = "ENG_QUIET"
+label = "No email click in 30 days"
+field = "last_email_click"
+older_than_days = 30
+points = -10
+"#;
+
+fn mapped() -> Criteria {
+    Criteria::parse("mapped.toml", MAPPED).unwrap()
+}
+
+fn days_ago(days: i64) -> DateTime<Utc> {
+    now() - chrono::Duration::days(days)
+}
+
+#[test]
+fn mapped_fields_are_read_where_the_document_says() {
+    let c = mapped();
+    let reads = c.crm_reads();
+    assert_eq!(reads.contact, ["demo_requested_at", "is_partner"]);
+    assert_eq!(reads.company, ["plan_tier", "contract_end", "tools"]);
+    assert_eq!(reads.deal, ["amount"]);
+    assert_eq!(reads.budget.as_deref(), Some("budget_confirmed"));
+    assert_eq!(reads.authority, None);
+    assert_eq!(
+        c.objects_read(),
+        [CrmObject::Contact, CrmObject::Company, CrmObject::Deal]
+    );
+    // The moved input is the account's: not created. The others leadsync owns.
+    let owned: Vec<String> = c
+        .crm_property_specs()
+        .into_iter()
+        .filter(|s| s.read_only)
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        owned,
+        [
+            "bant_authority",
+            "bant_need",
+            "bant_timeline",
+            "lead_rejection_reason"
+        ]
+    );
+}
+
+#[test]
+fn mapped_rules_score_with_negative_points_and_dates() {
+    let c = mapped();
+    let mut l = Lead::new(LeadId::new("7").unwrap(), DateTime::<Utc>::UNIX_EPOCH);
+    l.email = Some("a@acme.com".into());
+    l.job_title = Some("Regional VP of Sales".into());
+    l.bant.budget = Some("yes".into());
+    let props = [
+        ("company.plan_tier", "Enterprise"),
+        ("contact.demo_requested_at", "2026-11-05"),
+        // HubSpot gives dates as epoch milliseconds too: 60 days ahead.
+        (
+            "company.contract_end",
+            &(now() + chrono::Duration::days(60))
+                .timestamp_millis()
+                .to_string(),
+        ),
+        ("contact.is_partner", "false"),
+        ("company.tools", "hubspot;RivalSoft"),
+    ];
+    for (k, v) in props {
+        l.properties.insert(k.to_owned(), v.to_owned());
+    }
+    l.engagement.last_email_click_at = Some(days_ago(45));
+    // Two deals: the most recently created one with an amount counts.
+    l.deals = vec![
+        Deal {
+            id: "1".into(),
+            created_at: Some(days_ago(100)),
+            properties: [("amount".to_owned(), "50000".to_owned())].into(),
+            ..Deal::default()
+        },
+        Deal {
+            id: "2".into(),
+            created_at: Some(days_ago(10)),
+            properties: [("amount".to_owned(), "2500.50".to_owned())].into(),
+            ..Deal::default()
+        },
+        Deal {
+            id: "3".into(),
+            created_at: Some(days_ago(1)),
+            ..Deal::default()
+        },
+    ];
+    let card = c.evaluate(&l, now());
+    let got = |code: &str| {
+        let r = reason(&card, code);
+        (r.outcome, r.points, r.value.clone())
+    };
+    use ReasonOutcome::{Matched, NotMatched};
+    assert_eq!(
+        got("FIT_ENTERPRISE"),
+        (Matched, 30, Some("Enterprise".into()))
+    );
+    assert_eq!(got("FIT_BIG_DEAL"), (NotMatched, 0, Some("2500.5".into())));
+    assert_eq!(got("FIT_VP").0, Matched);
+    assert_eq!(
+        got("FIT_USES_RIVAL"),
+        (Matched, -15, Some("hubspot;RivalSoft".into()))
+    );
+    assert_eq!(got("FIT_BUDGET"), (Matched, 5, Some("yes".into())));
+    assert_eq!(
+        got("ENG_DEMO_RECENT"),
+        (Matched, 25, Some("2026-11-05, 15 days ago".into()))
+    );
+    assert_eq!(got("ENG_RENEWAL_SOON").0, Matched);
+    assert_eq!(got("ENG_QUIET").1, -10);
+    assert_eq!(got("DQ_PARTNER").0, NotMatched);
+    assert_eq!(
+        (card.fit, card.engagement),
+        (30 + 10 - 15 + 5, 25 + 10 - 10)
+    );
+    assert_eq!(card.stage, Stage::Sql);
+    assert!(
+        card.summary()
+            .contains("-15 Uses a rival's tool [hubspot;RivalSoft]")
+    );
+
+    // A partner is out, whatever it scores; an unreadable value is missing, and says why.
+    l.properties
+        .insert("contact.is_partner".into(), "TRUE".into());
+    l.deals[1].properties.insert("amount".into(), "lots".into());
+    let card = c.evaluate(&l, now());
+    assert_eq!(card.stage, Stage::Disqualified);
+    assert_eq!(
+        (
+            reason(&card, "FIT_BIG_DEAL").outcome,
+            reason(&card, "FIT_BIG_DEAL").value.as_deref()
+        ),
+        (ReasonOutcome::Missing, Some("lots (not a number)"))
+    );
+
+    // Time alone: the demo leaves its 30-day window on 2026-12-05; the stage changes then.
+    l.properties
+        .insert("contact.is_partner".into(), "no".into());
+    let change = c.next_change(&l, now()).unwrap();
+    assert!(
+        change <= DateTime::parse_from_rfc3339("2026-12-05T01:00:00Z").unwrap(),
+        "{change}"
+    );
+    assert_ne!(c.score(&l, change).stage, c.score(&l, now()).stage);
+}
+
+#[test]
+fn mapping_mistakes_are_reported_where_they_stand() {
+    let line_of =
+        |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let cases = [
+        (
+            "tools = { object = \"company\", property = \"tools\", type = \"multi_select\" }",
+            "tools = { object = \"company\", property = \"tools\", kind = \"multi_select\" }",
+            "tools = {",
+            "unknown field `kind`",
+        ),
+        (
+            "tools = { object = \"company\", property = \"tools\", type = \"multi_select\" }",
+            "tools = { object = \"account\", property = \"tools\", type = \"multi_select\" }",
+            "tools = {",
+            "account",
+        ),
+        (
+            "tools = { object = \"company\", property = \"tools\", type = \"multi_select\" }",
+            "industry = { object = \"company\", property = \"sector\", type = \"text\" }",
+            "industry = {",
+            "`industry` is built in",
+        ),
+        (
+            "budget = { object = \"contact\", property = \"budget_confirmed\", type = \"enumeration\" }",
+            "budget = { object = \"deal\", property = \"budget_confirmed\", type = \"enumeration\" }",
+            "budget = {",
+            "recorded on the contact",
+        ),
+        (
+            "field = \"plan_tier\"",
+            "field = \"plan_teir\"",
+            "field = \"plan_teir\"",
+            "unknown field `plan_teir`",
+        ),
+        (
+            "field = \"demo_at\"\nwithin_days = 30",
+            "field = \"demo_at\"\nany_of = [\"x\"]",
+            "^code = \"ENG_DEMO_RECENT\"",
+            "any_of needs a text field; demo_at is a date (use within_days",
+        ),
+        (
+            "field = \"partner\"\nis = true",
+            "field = \"plan_tier\"\nis = true",
+            "^code = \"DQ_PARTNER\"",
+            "is needs a boolean field",
+        ),
+    ];
+    for (from, to, at, message) in cases {
+        assert!(MAPPED.contains(from), "{from}");
+        let text = MAPPED.replacen(from, to, 1);
+        let err = Criteria::parse("mapped.toml", &text).unwrap_err();
+        let issue = err
+            .issues
+            .iter()
+            .find(|i| i.message.contains(message))
+            .unwrap_or_else(|| panic!("{message:?} not in:\n{err}"));
+        // `^`: a rule's own problem, at its table's header (the line above its code).
+        let want = match at.strip_prefix('^') {
+            Some(code) => line_of(&text, code) - 1,
+            None => line_of(&text, at),
+        };
+        assert_eq!(issue.line, want, "{message}: {err}");
+    }
+}
+
+#[test]
+fn the_crm_s_definitions_decide_whether_a_mapping_holds() {
+    let c = mapped();
+    let p = |name: &str, kind: Option<FieldType>| CrmProperty {
+        name: name.to_owned(),
+        kind,
+        crm_type: "t".into(),
+    };
+    let mut described = Described::from([
+        (
+            CrmObject::Contact,
+            vec![
+                p("demo_requested_at", Some(FieldType::Date)),
+                p("is_partner", Some(FieldType::Boolean)),
+                p("budget_confirmed", Some(FieldType::Enumeration)),
+            ],
+        ),
+        (
+            CrmObject::Company,
+            vec![
+                p("plan_tier", Some(FieldType::Enumeration)),
+                p("contract_end", Some(FieldType::Date)),
+                p("Tools", Some(FieldType::MultiSelect)),
+            ],
+        ),
+        (CrmObject::Deal, vec![p("amount", Some(FieldType::Number))]),
+    ]);
+    c.check_properties(&described, "HubSpot").unwrap();
+    described.get_mut(&CrmObject::Deal).unwrap().clear();
+    described.get_mut(&CrmObject::Company).unwrap()[0].kind = Some(FieldType::Number);
+    let err = c.check_properties(&described, "HubSpot").unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.issues.len(), 2, "{text}");
+    assert!(
+        text.contains("fields.deal_amount: HubSpot has no deal property `amount`"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "fields.plan_tier: the company property `plan_tier` is number in HubSpot (t), the document says enumeration"
+        ),
+        "{text}"
+    );
+    let at = MAPPED
+        .lines()
+        .position(|l| l.starts_with("deal_amount"))
+        .unwrap()
+        + 1;
+    assert!(
+        text.contains(&format!("mapped.toml:{at}:1: fields.deal_amount")),
+        "{text}"
+    );
 }
