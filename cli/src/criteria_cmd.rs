@@ -348,9 +348,55 @@ fn print_simulation(sim: &Simulation) {
 /// Publish a document to the deployment's bucket and table (AWS credentials, region and
 /// `AWS_ENDPOINT_URL` from the environment). Refused — and the active version kept — unless the
 /// document is valid and signed by both teams.
-pub async fn publish(path: &Path, table: &str, bucket: &str) -> anyhow::Result<ExitCode> {
+///
+/// A document with `[fields]` is first checked against the CRM the functions use (configured
+/// from the same environment: `CRM_KIND`, `CRM_BASE_URL`, `CRM_TOKEN`, …): a property the CRM
+/// lacks, or of another type, refuses the publish by name and line.
+pub async fn publish(
+    path: &Path,
+    table: &str,
+    bucket: &str,
+    skip_crm_check: bool,
+) -> anyhow::Result<ExitCode> {
     let text = read(path)?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // An invalid document is reported by the registry below, with every problem.
+    if let Ok(criteria) = Criteria::parse(&path.display().to_string(), &text)
+        && !criteria.crm_reads().is_default()
+    {
+        if skip_crm_check {
+            eprintln!(
+                "warning: the document's [fields] were not checked against the CRM (--skip-crm-check); every run checks them before it pulls and stops if one does not hold"
+            );
+        } else {
+            let lookup = |key: &str| match key {
+                leadsync_app::config::TABLE_NAME => Some(table.to_owned()),
+                leadsync_app::config::BUCKET_NAME => Some(bucket.to_owned()),
+                _ => std::env::var(key).ok(),
+            };
+            let config = leadsync_app::Config::from_lookup(lookup).with_context(|| {
+                "the document's [fields] are checked against the CRM before it is published: set the CRM's variables as the functions have them (CRM_KIND, CRM_BASE_URL, CRM_TOKEN or CRM_TOKEN_SECRET_ARN; SF_* for Salesforce), or pass --skip-crm-check"
+            })?;
+            let crm =
+                leadsync_app::deps::build_crm(&config, &aws_sdk_secretsmanager::Client::new(&sdk))
+                    .await?;
+            match leadsync_pipeline::sync::prepare_reads(&crm, &criteria).await {
+                Ok(()) => println!(
+                    "[fields] checked against {}: {} mapped properties exist with the types the document reads",
+                    leadsync_domain::ports::Crm::name(&crm),
+                    criteria.fields.len()
+                ),
+                Err(error) => {
+                    eprintln!("{error}");
+                    if let leadsync_pipeline::sync::SyncError::Reads(source) = &error {
+                        eprintln!("{source}");
+                    }
+                    eprintln!("nothing was published; the active criteria are unchanged");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    }
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(sdk.endpoint_url().is_some())

@@ -120,6 +120,10 @@ enum CriteriaWhat {
         table: String,
         #[arg(long, env = "BUCKET_NAME")]
         bucket: String,
+        /// Publish without checking the document's [fields] against the CRM (each run still
+        /// checks them before it pulls).
+        #[arg(long)]
+        skip_crm_check: bool,
     },
     /// Compare a proposed document with the current one over the same leads (JSONL of leads or
     /// snapshot lines): stage-transition matrix, bands, segments, and the rules that drive it.
@@ -341,8 +345,9 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     file,
                     table,
                     bucket,
+                    skip_crm_check,
                 },
-        } => criteria_cmd::publish(&file, &table, &bucket).await,
+        } => criteria_cmd::publish(&file, &table, &bucket, skip_crm_check).await,
         Command::Criteria {
             what:
                 CriteriaWhat::Simulate {

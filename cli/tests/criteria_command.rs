@@ -242,3 +242,96 @@ fn simulate_shows_what_a_lower_mql_bar_would_change() {
         "{table}"
     );
 }
+
+/// The example with a rule on a company property of the portal's own.
+fn with_plan_tier() -> String {
+    EXAMPLE
+        .replacen(
+            "[stages.mql]",
+            "[fields]\nplan_tier = { object = \"company\", property = \"plan_tier\", type = \"enumeration\" }\n\n[stages.mql]",
+            1,
+        )
+        .replacen(
+            "[[engagement]]",
+            "[[fit]]\ncode = \"FIT_ENTERPRISE\"\nlabel = \"Enterprise plan\"\nfield = \"plan_tier\"\nany_of = [\"enterprise\"]\npoints = 10\n\n[[engagement]]",
+            1,
+        )
+}
+
+fn publish(path: &std::path::Path, env: &[(&str, String)]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leadsync"));
+    command.args([
+        "criteria",
+        "publish",
+        path.to_str().unwrap(),
+        "--table",
+        "t",
+        "--bucket",
+        "b",
+    ]);
+    for key in [
+        "CRM_KIND",
+        "CRM_BASE_URL",
+        "CRM_TOKEN",
+        "CRM_TOKEN_SECRET_ARN",
+    ] {
+        command.env_remove(key);
+    }
+    command
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .env("AWS_REGION", "us-east-1")
+        // Nothing listens here: a refused publish never reaches AWS.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_refuses_a_property_the_crm_lacks_by_name_and_line() {
+    let sandbox = leadsync_sandbox::Sandbox::start(leadsync_sandbox::SandboxConfig::new(3, 5))
+        .await
+        .unwrap();
+    let text = with_plan_tier();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("plan_tier = "))
+        .unwrap()
+        + 1;
+    let path = temp_file("plan-tier.toml", &text);
+    let env = vec![
+        ("CRM_BASE_URL", sandbox.base_url()),
+        ("CRM_TOKEN", sandbox.token().to_owned()),
+    ];
+    let run = {
+        let (path, env) = (path.clone(), env.clone());
+        tokio::task::spawn_blocking(move || publish(&path, &env))
+    };
+    let (code, _, err) = run.await.unwrap();
+    assert_eq!(code, 1, "{err}");
+    let want = format!(
+        "{}:{line}:1: fields.plan_tier: HubSpot has no company property `plan_tier`",
+        path.display()
+    );
+    assert!(err.contains(&want), "{want} not in:\n{err}");
+    assert!(err.contains("nothing was published"), "{err}");
+
+    // Without the CRM's settings it says what to set, or how to skip the check.
+    let (code, _, err) = tokio::task::spawn_blocking(move || publish(&path, &[]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--skip-crm-check") && err.contains("CRM_TOKEN"),
+        "{err}"
+    );
+    sandbox.shutdown().await;
+}

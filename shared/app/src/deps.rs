@@ -108,6 +108,60 @@ pub struct Deps {
     published: bool,
 }
 
+/// The CRM adapter the configuration names (HubSpot or Salesforce), its secret resolved —
+/// what every function and `leadsync criteria publish` talk to.
+///
+/// # Errors
+/// [`DepsError`]: the secret cannot be fetched or the HTTP client cannot be built.
+pub async fn build_crm(
+    config: &Config,
+    secrets: &aws_sdk_secretsmanager::Client,
+) -> Result<AnyCrm, DepsError> {
+    let token = resolve(secrets, &config.crm_token).await?;
+    let crm = match &config.salesforce {
+        None => {
+            let mut crm_config = HubSpotConfig::new(config.crm_base_url.clone(), token);
+            crm_config.page_size = config.page_size;
+            crm_config.pull_lanes = config.pull_lanes;
+            // Slices running at once share the account's limits.
+            crm_config.limits = leadsync_crm::RateLimits {
+                per_window: config.rate_per_slice(),
+                search_per_second: config.search_per_slice(),
+                ..leadsync_crm::RateLimits::FREE
+            };
+            AnyCrm::HubSpot(HubSpotCrm::new(crm_config)?)
+        }
+        Some(sf) => {
+            let mut sf_config = match &sf.jwt {
+                Some(jwt) => leadsync_salesforce::SalesforceConfig::new(
+                    config.crm_base_url.clone(),
+                    sf.client_id.clone(),
+                    secrecy::SecretString::from(String::new()),
+                )
+                .with_jwt(leadsync_salesforce::JwtBearer {
+                    username: jwt.username.clone(),
+                    private_key: token,
+                    audience: jwt.audience.clone(),
+                }),
+                None => leadsync_salesforce::SalesforceConfig::new(
+                    config.crm_base_url.clone(),
+                    sf.client_id.clone(),
+                    token,
+                ),
+            };
+            sf_config.page_size = sf.page_size;
+            sf_config.bulk_threshold = sf.bulk_threshold;
+            // Slices running at once share the run's share of the allocation: each
+            // stops at the same org-wide usage, so together they stay inside it.
+            sf_config.daily_budget_share = sf.daily_budget_share;
+            AnyCrm::Salesforce(Box::new(leadsync_salesforce::SalesforceCrm::new(
+                sf_config,
+            )?))
+        }
+    };
+    Ok(crm)
+}
+
 impl Deps {
     /// # Errors
     /// [`DepsError`]: an unreadable or invalid criteria document, a secret that cannot be
@@ -151,48 +205,7 @@ impl Deps {
             },
         };
         let criteria = Criteria::parse(&name, &text)?;
-        let token = resolve(&secrets, &config.crm_token).await?;
-        let crm = match &config.salesforce {
-            None => {
-                let mut crm_config = HubSpotConfig::new(config.crm_base_url.clone(), token);
-                crm_config.page_size = config.page_size;
-                crm_config.pull_lanes = config.pull_lanes;
-                // Slices running at once share the account's limits.
-                crm_config.limits = leadsync_crm::RateLimits {
-                    per_window: config.rate_per_slice(),
-                    search_per_second: config.search_per_slice(),
-                    ..leadsync_crm::RateLimits::FREE
-                };
-                AnyCrm::HubSpot(HubSpotCrm::new(crm_config)?)
-            }
-            Some(sf) => {
-                let mut sf_config = match &sf.jwt {
-                    Some(jwt) => leadsync_salesforce::SalesforceConfig::new(
-                        config.crm_base_url.clone(),
-                        sf.client_id.clone(),
-                        secrecy::SecretString::from(String::new()),
-                    )
-                    .with_jwt(leadsync_salesforce::JwtBearer {
-                        username: jwt.username.clone(),
-                        private_key: token,
-                        audience: jwt.audience.clone(),
-                    }),
-                    None => leadsync_salesforce::SalesforceConfig::new(
-                        config.crm_base_url.clone(),
-                        sf.client_id.clone(),
-                        token,
-                    ),
-                };
-                sf_config.page_size = sf.page_size;
-                sf_config.bulk_threshold = sf.bulk_threshold;
-                // Slices running at once share the run's share of the allocation: each
-                // stops at the same org-wide usage, so together they stay inside it.
-                sf_config.daily_budget_share = sf.daily_budget_share;
-                AnyCrm::Salesforce(Box::new(leadsync_salesforce::SalesforceCrm::new(
-                    sf_config,
-                )?))
-            }
-        };
+        let crm = build_crm(&config, &secrets).await?;
         let mut providers = Vec::new();
         if let Some(key) = &config.dataset_key {
             let dataset_error = |message: String| DepsError::Dataset {
