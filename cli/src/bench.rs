@@ -215,6 +215,7 @@ pub async fn crm(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Res
             snapshots: &snapshots,
             providers: &[] as &[NoProvider],
             criteria: &criteria,
+            events: None,
         };
         let report = sync(&deps, &SyncInput::nightly("bench", Utc::now())).await?;
         let made: u64 = request_counts(&sandbox.base_url)
@@ -489,6 +490,7 @@ pub async fn salesforce(contacts: u64, latencies: &[u64], repeat: usize) -> anyh
             snapshots: &snapshots,
             providers: &[] as &[NoProvider],
             criteria: &criteria,
+            events: None,
         };
         let counted = || async {
             anyhow::Ok(

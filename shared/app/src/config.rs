@@ -39,6 +39,7 @@ pub const ENRICH_DATASET_KEY: &str = "ENRICH_DATASET_KEY";
 pub const CRM_TOKEN_SECRET_ARN: &str = "CRM_TOKEN_SECRET_ARN";
 pub const ENRICH_PDL_API_KEY_SECRET_ARN: &str = "ENRICH_PDL_API_KEY_SECRET_ARN";
 pub const SLICE_QUEUE_URL: &str = "SLICE_QUEUE_URL";
+pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 pub const INLINE_MAX_CONTACTS: &str = "INLINE_MAX_CONTACTS";
 pub const SLICE_CONTACTS: &str = "SLICE_CONTACTS";
 pub const SLICE_CONCURRENCY: &str = "SLICE_CONCURRENCY";
@@ -102,6 +103,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         SLICE_QUEUE_URL,
         "SQS queue for slices of a fanned-out run (without it every run is inline)",
+    ),
+    (
+        EVENT_BUS_NAME,
+        "EventBridge bus for news about leads (a lead reached SQL, sales rejected one); without it none is sent",
     ),
     (
         INLINE_MAX_CONTACTS,
@@ -304,6 +309,8 @@ pub struct Config {
     pub dataset_key: Option<String>,
     /// Where fanned-out slices go; `None`: every run inline.
     pub slice_queue_url: Option<String>,
+    /// Where news about leads goes; `None`: nowhere.
+    pub event_bus: Option<String>,
     pub inline_max: u64,
     pub slice_contacts: u64,
     pub slice_concurrency: u32,
@@ -524,6 +531,7 @@ impl Config {
             )?,
             dataset_key: get(ENRICH_DATASET_KEY).filter(|v| !v.trim().is_empty()),
             slice_queue_url: get(SLICE_QUEUE_URL).filter(|v| !v.trim().is_empty()),
+            event_bus: get(EVENT_BUS_NAME).filter(|v| !v.trim().is_empty()),
             inline_max: parsed(
                 INLINE_MAX_CONTACTS,
                 get(INLINE_MAX_CONTACTS),

@@ -102,6 +102,8 @@ pub struct Deps {
     pub snapshots: S3SnapshotStore,
     pub criteria_store: CriteriaStore,
     pub queue: Queue,
+    /// News about leads, when `EVENT_BUS_NAME` names a bus.
+    pub events: Option<leadsync_store::EventBridgeSink>,
     pub config: Config,
     /// The criteria in use, and whether they come from the published store (reloadable).
     criteria: Mutex<Arc<Criteria>>,
@@ -260,9 +262,13 @@ impl Deps {
                 .as_ref()
                 .map(|url| SqsSliceQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone())),
         );
+        let events = config.event_bus.as_ref().map(|bus| {
+            leadsync_store::EventBridgeSink::new(aws_sdk_eventbridge::Client::new(sdk), bus.clone())
+        });
         Ok(Self {
             providers,
             crm,
+            events,
             store: DynamoLeadStore::new(dynamo, config.table.clone(), config.crm_kind.name()),
             snapshots: S3SnapshotStore::new(s3, config.bucket.clone()),
             criteria_store,
@@ -344,6 +350,10 @@ impl Deps {
             snapshots: &self.snapshots,
             providers: &self.providers,
             criteria,
+            events: self
+                .events
+                .as_ref()
+                .map(|e| e as &dyn leadsync_domain::ports::EventSink),
         }
     }
 

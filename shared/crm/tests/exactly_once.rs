@@ -162,6 +162,7 @@ async fn scenario(contacts: u64, page_size: u32, shared_timestamp: bool, ops: Ve
         snapshots: &snapshots,
         providers: &[] as &[NoProvider],
         criteria: &criteria,
+        events: None,
     };
 
     let run_start = Utc::now();

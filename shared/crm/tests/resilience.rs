@@ -51,6 +51,7 @@ async fn storm_of_429_and_5xx_loses_nothing_and_never_exceeds_the_limit() {
         snapshots: &snapshots,
         providers: &[] as &[NoProvider],
         criteria: &criteria,
+        events: None,
     };
 
     let report = sync(&deps, &SyncInput::nightly("storm-1", Utc::now()))

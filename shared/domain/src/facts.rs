@@ -314,6 +314,7 @@ mod tests {
             run_id: "first".into(),
             stage_since: None,
             rescore_at: None,
+            announced: Vec::new(),
         }
     }
 

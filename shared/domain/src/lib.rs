@@ -24,6 +24,7 @@ pub mod funnel;
 pub mod hash;
 pub mod incentives;
 pub mod lead;
+pub mod news;
 pub mod ports;
 pub mod rollup;
 pub mod runs;

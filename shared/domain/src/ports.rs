@@ -9,6 +9,7 @@
 
 use crate::criteria::{CrmObject, CrmProperty, CrmReads, Scorecard};
 use crate::lead::{Firmographics, Lead, LeadId};
+use crate::news::LeadEvent;
 use crate::runs::{
     Census, Lease, PullScope, RunPlan, RunProgress, ScopeKey, SliceResult, SliceSpec,
 };
@@ -384,6 +385,24 @@ pub struct RecordOutcome {
     pub transitions_existing: u64,
 }
 
+// ---------------------------------------------------------------------------------------------
+// Events
+
+/// The event bus refused the whole call or could not be reached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the event bus could not take the events: {0}")]
+pub struct EventError(pub String);
+
+/// Where news about leads goes (EventBridge). Object-safe, so a run takes it as an option.
+pub trait EventSink: Send + Sync + std::fmt::Debug {
+    /// Send the events; the answer says, in order, which the bus accepted. At-least-once: an
+    /// event may arrive twice (consumers dedupe on lead id and [`LeadEvent::key`]).
+    fn send<'a>(
+        &'a self,
+        events: &'a [LeadEvent],
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<bool>, EventError>> + Send + 'a>>;
+}
+
 /// Counts and costs of one run (or one slice of it), saved with the run record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -425,6 +444,12 @@ pub struct RunReport {
     pub push_candidates: u64,
     pub pushed: u64,
     pub push_failed: u64,
+    /// News sent to the event bus (a lead reached SQL, sales rejected one), and news the bus
+    /// refused or could not take (sent again by the next run).
+    #[serde(default)]
+    pub events_sent: u64,
+    #[serde(default)]
+    pub events_failed: u64,
     pub crm_pull_pages: u64,
     pub crm_push_requests: u64,
     pub snapshot_key: Option<String>,

@@ -230,6 +230,8 @@ impl RunReport {
         self.push_candidates += other.push_candidates;
         self.pushed += other.pushed;
         self.push_failed += other.push_failed;
+        self.events_sent += other.events_sent;
+        self.events_failed += other.events_failed;
         self.crm_pull_pages += other.crm_pull_pages;
         self.crm_push_requests += other.crm_push_requests;
         self.rescored_due += other.rescored_due;

@@ -38,6 +38,10 @@ pub struct LeadState {
     /// band if nothing else happens; `None`: never. The nightly run re-scores leads due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rescore_at: Option<DateTime<Utc>>,
+    /// The news already sent about the lead ([`crate::news::LeadEvent::key`]: `sql:<version>`,
+    /// `rejected:<version>`): each is sent once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announced: Vec<String>,
 }
 
 impl LeadState {
@@ -84,6 +88,7 @@ impl LeadState {
             run_id: run_id.to_owned(),
             stage_since: Some(stage_since),
             rescore_at: None,
+            announced: previous.map(|p| p.announced.clone()).unwrap_or_default(),
         }
     }
 
@@ -99,6 +104,7 @@ impl LeadState {
             && self.input_hash == other.input_hash
             && self.owner_id == other.owner_id
             && self.rescore_at == other.rescore_at
+            && self.announced == other.announced
     }
 }
 
@@ -188,6 +194,7 @@ mod tests {
             run_id: "r".into(),
             stage_since: None,
             rescore_at: None,
+            announced: Vec::new(),
         }
     }
 

@@ -25,6 +25,9 @@ pub struct SyncDeps<'a, C, S, N, P> {
     /// Firmographic providers in waterfall order; empty means CRM company data only.
     pub providers: &'a [P],
     pub criteria: &'a Criteria,
+    /// Where news goes (a lead reached SQL, sales rejected one); `None`: nowhere, and nothing
+    /// is marked as sent.
+    pub events: Option<&'a dyn leadsync_domain::ports::EventSink>,
 }
 
 /// What to sync.
@@ -358,6 +361,7 @@ where
         let mut links: Vec<(LeadId, LeadLink)> = Vec::new();
         let mut updates: Vec<(PropertyUpdate, String, DateTime<Utc>)> = Vec::new();
         let mut lines: Vec<SnapshotLine> = Vec::with_capacity(leads.len());
+        let mut news: Vec<leadsync_domain::news::LeadEvent> = Vec::new();
         for lead in leads {
             let card = deps.criteria.evaluate(&lead, input.now);
             let prev = previous.get(&lead.id);
@@ -397,6 +401,16 @@ where
             }
             if let Some(plan) = &deps.criteria.incentives {
                 milestones.extend(milestones_of(&lead, &state, plan, input.now, &input.run_id));
+            }
+            if deps.events.is_some() {
+                news.extend(leadsync_domain::news::news(
+                    &lead,
+                    &card,
+                    prev,
+                    &deps.crm.name().to_lowercase(),
+                    input.now,
+                    &input.run_id,
+                ));
             }
             // Contacts merged into this one count as it from now on.
             links.extend(lead.merged_ids.iter().filter(|m| **m != lead.id).map(|m| {
@@ -538,6 +552,41 @@ where
                             .and_then(|p| serde_json::to_string(p).ok())
                             .unwrap_or_default(),
                     });
+                }
+            }
+        }
+        // News goes out before the states are written: a crash in between sends it again (the
+        // bus is at-least-once anyway); what the bus refused stays unmarked for the next run.
+        if let (Some(sink), false) = (deps.events, news.is_empty()) {
+            let accepted = match sink.send(&news).await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(events = news.len(), error = %error, "News about leads not sent; the next run sends it.");
+                    vec![false; news.len()]
+                }
+            };
+            for (event, ok) in news
+                .iter()
+                .zip(accepted.into_iter().chain(std::iter::repeat(false)))
+            {
+                if !ok {
+                    report.events_failed += 1;
+                    continue;
+                }
+                report.events_sent += 1;
+                let at = match states.iter().position(|s| s.lead_id == event.lead_id) {
+                    Some(i) => i,
+                    None => match unchanged.remove(&event.lead_id) {
+                        Some(state) => {
+                            states.push(state);
+                            states.len() - 1
+                        }
+                        None => continue,
+                    },
+                };
+                let key = event.key();
+                if !states[at].announced.contains(&key) {
+                    states[at].announced.push(key);
                 }
             }
         }

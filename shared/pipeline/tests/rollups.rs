@@ -47,6 +47,7 @@ impl World {
             snapshots: &self.snapshots,
             providers: &[] as &[NoProvider],
             criteria: &self.criteria,
+            events: None,
         };
         sync(&deps, &SyncInput::nightly(run_id, now))
             .await

@@ -46,6 +46,7 @@ impl World {
             snapshots: &self.snapshots,
             providers: &[],
             criteria: &self.criteria,
+            events: None,
         }
     }
 

@@ -114,6 +114,7 @@ async fn twenty_thousand_people_conversions_and_deletes_each_person_once() {
         snapshots: &snapshots,
         providers: &[] as &[NoProvider],
         criteria: &criteria,
+        events: None,
     };
     // The sandbox's clock is the wall clock: the runs happen now.
     let first = sync(&deps, &SyncInput::nightly("first", Utc::now()))

@@ -98,6 +98,12 @@ impl DynamoLeadStore {
         if let Some(since) = state.stage_since {
             item.insert("stage_since".into(), s(since.to_rfc3339()));
         }
+        if !state.announced.is_empty() {
+            item.insert(
+                "announced".into(),
+                AttributeValue::L(state.announced.iter().map(s).collect()),
+            );
+        }
         if let Some(due) = state.rescore_at {
             // Leads whose score time alone will change are indexed by the day it does, so a
             // nightly run finds the ones due with one Query per day.
@@ -258,6 +264,11 @@ fn state_from_item(item: &Item) -> Result<LeadState, StoreError> {
         run_id: text("run_id")?,
         stage_since: time(item, "stage_since", &key)?,
         rescore_at: time(item, "rescore_at", &key)?,
+        announced: item
+            .get("announced")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
     })
 }
 

@@ -21,6 +21,7 @@
 pub mod bootstrap;
 pub mod criteria;
 pub mod dynamo;
+pub mod events;
 pub mod firmo_cache;
 pub mod keys;
 pub mod rollups;
@@ -30,6 +31,7 @@ pub mod sqs;
 
 pub use criteria::{CriteriaStore, CriteriaStoreError, Pointer, Published};
 pub use dynamo::DynamoLeadStore;
+pub use events::EventBridgeSink;
 pub use firmo_cache::DynamoFirmographicCache;
 pub use s3::S3SnapshotStore;
 pub use sqs::SqsSliceQueue;

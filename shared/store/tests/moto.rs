@@ -47,6 +47,12 @@ fn state(id: u32, stage: Stage) -> LeadState {
                 .unwrap()
                 .with_timezone(&Utc)
         }),
+        // Round-trips too: what was announced is never announced again.
+        announced: if id % 3 == 0 {
+            vec!["sql:2026.11.1".to_owned()]
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -112,6 +112,7 @@ impl World {
             snapshots: &self.snapshots,
             providers: &[] as &[NoProvider],
             criteria,
+            events: None,
         };
         let mut input = SyncInput::nightly(run_id, now);
         input.since_override = Some(DateTime::<Utc>::UNIX_EPOCH);

@@ -440,3 +440,39 @@ fn every_function_that_reads_the_crm_or_its_rows_knows_which_crm_it_serves() {
     assert!(!t["Rules"]["SalesforceNeedsItsOrg"].is_null());
     assert!(!r["CrmTokenSecret"].is_null());
 }
+
+#[test]
+fn every_syncing_function_may_put_news_on_the_bus_and_the_example_route_is_off() {
+    let t = template();
+    let mut syncing = 0;
+    for (name, resource) in resources(&t) {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let vars = &resource["Properties"]["Environment"]["Variables"];
+        if vars["CRM_TOKEN_SECRET_ARN"].is_null() {
+            continue;
+        }
+        syncing += 1;
+        assert_eq!(text(&vars["EVENT_BUS_NAME"]), "NewsBusName", "{name}");
+        let puts: Vec<String> = allowed(resource)
+            .into_iter()
+            .filter(|(a, _)| a == "events:PutEvents")
+            .map(|(_, r)| r)
+            .collect();
+        assert_eq!(puts.len(), 1, "{name}: {puts:?}");
+        assert!(
+            puts[0].contains("event-bus/${NewsBusName}"),
+            "{name}: {puts:?}"
+        );
+    }
+    assert_eq!(syncing, 4);
+    let rule = &t["Resources"]["NewSqlRule"]["Properties"];
+    assert_eq!(rule["State"].as_str(), Some("DISABLED"));
+    assert_eq!(text(&rule["EventBusName"]), "NewsBusName");
+    assert_eq!(rule["EventPattern"]["source"][0].as_str(), Some("leadsync"));
+    assert_eq!(
+        rule["EventPattern"]["detail-type"][0].as_str(),
+        Some(leadsync_domain::news::LeadEventKind::Sql.detail_type())
+    );
+}

@@ -70,6 +70,7 @@ impl World {
             snapshots: &self.snapshots,
             providers: &[] as &[NoProvider],
             criteria: &self.criteria,
+            events: None,
         };
         sync(&deps, &SyncInput::nightly(run_id, now)).await
     }
@@ -118,6 +119,7 @@ async fn rerun_changes_nothing_and_writes_nothing_to_the_crm() {
         snapshots: &w.snapshots,
         providers: &[] as &[NoProvider],
         criteria: &w.criteria,
+        events: None,
     };
     let mut input = SyncInput::nightly("r2", at(61));
     input.since_override = Some(DateTime::<Utc>::UNIX_EPOCH);
@@ -206,6 +208,7 @@ async fn crash_mid_pull_then_rerun_ends_like_one_clean_run() {
         snapshots: &w.snapshots,
         providers: &[] as &[NoProvider],
         criteria: &w.criteria,
+        events: None,
     };
     let partial = sync(&deps, &SyncInput::nightly("r1", at(60))).await;
     assert!(
@@ -375,6 +378,7 @@ async fn crm_down_on_push_fails_retryably_and_rerun_pushes() {
         snapshots: &w.snapshots,
         providers: &[] as &[NoProvider],
         criteria: &w.criteria,
+        events: None,
     };
     let error = sync(&deps, &SyncInput::nightly("r1", at(60)))
         .await
@@ -447,5 +451,51 @@ impl Crm for PushFails<'_> {
             status: 503,
             message: "down".into(),
         })
+    }
+}
+
+#[tokio::test]
+async fn news_of_each_new_sql_is_sent_once_and_news_the_bus_refused_is_sent_again() {
+    use leadsync_domain::fakes::FakeEventSink;
+    let w = World::new(FakeCrm::new(leads()));
+    let sink = FakeEventSink::default();
+    let run = async |run_id: &str, now: DateTime<Utc>| {
+        let deps = SyncDeps {
+            crm: &w.crm,
+            store: &w.store,
+            snapshots: &w.snapshots,
+            providers: &[] as &[NoProvider],
+            criteria: &w.criteria,
+            events: Some(&sink as &dyn leadsync_domain::ports::EventSink),
+        };
+        let mut input = SyncInput::nightly(run_id, now);
+        input.since_override = Some(DateTime::<Utc>::UNIX_EPOCH);
+        sync(&deps, &input).await.unwrap()
+    };
+    // The bus is down for the first run: nothing is marked sent.
+    sink.refuse(1);
+    let first = run("r1", at(60)).await;
+    let sql = first.stages.get("sql").copied().unwrap_or(0);
+    assert!(sql >= 2, "{first:?}");
+    assert_eq!((first.events_sent, first.events_failed), (0, sql));
+    assert!(sink.sent().is_empty());
+    // The next run sends each once; the one after sends nothing.
+    let second = run("r2", at(61)).await;
+    assert_eq!((second.events_sent, second.events_failed), (sql, 0));
+    let third = run("r3", at(62)).await;
+    assert_eq!(third.events_sent, 0);
+    let sent = sink.sent();
+    let mut ids: Vec<&str> = sent.iter().map(|e| e.lead_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, sql, "one event per SQL lead");
+    let states = w.store.states();
+    for event in &sent {
+        assert_eq!(event.kind, leadsync_domain::news::LeadEventKind::Sql);
+        assert_eq!(event.stage, Stage::Sql);
+        assert!(!event.reasons.is_empty());
+        let json = serde_json::to_string(event).unwrap();
+        assert!(!json.contains('@'), "no address in an event: {json}");
+        assert!(states[&event.lead_id].announced.contains(&event.key()));
     }
 }
