@@ -70,9 +70,19 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
     let store = &first.store;
 
     // One Query (one page at this size) reads the whole period.
-    let before = ROW_QUERY_PAGES.load(Ordering::Relaxed);
-    let rows = store.rows("2026-11").await.unwrap();
-    assert_eq!(ROW_QUERY_PAGES.load(Ordering::Relaxed) - before, 1);
+    // The counter is the process's: another test of this binary reading rows at the same
+    // moment adds its pages, never removes ours — so the fewest pages of a few reads is ours.
+    let mut pages = u64::MAX;
+    let mut rows = Vec::new();
+    for _ in 0..5 {
+        let before = ROW_QUERY_PAGES.load(Ordering::Relaxed);
+        rows = store.rows("2026-11").await.unwrap();
+        pages = pages.min(ROW_QUERY_PAGES.load(Ordering::Relaxed) - before);
+        if pages == 1 {
+            break;
+        }
+    }
+    assert_eq!(pages, 1);
     assert!(rows.iter().any(|r| r.sk.starts_with("INC#2026.11.1#")));
     assert!(
         rows.iter()
