@@ -4,6 +4,7 @@
 //! re-scored through the rescore function's S3 trigger; the funnel and incentive tables; the
 //! finance export.
 
+use crate::criteria_cmd;
 use crate::rollups_cmd::{self, Format, Stores};
 use anyhow::Context as _;
 use chrono::Utc;
@@ -288,13 +289,28 @@ pub async fn demo(seed: u64, contacts: u64, crm: DemoCrm) -> anyhow::Result<()> 
             "[stages.sql]\nmin_fit = 40\nmin_total = 75",
             1,
         );
+    // Before they sign: what the stricter bar would change, over the night's snapshot in S3.
+    let proposed = leadsync_domain::Criteria::parse("demo:b2b-saas-2026.11.2.toml", &text)?;
+    let run_prefix = report
+        .snapshot_key
+        .as_deref()
+        .and_then(|k| k.rsplit_once('/'))
+        .map_or_else(|| "snapshots/".to_owned(), |(dir, _)| format!("{dir}/"));
+    println!();
+    println!(
+        "2. Before signing, the stricter SQL bar (fit 40, total 75) is simulated over the night's snapshot: `leadsync criteria simulate --snapshot s3://{bucket}/{run_prefix}`"
+    );
+    let sim = criteria_cmd::simulate_snapshot(&criteria, &proposed, &s3, &bucket, &run_prefix, now)
+        .await?;
+    criteria_cmd::print_simulation(&sim, true);
+
     let store = CriteriaStore::new(s3.clone(), dynamo.clone(), bucket.clone(), table.clone());
     let published = store
         .publish("demo:b2b-saas-2026.11.2.toml", &text, Utc::now())
         .await?;
     println!();
     println!(
-        "2. Criteria {} {} published to s3://{bucket}/{} (SQL bar: fit 40, total 75); S3 notifies rescore",
+        "3. Both teams sign; criteria {} {} published to s3://{bucket}/{} (SQL bar: fit 40, total 75); S3 notifies rescore",
         published.id, published.version, published.key
     );
     let answer = rescore::handle(
@@ -341,7 +357,7 @@ pub async fn demo(seed: u64, contacts: u64, crm: DemoCrm) -> anyhow::Result<()> 
     // leads — every row of the tables has something to say.
     let (period, why) = pick_period(&stores, next_version, now).await?;
     println!();
-    println!("3. Rollups for {period} under criteria {next_version} — {why}");
+    println!("4. Rollups for {period} under criteria {next_version} — {why}");
     rollups_cmd::show(
         &stores,
         &period,

@@ -125,15 +125,20 @@ enum CriteriaWhat {
         #[arg(long)]
         skip_crm_check: bool,
     },
-    /// Compare a proposed document with the current one over the same leads (JSONL of leads or
-    /// snapshot lines): stage-transition matrix, bands, segments, and the rules that drive it.
+    /// Compare a proposed document with the current one over the same leads (a run's snapshot
+    /// in S3, or JSONL of leads or snapshot lines): stage-transition matrix, bands, segments,
+    /// what each stage's leads went on to do, credits per team and owner that would change,
+    /// and the rules that drive it.
     Simulate {
         #[arg(long)]
         current: std::path::PathBuf,
         #[arg(long)]
         proposed: std::path::PathBuf,
-        #[arg(long)]
-        leads: std::path::PathBuf,
+        /// The leads: `s3://BUCKET/PREFIX` — a run's snapshot, every slice (the newest run
+        /// under the prefix, e.g. `s3://BUCKET/snapshots/2026-12-04/`) — or a local JSON Lines
+        /// file (gzipped or not) or directory of them.
+        #[arg(long, alias = "leads", value_name = "S3_URL_OR_PATH")]
+        snapshot: criteria_cmd::LeadsInput,
         /// Score as of this instant (RFC 3339); default now.
         #[arg(long)]
         now: Option<chrono::DateTime<chrono::Utc>>,
@@ -353,11 +358,11 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 CriteriaWhat::Simulate {
                     current,
                     proposed,
-                    leads,
+                    snapshot,
                     now,
                     format,
                 },
-        } => criteria_cmd::simulate(&current, &proposed, &leads, now, format),
+        } => criteria_cmd::simulate(&current, &proposed, &snapshot, now, format).await,
         Command::Score {
             criteria,
             leads,

@@ -28,6 +28,7 @@ pub mod news;
 pub mod ports;
 pub mod rollup;
 pub mod runs;
+pub mod simulate;
 pub mod stage;
 pub mod transition;
 

@@ -9,6 +9,14 @@ use leadsync_domain::ports::{
 };
 use std::io::{Read, Write};
 
+/// An object found by [`S3SnapshotStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub key: String,
+    pub size: i64,
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// The S3 adapter of the [`SnapshotStore`] port.
 #[derive(Debug, Clone)]
 pub struct S3SnapshotStore {
@@ -142,26 +150,7 @@ impl S3SnapshotStore {
     /// [`StoreError`]: the object is missing or unreadable, or a line is not a snapshot line
     /// (the error names the key and line number).
     pub async fn read_snapshot(&self, key: &str) -> Result<Vec<SnapshotLine>, StoreError> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| StoreError::Rejected {
-                operation: "GetObject snapshot",
-                message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-            })?;
-        let body = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Unavailable {
-                operation: "GetObject snapshot",
-                message: e.to_string(),
-            })?
-            .into_bytes();
+        let body = self.get(key, "GetObject snapshot").await?;
         let mut text = String::new();
         flate2::read::GzDecoder::new(&body[..])
             .read_to_string(&mut text)
@@ -178,6 +167,83 @@ impl S3SnapshotStore {
                 })
             })
             .collect()
+    }
+
+    /// One object's bytes.
+    ///
+    /// # Errors
+    /// [`StoreError::Rejected`] when the object is missing or may not be read,
+    /// [`StoreError::Unavailable`] when S3 cannot be reached.
+    pub async fn get(&self, key: &str, operation: &'static str) -> Result<Vec<u8>, StoreError> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                let message = format!(
+                    "s3://{}/{key}: {}",
+                    self.bucket,
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                );
+                match e {
+                    aws_sdk_s3::error::SdkError::ServiceError(ref se)
+                        if se.raw().status().is_client_error() =>
+                    {
+                        StoreError::Rejected { operation, message }
+                    }
+                    _ => StoreError::Unavailable { operation, message },
+                }
+            })?;
+        Ok(object
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                operation,
+                message: format!("s3://{}/{key}: {e}", self.bucket),
+            })?
+            .into_bytes()
+            .to_vec())
+    }
+
+    /// Every object under `prefix` (all pages of the listing), in key order.
+    ///
+    /// # Errors
+    /// [`StoreError`] when S3 refuses the listing.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StoreError::Unavailable {
+                operation: "ListObjectsV2",
+                message: format!(
+                    "s3://{}/{prefix}: {}",
+                    self.bucket,
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ),
+            })?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                out.push(StoredObject {
+                    key: key.to_owned(),
+                    size: object.size().unwrap_or(0),
+                    last_modified: object
+                        .last_modified()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     /// Put one object (no checksum beside it).
