@@ -51,8 +51,7 @@ fn lead(id: u32) -> Lead {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn simulate_reads_every_slice_of_the_newest_run_from_s3_and_prints_credit_deltas_per_owner()
-{
+async fn simulate_reads_every_slice_of_the_newest_run_from_s3_and_prints_credit_deltas_per_owner() {
     let now = at("2026-11-20T00:00:00Z");
     let moto = leadsync_localstack::shared().expect("moto");
     let sdk = moto.sdk_config().await;

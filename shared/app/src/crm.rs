@@ -42,6 +42,10 @@ impl Crm for AnyCrm {
         each!(self, c => c.forget_properties());
     }
 
+    fn forward_properties(&self) -> Option<leadsync_domain::criteria::ForwardProperties> {
+        each!(self, c => c.forward_properties())
+    }
+
     fn set_reads(&self, reads: &CrmReads) -> Result<(), CrmError> {
         each!(self, c => c.set_reads(reads))
     }

@@ -1081,6 +1081,20 @@ impl Crm for HubSpotCrm {
         Ok(properties)
     }
 
+    fn forward_properties(&self) -> Option<leadsync_domain::criteria::ForwardProperties> {
+        Some(leadsync_domain::criteria::ForwardProperties {
+            lifecycle_stage: "lifecyclestage".to_owned(),
+            lead_status: self
+                .reads
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .asked
+                .lead_status
+                .clone()
+                .unwrap_or_else(|| "hs_lead_status".to_owned()),
+        })
+    }
+
     fn forget_properties(&self) {
         self.described
             .lock()

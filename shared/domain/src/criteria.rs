@@ -10,8 +10,10 @@
 //! value missing), so a result is always fully explained.
 
 mod fields;
+mod forward;
 
 pub use fields::{CrmObject, CrmProperty, CrmReads, Described, FieldType, INPUTS, MappedField};
+pub use forward::{Forward, ForwardProperties, ForwardWrite, HUBSPOT_LIFECYCLE};
 
 use crate::lead::Lead;
 use crate::stage::Stage;
@@ -48,6 +50,9 @@ struct Document {
     /// `[fields]`: each entry's name, where its key stands, and what it says.
     #[serde(skip)]
     fields: Vec<(String, usize, fields::FieldDoc)>,
+    /// Where the keys of `[crm.forward]` stand (`lifecycle_stage.sql`, …; `""`: the table).
+    #[serde(skip)]
+    forward_at: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,6 +191,10 @@ pub struct CrmMapping {
     /// Why, in words a rep reads: the disqualifiers, the rules that scored with their points
     /// and the values seen, the data that was missing ([`Scorecard::summary`]).
     pub summary: String,
+    /// `[crm.forward]`: the CRM's own lifecycle stage and sales status moved forward, never
+    /// back (nothing by default).
+    #[serde(skip_serializing_if = "Forward::is_empty")]
+    pub forward: Forward,
 }
 
 impl Default for CrmMapping {
@@ -199,6 +208,7 @@ impl Default for CrmMapping {
             fit_score: "leadsync_fit_score".into(),
             engagement_score: "leadsync_engagement_score".into(),
             summary: "leadsync_summary".into(),
+            forward: Forward::default(),
         }
     }
 }
@@ -541,6 +551,19 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
     let crm = optional("crm")
         .and_then(|(v, span)| r.piece::<CrmMapping>("crm", &[Step::Key("crm")], &v, span))
         .unwrap_or_default();
+    let mut forward_at = BTreeMap::new();
+    if let Some(table) = find(&r.spanned, &[Step::Key("crm"), Step::Key("forward")]) {
+        forward_at.insert(String::new(), table.span().start);
+        for (key, value) in table.get_ref().as_table().into_iter().flatten() {
+            forward_at.insert(key.get_ref().to_string(), key.span().start);
+            for (inner, _) in value.get_ref().as_table().into_iter().flatten() {
+                forward_at.insert(
+                    format!("{}.{}", key.get_ref(), inner.get_ref()),
+                    inner.span().start,
+                );
+            }
+        }
+    }
     let incentives = optional("incentives").and_then(|(v, span)| {
         r.piece::<crate::incentives::IncentivesDoc>(
             "incentives",
@@ -749,6 +772,7 @@ fn read_document(text: &str) -> Result<(Document, Vec<(usize, String)>), Criteri
         crm,
         incentives,
         fields: mapped,
+        forward_at,
     };
     Ok((doc, r.issues))
 }
@@ -1725,12 +1749,9 @@ impl Judged<'_> {
         } else if let Some(joined) = seen.joined {
             Some(joined.trim().to_owned())
         } else if let Some(date) = seen.date {
-            let days = (self.now - date).num_days();
-            Some(match days {
-                0 => format!("{}, today", date.format("%Y-%m-%d")),
-                d if d > 0 => format!("{}, {d} days ago", date.format("%Y-%m-%d")),
-                d => format!("{}, in {} days", date.format("%Y-%m-%d"), -d),
-            })
+            // A date, not "N days ago": the text is written to the CRM and must stay true
+            // (and unchanged, so the next run writes nothing) as the days pass.
+            Some(date.format("%Y-%m-%d").to_string())
         } else if let Some(flag) = seen.flag {
             Some(flag.to_string())
         } else {
@@ -1739,7 +1760,10 @@ impl Judged<'_> {
         };
         let value = match (base, self.age_days, self.no_date) {
             (Some(v), _, true) => Some(format!("{v} (no activity date)")),
-            (Some(v), Some(age), false) => Some(format!("{v}, last {:.0} days ago", age.floor())),
+            (Some(v), Some(age), false) => {
+                let last = self.now - chrono::Duration::milliseconds((age * 86_400_000.0) as i64);
+                Some(format!("{v}, last {}", last.format("%Y-%m-%d")))
+            }
             (v, _, _) => v,
         };
         Reason {
@@ -2141,6 +2165,22 @@ fn compile(doc: Document, text: &str) -> Result<Criteria, Vec<CriteriaIssue>> {
             }
         },
     };
+    {
+        let mut verdicts: Vec<&str> = doc.stages.recycled.iter().map(String::as_str).collect();
+        if let Some(plan) = &incentives {
+            verdicts.extend(plan.accepted_statuses.iter().map(String::as_str));
+            verdicts.extend(plan.rejected_statuses.iter().map(String::as_str));
+        }
+        for (path, message) in doc.crm.forward.problems(&verdicts) {
+            let at = doc
+                .forward_at
+                .get(&path)
+                .or_else(|| doc.forward_at.get(""))
+                .copied()
+                .unwrap_or(0);
+            issue_at(at, message);
+        }
+    }
     if rules.len() > MAX_RULES {
         issue_at(
             0,

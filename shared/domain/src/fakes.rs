@@ -199,6 +199,17 @@ impl Crm for FakeCrm {
         Ok(())
     }
 
+    /// HubSpot's names (the mapped `lead_status` input's property when the reads move it).
+    fn forward_properties(&self) -> Option<crate::criteria::ForwardProperties> {
+        Some(crate::criteria::ForwardProperties {
+            lifecycle_stage: "lifecyclestage".to_owned(),
+            lead_status: lock(&self.reads)
+                .lead_status
+                .clone()
+                .unwrap_or_else(|| "hs_lead_status".to_owned()),
+        })
+    }
+
     fn split_keys(&self, after: Option<&ScopeKey>, through: &ScopeKey) -> Option<ScopeKey> {
         let (after, through) = (after.map_or(0, fake_key), fake_key(through));
         (through > after + 1).then(|| ScopeKey::new((after + (through - after) / 2).to_string()))

@@ -227,6 +227,13 @@ pub trait Crm: Send + Sync {
         }
     }
 
+    /// Where the CRM keeps its own lifecycle stage and sales status, when the adapter can move
+    /// them forward for a document's `[crm.forward]`; `None` (the default): it cannot, and a
+    /// document asking for it is refused by name before a run pulls.
+    fn forward_properties(&self) -> Option<crate::criteria::ForwardProperties> {
+        None
+    }
+
     /// Drop the property definitions [`Crm::describe_properties`] cached: the next call lists
     /// them afresh (after a check failed: the admin may just have created the property).
     fn forget_properties(&self) {}

@@ -155,7 +155,21 @@ pub async fn prepare_reads<C: Crm>(crm: &C, criteria: &Criteria) -> Result<(), S
             other => other?,
         }
     }
-    crm.set_reads(&reads).map_err(SyncError::Reads)
+    crm.set_reads(&reads).map_err(SyncError::Reads)?;
+    if !criteria.crm.forward.is_empty() && crm.forward_properties().is_none() {
+        return Err(SyncError::Reads(
+            leadsync_domain::ports::CrmError::Rejected {
+                status: 0,
+                message: format!(
+                    "{} does not move its own lifecycle stage or lead status yet: remove [crm.forward] from criteria {} {}",
+                    crm.name(),
+                    criteria.id,
+                    criteria.version
+                ),
+            },
+        ));
+    }
+    Ok(())
 }
 
 fn store_err(step: &'static str) -> impl FnOnce(StoreError) -> SyncError {
@@ -322,6 +336,10 @@ where
     let mut max_seen: Option<DateTime<Utc>> = None;
     let mut hold_watermark_at: Option<DateTime<Utc>> = None;
     let mut cursor: Option<String> = None;
+    // `[crm.forward]`: where the CRM keeps its own lifecycle stage and sales status.
+    let forward = (!deps.criteria.crm.forward.is_empty())
+        .then(|| deps.crm.forward_properties())
+        .flatten();
     loop {
         let page = deps
             .crm
@@ -422,8 +440,21 @@ where
                     },
                 )
             }));
-            let properties = card.crm_properties(&deps.criteria.crm);
-            let hash = push_hash(&properties);
+            let mut properties = card.crm_properties(&deps.criteria.crm);
+            // What the CRM's own fields should show is hashed whether or not it must be
+            // written: a contact already there (or further along) costs no write.
+            let mut hashed = properties.clone();
+            for write in forward
+                .as_ref()
+                .map(|f| deps.criteria.forward_writes(&lead, card.stage, f))
+                .unwrap_or_default()
+            {
+                if write.needed {
+                    properties.insert(write.property.clone(), write.value.clone());
+                }
+                hashed.insert(write.property, write.value);
+            }
+            let hash = push_hash(&hashed);
             if prev.and_then(|p| p.pushed_hash.as_deref()) != Some(hash.as_str()) {
                 updates.push((
                     PropertyUpdate {

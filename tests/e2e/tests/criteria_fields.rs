@@ -386,3 +386,128 @@ async fn a_portal_s_own_properties_score_as_an_independent_computation_expects()
     );
     sandbox.shutdown().await;
 }
+
+/// The example agreement moving HubSpot's own lifecycle stage and sales status forward.
+fn forwarding() -> Criteria {
+    let text = leadsync_app::BUNDLED_CRITERIA.replacen(
+        "[incentives]\n",
+        "[crm.forward]\nlifecycle_stage = { mql = \"marketingqualifiedlead\", sql = \"salesqualifiedlead\" }\nlead_status = { mql = \"NEW\", sql = \"OPEN\" }\n\n[incentives]\n",
+        1,
+    );
+    Criteria::parse("forward.toml", &text).unwrap()
+}
+
+#[tokio::test]
+async fn the_crm_s_own_lifecycle_stage_and_status_move_forward_never_back() {
+    let sandbox = Sandbox::start(SandboxConfig::new(29, 400)).await.unwrap();
+    let now = Utc::now();
+    // Some contacts start with no sales status (sales has not looked), a few past any target.
+    for contact in sandbox.contacts() {
+        match contact.id % 5 {
+            0 => {
+                sandbox.edit_contact(contact.id, &[("hs_lead_status", "")]);
+            }
+            1 => {
+                sandbox.edit_contact(contact.id, &[("lifecyclestage", "customer")]);
+            }
+            _ => {}
+        }
+    }
+    let before: std::collections::HashMap<u64, leadsync_sandbox::Record> =
+        sandbox.contacts().into_iter().map(|c| (c.id, c)).collect();
+    let criteria = forwarding();
+    let world = World {
+        crm: crm(&sandbox),
+        store: FakeLeadStore::new(),
+        snapshots: FakeSnapshotStore::default(),
+    };
+    let first = world.run(&criteria, "f1", now).await.unwrap();
+    assert!(first.pushed >= 380, "{first:?}");
+
+    // Expected, from the records before the run and the stage leadsync wrote: HubSpot's order
+    // of lifecycle stages; a status is set only where sales had set none (or only NEW, for an
+    // SQL).
+    let order = leadsync_domain::criteria::HUBSPOT_LIFECYCLE;
+    let rank = |v: &str| order.iter().position(|o| *o == v);
+    let (mut moved, mut kept_ahead, mut statuses_set, mut statuses_kept) = (0, 0, 0, 0);
+    for contact in sandbox.contacts().into_iter().filter(|c| !c.archived) {
+        let was = &before[&contact.id].properties;
+        let now_has = &contact.properties;
+        let Some(stage) = now_has.get("leadsync_stage") else {
+            continue;
+        };
+        let old_lc = was.get("lifecyclestage").cloned().unwrap_or_default();
+        let target = match stage.as_str() {
+            "mql" => Some("marketingqualifiedlead"),
+            "sql" => Some("salesqualifiedlead"),
+            _ => None,
+        };
+        let expected_lc = match target {
+            Some(t) if old_lc.is_empty() || rank(&old_lc).is_some_and(|r| r < rank(t).unwrap()) => {
+                moved += 1;
+                t.to_owned()
+            }
+            Some(_) => {
+                kept_ahead += 1;
+                old_lc.clone()
+            }
+            None => old_lc.clone(),
+        };
+        assert_eq!(
+            now_has.get("lifecyclestage").cloned().unwrap_or_default(),
+            expected_lc,
+            "contact {} at {stage}: lifecycle was {old_lc:?}",
+            contact.id
+        );
+        let old_status = was.get("hs_lead_status").cloned().unwrap_or_default();
+        let expected_status = match (stage.as_str(), old_status.as_str()) {
+            ("sql", "" | "NEW") => "OPEN".to_owned(),
+            ("mql", "") => "NEW".to_owned(),
+            _ => old_status.clone(),
+        };
+        if expected_status == old_status {
+            statuses_kept += 1;
+        } else {
+            statuses_set += 1;
+        }
+        assert_eq!(
+            now_has.get("hs_lead_status").cloned().unwrap_or_default(),
+            expected_status,
+            "contact {} at {stage}: status was {old_status:?}",
+            contact.id
+        );
+    }
+    assert!(
+        moved > 0 && kept_ahead > 0 && statuses_set > 0 && statuses_kept > 0,
+        "the data exercises each case: moved {moved}, kept ahead {kept_ahead}, statuses set {statuses_set}, kept {statuses_kept}"
+    );
+
+    // A re-run writes nothing: the CRM now shows what leadsync means it to, or more (and the
+    // summaries name dates, not "N days ago", so the minutes passing change no text).
+    let second = world
+        .run(&criteria, "f2", now + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(second.pushed, 0, "{second:?}");
+
+    // Sales moves an SQL on to `opportunity` and takes it: the next run leaves both alone.
+    let sql = sandbox
+        .contacts()
+        .into_iter()
+        .find(|c| c.properties.get("leadsync_stage").map(String::as_str) == Some("sql"))
+        .expect("an SQL");
+    sandbox.edit_contact(
+        sql.id,
+        &[
+            ("lifecyclestage", "opportunity"),
+            ("hs_lead_status", "IN_PROGRESS"),
+        ],
+    );
+    world
+        .run(&criteria, "f3", now + Duration::minutes(10))
+        .await
+        .unwrap();
+    let after = sandbox.contact(sql.id).unwrap();
+    assert_eq!(after.properties["lifecyclestage"], "opportunity");
+    assert_eq!(after.properties["hs_lead_status"], "IN_PROGRESS");
+}

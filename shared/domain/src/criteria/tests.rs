@@ -158,7 +158,7 @@ fn time_windows_and_decay_follow_the_last_activity() {
     let card = c.evaluate(&l, now());
     let page = reason(&card, "ENG_PAGE_VIEWS");
     assert_eq!((page.outcome, page.points), (ReasonOutcome::Matched, 8));
-    assert_eq!(page.value.as_deref(), Some("30, last 14 days ago"));
+    assert_eq!(page.value.as_deref(), Some("30, last 2026-11-06"));
     assert_eq!(reason(&card, "ENG_EMAIL_CLICKS").points, 4);
     let form = reason(&card, "ENG_FORM_SUBMISSIONS");
     assert_eq!((form.outcome, form.points), (ReasonOutcome::NotMatched, 0));
@@ -640,7 +640,7 @@ fn every_rule_kind_explains_itself() {
     // points_each with cap and decay (active today: 2 × 3)
     assert_eq!(
         got("ENG_EMAIL_CLICKS"),
-        (Matched, 6, Some("2, last 0 days ago".into()), None)
+        (Matched, 6, Some("2, last 2026-11-20".into()), None)
     );
     // points_each with a zero count
     assert_eq!(got("ENG_FORM_SUBMISSIONS").0, NotMatched);
@@ -1136,7 +1136,7 @@ fn mapped_rules_score_with_negative_points_and_dates() {
     assert_eq!(got("FIT_BUDGET"), (Matched, 5, Some("yes".into())));
     assert_eq!(
         got("ENG_DEMO_RECENT"),
-        (Matched, 25, Some("2026-11-05, 15 days ago".into()))
+        (Matched, 25, Some("2026-11-05".into()))
     );
     assert_eq!(got("ENG_RENEWAL_SOON").0, Matched);
     assert_eq!(got("ENG_QUIET").1, -10);

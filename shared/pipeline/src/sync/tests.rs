@@ -499,3 +499,30 @@ async fn news_of_each_new_sql_is_sent_once_and_news_the_bus_refused_is_sent_agai
         assert!(states[&event.lead_id].announced.contains(&event.key()));
     }
 }
+
+#[tokio::test]
+async fn a_crm_that_cannot_move_its_own_fields_refuses_crm_forward_by_name_before_a_pull() {
+    let text = include_str!("../../../../infra/criteria/b2b-saas.toml").replacen(
+        "[incentives]\n",
+        "[crm.forward]\nlifecycle_stage = { sql = \"salesqualifiedlead\" }\n\n[incentives]\n",
+        1,
+    );
+    let criteria = Criteria::parse("forward.toml", &text).unwrap();
+    let fake = FakeCrm::default();
+    // FailAfter keeps the port's default: no forward properties (as Salesforce today).
+    let crm = FailAfter {
+        inner: &fake,
+        ok_pulls: 0,
+    };
+    let error = prepare_reads(&crm, &criteria).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("does not move its own lifecycle stage")
+            || matches!(&error, SyncError::Reads(CrmError::Rejected { message, .. }) if message.contains("[crm.forward]")),
+        "{error}"
+    );
+    prepare_reads(&fake, &criteria)
+        .await
+        .expect("the fake moves HubSpot's fields");
+}
