@@ -181,8 +181,7 @@ pub async fn handle_at(
                 .ok_or_else(|| {
                     RescoreError::BadEvent("an S3 record without s3.object.key".into())
                 })?;
-            // S3 event keys are URL-encoded (spaces as '+').
-            let key = key.replace('+', " ").replace("%2F", "/");
+            let key = s3_event_key(key)?;
             answers.push(criteria_uploaded(deps, &key, now, &wall).await?);
         }
         return Ok(Value::Array(answers));
@@ -190,6 +189,23 @@ pub async fn handle_at(
     Err(RescoreError::BadEvent(
         "neither a function-URL request, an EventBridge event nor an S3 notification".into(),
     ))
+}
+
+/// An S3 notification's object key, decoded: S3 sends keys form-encoded (a space as `+`, a
+/// `+` as `%2B`, any other byte as `%XX`, UTF-8 included).
+///
+/// # Errors
+/// [`RescoreError::BadEvent`] when the decoded bytes are not UTF-8 (no such object can exist).
+pub fn s3_event_key(raw: &str) -> Result<String, RescoreError> {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|e| {
+            RescoreError::BadEvent(format!(
+                "s3.object.key {raw:?} is not UTF-8 once decoded: {e}"
+            ))
+        })
 }
 
 async fn function_url(
@@ -369,4 +385,26 @@ pub async fn handle(
     webhook: Option<&Webhook>,
 ) -> Result<Value, RescoreError> {
     handle_at(event, deps, webhook, Utc::now(), Utc::now).await
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::s3_event_key;
+
+    #[test]
+    fn s3_event_keys_are_decoded_whatever_they_hold() {
+        for (raw, key) in [
+            ("criteria/b2b-saas.toml", "criteria/b2b-saas.toml"),
+            ("criteria/q4+plan.toml", "criteria/q4 plan.toml"),
+            ("criteria/a%2Bb.toml", "criteria/a+b.toml"),
+            ("criteria/v%3D2.toml", "criteria/v=2.toml"),
+            ("criteria%2Fnested%2Fx.toml", "criteria/nested/x.toml"),
+            ("criteria/d%C3%A9mo.toml", "criteria/démo.toml"),
+            ("criteria/50%25.toml", "criteria/50%.toml"),
+        ] {
+            assert_eq!(s3_event_key(raw).unwrap(), key, "{raw}");
+        }
+        let error = s3_event_key("criteria/%FF.toml").unwrap_err().to_string();
+        assert!(error.contains("criteria/%FF.toml"), "{error}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The real rescore binary through a Lambda Runtime API, against the HubSpot sandbox and moto:
 //! an EventBridge event re-scores the contacts it names; a HubSpot webhook (function URL,
-//! payload 2.0) is refused without a valid v3 signature and re-scores its contact with one.
+//! payload 2.0) is refused without a valid v3 signature and re-scores its contact with one; a
+//! criteria upload whose S3 key needs percent-decoding is found and published.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use leadsync_localstack::runtime_api::{FunctionProcess, RuntimeApi};
@@ -112,4 +113,32 @@ async fn eventbridge_and_signed_webhooks_rescore_through_the_runtime_api() {
     let outcome: serde_json::Value =
         serde_json::from_str(accepted["body"].as_str().unwrap()).unwrap();
     assert_eq!(outcome["report"]["pulled"], 1, "{outcome}");
+
+    // A criteria upload whose key holds a space, a '+', a '=' and UTF-8: S3's notification
+    // carries it form-encoded, and the function must find the very object that was put.
+    let key = "criteria/q4 plan+v=2 démo.toml";
+    s3.put_object()
+        .bucket(&table)
+        .key(key)
+        .body(
+            include_str!("../../../infra/criteria/b2b-saas.toml")
+                .as_bytes()
+                .to_vec()
+                .into(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let uploaded = api
+        .invoke(
+            &serde_json::json!({"Records": [{
+                "eventSource": "aws:s3",
+                "s3": {"object": {"key": "criteria/q4+plan%2Bv%3D2+d%C3%A9mo.toml"}},
+            }]}),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("the upload is read");
+    assert_eq!(uploaded[0]["key"], key, "{uploaded}");
+    assert_eq!(uploaded[0]["status"], "published", "{uploaded}");
 }

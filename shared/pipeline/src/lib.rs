@@ -17,4 +17,4 @@ pub mod runs;
 pub mod sync;
 
 pub use runs::{RescoreTarget, RunOptions, SliceDone, Started, run_slice, start_run};
-pub use sync::{SyncDeps, SyncError, SyncInput, sync};
+pub use sync::{SyncDeps, SyncError, SyncInput, sync, system_clock};

@@ -281,6 +281,7 @@ pub fn slice_input(spec: &SliceSpec, template: &SyncInput) -> SyncInput {
         },
         max_reject_ratio: spec.max_reject_ratio,
         enrich_budget: spec.enrich_budget,
+        wall: template.wall,
     }
 }
 

@@ -50,6 +50,15 @@ pub struct SyncInput {
     pub max_reject_ratio: f64,
     /// Enrichment credits the run may spend; `None` for no limit.
     pub enrich_budget: Option<u64>,
+    /// The real clock, for the reports' `started_at` / `finished_at` (how long a slice or a
+    /// run took) — never for scoring, which uses `now` throughout.
+    pub wall: fn() -> DateTime<Utc>,
+}
+
+/// The system clock as a [`SyncInput::wall`].
+#[must_use]
+pub fn system_clock() -> DateTime<Utc> {
+    std::time::SystemTime::now().into()
 }
 
 impl SyncInput {
@@ -64,6 +73,7 @@ impl SyncInput {
             since_override: None,
             max_reject_ratio: 0.2,
             enrich_budget: None,
+            wall: system_clock,
         }
     }
 }
@@ -308,7 +318,7 @@ where
     let mut report = RunReport {
         run_id: input.run_id.clone(),
         slice: input.slice,
-        started_at: Some(input.now),
+        started_at: Some((input.wall)()),
         criteria_version: deps.criteria.version.clone(),
         since: Some(scope.since),
         ..RunReport::default()
@@ -670,7 +680,7 @@ where
     if scope.due {
         report.rescored_due = report.scored;
     }
-    report.finished_at = Some(input.now);
+    report.finished_at = Some((input.wall)());
     deps.store
         .save_run(&report)
         .await
@@ -788,7 +798,7 @@ where
             report.watermark_after = watermark;
         }
     }
-    report.finished_at = Some(input.now);
+    report.finished_at = Some((input.wall)());
     deps.store
         .save_run(&report)
         .await

@@ -294,3 +294,119 @@ async fn a_retried_inline_run_with_the_same_id_finishes_and_changes_nothing() {
     assert_eq!(w.store.all_rows(), rows);
     assert!(w.store.lease().is_none());
 }
+
+/// A wall clock that moves a second each time it is read, from [`now`].
+fn ticking() -> DateTime<Utc> {
+    static TICKS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    now() + Duration::seconds(TICKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+}
+
+#[tokio::test]
+async fn every_report_says_when_it_finished_by_the_wall_clock() {
+    let w = World::new();
+    let Started::Queued { .. } = w.start("timed", 100).await else {
+        panic!("expected a fan-out");
+    };
+    let mut options = World::options(100);
+    options.template.wall = ticking;
+    let mut run = None;
+    for spec in &w.queue.drain() {
+        if let SliceDone::RunFinished(report) =
+            run_slice(&w.deps(), spec, &options, now).await.unwrap()
+        {
+            run = Some(report);
+        }
+    }
+    let run = run.expect("the last slice finishes the run");
+    let slices = w.store.slice_results("timed").await.unwrap();
+    assert!(slices.len() >= 6);
+    for slice in &slices {
+        let (started, finished) = (
+            slice.report.started_at.unwrap(),
+            slice.report.finished_at.unwrap(),
+        );
+        assert!(
+            finished > started,
+            "slice {}: {started} .. {finished}",
+            slice.report.slice
+        );
+    }
+    let last_slice = slices
+        .iter()
+        .filter_map(|s| s.report.finished_at)
+        .max()
+        .unwrap();
+    assert_eq!(
+        run.started_at,
+        Some(now()),
+        "the run started when it was planned"
+    );
+    assert!(
+        run.finished_at.unwrap() > last_slice,
+        "the run finished after its last slice: {:?} vs {last_slice}",
+        run.finished_at
+    );
+}
+
+/// Waits for a held lease, on tokio's paused clock: the wall moves only as the loop sleeps.
+async fn start_waiting(w: &World, run_id: &str, wait: Duration) -> (Started, std::time::Duration) {
+    let began = tokio::time::Instant::now();
+    let wall = move || now() + Duration::from_std(tokio::time::Instant::now() - began).unwrap();
+    let mut options = World::options(u64::MAX);
+    options.wait_for_lease = wait;
+    let started = start_run(
+        &w.deps(),
+        &w.queue,
+        RunKind::Rescore,
+        Some(RescoreTarget::Since(DateTime::<Utc>::UNIX_EPOCH)),
+        &options,
+        &SyncInput::nightly(run_id, now()),
+        wall,
+    )
+    .await
+    .unwrap();
+    (started, began.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rescore_waits_for_a_lease_that_is_given_up_in_time_and_runs() {
+    let w = World::new();
+    // Another run holds the lease for 3 more seconds (and then it expires).
+    let held = w
+        .store
+        .acquire_lease("nightly", now(), now() + Duration::seconds(3))
+        .await
+        .unwrap();
+    assert!(held.is_none());
+    let (started, waited) = start_waiting(&w, "rescore-1", Duration::seconds(30)).await;
+    assert!(matches!(started, Started::Finished(_)), "{started:?}");
+    assert!(
+        waited >= std::time::Duration::from_secs(3) && waited < std::time::Duration::from_secs(5),
+        "waited {waited:?} for a lease that was free after 3 s"
+    );
+    assert!(w.store.lease().is_none(), "given back after the run");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rescore_that_waits_past_its_limit_is_busy_and_writes_nothing() {
+    let w = World::new();
+    w.store
+        .acquire_lease("nightly", now(), now() + Duration::minutes(20))
+        .await
+        .unwrap();
+    let (started, waited) = start_waiting(&w, "rescore-1", Duration::seconds(10)).await;
+    let Started::Busy(lease) = started else {
+        panic!("expected Busy, got {started:?}");
+    };
+    assert_eq!(lease.holder, "nightly");
+    assert!(
+        waited >= std::time::Duration::from_secs(10) && waited < std::time::Duration::from_secs(12),
+        "gave up after {waited:?}, not after the 10 s it was allowed"
+    );
+    assert!(w.store.states().is_empty(), "nothing scored while busy");
+    assert_eq!(
+        w.store.lease().unwrap().holder,
+        "nightly",
+        "the holder keeps it"
+    );
+}
