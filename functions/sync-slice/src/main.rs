@@ -7,7 +7,8 @@ use sync_slice::{Config, Deps, handle};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
+    // Each invocation is a process of its own: it takes its share of the CRM's limits.
+    let config = Config::from_env()?.for_slice_worker();
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = Deps::new(config, &sdk).await?;
     lambda_runtime::run(service_fn(|event| handle(event, &deps))).await

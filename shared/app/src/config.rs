@@ -118,7 +118,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         SLICE_CONCURRENCY,
-        "slices running at once (the queue's maximum concurrency); each gets 1/N of the CRM rate (default 1)",
+        "slices running at once (the queue's maximum concurrency); each slice worker gets 1/N of the CRM rate, an inline run all of it (default 1)",
     ),
     (
         HUBSPOT_APP_SECRET,
@@ -314,6 +314,10 @@ pub struct Config {
     pub inline_max: u64,
     pub slice_contacts: u64,
     pub slice_concurrency: u32,
+    /// How many processes share the account's CRM limits: 1 (an inline run, alone under the
+    /// lease, or slices pumped through one client), or `slice_concurrency` in the slice
+    /// worker, where each invocation is its own process with its own governor.
+    pub rate_share: u32,
     pub lease_minutes: i64,
     /// The HubSpot app secret that signs webhooks (rescore's webhook URL only).
     pub webhook_secret: Option<SecretSource>,
@@ -335,16 +339,24 @@ fn secret(
 }
 
 impl Config {
-    /// The CRM requests per 10 s one slice may make: the account's limit shared by every
-    /// slice that runs at once.
-    pub fn rate_per_slice(&self) -> u32 {
-        (self.rate_per_10s / self.slice_concurrency.max(1)).max(1)
+    /// The slice worker's configuration: up to `slice_concurrency` invocations run at once,
+    /// each a process of its own, so each takes its share of the account's limits.
+    #[must_use]
+    pub fn for_slice_worker(mut self) -> Self {
+        self.rate_share = self.slice_concurrency.max(1);
+        self
     }
 
-    /// The searches per second one slice may make: HubSpot's 5 per account, shared the same
-    /// way (at least one each, which is why the template allows at most 5 slices at once).
+    /// The CRM requests per 10 s this process may make: the account's limit, divided among
+    /// the processes that share it ([`Config::rate_share`]).
+    pub fn rate_per_slice(&self) -> u32 {
+        (self.rate_per_10s / self.rate_share.max(1)).max(1)
+    }
+
+    /// The searches per second this process may make: HubSpot's 5 per account, shared the
+    /// same way (at least one each, which is why the template allows at most 5 slices at once).
     pub fn search_per_slice(&self) -> u32 {
-        (leadsync_crm::RateLimits::FREE.search_per_second / self.slice_concurrency.max(1)).max(1)
+        (leadsync_crm::RateLimits::FREE.search_per_second / self.rate_share.max(1)).max(1)
     }
 
     /// Read from the process environment.
@@ -553,6 +565,7 @@ impl Config {
                 |v: &u32| (1..=5).contains(v),
                 "a whole number from 1 to 5 (HubSpot allows 5 searches per second in all)",
             )?,
+            rate_share: 1,
             webhook_secret: secret(&get, HUBSPOT_APP_SECRET, HUBSPOT_APP_SECRET_ARN).ok(),
             rescore_wait_secs: parsed(
                 RESCORE_WAIT_SECONDS,
@@ -703,8 +716,8 @@ mod tests {
     }
 
     #[test]
-    fn the_rate_is_shared_by_concurrent_slices() {
-        let c = config(&[
+    fn the_rate_is_shared_by_concurrent_slices_and_an_inline_run_has_it_all() {
+        let inline = config(&[
             (TABLE_NAME, "t"),
             (BUCKET_NAME, "b"),
             (CRM_TOKEN, "x"),
@@ -712,6 +725,13 @@ mod tests {
             (SLICE_CONCURRENCY, "4"),
         ])
         .unwrap();
+        // nightly-sync and rescore run inline alone under the lease: the whole limit.
+        assert_eq!(
+            (inline.rate_per_slice(), inline.search_per_slice()),
+            (190, 5)
+        );
+        // Each of the 4 slice workers that may run at once takes a quarter.
+        let c = inline.for_slice_worker();
         assert_eq!(c.rate_per_slice(), 47);
         // …and so is the account's search limit: 5 per second across all slices.
         assert_eq!(c.search_per_slice(), 1);

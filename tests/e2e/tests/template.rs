@@ -476,3 +476,147 @@ fn every_syncing_function_may_put_news_on_the_bus_and_the_example_route_is_off()
         Some(leadsync_domain::news::LeadEventKind::Sql.detail_type())
     );
 }
+
+/// Every key `Config::from_lookup` reads, over a HubSpot and both Salesforce setups (each
+/// branch reads its own keys).
+fn keys_config_reads() -> std::collections::BTreeSet<String> {
+    use leadsync_app::config as c;
+    let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let setups: [&[(&str, &str)]; 3] = [
+        &[(c::ENRICH_PDL_URL, "https://api.example.com")],
+        &[
+            (c::CRM_KIND, "salesforce"),
+            (c::CRM_BASE_URL, "https://acme.my.salesforce.com"),
+        ],
+        &[
+            (c::CRM_KIND, "salesforce"),
+            (c::CRM_BASE_URL, "https://acme.my.salesforce.com"),
+            (c::SF_USERNAME, "integration@acme.example"),
+        ],
+    ];
+    for setup in setups {
+        leadsync_app::Config::from_lookup(|key| {
+            read.borrow_mut().insert(key.to_owned());
+            let value = setup.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+            Some(value.unwrap_or(match key {
+                // Numbers and names that parse for every key; the rest left empty.
+                c::TABLE_NAME | c::BUCKET_NAME | c::SF_CLIENT_ID => "x",
+                c::CRM_TOKEN | c::SF_CLIENT_SECRET | c::SF_PRIVATE_KEY => "secret",
+                c::ENRICH_PDL_API_KEY => "key",
+                _ => "",
+            }))
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+        })
+        .unwrap();
+    }
+    read.into_inner()
+}
+
+/// Keys a function reads that a deployment must not set, and why.
+const LOCAL_ONLY: &[(&str, &str)] = &[
+    (
+        "CRM_TOKEN",
+        "a secret's value: deployed, the function reads CRM_TOKEN_SECRET_ARN",
+    ),
+    (
+        "SF_CLIENT_SECRET",
+        "a secret's value: deployed, SF_CLIENT_SECRET_ARN",
+    ),
+    (
+        "SF_PRIVATE_KEY",
+        "a secret's value: deployed, SF_PRIVATE_KEY_ARN",
+    ),
+    (
+        "ENRICH_PDL_API_KEY",
+        "a secret's value: deployed, ENRICH_PDL_API_KEY_SECRET_ARN",
+    ),
+    (
+        "HUBSPOT_APP_SECRET",
+        "a secret's value: deployed, HUBSPOT_APP_SECRET_ARN",
+    ),
+    (
+        "CRITERIA_FILE",
+        "a local file; deployed, criteria are published to S3 and read from there",
+    ),
+];
+
+/// Keys only some syncing functions need.
+const ONLY_IN: &[(&str, &[&str])] = &[
+    ("HUBSPOT_APP_SECRET_ARN", &["RescoreWebhookFunction"]),
+    (
+        "RESCORE_WAIT_SECONDS",
+        &["RescoreFunction", "RescoreWebhookFunction"],
+    ),
+];
+
+#[test]
+fn every_setting_the_functions_read_is_a_template_parameter_and_every_variable_is_read() {
+    let read = keys_config_reads();
+    let documented: std::collections::BTreeSet<String> = leadsync_app::config::KEYS
+        .iter()
+        .map(|(k, _)| (*k).to_owned())
+        .chain(
+            // Documented beside their ARN twins.
+            [
+                "SF_CLIENT_SECRET_ARN",
+                "SF_PRIVATE_KEY_ARN",
+                "HUBSPOT_APP_SECRET_ARN",
+            ]
+            .map(str::to_owned),
+        )
+        .collect();
+    assert_eq!(
+        read.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "read but not in config::KEYS (the --help and README list)"
+    );
+    let t = template();
+    let mut syncing = 0;
+    for (name, resource) in resources(&t) {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let vars = resource["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .unwrap();
+        let set: std::collections::BTreeSet<String> = vars
+            .keys()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        if !set.contains("CRM_TOKEN_SECRET_ARN") {
+            continue; // the rollups functions read only the table and bucket
+        }
+        syncing += 1;
+        for key in &read {
+            let local = LOCAL_ONLY.iter().any(|(k, _)| k == key);
+            let wanted = ONLY_IN
+                .iter()
+                .find(|(k, _)| k == key)
+                .is_none_or(|(_, only)| only.contains(&name.as_str()));
+            if local {
+                assert!(!set.contains(key), "{name} sets {key}, which is local-only");
+            } else if wanted {
+                assert!(
+                    set.contains(key),
+                    "{name} does not set {key}: not deployable"
+                );
+            }
+        }
+        for key in &set {
+            assert!(
+                read.contains(key),
+                "{name} sets {key}, which no function reads"
+            );
+        }
+        // Every value comes from a parameter or a resource of the stack, not a literal.
+        for (key, value) in vars {
+            assert!(
+                matches!(value, Value::Tagged(_)),
+                "{name}: {} is the literal {value:?}, not a parameter",
+                key.as_str().unwrap()
+            );
+        }
+    }
+    assert_eq!(syncing, 4);
+}
