@@ -11,7 +11,12 @@
 //!   put re-triggers; a put of the published, active version re-scores every contact with it;
 //! - a **HubSpot webhook** on the second function URL (auth NONE, configured with
 //!   `HUBSPOT_APP_SECRET[_ARN]`): the v3 signature is verified, then the contacts named by the
-//!   events are re-scored.
+//!   events are queued for the slice worker and the webhook answered at once (HubSpot waits 5 s);
+//!   without a queue they are re-scored before the answer.
+//!
+//! EventBridge and S3 do not retry a success, so a re-score of theirs that finds the lease held
+//! is not answered "busy": it waits on the slice queue ([`DeferredRescore`]) and the worker
+//! starts it when the lease is free (without a queue it fails, so the trigger retries).
 //!
 //! # Layout
 //! - [`webhook`]: signature verification and the contacts a webhook batch names.
@@ -24,8 +29,9 @@ use lambda_runtime::LambdaEvent;
 pub use leadsync_app::{Config, Deps, RunOutcome};
 use leadsync_app::{DepsError, chain};
 use leadsync_domain::LeadId;
-use leadsync_domain::runs::RunKind;
-use leadsync_pipeline::{RescoreTarget, SyncError, start_run};
+use leadsync_domain::ports::{SliceQueue, StoreError};
+use leadsync_domain::runs::{DeferredRescore, Lease, RunKind};
+use leadsync_pipeline::{RescoreTarget, SyncError, defer_delay, start_run};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -63,6 +69,8 @@ pub enum RescoreError {
     Deps(#[from] DepsError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    #[error("queueing the re-score failed")]
+    Queue(#[source] StoreError),
 }
 
 impl From<RescoreError> for lambda_runtime::Diagnostic {
@@ -72,6 +80,7 @@ impl From<RescoreError> for lambda_runtime::Diagnostic {
             RescoreError::Deps(_) => "Configuration",
             RescoreError::Sync(e) if e.is_retryable() => "DependencyUnavailable",
             RescoreError::Sync(_) => "RescoreFailed",
+            RescoreError::Queue(_) => "DependencyUnavailable",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
@@ -115,6 +124,56 @@ async fn rescore(
     )
     .await?;
     Ok(RunOutcome::new(run_id, started))
+}
+
+/// A re-score for a trigger that does not retry a success (EventBridge, S3): run it now, or,
+/// while another run holds the lease, queue it for the slice worker, which starts it once the
+/// lease is free. Without a queue the busy lease is an error, so the trigger retries.
+async fn rescore_or_defer(
+    deps: &Deps,
+    run_id: &str,
+    target: RescoreTarget,
+    why: String,
+    now: DateTime<Utc>,
+    wall: impl Fn() -> DateTime<Utc>,
+) -> Result<Value, RescoreError> {
+    let requested_at = wall();
+    let outcome = rescore(deps, run_id, target.clone(), now, wall).await?;
+    let RunOutcome::Busy { holder, until } = outcome else {
+        return Ok(serde_json::to_value(outcome).unwrap_or(Value::Null));
+    };
+    if !deps.queue.is_configured() {
+        return Err(RescoreError::Sync(SyncError::Busy(Lease { holder, until })));
+    }
+    let delay = defer_delay(chrono::Duration::seconds(deps.config.rescore_retry_secs), 0);
+    defer(deps, run_id, target, why, requested_at, delay).await?;
+    tracing::info!(run_id, holder = %holder, delay_s = delay.as_secs(), "Another run holds the lease; the re-score waits on the queue.");
+    Ok(
+        json!({"status": "deferred", "run_id": run_id, "holder": holder, "retry_in_seconds": delay.as_secs()}),
+    )
+}
+
+/// Queue a re-score for the slice worker; `requested_at` is by the wall clock (how long it may
+/// wait is measured from it).
+async fn defer(
+    deps: &Deps,
+    run_id: &str,
+    target: RescoreTarget,
+    why: String,
+    requested_at: DateTime<Utc>,
+    delay: std::time::Duration,
+) -> Result<(), RescoreError> {
+    let deferred = DeferredRescore {
+        run_id: run_id.to_owned(),
+        target,
+        why,
+        requested_at,
+        attempts: 0,
+    };
+    deps.queue
+        .defer(&deferred, delay)
+        .await
+        .map_err(RescoreError::Queue)
 }
 
 fn outcome_http(outcome: &RunOutcome) -> Value {
@@ -169,8 +228,15 @@ pub async fn handle_at(
             serde_json::from_value(payload.get("detail").cloned().unwrap_or(json!({})))
                 .map_err(|e| RescoreError::BadEvent(format!("detail: {e}")))?;
         let target = request.target().map_err(RescoreError::BadEvent)?;
-        let outcome = rescore(deps, &run_id, target, now, wall).await?;
-        return Ok(serde_json::to_value(outcome).unwrap_or(Value::Null));
+        return rescore_or_defer(
+            deps,
+            &run_id,
+            target,
+            "an EventBridge request".into(),
+            now,
+            wall,
+        )
+        .await;
     }
     if let Some(records) = payload.get("Records").and_then(Value::as_array) {
         let mut answers = Vec::new();
@@ -279,6 +345,31 @@ async fn function_url(
                     if ids.is_empty() {
                         return http(200, &json!({"status": "nothing_to_do", "skipped": skipped}));
                     }
+                    if deps.queue.is_configured() {
+                        // HubSpot waits 5 s for an answer: acknowledge now, the slice worker
+                        // re-scores (after the run holding the lease, if one does).
+                        let contacts = ids.len();
+                        return match defer(
+                            deps,
+                            run_id,
+                            RescoreTarget::Leads(ids),
+                            "a HubSpot webhook".into(),
+                            wall(),
+                            std::time::Duration::ZERO,
+                        )
+                        .await
+                        {
+                            Ok(()) => http(
+                                200,
+                                &json!({"status": "queued", "run_id": run_id, "contacts": contacts, "skipped": skipped}),
+                            ),
+                            Err(e) => {
+                                let message = chain(&e);
+                                tracing::error!(error = %message, "Queueing the webhook's re-score failed; HubSpot retries.");
+                                http(500, &json!({"error": message}))
+                            }
+                        };
+                    }
                     RescoreTarget::Leads(ids)
                 }
                 Err(e) => return http(400, &json!({"error": format!("webhook body: {e}")})),
@@ -364,10 +455,11 @@ async fn criteria_uploaded(
         criteria.version,
         &sha[..12]
     );
-    let outcome = rescore(
+    let outcome = rescore_or_defer(
         deps,
         &run_id,
         RescoreTarget::Since(DateTime::<Utc>::UNIX_EPOCH),
+        format!("criteria {} {} published", criteria.id, criteria.version),
         now,
         wall,
     )

@@ -6,6 +6,11 @@
 //! messages come back, and after the queue's `maxReceiveCount` they land in the DLQ — where a
 //! message that can never succeed (unreadable, or planned under unpublished criteria) ends up,
 //! kept, with its reason in the log.
+//!
+//! The queue also carries deferred re-scores (`{"rescore": …}`, [`DeferredRescore`]): a
+//! criteria version published or a re-score asked for while a run held the lease, and
+//! webhooks' re-scores. Each is started with the active criteria, or put back with a longer
+//! delay while the lease is still held.
 
 pub mod local;
 
@@ -13,8 +18,8 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use leadsync_app::chain;
 pub use leadsync_app::{Config, Deps};
-use leadsync_domain::runs::SliceSpec;
-use leadsync_pipeline::{SliceDone, run_slice};
+use leadsync_domain::runs::{DeferredRescore, SliceSpec};
+use leadsync_pipeline::{DeferredDone, SliceDone, Started, run_deferred, run_slice};
 use serde::{Deserialize, Serialize};
 
 /// The SQS event (the fields this function reads).
@@ -53,12 +58,38 @@ enum MessageError {
     Sync(leadsync_pipeline::SyncError),
 }
 
+/// What one message did.
+#[derive(Debug)]
+enum Done {
+    Slice(Box<SliceDone>),
+    Rescore(String, DeferredDone),
+}
+
 async fn process(
     deps: &Deps,
     body: &str,
     wall: &impl Fn() -> DateTime<Utc>,
-) -> Result<SliceDone, MessageError> {
-    let spec: SliceSpec = serde_json::from_str(body).map_err(MessageError::Unreadable)?;
+) -> Result<Done, MessageError> {
+    let value: serde_json::Value = serde_json::from_str(body).map_err(MessageError::Unreadable)?;
+    if let Some(rescore) = value.get(DeferredRescore::MESSAGE_KEY) {
+        let deferred: DeferredRescore =
+            serde_json::from_value(rescore.clone()).map_err(MessageError::Unreadable)?;
+        let criteria = deps
+            .active_criteria()
+            .await
+            .map_err(MessageError::Criteria)?;
+        let done = run_deferred(
+            &deps.sync_deps(&criteria),
+            &deps.queue,
+            &deferred,
+            &deps.run_options(wall()),
+            wall,
+        )
+        .await
+        .map_err(MessageError::Sync)?;
+        return Ok(Done::Rescore(deferred.run_id, done));
+    }
+    let spec: SliceSpec = serde_json::from_value(value).map_err(MessageError::Unreadable)?;
     let criteria = deps
         .criteria_version(&spec.criteria_id, &spec.criteria_version)
         .await
@@ -70,6 +101,7 @@ async fn process(
         wall,
     )
     .await
+    .map(|done| Done::Slice(Box::new(done)))
     .map_err(MessageError::Sync)
 }
 
@@ -87,11 +119,26 @@ pub async fn handle_at(
     let mut response = BatchResponse::default();
     for message in &batch.records {
         match process(deps, &message.body, &wall).await {
-            Ok(SliceDone::Recorded(report) | SliceDone::AlreadyFinished(report)) => {
-                tracing::info!(message_id = %message.message_id, run_id = %report.run_id, slice = report.slice, pulled = report.pulled, "Slice done.");
+            Ok(Done::Slice(done)) => match *done {
+                SliceDone::Recorded(report) | SliceDone::AlreadyFinished(report) => {
+                    tracing::info!(message_id = %message.message_id, run_id = %report.run_id, slice = report.slice, pulled = report.pulled, "Slice done.");
+                }
+                SliceDone::RunFinished(report) => {
+                    tracing::info!(message_id = %message.message_id, run_id = %report.run_id, pulled = report.pulled, pushed = report.pushed, "Slice done; the run is finished.");
+                }
+            },
+            Ok(Done::Rescore(run_id, DeferredDone::Started(started))) => {
+                tracing::info!(message_id = %message.message_id, run_id = %run_id, outcome = match started { Started::Finished(_) => "finished", Started::Queued { .. } => "fanned out", Started::Busy(_) => "busy" }, "Deferred re-score started.");
             }
-            Ok(SliceDone::RunFinished(report)) => {
-                tracing::info!(message_id = %message.message_id, run_id = %report.run_id, pulled = report.pulled, pushed = report.pushed, "Slice done; the run is finished.");
+            Ok(Done::Rescore(
+                run_id,
+                DeferredDone::Again {
+                    attempts,
+                    delay,
+                    holder,
+                },
+            )) => {
+                tracing::info!(message_id = %message.message_id, run_id = %run_id, attempts, delay_s = delay.as_secs(), holder = %holder, "Deferred re-score put back: the lease is held.");
             }
             Err(error) => {
                 let (kind, message_text) = match &error {

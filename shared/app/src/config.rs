@@ -47,6 +47,7 @@ pub const LEASE_MINUTES: &str = "LEASE_MINUTES";
 pub const HUBSPOT_APP_SECRET: &str = "HUBSPOT_APP_SECRET";
 pub const HUBSPOT_APP_SECRET_ARN: &str = "HUBSPOT_APP_SECRET_ARN";
 pub const RESCORE_WAIT_SECONDS: &str = "RESCORE_WAIT_SECONDS";
+pub const RESCORE_RETRY_SECONDS: &str = "RESCORE_RETRY_SECONDS";
 
 /// Every key this function reads, for documentation and `--help` output.
 pub const KEYS: &[(&str, &str)] = &[
@@ -127,6 +128,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         RESCORE_WAIT_SECONDS,
         "rescore: wait this long for a busy lease before answering busy (default 10)",
+    ),
+    (
+        RESCORE_RETRY_SECONDS,
+        "a queued re-score that finds the lease held comes back after this, doubled per attempt up to 900, for 24 h (default 60)",
     ),
     (
         LEASE_MINUTES,
@@ -322,6 +327,8 @@ pub struct Config {
     /// The HubSpot app secret that signs webhooks (rescore's webhook URL only).
     pub webhook_secret: Option<SecretSource>,
     pub rescore_wait_secs: i64,
+    /// A deferred re-score's first delay when the lease is held.
+    pub rescore_retry_secs: i64,
 }
 
 /// A secret from its value key or its ARN key; the value wins (local runs), one is required.
@@ -345,6 +352,14 @@ impl Config {
     pub fn for_slice_worker(mut self) -> Self {
         self.rate_share = self.slice_concurrency.max(1);
         self
+    }
+
+    /// The enrichment provider's requests per minute this process may make: the plan's
+    /// limit shared the same way as the CRM's (at least one each).
+    pub fn provider_rate_per_minute(&self) -> Option<u32> {
+        self.pdl
+            .as_ref()
+            .map(|p| (p.rate_per_minute / self.rate_share.max(1)).max(1))
     }
 
     /// The CRM requests per 10 s this process may make: the account's limit, divided among
@@ -574,6 +589,13 @@ impl Config {
                 |v: &i64| (0..=600).contains(v),
                 "whole seconds from 0 to 600",
             )?,
+            rescore_retry_secs: parsed(
+                RESCORE_RETRY_SECONDS,
+                get(RESCORE_RETRY_SECONDS),
+                60,
+                |v: &i64| (0..=900).contains(v),
+                "whole seconds from 0 to 900 (SQS's longest delay)",
+            )?,
             lease_minutes: parsed(
                 LEASE_MINUTES,
                 get(LEASE_MINUTES),
@@ -733,6 +755,7 @@ mod tests {
         // Each of the 4 slice workers that may run at once takes a quarter.
         let c = inline.for_slice_worker();
         assert_eq!(c.rate_per_slice(), 47);
+        assert_eq!(c.provider_rate_per_minute(), None, "no provider configured");
         // …and so is the account's search limit: 5 per second across all slices.
         assert_eq!(c.search_per_slice(), 1);
         assert_eq!(c.pull_lanes, 4);
@@ -745,6 +768,22 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_provider_s_plan_is_shared_by_concurrent_slices_too() {
+        let inline = config(&[
+            (TABLE_NAME, "t"),
+            (BUCKET_NAME, "b"),
+            (CRM_TOKEN, "x"),
+            (ENRICH_PDL_URL, "https://api.peopledatalabs.com"),
+            (ENRICH_PDL_API_KEY, "k"),
+            (ENRICH_PDL_RATE_PER_MINUTE, "100"),
+            (SLICE_CONCURRENCY, "3"),
+        ])
+        .unwrap();
+        assert_eq!(inline.provider_rate_per_minute(), Some(100));
+        assert_eq!(inline.for_slice_worker().provider_rate_per_minute(), Some(33));
     }
 
     #[test]

@@ -79,12 +79,33 @@ impl FirmographicProvider for Provider {
 #[derive(Debug)]
 pub struct Queue(Option<SqsSliceQueue>);
 
+impl Queue {
+    /// Whether a queue is configured (`SLICE_QUEUE_URL`).
+    pub fn is_configured(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 impl SliceQueue for Queue {
     async fn send(&self, slices: &[SliceSpec]) -> Result<(), StoreError> {
         match &self.0 {
             Some(queue) => queue.send(slices).await,
             None => Err(StoreError::Rejected {
                 operation: "SendMessageBatch",
+                message: "no SLICE_QUEUE_URL is configured".into(),
+            }),
+        }
+    }
+
+    async fn defer(
+        &self,
+        rescore: &leadsync_domain::runs::DeferredRescore,
+        delay: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        match &self.0 {
+            Some(queue) => queue.defer(rescore, delay).await,
+            None => Err(StoreError::Rejected {
+                operation: "SendMessage",
                 message: "no SLICE_QUEUE_URL is configured".into(),
             }),
         }
@@ -246,7 +267,7 @@ impl Deps {
             let mut pdl_config = PdlConfig::new(pdl.base_url.clone(), key);
             pdl_config.min_likelihood = pdl.min_likelihood;
             pdl_config.rate = leadsync_ratelimit::RateLimits::new(
-                pdl.rate_per_minute,
+                config.provider_rate_per_minute().unwrap_or(pdl.rate_per_minute),
                 std::time::Duration::from_secs(60),
             );
             let cache = DynamoFirmographicCache::new(dynamo.clone(), config.table.clone());
@@ -308,7 +329,8 @@ impl Deps {
         self.criteria_version(&pointer.id, &pointer.version).await
     }
 
-    /// Exactly this published version (a slice runs with the version its run was planned with).
+    /// Exactly this published version (a slice runs with the version its run was planned with),
+    /// or the bundled agreement when that is the one asked for.
     ///
     /// # Errors
     /// [`DepsError::UnknownVersion`] when it was never published, or a store/parse error.
@@ -322,6 +344,12 @@ impl Deps {
             return Ok(current);
         }
         let Some((key, text)) = self.criteria_store.version(id, version).await? else {
+            // The bundled agreement is never in the store: a run planned with it before the
+            // first version was published still runs with it.
+            let bundled = Criteria::parse("bundled:b2b-saas.toml", BUNDLED_CRITERIA)?;
+            if bundled.id == id && bundled.version == version {
+                return Ok(Arc::new(bundled));
+            }
             return Err(DepsError::UnknownVersion {
                 id: id.to_owned(),
                 version: version.to_owned(),
@@ -378,6 +406,7 @@ impl Deps {
         };
         options.slice_target = self.config.slice_contacts;
         options.lease_for = chrono::Duration::minutes(self.config.lease_minutes);
+        options.defer_base = chrono::Duration::seconds(self.config.rescore_retry_secs);
         options
     }
 }

@@ -934,6 +934,7 @@ impl FakeLeadStore {
 #[derive(Debug, Default)]
 pub struct FakeSliceQueue {
     queued: Mutex<VecDeque<SliceSpec>>,
+    deferred: Mutex<VecDeque<(crate::runs::DeferredRescore, std::time::Duration)>>,
     failures: Mutex<VecDeque<StoreError>>,
 }
 
@@ -951,6 +952,11 @@ impl FakeSliceQueue {
     pub fn drain(&self) -> Vec<SliceSpec> {
         lock(&self.queued).drain(..).collect()
     }
+
+    /// Take every deferred re-score with its delay, oldest first.
+    pub fn drain_deferred(&self) -> Vec<(crate::runs::DeferredRescore, std::time::Duration)> {
+        lock(&self.deferred).drain(..).collect()
+    }
 }
 
 impl crate::ports::SliceQueue for FakeSliceQueue {
@@ -959,6 +965,18 @@ impl crate::ports::SliceQueue for FakeSliceQueue {
             return Err(error);
         }
         lock(&self.queued).extend(slices.iter().cloned());
+        Ok(())
+    }
+
+    async fn defer(
+        &self,
+        rescore: &crate::runs::DeferredRescore,
+        delay: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        if let Some(error) = lock(&self.failures).pop_front() {
+            return Err(error);
+        }
+        lock(&self.deferred).push_back((rescore.clone(), delay));
         Ok(())
     }
 }

@@ -819,4 +819,16 @@ pub trait SliceQueue: Send + Sync {
     /// [`StoreError`] (the queue is a store of messages): nothing is lost by retrying, a slice
     /// sent twice is run twice, harmlessly.
     fn send(&self, slices: &[SliceSpec]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Enqueue a re-score for the slice worker, visible after `delay` (SQS: at most 15
+    /// minutes).
+    ///
+    /// # Errors
+    /// [`StoreError`]; sending twice is harmless (re-scoring the same leads again changes
+    /// nothing).
+    fn defer(
+        &self,
+        rescore: &crate::runs::DeferredRescore,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

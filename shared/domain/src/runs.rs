@@ -156,6 +156,40 @@ pub struct SliceSpec {
     pub index_lag_secs: i64,
 }
 
+/// What a re-score covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RescoreTarget {
+    /// These contacts (any number; cut into slices of 100 ids).
+    Leads(Vec<LeadId>),
+    /// Every contact modified since this instant (`UNIX_EPOCH`: every contact).
+    Since(DateTime<Utc>),
+}
+
+/// A re-score waiting on the slice queue: one that found the lease held (a published criteria
+/// version, an EventBridge request — their triggers do not retry a success), or a webhook's,
+/// answered at once and run by the slice worker. The worker starts it, or, while the lease is
+/// still held, puts it back with a longer delay until [`DeferredRescore::requested_at`] is too
+/// old — then it fails, and the queue's redrive policy keeps it in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeferredRescore {
+    /// The run id it will run as (stable across its attempts: a redelivery is the same run).
+    pub run_id: String,
+    pub target: RescoreTarget,
+    /// Why it was asked for, for the log (`criteria b2b-saas 2026.11.2 published`).
+    pub why: String,
+    pub requested_at: DateTime<Utc>,
+    /// How many times it found the lease held.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl DeferredRescore {
+    /// The key that tells a deferred re-score from a slice on the queue: the message is
+    /// `{"rescore": {…}}`.
+    pub const MESSAGE_KEY: &'static str = "rescore";
+}
+
 /// What a finished slice leaves in the run record for the finisher.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SliceResult {

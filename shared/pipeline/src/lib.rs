@@ -16,5 +16,8 @@ pub mod rollups;
 pub mod runs;
 pub mod sync;
 
-pub use runs::{RescoreTarget, RunOptions, SliceDone, Started, run_slice, start_run};
+pub use runs::{
+    DeferredDone, RescoreTarget, RunOptions, SliceDone, Started, defer_delay, run_deferred,
+    run_slice, start_run,
+};
 pub use sync::{SyncDeps, SyncError, SyncInput, sync, system_clock};

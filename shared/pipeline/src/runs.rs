@@ -14,12 +14,13 @@
 use crate::plan::plan_slices;
 use crate::sync::{ScopeOutcome, SyncDeps, SyncError, SyncInput, finish, since_of, sync_scope};
 use chrono::{DateTime, Duration, Utc};
-use leadsync_domain::LeadId;
 use leadsync_domain::ports::{
     Crm, FirmographicProvider, LeadStore, RollupStore, RunReport, RunStore, SliceQueue,
     SnapshotStore,
 };
-use leadsync_domain::runs::{Lease, PullScope, RunKind, RunPlan, SliceResult, SliceSpec};
+use leadsync_domain::runs::{
+    DeferredRescore, Lease, PullScope, RunKind, RunPlan, SliceResult, SliceSpec,
+};
 
 /// How runs are cut and guarded.
 #[derive(Debug, Clone)]
@@ -33,6 +34,11 @@ pub struct RunOptions {
     pub lease_for: Duration,
     /// How long a re-score waits for a busy lease before giving up (`Busy`).
     pub wait_for_lease: Duration,
+    /// A deferred re-score that finds the lease held comes back after this, doubled per
+    /// attempt (at most SQS's 15 minutes)…
+    pub defer_base: Duration,
+    /// …until it was asked for this long ago; then it fails (and is dead-lettered).
+    pub defer_give_up: Duration,
     /// Defaults for each slice's [`SyncInput`].
     pub template: SyncInput,
 }
@@ -45,19 +51,14 @@ impl RunOptions {
             max_slices: 500,
             lease_for: Duration::minutes(20),
             wait_for_lease: Duration::zero(),
+            defer_base: Duration::seconds(60),
+            defer_give_up: Duration::hours(24),
             template,
         }
     }
 }
 
-/// What a re-score covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RescoreTarget {
-    /// These contacts (any number; cut into slices of 100 ids).
-    Leads(Vec<LeadId>),
-    /// Every contact modified since this instant (`UNIX_EPOCH`: every contact).
-    Since(DateTime<Utc>),
-}
+pub use leadsync_domain::runs::RescoreTarget;
 
 /// How a start ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -386,4 +387,90 @@ where
         .map_err(store_err("releasing the lease"))?;
     tracing::info!(run_id = %spec.run_id, slices = progress.slices, pulled = report.pulled, pushed = report.pushed, "Run finished.");
     Ok(SliceDone::RunFinished(report))
+}
+
+/// The longest delay SQS gives a message.
+const MAX_DEFER: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// The delay before a deferred re-score's next attempt: `base` doubled per attempt already
+/// made, at most SQS's 15 minutes.
+pub fn defer_delay(base: Duration, attempts: u32) -> std::time::Duration {
+    let base = base.to_std().unwrap_or_default();
+    base.checked_mul(1u32 << attempts.min(16))
+        .map_or(MAX_DEFER, |d| d.min(MAX_DEFER))
+}
+
+/// How a deferred re-score went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeferredDone {
+    /// It ran inline, or fanned out (its slices are on the queue).
+    Started(Started),
+    /// The lease is still held: it is back on the queue, visible after `delay`.
+    Again {
+        attempts: u32,
+        delay: std::time::Duration,
+        holder: String,
+    },
+}
+
+/// Run a deferred re-score now, at `wall()`, with the criteria in `deps` (the active version
+/// when it runs, which is what a re-score is for). While another run holds the lease it goes
+/// back on `queue` with a longer delay ([`defer_delay`]), until it is older than
+/// `options.defer_give_up`.
+///
+/// # Errors
+/// [`SyncError`]; [`SyncError::Busy`] once it has waited too long.
+pub async fn run_deferred<C, S, N, P, Q>(
+    deps: &SyncDeps<'_, C, S, N, P>,
+    queue: &Q,
+    deferred: &DeferredRescore,
+    options: &RunOptions,
+    wall: impl Fn() -> DateTime<Utc>,
+) -> Result<DeferredDone, SyncError>
+where
+    C: Crm,
+    S: LeadStore + RollupStore + RunStore,
+    N: SnapshotStore,
+    P: FirmographicProvider,
+    Q: SliceQueue,
+{
+    let now = wall();
+    let mut input = options.template.clone();
+    input.run_id.clone_from(&deferred.run_id);
+    input.now = now;
+    let mut options = options.clone();
+    options.wait_for_lease = Duration::zero();
+    let started = start_run(
+        deps,
+        queue,
+        RunKind::Rescore,
+        Some(deferred.target.clone()),
+        &options,
+        &input,
+        &wall,
+    )
+    .await?;
+    let Started::Busy(lease) = started else {
+        tracing::info!(run_id = %deferred.run_id, why = %deferred.why, attempts = deferred.attempts, waited_s = (now - deferred.requested_at).num_seconds(), "Deferred re-score started.");
+        return Ok(DeferredDone::Started(started));
+    };
+    if now - deferred.requested_at > options.defer_give_up {
+        tracing::error!(run_id = %deferred.run_id, why = %deferred.why, holder = %lease.holder, requested_at = %deferred.requested_at, "A deferred re-score waited too long for the lease; failing it (the queue dead-letters it).");
+        return Err(SyncError::Busy(lease));
+    }
+    let next = DeferredRescore {
+        attempts: deferred.attempts + 1,
+        ..deferred.clone()
+    };
+    let delay = defer_delay(options.defer_base, deferred.attempts);
+    queue
+        .defer(&next, delay)
+        .await
+        .map_err(store_err("deferring the re-score again"))?;
+    tracing::info!(run_id = %deferred.run_id, holder = %lease.holder, attempts = next.attempts, delay_s = delay.as_secs(), "The lease is still held; the re-score waits on the queue.");
+    Ok(DeferredDone::Again {
+        attempts: next.attempts,
+        delay,
+        holder: lease.holder,
+    })
 }

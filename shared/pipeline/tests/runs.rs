@@ -410,3 +410,96 @@ async fn a_rescore_that_waits_past_its_limit_is_busy_and_writes_nothing() {
         "the holder keeps it"
     );
 }
+
+#[tokio::test]
+async fn a_deferred_rescore_waits_on_the_queue_while_the_lease_is_held_then_runs() {
+    use leadsync_domain::runs::DeferredRescore;
+    use leadsync_pipeline::{DeferredDone, run_deferred};
+    let w = World::new();
+    let Started::Queued { .. } = w.start("nightly", 100).await else {
+        panic!("expected a fan-out");
+    };
+    let slices = w.queue.drain();
+    let ids: Vec<LeadId> = (0..3)
+        .map(|i| LeadId::new((5000 + i * 3).to_string()).unwrap())
+        .collect();
+    let deferred = DeferredRescore {
+        run_id: "rescore-webhook-1".into(),
+        target: RescoreTarget::Leads(ids.clone()),
+        why: "a HubSpot webhook".into(),
+        requested_at: now(),
+        attempts: 0,
+    };
+    let options = World::options(100);
+
+    // The nightly run holds the lease: back on the queue, each time later (60, 120, 240 s).
+    let mut message = deferred.clone();
+    for (attempt, seconds) in [(1, 60), (2, 120), (3, 240)] {
+        let done = run_deferred(&w.deps(), &w.queue, &message, &options, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            DeferredDone::Again {
+                attempts: attempt,
+                delay: std::time::Duration::from_secs(seconds),
+                holder: "nightly".into()
+            }
+        );
+        let mut again = w.queue.drain_deferred();
+        assert_eq!(again.len(), 1, "exactly one message put back");
+        let (next, delay) = again.pop().unwrap();
+        assert_eq!(delay, std::time::Duration::from_secs(seconds));
+        assert_eq!(
+            (next.run_id.as_str(), next.attempts),
+            ("rescore-webhook-1", attempt)
+        );
+        message = next;
+    }
+    assert!(
+        w.store.load_states(&ids).await.unwrap().is_empty(),
+        "nothing re-scored while the lease is held"
+    );
+
+    // The run finishes and gives the lease back; the next delivery re-scores the leads.
+    for spec in &slices {
+        run_slice(&w.deps(), spec, &options, now).await.unwrap();
+    }
+    assert!(w.store.lease().is_none());
+    let later = || now() + Duration::minutes(10);
+    let done = run_deferred(&w.deps(), &w.queue, &message, &options, later)
+        .await
+        .unwrap();
+    let DeferredDone::Started(Started::Finished(report)) = done else {
+        panic!("expected the re-score to run, got {done:?}");
+    };
+    assert_eq!(
+        (report.run_id.as_str(), report.pulled),
+        ("rescore-webhook-1", 3)
+    );
+    assert!(w.queue.drain_deferred().is_empty());
+
+    // One still waiting after a day fails, for the dead-letter queue to keep.
+    w.store
+        .acquire_lease("nightly-2", later(), later() + Duration::days(2))
+        .await
+        .unwrap();
+    let too_late = || now() + Duration::hours(25);
+    let error = run_deferred(&w.deps(), &w.queue, &deferred, &options, too_late)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("nightly-2"), "{error}");
+    assert!(w.queue.drain_deferred().is_empty(), "not put back again");
+}
+
+#[test]
+fn deferral_delays_double_up_to_sqs_s_fifteen_minutes() {
+    use leadsync_pipeline::defer_delay;
+    let secs = |attempts| defer_delay(Duration::seconds(60), attempts).as_secs();
+    assert_eq!(
+        (0..6).map(secs).collect::<Vec<_>>(),
+        [60, 120, 240, 480, 900, 900]
+    );
+    assert_eq!(defer_delay(Duration::seconds(60), 40).as_secs(), 900);
+    assert_eq!(defer_delay(Duration::zero(), 3).as_secs(), 0);
+}

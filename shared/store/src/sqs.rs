@@ -1,8 +1,9 @@
 //! `SqsSliceQueue`: the [`SliceQueue`] port on SQS — one message per slice, sent in batches of
-//! ten (SQS's limit), entries the queue refused retried, then reported.
+//! ten (SQS's limit), entries the queue refused retried, then reported; a deferred re-score is
+//! one `{"rescore": …}` message, delayed.
 
 use leadsync_domain::ports::{SliceQueue, StoreError};
-use leadsync_domain::runs::SliceSpec;
+use leadsync_domain::runs::{DeferredRescore, SliceSpec};
 use std::time::Duration;
 
 /// The most entries SQS takes in one `SendMessageBatch`.
@@ -123,5 +124,30 @@ impl SliceQueue for SqsSliceQueue {
             }
         }
         Ok(())
+    }
+
+    async fn defer(&self, rescore: &DeferredRescore, delay: Duration) -> Result<(), StoreError> {
+        let body = serde_json::json!({ DeferredRescore::MESSAGE_KEY: rescore }).to_string();
+        let delay_seconds = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .client
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(&body)
+                .delay_seconds(delay_seconds)
+                .send()
+                .await
+                .map_err(|e| sqs_error("SendMessage", e));
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! an SQS queue (moto), sync-slice runs them (through the local event-source stand-in, two at
 //! a time); the rollups equal an inline run's over the same data. Overlapping runs are turned
 //! away by the lease; the rescore function answers busy, then re-scores; a HubSpot webhook is
-//! verified before anything runs.
+//! verified before anything runs. A criteria version published and a webhook that arrive while
+//! a run holds the lease wait on the queue and are applied after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -24,6 +25,17 @@ struct Env {
 
 /// A sandbox with `contacts` and a fresh table; with `queue`, runs above `inline_max` fan out.
 async fn env(contacts: u64, queue: bool, inline_max: u64, slice: u64) -> Env {
+    env_with(contacts, queue, inline_max, slice, &[]).await
+}
+
+/// [`env`] with more configuration.
+async fn env_with(
+    contacts: u64,
+    queue: bool,
+    inline_max: u64,
+    slice: u64,
+    extra: &[(&'static str, &str)],
+) -> Env {
     let aws = common::aws("fan").await;
     let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
     let sandbox = Sandbox::start(SandboxConfig::new(11, contacts))
@@ -40,6 +52,7 @@ async fn env(contacts: u64, queue: bool, inline_max: u64, slice: u64) -> Env {
         ("SLICE_CONCURRENCY", "2".to_owned()),
         ("RESCORE_WAIT_SECONDS", "0".to_owned()),
     ]);
+    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let queue_url = if queue {
         let url = leadsync_store::bootstrap::create_queue(&sqs, &aws.table)
             .await
@@ -293,4 +306,153 @@ async fn overlapping_runs_are_turned_away_cleanly_while_a_fanned_out_run_holds_t
     .await
     .unwrap();
     assert_eq!(bad["statusCode"], 400, "{bad}");
+}
+
+#[tokio::test]
+async fn a_version_published_and_a_webhook_during_a_fanned_out_run_wait_on_the_queue_and_are_applied()
+ {
+    const SECRET: &str = "app-secret";
+    // Put back at once while the lease is held: the pump below is the only clock.
+    let env = env_with(2_000, true, 500, 500, &[("RESCORE_RETRY_SECONDS", "0")]).await;
+    let first = nightly_sync::handle_at(
+        event("night-1", serde_json::json!({})),
+        &env.deps,
+        now(),
+        Utc::now,
+    )
+    .await
+    .unwrap();
+    let RunOutcome::Queued { slices, .. } = first else {
+        panic!("expected a fan-out, got {first:?}");
+    };
+
+    // Both teams sign a new version while the night's slices wait: its upload finds the lease
+    // held. S3 does not retry a success, so the re-score must not be answered "busy".
+    let v2 = include_str!("../../../infra/criteria/b2b-saas.toml")
+        .replace("version = \"2026.11.1\"", "version = \"2026.11.2\"");
+    let published = env
+        .deps
+        .criteria_store
+        .publish("b2b-saas-v2.toml", &v2, Utc::now())
+        .await
+        .unwrap();
+    let upload = rescore::handle_at(
+        event(
+            "s3-1",
+            serde_json::json!({"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": published.key}}}]}),
+        ),
+        &env.deps,
+        None,
+        now(),
+        Utc::now,
+    )
+    .await
+    .expect("a busy lease is not an error when there is a queue");
+    assert_eq!(upload[0]["outcome"]["status"], "deferred", "{upload}");
+    assert_eq!(upload[0]["outcome"]["holder"], "night-1", "{upload}");
+
+    // A signed webhook is acknowledged at once, its contact queued.
+    let contact = env.sandbox.contacts()[7].id;
+    let body = format!(
+        r#"[{{"objectId":{contact},"subscriptionType":"contact.propertyChange","propertyName":"jobtitle"}}]"#
+    );
+    let ts = Utc::now().timestamp_millis().to_string();
+    let secret = secrecy::SecretString::from(SECRET);
+    let signature = rescore::webhook::sign(
+        &secret,
+        "POST",
+        "https://hooks.lambda-url.us-east-1.on.aws/",
+        &body,
+        &ts,
+    );
+    let hook = rescore::handle_at(
+        event(
+            "hook-1",
+            serde_json::json!({
+                "version": "2.0",
+                "rawPath": "/",
+                "rawQueryString": "",
+                "headers": {
+                    "host": "hooks.lambda-url.us-east-1.on.aws",
+                    "content-type": "application/json",
+                    "x-hubspot-signature-v3": signature,
+                    "x-hubspot-request-timestamp": ts,
+                },
+                "requestContext": {"http": {"method": "POST", "path": "/"}},
+                "body": body,
+                "isBase64Encoded": false,
+            }),
+        ),
+        &env.deps,
+        Some(&rescore::Webhook { secret }),
+        now(),
+        Utc::now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(hook["statusCode"], 200, "{hook}");
+    let answer: serde_json::Value = serde_json::from_str(hook["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (answer["status"].as_str(), answer["contacts"].as_u64()),
+        (Some("queued"), Some(1)),
+        "{answer}"
+    );
+    let lead = leadsync_domain::LeadId::new(contact.to_string()).unwrap();
+    assert!(
+        env.deps
+            .store
+            .load_states(std::slice::from_ref(&lead))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing scored before the answer"
+    );
+
+    // The worker drains the queue: the night's slices, and the two re-scores once it is done.
+    let stats = drain(&env).await;
+    assert_eq!(stats.failed, 0, "{stats:?}");
+    assert!(
+        stats.succeeded >= u64::from(slices) + 2,
+        "the night's slices and both re-scores: {stats:?}"
+    );
+    let ids: Vec<leadsync_domain::LeadId> = env
+        .sandbox
+        .contacts()
+        .iter()
+        .map(|c| leadsync_domain::LeadId::new(c.id.to_string()).unwrap())
+        .collect();
+    let states = env.deps.store.load_states(&ids).await.unwrap();
+    assert_eq!(states.len(), ids.len(), "every contact scored");
+    let stale: Vec<_> = states
+        .values()
+        .filter(|s| s.criteria_version != "2026.11.2")
+        .map(|s| s.lead_id.as_str().to_owned())
+        .take(5)
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "not re-scored under the published version: {stale:?}"
+    );
+    let on_crm = env
+        .sandbox
+        .contacts()
+        .into_iter()
+        .find(|c| c.id == contact)
+        .unwrap();
+    assert_eq!(
+        on_crm
+            .properties
+            .get("leadsync_criteria_version")
+            .map(String::as_str),
+        Some("2026.11.2")
+    );
+    assert!(
+        env.deps
+            .store
+            .acquire_lease("someone-else", Utc::now(), Utc::now())
+            .await
+            .unwrap()
+            .is_none(),
+        "the lease is free"
+    );
 }
