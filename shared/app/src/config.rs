@@ -783,7 +783,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(inline.provider_rate_per_minute(), Some(100));
-        assert_eq!(inline.for_slice_worker().provider_rate_per_minute(), Some(33));
+        assert_eq!(
+            inline.for_slice_worker().provider_rate_per_minute(),
+            Some(33)
+        );
     }
 
     #[test]

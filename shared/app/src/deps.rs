@@ -72,6 +72,26 @@ impl FirmographicProvider for Provider {
             Provider::Pdl(p) => p.lookup(domain).await,
         }
     }
+
+    async fn cached(
+        &self,
+        domains: &[String],
+    ) -> std::collections::HashMap<String, Option<leadsync_domain::Firmographics>> {
+        match self {
+            Provider::Dataset(p) => p.cached(domains).await,
+            Provider::Pdl(p) => p.cached(domains).await,
+        }
+    }
+
+    async fn lookup_uncached(
+        &self,
+        domain: &str,
+    ) -> Result<leadsync_domain::ports::Lookup, leadsync_domain::ports::ProviderError> {
+        match self {
+            Provider::Dataset(p) => p.lookup_uncached(domain).await,
+            Provider::Pdl(p) => p.lookup_uncached(domain).await,
+        }
+    }
 }
 
 /// Where slices go: SQS when a queue is configured; otherwise there is no queue and every
@@ -267,7 +287,9 @@ impl Deps {
             let mut pdl_config = PdlConfig::new(pdl.base_url.clone(), key);
             pdl_config.min_likelihood = pdl.min_likelihood;
             pdl_config.rate = leadsync_ratelimit::RateLimits::new(
-                config.provider_rate_per_minute().unwrap_or(pdl.rate_per_minute),
+                config
+                    .provider_rate_per_minute()
+                    .unwrap_or(pdl.rate_per_minute),
                 std::time::Duration::from_secs(60),
             );
             let cache = DynamoFirmographicCache::new(dynamo.clone(), config.table.clone());

@@ -622,6 +622,24 @@ impl crate::ports::FirmographicCache for FakeFirmographicCache {
             .map(|(value, _)| value.clone()))
     }
 
+    async fn get_many(
+        &self,
+        domains: &[String],
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, Option<Firmographics>>, StoreError> {
+        let entries = lock(&self.entries);
+        Ok(domains
+            .iter()
+            .filter_map(|d| {
+                entries
+                    .get(&(d.clone(), provider.to_owned()))
+                    .filter(|(_, expires)| *expires > now)
+                    .map(|(value, _)| (d.clone(), value.clone()))
+            })
+            .collect())
+    }
+
     async fn put(
         &self,
         domain: &str,

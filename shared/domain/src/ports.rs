@@ -317,6 +317,26 @@ pub trait FirmographicProvider: Send + Sync {
     /// # Errors
     /// [`ProviderError`]; the lead is then scored without this provider's data.
     fn lookup(&self, domain: &str) -> impl Future<Output = Result<Lookup, ProviderError>> + Send;
+
+    /// The answers this provider already holds for any of `domains` without a call — a cache
+    /// in front of it reads them in as few requests as its store allows. Absent domains are
+    /// then asked with [`FirmographicProvider::lookup_uncached`]. Default: none.
+    fn cached(
+        &self,
+        domains: &[String],
+    ) -> impl Future<Output = HashMap<String, Option<Firmographics>>> + Send {
+        let _ = domains;
+        std::future::ready(HashMap::new())
+    }
+
+    /// [`FirmographicProvider::lookup`] for a domain [`FirmographicProvider::cached`] did not
+    /// have (a cache in front skips its own read). Default: `lookup`.
+    fn lookup_uncached(
+        &self,
+        domain: &str,
+    ) -> impl Future<Output = Result<Lookup, ProviderError>> + Send {
+        self.lookup(domain)
+    }
 }
 
 impl<T: FirmographicProvider + ?Sized> FirmographicProvider for &T {
@@ -326,6 +346,20 @@ impl<T: FirmographicProvider + ?Sized> FirmographicProvider for &T {
 
     fn lookup(&self, domain: &str) -> impl Future<Output = Result<Lookup, ProviderError>> + Send {
         (**self).lookup(domain)
+    }
+
+    fn cached(
+        &self,
+        domains: &[String],
+    ) -> impl Future<Output = HashMap<String, Option<Firmographics>>> + Send {
+        (**self).cached(domains)
+    }
+
+    fn lookup_uncached(
+        &self,
+        domain: &str,
+    ) -> impl Future<Output = Result<Lookup, ProviderError>> + Send {
+        (**self).lookup_uncached(domain)
     }
 }
 
@@ -342,6 +376,18 @@ pub trait FirmographicCache: Send + Sync {
         provider: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<Option<Firmographics>>, StoreError>> + Send;
+
+    /// [`FirmographicCache::get`] for many domains at once (DynamoDB: `BatchGetItem`, 100
+    /// keys a request): the usable answers, by domain; absent and expired ones are left out.
+    ///
+    /// # Errors
+    /// [`StoreError`]; callers treat a failing cache as all misses.
+    fn get_many(
+        &self,
+        domains: &[String],
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<HashMap<String, Option<Firmographics>>, StoreError>> + Send;
 
     /// Remember an answer (a match or a no-match) until `expires_at`. Idempotent.
     ///

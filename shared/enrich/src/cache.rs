@@ -3,9 +3,11 @@
 //! Errors are never cached, and a failing cache only costs a provider call.
 
 use chrono::{Duration, Utc};
+use leadsync_domain::Firmographics;
 use leadsync_domain::ports::{
     FirmographicCache, FirmographicProvider, Lookup, Origin, ProviderError,
 };
+use std::collections::HashMap;
 
 /// See the module docs.
 #[derive(Debug, Clone)]
@@ -40,8 +42,7 @@ impl<P: FirmographicProvider, C: FirmographicCache> FirmographicProvider for Cac
     }
 
     async fn lookup(&self, domain: &str) -> Result<Lookup, ProviderError> {
-        let now = Utc::now();
-        match self.cache.get(domain, self.inner.name(), now).await {
+        match self.cache.get(domain, self.inner.name(), Utc::now()).await {
             Ok(Some(firmographics)) => {
                 return Ok(Lookup {
                     firmographics,
@@ -53,6 +54,25 @@ impl<P: FirmographicProvider, C: FirmographicCache> FirmographicProvider for Cac
                 tracing::warn!(%error, provider = self.inner.name(), "Firmographic cache unreadable; asking the provider.")
             }
         }
+        self.lookup_uncached(domain).await
+    }
+
+    async fn cached(&self, domains: &[String]) -> HashMap<String, Option<Firmographics>> {
+        match self
+            .cache
+            .get_many(domains, self.inner.name(), Utc::now())
+            .await
+        {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, provider = self.inner.name(), domains = domains.len(), "Firmographic cache unreadable; asking the provider.");
+                HashMap::new()
+            }
+        }
+    }
+
+    async fn lookup_uncached(&self, domain: &str) -> Result<Lookup, ProviderError> {
+        let now = Utc::now();
         let answer = self.inner.lookup(domain).await?;
         let expires = now
             + if answer.firmographics.is_some() {

@@ -163,6 +163,23 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
                 })
                 .cloned()
                 .collect();
+            // What the provider's cache holds, in as few reads as its store allows; only the
+            // rest is asked, one call each.
+            let hits = if ask.is_empty() {
+                HashMap::new()
+            } else {
+                provider.cached(&ask).await
+            };
+            let ask: Vec<String> = ask.into_iter().filter(|d| !hits.contains_key(d)).collect();
+            for (domain, firmographics) in hits {
+                let known = self.known.entry(domain).or_default();
+                known.asked = index + 1;
+                stats.cache_hits += 1;
+                if let Some(firmo) = firmographics {
+                    stats.matches += 1;
+                    known.firmographics.fill_from(&firmo);
+                }
+            }
             let mut pending: &[String] = &ask;
             while !pending.is_empty() {
                 // Never more calls in flight than credits left.
@@ -174,7 +191,7 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
                 }
                 let (chunk, rest) = pending.split_at(room.min(pending.len()));
                 pending = rest;
-                let answers = join_all(chunk.iter().map(|d| provider.lookup(d))).await;
+                let answers = join_all(chunk.iter().map(|d| provider.lookup_uncached(d))).await;
                 for (domain, answer) in chunk.iter().zip(answers) {
                     let known = self.known.entry(domain.clone()).or_default();
                     known.asked = index + 1;

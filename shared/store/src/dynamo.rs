@@ -6,7 +6,6 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use chrono::Datelike as _;
 use chrono::{DateTime, Utc};
-use futures::stream::{self, StreamExt, TryStreamExt};
 use leadsync_domain::ports::{LeadStore, RecordOutcome, RunReport, StoreError};
 use leadsync_domain::{LeadId, LeadState, Stage, Transition};
 use std::collections::HashMap;
@@ -18,10 +17,10 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 pub const MAX_BATCH_WRITE: usize = 25;
 /// The most keys DynamoDB takes in one `BatchGetItem`.
 pub const MAX_BATCH_GET: usize = 100;
-/// Concurrent single-item requests (conditional puts, updates).
-const CONCURRENCY: usize = 16;
+/// The most actions DynamoDB takes in one `TransactWriteItems`.
+pub const MAX_TRANSACT: usize = 100;
 /// Attempts at unprocessed items before the call fails as `Unavailable`.
-const UNPROCESSED_ATTEMPTS: u32 = 8;
+pub(crate) const UNPROCESSED_ATTEMPTS: u32 = 8;
 
 /// The DynamoDB adapter of the [`LeadStore`] port.
 #[derive(Debug, Clone)]
@@ -154,26 +153,127 @@ impl DynamoLeadStore {
         item
     }
 
-    /// Put one transition unless its key exists. `Ok(true)` when it was new.
-    async fn put_transition(&self, t: &Transition) -> Result<bool, StoreError> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.transition_item(t)))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
+    /// Put each transition unless its key exists, up to [`MAX_TRANSACT`] in one
+    /// `TransactWriteItems` whose every put is conditioned on the key being absent — so a fact,
+    /// once written, never changes, whoever writes it later. When some exist the transaction
+    /// is cancelled whole, its reasons say which (`ConditionalCheckFailed`), and the rest are
+    /// sent again. Each request carries an idempotency token that is a hash of what it puts, so
+    /// the SDK's own retry of a request that did land is not applied twice. Returns (new,
+    /// existing).
+    async fn put_transitions(&self, transitions: &[Transition]) -> Result<(u64, u64), StoreError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        use sha2::{Digest, Sha256};
+        let mut seen = std::collections::HashSet::new();
+        let mut items: Vec<(String, Item)> = Vec::with_capacity(transitions.len());
+        let mut existing = 0u64;
+        for t in transitions {
+            let key = (
+                keys::lead_pk(&self.crm, &t.lead_id),
+                keys::transition_sk(t.to, &t.criteria_version),
+            );
+            if seen.insert(key) {
+                let item = self.transition_item(t);
+                let fact = get_s(&item, "fact").unwrap_or_default().to_owned();
+                items.push((fact, item));
+            } else {
+                existing += 1; // the same fact twice in one batch: written once
             }
-            Err(e) => Err(sdk_error("PutItem transition", e)),
         }
+        let mut new = 0u64;
+        for chunk in items.chunks(MAX_TRANSACT) {
+            let mut pending: Vec<&(String, Item)> = chunk.iter().collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                if attempt > UNPROCESSED_ATTEMPTS {
+                    return Err(StoreError::Unavailable {
+                        operation: "TransactWriteItems",
+                        message: format!(
+                            "{} transitions still not written after {UNPROCESSED_ATTEMPTS} attempts",
+                            pending.len()
+                        ),
+                    });
+                }
+                let mut token = Sha256::new();
+                let mut actions = Vec::with_capacity(pending.len());
+                for (fact, item) in &pending {
+                    token.update(fact.as_bytes());
+                    token.update([0]);
+                    let put = Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item.clone()))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(|e| StoreError::Rejected {
+                            operation: "TransactWriteItems",
+                            message: e.to_string(),
+                        })?;
+                    actions.push(TransactWriteItem::builder().put(put).build());
+                }
+                // At most 36 characters.
+                let token = hex::encode(&token.finalize()[..18]);
+                let sent = self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(actions))
+                    .client_request_token(token)
+                    .send()
+                    .await;
+                let error = match sent {
+                    Ok(_) => {
+                        new += pending.len() as u64;
+                        break;
+                    }
+                    Err(e) => e,
+                };
+                let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    error.as_service_error()
+                else {
+                    return Err(sdk_error("TransactWriteItems transitions", error));
+                };
+                let reasons = cancelled.cancellation_reasons();
+                if reasons.len() != pending.len() {
+                    return Err(StoreError::Rejected {
+                        operation: "TransactWriteItems",
+                        message: format!(
+                            "{} cancellation reasons for {} puts",
+                            reasons.len(),
+                            pending.len()
+                        ),
+                    });
+                }
+                let mut again = Vec::with_capacity(pending.len());
+                let mut contended = false;
+                for (entry, reason) in pending.iter().zip(reasons) {
+                    match reason.code().unwrap_or("None") {
+                        "ConditionalCheckFailed" => existing += 1,
+                        "None" => again.push(*entry),
+                        "TransactionConflict"
+                        | "ThrottlingError"
+                        | "ProvisionedThroughputExceeded"
+                        | "RequestLimitExceeded" => {
+                            contended = true;
+                            again.push(*entry);
+                        }
+                        other => {
+                            return Err(StoreError::Rejected {
+                                operation: "TransactWriteItems",
+                                message: format!(
+                                    "{other}: {}",
+                                    reason.message().unwrap_or_default()
+                                ),
+                            });
+                        }
+                    }
+                }
+                if contended {
+                    tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt))).await;
+                }
+                pending = again;
+            }
+        }
+        Ok((new, existing))
     }
 
     /// Write items 25 at a time, retrying unprocessed items with backoff.
@@ -394,19 +494,14 @@ impl LeadStore for DynamoLeadStore {
         states: &[LeadState],
         transitions: &[Transition],
     ) -> Result<RecordOutcome, StoreError> {
-        let puts: Vec<_> = transitions.iter().map(|t| self.put_transition(t)).collect();
-        let results: Vec<bool> = stream::iter(puts)
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        let transitions_new = results.iter().filter(|new| **new).count() as u64;
+        let (transitions_new, transitions_existing) = self.put_transitions(transitions).await?;
         let states_written = self
             .batch_put(states.iter().map(|s| self.state_item(s)).collect())
             .await?;
         Ok(RecordOutcome {
             states_written,
             transitions_new,
-            transitions_existing: results.len() as u64 - transitions_new,
+            transitions_existing,
         })
     }
 

@@ -1,14 +1,17 @@
 //! `DynamoFirmographicCache`: provider answers per company domain in the single table
 //! (`FIRMO#<domain>` / `<provider>`), expiring through DynamoDB's TTL on `expires_at` — and
-//! checked on read, since TTL deletion is lazy.
+//! checked on read, since TTL deletion is lazy. A page's domains are read in `BatchGetItem`s of
+//! 100 keys.
 
+use crate::dynamo::{MAX_BATCH_GET, UNPROCESSED_ATTEMPTS};
 use crate::keys::{PK, SK, TTL};
 use crate::sdk_error;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, Utc};
 use leadsync_domain::Firmographics;
 use leadsync_domain::ports::{FirmographicCache, StoreError};
+use std::collections::HashMap;
 
 /// The DynamoDB adapter of the [`FirmographicCache`] port.
 #[derive(Debug, Clone)]
@@ -30,6 +33,35 @@ fn key(domain: &str) -> String {
     format!("FIRMO#{domain}")
 }
 
+/// A cached answer, unless it expired by `now` (TTL deletion is lazy).
+fn usable(
+    item: &HashMap<String, AttributeValue>,
+    domain: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Option<Firmographics>>, StoreError> {
+    let expires = item
+        .get(TTL)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<i64>().ok())
+        .unwrap_or(0);
+    if expires <= now.timestamp() {
+        return Ok(None);
+    }
+    let body = item
+        .get("value")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            key: key(domain),
+            message: "missing value".into(),
+        })?;
+    serde_json::from_str::<Option<Firmographics>>(body)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt {
+            key: key(domain),
+            message: e.to_string(),
+        })
+}
+
 impl FirmographicCache for DynamoFirmographicCache {
     async fn get(
         &self,
@@ -46,30 +78,86 @@ impl FirmographicCache for DynamoFirmographicCache {
             .send()
             .await
             .map_err(|e| sdk_error("GetItem firmographics", e))?;
-        let Some(item) = out.item else {
-            return Ok(None);
-        };
-        let expires = item
-            .get(TTL)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<i64>().ok())
-            .unwrap_or(0);
-        if expires <= now.timestamp() {
-            return Ok(None);
+        match out.item {
+            None => Ok(None),
+            Some(item) => usable(&item, domain, now),
         }
-        let body = item
-            .get("value")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| StoreError::Corrupt {
-                key: key(domain),
-                message: "missing value".into(),
-            })?;
-        serde_json::from_str::<Option<Firmographics>>(body)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                key: key(domain),
-                message: e.to_string(),
-            })
+    }
+
+    async fn get_many(
+        &self,
+        domains: &[String],
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, Option<Firmographics>>, StoreError> {
+        let mut unique: Vec<&String> = domains.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut found = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(MAX_BATCH_GET) {
+            let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|d| {
+                    HashMap::from([
+                        (PK.to_owned(), AttributeValue::S(key(d))),
+                        (SK.to_owned(), AttributeValue::S(provider.to_owned())),
+                    ])
+                })
+                .collect();
+            let mut attempt = 0u32;
+            while !keys.is_empty() {
+                attempt += 1;
+                if attempt > UNPROCESSED_ATTEMPTS {
+                    return Err(StoreError::Unavailable {
+                        operation: "BatchGetItem firmographics",
+                        message: format!("{} keys still unprocessed", keys.len()),
+                    });
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        50 * 2u64.pow(attempt - 1),
+                    ))
+                    .await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .map_err(|e| StoreError::Rejected {
+                        operation: "BatchGetItem firmographics",
+                        message: e.to_string(),
+                    })?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchGetItem firmographics", e))?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let Some(domain) = item
+                        .get(PK)
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|pk| pk.strip_prefix("FIRMO#"))
+                        .map(str::to_owned)
+                    else {
+                        continue;
+                    };
+                    if let Some(value) = usable(&item, &domain, now)? {
+                        found.insert(domain, value);
+                    }
+                }
+                keys = out
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(found)
     }
 
     async fn put(

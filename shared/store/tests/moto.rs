@@ -85,6 +85,72 @@ async fn transitions_are_written_once() {
 }
 
 #[tokio::test]
+async fn transitions_go_in_transactions_of_a_hundred_and_an_existing_fact_never_changes() {
+    let (store, client) = store().await;
+    let transition = |id: u32, run: &str| {
+        let mut s = state(id, Stage::Sql);
+        s.run_id = run.to_owned();
+        Transition::between(None, &s).unwrap()
+    };
+    // An earlier run wrote 130 of them (every other lead of the first 260).
+    let earlier: Vec<Transition> = (1..=260)
+        .step_by(2)
+        .map(|i| transition(i, "run-1"))
+        .collect();
+    let first = store.record(&[], &earlier).await.unwrap();
+    assert_eq!(
+        (first.transitions_new, first.transitions_existing),
+        (130, 0)
+    );
+    // A later run records all 260 (and one twice): 130 new, 131 already there.
+    let mut later: Vec<Transition> = (1..=260).map(|i| transition(i, "run-2")).collect();
+    later.push(transition(2, "run-2"));
+    let second = store.record(&[], &later).await.unwrap();
+    assert_eq!(
+        (second.transitions_new, second.transitions_existing),
+        (130, 131)
+    );
+    let fact_run = |id: u32| {
+        let client = client.clone();
+        let table = store.table().to_owned();
+        async move {
+            let lead = LeadId::new(id.to_string()).unwrap();
+            let item = client
+                .get_item()
+                .table_name(table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(leadsync_store::keys::lead_pk(
+                        "hubspot", &lead,
+                    )),
+                )
+                .key(
+                    "sk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(
+                        leadsync_store::keys::transition_sk(Stage::Sql, "v1"),
+                    ),
+                )
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap();
+            item["run_id"].as_s().unwrap().clone()
+        }
+    };
+    assert_eq!(fact_run(1).await, "run-1", "written first, never changed");
+    assert_eq!(fact_run(2).await, "run-2");
+    assert_eq!(fact_run(259).await, "run-1");
+    assert_eq!(fact_run(260).await, "run-2");
+    // Everything there: nothing new, nothing changed.
+    let third = store.record(&[], &later).await.unwrap();
+    assert_eq!(
+        (third.transitions_new, third.transitions_existing),
+        (0, 261)
+    );
+}
+
+#[tokio::test]
 async fn pushed_hash_watermark_and_runs() {
     let (store, client) = store().await;
     let mut s = state(5, Stage::Iql);

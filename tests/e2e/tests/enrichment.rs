@@ -21,6 +21,9 @@ async fn second_run_makes_no_provider_calls() {
         leadsync_sandbox::enrich::API_KEY.to_owned().into(),
     );
     config.min_likelihood = 1;
+    // The paid plan's 1,000 per minute, on a clock 100 times faster: the governor still keeps
+    // it (its own tests prove that); this test is about the cache, not a minute's wait.
+    config.rate = leadsync_ratelimit::RateLimits::new(1_000, std::time::Duration::from_millis(600));
     let provider = [Cached::new(
         PdlProvider::new(config).unwrap(),
         DynamoFirmographicCache::new(dynamo, &table),
