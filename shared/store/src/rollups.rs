@@ -121,33 +121,21 @@ impl DynamoLeadStore {
         }
     }
 
-    async fn put_milestone(&self, m: &MilestoneFact) -> Result<u64, StoreError> {
+    fn milestone_item(&self, m: &MilestoneFact) -> Result<Item, StoreError> {
         let fact = Fact::Milestone(m.clone());
         let observed = m
             .observed_at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(PK, s(keys::lead_pk(&self.crm, &m.lead_id)))
-            .item(SK, s(keys::milestone_sk(m.outcome.as_str(), &m.reference)))
-            .item(GSI1_PK, s(keys::facts_period_pk(&fact.period())))
-            .item(GSI1_SK, s(format!("{observed}#{}", fact.key())))
-            .item("fact", s(json("PutItem milestone", &fact)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(1),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(0)
-            }
-            Err(e) => Err(sdk_error("PutItem milestone", e)),
-        }
+        Ok(HashMap::from([
+            (PK.to_owned(), s(keys::lead_pk(&self.crm, &m.lead_id))),
+            (
+                SK.to_owned(),
+                s(keys::milestone_sk(m.outcome.as_str(), &m.reference)),
+            ),
+            (GSI1_PK.to_owned(), s(keys::facts_period_pk(&fact.period()))),
+            (GSI1_SK.to_owned(), s(format!("{observed}#{}", fact.key()))),
+            ("fact".to_owned(), s(json("PutItem milestone", &fact)?)),
+        ]))
     }
 
     /// Put or delete (`body: None`) one row of an open period, unless it is frozen.
@@ -298,12 +286,11 @@ impl RollupStore for DynamoLeadStore {
     }
 
     async fn record_milestones(&self, facts: &[MilestoneFact]) -> Result<u64, StoreError> {
-        let puts: Vec<_> = facts.iter().map(|m| self.put_milestone(m)).collect();
-        let new: Vec<u64> = stream::iter(puts)
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(new.iter().sum())
+        let items = facts
+            .iter()
+            .map(|m| self.milestone_item(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.put_absent(items).await?.0)
     }
 
     async fn visit_facts<F>(&self, period: &str, mut visit: F) -> Result<u64, StoreError>

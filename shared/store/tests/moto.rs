@@ -85,7 +85,7 @@ async fn transitions_are_written_once() {
 }
 
 #[tokio::test]
-async fn transitions_go_in_transactions_of_a_hundred_and_an_existing_fact_never_changes() {
+async fn transitions_go_in_batches_and_an_existing_fact_never_changes() {
     let (store, client) = store().await;
     let transition = |id: u32, run: &str| {
         let mut s = state(id, Stage::Sql);
