@@ -325,26 +325,36 @@ pub async fn demo(seed: u64, contacts: u64, crm: DemoCrm) -> anyhow::Result<()> 
         .cloned()
         .unwrap_or_default();
     let run_id = format!("criteria-{}-{}-", published.id, published.version);
-    let outcome: RunOutcome = match first
+    let rescored = match first
         .get("outcome")
         .and_then(|o| o.get("status"))
         .and_then(|s| s.as_str())
     {
-        Some("queued") => RunOutcome::Queued {
-            run_id: String::new(),
-            slices: first
-                .pointer("/outcome/slices")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0) as u32,
-            contacts: first
-                .pointer("/outcome/contacts")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0),
-        },
+        Some("queued") => {
+            let outcome = RunOutcome::Queued {
+                run_id: String::new(),
+                slices: first
+                    .pointer("/outcome/slices")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0) as u32,
+                contacts: first
+                    .pointer("/outcome/contacts")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0),
+            };
+            let rescore_run = format!("{run_id}{}", &published.sha256[..12]);
+            run_queued(&sqs, &queue_url, &deps, &rescore_run, outcome).await?
+        }
+        // Few enough contacts to re-score inline, in the function itself.
+        Some("finished") => serde_json::from_value::<RunReport>(
+            first
+                .pointer("/outcome/report")
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .with_context(|| format!("the re-score's report: {first}"))?,
         _ => anyhow::bail!("the re-score did not start: {first}"),
     };
-    let rescore_run = format!("{run_id}{}", &published.sha256[..12]);
-    let rescored = run_queued(&sqs, &queue_url, &deps, &rescore_run, outcome).await?;
     print_report(&rescored);
 
     // 3. What both teams look at: one funnel, one incentive table, one export.
