@@ -18,7 +18,7 @@ pub const MAX_BATCH_WRITE: usize = 25;
 /// The most keys DynamoDB takes in one `BatchGetItem`.
 pub const MAX_BATCH_GET: usize = 100;
 /// Attempts at unprocessed items before the call fails as `Unavailable`.
-pub(crate) const UNPROCESSED_ATTEMPTS: u32 = 8;
+const UNPROCESSED_ATTEMPTS: u32 = 8;
 
 /// The DynamoDB adapter of the [`LeadStore`] port.
 #[derive(Debug, Clone)]
@@ -219,57 +219,23 @@ impl DynamoLeadStore {
         &self,
         keys: Vec<Item>,
     ) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
-        let mut present = std::collections::HashSet::new();
-        for chunk in keys.chunks(MAX_BATCH_GET) {
-            let mut pending: Vec<Item> = chunk.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                attempt += 1;
-                if attempt > UNPROCESSED_ATTEMPTS {
-                    return Err(StoreError::Unavailable {
-                        operation: "BatchGetItem",
-                        message: format!("{} keys still unprocessed", pending.len()),
-                    });
-                }
-                if attempt > 1 {
-                    tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt - 1))).await;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
-                    .projection_expression("#pk, #sk")
-                    .expression_attribute_names("#pk", PK)
-                    .expression_attribute_names("#sk", SK)
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Rejected {
-                        operation: "BatchGetItem",
-                        message: e.to_string(),
-                    })?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("BatchGetItem facts", e))?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    present.insert((
-                        get_s(&item, PK).unwrap_or_default().to_owned(),
-                        get_s(&item, SK).unwrap_or_default().to_owned(),
-                    ));
-                }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut m| m.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
-        }
-        Ok(present)
+        let found = batch_get(
+            &self.client,
+            &self.table,
+            keys,
+            Read::KeysOnly,
+            "BatchGetItem facts",
+        )
+        .await?;
+        Ok(found
+            .iter()
+            .map(|item| {
+                (
+                    get_s(item, PK).unwrap_or_default().to_owned(),
+                    get_s(item, SK).unwrap_or_default().to_owned(),
+                )
+            })
+            .collect())
     }
 
     /// Write items 25 at a time, retrying unprocessed items with backoff.
@@ -321,6 +287,72 @@ impl DynamoLeadStore {
         }
         Ok(written)
     }
+}
+
+/// What [`batch_get`] reads of each item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// The whole item, eventually consistent.
+    Whole,
+    /// Only `pk` and `sk`, strongly consistent (does it exist?).
+    KeysOnly,
+}
+
+/// Read `keys` in `BatchGetItem`s of [`MAX_BATCH_GET`], retrying unprocessed keys with
+/// backoff; every item found, in no particular order.
+pub(crate) async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    read: Read,
+    operation: &'static str,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(MAX_BATCH_GET) {
+        let mut pending: Vec<Item> = chunk.to_vec();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            attempt += 1;
+            if attempt > UNPROCESSED_ATTEMPTS {
+                return Err(StoreError::Unavailable {
+                    operation,
+                    message: format!("{} keys still unprocessed", pending.len()),
+                });
+            }
+            if attempt > 1 {
+                tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt - 1))).await;
+            }
+            let mut request = KeysAndAttributes::builder().set_keys(Some(pending));
+            if read == Read::KeysOnly {
+                request = request
+                    .projection_expression("#pk, #sk")
+                    .expression_attribute_names("#pk", PK)
+                    .expression_attribute_names("#sk", SK)
+                    .consistent_read(true);
+            }
+            let request = request.build().map_err(|e| StoreError::Rejected {
+                operation,
+                message: e.to_string(),
+            })?;
+            let out = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| sdk_error(operation, e))?;
+            found.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(table))
+                    .unwrap_or_default(),
+            );
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut m| m.remove(table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+    }
+    Ok(found)
 }
 
 fn state_from_item(item: &Item) -> Result<LeadState, StoreError> {
@@ -438,49 +470,12 @@ impl LeadStore for DynamoLeadStore {
         let mut unique: Vec<&LeadId> = ids.iter().collect();
         unique.sort();
         unique.dedup();
-        let mut found = HashMap::with_capacity(unique.len());
-        for chunk in unique.chunks(MAX_BATCH_GET) {
-            let mut keys: Vec<Item> = chunk.iter().map(|id| self.state_key(id)).collect();
-            let mut attempt = 0;
-            while !keys.is_empty() {
-                attempt += 1;
-                if attempt > UNPROCESSED_ATTEMPTS {
-                    return Err(StoreError::Unavailable {
-                        operation: "BatchGetItem",
-                        message: "keys still unprocessed".into(),
-                    });
-                }
-                if attempt > 1 {
-                    tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt - 1))).await;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(|e| StoreError::Rejected {
-                        operation: "BatchGetItem",
-                        message: e.to_string(),
-                    })?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("BatchGetItem", e))?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    let state = state_from_item(&item)?;
-                    found.insert(state.lead_id.clone(), state);
-                }
-                keys = out
-                    .unprocessed_keys
-                    .and_then(|mut m| m.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
+        let keys = unique.iter().map(|id| self.state_key(id)).collect();
+        let items = batch_get(&self.client, &self.table, keys, Read::Whole, "BatchGetItem").await?;
+        let mut found = HashMap::with_capacity(items.len());
+        for item in &items {
+            let state = state_from_item(item)?;
+            found.insert(state.lead_id.clone(), state);
         }
         Ok(found)
     }

@@ -3,11 +3,11 @@
 //! checked on read, since TTL deletion is lazy. A page's domains are read in `BatchGetItem`s of
 //! 100 keys.
 
-use crate::dynamo::{MAX_BATCH_GET, UNPROCESSED_ATTEMPTS};
+use crate::dynamo::{Read, batch_get};
 use crate::keys::{PK, SK, TTL};
 use crate::sdk_error;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use leadsync_domain::Firmographics;
 use leadsync_domain::ports::{FirmographicCache, StoreError};
@@ -93,68 +93,34 @@ impl FirmographicCache for DynamoFirmographicCache {
         let mut unique: Vec<&String> = domains.iter().collect();
         unique.sort();
         unique.dedup();
-        let mut found = HashMap::with_capacity(unique.len());
-        for chunk in unique.chunks(MAX_BATCH_GET) {
-            let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|d| {
-                    HashMap::from([
-                        (PK.to_owned(), AttributeValue::S(key(d))),
-                        (SK.to_owned(), AttributeValue::S(provider.to_owned())),
-                    ])
-                })
-                .collect();
-            let mut attempt = 0u32;
-            while !keys.is_empty() {
-                attempt += 1;
-                if attempt > UNPROCESSED_ATTEMPTS {
-                    return Err(StoreError::Unavailable {
-                        operation: "BatchGetItem firmographics",
-                        message: format!("{} keys still unprocessed", keys.len()),
-                    });
-                }
-                if attempt > 1 {
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        50 * 2u64.pow(attempt - 1),
-                    ))
-                    .await;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(|e| StoreError::Rejected {
-                        operation: "BatchGetItem firmographics",
-                        message: e.to_string(),
-                    })?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("BatchGetItem firmographics", e))?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    let Some(domain) = item
-                        .get(PK)
-                        .and_then(|v| v.as_s().ok())
-                        .and_then(|pk| pk.strip_prefix("FIRMO#"))
-                        .map(str::to_owned)
-                    else {
-                        continue;
-                    };
-                    if let Some(value) = usable(&item, &domain, now)? {
-                        found.insert(domain, value);
-                    }
-                }
-                keys = out
-                    .unprocessed_keys
-                    .and_then(|mut m| m.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
+        let keys = unique
+            .iter()
+            .map(|d| {
+                HashMap::from([
+                    (PK.to_owned(), AttributeValue::S(key(d))),
+                    (SK.to_owned(), AttributeValue::S(provider.to_owned())),
+                ])
+            })
+            .collect();
+        let items = batch_get(
+            &self.client,
+            &self.table,
+            keys,
+            Read::Whole,
+            "BatchGetItem firmographics",
+        )
+        .await?;
+        let mut found = HashMap::with_capacity(items.len());
+        for item in &items {
+            let Some(domain) = item
+                .get(PK)
+                .and_then(|v| v.as_s().ok())
+                .and_then(|pk| pk.strip_prefix("FIRMO#"))
+            else {
+                continue;
+            };
+            if let Some(value) = usable(item, domain, now)? {
+                found.insert(domain.to_owned(), value);
             }
         }
         Ok(found)
