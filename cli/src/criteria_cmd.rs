@@ -209,7 +209,7 @@ impl Source {
 
 /// An S3 client for the environment's account (path-style against a local endpoint).
 async fn s3_client() -> aws_sdk_s3::Client {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = leadsync_store::sdk_config().await;
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(sdk.endpoint_url().is_some())
@@ -555,7 +555,7 @@ pub async fn publish(
     skip_crm_check: bool,
 ) -> anyhow::Result<ExitCode> {
     let text = read(path)?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = leadsync_store::sdk_config().await;
     // An invalid document is reported by the registry below, with every problem.
     if let Ok(criteria) = Criteria::parse(&path.display().to_string(), &text)
         && !criteria.crm_reads().is_default()

@@ -27,7 +27,7 @@ pub struct Stores {
 }
 
 pub async fn stores(table: &str, bucket: &str) -> Stores {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = leadsync_store::sdk_config().await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(sdk.endpoint_url().is_some())

@@ -8,7 +8,7 @@ async fn main() -> Result<(), Error> {
     // JSON when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT=JSON).
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = leadsync_app::sdk_config().await;
     let deps = Deps::new(config, &sdk).await?;
     lambda_runtime::run(service_fn(|event| handle(event, &deps))).await
 }

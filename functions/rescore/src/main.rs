@@ -8,7 +8,7 @@ use rescore::{Config, Deps, Webhook, handle};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = leadsync_app::sdk_config().await;
     let webhook = match &config.webhook_secret {
         Some(source) => Some(Webhook {
             secret: leadsync_app::secrets::resolve(

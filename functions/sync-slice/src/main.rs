@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // Each invocation is a process of its own: it takes its share of the CRM's limits.
     let config = Config::from_env()?.for_slice_worker();
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = leadsync_app::sdk_config().await;
     let deps = Deps::new(config, &sdk).await?;
     lambda_runtime::run(service_fn(|event| handle(event, &deps))).await
 }

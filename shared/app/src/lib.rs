@@ -18,4 +18,5 @@ pub mod secrets;
 pub use config::{Config, ConfigError, CrmKind, SecretSource};
 pub use crm::AnyCrm;
 pub use deps::{BUNDLED_CRITERIA, Deps, DepsError};
+pub use leadsync_store::sdk_config;
 pub use outcome::{RunOutcome, chain};

@@ -11,6 +11,7 @@ use leadsync_domain::ports::{
 use leadsync_domain::runs::{Census, PullScope, ScopeKey};
 use leadsync_domain::{Deal, LeadId};
 use leadsync_ratelimit::{RateGovernor, RateLimits};
+use leadsync_retry::{Failure, Policy, Verdict};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -32,15 +33,10 @@ pub struct HubSpotConfig {
     /// Search page size, 1–200.
     pub page_size: u32,
     pub timeout: Duration,
-    /// Attempts per request after the first (429, 5xx, timeouts, truncated bodies).
-    pub max_retries: u32,
-    /// Backoff unit after a 429 without `Retry-After` (× attempt) for the secondly (search)
-    /// policy and unknown ones; HubSpot's client uses 1 s.
-    pub rate_limit_backoff: Duration,
-    /// Backoff unit after a 429 of the ten-secondly rolling policy; HubSpot's client uses 10 s.
-    pub ten_secondly_backoff: Duration,
-    /// Backoff unit after a 5xx or timeout (× attempt; HubSpot's client uses 200 ms).
-    pub server_error_backoff: Duration,
+    /// How failed requests are retried (429, 408, 5xx, timeouts, truncated bodies): jittered
+    /// exponential backoff; a 429's `Retry-After` is honoured, a ten-secondly 429 without one
+    /// waits the window, a daily 429 is not retried.
+    pub retry: Policy,
     /// The private app's limits; the governor keeps every request under them.
     pub limits: RateLimits,
     /// Id ranges (lanes) one pull walk searches at once, 1–8. Each lane is its own keyset walk;
@@ -56,10 +52,7 @@ impl HubSpotConfig {
             token,
             page_size: 200,
             timeout: Duration::from_secs(30),
-            max_retries: 8,
-            rate_limit_backoff: Duration::from_secs(1),
-            ten_secondly_backoff: Duration::from_secs(10),
-            server_error_backoff: Duration::from_millis(200),
+            retry: Policy::HTTP,
             limits: RateLimits::FREE,
             pull_lanes: 4,
         }
@@ -231,6 +224,9 @@ struct BatchError {
     context: HashMap<String, Vec<String>>,
 }
 
+/// One attempt's failure and its verdict.
+type Failed = Failure<CrmError>;
+
 /// A response we read: status and body.
 struct Answer {
     status: StatusCode,
@@ -279,102 +275,11 @@ impl HubSpotCrm {
     /// POST JSON under the governor and the retry policy. Returns 2xx answers (including 207)
     /// and non-retryable 4xx other than 401 as `Answer`s; 401 and exhausted retries as errors.
     async fn post(&self, path: &str, body: &Value) -> Result<Answer, CrmError> {
-        self.send(reqwest::Method::POST, path, Some(body)).await
+        self.send_with(reqwest::Method::POST, path, Some(body), Ok)
+            .await
     }
 
-    /// Send under the governor and the retry policy (see [`HubSpotCrm::post`]).
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Answer, CrmError> {
-        let url = format!("{}{}", self.config.base_url, path);
-        let is_search = path.ends_with("/search");
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            self.governor.acquire(is_search).await;
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(self.config.token.expose_secret());
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let sent = request.send().await;
-            let (error, wait) = match sent {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers();
-                    let retry_after = header_u64(headers, "retry-after").map(Duration::from_secs);
-                    self.governor.observe(
-                        header_u64(headers, "x-hubspot-ratelimit-remaining"),
-                        header_u64(headers, "x-hubspot-ratelimit-interval-milliseconds")
-                            .map(Duration::from_millis),
-                    );
-                    // Bytes, then UTF-8: reqwest's `text()` would decode by charset, and
-                    // HubSpot answers UTF-8 JSON.
-                    let text = response.bytes().await.map(|bytes| {
-                        String::from_utf8(Vec::from(bytes))
-                            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-                    });
-                    match text {
-                        Err(e) => (
-                            classify_transport(&e),
-                            self.config.server_error_backoff * attempt,
-                        ),
-                        Ok(_) if status == StatusCode::UNAUTHORIZED => {
-                            return Err(CrmError::Unauthorized);
-                        }
-                        Ok(text) if status == StatusCode::TOO_MANY_REQUESTS => {
-                            let policy = serde_json::from_str::<Value>(&text)
-                                .ok()
-                                .and_then(|v| {
-                                    v.get("policyName")
-                                        .and_then(Value::as_str)
-                                        .map(str::to_owned)
-                                })
-                                .unwrap_or_else(|| "unknown".into());
-                            let unit = if policy == "TEN_SECONDLY_ROLLING" {
-                                self.config.ten_secondly_backoff
-                            } else {
-                                self.config.rate_limit_backoff
-                            };
-                            (
-                                CrmError::RateLimited { policy },
-                                retry_after.unwrap_or(unit * attempt),
-                            )
-                        }
-                        Ok(text)
-                            if status.is_server_error()
-                                && status != StatusCode::NOT_IMPLEMENTED =>
-                        {
-                            (
-                                CrmError::Unavailable {
-                                    status: status.as_u16(),
-                                    message: error_message(&text),
-                                },
-                                self.config.server_error_backoff * attempt,
-                            )
-                        }
-                        Ok(text) => return Ok(Answer { status, body: text }),
-                    }
-                }
-                Err(e) => (
-                    classify_transport(&e),
-                    self.config.server_error_backoff * attempt,
-                ),
-            };
-            if attempt > self.config.max_retries {
-                return Err(error);
-            }
-            tracing::warn!(path, attempt, wait_ms = wait.as_millis() as u64, %error, "CRM call failed; retrying.");
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// POST and parse a 2xx body; a body cut short in transit is retried like a 5xx.
+    /// POST and parse a 2xx body (see [`HubSpotCrm::send_parsed`]).
     async fn post_parsed<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -384,32 +289,121 @@ impl HubSpotCrm {
             .await
     }
 
-    /// Send and parse a 2xx body; a body cut short in transit is retried like a 5xx.
+    /// Send and parse a 2xx body. A body cut short in transit is retried like a 5xx, within
+    /// the same budget as the send: one policy, one count of attempts.
     async fn send_parsed<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, T), CrmError> {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let answer = self.send(method.clone(), path, body).await?;
+        self.send_with(method, path, body, |answer| {
             if !answer.status.is_success() {
-                return Err(CrmError::Rejected {
+                return Err(Failed::give_up(CrmError::Rejected {
                     status: answer.status.as_u16(),
                     message: error_message(&answer.body),
-                });
+                }));
             }
-            match serde_json::from_str(&answer.body) {
-                Ok(parsed) => return Ok((answer.status, parsed)),
-                Err(e) if attempt <= self.config.max_retries => {
-                    tracing::warn!(path, attempt, error = %e, "CRM answer unreadable; retrying.");
-                    tokio::time::sleep(self.config.server_error_backoff * attempt).await;
-                }
-                Err(e) => return Err(CrmError::Decode(format!("{path}: {e}"))),
-            }
+            serde_json::from_str(&answer.body)
+                .map(|parsed| (answer.status, parsed))
+                .map_err(|e| Failed::retry(CrmError::Decode(format!("{path}: {e}"))))
+        })
+        .await
+    }
+
+    /// Send under the governor and the retry policy ([`HubSpotConfig::retry`]); each attempt's
+    /// answer goes through `read`, whose retryable failures spend the same budget.
+    async fn send_with<T>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        read: impl Fn(Answer) -> Result<T, Failed>,
+    ) -> Result<T, CrmError> {
+        let url = format!("{}{}", self.config.base_url, path);
+        let (url, method, read) = (&url, &method, &read);
+        self.config
+            .retry
+            .run(path, || async move {
+                let answer = self.attempt(method.clone(), url, path, body).await?;
+                read(answer)
+            })
+            .await
+    }
+
+    /// One request under the governor, classified: 2xx and non-retryable 4xx answer; 401,
+    /// 429, 408, 5xx (but 501), timeouts and transport failures fail with their verdict.
+    async fn attempt(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, Failed> {
+        self.governor.acquire(path.ends_with("/search")).await;
+        let mut request = self
+            .http
+            .request(method, url)
+            .bearer_auth(self.config.token.expose_secret());
+        if let Some(body) = body {
+            request = request.json(body);
         }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failed::retry(classify_transport(&e)))?;
+        let status = response.status();
+        let headers = response.headers();
+        let retry_after = header_u64(headers, "retry-after").map(Duration::from_secs);
+        self.governor.observe(
+            header_u64(headers, "x-hubspot-ratelimit-remaining"),
+            header_u64(headers, "x-hubspot-ratelimit-interval-milliseconds")
+                .map(Duration::from_millis),
+        );
+        // Bytes, then UTF-8: reqwest's `text()` would decode by charset, and HubSpot answers
+        // UTF-8 JSON.
+        let text = response
+            .bytes()
+            .await
+            .map(|bytes| {
+                String::from_utf8(Vec::from(bytes))
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            })
+            .map_err(|e| Failed::retry(classify_transport(&e)))?;
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(Failed::give_up(CrmError::Unauthorized));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let policy = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| {
+                    v.get("policyName")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| "unknown".into());
+            let verdict = match (retry_after, policy.as_str()) {
+                // The day's allowance is spent: no retry tonight will get through.
+                (_, "DAILY") => Verdict::GiveUp,
+                (Some(after), _) => Verdict::RetryAfter(after),
+                // The rolling window frees up a window's length after it filled.
+                (None, "TEN_SECONDLY_ROLLING") => Verdict::RetryAfter(self.config.limits.window),
+                (None, _) => Verdict::Retry,
+            };
+            return Err(Failed {
+                error: CrmError::RateLimited { policy },
+                verdict,
+            });
+        }
+        if status == StatusCode::REQUEST_TIMEOUT
+            || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED)
+        {
+            return Err(Failed::retry(CrmError::Unavailable {
+                status: status.as_u16(),
+                message: error_message(&text),
+            }));
+        }
+        Ok(Answer { status, body: text })
     }
 
     /// Companies by id, in batches of 100. Ids the CRM no longer has are simply absent.
@@ -1387,10 +1381,11 @@ impl Crm for HubSpotCrm {
             }
             let path = format!("/crm/v3/properties/contacts/{}", spec.name);
             let answer = self
-                .send(
+                .send_with(
                     reqwest::Method::PATCH,
                     &path,
                     Some(&json!({ "options": options })),
+                    Ok,
                 )
                 .await?;
             if !answer.status.is_success() {

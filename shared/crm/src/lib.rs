@@ -30,3 +30,4 @@ pub mod object;
 
 pub use client::{HubSpotConfig, HubSpotCrm};
 pub use leadsync_ratelimit::{RateGovernor, RateLimits};
+pub use leadsync_retry::Policy as RetryPolicy;

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::Utc;
-use leadsync_crm::{HubSpotConfig, HubSpotCrm, RateLimits};
+use leadsync_crm::{HubSpotConfig, HubSpotCrm, RateLimits, RetryPolicy};
 use leadsync_domain::Criteria;
 use leadsync_domain::fakes::{FakeLeadStore, FakeSnapshotStore};
 use leadsync_enrich::NoProvider;
@@ -17,9 +17,10 @@ const CRITERIA: &str = include_str!("../../../infra/criteria/b2b-saas.toml");
 #[tokio::test]
 async fn storm_of_429_and_5xx_loses_nothing_and_never_exceeds_the_limit() {
     let mut config = SandboxConfig::new(11, 1500);
+    // 40 a second, as 10 per 250 ms: a ten-secondly 429 without Retry-After waits a window.
     config.limits = Limits {
-        per_window: 40,
-        window_ms: 1000,
+        per_window: 10,
+        window_ms: 250,
         search_per_second: 5,
         daily: u64::MAX,
     };
@@ -34,14 +35,17 @@ async fn storm_of_429_and_5xx_loses_nothing_and_never_exceeds_the_limit() {
     let mut crm_config = HubSpotConfig::new(sandbox.base_url(), sandbox.token().to_owned().into());
     crm_config.page_size = 100;
     crm_config.limits = RateLimits {
-        per_window: 40,
-        window: Duration::from_secs(1),
+        per_window: 10,
+        window: Duration::from_millis(250),
         search_per_second: 5,
     };
-    crm_config.max_retries = 12;
-    crm_config.rate_limit_backoff = Duration::from_millis(20);
-    crm_config.ten_secondly_backoff = Duration::from_millis(20);
-    crm_config.server_error_backoff = Duration::from_millis(10);
+    // 12 retries from 10 ms: a 30 % storm spends 5 in a row one time in 400.
+    crm_config.retry = RetryPolicy {
+        first: Duration::from_millis(10),
+        cap: Duration::from_millis(500),
+        retries: 12,
+        max_after: Duration::from_secs(2),
+    };
     let crm = HubSpotCrm::new(crm_config).unwrap();
     let (store, snapshots) = (FakeLeadStore::new(), FakeSnapshotStore::new());
     let criteria = Criteria::parse("c", CRITERIA).unwrap();

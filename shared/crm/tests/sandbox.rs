@@ -265,8 +265,8 @@ async fn unreachable_crm_is_a_retryable_error() {
     let base = sandbox.base_url();
     sandbox.shutdown().await;
     let mut config = HubSpotConfig::new(base, "t".to_owned().into());
-    config.max_retries = 1;
-    config.server_error_backoff = std::time::Duration::from_millis(1);
+    config.retry.retries = 1;
+    config.retry.first = std::time::Duration::from_millis(1);
     let error = HubSpotCrm::new(config)
         .unwrap()
         .pull_page(&PullScope::since(DateTime::<Utc>::UNIX_EPOCH), None)

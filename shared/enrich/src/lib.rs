@@ -28,7 +28,7 @@ pub mod pdl;
 pub use cache::Cached;
 pub use dataset::{BadRow, DatasetProvider};
 pub use domain_name::{DomainError, FREE_MAIL, registrable_domain};
-pub use pdl::{PDL_FREE, PDL_PAID, PdlConfig, PdlProvider};
+pub use pdl::{PDL_FREE, PDL_PAID, PDL_RETRY, PdlConfig, PdlProvider};
 
 use futures::future::join_all;
 use leadsync_domain::ports::{FirmographicProvider, Lookup, Origin, ProviderError};

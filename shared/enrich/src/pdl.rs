@@ -13,6 +13,7 @@ use chrono::Utc;
 use leadsync_domain::ports::{FirmographicProvider, Lookup, Origin, ProviderError};
 use leadsync_domain::{Firmographics, Provenance, Sourced};
 use leadsync_ratelimit::{RateGovernor, RateLimits};
+use leadsync_retry::{Failure, Policy};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -30,12 +31,19 @@ pub struct PdlConfig {
     /// The plan's rate limit, kept client-side: PDL allows 10 per minute on the free plan and
     /// 1,000 on paid ones ([`PDL_PAID`], the default).
     pub rate: RateLimits,
-    /// Retries after a 429, a 5xx or a timeout (then the lead is scored without this provider).
-    pub retries: u32,
-    /// Backoff unit: `backoff × attempt` after a 5xx or timeout, `5 × backoff × attempt` after a
-    /// 429 without `Retry-After`.
-    pub backoff: Duration,
+    /// How a 429, 408, 5xx, timeout or connection failure is retried (then the lead is scored
+    /// without this provider): [`PDL_RETRY`] by default.
+    pub retry: Policy,
 }
+
+/// Two retries from 200 ms, a `Retry-After` honoured up to 10 s: a night's run must not stall on
+/// one domain (a lead whose provider failed is scored without it and enriched next time).
+pub const PDL_RETRY: Policy = Policy {
+    first: Duration::from_millis(200),
+    cap: Duration::from_secs(2),
+    retries: 2,
+    max_after: Duration::from_secs(10),
+};
 
 /// PDL's free plan: 10 requests per minute.
 pub const PDL_FREE: RateLimits = RateLimits::new(10, Duration::from_secs(60));
@@ -50,8 +58,7 @@ impl PdlConfig {
             min_likelihood: 6,
             timeout: Duration::from_secs(10),
             rate: PDL_PAID,
-            retries: 2,
-            backoff: Duration::from_millis(200),
+            retry: PDL_RETRY,
         }
     }
 }
@@ -153,8 +160,15 @@ impl PdlProvider {
         })
     }
 
-    /// One request, no retry: `Ok(None)` for 404, the parsed answer for 200.
-    async fn call(&self, domain: &str) -> Result<Option<Answer>, Attempt> {
+    /// One request, no retry: a free [`Lookup`] for 404, the answer for 200 (billed even when
+    /// its body is then unreadable), the rest failures classified for the retry policy.
+    async fn call(&self, domain: &str) -> Result<Lookup, Failure<ProviderError>> {
+        let unavailable = |message: String| {
+            Failure::retry(ProviderError::Unavailable {
+                provider: "pdl".into(),
+                message,
+            })
+        };
         self.governor.acquire(false).await;
         let response = self
             .http
@@ -166,39 +180,54 @@ impl PdlProvider {
             .send()
             .await
             .map_err(|e| {
-                Attempt::Retry(
-                    None,
-                    if e.is_timeout() {
-                        "timed out".into()
-                    } else {
-                        e.to_string()
-                    },
-                )
+                unavailable(if e.is_timeout() {
+                    "timed out".into()
+                } else {
+                    e.to_string()
+                })
             })?;
         let status = response.status().as_u16();
         match status {
             200 => {}
-            404 => return Ok(None),
+            404 => return Ok(Lookup::free(None)),
             429 => {
-                let wait = response
+                let after = response
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                return Err(Attempt::RateLimited(wait));
+                return Err(Failure::retry_after(
+                    ProviderError::RateLimited {
+                        provider: "pdl".into(),
+                    },
+                    after,
+                ));
             }
-            s if s >= 500 && s != 501 => {
-                return Err(Attempt::Retry(None, format!("HTTP {s}")));
+            s if s == 408 || (s >= 500 && s != 501) => {
+                return Err(unavailable(format!("HTTP {s}")));
             }
-            s => return Err(Attempt::Fail(format!("HTTP {s}"))),
+            s => {
+                return Err(Failure::give_up(ProviderError::Rejected {
+                    provider: "pdl".into(),
+                    message: format!("HTTP {s}"),
+                }));
+            }
         }
         // A 200 is billed even when its body is then unreadable: never ask again for it.
-        response
-            .json::<Answer>()
-            .await
-            .map(Some)
-            .map_err(|e| Attempt::Billed(format!("unreadable answer: {e}")))
+        match response.json::<Answer>().await {
+            Ok(answer) => Ok(Lookup {
+                firmographics: self.firmographics(answer),
+                origin: Origin::Call { billed: true },
+            }),
+            Err(e) => {
+                tracing::warn!(provider = "pdl", error = %e, "Billed answer unreadable; lead scored without it.");
+                Ok(Lookup {
+                    firmographics: None,
+                    origin: Origin::Call { billed: true },
+                })
+            }
+        }
     }
 
     fn firmographics(&self, answer: Answer) -> Option<Firmographics> {
@@ -241,19 +270,6 @@ impl PdlProvider {
     }
 }
 
-/// How one attempt ended when it did not answer.
-#[derive(Debug)]
-enum Attempt {
-    /// 429, with the server's `Retry-After` if it sent one.
-    RateLimited(Option<Duration>),
-    /// 5xx, timeout, connection error: worth another try.
-    Retry(Option<Duration>, String),
-    /// Billed but unusable (a 200 whose body cannot be read): not retried.
-    Billed(String),
-    /// Refused (401, 400, …): not retried.
-    Fail(String),
-}
-
 impl FirmographicProvider for PdlProvider {
     fn name(&self) -> &str {
         "pdl"
@@ -271,57 +287,12 @@ impl FirmographicProvider for PdlProvider {
                 message: format!("{domain:?} is not a registrable domain"),
             });
         }
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let last = attempt > self.config.retries;
-            let wait = match self.call(domain).await {
-                Ok(None) => return Ok(Lookup::free(None)),
-                Ok(Some(answer)) => {
-                    return Ok(Lookup {
-                        firmographics: self.firmographics(answer),
-                        origin: Origin::Call { billed: true },
-                    });
-                }
-                Err(Attempt::Fail(message)) => {
-                    return Err(ProviderError::Rejected {
-                        provider: "pdl".into(),
-                        message,
-                    });
-                }
-                Err(Attempt::Billed(message)) => {
-                    tracing::warn!(provider = "pdl", %message, "Billed answer unreadable; lead scored without it.");
-                    return Ok(Lookup {
-                        firmographics: None,
-                        origin: Origin::Call { billed: true },
-                    });
-                }
-                Err(Attempt::RateLimited(_)) if last => {
-                    return Err(ProviderError::RateLimited {
-                        provider: "pdl".into(),
-                    });
-                }
-                Err(Attempt::Retry(_, message)) if last => {
-                    return Err(ProviderError::Unavailable {
-                        provider: "pdl".into(),
-                        message,
-                    });
-                }
-                Err(Attempt::RateLimited(after)) => after
-                    .unwrap_or(self.config.backoff * 5 * attempt)
-                    .min(MAX_WAIT),
-                Err(Attempt::Retry(after, _)) => {
-                    after.unwrap_or(self.config.backoff * attempt).min(MAX_WAIT)
-                }
-            };
-            tokio::time::sleep(wait).await;
-        }
+        self.config
+            .retry
+            .run("pdl enrich", || self.call(domain))
+            .await
     }
 }
-
-/// The longest a single retry waits, whatever `Retry-After` says: a night's run must not stall
-/// on one domain.
-const MAX_WAIT: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {

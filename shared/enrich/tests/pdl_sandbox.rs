@@ -14,7 +14,7 @@ fn provider(sandbox: &Sandbox, key: &str) -> PdlProvider {
     config.min_likelihood = 1;
     // The sandbox sets no plan limit unless a test does; back off quickly in tests.
     config.rate = RateLimits::new(1_000_000, Duration::from_secs(60));
-    config.backoff = Duration::from_millis(5);
+    config.retry = leadsync_enrich::PDL_RETRY.faster(40);
     PdlProvider::new(config).unwrap()
 }
 

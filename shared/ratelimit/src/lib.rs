@@ -7,10 +7,14 @@
 //! across window edges) with a small safety margin for network jitter, and pauses everyone when
 //! the server says its window is spent (`X-HubSpot-RateLimit-Remaining: 0`). Shared by all
 //! requests of a client, so concurrent callers are governed together.
+//!
+//! Time is tokio's (`tokio::time::Instant`, `tokio::time::sleep`): under a paused test clock
+//! the governor keeps the same limits in no wall time, and a test can prove it does.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// A private app's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! and SOQL queries followed through `nextRecordsUrl`.
 
 use leadsync_domain::ports::CrmError;
+use leadsync_retry::{Failure, Policy};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -40,10 +41,9 @@ pub struct SalesforceConfig {
     /// Records per query page (`LIMIT` of each keyset query and `batchSize`), 200–2,000.
     pub page_size: u32,
     pub timeout: Duration,
-    /// Attempts after the first for 5xx, timeouts, transport errors, cut-short bodies and
-    /// `UNABLE_TO_LOCK_ROW`.
-    pub max_retries: u32,
-    pub backoff: Duration,
+    /// How 5xx, 408, timeouts, transport errors, cut-short bodies, the concurrent
+    /// long-running request limit and `UNABLE_TO_LOCK_ROW` records are retried.
+    pub retry: Policy,
     /// The share of the org's daily request allocation this integration may use (0–1]: once
     /// `Sforce-Limit-Info` says more is used, calls stop with a rate-limit error until it
     /// drops (the allocation is a rolling 24 hours).
@@ -78,8 +78,7 @@ impl SalesforceConfig {
             api_version: "63.0".into(),
             page_size: 2_000,
             timeout: Duration::from_secs(60),
-            max_retries: 6,
-            backoff: Duration::from_millis(200),
+            retry: Policy::HTTP,
             daily_budget_share: 0.5,
             bulk_threshold: 10_000,
             bulk_page_size: 10_000,
@@ -147,6 +146,18 @@ fn error_code(body: &str) -> (String, String) {
             .and_then(Value::as_str)
             .map_or_else(|| body.chars().take(200).collect(), str::to_owned),
     )
+}
+
+/// A login's error for the retry policy: transport failures and 5xx again, refusals not.
+fn classified(e: CrmError) -> Failure<CrmError> {
+    if matches!(
+        e,
+        CrmError::Timeout | CrmError::Transport(_) | CrmError::Unavailable { .. }
+    ) {
+        Failure::retry(e)
+    } else {
+        Failure::give_up(e)
+    }
 }
 
 fn transport_error(e: &reqwest::Error) -> CrmError {
@@ -353,93 +364,99 @@ impl Transport {
         headers: &[(&str, String)],
         parse: impl Fn(&reqwest::header::HeaderMap, &str) -> Result<T, CrmError>,
     ) -> Result<T, CrmError> {
-        let mut attempt = 0u32;
-        let mut relogged = false;
-        loop {
-            self.within_budget()?;
-            let session = match self.current() {
-                Some(s) => s,
-                None => self.login().await?,
-            };
-            let url = format!("{}{path}", session.instance_url);
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(session.token.expose_secret());
-            for (k, v) in headers {
-                request = request.header(*k, v);
-            }
-            if let Some(b) = body {
-                request = request.json(b);
-            }
-            self.usage.requests.fetch_add(1, Ordering::Relaxed);
-            let outcome = match request.send().await {
-                Ok(answer) => {
-                    self.note_limits(answer.headers());
-                    let status = answer.status();
-                    let answer_headers = answer.headers().clone();
-                    match answer.text().await {
-                        Ok(text) => Ok((status, answer_headers, text)),
-                        Err(e) => Err(transport_error(&e)),
-                    }
-                }
-                Err(e) => Err(transport_error(&e)),
-            };
-            let error = match outcome {
-                Ok((status, answer_headers, text)) if status.is_success() => {
-                    match parse(&answer_headers, &text) {
-                        Ok(v) => return Ok(v),
-                        Err(e @ CrmError::Decode(_)) => e,
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok((StatusCode::UNAUTHORIZED, _, text)) => {
-                    let (code, message) = error_code(&text);
-                    if relogged {
-                        tracing::error!(error_code = %code, "Salesforce refused a fresh session.");
-                        return Err(CrmError::Unauthorized);
-                    }
-                    tracing::info!(error_code = %code, %message, "Salesforce session ended; logging in again.");
-                    relogged = true;
-                    self.login().await?;
-                    continue;
-                }
-                Ok((status, _, text)) => {
-                    let (code, message) = error_code(&text);
-                    if code == "REQUEST_LIMIT_EXCEEDED"
-                        && message.contains("ConcurrentPerOrgLongTxn")
-                    {
-                        // Too many of the org's requests have run for over 20 s: this one
-                        // may go once some end.
-                        CrmError::Unavailable {
-                            status: status.as_u16(),
-                            message: format!("{code}: {message}"),
-                        }
-                    } else if code == "REQUEST_LIMIT_EXCEEDED" {
-                        return Err(CrmError::RateLimited {
-                            policy: format!("DAILY: {message}"),
-                        });
-                    } else if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
-                        CrmError::Unavailable {
-                            status: status.as_u16(),
-                            message: format!("{code}: {message}"),
-                        }
-                    } else {
-                        return Err(CrmError::Rejected {
-                            status: status.as_u16(),
-                            message: format!("{code}: {message} ({path})"),
-                        });
-                    }
-                }
-                Err(e) => e,
-            };
-            if attempt >= self.config.max_retries {
-                return Err(error);
-            }
-            attempt += 1;
-            tracing::warn!(attempt, error = %error, "Salesforce call failed; retrying.");
-            tokio::time::sleep(self.config.backoff * attempt).await;
+        // A 401 logs in again once per call (the next attempt uses the new session); a second
+        // 401 means the fresh session is refused too.
+        let relogged = std::sync::atomic::AtomicBool::new(false);
+        let (method, parse, relogged) = (&method, &parse, &relogged);
+        self.config
+            .retry
+            .run(path, || async move {
+                self.attempt(method.clone(), path, body, headers, parse, relogged)
+                    .await
+            })
+            .await
+    }
+
+    /// One request of [`Transport::call_with`], classified for the retry policy.
+    async fn attempt<T>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+        parse: impl Fn(&reqwest::header::HeaderMap, &str) -> Result<T, CrmError>,
+        relogged: &std::sync::atomic::AtomicBool,
+    ) -> Result<T, Failure<CrmError>> {
+        self.within_budget().map_err(Failure::give_up)?;
+        let session = match self.current() {
+            Some(s) => s,
+            None => self.login().await.map_err(classified)?,
+        };
+        let url = format!("{}{path}", session.instance_url);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .bearer_auth(session.token.expose_secret());
+        for (k, v) in headers {
+            request = request.header(*k, v);
         }
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        self.usage.requests.fetch_add(1, Ordering::Relaxed);
+        let answer = request
+            .send()
+            .await
+            .map_err(|e| Failure::retry(transport_error(&e)))?;
+        self.note_limits(answer.headers());
+        let status = answer.status();
+        let answer_headers = answer.headers().clone();
+        let text = answer
+            .text()
+            .await
+            .map_err(|e| Failure::retry(transport_error(&e)))?;
+        if status.is_success() {
+            return parse(&answer_headers, &text).map_err(|e| match e {
+                // A body cut short in transit: the same request again.
+                CrmError::Decode(_) => Failure::retry(e),
+                e => Failure::give_up(e),
+            });
+        }
+        let (code, message) = error_code(&text);
+        if status == StatusCode::UNAUTHORIZED {
+            if relogged.swap(true, Ordering::SeqCst) {
+                tracing::error!(error_code = %code, "Salesforce refused a fresh session.");
+                return Err(Failure::give_up(CrmError::Unauthorized));
+            }
+            tracing::info!(error_code = %code, %message, "Salesforce session ended; logging in again.");
+            self.login().await.map_err(classified)?;
+            return Err(Failure::retry(CrmError::Unauthorized));
+        }
+        if code == "REQUEST_LIMIT_EXCEEDED" && message.contains("ConcurrentPerOrgLongTxn") {
+            // Too many of the org's requests have run for over 20 s: this one may go once
+            // some end.
+            return Err(Failure::retry(CrmError::Unavailable {
+                status: status.as_u16(),
+                message: format!("{code}: {message}"),
+            }));
+        }
+        if code == "REQUEST_LIMIT_EXCEEDED" {
+            return Err(Failure::give_up(CrmError::RateLimited {
+                policy: format!("DAILY: {message}"),
+            }));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT
+            || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED)
+        {
+            return Err(Failure::retry(CrmError::Unavailable {
+                status: status.as_u16(),
+                message: format!("{code}: {message}"),
+            }));
+        }
+        Err(Failure::give_up(CrmError::Rejected {
+            status: status.as_u16(),
+            message: format!("{code}: {message} ({path})"),
+        }))
     }
 
     fn data(&self, rest: &str) -> String {

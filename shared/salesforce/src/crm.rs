@@ -778,7 +778,9 @@ impl Crm for SalesforceCrm {
         let d = self.described().await?;
         let mut outcome = PushOutcome::default();
         let mut pending: Vec<&PropertyUpdate> = updates.iter().collect();
-        let mut round = 0;
+        // Records refused as locked go again after the policy's next wait, until it is spent.
+        let mut waits = self.transport.config.retry.backoff();
+        let mut next_wait = waits.next();
         while !pending.is_empty() {
             let mut retry = Vec::new();
             for chunk in pending.chunks(COLLECTION_LIMIT) {
@@ -860,7 +862,7 @@ impl Crm for SalesforceCrm {
                             .unwrap_or_default()
                     );
                     let retryable = matches!(code, "UNABLE_TO_LOCK_ROW" | "NO_ANSWER");
-                    if retryable && round < self.transport.config.max_retries {
+                    if retryable && next_wait.is_some() {
                         retry.push(*u);
                     } else {
                         outcome.failed.push(PushFailure {
@@ -871,9 +873,9 @@ impl Crm for SalesforceCrm {
                     }
                 }
             }
-            if !retry.is_empty() {
-                round += 1;
-                tokio::time::sleep(self.transport.config.backoff * round).await;
+            if let (false, Some(wait)) = (retry.is_empty(), next_wait) {
+                tokio::time::sleep(wait).await;
+                next_wait = waits.next();
             }
             pending = retry;
         }

@@ -23,3 +23,4 @@ pub mod mapping;
 
 pub use client::{JwtBearer, SalesforceConfig};
 pub use crm::SalesforceCrm;
+pub use leadsync_retry::Policy as RetryPolicy;

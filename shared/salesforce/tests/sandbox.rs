@@ -20,7 +20,7 @@ fn crm(org: &SalesforceSandbox, page: u32) -> SalesforceCrm {
         SecretString::from(org.client_secret().to_owned()),
     );
     config.page_size = page;
-    config.backoff = Duration::from_millis(5);
+    config.retry = leadsync_salesforce::RetryPolicy::HTTP.faster(40);
     SalesforceCrm::new(config).unwrap()
 }
 
@@ -153,7 +153,7 @@ fn bulk_crm(org: &SalesforceSandbox, threshold: u64) -> SalesforceCrm {
         SecretString::from(org.client_secret().to_owned()),
     );
     config.page_size = 200;
-    config.backoff = Duration::from_millis(5);
+    config.retry = leadsync_salesforce::RetryPolicy::HTTP.faster(40);
     config.bulk_threshold = threshold;
     config.bulk_page_size = 500;
     config.bulk_polling.every = Duration::from_millis(5);
@@ -258,7 +258,7 @@ fn jwt_crm(org: &SalesforceSandbox, username: &str, key: &str) -> SalesforceCrm 
         private_key: SecretString::from(key.to_owned()),
         audience: "https://login.salesforce.com".into(),
     });
-    config.backoff = Duration::from_millis(5);
+    config.retry = leadsync_salesforce::RetryPolicy::HTTP.faster(40);
     SalesforceCrm::new(config).unwrap()
 }
 
@@ -379,7 +379,7 @@ async fn sessions_fields_and_the_daily_budget_fail_clearly() {
         org.client_id(),
         SecretString::from("nope".to_owned()),
     );
-    wrong.backoff = Duration::from_millis(1);
+    wrong.retry = leadsync_salesforce::RetryPolicy::HTTP.faster(200);
     let e = SalesforceCrm::new(wrong)
         .unwrap()
         .count(&epoch())
@@ -413,7 +413,7 @@ fn crm_with_share(org: &SalesforceSandbox, share: f64) -> SalesforceCrm {
         SecretString::from(org.client_secret().to_owned()),
     );
     config.daily_budget_share = share;
-    config.backoff = Duration::from_millis(1);
+    config.retry = leadsync_salesforce::RetryPolicy::HTTP.faster(200);
     SalesforceCrm::new(config).unwrap()
 }
 

@@ -8,8 +8,8 @@ use chrono::Datelike as _;
 use chrono::{DateTime, Utc};
 use leadsync_domain::ports::{LeadStore, RecordOutcome, RunReport, StoreError};
 use leadsync_domain::{LeadId, LeadState, Stage, Transition};
+use leadsync_retry::Policy;
 use std::collections::HashMap;
-use std::time::Duration;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -18,7 +18,6 @@ pub const MAX_BATCH_WRITE: usize = 25;
 /// The most keys DynamoDB takes in one `BatchGetItem`.
 pub const MAX_BATCH_GET: usize = 100;
 /// Attempts at unprocessed items before the call fails as `Unavailable`.
-const UNPROCESSED_ATTEMPTS: u32 = 8;
 
 /// The DynamoDB adapter of the [`LeadStore`] port.
 #[derive(Debug, Clone)]
@@ -255,21 +254,8 @@ impl DynamoLeadStore {
                         })
                 })
                 .collect::<Result<_, _>>()?;
-            let mut attempt = 0;
+            let mut waits = Policy::AWS.backoff();
             while !pending.is_empty() {
-                attempt += 1;
-                if attempt > UNPROCESSED_ATTEMPTS {
-                    return Err(StoreError::Unavailable {
-                        operation: "BatchWriteItem",
-                        message: format!(
-                            "{} items still unprocessed after {UNPROCESSED_ATTEMPTS} attempts",
-                            pending.len()
-                        ),
-                    });
-                }
-                if attempt > 1 {
-                    tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt - 1))).await;
-                }
                 let sent = pending.len() as u64;
                 let out = self
                     .client
@@ -283,6 +269,17 @@ impl DynamoLeadStore {
                     .and_then(|mut m| m.remove(&self.table))
                     .unwrap_or_default();
                 written += sent - pending.len() as u64;
+                if !pending.is_empty() {
+                    let wait = waits.next().ok_or_else(|| StoreError::Unavailable {
+                        operation: "BatchWriteItem",
+                        message: format!(
+                            "{} items still unprocessed after {} attempts",
+                            pending.len(),
+                            1 + Policy::AWS.retries
+                        ),
+                    })?;
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
         Ok(written)
@@ -310,18 +307,8 @@ pub(crate) async fn batch_get(
     let mut found = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(MAX_BATCH_GET) {
         let mut pending: Vec<Item> = chunk.to_vec();
-        let mut attempt = 0;
+        let mut waits = Policy::AWS.backoff();
         while !pending.is_empty() {
-            attempt += 1;
-            if attempt > UNPROCESSED_ATTEMPTS {
-                return Err(StoreError::Unavailable {
-                    operation,
-                    message: format!("{} keys still unprocessed", pending.len()),
-                });
-            }
-            if attempt > 1 {
-                tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt - 1))).await;
-            }
             let mut request = KeysAndAttributes::builder().set_keys(Some(pending));
             if read == Read::KeysOnly {
                 request = request
@@ -350,6 +337,13 @@ pub(crate) async fn batch_get(
                 .and_then(|mut m| m.remove(table))
                 .map(|k| k.keys)
                 .unwrap_or_default();
+            if !pending.is_empty() {
+                let wait = waits.next().ok_or_else(|| StoreError::Unavailable {
+                    operation,
+                    message: format!("{} keys still unprocessed", pending.len()),
+                })?;
+                tokio::time::sleep(wait).await;
+            }
         }
     }
     Ok(found)

@@ -38,6 +38,23 @@ pub use sqs::SqsSliceQueue;
 
 use leadsync_domain::ports::StoreError;
 
+/// The AWS SDK configuration every function and the CLI use: the environment's region,
+/// credentials and endpoint, and the SDK's own retries (throttling, 5xx, transport) on the
+/// numbers of [`leadsync_retry::Policy::AWS`] — jittered exponential backoff, the same attempts
+/// and caps as the batch loops' unprocessed items.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let policy = leadsync_retry::Policy::AWS;
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(1 + policy.retries)
+                .with_initial_backoff(policy.first)
+                .with_max_backoff(policy.cap),
+        )
+        .load()
+        .await
+}
+
 /// Map any SDK error to the port's error: throttling, 5xx and transport failures are
 /// `Unavailable` (retryable), the rest `Rejected`.
 pub(crate) fn sdk_error<E, R>(

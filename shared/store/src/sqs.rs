@@ -4,11 +4,11 @@
 
 use leadsync_domain::ports::{SliceQueue, StoreError};
 use leadsync_domain::runs::{DeferredRescore, SliceSpec};
+use leadsync_retry::{Failure, Policy};
 use std::time::Duration;
 
 /// The most entries SQS takes in one `SendMessageBatch`.
 pub const MAX_SEND_BATCH: usize = 10;
-const ATTEMPTS: u32 = 5;
 
 /// Slices as SQS messages on one queue.
 #[derive(Debug, Clone)]
@@ -69,7 +69,8 @@ impl SliceQueue for SqsSliceQueue {
                         })
                 })
                 .collect::<Result<_, _>>()?;
-            for attempt in 0..ATTEMPTS {
+            let mut waits = Policy::AWS.backoff();
+            loop {
                 let entries = pending
                     .iter()
                     .map(|(id, body)| {
@@ -111,16 +112,15 @@ impl SliceQueue for SqsSliceQueue {
                 let again: std::collections::HashSet<&str> =
                     failed.iter().map(|f| f.id.as_str()).collect();
                 pending.retain(|(id, _)| again.contains(id.as_str()));
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-            }
-            if !pending.is_empty() {
-                return Err(StoreError::Unavailable {
+                let wait = waits.next().ok_or_else(|| StoreError::Unavailable {
                     operation: "SendMessageBatch",
                     message: format!(
-                        "{} slice messages not accepted after {ATTEMPTS} attempts",
-                        pending.len()
+                        "{} slice messages not accepted after {} attempts",
+                        pending.len(),
+                        1 + Policy::AWS.retries
                     ),
-                });
+                })?;
+                tokio::time::sleep(wait).await;
             }
         }
         Ok(())
@@ -129,25 +129,25 @@ impl SliceQueue for SqsSliceQueue {
     async fn defer(&self, rescore: &DeferredRescore, delay: Duration) -> Result<(), StoreError> {
         let body = serde_json::json!({ DeferredRescore::MESSAGE_KEY: rescore }).to_string();
         let delay_seconds = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
-        let mut attempt = 0;
-        loop {
-            let sent = self
-                .client
-                .send_message()
-                .queue_url(&self.queue_url)
-                .message_body(&body)
-                .delay_seconds(delay_seconds)
-                .send()
-                .await
-                .map_err(|e| sqs_error("SendMessage", e));
-            match sent {
-                Ok(_) => return Ok(()),
-                Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        Policy::AWS
+            .run("SendMessage", || async {
+                self.client
+                    .send_message()
+                    .queue_url(&self.queue_url)
+                    .message_body(&body)
+                    .delay_seconds(delay_seconds)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        let e = sqs_error("SendMessage", e);
+                        if e.is_retryable() {
+                            Failure::retry(e)
+                        } else {
+                            Failure::give_up(e)
+                        }
+                    })
+            })
+            .await
     }
 }
