@@ -197,11 +197,11 @@ const COMPANY_CACHE_LIMIT: usize = 50_000;
 const COMPANY_CACHE_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Deserialize)]
-struct SearchResponse {
+pub(crate) struct SearchResponse {
     #[serde(default)]
     total: Option<u64>,
     #[serde(default)]
-    results: Vec<HubSpotObject>,
+    pub(crate) results: Vec<HubSpotObject>,
     #[serde(default)]
     paging: Option<Value>,
 }

@@ -19,14 +19,18 @@
 //!   their rows by `context.ids`.
 //! - Rate: a [`RateGovernor`] keeps every request under the app's limits (rolling
 //!   window, search per second) and pauses when HubSpot's headers say the window is spent.
-//! - Retries: 429 (honouring `Retry-After`), 5xx except 501, timeouts, connection errors and
-//!   bodies cut short, with a linear backoff; never other 4xx.
+//! - Retries: 429 (honouring `Retry-After`; a daily 429 is final), 408, 5xx except 501,
+//!   timeouts, connection errors and bodies cut short, on the one jittered exponential policy
+//!   of `leadsync-retry` (a cut-short body spends the same budget as the send); never other 4xx.
 //!
 //! The token is a `secrecy::SecretString` and is never logged; neither is any email address.
 
 pub mod client;
 pub mod mapping;
 pub mod object;
+
+#[cfg(test)]
+mod hostile_tests;
 
 pub use client::{HubSpotConfig, HubSpotCrm};
 pub use leadsync_ratelimit::{RateGovernor, RateLimits};

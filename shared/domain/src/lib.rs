@@ -34,6 +34,8 @@ pub mod transition;
 
 #[cfg(feature = "fakes")]
 pub mod fakes;
+#[cfg(any(test, feature = "fakes"))]
+pub mod hostile;
 
 pub use criteria::{Criteria, CriteriaError, Reason, ReasonOutcome, Score, Scorecard};
 pub use lead::{

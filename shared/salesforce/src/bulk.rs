@@ -160,7 +160,14 @@ pub fn parse_csv(
                         if slot.is_null() {
                             *slot = json!({});
                         }
-                        slot[field] = value;
+                        let Some(fields) = slot.as_object_mut() else {
+                            return Err(CrmError::Decode(format!(
+                                "bulk results row {}: column {name} is a field of {parent}, \
+                                 but column {parent} holds a value",
+                                i + 2
+                            )));
+                        };
+                        fields.insert(field.to_owned(), value);
                     }
                 }
                 None => {
@@ -230,6 +237,19 @@ mod tests {
                 "Account": null,
             })]
         );
+    }
+
+    /// Found by the hostile-input test: a page with both `Account` and `Account.Industry`
+    /// columns panicked (indexing a JSON string as an object).
+    #[test]
+    fn a_parent_column_with_a_value_and_its_field_is_refused_by_row_not_a_panic() {
+        let err = parse_csv(
+            "\"Id\",\"Account\",\"Account.Industry\"\n\"a\",\"x\",\"Software\"\n",
+            "Lead",
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("row 2: column Account.Industry"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub mod crm;
 pub mod keys;
 pub mod mapping;
 
+#[cfg(test)]
+mod hostile_tests;
+
 pub use client::{JwtBearer, SalesforceConfig};
 pub use crm::SalesforceCrm;
 pub use leadsync_retry::Policy as RetryPolicy;

@@ -29,6 +29,26 @@ try:
 except ImportError as e:
     print("missing moto: " + str(e), flush=True)
     sys.exit(3)
+# Per request, moto's dispatcher lists its own package directory and tries hundreds of URL
+# patterns to find the service, under one lock, and werkzeug formats a log line nobody reads:
+# about a quarter of the server's time under the fan-out test. Neither answer changes while the
+# server runs, so both are remembered; the log is off.
+import logging
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+try:
+    from moto import backends as _backends
+    from moto.moto_server import werkzeug_app as _app
+    _modules = list(_backends.list_of_moto_modules())
+    _backends.list_of_moto_modules = lambda: _modules
+    _lookup = _app.DomainDispatcherApplication.get_backend_for_host
+    _hosts = {}
+    def _backend_for_host(self, host):
+        if host not in _hosts:
+            _hosts[host] = _lookup(self, host)
+        return _hosts[host]
+    _app.DomainDispatcherApplication.get_backend_for_host = _backend_for_host
+except (ImportError, AttributeError) as e:
+    print("moto internals moved; running without the lookup cache: " + str(e), file=sys.stderr)
 port = int(sys.argv[1])
 parent = os.getppid()
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -1295,3 +1295,38 @@ fn the_crm_s_definitions_decide_whether_a_mapping_holds() {
         "{text}"
     );
 }
+
+/// Hostile criteria documents (issue 19): both example agreements garbled in every way the
+/// generator knows. Parsing never panics; a refusal names at least one place, and every place
+/// it names is inside the document; a document that does parse evaluates a lead.
+#[test]
+fn hostile_documents_are_refused_at_a_place_in_them_and_never_panic() {
+    const ENTERPRISE: &str = include_str!("../../../../infra/criteria/enterprise-saas.toml");
+    crate::hostile::check(
+        "criteria TOML",
+        3_000,
+        crate::hostile::text(&[EXAMPLE, ENTERPRISE]),
+        |text| {
+            match Criteria::parse("c.toml", &text) {
+                Ok(c) => {
+                    let l = lead("a@b.com", Some("COMPUTER_SOFTWARE"), Some(50), Engagement::default());
+                    let _ = c.evaluate(&l, now());
+                }
+                Err(e) => {
+                    proptest::prop_assert!(!e.issues.is_empty(), "a refusal says why");
+                    let lines = text.matches('\n').count() + 1;
+                    for issue in &e.issues {
+                        proptest::prop_assert!(
+                            (1..=lines).contains(&issue.line) && issue.column >= 1,
+                            "{}:{} outside a {lines}-line document: {}",
+                            issue.line,
+                            issue.column,
+                            issue.message
+                        );
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+}
