@@ -17,10 +17,19 @@ const PAGE: &str = r#"{"total":2,"results":[{"id":"101","properties":{"createdat
 fn object() -> impl Strategy<Value = Value> {
     let property = prop_oneof![
         proptest::sample::select(vec![
-            "email", "lastmodifieddate", "hs_analytics_num_page_views", "hs_email_open",
-            "hs_email_click", "num_conversion_events", "associatedcompanyid",
-            "hs_analytics_last_visit_timestamp", "hs_email_last_open_date",
-            "leadsync_merged_ids", "hubspot_owner_id", "hs_lead_status", "bant_budget",
+            "email",
+            "lastmodifieddate",
+            "hs_analytics_num_page_views",
+            "hs_email_open",
+            "hs_email_click",
+            "num_conversion_events",
+            "associatedcompanyid",
+            "hs_analytics_last_visit_timestamp",
+            "hs_email_last_open_date",
+            "leadsync_merged_ids",
+            "hubspot_owner_id",
+            "hs_lead_status",
+            "bant_budget",
         ])
         .prop_map(str::to_owned),
         any::<String>(),
@@ -60,26 +69,44 @@ fn hostile_search_pages_lose_no_contact_and_never_panic() {
         let (mut mapped, mut quarantined) = (0, 0);
         for (i, object) in page.results.iter().enumerate() {
             // The reader gives back every string property exactly as sent.
-            if let Some(props) = sent.pointer(&format!("/results/{i}/properties")).and_then(Value::as_object) {
+            if let Some(props) = sent
+                .pointer(&format!("/results/{i}/properties"))
+                .and_then(Value::as_object)
+            {
                 for (k, v) in props {
                     if let Value::String(s) = v {
                         // The last of duplicate keys is the one a JSON reader keeps.
                         let last = object.properties.iter().filter(|(key, _)| key == k).last();
-                        prop_assert_eq!(last.and_then(|(_, v)| v), Some(s.as_str()), "property {}", k);
+                        prop_assert_eq!(
+                            last.and_then(|(_, v)| v),
+                            Some(s.as_str()),
+                            "property {}",
+                            k
+                        );
                     }
                 }
             }
-            prop_assert!(serde_json::from_str::<Value>(&raw(object)).is_ok(), "raw record is JSON");
+            prop_assert!(
+                serde_json::from_str::<Value>(&raw(object)).is_ok(),
+                "raw record is JSON"
+            );
             match contact_to_lead(object, &companies, &reads) {
                 Ok(_) => mapped += 1,
                 Err(rejected) => {
                     prop_assert!(!rejected.reason.is_empty());
-                    prop_assert!(!rejected.raw.is_empty(), "the raw record is kept for quarantine");
+                    prop_assert!(
+                        !rejected.raw.is_empty(),
+                        "the raw record is kept for quarantine"
+                    );
                     quarantined += 1;
                 }
             }
         }
-        prop_assert_eq!(mapped + quarantined, page.results.len(), "every contact accounted for");
+        prop_assert_eq!(
+            mapped + quarantined,
+            page.results.len(),
+            "every contact accounted for"
+        );
         Ok(())
     });
 }

@@ -29,9 +29,36 @@ fn edit() -> impl Strategy<Value = Edit> {
     let junk = prop_oneof![
         // Syntax that means something to TOML, JSON, CSV and URLs.
         proptest::sample::select(vec![
-            "\"", "'", "\\", "{", "}", "[", "]", ",", ":", "=", "\n", "\r\n", "#", "%", "%2", "+",
-            "\u{0}", "\u{feff}", "null", "-1", "1e400", "9223372036854775808", "NaN", "é", "🦀",
-            "\"\"\"", "[[", "]]", ";", "\t",
+            "\"",
+            "'",
+            "\\",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "=",
+            "\n",
+            "\r\n",
+            "#",
+            "%",
+            "%2",
+            "+",
+            "\u{0}",
+            "\u{feff}",
+            "null",
+            "-1",
+            "1e400",
+            "9223372036854775808",
+            "NaN",
+            "é",
+            "🦀",
+            "\"\"\"",
+            "[[",
+            "]]",
+            ";",
+            "\t",
         ])
         .prop_map(str::to_owned),
         any::<String>(),
@@ -97,8 +124,7 @@ pub fn mutated(seed: impl Into<String>) -> impl Strategy<Value = String> {
 
 /// Arbitrary text, or one of `seeds` garbled: what a parser of outside bytes must survive.
 pub fn text(seeds: &[&'static str]) -> impl Strategy<Value = String> + use<> {
-    let garbled: Vec<BoxedStrategy<String>> =
-        seeds.iter().map(|s| mutated(*s).boxed()).collect();
+    let garbled: Vec<BoxedStrategy<String>> = seeds.iter().map(|s| mutated(*s).boxed()).collect();
     prop_oneof![
         1 => any::<String>(),
         1 => proptest::collection::vec(any::<u8>(), 0..256)
@@ -119,8 +145,22 @@ pub fn json() -> impl Strategy<Value = serde_json::Value> {
             .prop_map(serde_json::Value::from),
         any::<String>().prop_map(serde_json::Value::from),
         proptest::sample::select(vec![
-            "", "0", "-1", "1.5", "1e308", "2026-11-20T03:00:00Z", "2026-02-30", "1700000000000",
-            "true", "null", "NaN", "é", "a@b.c", "x;y", "EUR", "closedwon",
+            "",
+            "0",
+            "-1",
+            "1.5",
+            "1e308",
+            "2026-11-20T03:00:00Z",
+            "2026-02-30",
+            "1700000000000",
+            "true",
+            "null",
+            "NaN",
+            "é",
+            "a@b.c",
+            "x;y",
+            "EUR",
+            "closedwon",
         ])
         .prop_map(serde_json::Value::from),
     ];

@@ -104,12 +104,27 @@ impl DatasetProvider {
                     .flexible(true)
                     .trim(csv::Trim::All)
                     .from_reader(bytes);
-                reader
+                let headers = reader
                     .headers()
-                    .map_err(|e| rejected(format!("no CSV header: {e}")))?;
-                for (index, record) in reader.deserialize::<Row>().enumerate() {
-                    // Line numbers count the header as line 1.
-                    rows.push((index + 2, record.map_err(|e| e.to_string())));
+                    .map_err(|e| rejected(format!("no CSV header: {e}")))?
+                    .clone();
+                for (index, record) in reader.records().enumerate() {
+                    // The line the record starts on, as the reader counted it (a quoted field
+                    // may span lines; `\r` ends a line too); the header is line 1.
+                    let line = |position: Option<&csv::Position>| {
+                        position.map_or(index + 2, |p| {
+                            usize::try_from(p.line()).unwrap_or(usize::MAX)
+                        })
+                    };
+                    rows.push(match record {
+                        Ok(record) => (
+                            line(record.position()),
+                            record
+                                .deserialize::<Row>(Some(&headers))
+                                .map_err(|e| e.to_string()),
+                        ),
+                        Err(e) => (line(e.position()), Err(e.to_string())),
+                    });
                 }
             }
             other => {
@@ -124,6 +139,9 @@ impl DatasetProvider {
             fetched_at: None,
         };
         let mut by_domain = HashMap::with_capacity(rows.len());
+        // The line each company was loaded from: a second row for the same company is listed
+        // as bad (naming the first), never a silent overwrite.
+        let mut loaded_from: HashMap<String, usize> = HashMap::with_capacity(rows.len());
         let mut bad = Vec::new();
         for (line, row) in rows {
             let row = match row {
@@ -150,6 +168,14 @@ impl DatasetProvider {
                     continue;
                 }
             };
+            if let Some(first) = loaded_from.get(&domain) {
+                bad.push(BadRow {
+                    line,
+                    reason: format!("domain: {domain} was already loaded from line {first}"),
+                });
+                continue;
+            }
+            loaded_from.insert(domain.clone(), line);
             let employees = row.employee_count.or_else(|| {
                 // "51-200" → 51: the lower bound, like the revenue ranges of the API.
                 row.size.as_deref().and_then(|s| {

@@ -25,6 +25,9 @@ pub mod dataset;
 pub mod domain_name;
 pub mod pdl;
 
+#[cfg(test)]
+mod hostile_tests;
+
 pub use cache::Cached;
 pub use dataset::{BadRow, DatasetProvider};
 pub use domain_name::{DomainError, FREE_MAIL, registrable_domain};

@@ -73,7 +73,7 @@ pub struct PdlProvider {
 }
 
 #[derive(Debug, Deserialize)]
-struct Answer {
+pub(crate) struct Answer {
     #[serde(default)]
     likelihood: Option<u8>,
     #[serde(default)]
@@ -230,7 +230,7 @@ impl PdlProvider {
         }
     }
 
-    fn firmographics(&self, answer: Answer) -> Option<Firmographics> {
+    pub(crate) fn firmographics(&self, answer: Answer) -> Option<Firmographics> {
         let likelihood = answer.likelihood.unwrap_or(0);
         if likelihood < self.config.min_likelihood {
             return None;

@@ -249,7 +249,10 @@ mod tests {
             &BTreeMap::new(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("row 2: column Account.Industry"), "{err}");
+        assert!(
+            err.to_string().contains("row 2: column Account.Industry"),
+            "{err}"
+        );
     }
 
     #[test]

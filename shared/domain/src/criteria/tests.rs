@@ -1309,7 +1309,12 @@ fn hostile_documents_are_refused_at_a_place_in_them_and_never_panic() {
         |text| {
             match Criteria::parse("c.toml", &text) {
                 Ok(c) => {
-                    let l = lead("a@b.com", Some("COMPUTER_SOFTWARE"), Some(50), Engagement::default());
+                    let l = lead(
+                        "a@b.com",
+                        Some("COMPUTER_SOFTWARE"),
+                        Some(50),
+                        Engagement::default(),
+                    );
                     let _ = c.evaluate(&l, now());
                 }
                 Err(e) => {
