@@ -17,6 +17,31 @@ pub struct NightlyEvent {
     pub since: Option<DateTime<Utc>>,
 }
 
+impl NightlyEvent {
+    /// Read an invocation payload: `null` or `{}` (EventBridge Scheduler's default), a classic
+    /// EventBridge rule's envelope (its `detail` carries the input), or the input itself.
+    ///
+    /// # Errors
+    /// An unknown field, or a `since` that is not an RFC 3339 instant.
+    pub fn read(payload: serde_json::Value) -> Result<Self, serde_json::Error> {
+        let payload = match payload.get("detail-type") {
+            Some(_) => payload.get("detail").cloned().unwrap_or_default(),
+            None => payload,
+        };
+        if payload.is_null() {
+            return Ok(Self::default());
+        }
+        // serde reads a struct from an array too (`["2026-11-01T00:00:00Z"]` would be a full
+        // re-read since then): only an object is an input.
+        if !payload.is_object() {
+            return Err(serde::de::Error::custom(format!(
+                "the event must be a JSON object, not {payload}"
+            )));
+        }
+        serde_json::from_value(payload)
+    }
+}
+
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -54,21 +79,7 @@ pub async fn handle_at(
     now: DateTime<Utc>,
     wall: impl Fn() -> DateTime<Utc>,
 ) -> Result<RunOutcome, HandlerError> {
-    let payload = if event.payload.is_null() {
-        serde_json::json!({})
-    } else {
-        event.payload
-    };
-    // EventBridge Scheduler's default payload is `{}`; a classic EventBridge rule sends an
-    // event envelope, whose `detail` carries the input.
-    let payload = match payload.get("detail-type") {
-        Some(_) => payload
-            .get("detail")
-            .cloned()
-            .unwrap_or_else(|| serde_json::json!({})),
-        None => payload,
-    };
-    let nightly: NightlyEvent = serde_json::from_value(payload)?;
+    let nightly = NightlyEvent::read(event.payload)?;
     let run_id = if event.context.request_id.is_empty() {
         // Outside Lambda there is no request id: a fresh id per invocation (a reused id means
         // "the same run again").
@@ -108,4 +119,48 @@ pub async fn handle(
     deps: &Deps,
 ) -> Result<RunOutcome, HandlerError> {
     handle_at(event, deps, Utc::now(), Utc::now).await
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+    use leadsync_domain::hostile;
+    use proptest::prelude::*;
+
+    /// Hostile schedule events: any JSON, and the real shapes garbled. Reading never panics;
+    /// `since` is only ever the instant its text says.
+    #[test]
+    fn hostile_schedule_events_are_read_or_refused_never_panic() {
+        let payload = prop_oneof![
+            hostile::json(),
+            hostile::text(&[
+                "{}",
+                r#"{"since":"2026-11-01T00:00:00Z"}"#,
+                r#"{"version":"0","detail-type":"Scheduled Event","source":"aws.events","detail":{"since":"2026-11-01T00:00:00+01:00"}}"#,
+            ])
+            .prop_filter_map("JSON", |t| serde_json::from_str::<serde_json::Value>(&t).ok()),
+        ];
+        hostile::check("nightly-sync events", 3_000, payload, |payload| {
+            if let Ok(NightlyEvent { since: Some(since) }) = NightlyEvent::read(payload.clone()) {
+                let inner = payload.get("detail").unwrap_or(&payload);
+                let text = inner.get("since").and_then(serde_json::Value::as_str);
+                // chrono reads a little more than RFC 3339 (`T0:00:00Z`); the instant is the text's.
+                prop_assert!(
+                    text.is_some_and(|t| t.parse::<DateTime<Utc>>().is_ok_and(|t| t == since))
+                );
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_schedules_shapes_read() {
+        assert!(NightlyEvent::read(serde_json::Value::Null).is_ok_and(|e| e.since.is_none()));
+        assert!(NightlyEvent::read(serde_json::json!({})).is_ok_and(|e| e.since.is_none()));
+        let envelope = serde_json::json!({"detail-type": "Scheduled Event", "detail": {"since": "2026-11-01T00:00:00Z"}});
+        assert!(NightlyEvent::read(envelope).is_ok_and(|e| e.since.is_some()));
+        assert!(NightlyEvent::read(serde_json::json!({"sinse": "x"})).is_err());
+        // Found by the hostile-input test: an array was read as the struct's fields in order.
+        assert!(NightlyEvent::read(serde_json::json!(["2026-11-20T03:00:00Z"])).is_err());
+    }
 }

@@ -50,6 +50,19 @@ pub struct RescoreRequest {
 }
 
 impl RescoreRequest {
+    /// Read a request from a JSON object (serde would read the struct from an array too).
+    ///
+    /// # Errors
+    /// Not an object, an unknown field, or a value of the wrong type.
+    pub fn read(value: Value) -> Result<Self, serde_json::Error> {
+        if !value.is_object() {
+            return Err(serde::de::Error::custom(format!(
+                "a re-score request is a JSON object, not {value}"
+            )));
+        }
+        serde_json::from_value(value)
+    }
+
     fn target(self) -> Result<RescoreTarget, String> {
         match (self.lead_ids.is_empty(), self.since, self.all) {
             (false, None, false) => Ok(RescoreTarget::Leads(self.lead_ids)),
@@ -210,51 +223,91 @@ pub async fn handle_at(
         format!("rescore-{}", event.context.request_id)
     };
     let payload = event.payload;
-    if payload.pointer("/requestContext/http").is_some() {
-        return Ok(function_url(&payload, deps, webhook, &run_id, now, wall).await);
+    match Invocation::read(&payload)? {
+        Invocation::Url => Ok(function_url(&payload, deps, webhook, &run_id, now, wall).await),
+        Invocation::Upload(key) => criteria_uploaded(deps, &key, now, &wall).await,
+        Invocation::Uploads(keys) => {
+            let mut answers = Vec::new();
+            for key in keys {
+                answers.push(criteria_uploaded(deps, &key, now, &wall).await?);
+            }
+            Ok(Value::Array(answers))
+        }
+        Invocation::Request(target) => {
+            rescore_or_defer(
+                deps,
+                &run_id,
+                target,
+                "an EventBridge request".into(),
+                now,
+                wall,
+            )
+            .await
+        }
     }
-    // S3 → EventBridge "Object Created" (the template routes criteria/ uploads this way).
-    if payload.get("source").and_then(Value::as_str) == Some("aws.s3") {
-        let key = payload
-            .pointer("/detail/object/key")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                RescoreError::BadEvent("an S3 event without detail.object.key".into())
-            })?;
-        return criteria_uploaded(deps, key, now, &wall).await;
-    }
-    if payload.get("detail-type").is_some() {
-        let request: RescoreRequest =
-            serde_json::from_value(payload.get("detail").cloned().unwrap_or(json!({})))
-                .map_err(|e| RescoreError::BadEvent(format!("detail: {e}")))?;
-        let target = request.target().map_err(RescoreError::BadEvent)?;
-        return rescore_or_defer(
-            deps,
-            &run_id,
-            target,
-            "an EventBridge request".into(),
-            now,
-            wall,
-        )
-        .await;
-    }
-    if let Some(records) = payload.get("Records").and_then(Value::as_array) {
-        let mut answers = Vec::new();
-        for record in records {
-            let key = record
-                .pointer("/s3/object/key")
+}
+
+/// What an invocation asks, read from its payload without I/O.
+#[derive(Debug, PartialEq)]
+pub enum Invocation {
+    /// A function-URL request (the re-score URL or the webhook's): answered with a status.
+    Url,
+    /// S3's EventBridge "Object Created" event for one key (how the template routes uploads).
+    Upload(String),
+    /// An S3 notification's records: their keys, decoded.
+    Uploads(Vec<String>),
+    /// An EventBridge re-score request.
+    Request(RescoreTarget),
+}
+
+impl Invocation {
+    /// Tell the trigger by the payload's shape.
+    ///
+    /// # Errors
+    /// [`RescoreError::BadEvent`] saying what is missing or wrong, and where.
+    pub fn read(payload: &Value) -> Result<Self, RescoreError> {
+        if payload.pointer("/requestContext/http").is_some() {
+            return Ok(Self::Url);
+        }
+        if payload.get("source").and_then(Value::as_str) == Some("aws.s3") {
+            let key = payload
+                .pointer("/detail/object/key")
                 .and_then(Value::as_str)
                 .ok_or_else(|| {
-                    RescoreError::BadEvent("an S3 record without s3.object.key".into())
+                    RescoreError::BadEvent("an S3 event without detail.object.key".into())
                 })?;
-            let key = s3_event_key(key)?;
-            answers.push(criteria_uploaded(deps, &key, now, &wall).await?);
+            return Ok(Self::Upload(key.to_owned()));
         }
-        return Ok(Value::Array(answers));
+        if payload.get("detail-type").is_some() {
+            let request = RescoreRequest::read(payload.get("detail").cloned().unwrap_or(json!({})))
+                .map_err(|e| RescoreError::BadEvent(format!("detail: {e}")))?;
+            return request
+                .target()
+                .map(Self::Request)
+                .map_err(|e| RescoreError::BadEvent(format!("detail: {e}")));
+        }
+        if let Some(records) = payload.get("Records").and_then(Value::as_array) {
+            return records
+                .iter()
+                .enumerate()
+                .map(|(i, record)| {
+                    let key = record
+                        .pointer("/s3/object/key")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| {
+                            RescoreError::BadEvent(format!(
+                                "Records[{i}]: an S3 record without s3.object.key"
+                            ))
+                        })?;
+                    s3_event_key(key)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Self::Uploads);
+        }
+        Err(RescoreError::BadEvent(
+            "neither a function-URL request, an EventBridge event nor an S3 notification".into(),
+        ))
     }
-    Err(RescoreError::BadEvent(
-        "neither a function-URL request, an EventBridge event nor an S3 notification".into(),
-    ))
 }
 
 /// An S3 notification's object key, decoded: S3 sends keys form-encoded (a space as `+`, a
@@ -376,11 +429,12 @@ async fn function_url(
             }
         }
         None => {
-            let request: RescoreRequest =
-                match serde_json::from_str(if body.is_empty() { "{}" } else { &body }) {
-                    Ok(r) => r,
-                    Err(e) => return http(400, &json!({"error": format!("body: {e}")})),
-                };
+            let request = match serde_json::from_str(if body.is_empty() { "{}" } else { &body })
+                .and_then(RescoreRequest::read)
+            {
+                Ok(r) => r,
+                Err(e) => return http(400, &json!({"error": format!("body: {e}")})),
+            };
             match request.target() {
                 Ok(t) => t,
                 Err(e) => return http(400, &json!({"error": e})),
@@ -498,5 +552,89 @@ mod key_tests {
         }
         let error = s3_event_key("criteria/%FF.toml").unwrap_err().to_string();
         assert!(error.contains("criteria/%FF.toml"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+    use leadsync_domain::hostile;
+    use proptest::prelude::*;
+
+    const S3_NOTIFICATION: &str = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"criteria/q4+plan%2Bv%3D2+d%C3%A9mo.toml","size":812}}}]}"#;
+    const S3_EVENTBRIDGE: &str = r#"{"version":"0","id":"1","detail-type":"Object Created","source":"aws.s3","detail":{"bucket":{"name":"b"},"object":{"key":"criteria/v2.toml"}}}"#;
+    const REQUEST: &str = r#"{"version":"0","detail-type":"leadsync.rescore","source":"ops","detail":{"lead_ids":["101","102"]}}"#;
+    const URL: &str = r#"{"version":"2.0","rawPath":"/","rawQueryString":"","headers":{"host":"x.lambda-url.us-east-1.on.aws"},"requestContext":{"http":{"method":"POST"}},"body":"{\"since\":\"2026-11-01T00:00:00Z\"}","isBase64Encoded":false}"#;
+
+    /// Hostile function events: any JSON, and each trigger's real shape garbled. Reading one
+    /// never panics; a refusal says what is wrong; an upload key is never empty-handed (a
+    /// notification of n records names n keys).
+    #[test]
+    fn hostile_function_events_are_read_or_refused_by_name() {
+        let payload = prop_oneof![
+            hostile::json(),
+            hostile::text(&[S3_NOTIFICATION, S3_EVENTBRIDGE, REQUEST, URL])
+                .prop_filter_map("JSON", |t| serde_json::from_str::<Value>(&t).ok()),
+        ];
+        hostile::check("rescore function events", 4_000, payload, |payload| {
+            match Invocation::read(&payload) {
+                Ok(Invocation::Uploads(keys)) => {
+                    let records = payload
+                        .get("Records")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
+                    prop_assert_eq!(keys.len(), records, "one key per record");
+                }
+                Ok(Invocation::Request(RescoreTarget::Leads(ids))) => prop_assert!(!ids.is_empty()),
+                Ok(_) => {}
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+            Ok(())
+        });
+    }
+
+    /// Hostile re-score request bodies (function URL, EventBridge detail).
+    #[test]
+    fn hostile_rescore_bodies_name_exactly_one_target_or_are_refused() {
+        let body = hostile::text(&[
+            r#"{"lead_ids":["1","2"]}"#,
+            r#"{"since":"2026-11-01T00:00:00Z"}"#,
+            r#"{"all":true}"#,
+        ]);
+        hostile::check("rescore request bodies", 3_000, body, |body| {
+            let read = serde_json::from_str::<Value>(&body).and_then(RescoreRequest::read);
+            if let Ok(request) = read {
+                let asked = usize::from(!request.lead_ids.is_empty())
+                    + usize::from(request.since.is_some())
+                    + usize::from(request.all);
+                prop_assert_eq!(request.target().is_ok(), asked == 1);
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_trigger_is_told_apart() {
+        let read =
+            |text: &str| Invocation::read(&serde_json::from_str(text).unwrap_or(Value::Null));
+        assert_eq!(
+            read(S3_NOTIFICATION).ok(),
+            Some(Invocation::Uploads(vec![
+                "criteria/q4 plan+v=2 démo.toml".into()
+            ]))
+        );
+        assert_eq!(
+            read(S3_EVENTBRIDGE).ok(),
+            Some(Invocation::Upload("criteria/v2.toml".into()))
+        );
+        assert!(matches!(
+            read(REQUEST),
+            Ok(Invocation::Request(RescoreTarget::Leads(_)))
+        ));
+        assert_eq!(read(URL).ok(), Some(Invocation::Url));
+        let e = read(r#"{"Records":[{"s3":{}}]}"#)
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("Records[0]")));
     }
 }

@@ -24,6 +24,8 @@ pub enum SignatureError {
     BadTimestamp,
     #[error("the request is {age_ms} ms old, over the 5-minute limit")]
     TooOld { age_ms: i64 },
+    #[error("the request is stamped {ahead_ms} ms ahead of this clock, over the 5-minute limit")]
+    FromTheFuture { ahead_ms: i64 },
     #[error("the signature does not match")]
     Mismatch,
 }
@@ -85,9 +87,17 @@ pub fn verify(
     let sent: i64 = timestamp
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    let age_ms = now_ms - sent;
+    // Saturating: a hostile timestamp (i64::MIN) must not overflow; a request stamped more
+    // than five minutes ahead of our clock is refused like one five minutes behind it (a
+    // signature is valid for one short window, whichever way the clocks differ).
+    let age_ms = now_ms.saturating_sub(sent);
     if age_ms > MAX_AGE_MS {
         return Err(SignatureError::TooOld { age_ms });
+    }
+    if age_ms < -MAX_AGE_MS {
+        return Err(SignatureError::FromTheFuture {
+            ahead_ms: age_ms.saturating_neg(),
+        });
     }
     let expected = sign(secret, method, uri, body, timestamp);
     // Constant-time comparison: verify through the MAC of both values.
@@ -151,6 +161,124 @@ pub fn contacts_of(body: &str, own: &[String]) -> Result<(Vec<LeadId>, usize), s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use leadsync_domain::hostile;
+    use proptest::prelude::*;
+
+    /// Found by the hostile-input test: a timestamp of i64::MIN overflowed the age (a panic
+    /// in debug builds, a wrapped age that passed the check in release).
+    #[test]
+    fn an_extreme_timestamp_is_refused_not_overflowed() {
+        let ts = i64::MIN.to_string();
+        let sig = sign(&secret(), "POST", "https://h/p", "[]", &ts);
+        assert!(matches!(
+            verify(
+                &secret(),
+                "POST",
+                "https://h/p",
+                "[]",
+                Some(&sig),
+                Some(&ts),
+                1_700_000_000_000
+            ),
+            Err(SignatureError::TooOld { .. })
+        ));
+        let ts = i64::MAX.to_string();
+        let sig = sign(&secret(), "POST", "https://h/p", "[]", &ts);
+        assert!(matches!(
+            verify(
+                &secret(),
+                "POST",
+                "https://h/p",
+                "[]",
+                Some(&sig),
+                Some(&ts),
+                -1
+            ),
+            Err(SignatureError::FromTheFuture { .. })
+        ));
+    }
+
+    /// Hostile webhook requests: any method, URI, body, signature and timestamp header. Never
+    /// a panic; a correctly signed request verifies exactly when its stamp is within five
+    /// minutes of now either way (a replay of an older one never does); a wrong signature never.
+    #[test]
+    fn hostile_webhook_headers_verify_only_when_signed_and_fresh() {
+        let strategy = (
+            hostile::text(&["https://abc.lambda-url.us-east-1.on.aws/hubspot?x=1%3A2"]),
+            hostile::text(&[r#"[{"objectId":123,"subscriptionType":"contact.propertyChange"}]"#]),
+            prop_oneof![
+                any::<i64>().prop_map(|t| t.to_string()),
+                (-2 * MAX_AGE_MS..2 * MAX_AGE_MS).prop_map(|d| (1_700_000_000_000 + d).to_string()),
+                hostile::text(&["1700000000000"]),
+            ],
+            prop_oneof![Just(None), hostile::text(&["abc="]).prop_map(Some)],
+        );
+        hostile::check(
+            "webhook signature headers",
+            4_000,
+            strategy,
+            |(uri, body, ts, forged)| {
+                let now = 1_700_000_000_000;
+                let good = sign(&secret(), "POST", &uri, &body, &ts);
+                let signature = forged.clone().unwrap_or_else(|| good.clone());
+                let outcome = verify(
+                    &secret(),
+                    "POST",
+                    &uri,
+                    &body,
+                    Some(&signature),
+                    Some(&ts),
+                    now,
+                );
+                match ts.parse::<i64>() {
+                    Err(_) => prop_assert_eq!(outcome, Err(SignatureError::BadTimestamp)),
+                    Ok(sent) => {
+                        let fresh = (now as i128 - sent as i128).abs() <= MAX_AGE_MS as i128;
+                        let signed = signature == good;
+                        prop_assert_eq!(outcome.is_ok(), fresh && signed, "{:?}", outcome);
+                    }
+                }
+                Ok(())
+            },
+        );
+    }
+
+    /// Hostile webhook bodies: any JSON or garbled batch. Never a panic; each contact named is
+    /// one of a contact event's, and every event is a contact named, a repeat or skipped.
+    #[test]
+    fn hostile_webhook_bodies_account_for_every_event() {
+        let event = (
+            proptest::sample::select(vec![
+                "contact.creation", "contact.propertyChange", "contact.deletion",
+                "contact.privacyDeletion", "deal.creation", "company.propertyChange", "",
+            ]),
+            hostile::json(),
+            prop_oneof![Just(None), proptest::sample::select(vec!["email", "leadsync_stage"]).prop_map(Some)],
+        )
+            .prop_map(|(t, id, p)| serde_json::json!({"subscriptionType": t, "objectId": id, "propertyName": p}));
+        let body = prop_oneof![
+            proptest::collection::vec(event, 0..20)
+                .prop_map(|e| serde_json::Value::from(e).to_string()),
+            hostile::text(&[
+                r#"[{"objectId":1,"subscriptionType":"contact.propertyChange","propertyName":"email"},{"objectId":"2","subscriptionType":"contact.creation"}]"#
+            ]),
+        ];
+        hostile::check("webhook bodies", 3_000, body, |body| {
+            if let Ok((ids, skipped)) = contacts_of(&body, &["leadsync_stage".to_owned()]) {
+                let events: Vec<serde_json::Value> =
+                    serde_json::from_str(&body).unwrap_or_default();
+                let named: std::collections::HashSet<&LeadId> = ids.iter().collect();
+                prop_assert_eq!(named.len(), ids.len(), "each contact once");
+                prop_assert!(ids.len() + skipped <= events.len());
+                let repeats = events.len() - ids.len() - skipped;
+                prop_assert!(
+                    repeats == 0 || !ids.is_empty(),
+                    "only repeats of a named contact are folded"
+                );
+            }
+            Ok(())
+        });
+    }
 
     fn secret() -> SecretString {
         SecretString::from("yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy")

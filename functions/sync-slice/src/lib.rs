@@ -50,6 +50,51 @@ pub struct ItemFailure {
     pub item_identifier: String,
 }
 
+/// One queue message: a slice of a planned run, or a deferred re-score.
+#[derive(Debug, PartialEq)]
+pub enum Message {
+    Slice(Box<SliceSpec>),
+    Rescore(DeferredRescore),
+}
+
+impl Message {
+    /// Read a message body.
+    ///
+    /// # Errors
+    /// The body is not JSON, or not the shape of either message (serde says which field).
+    pub fn read(body: &str) -> Result<Self, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_str(body)?;
+        match value.get(DeferredRescore::MESSAGE_KEY) {
+            Some(rescore) => serde_json::from_value(rescore.clone()).map(Self::Rescore),
+            None => {
+                let spec: SliceSpec = serde_json::from_value(value)?;
+                // Planned by us, but read from a queue anyone with access can write to: a
+                // slice outside its run, or a ratio that is no share, is refused by name.
+                let refuse = |what: String| Err(serde::de::Error::custom(what));
+                if spec.slice >= spec.slices {
+                    return refuse(format!(
+                        "slice {} of a run of {} slices",
+                        spec.slice, spec.slices
+                    ));
+                }
+                if !(0.0..=1.0).contains(&spec.max_reject_ratio) {
+                    return refuse(format!(
+                        "max_reject_ratio {} is not a share (0–1)",
+                        spec.max_reject_ratio
+                    ));
+                }
+                if spec.index_lag_secs < 0 {
+                    return refuse(format!(
+                        "index_lag_secs {} is negative",
+                        spec.index_lag_secs
+                    ));
+                }
+                Ok(Self::Slice(Box::new(spec)))
+            }
+        }
+    }
+}
+
 /// Why one message failed (logged; the message is retried, then dead-lettered).
 #[derive(Debug)]
 enum MessageError {
@@ -70,26 +115,25 @@ async fn process(
     body: &str,
     wall: &impl Fn() -> DateTime<Utc>,
 ) -> Result<Done, MessageError> {
-    let value: serde_json::Value = serde_json::from_str(body).map_err(MessageError::Unreadable)?;
-    if let Some(rescore) = value.get(DeferredRescore::MESSAGE_KEY) {
-        let deferred: DeferredRescore =
-            serde_json::from_value(rescore.clone()).map_err(MessageError::Unreadable)?;
-        let criteria = deps
-            .active_criteria()
+    let spec = match Message::read(body).map_err(MessageError::Unreadable)? {
+        Message::Slice(spec) => spec,
+        Message::Rescore(deferred) => {
+            let criteria = deps
+                .active_criteria()
+                .await
+                .map_err(MessageError::Criteria)?;
+            let done = run_deferred(
+                &deps.sync_deps(&criteria),
+                &deps.queue,
+                &deferred,
+                &deps.run_options(wall()),
+                wall,
+            )
             .await
-            .map_err(MessageError::Criteria)?;
-        let done = run_deferred(
-            &deps.sync_deps(&criteria),
-            &deps.queue,
-            &deferred,
-            &deps.run_options(wall()),
-            wall,
-        )
-        .await
-        .map_err(MessageError::Sync)?;
-        return Ok(Done::Rescore(deferred.run_id, done));
-    }
-    let spec: SliceSpec = serde_json::from_value(value).map_err(MessageError::Unreadable)?;
+            .map_err(MessageError::Sync)?;
+            return Ok(Done::Rescore(deferred.run_id, done));
+        }
+    };
     let criteria = deps
         .criteria_version(&spec.criteria_id, &spec.criteria_version)
         .await
@@ -165,4 +209,49 @@ pub async fn handle(
     deps: &Deps,
 ) -> Result<BatchResponse, lambda_runtime::Error> {
     handle_at(event, deps, Utc::now).await
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+    use leadsync_domain::hostile;
+    use proptest::prelude::*;
+
+    const SLICE: &str = r#"{"run_id":"night-2026-11-20","kind":"nightly","slice":2,"slices":5,"scope":{"since":"2026-11-19T03:00:00Z","after":"100","through":"200"},"now":"2026-11-20T03:00:00Z","source":"hubspot#contacts","criteria_id":"b2b-saas","criteria_version":"2026.11.1","enrich_budget":500,"max_reject_ratio":0.2,"index_lag_secs":120}"#;
+    const RESCORE: &str = r#"{"rescore":{"run_id":"rescore-1","target":{"leads":["101","102"]},"why":"a HubSpot webhook","requested_at":"2026-11-20T03:00:00Z","attempts":2}}"#;
+
+    /// Hostile queue messages: any text, and both message kinds garbled. Reading never panics;
+    /// what reads is a slice inside its run with a sane ratio, or a re-score; the rest is
+    /// refused with serde's reason (the message is retried, then kept in the DLQ).
+    #[test]
+    fn hostile_queue_messages_are_read_or_refused_never_panic() {
+        hostile::check(
+            "SQS slice messages",
+            4_000,
+            hostile::text(&[SLICE, RESCORE]),
+            |body| {
+                match Message::read(&body) {
+                    Ok(Message::Slice(spec)) => {
+                        prop_assert!(spec.slice < spec.slices);
+                        prop_assert!((0.0..=1.0).contains(&spec.max_reject_ratio));
+                        // What reads, writes back the same (a redelivery is the same slice).
+                        let again = serde_json::to_string(&spec)
+                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        prop_assert_eq!(Message::read(&again).ok(), Some(Message::Slice(spec)));
+                    }
+                    Ok(Message::Rescore(_)) => {}
+                    Err(e) => prop_assert!(!e.to_string().is_empty()),
+                }
+                Ok(())
+            },
+        );
+    }
+
+    #[test]
+    fn a_slice_outside_its_run_is_refused_by_name() {
+        let e = Message::read(&SLICE.replace(r#""slice":2"#, r#""slice":5"#)).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("slice 5 of a run of 5 slices")));
+        assert!(matches!(Message::read(SLICE), Ok(Message::Slice(_))));
+        assert!(matches!(Message::read(RESCORE), Ok(Message::Rescore(_))));
+    }
 }

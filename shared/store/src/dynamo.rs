@@ -17,7 +17,6 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 pub const MAX_BATCH_WRITE: usize = 25;
 /// The most keys DynamoDB takes in one `BatchGetItem`.
 pub const MAX_BATCH_GET: usize = 100;
-/// Attempts at unprocessed items before the call fails as `Unavailable`.
 
 /// The DynamoDB adapter of the [`LeadStore`] port.
 #[derive(Debug, Clone)]
