@@ -620,3 +620,31 @@ fn every_setting_the_functions_read_is_a_template_parameter_and_every_variable_i
     }
     assert_eq!(syncing, 4);
 }
+
+/// Issue 19 (privacy): every prefix that holds people's records expires after the configured
+/// retention, and its replaced or erased versions a day later.
+#[test]
+fn personal_data_in_the_bucket_expires_after_the_configured_retention() {
+    let t = template();
+    let retention = &t["Parameters"]["PersonalDataRetentionDays"];
+    assert_eq!(retention["Type"].as_str(), Some("Number"));
+    assert!(retention["Default"].as_u64().is_some_and(|d| (1..=3650).contains(&d)));
+    let rules = t["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .expect("lifecycle rules");
+    for prefix in ["snapshots/", "quarantine/"] {
+        let rule = rules
+            .iter()
+            .find(|r| r["Prefix"].as_str() == Some(prefix))
+            .unwrap_or_else(|| panic!("no lifecycle rule for {prefix}"));
+        assert_eq!(rule["Status"].as_str(), Some("Enabled"), "{prefix}");
+        match &rule["ExpirationInDays"] {
+            Value::Tagged(tag) => {
+                assert_eq!(tag.tag.to_string(), "!Ref", "{prefix}");
+                assert_eq!(tag.value.as_str(), Some("PersonalDataRetentionDays"), "{prefix}");
+            }
+            other => panic!("{prefix} expires on {other:?}, not the retention parameter"),
+        }
+        assert_eq!(rule["NoncurrentVersionExpiration"]["NoncurrentDays"].as_u64(), Some(1), "{prefix}");
+    }
+}
