@@ -128,6 +128,19 @@ impl Fact {
         }
     }
 
+    /// The same fact with `pseudonym` in place of the lead's id: what is kept of a person
+    /// erased on request (GDPR Art. 17) so the periods' counts and credits stay whole while
+    /// nothing links them back to the person. The key changes with the id.
+    #[must_use]
+    pub fn anonymised(&self, pseudonym: &LeadId) -> Fact {
+        let mut fact = self.clone();
+        match &mut fact {
+            Fact::Stage(t) => t.lead_id = pseudonym.clone(),
+            Fact::Milestone(m) => m.lead_id = pseudonym.clone(),
+        }
+        fact
+    }
+
     /// The funnel step this fact records: a stage (`mql`, …) or a milestone (`won`, …).
     pub fn step(&self) -> &'static str {
         match self {

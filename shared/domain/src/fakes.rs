@@ -570,6 +570,29 @@ impl SnapshotStore for FakeSnapshotStore {
         Ok(name)
     }
 
+    async fn erase_lead(&self, id: &LeadId) -> Result<crate::ports::SnapshotsErased, StoreError> {
+        let mut erased = crate::ports::SnapshotsErased::default();
+        for lines in lock(&self.snapshots).values_mut() {
+            erased.objects_read += 1;
+            let before = lines.len();
+            lines.retain(|l| &l.lead.id != id);
+            if lines.len() < before {
+                erased.objects_rewritten += 1;
+                erased.lines_removed += (before - lines.len()) as u64;
+            }
+        }
+        for records in lock(&self.quarantine).values_mut() {
+            erased.objects_read += 1;
+            let before = records.len();
+            records.retain(|r| r.lead_id.as_deref() != Some(id.as_str()));
+            if records.len() < before {
+                erased.objects_rewritten += 1;
+                erased.lines_removed += (before - records.len()) as u64;
+            }
+        }
+        Ok(erased)
+    }
+
     async fn put_dashboard(&self, period: &str, html: String) -> Result<String, StoreError> {
         let name = format!("dashboards/{period}/index.html");
         lock(&self.dashboards).insert(period.to_owned(), html);
@@ -737,6 +760,81 @@ impl RollupStore for FakeLeadStore {
     async fn links(&self) -> Result<crate::facts::LeadLinks, StoreError> {
         self.take_failure()?;
         Ok(lock(&self.links).clone())
+    }
+
+    async fn erase_lead(
+        &self,
+        id: &LeadId,
+        pseudonym: &LeadId,
+        closed: &std::collections::BTreeSet<String>,
+    ) -> Result<crate::ports::LeadErased, StoreError> {
+        self.take_failure()?;
+        let mut erased = crate::ports::LeadErased {
+            pseudonym: pseudonym.as_str().to_owned(),
+            state_deleted: lock(&self.states).remove(id).is_some(),
+            ..crate::ports::LeadErased::default()
+        };
+        let note = |fact: &Fact, erased: &mut crate::ports::LeadErased| {
+            let period = fact.period();
+            if closed.contains(&period) {
+                erased.facts_kept += 1;
+                erased.closed_periods.insert(period);
+                false
+            } else {
+                erased.facts_anonymised += 1;
+                erased.periods.insert(period);
+                true
+            }
+        };
+        {
+            let mut transitions = lock(&self.transitions);
+            let mine: Vec<_> = transitions.keys().filter(|k| &k.0 == id).cloned().collect();
+            for key in mine {
+                let Some(t) = transitions.get(&key).cloned() else {
+                    continue;
+                };
+                if note(&Fact::Stage(t.clone()), &mut erased) {
+                    transitions.remove(&key);
+                    let mut moved = t;
+                    moved.lead_id = pseudonym.clone();
+                    transitions.insert((pseudonym.clone(), key.1, key.2), moved);
+                }
+            }
+        }
+        {
+            let mut milestones = lock(&self.milestones);
+            let mine: Vec<_> = milestones
+                .iter()
+                .filter(|(_, m)| &m.lead_id == id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in mine {
+                let Some(m) = milestones.get(&key).cloned() else {
+                    continue;
+                };
+                let fact = Fact::Milestone(m);
+                if note(&fact, &mut erased) {
+                    milestones.remove(&key);
+                    if let Fact::Milestone(moved) = fact.anonymised(pseudonym) {
+                        milestones.insert(Fact::Milestone(moved.clone()).key(), moved);
+                    }
+                }
+            }
+        }
+        let mut links = lock(&self.links);
+        if let Some(own) = links.remove(id) {
+            links.insert(pseudonym.clone(), own);
+            erased.links += 1;
+        }
+        for link in links.values_mut() {
+            if let crate::facts::LeadLink::Merged { into, .. } = link
+                && into == id
+            {
+                *into = pseudonym.clone();
+                erased.links += 1;
+            }
+        }
+        Ok(erased)
     }
 
     async fn record_milestones(&self, facts: &[MilestoneFact]) -> Result<u64, StoreError> {

@@ -639,6 +639,16 @@ pub trait SnapshotStore: Send + Sync {
         records: &[Rejected],
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
 
+    /// Remove every line about lead `id` from the stored snapshots and quarantine files
+    /// (each object rewritten without them, its earlier versions deleted). Repeating is safe.
+    ///
+    /// # Errors
+    /// [`StoreError`]; `Corrupt` names an object that cannot be read.
+    fn erase_lead(
+        &self,
+        id: &LeadId,
+    ) -> impl Future<Output = Result<SnapshotsErased, StoreError>> + Send;
+
     /// Publish a period's dashboard page (`dashboards/<period>/index.html`, overwritten);
     /// returns the object key.
     ///
@@ -681,6 +691,39 @@ pub struct PeriodStatus {
     /// later corrections are measured against. `None` for periods closed before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub criteria_version: Option<String>,
+}
+
+/// What [`RollupStore::erase_lead`] did with one person's records in the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadErased {
+    /// The id the kept facts now carry (`erased-…`): the one proposed, or the one an earlier,
+    /// interrupted erasure of the same lead chose.
+    pub pseudonym: String,
+    /// The lead's state (scores, stage, what was pushed) was deleted.
+    pub state_deleted: bool,
+    /// Facts moved under the pseudonym (open periods): counts and credits unchanged.
+    pub facts_anonymised: u64,
+    /// Facts left as they are because their period is closed: paid incentive records, kept
+    /// for the legal retention of accounting records (they hold the CRM id, no contact data).
+    pub facts_kept: u64,
+    /// Merge and deletion records naming the lead: removed, or pointed at the pseudonym.
+    pub links: u64,
+    /// The open periods whose rollups now read the pseudonym: to be recomputed.
+    pub periods: std::collections::BTreeSet<String>,
+    /// The closed periods that still hold the kept facts.
+    pub closed_periods: std::collections::BTreeSet<String>,
+}
+
+/// What [`SnapshotStore::erase_lead`] removed from stored snapshots and quarantine files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotsErased {
+    /// Objects looked through, and those rewritten without the person's lines.
+    pub objects_read: u64,
+    pub objects_rewritten: u64,
+    /// Snapshot and quarantine lines removed.
+    pub lines_removed: u64,
+    /// Earlier versions of rewritten objects deleted (a versioned bucket keeps them).
+    pub versions_deleted: u64,
 }
 
 /// What [`RollupStore::replace_rows`] changed.
@@ -782,6 +825,21 @@ pub trait RollupStore: Send + Sync {
     /// # Errors
     /// [`StoreError`].
     fn closed_periods(&self) -> impl Future<Output = Result<Vec<PeriodStatus>, StoreError>> + Send;
+
+    /// Erase a person on request: delete the lead's state, move its facts of open periods
+    /// under `pseudonym` ([`Fact::anonymised`](crate::facts::Fact::anonymised)), keep those of
+    /// the `closed` periods as they are (paid records), and remove or re-point the merge and
+    /// deletion records naming it. Repeating the call after a failure completes it (the
+    /// pseudonym must be the same).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn erase_lead(
+        &self,
+        id: &LeadId,
+        pseudonym: &LeadId,
+        closed: &std::collections::BTreeSet<String>,
+    ) -> impl Future<Output = Result<LeadErased, StoreError>> + Send;
 
     /// Close a period: record the status (unless already closed: `Ok(false)`), then freeze its
     /// rows so no write can change them again. Repeating completes an interrupted close.

@@ -2,7 +2,7 @@
 //! leads, enriches, scores, records transitions, pushes changed results back and writes the
 //! snapshot and run report, then recomputes the rollups of the periods it touched;
 //! [`rollups`] recomputes, closes and exports periods; [`dashboard`] renders and publishes a
-//! period's page; [`runs`] takes the lease, plans slices
+//! period's page; [`erase`] erases a person on request; [`runs`] takes the lease, plans slices
 //! ([`plan`]), runs them inline or through a queue, and finishes the run after the last one.
 //!
 //! Must not: know which CRM, store or provider it talks to (only the ports), read the clock
@@ -10,6 +10,7 @@
 //! quarantined with its reason).
 
 pub mod dashboard;
+pub mod erase;
 pub mod parquet_export;
 pub mod plan;
 pub mod rollups;

@@ -626,3 +626,182 @@ async fn a_deal_that_closes_reaches_its_contact_though_the_contact_never_changed
     let (_, totals) = incentive_rows(&w.rows()["2026-11"], &w.criteria.version);
     assert!(totals.outcomes.get("won").is_some_and(|n| *n > 0));
 }
+
+/// Issue 19 (privacy): erasing a person deletes its state and snapshot lines and moves its
+/// facts under a pseudonym — the month's KPIs and incentive totals are exactly what they were,
+/// no row names the person any more, and erasing again changes nothing.
+#[tokio::test]
+async fn an_erased_person_leaves_no_trace_and_the_totals_whole() {
+    use leadsync_domain::LeadId;
+    use leadsync_pipeline::erase::erase;
+    let w = World::new(leads(at("2026-11-19T12:00:00Z")));
+    w.run("r1", november()).await.unwrap();
+    let version = w.criteria.version.clone();
+    // Someone who won a deal: the most a person can weigh in the month's credits.
+    let id = w
+        .store
+        .milestones()
+        .into_iter()
+        .find(|m| m.outcome.as_str() == "won")
+        .map(|m| m.lead_id)
+        .expect("a won deal");
+    let names_the_person = |rows: &[RollupRow]| {
+        rows.iter()
+            .filter(|r| {
+                r.body.contains(&format!("\"{id}\"")) || r.body.contains(&format!("\"{id}|"))
+            })
+            .count()
+    };
+    let before = w.rows().remove("2026-11").unwrap();
+    // Rows carry counts and a lineage hash of fact keys; the statements (computed from the
+    // facts for a rep or a source) name each credited lead.
+    let statements = rollups::statements(&w.store, "2026-11", &version)
+        .await
+        .unwrap();
+    let naming = |lines: &[leadsync_domain::rollup::StatementLine], who: &LeadId| {
+        lines
+            .iter()
+            .filter(|l| l.leads.iter().any(|x| x == who.as_str()))
+            .count()
+    };
+    let credit = |lines: &[leadsync_domain::rollup::StatementLine]| {
+        lines.iter().map(|l| l.credit_cents).sum::<i64>()
+    };
+    assert!(
+        naming(&statements, &id) > 0,
+        "the person is in the month's statements before"
+    );
+    let totals_before = incentive_rows(&before, &version).1;
+    assert!(
+        w.snapshots
+            .snapshots()
+            .values()
+            .flatten()
+            .any(|l| l.lead.id == id)
+    );
+
+    let pseudonym = LeadId::new("erased-0f3a9c1d2b4e5a6f").unwrap();
+    let done = erase(
+        &w.store,
+        &w.snapshots,
+        &id,
+        &pseudonym,
+        november(),
+        chrono::Duration::minutes(15),
+    )
+    .await
+    .unwrap();
+    assert!(done.table.state_deleted);
+    assert!(done.table.facts_anonymised >= 3, "{done:?}");
+    assert_eq!(done.table.facts_kept, 0);
+    assert!(done.snapshots.lines_removed >= 1, "{done:?}");
+    assert_eq!(done.periods_recomputed, vec!["2026-11".to_owned()]);
+
+    assert!(!w.store.states().contains_key(&id));
+    assert!(w.store.transitions().iter().all(|t| t.lead_id != id));
+    assert!(w.store.milestones().iter().all(|m| m.lead_id != id));
+    assert!(w.store.transitions().iter().any(|t| t.lead_id == pseudonym));
+    assert!(
+        w.snapshots
+            .snapshots()
+            .values()
+            .flatten()
+            .all(|l| l.lead.id != id)
+    );
+    let after = w.rows().remove("2026-11").unwrap();
+    assert_eq!(names_the_person(&after), 0, "no row names the person");
+    let statements_after = rollups::statements(&w.store, "2026-11", &version)
+        .await
+        .unwrap();
+    assert_eq!(
+        naming(&statements_after, &id),
+        0,
+        "no statement names the person"
+    );
+    assert_eq!(
+        naming(&statements_after, &pseudonym),
+        naming(&statements, &id),
+        "the pseudonym stands in"
+    );
+    assert_eq!(
+        credit(&statements_after),
+        credit(&statements),
+        "every credit as it was"
+    );
+    assert_eq!(
+        incentive_rows(&after, &version).1,
+        totals_before,
+        "the totals are whole"
+    );
+    let kpis = |rows: &[RollupRow]| {
+        rows.iter()
+            .filter_map(|r| match r.parse().unwrap() {
+                RowBody::Kpi(k) => Some((k.metric, k.dimension, k.grain, k.value, k.base)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kpis(&after), kpis(&before), "every KPI as it was");
+
+    // Again: nothing left to do, nothing changes.
+    let again = erase(
+        &w.store,
+        &w.snapshots,
+        &id,
+        &pseudonym,
+        november(),
+        chrono::Duration::minutes(15),
+    )
+    .await
+    .unwrap();
+    assert!(!again.table.state_deleted);
+    assert_eq!(
+        (again.table.facts_anonymised, again.snapshots.lines_removed),
+        (0, 0)
+    );
+    assert_eq!(w.rows().remove("2026-11").unwrap(), after);
+}
+
+/// A closed (paid) period keeps the person's facts as they are: its frozen rows do not move.
+#[tokio::test]
+async fn erasing_keeps_the_facts_of_a_closed_period_and_says_so() {
+    use leadsync_domain::LeadId;
+    use leadsync_pipeline::erase::erase;
+    let w = World::new(leads(at("2026-11-19T12:00:00Z")));
+    w.run("r1", november()).await.unwrap();
+    rollups::close(&w.store, "2026-11", "finance", at("2026-12-01T10:00:00Z"))
+        .await
+        .unwrap();
+    let frozen = w.rows().remove("2026-11").unwrap();
+    let id = w.store.transitions()[0].lead_id.clone();
+    let pseudonym = LeadId::new("erased-1").unwrap();
+    let done = erase(
+        &w.store,
+        &w.snapshots,
+        &id,
+        &pseudonym,
+        at("2026-12-02T10:00:00Z"),
+        chrono::Duration::minutes(15),
+    )
+    .await
+    .unwrap();
+    assert!(done.table.state_deleted);
+    assert_eq!(done.table.facts_anonymised, 0);
+    assert!(done.table.facts_kept >= 1);
+    assert_eq!(
+        done.table.closed_periods.iter().collect::<Vec<_>>(),
+        vec!["2026-11"]
+    );
+    assert_eq!(
+        w.rows().remove("2026-11").unwrap(),
+        frozen,
+        "a closed period never changes"
+    );
+    assert!(
+        w.snapshots
+            .snapshots()
+            .values()
+            .flatten()
+            .all(|l| l.lead.id != id)
+    );
+}

@@ -3,7 +3,9 @@
 use crate::keys::{self, GSI1_PK, GSI1_SK, PK, SK, STATE_SK, WATERMARK_SK};
 use crate::sdk_error;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+};
 use chrono::Datelike as _;
 use chrono::{DateTime, Utc};
 use leadsync_domain::ports::{LeadStore, RecordOutcome, RunReport, StoreError};
@@ -110,7 +112,7 @@ impl DynamoLeadStore {
         item
     }
 
-    fn transition_item(&self, t: &Transition) -> Item {
+    pub(crate) fn transition_item(&self, t: &Transition) -> Item {
         let observed = t
             .observed_at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -237,22 +239,46 @@ impl DynamoLeadStore {
     }
 
     /// Write items 25 at a time, retrying unprocessed items with backoff.
-    async fn batch_put(&self, items: Vec<Item>) -> Result<u64, StoreError> {
+    pub(crate) async fn batch_put(&self, items: Vec<Item>) -> Result<u64, StoreError> {
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(|e| StoreError::Rejected {
+                        operation: "BatchWriteItem",
+                        message: e.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests).await
+    }
+
+    /// Delete items by key (`pk`, `sk`) 25 at a time, retrying unprocessed ones with backoff.
+    pub(crate) async fn batch_delete(&self, keys: Vec<Item>) -> Result<u64, StoreError> {
+        let requests = keys
+            .into_iter()
+            .map(|key| {
+                DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                    .map_err(|e| StoreError::Rejected {
+                        operation: "BatchWriteItem",
+                        message: e.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests).await
+    }
+
+    /// `BatchWriteItem`s of 25 requests, unprocessed ones retried on the AWS policy.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<u64, StoreError> {
         let mut written = 0u64;
-        for chunk in items.chunks(MAX_BATCH_WRITE) {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|item| {
-                    PutRequest::builder()
-                        .set_item(Some(item.clone()))
-                        .build()
-                        .map(|put| WriteRequest::builder().put_request(put).build())
-                        .map_err(|e| StoreError::Rejected {
-                            operation: "BatchWriteItem",
-                            message: e.to_string(),
-                        })
-                })
-                .collect::<Result<_, _>>()?;
+        for chunk in requests.chunks(MAX_BATCH_WRITE) {
+            let mut pending: Vec<WriteRequest> = chunk.to_vec();
             let mut waits = Policy::AWS.backoff();
             while !pending.is_empty() {
                 let sent = pending.len() as u64;

@@ -15,7 +15,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use leadsync_domain::LeadId;
 use leadsync_domain::facts::{Fact, LeadLink, LeadLinks, MilestoneFact};
 use leadsync_domain::incentives::IncentivePlan;
-use leadsync_domain::ports::{PeriodStatus, RollupStore, RowsWritten, StoreError};
+use leadsync_domain::ports::{LeadErased, PeriodStatus, RollupStore, RowsWritten, StoreError};
 use leadsync_domain::rollup::RollupRow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +25,9 @@ const CONCURRENCY: usize = 16;
 /// Query pages made by [`RollupStore::rows`] since the process started (for the "one Query"
 /// check of tests and benchmarks).
 pub static ROW_QUERY_PAGES: AtomicU64 = AtomicU64::new(0);
+
+/// Under a lead being erased: the pseudonym chosen, until the erasure is complete.
+const ERASING_SK: &str = "ERASING";
 
 fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
@@ -283,6 +286,111 @@ impl RollupStore for DynamoLeadStore {
                 Ok((id, link))
             })
             .collect()
+    }
+
+    async fn erase_lead(
+        &self,
+        id: &LeadId,
+        pseudonym: &LeadId,
+        closed: &BTreeSet<String>,
+    ) -> Result<LeadErased, StoreError> {
+        let pk = keys::lead_pk(&self.crm, id);
+        let items = self.query_all(None, PK, &pk, None).await?;
+        // An erasure interrupted earlier chose its pseudonym already: finish with that one, so
+        // no fact is ever copied under two.
+        let pseudonym = match items
+            .iter()
+            .find(|i| get_s(i, SK) == Some(ERASING_SK))
+            .and_then(|i| get_s(i, "pseudonym"))
+        {
+            Some(chosen) => LeadId::new(chosen).map_err(|e| corrupt(&pk, e.to_string()))?,
+            None => {
+                self.batch_put(vec![HashMap::from([
+                    (PK.to_owned(), s(&pk)),
+                    (SK.to_owned(), s(ERASING_SK)),
+                    ("pseudonym".to_owned(), s(pseudonym.as_str())),
+                ])])
+                .await?;
+                pseudonym.clone()
+            }
+        };
+        let mut erased = LeadErased {
+            pseudonym: pseudonym.as_str().to_owned(),
+            ..LeadErased::default()
+        };
+        let key_of = |item: &Item| -> Item {
+            item.iter()
+                .filter(|(k, _)| *k == PK || *k == SK)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let (mut copies, mut gone) = (Vec::new(), Vec::new());
+        for item in &items {
+            let sk = get_s(item, SK).unwrap_or_default();
+            if sk == ERASING_SK {
+                continue;
+            }
+            let Some(body) = get_s(item, "fact") else {
+                erased.state_deleted |= sk == keys::STATE_SK;
+                gone.push(key_of(item));
+                continue;
+            };
+            let fact: Fact = serde_json::from_str(body)
+                .map_err(|e| corrupt(&format!("{pk}/{sk}"), e.to_string()))?;
+            let period = fact.period();
+            if closed.contains(&period) {
+                erased.facts_kept += 1;
+                erased.closed_periods.insert(period);
+                continue;
+            }
+            copies.push(match fact.anonymised(&pseudonym) {
+                Fact::Stage(t) => self.transition_item(&t),
+                Fact::Milestone(m) => self.milestone_item(&m)?,
+            });
+            erased.facts_anonymised += 1;
+            erased.periods.insert(period);
+            gone.push(key_of(item));
+        }
+        // Copies first: a crash between the two leaves both, and the next attempt deletes.
+        self.put_absent(copies).await?;
+        // Merge and deletion records: the lead's own moves to the pseudonym (its facts still
+        // count, or not, as before); merges into it now point at the pseudonym.
+        let mut links: Vec<Item> = Vec::new();
+        for (other, link) in self.links().await? {
+            let moved = match link {
+                _ if &other == id => Some((pseudonym.clone(), link)),
+                LeadLink::Merged { into, seen_at } if &into == id => Some((
+                    other,
+                    LeadLink::Merged {
+                        into: pseudonym.clone(),
+                        seen_at,
+                    },
+                )),
+                _ => None,
+            };
+            if let Some((at, link)) = moved {
+                links.push(HashMap::from([
+                    (PK.to_owned(), s(keys::links_pk(&self.crm))),
+                    (SK.to_owned(), s(at.as_str())),
+                    ("body".to_owned(), s(json("PutItem link", &link)?)),
+                ]));
+                erased.links += 1;
+            }
+        }
+        self.batch_put(links).await?;
+        gone.push(HashMap::from([
+            (PK.to_owned(), s(keys::links_pk(&self.crm))),
+            (SK.to_owned(), s(id.as_str())),
+        ]));
+        gone.push(HashMap::from([
+            (PK.to_owned(), s(&pk)),
+            (SK.to_owned(), s(ERASING_SK)),
+        ]));
+        // The marker goes last (its own batch): until then a retry knows the pseudonym.
+        let marker = gone.pop().into_iter().collect::<Vec<_>>();
+        self.batch_delete(gone).await?;
+        self.batch_delete(marker).await?;
+        Ok(erased)
     }
 
     async fn record_milestones(&self, facts: &[MilestoneFact]) -> Result<u64, StoreError> {

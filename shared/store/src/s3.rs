@@ -4,8 +4,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use leadsync_domain::LeadId;
 use leadsync_domain::ports::{
-    Rejected, SnapshotKey, SnapshotLine, SnapshotStore, SnapshotWriter, StoreError,
+    Rejected, SnapshotKey, SnapshotLine, SnapshotStore, SnapshotWriter, SnapshotsErased, StoreError,
 };
 use std::io::{Read, Write};
 
@@ -280,6 +281,96 @@ impl S3SnapshotStore {
     }
 }
 
+impl S3SnapshotStore {
+    /// Delete every version of `key` but `keep` (a versioned bucket keeps what an erasure
+    /// rewrote); returns how many were deleted. An unversioned bucket has none to delete.
+    async fn delete_versions(&self, key: &str, keep: Option<&str>) -> Result<u64, StoreError> {
+        let unavailable = |operation: &'static str| {
+            move |e: String| StoreError::Unavailable {
+                operation,
+                message: format!("s3://{}/{key}: {e}", self.bucket),
+            }
+        };
+        let mut deleted = 0;
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(key)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    unavailable("ListObjectVersions")(
+                        aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                    )
+                })?;
+            let versions = page
+                .versions()
+                .iter()
+                .filter_map(|v| Some((v.key()?, v.version_id()?)))
+                .chain(
+                    page.delete_markers()
+                        .iter()
+                        .filter_map(|m| Some((m.key()?, m.version_id()?))),
+                );
+            for (k, version) in versions {
+                // An unversioned bucket lists its one object as version "null": nothing older.
+                if k != key || Some(version) == keep || version == "null" {
+                    continue;
+                }
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .version_id(version)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        unavailable("DeleteObject version")(
+                            aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                        )
+                    })?;
+                deleted += 1;
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+        }
+        Ok(deleted)
+    }
+}
+
+/// `text` (JSON lines) without the lines about lead `id` — snapshot lines (`lead.id`) and
+/// quarantine records (`lead_id`) — and how many were removed. Lines that are not JSON are
+/// kept as they are.
+fn without_lead(text: &[u8], id: &LeadId) -> (Vec<u8>, u64) {
+    let mut kept = Vec::with_capacity(text.len());
+    let mut removed = 0;
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        let about = serde_json::from_slice::<serde_json::Value>(line)
+            .ok()
+            .is_some_and(|v| {
+                let of = v
+                    .pointer("/lead/id")
+                    .or_else(|| v.get("lead_id"))
+                    .and_then(serde_json::Value::as_str);
+                of == Some(id.as_str())
+            });
+        if about {
+            removed += 1;
+        } else {
+            kept.extend_from_slice(line);
+        }
+    }
+    (kept, removed)
+}
+
 /// `snapshots/<date>/<run>/<slice>.jsonl.gz`
 pub fn snapshot_object_key(key: &SnapshotKey) -> String {
     format!(
@@ -371,6 +462,63 @@ impl SnapshotStore for S3SnapshotStore {
         )
         .await?;
         Ok(object)
+    }
+
+    async fn erase_lead(&self, id: &LeadId) -> Result<SnapshotsErased, StoreError> {
+        let mut erased = SnapshotsErased::default();
+        for prefix in ["snapshots/", "quarantine/"] {
+            for object in self.list(prefix).await? {
+                erased.objects_read += 1;
+                let bytes = self.get(&object.key, "GetObject erase").await?;
+                let gzipped = bytes.starts_with(&[0x1f, 0x8b]);
+                let text = if gzipped {
+                    let mut text = Vec::new();
+                    flate2::read::MultiGzDecoder::new(&bytes[..])
+                        .read_to_end(&mut text)
+                        .map_err(|e| StoreError::Corrupt {
+                            key: object.key.clone(),
+                            message: format!("not gzip: {e}"),
+                        })?;
+                    text
+                } else {
+                    bytes
+                };
+                let (kept, removed) = without_lead(&text, id);
+                if removed == 0 {
+                    continue;
+                }
+                let (body, content_type) = if gzipped {
+                    let mut gz =
+                        GzEncoder::new(Vec::with_capacity(kept.len() / 4), Compression::default());
+                    gz.write_all(&kept)
+                        .and_then(|()| gz.finish())
+                        .map(|b| (b, "application/gzip"))
+                        .map_err(|e| rejected("PutObject erase", e))?
+                } else {
+                    (kept, "application/x-ndjson")
+                };
+                let current = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&object.key)
+                    .content_type(content_type)
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::Unavailable {
+                        operation: "PutObject erase",
+                        message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                    })?
+                    .version_id;
+                erased.objects_rewritten += 1;
+                erased.lines_removed += removed;
+                erased.versions_deleted += self
+                    .delete_versions(&object.key, current.as_deref())
+                    .await?;
+            }
+        }
+        Ok(erased)
     }
 
     async fn put_dashboard(&self, period: &str, html: String) -> Result<String, StoreError> {

@@ -368,3 +368,219 @@ async fn only_valid_signed_versions_are_published_and_activated() {
         "criteria/northwind-lead-criteria/2026.12.0.toml"
     );
 }
+
+/// Issue 19 (privacy): erasing lead 1 on DynamoDB and a versioned bucket. Its state goes, its
+/// facts move under the pseudonym (the month still has every fact), a merge into it follows
+/// the pseudonym, its snapshot and quarantine lines go with the older object versions that
+/// held them, and lead 2 is untouched. An erasure interrupted after choosing its pseudonym is
+/// finished with that one; repeating a finished one does nothing.
+#[tokio::test]
+async fn erasing_a_lead_moves_its_facts_and_removes_its_lines() {
+    use leadsync_domain::facts::LeadLink;
+    use leadsync_domain::ports::{Rejected, RollupStore, SnapshotLine};
+    let (store, dynamo) = store().await;
+    let (one, two) = (state(1, Stage::Sql), state(2, Stage::Mql));
+    let facts: Vec<Transition> = [&one, &two]
+        .iter()
+        .filter_map(|s| Transition::between(None, s))
+        .collect();
+    store
+        .record(&[one.clone(), two.clone()], &facts)
+        .await
+        .unwrap();
+    let seen_at = one.updated_at;
+    store
+        .record_links(&[(
+            LeadId::new("3").unwrap(),
+            LeadLink::Merged {
+                into: one.lead_id.clone(),
+                seen_at,
+            },
+        )])
+        .await
+        .unwrap();
+    let period = facts[0]
+        .occurred_at
+        .map(leadsync_domain::facts::period_of)
+        .unwrap();
+    let count = || async { store.visit_facts(&period, |_| {}).await.unwrap() };
+    assert_eq!(count().await, 2);
+
+    let moto = leadsync_localstack::shared().unwrap();
+    let s3 = S3::from_conf(
+        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = leadsync_localstack::unique_name("erase");
+    bootstrap::create_bucket(&s3, &bucket).await.unwrap();
+    let snapshots = leadsync_store::S3SnapshotStore::new(s3.clone(), &bucket);
+    let criteria = leadsync_domain::Criteria::parse(
+        "c",
+        include_str!("../../../infra/criteria/b2b-saas.toml"),
+    )
+    .unwrap();
+    let line = |id: &str| {
+        let mut lead =
+            leadsync_domain::Lead::new(LeadId::new(id).unwrap(), DateTime::<Utc>::UNIX_EPOCH);
+        lead.email = Some(format!("person{id}@example.com"));
+        SnapshotLine {
+            scorecard: criteria.evaluate(&lead, DateTime::<Utc>::UNIX_EPOCH),
+            lead,
+        }
+    };
+    let key = SnapshotKey {
+        date: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+        run_id: "r1".into(),
+        slice: 0,
+    };
+    // Written twice: the bucket keeps the first as an older version.
+    snapshots
+        .put_snapshot(&key, &[line("1"), line("2")])
+        .await
+        .unwrap();
+    let object = snapshots
+        .put_snapshot(&key, &[line("1"), line("2")])
+        .await
+        .unwrap();
+    let rejected = |id: &str| Rejected {
+        lead_id: Some(id.into()),
+        reason: "field x".into(),
+        raw: format!("{{\"id\":\"{id}\"}}"),
+    };
+    snapshots
+        .put_quarantine(&key, &[rejected("1"), rejected("2")])
+        .await
+        .unwrap();
+
+    // An earlier attempt chose its pseudonym, then stopped.
+    dynamo
+        .put_item()
+        .table_name(store_table(&store))
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("LEAD#hubspot#1".into()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("ERASING".into()),
+        )
+        .item(
+            "pseudonym",
+            aws_sdk_dynamodb::types::AttributeValue::S("erased-first".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = LeadId::new("1").unwrap();
+    let erased = store
+        .erase_lead(
+            &id,
+            &LeadId::new("erased-second").unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        erased.pseudonym, "erased-first",
+        "the interrupted attempt's pseudonym"
+    );
+    assert!(erased.state_deleted);
+    assert_eq!(
+        (erased.facts_anonymised, erased.facts_kept, erased.links),
+        (1, 0, 1)
+    );
+    assert!(store.load_states(&[id.clone()]).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .load_states(&[two.lead_id.clone()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let mut who = Vec::new();
+    store
+        .visit_facts(&period, |f| who.push(f.lead_id().as_str().to_owned()))
+        .await
+        .unwrap();
+    who.sort();
+    assert_eq!(
+        who,
+        vec!["2", "erased-first"],
+        "every fact kept, none under the person"
+    );
+    let links = store.links().await.unwrap();
+    assert!(
+        matches!(&links[&LeadId::new("3").unwrap()], LeadLink::Merged { into, .. } if into.as_str() == "erased-first")
+    );
+    let left = dynamo
+        .query()
+        .table_name(store_table(&store))
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("LEAD#hubspot#1".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        left.count, 0,
+        "nothing left under the person's key, the marker neither"
+    );
+
+    let gone = snapshots.erase_lead(&id).await.unwrap();
+    assert_eq!(
+        (gone.objects_rewritten, gone.lines_removed),
+        (2, 2),
+        "{gone:?}"
+    );
+    assert!(
+        gone.versions_deleted >= 2,
+        "the older versions that held the lines: {gone:?}"
+    );
+    let kept = snapshots.read_snapshot(&object).await.unwrap();
+    assert_eq!(
+        kept.iter().map(|l| l.lead.id.as_str()).collect::<Vec<_>>(),
+        vec!["2"]
+    );
+    let versions = s3
+        .list_object_versions()
+        .bucket(&bucket)
+        .prefix(&object)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        versions.versions().len(),
+        1,
+        "only the rewritten version is left"
+    );
+    let quarantine = snapshots
+        .get("quarantine/r1/00000.jsonl", "GetObject")
+        .await
+        .unwrap();
+    let quarantine = String::from_utf8(quarantine).unwrap();
+    assert!(
+        !quarantine.contains("\"lead_id\":\"1\"") && quarantine.contains("\"lead_id\":\"2\""),
+        "{quarantine}"
+    );
+
+    // Again: nothing to do.
+    let again = store
+        .erase_lead(
+            &id,
+            &LeadId::new("erased-third").unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.state_deleted, again.facts_anonymised), (false, 0));
+    assert_eq!(snapshots.erase_lead(&id).await.unwrap().lines_removed, 0);
+    assert_eq!(count().await, 2);
+}
+
+fn store_table(store: &DynamoLeadStore) -> String {
+    store.table().to_owned()
+}

@@ -628,7 +628,11 @@ fn personal_data_in_the_bucket_expires_after_the_configured_retention() {
     let t = template();
     let retention = &t["Parameters"]["PersonalDataRetentionDays"];
     assert_eq!(retention["Type"].as_str(), Some("Number"));
-    assert!(retention["Default"].as_u64().is_some_and(|d| (1..=3650).contains(&d)));
+    assert!(
+        retention["Default"]
+            .as_u64()
+            .is_some_and(|d| (1..=3650).contains(&d))
+    );
     let rules = t["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
         .as_sequence()
         .expect("lifecycle rules");
@@ -641,10 +645,18 @@ fn personal_data_in_the_bucket_expires_after_the_configured_retention() {
         match &rule["ExpirationInDays"] {
             Value::Tagged(tag) => {
                 assert_eq!(tag.tag.to_string(), "!Ref", "{prefix}");
-                assert_eq!(tag.value.as_str(), Some("PersonalDataRetentionDays"), "{prefix}");
+                assert_eq!(
+                    tag.value.as_str(),
+                    Some("PersonalDataRetentionDays"),
+                    "{prefix}"
+                );
             }
             other => panic!("{prefix} expires on {other:?}, not the retention parameter"),
         }
-        assert_eq!(rule["NoncurrentVersionExpiration"]["NoncurrentDays"].as_u64(), Some(1), "{prefix}");
+        assert_eq!(
+            rule["NoncurrentVersionExpiration"]["NoncurrentDays"].as_u64(),
+            Some(1),
+            "{prefix}"
+        );
     }
 }
