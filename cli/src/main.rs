@@ -3,11 +3,13 @@
 //! - `leadsync sandbox`: serve the HubSpot-compatible sandbox until interrupted.
 //! - `leadsync demo`: start the sandbox and a moto server, run the nightly sync on them, print
 //!   the run summary.
+//! - `leadsync erase --lead ID`: erase a person on request, and say what was removed.
 
 mod bench;
 mod compare;
 mod criteria_cmd;
 mod demo;
+mod erase_cmd;
 mod nightly_bench;
 mod rollups_cmd;
 
@@ -90,6 +92,21 @@ enum Command {
         table: String,
         #[arg(long, env = "BUCKET_NAME", global = true, default_value = "")]
         bucket: String,
+    },
+    /// Erase a person on request (GDPR Art. 17): their state and every snapshot and quarantine
+    /// line go; their facts stay under a pseudonym (open periods) or as paid records (closed
+    /// periods), so the funnel and incentive totals do not change. Says what it removed.
+    Erase {
+        /// The CRM's id of the person (HubSpot contact id, Salesforce Lead or Contact Id).
+        #[arg(long = "lead")]
+        lead: String,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+        #[arg(long, env = "BUCKET_NAME")]
+        bucket: String,
+        /// Print what was done as JSON instead of sentences.
+        #[arg(long)]
+        json: bool,
     },
     /// Benchmark the HubSpot path against a sandbox in its own process; prints a table.
     Bench {
@@ -467,6 +484,12 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Bench {
             what: BenchWhat::Coldstart { bin_dir, runs },
         } => done(bench::coldstart(&bin_dir, runs).await),
+        Command::Erase {
+            lead,
+            table,
+            bucket,
+            json,
+        } => done(erase_cmd::run(&lead, &table, &bucket, json).await),
         Command::Rollups {
             what,
             table,

@@ -231,3 +231,129 @@ async fn simulate_reads_every_slice_of_the_newest_run_from_s3_and_prints_credit_
         "{table}"
     );
 }
+
+/// `leadsync erase --lead ID` as an operator runs it against the stack's table and bucket:
+/// the person's state and snapshot lines go, the answer says so in sentences, and a second
+/// run finds nothing more to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erase_removes_a_person_and_says_what_it_removed() {
+    use leadsync_domain::ports::LeadStore;
+    let now = at("2026-11-20T00:00:00Z");
+    let moto = leadsync_localstack::shared().expect("moto");
+    let sdk = moto.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let (table, bucket) = (
+        leadsync_localstack::unique_name("erase"),
+        leadsync_localstack::unique_name("erase"),
+    );
+    leadsync_store::bootstrap::create_table(&dynamo, &table)
+        .await
+        .unwrap();
+    leadsync_store::bootstrap::create_bucket(&s3, &bucket)
+        .await
+        .unwrap();
+    let store = leadsync_store::DynamoLeadStore::new(dynamo, &table, "hubspot");
+    let snapshots = leadsync_store::S3SnapshotStore::new(s3, bucket.clone());
+    let criteria = Criteria::parse("c.toml", EXAMPLE).unwrap();
+    let leads: Vec<Lead> = (1..=3).map(lead).collect();
+    let states: Vec<leadsync_domain::LeadState> = leads
+        .iter()
+        .map(|l| {
+            leadsync_domain::LeadState::from_scorecard(
+                l.id.clone(),
+                l.owner_id.clone(),
+                &criteria.evaluate(l, now),
+                format!("h{}", l.id),
+                l.modified_at,
+                None,
+                now,
+                "r1",
+            )
+        })
+        .collect();
+    let facts: Vec<leadsync_domain::Transition> = states
+        .iter()
+        .filter_map(|s| leadsync_domain::Transition::between(None, s))
+        .collect();
+    store.record(&states, &facts).await.unwrap();
+    let lines: Vec<SnapshotLine> = leads
+        .iter()
+        .map(|l| SnapshotLine {
+            scorecard: criteria.evaluate(l, now),
+            lead: l.clone(),
+        })
+        .collect();
+    snapshots
+        .put_snapshot(
+            &SnapshotKey {
+                date: now.date_naive(),
+                run_id: "r1".into(),
+                slice: 0,
+            },
+            &lines,
+        )
+        .await
+        .unwrap();
+
+    let erase = || {
+        Command::new(env!("CARGO_BIN_EXE_leadsync"))
+            .args(["erase", "--lead", "c2"])
+            .env("TABLE_NAME", &table)
+            .env("BUCKET_NAME", &bucket)
+            .env("CRM_KIND", "hubspot")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .output()
+            .unwrap()
+    };
+    let out = erase();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Lead c2 erased."), "{text}");
+    assert!(
+        text.contains("state (scores, stage, what was written to the CRM): deleted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("snapshot and quarantine lines: 1 removed from 1 of 1 objects"),
+        "{text}"
+    );
+    assert!(text.contains("kept under the pseudonym erased-"), "{text}");
+    assert!(!text.contains("p2@acme2.com"), "never the person's address");
+    let ids: Vec<leadsync_domain::LeadId> = leads.iter().map(|l| l.id.clone()).collect();
+    let left = store.load_states(&ids).await.unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(!left.contains_key(&ids[1]));
+    let snapshot = snapshots
+        .read_snapshot("snapshots/2026-11-20/r1/00000.jsonl.gz")
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot
+            .iter()
+            .map(|l| l.lead.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["c1", "c3"]
+    );
+
+    let again = erase();
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{text}");
+    assert!(
+        text.contains("state (scores, stage, what was written to the CRM): none held"),
+        "{text}"
+    );
+    assert!(text.contains("lines: 0 removed"), "{text}");
+}

@@ -30,7 +30,7 @@ pub use leadsync_app::{Config, Deps, RunOutcome};
 use leadsync_app::{DepsError, chain};
 use leadsync_domain::LeadId;
 use leadsync_domain::ports::{SliceQueue, StoreError};
-use leadsync_domain::runs::{DeferredRescore, Lease, RunKind};
+use leadsync_domain::runs::{DeferredErase, DeferredRescore, Lease, RunKind};
 use leadsync_pipeline::{RescoreTarget, SyncError, defer_delay, start_run};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -84,6 +84,8 @@ pub enum RescoreError {
     Sync(#[from] SyncError),
     #[error("queueing the re-score failed")]
     Queue(#[source] StoreError),
+    #[error("erasing a person failed")]
+    Erase(#[source] leadsync_pipeline::erase::EraseError),
 }
 
 impl From<RescoreError> for lambda_runtime::Diagnostic {
@@ -94,6 +96,8 @@ impl From<RescoreError> for lambda_runtime::Diagnostic {
             RescoreError::Sync(e) if e.is_retryable() => "DependencyUnavailable",
             RescoreError::Sync(_) => "RescoreFailed",
             RescoreError::Queue(_) => "DependencyUnavailable",
+            RescoreError::Erase(e) if e.is_retryable() => "DependencyUnavailable",
+            RescoreError::Erase(_) => "EraseFailed",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
@@ -393,10 +397,33 @@ async fn function_url(
                 .map(|p| p.name)
                 .collect();
             match webhook::contacts_of(&body, &own) {
-                Ok((ids, skipped)) => {
-                    tracing::info!(contacts = ids.len(), skipped, "Webhook verified.");
+                Ok(webhook::Asked {
+                    rescore: ids,
+                    erase,
+                    skipped,
+                }) => {
+                    tracing::info!(
+                        contacts = ids.len(),
+                        erasures = erase.len(),
+                        skipped,
+                        "Webhook verified."
+                    );
+                    let erasing = erase.len();
+                    if let Err(e) = erase_asked(deps, erase, now, &wall).await {
+                        let message = chain(&e);
+                        tracing::error!(error = %message, "The webhook's erasure failed; HubSpot retries.");
+                        return http(500, &json!({"error": message}));
+                    }
                     if ids.is_empty() {
-                        return http(200, &json!({"status": "nothing_to_do", "skipped": skipped}));
+                        let status = if erasing > 0 {
+                            "erasing"
+                        } else {
+                            "nothing_to_do"
+                        };
+                        return http(
+                            200,
+                            &json!({"status": status, "erasures": erasing, "skipped": skipped}),
+                        );
                     }
                     if deps.queue.is_configured() {
                         // HubSpot waits 5 s for an answer: acknowledge now, the slice worker
@@ -414,7 +441,7 @@ async fn function_url(
                         {
                             Ok(()) => http(
                                 200,
-                                &json!({"status": "queued", "run_id": run_id, "contacts": contacts, "skipped": skipped}),
+                                &json!({"status": "queued", "run_id": run_id, "contacts": contacts, "erasures": erasing, "skipped": skipped}),
                             ),
                             Err(e) => {
                                 let message = chain(&e);
@@ -449,6 +476,45 @@ async fn function_url(
             http(500, &json!({"error": message}))
         }
     }
+}
+
+/// Erase the people a webhook's `contact.privacyDeletion` events name: queued for the slice
+/// worker (HubSpot waits 5 s; the worker erases under the lease), or here and now without a
+/// queue.
+async fn erase_asked(
+    deps: &Deps,
+    ids: Vec<LeadId>,
+    now: DateTime<Utc>,
+    wall: &impl Fn() -> DateTime<Utc>,
+) -> Result<(), RescoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    if deps.queue.is_configured() {
+        let asked = DeferredErase {
+            lead_ids: ids,
+            requested_at: wall(),
+            attempts: 0,
+        };
+        return deps
+            .queue
+            .defer_erase(&asked, std::time::Duration::ZERO)
+            .await
+            .map_err(RescoreError::Queue);
+    }
+    for id in &ids {
+        leadsync_pipeline::erase::erase(
+            &deps.store,
+            &deps.snapshots,
+            id,
+            &leadsync_app::pseudonym(),
+            now,
+            chrono::Duration::minutes(15),
+        )
+        .await
+        .map_err(RescoreError::Erase)?;
+    }
+    Ok(())
 }
 
 /// A document was put under `criteria/`.

@@ -124,38 +124,56 @@ struct WebhookEvent {
     property_name: Option<String>,
 }
 
-/// The contacts a batch of webhook events asks to re-score: contact creations and property
-/// changes, deduplicated, in order. Changes to leadsync's own properties are skipped (they
-/// are our push echoing back). Returns the ids and the events skipped.
+/// What a batch of webhook events asks for.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Asked {
+    /// Contacts created or changed: re-score them (deduplicated, in order).
+    pub rescore: Vec<LeadId>,
+    /// Contacts HubSpot erased on a GDPR request (`contact.privacyDeletion`): erase them here
+    /// too (deduplicated, in order; never also re-scored).
+    pub erase: Vec<LeadId>,
+    /// Events about nothing to do: other objects, plain deletions (the nightly run reads
+    /// those), our own push echoing back, ids that are not ids.
+    pub skipped: usize,
+}
+
+/// What a batch of webhook events asks for. Subscription types are matched without regard to
+/// case (HubSpot writes `contact.privacyDeletion`).
 ///
 /// # Errors
 /// The body is not a JSON array of events.
-pub fn contacts_of(body: &str, own: &[String]) -> Result<(Vec<LeadId>, usize), serde_json::Error> {
+pub fn contacts_of(body: &str, own: &[String]) -> Result<Asked, serde_json::Error> {
     let events: Vec<WebhookEvent> = serde_json::from_str(body)?;
-    let mut ids: Vec<LeadId> = Vec::new();
-    let mut skipped = 0;
+    let mut asked = Asked::default();
     for event in events {
-        let contact_event = event.subscription_type.starts_with("contact.")
-            && !event.subscription_type.ends_with("deletion");
-        let own_echo = event
-            .property_name
-            .as_deref()
-            .is_some_and(|p| own.iter().any(|o| o == p));
+        let kind = event.subscription_type.to_ascii_lowercase();
         let id = match &event.object_id {
             serde_json::Value::Number(n) => LeadId::new(n.to_string()).ok(),
             serde_json::Value::String(s) => LeadId::new(s.clone()).ok(),
             _ => None,
         };
-        match id {
-            Some(id) if contact_event && !own_echo => {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
+        let Some(id) = id.filter(|_| kind.starts_with("contact.")) else {
+            asked.skipped += 1;
+            continue;
+        };
+        if kind == "contact.privacydeletion" {
+            asked.rescore.retain(|r| r != &id);
+            if !asked.erase.contains(&id) {
+                asked.erase.push(id);
             }
-            _ => skipped += 1,
+            continue;
+        }
+        let own_echo = event
+            .property_name
+            .as_deref()
+            .is_some_and(|p| own.iter().any(|o| o == p));
+        if kind.ends_with("deletion") || own_echo || asked.erase.contains(&id) {
+            asked.skipped += 1;
+        } else if !asked.rescore.contains(&id) {
+            asked.rescore.push(id);
         }
     }
-    Ok((ids, skipped))
+    Ok(asked)
 }
 
 #[cfg(test)]
@@ -264,17 +282,42 @@ mod tests {
             ]),
         ];
         hostile::check("webhook bodies", 3_000, body, |body| {
-            if let Ok((ids, skipped)) = contacts_of(&body, &["leadsync_stage".to_owned()]) {
+            if let Ok(Asked {
+                rescore,
+                erase,
+                skipped,
+            }) = contacts_of(&body, &["leadsync_stage".to_owned()])
+            {
                 let events: Vec<serde_json::Value> =
                     serde_json::from_str(&body).unwrap_or_default();
-                let named: std::collections::HashSet<&LeadId> = ids.iter().collect();
-                prop_assert_eq!(named.len(), ids.len(), "each contact once");
-                prop_assert!(ids.len() + skipped <= events.len());
-                let repeats = events.len() - ids.len() - skipped;
+                let named: std::collections::HashSet<&LeadId> =
+                    rescore.iter().chain(&erase).collect();
+                prop_assert_eq!(
+                    named.len(),
+                    rescore.len() + erase.len(),
+                    "each contact once"
+                );
+                prop_assert!(rescore.len() + erase.len() + skipped <= events.len());
+                let repeats = events.len() - rescore.len() - erase.len() - skipped;
                 prop_assert!(
-                    repeats == 0 || !ids.is_empty(),
+                    repeats == 0 || !named.is_empty(),
                     "only repeats of a named contact are folded"
                 );
+                // Every privacy deletion is an erasure, never a re-score.
+                for e in &events {
+                    let privacy = e
+                        .get("subscriptionType")
+                        .and_then(serde_json::Value::as_str)
+                        .is_some_and(|t| t.eq_ignore_ascii_case("contact.privacyDeletion"));
+                    let id = match e.get("objectId") {
+                        Some(serde_json::Value::Number(n)) => LeadId::new(n.to_string()).ok(),
+                        Some(serde_json::Value::String(s)) => LeadId::new(s.clone()).ok(),
+                        _ => None,
+                    };
+                    if let (true, Some(id)) = (privacy, id) {
+                        prop_assert!(erase.contains(&id) && !rescore.contains(&id));
+                    }
+                }
             }
             Ok(())
         });
@@ -367,6 +410,28 @@ mod tests {
         assert!(sig.ends_with('='));
     }
 
+    /// HubSpot's GDPR deletion is `contact.privacyDeletion`: it was missed by a case-sensitive
+    /// match and re-scored the person instead of erasing them.
+    #[test]
+    fn a_privacy_deletion_asks_for_an_erasure_never_a_rescore() {
+        let body = r#"[
+            {"objectId":7,"subscriptionType":"contact.propertyChange","propertyName":"email"},
+            {"objectId":7,"subscriptionType":"contact.privacyDeletion"},
+            {"objectId":7,"subscriptionType":"contact.propertyChange","propertyName":"phone"},
+            {"objectId":8,"subscriptionType":"CONTACT.PRIVACYDELETION"},
+            {"objectId":9,"subscriptionType":"contact.creation"}
+        ]"#;
+        let asked = contacts_of(body, &[]).unwrap();
+        let ids = |v: &[&str]| {
+            v.iter()
+                .map(|i| LeadId::new(*i).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(asked.erase, ids(&["7", "8"]));
+        assert_eq!(asked.rescore, ids(&["9"]));
+        assert_eq!(asked.skipped, 1);
+    }
+
     #[test]
     fn contacts_are_deduplicated_and_our_own_echo_skipped() {
         let body = r#"[
@@ -377,12 +442,13 @@ mod tests {
             {"objectId":4,"subscriptionType":"contact.deletion"},
             {"objectId":5,"subscriptionType":"deal.creation"}
         ]"#;
-        let (ids, skipped) = contacts_of(body, &["leadsync_stage".to_owned()]).unwrap();
+        let asked = contacts_of(body, &["leadsync_stage".to_owned()]).unwrap();
         assert_eq!(
-            ids,
+            asked.rescore,
             vec![LeadId::new("1").unwrap(), LeadId::new("2").unwrap()]
         );
-        assert_eq!(skipped, 3);
+        assert_eq!(asked.skipped, 3);
+        assert!(asked.erase.is_empty());
         assert!(contacts_of("{}", &[]).is_err());
     }
 }

@@ -18,7 +18,8 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use leadsync_app::chain;
 pub use leadsync_app::{Config, Deps};
-use leadsync_domain::runs::{DeferredRescore, SliceSpec};
+use leadsync_domain::runs::{DeferredErase, DeferredRescore, SliceSpec};
+use leadsync_pipeline::erase::{ErasuresDone, run_deferred_erase};
 use leadsync_pipeline::{DeferredDone, SliceDone, Started, run_deferred, run_slice};
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,7 @@ pub struct ItemFailure {
 pub enum Message {
     Slice(Box<SliceSpec>),
     Rescore(DeferredRescore),
+    Erase(DeferredErase),
 }
 
 impl Message {
@@ -64,6 +66,9 @@ impl Message {
     /// The body is not JSON, or not the shape of either message (serde says which field).
     pub fn read(body: &str) -> Result<Self, serde_json::Error> {
         let value: serde_json::Value = serde_json::from_str(body)?;
+        if let Some(erase) = value.get(DeferredErase::MESSAGE_KEY) {
+            return serde_json::from_value(erase.clone()).map(Self::Erase);
+        }
         match value.get(DeferredRescore::MESSAGE_KEY) {
             Some(rescore) => serde_json::from_value(rescore.clone()).map(Self::Rescore),
             None => {
@@ -101,6 +106,7 @@ enum MessageError {
     Unreadable(serde_json::Error),
     Criteria(leadsync_app::DepsError),
     Sync(leadsync_pipeline::SyncError),
+    Erase(leadsync_pipeline::erase::EraseError),
 }
 
 /// What one message did.
@@ -108,6 +114,7 @@ enum MessageError {
 enum Done {
     Slice(Box<SliceDone>),
     Rescore(String, DeferredDone),
+    Erase(ErasuresDone),
 }
 
 async fn process(
@@ -117,6 +124,20 @@ async fn process(
 ) -> Result<Done, MessageError> {
     let spec = match Message::read(body).map_err(MessageError::Unreadable)? {
         Message::Slice(spec) => spec,
+        Message::Erase(asked) => {
+            return run_deferred_erase(
+                &deps.store,
+                &deps.snapshots,
+                &deps.queue,
+                &asked,
+                &deps.run_options(wall()),
+                wall(),
+                leadsync_app::pseudonym,
+            )
+            .await
+            .map(Done::Erase)
+            .map_err(MessageError::Erase);
+        }
         Message::Rescore(deferred) => {
             let criteria = deps
                 .active_criteria()
@@ -184,8 +205,21 @@ pub async fn handle_at(
             )) => {
                 tracing::info!(message_id = %message.message_id, run_id = %run_id, attempts, delay_s = delay.as_secs(), holder = %holder, "Deferred re-score put back: the lease is held.");
             }
+            Ok(Done::Erase(ErasuresDone::Erased(done))) => {
+                tracing::info!(message_id = %message.message_id, erased = done.len(), "People erased on request.");
+            }
+            Ok(Done::Erase(ErasuresDone::Again {
+                erased,
+                remaining,
+                attempts,
+                delay,
+                holder,
+            })) => {
+                tracing::info!(message_id = %message.message_id, erased, remaining, attempts, delay_s = delay.as_secs(), holder = %holder, "Erasure put back: the lease is held.");
+            }
             Err(error) => {
                 let (kind, message_text) = match &error {
+                    MessageError::Erase(e) => ("erasure failed", chain(e)),
                     MessageError::Unreadable(e) => ("unreadable message", e.to_string()),
                     MessageError::Criteria(e) => ("criteria unavailable", chain(e)),
                     MessageError::Sync(e) => ("slice failed", chain(e)),
@@ -239,7 +273,7 @@ mod hostile_tests {
                             .map_err(|e| TestCaseError::fail(e.to_string()))?;
                         prop_assert_eq!(Message::read(&again).ok(), Some(Message::Slice(spec)));
                     }
-                    Ok(Message::Rescore(_)) => {}
+                    Ok(Message::Rescore(_) | Message::Erase(_)) => {}
                     Err(e) => prop_assert!(!e.to_string().is_empty()),
                 }
                 Ok(())
@@ -253,5 +287,7 @@ mod hostile_tests {
         assert!(e.is_some_and(|e| e.to_string().contains("slice 5 of a run of 5 slices")));
         assert!(matches!(Message::read(SLICE), Ok(Message::Slice(_))));
         assert!(matches!(Message::read(RESCORE), Ok(Message::Rescore(_))));
+        let erase = r#"{"erase":{"lead_ids":["7"],"requested_at":"2026-11-20T03:00:00Z"}}"#;
+        assert!(matches!(Message::read(erase), Ok(Message::Erase(e)) if e.lead_ids.len() == 1));
     }
 }

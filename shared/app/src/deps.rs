@@ -130,6 +130,20 @@ impl SliceQueue for Queue {
             }),
         }
     }
+
+    async fn defer_erase(
+        &self,
+        erase: &leadsync_domain::runs::DeferredErase,
+        delay: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        match &self.0 {
+            Some(queue) => queue.defer_erase(erase, delay).await,
+            None => Err(StoreError::Rejected {
+                operation: "SendMessage",
+                message: "no SLICE_QUEUE_URL is configured".into(),
+            }),
+        }
+    }
 }
 
 /// Everything a sync needs, shared by every invocation of a warm function.

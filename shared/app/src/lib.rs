@@ -19,4 +19,12 @@ pub use config::{Config, ConfigError, CrmKind, SecretSource};
 pub use crm::AnyCrm;
 pub use deps::{BUNDLED_CRITERIA, Deps, DepsError};
 pub use leadsync_store::sdk_config;
+
+/// A fresh pseudonym for a person being erased (`erased-<16 hex>`): random, so nothing links it
+/// back to them.
+pub fn pseudonym() -> leadsync_domain::LeadId {
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    leadsync_domain::LeadId::new(format!("erased-{}", &hex[..16]))
+        .unwrap_or_else(|_| unreachable!("erased-<hex> is a valid id"))
+}
 pub use outcome::{RunOutcome, chain};

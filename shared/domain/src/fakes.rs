@@ -1051,6 +1051,7 @@ impl FakeLeadStore {
 pub struct FakeSliceQueue {
     queued: Mutex<VecDeque<SliceSpec>>,
     deferred: Mutex<VecDeque<(crate::runs::DeferredRescore, std::time::Duration)>>,
+    erasures: Mutex<VecDeque<(crate::runs::DeferredErase, std::time::Duration)>>,
     failures: Mutex<VecDeque<StoreError>>,
 }
 
@@ -1067,6 +1068,11 @@ impl FakeSliceQueue {
     /// Take every queued slice, oldest first.
     pub fn drain(&self) -> Vec<SliceSpec> {
         lock(&self.queued).drain(..).collect()
+    }
+
+    /// Take every deferred erasure with its delay, oldest first.
+    pub fn drain_erasures(&self) -> Vec<(crate::runs::DeferredErase, std::time::Duration)> {
+        lock(&self.erasures).drain(..).collect()
     }
 
     /// Take every deferred re-score with its delay, oldest first.
@@ -1093,6 +1099,18 @@ impl crate::ports::SliceQueue for FakeSliceQueue {
             return Err(error);
         }
         lock(&self.deferred).push_back((rescore.clone(), delay));
+        Ok(())
+    }
+
+    async fn defer_erase(
+        &self,
+        erase: &crate::runs::DeferredErase,
+        delay: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        if let Some(error) = lock(&self.failures).pop_front() {
+            return Err(error);
+        }
+        lock(&self.erasures).push_back((erase.clone(), delay));
         Ok(())
     }
 }

@@ -935,4 +935,14 @@ pub trait SliceQueue: Send + Sync {
         rescore: &crate::runs::DeferredRescore,
         delay: std::time::Duration,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Queue people to erase, to be taken after `delay` (at most 15 minutes).
+    ///
+    /// # Errors
+    /// [`StoreError`]; sending twice is harmless (an erasure repeated does nothing more).
+    fn defer_erase(
+        &self,
+        erase: &crate::runs::DeferredErase,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

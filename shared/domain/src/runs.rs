@@ -190,6 +190,23 @@ impl DeferredRescore {
     pub const MESSAGE_KEY: &'static str = "rescore";
 }
 
+/// People to erase (GDPR Art. 17: HubSpot's `contact.privacyDeletion` webhook), waiting on the
+/// slice queue: the webhook is answered at once and the slice worker erases them, under the
+/// lease — put back with a longer delay while a run holds it, for a day at most.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeferredErase {
+    pub lead_ids: Vec<LeadId>,
+    pub requested_at: DateTime<Utc>,
+    /// How many times it found the lease held.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl DeferredErase {
+    /// The message is `{"erase": {…}}`.
+    pub const MESSAGE_KEY: &'static str = "erase";
+}
+
 /// What a finished slice leaves in the run record for the finisher.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SliceResult {

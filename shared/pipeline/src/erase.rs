@@ -16,8 +16,9 @@ use crate::rollups::{RefreshReport, RollupError, refresh};
 use chrono::{DateTime, Utc};
 use leadsync_domain::LeadId;
 use leadsync_domain::ports::{
-    LeadErased, RollupStore, RunStore, SnapshotStore, SnapshotsErased, StoreError,
+    LeadErased, RollupStore, RunStore, SliceQueue, SnapshotStore, SnapshotsErased, StoreError,
 };
+use leadsync_domain::runs::DeferredErase;
 use std::collections::BTreeSet;
 
 /// Everything an erasure did, for the operator and the log.
@@ -138,4 +139,71 @@ where
         snapshots,
         periods_recomputed: periods.into_keys().collect(),
     })
+}
+
+/// How a queued erasure ([`DeferredErase`]) went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErasuresDone {
+    /// Every person asked for is erased.
+    Erased(Vec<Erasure>),
+    /// A run holds the lease: those not yet erased are back on the queue after `delay`.
+    Again {
+        erased: usize,
+        remaining: usize,
+        attempts: u32,
+        delay: std::time::Duration,
+        holder: String,
+    },
+}
+
+/// Run a queued erasure: each person in turn; while a run holds the lease, the rest go back
+/// on the queue (delay doubled per attempt, at most 15 minutes) until it was asked for longer
+/// ago than `options.defer_give_up` — then it fails, and the queue keeps it in the DLQ.
+///
+/// # Errors
+/// [`EraseError`] (the message is delivered again: each erasure is safe to repeat).
+pub async fn run_deferred_erase<S, N, Q>(
+    store_: &S,
+    snapshots: &N,
+    queue: &Q,
+    asked: &DeferredErase,
+    options: &crate::RunOptions,
+    now: DateTime<Utc>,
+    pseudonym: impl Fn() -> LeadId,
+) -> Result<ErasuresDone, EraseError>
+where
+    S: RollupStore + RunStore,
+    N: SnapshotStore,
+    Q: SliceQueue,
+{
+    let mut done = Vec::new();
+    for (i, id) in asked.lead_ids.iter().enumerate() {
+        match erase(store_, snapshots, id, &pseudonym(), now, options.lease_for).await {
+            Ok(erasure) => done.push(erasure),
+            Err(EraseError::Busy { holder, until }) => {
+                if now - asked.requested_at > options.defer_give_up {
+                    return Err(EraseError::Busy { holder, until });
+                }
+                let next = DeferredErase {
+                    lead_ids: asked.lead_ids[i..].to_vec(),
+                    requested_at: asked.requested_at,
+                    attempts: asked.attempts + 1,
+                };
+                let delay = crate::defer_delay(options.defer_base, asked.attempts);
+                queue
+                    .defer_erase(&next, delay)
+                    .await
+                    .map_err(store("putting the erasure back on the queue"))?;
+                return Ok(ErasuresDone::Again {
+                    erased: done.len(),
+                    remaining: next.lead_ids.len(),
+                    attempts: next.attempts,
+                    delay,
+                    holder,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ErasuresDone::Erased(done))
 }

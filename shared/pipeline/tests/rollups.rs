@@ -805,3 +805,121 @@ async fn erasing_keeps_the_facts_of_a_closed_period_and_says_so() {
             .all(|l| l.lead.id != id)
     );
 }
+
+/// A webhook's erasure waits on the queue while a run holds the lease, is done once it is
+/// free, and fails to the DLQ after a day of waiting.
+#[tokio::test]
+async fn a_queued_erasure_waits_for_the_lease_then_erases() {
+    use leadsync_domain::LeadId;
+    use leadsync_domain::fakes::FakeSliceQueue;
+    use leadsync_domain::ports::RunStore;
+    use leadsync_domain::runs::DeferredErase;
+    use leadsync_pipeline::erase::{ErasuresDone, run_deferred_erase};
+    let w = World::new(leads(at("2026-11-19T12:00:00Z")));
+    w.run("r1", november()).await.unwrap();
+    let ids: Vec<LeadId> = w
+        .store
+        .transitions()
+        .iter()
+        .map(|t| t.lead_id.clone())
+        .take(2)
+        .collect();
+    let asked = DeferredErase {
+        lead_ids: ids.clone(),
+        requested_at: november(),
+        attempts: 0,
+    };
+    let queue = FakeSliceQueue::new();
+    let options = leadsync_pipeline::RunOptions::new(SyncInput::nightly("x", november()));
+    let names = std::sync::atomic::AtomicU32::new(0);
+    let pseudonym = || {
+        LeadId::new(format!(
+            "erased-{}",
+            names.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ))
+        .unwrap()
+    };
+
+    assert!(
+        w.store
+            .acquire_lease(
+                "night-2",
+                november(),
+                november() + chrono::Duration::minutes(20)
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let busy = run_deferred_erase(
+        &w.store,
+        &w.snapshots,
+        &queue,
+        &asked,
+        &options,
+        november(),
+        &pseudonym,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(busy, ErasuresDone::Again { erased: 0, remaining: 2, attempts: 1, ref holder, .. } if holder == "night-2"),
+        "{busy:?}"
+    );
+    let (back, delay) = queue.drain_erasures().pop().unwrap();
+    assert_eq!(
+        (back.lead_ids.clone(), back.attempts, delay.as_secs()),
+        (ids.clone(), 1, 60)
+    );
+    assert!(
+        ids.iter().all(|id| w.store.states().contains_key(id)),
+        "nothing erased while the run held the lease"
+    );
+
+    // A day later and still held: it fails (and the queue keeps it in the DLQ).
+    let late = november() + chrono::Duration::hours(25);
+    assert!(
+        w.store
+            .acquire_lease("night-3", late, late + chrono::Duration::minutes(20))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        run_deferred_erase(
+            &w.store,
+            &w.snapshots,
+            &queue,
+            &back,
+            &options,
+            late,
+            &pseudonym
+        )
+        .await
+        .is_err()
+    );
+    w.store.release_lease("night-3").await.unwrap();
+
+    let done = run_deferred_erase(
+        &w.store,
+        &w.snapshots,
+        &queue,
+        &back,
+        &options,
+        late,
+        &pseudonym,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(done, ErasuresDone::Erased(ref e) if e.len() == 2),
+        "{done:?}"
+    );
+    assert!(ids.iter().all(|id| !w.store.states().contains_key(id)));
+    assert!(
+        w.store
+            .transitions()
+            .iter()
+            .all(|t| !ids.contains(&t.lead_id))
+    );
+}

@@ -3,7 +3,7 @@
 //! one `{"rescore": …}` message, delayed.
 
 use leadsync_domain::ports::{SliceQueue, StoreError};
-use leadsync_domain::runs::{DeferredRescore, SliceSpec};
+use leadsync_domain::runs::{DeferredErase, DeferredRescore, SliceSpec};
 use leadsync_retry::{Failure, Policy};
 use std::time::Duration;
 
@@ -128,6 +128,18 @@ impl SliceQueue for SqsSliceQueue {
 
     async fn defer(&self, rescore: &DeferredRescore, delay: Duration) -> Result<(), StoreError> {
         let body = serde_json::json!({ DeferredRescore::MESSAGE_KEY: rescore }).to_string();
+        self.send_one(body, delay).await
+    }
+
+    async fn defer_erase(&self, erase: &DeferredErase, delay: Duration) -> Result<(), StoreError> {
+        let body = serde_json::json!({ DeferredErase::MESSAGE_KEY: erase }).to_string();
+        self.send_one(body, delay).await
+    }
+}
+
+impl SqsSliceQueue {
+    /// One message, delayed (at most SQS's 15 minutes), retried on the AWS policy.
+    async fn send_one(&self, body: String, delay: Duration) -> Result<(), StoreError> {
         let delay_seconds = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
         Policy::AWS
             .run("SendMessage", || async {

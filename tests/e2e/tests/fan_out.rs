@@ -98,6 +98,44 @@ async fn drain(env: &Env) -> sync_slice::local::PumpStats {
     .unwrap()
 }
 
+/// A HubSpot webhook request signed with `secret`, through the rescore function.
+async fn webhook(env: &Env, request_id: &str, secret: &str, body: &str) -> serde_json::Value {
+    let ts = Utc::now().timestamp_millis().to_string();
+    let secret = secrecy::SecretString::from(secret);
+    let signature = rescore::webhook::sign(
+        &secret,
+        "POST",
+        "https://hooks.lambda-url.us-east-1.on.aws/",
+        body,
+        &ts,
+    );
+    rescore::handle_at(
+        event(
+            request_id,
+            serde_json::json!({
+                "version": "2.0",
+                "rawPath": "/",
+                "rawQueryString": "",
+                "headers": {
+                    "host": "hooks.lambda-url.us-east-1.on.aws",
+                    "content-type": "application/json",
+                    "x-hubspot-signature-v3": signature,
+                    "x-hubspot-request-timestamp": ts,
+                },
+                "requestContext": {"http": {"method": "POST", "path": "/"}},
+                "body": body,
+                "isBase64Encoded": false,
+            }),
+        ),
+        &env.deps,
+        Some(&rescore::Webhook { secret }),
+        now(),
+        Utc::now,
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_fanned_out_run_over_20000_leads_through_sqs_ends_like_an_inline_run() {
     const CONTACTS: u64 = 20_000;
@@ -356,40 +394,7 @@ async fn a_version_published_and_a_webhook_during_a_fanned_out_run_wait_on_the_q
     let body = format!(
         r#"[{{"objectId":{contact},"subscriptionType":"contact.propertyChange","propertyName":"jobtitle"}}]"#
     );
-    let ts = Utc::now().timestamp_millis().to_string();
-    let secret = secrecy::SecretString::from(SECRET);
-    let signature = rescore::webhook::sign(
-        &secret,
-        "POST",
-        "https://hooks.lambda-url.us-east-1.on.aws/",
-        &body,
-        &ts,
-    );
-    let hook = rescore::handle_at(
-        event(
-            "hook-1",
-            serde_json::json!({
-                "version": "2.0",
-                "rawPath": "/",
-                "rawQueryString": "",
-                "headers": {
-                    "host": "hooks.lambda-url.us-east-1.on.aws",
-                    "content-type": "application/json",
-                    "x-hubspot-signature-v3": signature,
-                    "x-hubspot-request-timestamp": ts,
-                },
-                "requestContext": {"http": {"method": "POST", "path": "/"}},
-                "body": body,
-                "isBase64Encoded": false,
-            }),
-        ),
-        &env.deps,
-        Some(&rescore::Webhook { secret }),
-        now(),
-        Utc::now,
-    )
-    .await
-    .unwrap();
+    let hook = webhook(&env, "hook-1", SECRET, &body).await;
     assert_eq!(hook["statusCode"], 200, "{hook}");
     let answer: serde_json::Value = serde_json::from_str(hook["body"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -455,4 +460,112 @@ async fn a_version_published_and_a_webhook_during_a_fanned_out_run_wait_on_the_q
             .is_none(),
         "the lease is free"
     );
+}
+
+/// Issue 19 (privacy): HubSpot's `contact.privacyDeletion` is answered at once and the person
+/// queued; the slice worker erases them — state and snapshot lines gone, the month's facts
+/// kept under a pseudonym.
+#[tokio::test]
+async fn a_privacy_deletion_webhook_is_answered_at_once_and_the_person_erased() {
+    use leadsync_domain::ports::RollupStore;
+    let env = env(300, true, 1_000, 500).await;
+    let night = nightly_sync::handle_at(
+        event("night-1", serde_json::json!({})),
+        &env.deps,
+        now(),
+        Utc::now,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(night, RunOutcome::Finished { .. }), "{night:?}");
+    let contact = env.sandbox.contacts()[11].id;
+    let lead = leadsync_domain::LeadId::new(contact.to_string()).unwrap();
+    assert_eq!(
+        env.deps
+            .store
+            .load_states(std::slice::from_ref(&lead))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The sandbox's world is the year up to `now`: facts fall in the month they occurred.
+    let store = &env.deps.store;
+    let facts_of = |who: String| async move {
+        let mut n = 0;
+        for month in 1..=11 {
+            let period = format!("2026-{month:02}");
+            store
+                .visit_facts(&period, |f| {
+                    let id = f.lead_id().as_str();
+                    n += u64::from(if who.is_empty() {
+                        id.starts_with("erased-")
+                    } else {
+                        id == who
+                    });
+                })
+                .await
+                .unwrap();
+        }
+        n
+    };
+    let before = facts_of(contact.to_string()).await;
+    assert!(before >= 1);
+
+    let body =
+        format!(r#"[{{"objectId":{contact},"subscriptionType":"contact.privacyDeletion"}}]"#);
+    let started = std::time::Instant::now();
+    let hook = webhook(&env, "hook-erase", "app-secret", &body).await;
+    let answered = started.elapsed();
+    assert_eq!(hook["statusCode"], 200, "{hook}");
+    let answer: serde_json::Value = serde_json::from_str(hook["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (answer["status"].as_str(), answer["erasures"].as_u64()),
+        (Some("erasing"), Some(1)),
+        "{answer}"
+    );
+    assert!(
+        answered < std::time::Duration::from_secs(2),
+        "answered in {answered:?}"
+    );
+    assert_eq!(
+        env.deps
+            .store
+            .load_states(std::slice::from_ref(&lead))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "queued, not done before the answer"
+    );
+
+    let stats = drain(&env).await;
+    assert_eq!((stats.succeeded, stats.failed), (1, 0), "{stats:?}");
+    assert!(
+        env.deps
+            .store
+            .load_states(std::slice::from_ref(&lead))
+            .await
+            .unwrap()
+            .is_empty(),
+        "state erased"
+    );
+    assert_eq!(
+        facts_of(contact.to_string()).await,
+        0,
+        "no fact names the person"
+    );
+    assert_eq!(
+        facts_of(String::new()).await,
+        before,
+        "the person's facts kept under the pseudonym"
+    );
+    for object in env.deps.snapshots.list("snapshots/").await.unwrap() {
+        let lines = env.deps.snapshots.read_snapshot(&object.key).await.unwrap();
+        assert!(
+            lines.iter().all(|l| l.lead.id != lead),
+            "{} still has the person",
+            object.key
+        );
+    }
 }
