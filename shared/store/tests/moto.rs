@@ -490,7 +490,13 @@ async fn erasing_a_lead_moves_its_facts_and_removes_its_lines() {
         (erased.facts_anonymised, erased.facts_kept, erased.links),
         (1, 0, 1)
     );
-    assert!(store.load_states(std::slice::from_ref(&id)).await.unwrap().is_empty());
+    assert!(
+        store
+            .load_states(std::slice::from_ref(&id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store
             .load_states(std::slice::from_ref(&two.lead_id))
