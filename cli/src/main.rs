@@ -6,6 +6,7 @@
 //! - `leadsync erase --lead ID`: erase a person on request, and say what was removed.
 
 mod bench;
+mod chaos;
 mod compare;
 mod criteria_cmd;
 mod demo;
@@ -302,6 +303,20 @@ enum BenchWhat {
         #[arg(long)]
         doc: Option<std::path::PathBuf>,
     },
+    /// Crash anywhere: the nightly-sync binary SIGKILLed at N seeded instants of a clean
+    /// night, retried under the same request id, each compared item by item with the clean
+    /// night (table and CRM). Exit code 1 when any did not converge.
+    Chaos {
+        #[arg(long, default_value_t = 50)]
+        kills: u32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 1_000)]
+        contacts: u64,
+        /// The nightly-sync executable (release for figures).
+        #[arg(long, default_value = "target/release/nightly-sync")]
+        binary: std::path::PathBuf,
+    },
     /// One leadsync pull for `compare` (records on stdout, CPU and peak RSS to --rusage).
     #[command(hide = true)]
     PullChild {
@@ -484,6 +499,23 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Bench {
             what: BenchWhat::Coldstart { bin_dir, runs },
         } => done(bench::coldstart(&bin_dir, runs).await),
+        Command::Bench {
+            what:
+                BenchWhat::Chaos {
+                    kills,
+                    seed,
+                    contacts,
+                    binary,
+                },
+        } => {
+            let report = chaos::run(&binary, kills, seed, contacts).await?;
+            report.print();
+            Ok(if report.passed() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
+        }
         Command::Erase {
             lead,
             table,

@@ -15,6 +15,12 @@ pub struct NightlyEvent {
     /// watermark is then left alone).
     #[serde(default)]
     pub since: Option<DateTime<Utc>>,
+    /// The schedule's own time for this night (the template passes EventBridge Scheduler's
+    /// `<aws.scheduler.scheduled-time>`). The run scores at this instant and is named after it,
+    /// so every retry of one night — Lambda's, after a crash or a timeout, or the scheduler's —
+    /// is the same run at the same instant and writes the same facts.
+    #[serde(default)]
+    pub scheduled_time: Option<DateTime<Utc>>,
 }
 
 impl NightlyEvent {
@@ -80,7 +86,10 @@ pub async fn handle_at(
     wall: impl Fn() -> DateTime<Utc>,
 ) -> Result<RunOutcome, HandlerError> {
     let nightly = NightlyEvent::read(event.payload)?;
-    let run_id = if event.context.request_id.is_empty() {
+    let now = nightly.scheduled_time.unwrap_or(now);
+    let run_id = if let Some(at) = nightly.scheduled_time {
+        format!("night-{}", at.format("%Y%m%dT%H%M%SZ"))
+    } else if event.context.request_id.is_empty() {
         // Outside Lambda there is no request id: a fresh id per invocation (a reused id means
         // "the same run again").
         format!(
@@ -141,7 +150,10 @@ mod hostile_tests {
             .prop_filter_map("JSON", |t| serde_json::from_str::<serde_json::Value>(&t).ok()),
         ];
         hostile::check("nightly-sync events", 3_000, payload, |payload| {
-            if let Ok(NightlyEvent { since: Some(since) }) = NightlyEvent::read(payload.clone()) {
+            if let Ok(NightlyEvent {
+                since: Some(since), ..
+            }) = NightlyEvent::read(payload.clone())
+            {
                 let inner = payload.get("detail").unwrap_or(&payload);
                 let text = inner.get("since").and_then(serde_json::Value::as_str);
                 // chrono reads a little more than RFC 3339 (`T0:00:00Z`); the instant is the text's.

@@ -218,6 +218,21 @@ impl RuntimeApi {
             self.next_id
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
+        self.invoke_as(&id, payload, timeout).await
+    }
+
+    /// [`RuntimeApi::invoke`] under a request id of the caller's: Lambda retries an
+    /// asynchronous invocation (after a crash or a timeout) under the same id.
+    ///
+    /// # Errors
+    /// As [`RuntimeApi::invoke`].
+    pub async fn invoke_as(
+        &self,
+        id: &str,
+        payload: &serde_json::Value,
+        timeout: Duration,
+    ) -> Answer {
+        let id = id.to_owned();
         let (tx, rx) = oneshot::channel();
         lock(&self.inner).waiting.insert(id.clone(), tx);
         let body = serde_json::to_vec(payload).unwrap_or_default();
