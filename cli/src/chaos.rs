@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// The night every run is: the run id and `now` follow from it.
 const NIGHT: &str = "2026-11-20T03:00:00Z";
 /// The request id every invocation of the night carries (a retry keeps it).
-const REQUEST_ID: &str = "chaos-night";
+pub(crate) const REQUEST_ID: &str = "chaos-night";
 
 /// What the comparison leaves out, and why. Everything else of every item must be equal.
 pub const EXCLUDED: &[(&str, &str)] = &[
@@ -38,6 +38,11 @@ pub const EXCLUDED: &[(&str, &str)] = &[
         "run and slice reports: when the process ran, by the wall clock",
     ),
     (
+        "attributes expires_at, fetched_at (firmographic cache items)",
+        "when the provider was asked, by the wall clock, and the cache entry's TTL that follows \
+         from it (the storms bench enriches; chaos nights do not)",
+    ),
+    (
         "report field rollup_rows_written (run and slice reports)",
         "a work counter of the invocation that finished the night: a retry writes only the rows \
          its killed attempt had not (the rows themselves are compared, item by item)",
@@ -45,7 +50,13 @@ pub const EXCLUDED: &[(&str, &str)] = &[
 ];
 
 /// Keys removed from every item and, recursively, from every JSON body in it.
-const EXCLUDED_KEYS: &[&str] = &["started_at", "finished_at", "rollup_rows_written"];
+const EXCLUDED_KEYS: &[&str] = &[
+    "started_at",
+    "finished_at",
+    "rollup_rows_written",
+    "expires_at",
+    "fetched_at",
+];
 
 /// One kill and what came of it.
 #[derive(Debug, Clone)]
@@ -133,13 +144,15 @@ impl ChaosReport {
 }
 
 /// One world: a sandbox of the seeded contacts and a fresh table and bucket.
-struct World {
-    sandbox: Sandbox,
-    table: String,
-    dynamo: aws_sdk_dynamodb::Client,
+pub(crate) struct World {
+    pub(crate) sandbox: Sandbox,
+    pub(crate) table: String,
+    pub(crate) dynamo: aws_sdk_dynamodb::Client,
+    /// Extra environment for the function (enrichment, …).
+    pub(crate) extra: Vec<(&'static str, String)>,
 }
 
-async fn world(
+pub(crate) async fn world(
     moto: &leadsync_localstack::MotoServer,
     seed: u64,
     contacts: u64,
@@ -160,12 +173,13 @@ async fn world(
         sandbox: Sandbox::start(config).await?,
         table,
         dynamo,
+        extra: Vec::new(),
     })
 }
 
 impl World {
     fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("TABLE_NAME", self.table.clone()),
             ("BUCKET_NAME", self.table.clone()),
             ("CRM_BASE_URL", self.sandbox.base_url()),
@@ -174,11 +188,13 @@ impl World {
             ("INLINE_MAX_CONTACTS", "10000000".to_owned()),
             // A killed night's lease is taken over by its own retry (same run id) at once.
             ("LEASE_MINUTES", "20".to_owned()),
-        ]
+        ];
+        env.extend(self.extra.iter().cloned());
+        env
     }
 
     /// Every item of the table, normalised, by (pk, sk).
-    async fn items(&self) -> anyhow::Result<BTreeMap<(String, String), String>> {
+    pub(crate) async fn items(&self) -> anyhow::Result<BTreeMap<(String, String), String>> {
         let mut out = BTreeMap::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
@@ -208,7 +224,7 @@ impl World {
     }
 
     /// Each contact's leadsync properties.
-    fn crm(&self) -> BTreeMap<u64, BTreeMap<String, String>> {
+    pub(crate) fn crm(&self) -> BTreeMap<u64, BTreeMap<String, String>> {
         self.sandbox
             .contacts()
             .into_iter()
@@ -223,7 +239,7 @@ impl World {
             .collect()
     }
 
-    fn crm_writes(&self) -> i64 {
+    pub(crate) fn crm_writes(&self) -> i64 {
         let counts = self.sandbox.request_counts();
         counts
             .get("POST /crm/v3/objects/contacts/batch/update")
@@ -296,23 +312,19 @@ fn strip(value: &mut serde_json::Value) {
     }
 }
 
-fn night() -> serde_json::Value {
+pub(crate) fn night() -> serde_json::Value {
     serde_json::json!({ "scheduled_time": NIGHT })
 }
 
-/// Start `binary` for `world` and wait for its first poll.
-async fn start(
+/// Start `binary` for `world` (AWS at `aws`: moto, or a proxy in front of it) and wait for
+/// its first poll.
+pub(crate) async fn start(
     binary: &Path,
     api: &RuntimeApi,
-    moto: &leadsync_localstack::MotoServer,
+    aws: &str,
     world: &World,
 ) -> anyhow::Result<FunctionProcess> {
-    let process = FunctionProcess::spawn(
-        &binary.display().to_string(),
-        api,
-        &moto.endpoint(),
-        &world.env(),
-    )?;
+    let process = FunctionProcess::spawn(&binary.display().to_string(), api, aws, &world.env())?;
     api.first_poll(Duration::from_secs(60))
         .await
         .map_err(|e| anyhow::anyhow!("{} did not start: {e}", binary.display()))?;
@@ -341,7 +353,7 @@ pub async fn run(
     // The clean night.
     let clean = world(&moto, seed, contacts).await?;
     let api = RuntimeApi::start().await?;
-    let _process = start(binary, &api, &moto, &clean).await?;
+    let _process = start(binary, &api, &moto.endpoint(), &clean).await?;
     let began = Instant::now();
     let answer = api
         .invoke_as(REQUEST_ID, &night(), Duration::from_secs(1800))
@@ -367,7 +379,7 @@ pub async fn run(
         let at = length.mul_f64(rng.random_range(0.0..1.0));
         let w = world(&moto, seed, contacts).await?;
         let api = RuntimeApi::start().await?;
-        let mut process = start(binary, &api, &moto, &w).await?;
+        let mut process = start(binary, &api, &moto.endpoint(), &w).await?;
         let first = {
             let api = &api;
             async move {
@@ -393,7 +405,7 @@ pub async fn run(
         let mut converged = !killed;
         if killed {
             let api = RuntimeApi::start().await?;
-            let _again = start(binary, &api, &moto, &w).await?;
+            let _again = start(binary, &api, &moto.endpoint(), &w).await?;
             for _ in 0..3 {
                 invocations += 1;
                 match api

@@ -13,6 +13,7 @@ mod demo;
 mod erase_cmd;
 mod nightly_bench;
 mod rollups_cmd;
+mod storms;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -317,6 +318,20 @@ enum BenchWhat {
         #[arg(long, default_value = "target/release/nightly-sync")]
         binary: std::path::PathBuf,
     },
+    /// Storms: every dependency (CRM, provider, DynamoDB, S3) failing a share of requests, one
+    /// at a time and together; each stormy night ends cleanly and leaves the lease free, and
+    /// the night run again after the storm converges to the clean night. Prints a markdown
+    /// table (and writes it into --doc between the generated markers).
+    Storms {
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 500)]
+        contacts: u64,
+        #[arg(long, default_value = "target/release/nightly-sync")]
+        binary: std::path::PathBuf,
+        #[arg(long)]
+        doc: Option<std::path::PathBuf>,
+    },
     /// One leadsync pull for `compare` (records on stdout, CPU and peak RSS to --rusage).
     #[command(hide = true)]
     PullChild {
@@ -510,6 +525,27 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         } => {
             let report = chaos::run(&binary, kills, seed, contacts).await?;
             report.print();
+            Ok(if report.passed() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Storms {
+                    seed,
+                    contacts,
+                    binary,
+                    doc,
+                },
+        } => {
+            let report = storms::run(&binary, seed, contacts).await?;
+            let table = report.markdown();
+            println!("{table}");
+            if let Some(doc) = doc {
+                storms::write_doc(&doc, &report, &table)?;
+            }
             Ok(if report.passed() {
                 std::process::ExitCode::SUCCESS
             } else {

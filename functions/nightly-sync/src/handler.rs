@@ -173,7 +173,8 @@ mod hostile_tests {
         assert!(NightlyEvent::read(envelope).is_ok_and(|e| e.since.is_some()));
         assert!(NightlyEvent::read(serde_json::json!({"sinse": "x"})).is_err());
         // What the template's schedule sends: the night's own time.
-        let scheduled = NightlyEvent::read(serde_json::json!({"scheduled_time": "2026-11-20T03:00:00Z"}));
+        let scheduled =
+            NightlyEvent::read(serde_json::json!({"scheduled_time": "2026-11-20T03:00:00Z"}));
         assert!(scheduled.is_ok_and(|e| e.scheduled_time.is_some() && e.since.is_none()));
         // Found by the hostile-input test: an array was read as the struct's fields in order.
         assert!(NightlyEvent::read(serde_json::json!(["2026-11-20T03:00:00Z"])).is_err());

@@ -370,6 +370,22 @@ impl Lead {
     pub fn input_hash(&self) -> String {
         let mut scoring_view = self.clone();
         scoring_view.modified_at = DateTime::<Utc>::UNIX_EPOCH;
+        // When a provider was asked is not an input: the same answer fetched again (a cache
+        // entry renewed, a run repeated after a storm) must not count as a changed lead.
+        let f = &mut scoring_view.firmographics;
+        for source in [
+            f.industry.as_mut().map(|s| &mut s.source),
+            f.employees.as_mut().map(|s| &mut s.source),
+            f.annual_revenue.as_mut().map(|s| &mut s.source),
+            f.country.as_mut().map(|s| &mut s.source),
+            f.company_type.as_mut().map(|s| &mut s.source),
+            f.technologies.as_mut().map(|s| &mut s.source),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            source.fetched_at = None;
+        }
         // Serialising plain structs of strings and numbers cannot fail; fall back to Debug so a
         // hash is always produced.
         let json =
@@ -386,6 +402,24 @@ mod tests {
         let mut lead = Lead::new(LeadId::new("1").unwrap(), DateTime::<Utc>::UNIX_EPOCH);
         lead.email = email.map(str::to_owned);
         lead
+    }
+
+    /// Found by the storms bench: a lead whose firmographics came from the cache on a second
+    /// night (fetched earlier) hashed differently from the same answer fetched that night.
+    #[test]
+    fn when_a_provider_was_asked_is_not_an_input() {
+        let source = |at: i64| Provenance {
+            provider: "pdl".into(),
+            likelihood: Some(8),
+            fetched_at: DateTime::from_timestamp(at, 0),
+        };
+        let mut a = lead(Some("a@b.c"));
+        a.firmographics.employees = Some(Sourced::new(120, source(1_700_000_000)));
+        let mut b = a.clone();
+        b.firmographics.employees = Some(Sourced::new(120, source(1_700_086_400)));
+        assert_eq!(a.input_hash(), b.input_hash());
+        b.firmographics.employees = Some(Sourced::new(121, source(1_700_086_400)));
+        assert_ne!(a.input_hash(), b.input_hash(), "the value is an input");
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! counted by operation (`DynamoDB.BatchWriteItem`, `S3.PUT`, …), with the DynamoDB items each
 //! write carries. Benchmarks use it to report DynamoDB writes per 1,000 leads without touching
 //! the code they measure. Loopback only.
+//!
+//! It can also stand for an AWS having a bad night ([`CountingProxy::set_faults`]): a share of
+//! DynamoDB requests answered `ProvisionedThroughputExceededException`, `ThrottlingException`
+//! or `InternalServerError`, and of S3 requests `SlowDown` (503) or `InternalError` (500) — the
+//! bodies and statuses AWS sends, so the SDK and our retry policy see exactly what they would.
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -48,11 +53,87 @@ impl Counts {
     }
 }
 
+/// Shares of requests answered with an AWS error instead of being forwarded (0–1 each).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AwsFaults {
+    /// DynamoDB: `ProvisionedThroughputExceededException` or `ThrottlingException` (400).
+    pub dynamo_throttle: f64,
+    /// DynamoDB: `InternalServerError` (500).
+    pub dynamo_500: f64,
+    /// S3: `SlowDown` (503) or `InternalError` (500), half each.
+    pub s3: f64,
+}
+
 #[derive(Debug)]
 struct Shared {
     target: String,
     client: reqwest::Client,
     counts: Mutex<Counts>,
+    faults: Mutex<(AwsFaults, u64)>,
+}
+
+/// A deterministic draw in 0..1 from a counter (no RNG state to share across requests).
+fn draw(n: u64) -> f64 {
+    let mut x = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The error AWS would answer for `op`, if the faults pick this request.
+fn injected(op: &str, faults: AwsFaults, n: u64) -> Option<Response> {
+    let roll = draw(n);
+    let json = |status: u16, kind: &str, message: &str| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amzn-errortype", kind)
+            .body(Body::from(format!(
+                r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"{message}"}}"#
+            )))
+            .unwrap_or_default()
+    };
+    let xml = |status: u16, code: &str, message: &str| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/xml")
+            .body(Body::from(format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>fault{n}</RequestId></Error>"
+            )))
+            .unwrap_or_default()
+    };
+    if op.starts_with("DynamoDB.") {
+        if roll < faults.dynamo_throttle {
+            return Some(if n % 2 == 0 {
+                json(
+                    400,
+                    "ProvisionedThroughputExceededException",
+                    "The level of configured provisioned throughput for the table was exceeded.",
+                )
+            } else {
+                json(
+                    400,
+                    "ThrottlingException",
+                    "Rate of requests exceeds the allowed throughput.",
+                )
+            });
+        }
+        if roll < faults.dynamo_throttle + faults.dynamo_500 {
+            return Some(json(500, "InternalServerError", "Internal server error"));
+        }
+    } else if op.starts_with("S3.") && roll < faults.s3 {
+        return Some(if n % 2 == 0 {
+            xml(503, "SlowDown", "Please reduce your request rate.")
+        } else {
+            xml(
+                500,
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+            )
+        });
+    }
+    None
 }
 
 /// The proxy; stops when dropped.
@@ -79,6 +160,7 @@ impl CountingProxy {
             target: target.trim_end_matches('/').to_owned(),
             client,
             counts: Mutex::new(Counts::default()),
+            faults: Mutex::new((AwsFaults::default(), 0)),
         });
         let app = axum::Router::new()
             .fallback(forward)
@@ -102,6 +184,15 @@ impl CountingProxy {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Answer a share of requests with AWS's errors from now on ([`AwsFaults::default`]: none).
+    pub fn set_faults(&self, faults: AwsFaults) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0 = faults;
     }
 
     /// Start counting from zero.
@@ -177,6 +268,22 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let (op, items) = classify(&method, &headers, &body);
+    let fault = {
+        let mut faults = shared
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        faults.1 += 1;
+        injected(&op, faults.0, faults.1)
+    };
+    if let Some(fault) = fault {
+        let mut counts = shared
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts.requests.entry(format!("fault.{op}")).or_default() += 1;
+        return fault;
+    }
     {
         let mut counts = shared
             .counts
