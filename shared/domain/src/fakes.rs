@@ -718,6 +718,7 @@ impl FirmographicProvider for FakeProvider {
                 billed: firmographics.is_some(),
             },
             firmographics,
+            cacheable: true,
         })
     }
 }

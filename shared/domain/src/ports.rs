@@ -293,6 +293,10 @@ pub struct Lookup {
     /// `None`: no (confident) match.
     pub firmographics: Option<Firmographics>,
     pub origin: Origin,
+    /// Worth remembering: `false` for an answer that could not be read (billed, but no
+    /// verdict on the company), so a cache asks again next time instead of keeping a "no match"
+    /// the provider never gave.
+    pub cacheable: bool,
 }
 
 impl Lookup {
@@ -301,6 +305,7 @@ impl Lookup {
         Self {
             firmographics,
             origin: Origin::Call { billed: false },
+            cacheable: true,
         }
     }
 }

@@ -47,6 +47,7 @@ impl<P: FirmographicProvider, C: FirmographicCache> FirmographicProvider for Cac
                 return Ok(Lookup {
                     firmographics,
                     origin: Origin::Cache,
+                    cacheable: true,
                 });
             }
             Ok(None) => {}
@@ -74,6 +75,9 @@ impl<P: FirmographicProvider, C: FirmographicCache> FirmographicProvider for Cac
     async fn lookup_uncached(&self, domain: &str) -> Result<Lookup, ProviderError> {
         let now = Utc::now();
         let answer = self.inner.lookup(domain).await?;
+        if !answer.cacheable {
+            return Ok(answer);
+        }
         let expires = now
             + if answer.firmographics.is_some() {
                 self.ttl

@@ -202,6 +202,7 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
                         Ok(Lookup {
                             firmographics,
                             origin,
+                            ..
                         }) => {
                             match origin {
                                 Origin::Cache => stats.cache_hits += 1,

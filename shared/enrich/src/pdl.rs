@@ -219,12 +219,16 @@ impl PdlProvider {
             Ok(answer) => Ok(Lookup {
                 firmographics: self.firmographics(answer),
                 origin: Origin::Call { billed: true },
+                cacheable: true,
             }),
             Err(e) => {
-                tracing::warn!(provider = "pdl", error = %e, "Billed answer unreadable; lead scored without it.");
+                tracing::warn!(provider = "pdl", error = %e, "Billed answer unreadable; lead scored without it, asked again next run.");
+                // Not remembered: the provider gave no verdict, and a cached "no match" would
+                // keep the lead unenriched for a week.
                 Ok(Lookup {
                     firmographics: None,
                     origin: Origin::Call { billed: true },
+                    cacheable: false,
                 })
             }
         }
