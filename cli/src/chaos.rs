@@ -82,7 +82,22 @@ pub struct ChaosReport {
 }
 
 impl ChaosReport {
+    /// What [`ChaosReport::print`] prints, as text.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
     pub fn print(&self) {
+        print!("{}", self.text());
+    }
+
+    fn write(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        macro_rules! println {
+            ($($t:tt)*) => { let _ = writeln!(out, $($t)*); };
+        }
         println!(
             "chaos: {} kills over a clean night of {:.1} s ({} contacts, {} table items), seed {}",
             self.kills.len(),

@@ -317,6 +317,9 @@ enum BenchWhat {
         /// The nightly-sync executable (release for figures).
         #[arg(long, default_value = "target/release/nightly-sync")]
         binary: std::path::PathBuf,
+        /// Also write the figures into this markdown file (between generated markers).
+        #[arg(long)]
+        doc: Option<std::path::PathBuf>,
     },
     /// Storms: every dependency (CRM, provider, DynamoDB, S3) failing a share of requests, one
     /// at a time and together; each stormy night ends cleanly and leaves the lease free, and
@@ -521,10 +524,21 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     seed,
                     contacts,
                     binary,
+                    doc,
                 },
         } => {
             let report = chaos::run(&binary, kills, seed, contacts).await?;
             report.print();
+            if let Some(doc) = doc {
+                storms::write_section(
+                    &doc,
+                    "chaos",
+                    &format!(
+                        "`leadsync bench chaos --kills {kills} --contacts {contacts} --seed {seed}`:\n\n```\n{}```\n",
+                        report.text()
+                    ),
+                )?;
+            }
             Ok(if report.passed() {
                 std::process::ExitCode::SUCCESS
             } else {

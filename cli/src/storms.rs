@@ -400,15 +400,30 @@ pub async fn run(binary: &Path, seed: u64, contacts: u64) -> anyhow::Result<Stor
 /// # Errors
 /// The file cannot be read or written.
 pub fn write_doc(doc: &Path, report: &StormsReport, table: &str) -> anyhow::Result<()> {
-    let (begin, end) = ("<!-- storms:begin -->", "<!-- storms:end -->");
-    let text = std::fs::read_to_string(doc).unwrap_or_default();
     let body = format!(
-        "{begin}\n`leadsync bench storms --contacts {}` (nightly-sync binary, one night per storm on a fresh world):\n\n{table}{end}",
+        "`leadsync bench storms --contacts {}` (nightly-sync binary, one night per storm on a fresh world):\n\n{table}",
         report.contacts
     );
-    let out = match (text.find(begin), text.find(end)) {
-        (Some(a), Some(b)) if b > a => format!("{}{body}{}", &text[..a], &text[b + end.len()..]),
-        _ => format!("{text}\n{body}\n"),
+    write_section(doc, "storms", &body)
+}
+
+/// Replace the text between `<!-- {name}:begin -->` and `<!-- {name}:end -->` in `doc` (the
+/// markers and the text are appended when absent).
+///
+/// # Errors
+/// The file cannot be read or written.
+pub fn write_section(doc: &Path, name: &str, body: &str) -> anyhow::Result<()> {
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let text = std::fs::read_to_string(doc).unwrap_or_default();
+    let section = format!("{begin}\n{body}{end}");
+    let out = match (text.find(&begin), text.find(&end)) {
+        (Some(a), Some(b)) if b > a => {
+            format!("{}{section}{}", &text[..a], &text[b + end.len()..])
+        }
+        _ => format!("{text}\n{section}\n"),
     };
     std::fs::write(doc, out)?;
     Ok(())

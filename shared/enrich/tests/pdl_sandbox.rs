@@ -233,3 +233,39 @@ async fn a_budget_of_100_credits_bills_at_most_100_calls_and_marks_the_rest() {
         .unwrap();
     assert_eq!(reason.value.as_deref(), Some("credit budget spent"));
 }
+
+/// Found by the storms bench: a billed answer cut short in transit was cached as a "no match"
+/// for a week, so the lead stayed unenriched after the storm. It is not cached now: the next
+/// lookup asks again and gets the company.
+#[tokio::test]
+async fn an_unreadable_answer_is_not_remembered_as_no_match() {
+    use leadsync_domain::fakes::FakeFirmographicCache;
+    use leadsync_enrich::Cached;
+    let sandbox = Sandbox::start(SandboxConfig::new(5, 50)).await.unwrap();
+    let domain = sandbox
+        .companies()
+        .iter()
+        .find_map(|c| c.properties.get("domain").cloned())
+        .unwrap();
+    let cached = Cached::new(provider(&sandbox, key()), FakeFirmographicCache::new());
+    sandbox.set_faults(Faults {
+        malformed_rate: 1.0,
+        ..Faults::default()
+    });
+    let cut = cached.lookup(&domain).await.unwrap();
+    assert_eq!(cut.firmographics, None, "scored without it");
+    assert!(!cut.cacheable);
+    sandbox.set_faults(Faults::default());
+    let again = cached.lookup(&domain).await.unwrap();
+    assert!(again.firmographics.is_some(), "asked again, and answered");
+    assert_eq!(
+        again.origin,
+        leadsync_domain::ports::Origin::Call { billed: true }
+    );
+    let third = cached.lookup(&domain).await.unwrap();
+    assert_eq!(
+        third.origin,
+        leadsync_domain::ports::Origin::Cache,
+        "the real answer is remembered"
+    );
+}
