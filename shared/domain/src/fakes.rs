@@ -444,8 +444,15 @@ impl LeadStore for FakeLeadStore {
                 t.criteria_version.clone(),
             );
             match stored.entry(key) {
-                std::collections::btree_map::Entry::Occupied(_) => {
-                    outcome.transitions_existing += 1
+                std::collections::btree_map::Entry::Occupied(existing) => {
+                    outcome.transitions_existing += 1;
+                    let stored = existing.get();
+                    if stored.run_id == t.run_id {
+                        outcome.existing_since.insert(
+                            stored.lead_id.clone(),
+                            stored.occurred_at.unwrap_or(stored.observed_at),
+                        );
+                    }
                 }
                 std::collections::btree_map::Entry::Vacant(slot) => {
                     slot.insert(t.clone());

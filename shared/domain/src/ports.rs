@@ -434,13 +434,21 @@ impl StoreError {
 }
 
 /// What [`LeadStore::record`] wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordOutcome {
     pub states_written: u64,
     /// Transitions that were new.
     pub transitions_new: u64,
     /// Transitions already present (a re-run): not written again.
     pub transitions_existing: u64,
+    /// For each transition already present that this run recorded (an attempt of it cut
+    /// short), when its stored fact says the lead got there.
+    /// A run cut short after recording a page's facts and pushing it, but before writing its
+    /// states, is re-run against contacts our own push just modified: their modification time
+    /// is no longer when their data changed, the stored fact's is — the state takes it, so the
+    /// re-run ends where a clean run would.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub existing_since: HashMap<LeadId, DateTime<Utc>>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -514,6 +514,13 @@ where
             .map_err(store_err("recording transitions"))?;
         report.transitions_new += recorded.transitions_new;
         report.transitions_existing += recorded.transitions_existing;
+        // A re-run of a page whose facts an earlier attempt recorded: the lead got to its stage
+        // when that fact says, not when our own push (a moment ago) last modified the contact.
+        for state in states.iter_mut().chain(unchanged.values_mut()) {
+            if let Some(since) = recorded.existing_since.get(&state.lead_id) {
+                state.stage_since = Some(*since);
+            }
+        }
         if !links.is_empty() {
             let periods = deps
                 .store

@@ -151,6 +151,52 @@ impl DynamoLeadStore {
         item
     }
 
+    /// When each stored transition of these keys says its lead got there (`occurred_at`, else
+    /// `observed_at`): one `BatchGetItem` per 100, the fact bodies only.
+    async fn transition_times(
+        &self,
+        transitions: &[Transition],
+    ) -> Result<HashMap<LeadId, DateTime<Utc>>, StoreError> {
+        let keys: Vec<Item> = transitions
+            .iter()
+            .map(|t| {
+                HashMap::from([
+                    (PK.to_owned(), s(keys::lead_pk(&self.crm, &t.lead_id))),
+                    (
+                        SK.to_owned(),
+                        s(keys::transition_sk(t.to, &t.criteria_version)),
+                    ),
+                ])
+            })
+            .collect();
+        let found = batch_get(
+            &self.client,
+            &self.table,
+            keys,
+            Read::Whole,
+            "BatchGetItem transitions",
+        )
+        .await?;
+        let runs: HashMap<&LeadId, &str> = transitions
+            .iter()
+            .map(|t| (&t.lead_id, t.run_id.as_str()))
+            .collect();
+        let mut times = HashMap::with_capacity(found.len());
+        for item in &found {
+            let Some(body) = get_s(item, "fact") else {
+                continue;
+            };
+            // Only this run's own facts (an attempt of it was cut short): a lead back at a
+            // stage it reached in an earlier run got there again now.
+            if let Ok(leadsync_domain::facts::Fact::Stage(t)) = serde_json::from_str(body)
+                && runs.get(&t.lead_id) == Some(&t.run_id.as_str())
+            {
+                times.insert(t.lead_id.clone(), t.occurred_at.unwrap_or(t.observed_at));
+            }
+        }
+        Ok(times)
+    }
+
     /// Put each transition unless its key exists. Returns (new, existing).
     async fn put_transitions(&self, transitions: &[Transition]) -> Result<(u64, u64), StoreError> {
         self.put_absent(
@@ -505,6 +551,12 @@ impl LeadStore for DynamoLeadStore {
         transitions: &[Transition],
     ) -> Result<RecordOutcome, StoreError> {
         let (transitions_new, transitions_existing) = self.put_transitions(transitions).await?;
+        // Only a re-run meets existing facts: read when they say their leads got there.
+        let existing_since = if transitions_existing > 0 {
+            self.transition_times(transitions).await?
+        } else {
+            HashMap::new()
+        };
         let states_written = self
             .batch_put(states.iter().map(|s| self.state_item(s)).collect())
             .await?;
@@ -512,6 +564,7 @@ impl LeadStore for DynamoLeadStore {
             states_written,
             transitions_new,
             transitions_existing,
+            existing_since,
         })
     }
 
