@@ -10,6 +10,7 @@ use leadsync_domain::fakes::{FakeLeadStore, FakeSnapshotStore};
 use leadsync_enrich::NoProvider;
 use leadsync_pipeline::{SyncDeps, SyncInput, sync};
 use leadsync_sandbox::{Faults, Limits, Sandbox, SandboxConfig};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 const CRITERIA: &str = include_str!("../../../infra/criteria/b2b-saas.toml");
@@ -150,7 +151,8 @@ async fn without_the_governor_the_sandbox_counts_violations() {
 /// were written was re-run against contacts our own push had just modified, so those leads
 /// looked changed "now" and their states said they reached their stage at the run's instant.
 /// A crash at every store operation of a night, then the night again: every state ends as a
-/// clean night's, `stage_since` included.
+/// clean night's, `stage_since` included, and so does every period's rollups (a re-run that
+/// found its leads already scored by the cut-short attempt did not recompute their periods).
 #[tokio::test]
 async fn a_night_cut_short_at_any_store_operation_ends_as_a_clean_one() {
     let now = DateTime::parse_from_rfc3339("2026-11-20T03:00:00Z")
@@ -200,14 +202,23 @@ async fn a_night_cut_short_at_any_store_operation_ends_as_a_clean_one() {
         .unwrap();
     let ops = clean.ops();
     let clean_states = clean.states();
+    let clean_rows = clean.all_rows();
     for point in 1..=ops {
         let (sandbox, crm, store, snapshots) = world().await;
         store.crash_at(point);
         let cut = night(&store, &crm, &snapshots, &criteria, now).await;
         store.crash_at(0);
-        night(&store, &crm, &snapshots, &criteria, now)
+        let (cut_states, cut_facts) = (store.states().len(), store.transitions().len());
+        let retry = night(&store, &crm, &snapshots, &criteria, now)
             .await
             .unwrap();
+        if std::env::var("DEBUG_CRASH").is_ok() {
+            eprintln!(
+                "point {point}: cut {:?} states {cut_states} facts {cut_facts}; retry periods {:?}",
+                cut.as_ref().err(),
+                retry.fact_periods
+            );
+        }
         let states = store.states();
         assert_eq!(
             states.len(),
@@ -223,6 +234,48 @@ async fn a_night_cut_short_at_any_store_operation_ends_as_a_clean_one() {
                 if cut.is_ok() { "finished" } else { "cut short" }
             );
         }
+        // And every period's rollups, which only the periods a night touched get.
+        let rows = store.all_rows();
+        let differing: Vec<String> = clean_rows
+            .keys()
+            .chain(rows.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .flat_map(|period| {
+                let (a, b) = (clean_rows.get(period), rows.get(period));
+                let all: BTreeSet<&String> = a
+                    .into_iter()
+                    .flatten()
+                    .chain(b.into_iter().flatten())
+                    .map(|r| &r.sk)
+                    .collect();
+                let find = |rows: Option<&Vec<leadsync_domain::rollup::RollupRow>>, sk: &String| {
+                    rows.and_then(|r| r.iter().find(|r| &r.sk == sk))
+                        .map(|r| r.body.clone())
+                };
+                all.into_iter()
+                    .filter(|sk| find(a, sk) != find(b, sk))
+                    .map(|sk| {
+                        format!(
+                            "{period} {sk}: clean {:?} / here {:?}",
+                            find(a, sk),
+                            find(b, sk)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "{} rollup rows differ after a crash at store operation {point} of {ops}, e.g.\n{}",
+            differing.len(),
+            differing
+                .iter()
+                .take(4)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
         drop(sandbox);
     }
 }

@@ -338,6 +338,8 @@ pub struct FakeLeadStore {
     closed: Mutex<BTreeMap<String, PeriodStatus>>,
     plans: Mutex<BTreeMap<String, crate::incentives::IncentivePlan>>,
     links: Mutex<crate::facts::LeadLinks>,
+    /// Periods each run noted it records facts in.
+    noted: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
     lease: Mutex<Option<Lease>>,
     /// Runs: plan, finished slices, finished flag.
     run_records: Mutex<BTreeMap<String, RunRecord>>,
@@ -843,6 +845,26 @@ impl RollupStore for FakeLeadStore {
             }
         }
         Ok(erased)
+    }
+
+    async fn note_periods(
+        &self,
+        run_id: &str,
+        periods: &std::collections::BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        // Not a counted operation: the crash points of existing tests stay where they were.
+        lock(&self.noted)
+            .entry(run_id.to_owned())
+            .or_default()
+            .extend(periods.iter().cloned());
+        Ok(())
+    }
+
+    async fn noted_periods(
+        &self,
+        run_id: &str,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        Ok(lock(&self.noted).get(run_id).cloned().unwrap_or_default())
     }
 
     async fn record_milestones(&self, facts: &[MilestoneFact]) -> Result<u64, StoreError> {

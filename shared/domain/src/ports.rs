@@ -775,6 +775,28 @@ pub trait RollupStore: Send + Sync {
     where
         F: FnMut(crate::facts::Fact) + Send;
 
+    /// Remember that run `run_id` records facts in these periods (`YYYY-MM`) — noted before the
+    /// facts are recorded, so a run cut short and started again recomputes every period its
+    /// earlier attempts touched, even those its own later facts no longer name. Repeating is
+    /// harmless.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn note_periods(
+        &self,
+        run_id: &str,
+        periods: &std::collections::BTreeSet<String>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every period noted for `run_id`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn noted_periods(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, StoreError>> + Send;
+
     /// Remember merged and deleted leads. A merge is never overwritten by a deletion (a
     /// merged-away contact is archived too). Returns the periods the linked leads' facts
     /// occurred in: their rollups change.

@@ -14,7 +14,7 @@ use leadsync_domain::ports::{
 use leadsync_domain::runs::PullScope;
 use leadsync_domain::transition::push_hash;
 use leadsync_domain::{Criteria, LeadId, LeadState, Stage, Transition};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// The ports and the criteria one sync runs with.
 #[derive(Debug)]
@@ -420,6 +420,16 @@ where
                 .entry(card.stage.as_str().to_owned())
                 .or_default() += 1;
             report.scored += 1;
+            // Scored by an earlier attempt of this very run (cut short after it saved this
+            // lead's state): the facts that attempt recorded are in the period its stage began,
+            // and this attempt makes no transition to say so — the period must be recomputed
+            // all the same, or a crash leaves its rollups unwritten.
+            if let Some(since) = prev
+                .filter(|p| p.run_id == input.run_id)
+                .and_then(|p| p.stage_since)
+            {
+                report.fact_periods.insert(period_of(since));
+            }
             if let Some(mut t) = Transition::between(prev, &state) {
                 t.source = lead.source.clone();
                 t.loss_reasons = deps
@@ -497,16 +507,24 @@ where
         // the leads' states after the push, carrying the hash of what the CRM accepted — one
         // write per lead. A crash between the two leaves the states as they were: the re-run
         // pushes the same values again and then writes them.
-        report.fact_periods.extend(
-            transitions
-                .iter()
-                .map(|t| period_of(t.occurred_at.unwrap_or(t.observed_at)))
-                .chain(
-                    milestones
-                        .iter()
-                        .map(|m| period_of(m.occurred_at.unwrap_or(m.observed_at))),
-                ),
-        );
+        let page_periods: BTreeSet<String> = transitions
+            .iter()
+            .map(|t| period_of(t.occurred_at.unwrap_or(t.observed_at)))
+            .chain(
+                milestones
+                    .iter()
+                    .map(|m| period_of(m.occurred_at.unwrap_or(m.observed_at))),
+            )
+            .collect();
+        // Noted with the run before its facts are written: if this attempt is cut short, the
+        // next one — meeting contacts our push has since modified — still recomputes them.
+        if !page_periods.is_empty() {
+            deps.store
+                .note_periods(&input.run_id, &page_periods)
+                .await
+                .map_err(store_err("noting the periods of the run's facts"))?;
+        }
+        report.fact_periods.extend(page_periods);
         let recorded = deps
             .store
             .record(&[], &transitions)
@@ -741,6 +759,13 @@ where
     }
     let mut touched = report.fact_periods.clone();
     touched.insert(period_of(input.now));
+    // Every period any attempt of this run recorded facts in.
+    touched.extend(
+        deps.store
+            .noted_periods(&input.run_id)
+            .await
+            .map_err(store_err("reading the periods the run noted"))?,
+    );
     if input.since_override.is_none() {
         // Contacts deleted in the CRM since the last run: their facts stop counting.
         let since = since_of(deps.store, input).await?;

@@ -26,6 +26,9 @@ const CONCURRENCY: usize = 16;
 /// check of tests and benchmarks).
 pub static ROW_QUERY_PAGES: AtomicU64 = AtomicU64::new(0);
 
+/// Under a run (`RUN#<id>`): the periods it noted it records facts in.
+const NOTED_PERIODS_SK: &str = "PERIODS";
+
 /// Under a lead being erased: the pseudonym chosen, until the erasure is complete.
 const ERASING_SK: &str = "ERASING";
 
@@ -391,6 +394,50 @@ impl RollupStore for DynamoLeadStore {
         self.batch_delete(gone).await?;
         self.batch_delete(marker).await?;
         Ok(erased)
+    }
+
+    async fn note_periods(
+        &self,
+        run_id: &str,
+        periods: &BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        if periods.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(keys::run_pk(run_id)))
+            .key(SK, s(NOTED_PERIODS_SK))
+            .update_expression("ADD periods :p")
+            .expression_attribute_values(
+                ":p",
+                AttributeValue::Ss(periods.iter().cloned().collect()),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error("UpdateItem noted periods", e))
+    }
+
+    async fn noted_periods(&self, run_id: &str) -> Result<BTreeSet<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(keys::run_pk(run_id)))
+            .key(SK, s(NOTED_PERIODS_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem noted periods", e))?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|i| i.get("periods"))
+            .and_then(|v| v.as_ss().ok())
+            .map(|ss| ss.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn record_milestones(&self, facts: &[MilestoneFact]) -> Result<u64, StoreError> {
