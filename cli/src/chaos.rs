@@ -354,6 +354,20 @@ fn strip(value: &mut serde_json::Value) {
     }
 }
 
+/// A function binary the bench runs must have been built.
+///
+/// # Errors
+/// It is missing, with the command that builds it.
+pub(crate) fn require(binary: &Path) -> anyhow::Result<()> {
+    if !binary.exists() {
+        bail!(
+            "{} is missing (build it first: cargo build --release --workspace --bins)",
+            binary.display()
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn night() -> serde_json::Value {
     serde_json::json!({ "scheduled_time": NIGHT })
 }
@@ -384,12 +398,7 @@ pub async fn run(
     seed: u64,
     contacts: u64,
 ) -> anyhow::Result<ChaosReport> {
-    if !binary.exists() {
-        bail!(
-            "{} is missing (build it first: cargo build --release --workspace --bins)",
-            binary.display()
-        );
-    }
+    require(binary)?;
     let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
 
     // The clean night.

@@ -65,12 +65,7 @@ fn crm_minimum(contacts: u64, pushed: u64) -> u64 {
 
 async fn one(bin_dir: &Path, leads: u64, latency_ms: u64) -> anyhow::Result<NightlyPoint> {
     let binary = bin_dir.join("nightly-sync");
-    if !binary.exists() {
-        bail!(
-            "{} is missing (build it first: cargo build --release --workspace --bins)",
-            binary.display()
-        );
-    }
+    crate::chaos::require(&binary)?;
     let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
     let proxy = CountingProxy::start(&moto.endpoint()).await?;
     let sdk = leadsync_localstack::sdk_config_for(&proxy.endpoint()).await;

@@ -184,12 +184,7 @@ fn requests(sandbox: &Sandbox, provider: bool) -> u64 {
 /// # Errors
 /// moto, a sandbox or the binary could not be started, or the clean night failed.
 pub async fn run(binary: &Path, seed: u64, contacts: u64) -> anyhow::Result<StormsReport> {
-    if !binary.exists() {
-        bail!(
-            "{} is missing (build it first: cargo build --release --workspace --bins)",
-            binary.display()
-        );
-    }
+    crate::chaos::require(binary)?;
     let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
     let proxy = CountingProxy::start(&moto.endpoint()).await?;
     let aws = proxy.endpoint();

@@ -124,6 +124,15 @@ struct WebhookEvent {
     property_name: Option<String>,
 }
 
+/// An event's `objectId` as a contact id (HubSpot sends a number; a string is accepted).
+fn object_id(value: &serde_json::Value) -> Option<LeadId> {
+    match value {
+        serde_json::Value::Number(n) => LeadId::new(n.to_string()).ok(),
+        serde_json::Value::String(s) => LeadId::new(s.clone()).ok(),
+        _ => None,
+    }
+}
+
 /// What a batch of webhook events asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Asked {
@@ -147,11 +156,7 @@ pub fn contacts_of(body: &str, own: &[String]) -> Result<Asked, serde_json::Erro
     let mut asked = Asked::default();
     for event in events {
         let kind = event.subscription_type.to_ascii_lowercase();
-        let id = match &event.object_id {
-            serde_json::Value::Number(n) => LeadId::new(n.to_string()).ok(),
-            serde_json::Value::String(s) => LeadId::new(s.clone()).ok(),
-            _ => None,
-        };
+        let id = object_id(&event.object_id);
         let Some(id) = id.filter(|_| kind.starts_with("contact.")) else {
             asked.skipped += 1;
             continue;
@@ -309,11 +314,7 @@ mod tests {
                         .get("subscriptionType")
                         .and_then(serde_json::Value::as_str)
                         .is_some_and(|t| t.eq_ignore_ascii_case("contact.privacyDeletion"));
-                    let id = match e.get("objectId") {
-                        Some(serde_json::Value::Number(n)) => LeadId::new(n.to_string()).ok(),
-                        Some(serde_json::Value::String(s)) => LeadId::new(s.clone()).ok(),
-                        _ => None,
-                    };
+                    let id = e.get("objectId").and_then(object_id);
                     if let (true, Some(id)) = (privacy, id) {
                         prop_assert!(erase.contains(&id) && !rescore.contains(&id));
                     }

@@ -15,23 +15,49 @@ use std::time::Duration;
 
 const CRITERIA: &str = include_str!("../../../infra/criteria/b2b-saas.toml");
 
-#[tokio::test]
-async fn storm_of_429_and_5xx_loses_nothing_and_never_exceeds_the_limit() {
-    let mut config = SandboxConfig::new(11, 1500);
-    // 40 a second, as 10 per 250 ms: a ten-secondly 429 without Retry-After waits a window.
+/// A sandbox of `contacts` under an app limit of 40 a second, as 10 per 250 ms (a
+/// ten-secondly 429 without Retry-After waits a window).
+async fn limited(seed: u64, contacts: u64, faults: Faults) -> Sandbox {
+    let mut config = SandboxConfig::new(seed, contacts);
     config.limits = Limits {
         per_window: 10,
         window_ms: 250,
         search_per_second: 5,
         daily: u64::MAX,
     };
-    config.faults = Faults {
+    config.faults = faults;
+    Sandbox::start(config).await.unwrap()
+}
+
+/// One night `run_id` at `now` through the adapter on these fakes.
+async fn night(
+    crm: &HubSpotCrm,
+    store: &FakeLeadStore,
+    snapshots: &FakeSnapshotStore,
+    run_id: &str,
+    now: DateTime<Utc>,
+) -> Result<leadsync_domain::ports::RunReport, leadsync_pipeline::SyncError> {
+    let criteria = Criteria::parse("c", CRITERIA).unwrap();
+    let deps = SyncDeps {
+        crm,
+        store,
+        snapshots,
+        providers: &[] as &[NoProvider],
+        criteria: &criteria,
+        events: None,
+    };
+    sync(&deps, &SyncInput::nightly(run_id, now)).await
+}
+
+#[tokio::test]
+async fn storm_of_429_and_5xx_loses_nothing_and_never_exceeds_the_limit() {
+    let faults = Faults {
         rate_limit_rate: 0.30,
         server_error_rate: 0.05,
         retry_after_rate: 0.2,
         ..Faults::default()
     };
-    let sandbox = Sandbox::start(config).await.unwrap();
+    let sandbox = limited(11, 1500, faults).await;
 
     let mut crm_config = HubSpotConfig::new(sandbox.base_url(), sandbox.token().to_owned().into());
     crm_config.page_size = 100;
@@ -106,14 +132,7 @@ async fn storm_of_429_and_5xx_loses_nothing_and_never_exceeds_the_limit() {
 /// more — the sandbox counts the requests that arrive with the window already full.
 #[tokio::test]
 async fn without_the_governor_the_sandbox_counts_violations() {
-    let mut config = SandboxConfig::new(11, 300);
-    config.limits = Limits {
-        per_window: 10,
-        window_ms: 250,
-        search_per_second: 5,
-        daily: u64::MAX,
-    };
-    let sandbox = Sandbox::start(config).await.unwrap();
+    let sandbox = limited(11, 300, Faults::default()).await;
     let mut crm_config = HubSpotConfig::new(sandbox.base_url(), sandbox.token().to_owned().into());
     crm_config.page_size = 20;
     crm_config.limits = RateLimits {
@@ -129,17 +148,8 @@ async fn without_the_governor_the_sandbox_counts_violations() {
     };
     let crm = HubSpotCrm::new(crm_config).unwrap();
     let (store, snapshots) = (FakeLeadStore::new(), FakeSnapshotStore::new());
-    let criteria = Criteria::parse("c", CRITERIA).unwrap();
-    let deps = SyncDeps {
-        crm: &crm,
-        store: &store,
-        snapshots: &snapshots,
-        providers: &[] as &[NoProvider],
-        criteria: &criteria,
-        events: None,
-    };
     // Whether the night gets through its 429s is not the point here.
-    let _ = sync(&deps, &SyncInput::nightly("ungoverned", Utc::now())).await;
+    let _ = night(&crm, &store, &snapshots, "ungoverned", Utc::now()).await;
     let stats = sandbox.limit_stats();
     assert!(
         stats.violations > 0,
@@ -158,24 +168,6 @@ async fn a_night_cut_short_at_any_store_operation_ends_as_a_clean_one() {
     let now = DateTime::parse_from_rfc3339("2026-11-20T03:00:00Z")
         .unwrap()
         .with_timezone(&Utc);
-    let criteria = Criteria::parse("c", CRITERIA).unwrap();
-    async fn night(
-        store: &FakeLeadStore,
-        crm: &HubSpotCrm,
-        snapshots: &FakeSnapshotStore,
-        criteria: &Criteria,
-        now: DateTime<Utc>,
-    ) -> Result<leadsync_domain::ports::RunReport, leadsync_pipeline::SyncError> {
-        let deps = SyncDeps {
-            crm,
-            store,
-            snapshots,
-            providers: &[] as &[NoProvider],
-            criteria,
-            events: None,
-        };
-        sync(&deps, &SyncInput::nightly("night-1", now)).await
-    }
     let world = || async {
         // No rate limit here: this is about where a night stops, not how fast it goes.
         let mut sandbox_config = SandboxConfig::new(23, 120);
@@ -197,7 +189,7 @@ async fn a_night_cut_short_at_any_store_operation_ends_as_a_clean_one() {
         (sandbox, crm, FakeLeadStore::new(), FakeSnapshotStore::new())
     };
     let (_clean_sandbox, crm, clean, snapshots) = world().await;
-    night(&clean, &crm, &snapshots, &criteria, now)
+    night(&crm, &clean, &snapshots, "night-1", now)
         .await
         .unwrap();
     let ops = clean.ops();
@@ -206,10 +198,10 @@ async fn a_night_cut_short_at_any_store_operation_ends_as_a_clean_one() {
     for point in 1..=ops {
         let (sandbox, crm, store, snapshots) = world().await;
         store.crash_at(point);
-        let cut = night(&store, &crm, &snapshots, &criteria, now).await;
+        let cut = night(&crm, &store, &snapshots, "night-1", now).await;
         store.crash_at(0);
         let (cut_states, cut_facts) = (store.states().len(), store.transitions().len());
-        let retry = night(&store, &crm, &snapshots, &criteria, now)
+        let retry = night(&crm, &store, &snapshots, "night-1", now)
             .await
             .unwrap();
         if std::env::var("DEBUG_CRASH").is_ok() {

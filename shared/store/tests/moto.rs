@@ -210,20 +210,7 @@ async fn missing_table_is_a_clear_error() {
 #[tokio::test]
 async fn snapshot_is_gzipped_jsonl() {
     use leadsync_domain::ports::SnapshotLine;
-    let moto = leadsync_localstack::shared().unwrap();
-    let client = S3::from_conf(
-        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
-            .force_path_style(true)
-            .build(),
-    );
-    let bucket = leadsync_localstack::unique_name("bucket");
-    bootstrap::create_bucket(&client, &bucket).await.unwrap();
-    let snapshots = leadsync_store::S3SnapshotStore::new(client.clone(), &bucket);
-    let criteria = leadsync_domain::Criteria::parse(
-        "c",
-        include_str!("../../../infra/criteria/b2b-saas.toml"),
-    )
-    .unwrap();
+    let (client, bucket, snapshots, criteria) = snapshot_bucket("bucket").await;
     let lead = leadsync_domain::Lead::new(LeadId::new("1").unwrap(), DateTime::<Utc>::UNIX_EPOCH);
     let line = SnapshotLine {
         scorecard: criteria.evaluate(&lead, DateTime::<Utc>::UNIX_EPOCH),
@@ -406,20 +393,7 @@ async fn erasing_a_lead_moves_its_facts_and_removes_its_lines() {
     let count = || async { store.visit_facts(&period, |_| {}).await.unwrap() };
     assert_eq!(count().await, 2);
 
-    let moto = leadsync_localstack::shared().unwrap();
-    let s3 = S3::from_conf(
-        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
-            .force_path_style(true)
-            .build(),
-    );
-    let bucket = leadsync_localstack::unique_name("erase");
-    bootstrap::create_bucket(&s3, &bucket).await.unwrap();
-    let snapshots = leadsync_store::S3SnapshotStore::new(s3.clone(), &bucket);
-    let criteria = leadsync_domain::Criteria::parse(
-        "c",
-        include_str!("../../../infra/criteria/b2b-saas.toml"),
-    )
-    .unwrap();
+    let (s3, bucket, snapshots, criteria) = snapshot_bucket("erase").await;
     let line = |id: &str| {
         let mut lead =
             leadsync_domain::Lead::new(LeadId::new(id).unwrap(), DateTime::<Utc>::UNIX_EPOCH);
@@ -589,4 +563,31 @@ async fn erasing_a_lead_moves_its_facts_and_removes_its_lines() {
 
 fn store_table(store: &DynamoLeadStore) -> String {
     store.table().to_owned()
+}
+
+/// A fresh (versioned) bucket on moto, its snapshot store, and the example criteria to score
+/// lines with.
+async fn snapshot_bucket(
+    prefix: &str,
+) -> (
+    S3,
+    String,
+    leadsync_store::S3SnapshotStore,
+    leadsync_domain::Criteria,
+) {
+    let moto = leadsync_localstack::shared().unwrap();
+    let client = S3::from_conf(
+        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = leadsync_localstack::unique_name(prefix);
+    bootstrap::create_bucket(&client, &bucket).await.unwrap();
+    let snapshots = leadsync_store::S3SnapshotStore::new(client.clone(), &bucket);
+    let criteria = leadsync_domain::Criteria::parse(
+        "c",
+        include_str!("../../../infra/criteria/b2b-saas.toml"),
+    )
+    .unwrap();
+    (client, bucket, snapshots, criteria)
 }

@@ -98,6 +98,18 @@ async fn drain(env: &Env) -> sync_slice::local::PumpStats {
     .unwrap()
 }
 
+/// The scheduled night "night-1" through nightly-sync's handler.
+async fn night_1(env: &Env) -> RunOutcome {
+    nightly_sync::handle_at(
+        event("night-1", serde_json::json!({})),
+        &env.deps,
+        now(),
+        Utc::now,
+    )
+    .await
+    .unwrap()
+}
+
 /// A HubSpot webhook request signed with `secret`, through the rescore function.
 async fn webhook(env: &Env, request_id: &str, secret: &str, body: &str) -> serde_json::Value {
     let ts = Utc::now().timestamp_millis().to_string();
@@ -239,14 +251,7 @@ fn ours(sandbox: &Sandbox) -> Vec<(u64, Vec<(String, String)>)> {
 #[tokio::test]
 async fn overlapping_runs_are_turned_away_cleanly_while_a_fanned_out_run_holds_the_lease() {
     let env = env(2_000, true, 500, 500).await;
-    let first = nightly_sync::handle_at(
-        event("night-1", serde_json::json!({})),
-        &env.deps,
-        now(),
-        Utc::now,
-    )
-    .await
-    .unwrap();
+    let first = night_1(&env).await;
     let RunOutcome::Queued { slices, .. } = first else {
         panic!("expected a fan-out, got {first:?}");
     };
@@ -352,14 +357,7 @@ async fn a_version_published_and_a_webhook_during_a_fanned_out_run_wait_on_the_q
     const SECRET: &str = "app-secret";
     // Put back at once while the lease is held: the pump below is the only clock.
     let env = env_with(2_000, true, 500, 500, &[("RESCORE_RETRY_SECONDS", "0")]).await;
-    let first = nightly_sync::handle_at(
-        event("night-1", serde_json::json!({})),
-        &env.deps,
-        now(),
-        Utc::now,
-    )
-    .await
-    .unwrap();
+    let first = night_1(&env).await;
     let RunOutcome::Queued { slices, .. } = first else {
         panic!("expected a fan-out, got {first:?}");
     };
@@ -469,26 +467,11 @@ async fn a_version_published_and_a_webhook_during_a_fanned_out_run_wait_on_the_q
 async fn a_privacy_deletion_webhook_is_answered_at_once_and_the_person_erased() {
     use leadsync_domain::ports::RollupStore;
     let env = env(300, true, 1_000, 500).await;
-    let night = nightly_sync::handle_at(
-        event("night-1", serde_json::json!({})),
-        &env.deps,
-        now(),
-        Utc::now,
-    )
-    .await
-    .unwrap();
+    let night = night_1(&env).await;
     assert!(matches!(night, RunOutcome::Finished { .. }), "{night:?}");
     let contact = env.sandbox.contacts()[11].id;
     let lead = leadsync_domain::LeadId::new(contact.to_string()).unwrap();
-    assert_eq!(
-        env.deps
-            .store
-            .load_states(std::slice::from_ref(&lead))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(held(&env, &lead).await, 1);
     // The sandbox's world is the year up to `now`: facts fall in the month they occurred.
     let store = &env.deps.store;
     let facts_of = |who: String| async move {
@@ -529,27 +512,14 @@ async fn a_privacy_deletion_webhook_is_answered_at_once_and_the_person_erased() 
         "answered in {answered:?}"
     );
     assert_eq!(
-        env.deps
-            .store
-            .load_states(std::slice::from_ref(&lead))
-            .await
-            .unwrap()
-            .len(),
+        held(&env, &lead).await,
         1,
         "queued, not done before the answer"
     );
 
     let stats = drain(&env).await;
     assert_eq!((stats.succeeded, stats.failed), (1, 0), "{stats:?}");
-    assert!(
-        env.deps
-            .store
-            .load_states(std::slice::from_ref(&lead))
-            .await
-            .unwrap()
-            .is_empty(),
-        "state erased"
-    );
+    assert_eq!(held(&env, &lead).await, 0, "state erased");
     assert_eq!(
         facts_of(contact.to_string()).await,
         0,
@@ -568,4 +538,14 @@ async fn a_privacy_deletion_webhook_is_answered_at_once_and_the_person_erased() 
             object.key
         );
     }
+}
+
+/// How many states the table holds for `lead` (0 or 1).
+async fn held(env: &Env, lead: &leadsync_domain::LeadId) -> usize {
+    env.deps
+        .store
+        .load_states(std::slice::from_ref(lead))
+        .await
+        .unwrap()
+        .len()
 }
