@@ -487,11 +487,7 @@ pub async fn run(
                     key.1.split('#').next().unwrap_or("")
                 );
                 *kinds.entry(kind).or_default() += 1;
-                if differing < 3
-                    || (key.0.starts_with("ROLLUP")
-                        && std::env::var("CHAOS_DEBUG").is_ok()
-                        && kinds.values().sum::<u64>() < 4)
-                {
+                if differing < 3 {
                     eprintln!(
                         "kill {}: item {key:?} differs:\n  clean: {:?}\n  here:  {:?}",
                         n + 1,

@@ -633,7 +633,6 @@ async fn a_deal_that_closes_reaches_its_contact_though_the_contact_never_changed
 #[tokio::test]
 async fn an_erased_person_leaves_no_trace_and_the_totals_whole() {
     use leadsync_domain::LeadId;
-    use leadsync_pipeline::erase::erase;
     let w = World::new(leads(at("2026-11-19T12:00:00Z")));
     w.run("r1", november()).await.unwrap();
     let version = w.criteria.version.clone();
@@ -681,16 +680,7 @@ async fn an_erased_person_leaves_no_trace_and_the_totals_whole() {
     );
 
     let pseudonym = LeadId::new("erased-0f3a9c1d2b4e5a6f").unwrap();
-    let done = erase(
-        &w.store,
-        &w.snapshots,
-        &id,
-        &pseudonym,
-        november(),
-        chrono::Duration::minutes(15),
-    )
-    .await
-    .unwrap();
+    let done = erase_in(&w, &id, &pseudonym, november()).await;
     assert!(done.table.state_deleted);
     assert!(done.table.facts_anonymised >= 3, "{done:?}");
     assert_eq!(done.table.facts_kept, 0);
@@ -744,16 +734,7 @@ async fn an_erased_person_leaves_no_trace_and_the_totals_whole() {
     assert_eq!(kpis(&after), kpis(&before), "every KPI as it was");
 
     // Again: nothing left to do, nothing changes.
-    let again = erase(
-        &w.store,
-        &w.snapshots,
-        &id,
-        &pseudonym,
-        november(),
-        chrono::Duration::minutes(15),
-    )
-    .await
-    .unwrap();
+    let again = erase_in(&w, &id, &pseudonym, november()).await;
     assert!(!again.table.state_deleted);
     assert_eq!(
         (again.table.facts_anonymised, again.snapshots.lines_removed),
@@ -766,7 +747,6 @@ async fn an_erased_person_leaves_no_trace_and_the_totals_whole() {
 #[tokio::test]
 async fn erasing_keeps_the_facts_of_a_closed_period_and_says_so() {
     use leadsync_domain::LeadId;
-    use leadsync_pipeline::erase::erase;
     let w = World::new(leads(at("2026-11-19T12:00:00Z")));
     w.run("r1", november()).await.unwrap();
     rollups::close(&w.store, "2026-11", "finance", at("2026-12-01T10:00:00Z"))
@@ -775,16 +755,7 @@ async fn erasing_keeps_the_facts_of_a_closed_period_and_says_so() {
     let frozen = w.rows().remove("2026-11").unwrap();
     let id = w.store.transitions()[0].lead_id.clone();
     let pseudonym = LeadId::new("erased-1").unwrap();
-    let done = erase(
-        &w.store,
-        &w.snapshots,
-        &id,
-        &pseudonym,
-        at("2026-12-02T10:00:00Z"),
-        chrono::Duration::minutes(15),
-    )
-    .await
-    .unwrap();
+    let done = erase_in(&w, &id, &pseudonym, at("2026-12-02T10:00:00Z")).await;
     assert!(done.table.state_deleted);
     assert_eq!(done.table.facts_anonymised, 0);
     assert!(done.table.facts_kept >= 1);
@@ -922,4 +893,23 @@ async fn a_queued_erasure_waits_for_the_lease_then_erases() {
             .iter()
             .all(|t| !ids.contains(&t.lead_id))
     );
+}
+
+/// Erase `id` in the world's stores under a 15-minute lease.
+async fn erase_in(
+    w: &World,
+    id: &leadsync_domain::LeadId,
+    pseudonym: &leadsync_domain::LeadId,
+    now: DateTime<Utc>,
+) -> leadsync_pipeline::erase::Erasure {
+    leadsync_pipeline::erase::erase(
+        &w.store,
+        &w.snapshots,
+        id,
+        pseudonym,
+        now,
+        chrono::Duration::minutes(15),
+    )
+    .await
+    .unwrap()
 }
