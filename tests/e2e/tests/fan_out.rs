@@ -549,3 +549,49 @@ async fn held(env: &Env, lead: &leadsync_domain::LeadId) -> usize {
         .unwrap()
         .len()
 }
+
+/// Issue 19 acceptance: a webhook batch naming 1,000 contacts is answered within 2 s — they are
+/// queued, not re-scored before the answer — and the slice worker then re-scores all of them.
+#[tokio::test]
+async fn a_webhook_naming_1000_contacts_is_answered_within_2_s_and_they_are_rescored() {
+    let env = env(1_000, true, 2_000, 1_000).await;
+    let night = night_1(&env).await;
+    assert!(matches!(night, RunOutcome::Finished { .. }), "{night:?}");
+    let ids: Vec<u64> = env.sandbox.contacts().iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), 1_000);
+    let body = serde_json::Value::from(
+        ids.iter()
+            .map(|id| serde_json::json!({"objectId": id, "subscriptionType": "contact.propertyChange", "propertyName": "jobtitle"}))
+            .collect::<Vec<_>>(),
+    )
+    .to_string();
+    let started = std::time::Instant::now();
+    let hook = webhook(&env, "hook-1000", "app-secret", &body).await;
+    let answered = started.elapsed();
+    assert_eq!(hook["statusCode"], 200, "{hook}");
+    let answer: serde_json::Value = serde_json::from_str(hook["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (answer["status"].as_str(), answer["contacts"].as_u64()),
+        (Some("queued"), Some(1_000)),
+        "{answer}"
+    );
+    assert!(
+        answered < std::time::Duration::from_secs(2),
+        "answered in {answered:?}"
+    );
+    eprintln!(
+        "webhook with 1,000 contacts answered in {} ms",
+        answered.as_millis()
+    );
+    let stats = drain(&env).await;
+    assert_eq!(stats.failed, 0, "{stats:?}");
+    assert!(stats.succeeded >= 1, "the queued re-score ran: {stats:?}");
+    // The queued re-score's run: every contact the webhook named pulled and scored.
+    let run_id = answer["run_id"].as_str().unwrap();
+    let results = env.deps.store.slice_results(run_id).await.unwrap();
+    let scored: u64 = results.iter().map(|r| r.report.scored).sum();
+    assert_eq!(
+        scored, 1_000,
+        "every contact the webhook named was re-scored: {results:?}"
+    );
+}
