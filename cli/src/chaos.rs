@@ -95,6 +95,8 @@ pub struct Kill {
 pub struct ChaosReport {
     pub seed: u64,
     pub contacts: u64,
+    /// How the nights ran ([`Shape`]).
+    pub shape: String,
     pub clean: Duration,
     pub clean_items: usize,
     pub kills: Vec<Kill>,
@@ -118,9 +120,10 @@ impl ChaosReport {
             ($($t:tt)*) => { let _ = writeln!(out, $($t)*); };
         }
         println!(
-            "chaos: {} kills over a clean night of {:.1} s ({} contacts, {} table items), seed {}",
+            "chaos: {} kills over a clean night of {:.1} s ({}; {} contacts, {} table items), seed {}",
             self.kills.len(),
             self.clean.as_secs_f64(),
+            self.shape,
             self.contacts,
             self.clean_items,
             self.seed
@@ -169,13 +172,12 @@ impl ChaosReport {
         }
     }
 
-    /// Every kill converged to the clean night: every item and every contact as it left them.
-    /// (CRM writes beyond the clean night's are reported, not failed: a kill between a page's
-    /// push and its states re-pushes the same values.)
+    /// Every kill converged to the clean night — every item and every contact as it left
+    /// them — with no CRM write beyond the clean night's.
     pub fn passed(&self) -> bool {
-        self.kills
-            .iter()
-            .all(|k| k.converged && k.items_differing == 0 && k.crm_differing == 0)
+        self.kills.iter().all(|k| {
+            k.converged && k.items_differing == 0 && k.crm_differing == 0 && k.extra_crm_writes == 0
+        })
     }
 }
 
@@ -186,6 +188,8 @@ pub(crate) struct World {
     pub(crate) dynamo: aws_sdk_dynamodb::Client,
     /// Extra environment for the function (enrichment, …).
     pub(crate) extra: Vec<(&'static str, String)>,
+    /// The slice queue of a fanned-out night.
+    pub(crate) queue_url: Option<String>,
 }
 
 pub(crate) async fn world(
@@ -210,6 +214,7 @@ pub(crate) async fn world(
         table,
         dynamo,
         extra: Vec::new(),
+        queue_url: None,
     })
 }
 
@@ -300,9 +305,7 @@ impl World {
         };
         let states = items.keys().filter(|(_, sk)| sk == "STATE").count();
         let writes = self.crm_writes();
-        let finished = items.iter().any(|((pk, sk), body)| {
-            pk.starts_with("RUN#") && sk == "PLAN" && body.contains("\"finished\":true")
-        });
+        let finished = run_finished(&items);
         Ok(if items.is_empty() {
             "starting (nothing written)".to_owned()
         } else if finished {
@@ -317,6 +320,14 @@ impl World {
             "planning (run recorded)".to_owned()
         })
     }
+}
+
+/// Whether the night's run is marked finished (its plan item's `finished`, a DynamoDB BOOL, as
+/// [`normalised`] writes it).
+fn run_finished(items: &BTreeMap<(String, String), String>) -> bool {
+    items.iter().any(|((pk, sk), body)| {
+        pk.starts_with("RUN#") && sk == "PLAN" && body.contains(r#""finished":"Bool(true)""#)
+    })
 }
 
 /// An item as comparable text: attributes sorted, wall-clock keys removed (also inside JSON
@@ -387,34 +398,260 @@ pub(crate) async fn start(
     Ok(process)
 }
 
+/// How a night runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One `nightly-sync` invocation does the whole night.
+    Inline,
+    /// `nightly-sync` plans the night into slices of `slice_contacts` on an SQS queue (moto);
+    /// `sync-slice` invocations do them, one message each, as the event source mapping hands
+    /// them over — the last one finishes the run.
+    FanOut { slice_contacts: u64 },
+}
+
+impl Shape {
+    fn name(self) -> String {
+        match self {
+            Shape::Inline => "inline nightly-sync".to_owned(),
+            Shape::FanOut { slice_contacts } => {
+                format!(
+                    "fanned out: nightly-sync plans, sync-slice runs slices of {slice_contacts}"
+                )
+            }
+        }
+    }
+}
+
+/// A function process and its Runtime API.
+type Slot = Option<(RuntimeApi, FunctionProcess)>;
+
+/// What one invocation came to.
+enum Invoked {
+    Answer(serde_json::Value),
+    Failed(String),
+    /// The kill landed while it ran: the process is gone.
+    Killed,
+}
+
+/// The running pieces of one night: the binaries, where AWS is, the world and the pending kill.
+struct Night<'a> {
+    nightly: &'a Path,
+    aws: String,
+    world: &'a World,
+    /// When the kill lands (taken once it has).
+    deadline: Option<tokio::time::Instant>,
+    invocations: u32,
+    /// Where the night was when the kill landed.
+    point: Option<String>,
+    clean_items: usize,
+}
+
+impl Night<'_> {
+    /// Invoke `payload` under `id` on the process in `slot` (started first when there is none),
+    /// killing it if the deadline passes before it answers.
+    async fn invoke(
+        &mut self,
+        binary: &Path,
+        slot: &mut Slot,
+        id: &str,
+        payload: &serde_json::Value,
+    ) -> anyhow::Result<Invoked> {
+        if slot.is_none() {
+            let api = RuntimeApi::start().await?;
+            let process = start(binary, &api, &self.aws, self.world).await?;
+            *slot = Some((api, process));
+        }
+        let Some((api, process)) = slot.as_mut() else {
+            unreachable!("started above")
+        };
+        self.invocations += 1;
+        let answer = api.invoke_as(id, payload, Duration::from_secs(1800));
+        let killed = match self.deadline {
+            Some(deadline) => tokio::select! {
+                answer = answer => Err(answer),
+                () = tokio::time::sleep_until(deadline) => Ok(()),
+            },
+            None => Err(answer.await),
+        };
+        match killed {
+            Err(Ok(answer)) => Ok(Invoked::Answer(answer)),
+            Err(Err(e)) => Ok(Invoked::Failed(e.to_string())),
+            Ok(()) => {
+                process.child.start_kill().context("SIGKILL")?;
+                let _ = process.child.wait().await;
+                *slot = None;
+                self.deadline = None;
+                let at = self.world.point(self.clean_items).await?;
+                self.point = Some(match binary.file_name().and_then(|n| n.to_str()) {
+                    Some("sync-slice") => format!("slices: {at}"),
+                    _ => at,
+                });
+                Ok(Invoked::Killed)
+            }
+        }
+    }
+
+    /// nightly-sync until it answers `want` (retried as Lambda retries an asynchronous
+    /// invocation: same request id, a fresh process). False when it never did.
+    async fn nightly(&mut self, want: &str) -> anyhow::Result<bool> {
+        let mut slot: Slot = None;
+        for _ in 0..4 {
+            match self
+                .invoke(self.nightly, &mut slot, REQUEST_ID, &night())
+                .await?
+            {
+                Invoked::Answer(answer) if answer["status"] == want => return Ok(true),
+                Invoked::Answer(answer) => eprintln!("nightly-sync answered {answer}"),
+                Invoked::Failed(e) => eprintln!("nightly-sync failed: {e}"),
+                Invoked::Killed => {}
+            }
+        }
+        Ok(false)
+    }
+
+    /// Drain the slice queue through sync-slice, one message per invocation: a message that
+    /// failed, or whose invocation was killed, is made visible again (its visibility timeout,
+    /// shortened) and handed to a fresh process. False when one failed 5 times (a redrive
+    /// policy would have dead-lettered it).
+    async fn slices(&mut self, queue: &str) -> anyhow::Result<bool> {
+        let sqs = aws_sdk_sqs::Client::new(&leadsync_localstack::sdk_config_for(&self.aws).await);
+        let slice = self.nightly.with_file_name("sync-slice");
+        require(&slice)?;
+        let mut slot: Slot = None;
+        let mut failures: HashMap<String, u32> = HashMap::new();
+        let mut n = 0u32;
+        loop {
+            let received = sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(1)
+                .wait_time_seconds(0)
+                .send()
+                .await?;
+            let Some(message) = received.messages.unwrap_or_default().into_iter().next() else {
+                return Ok(true);
+            };
+            let id = message.message_id.clone().unwrap_or_default();
+            let event = serde_json::json!({"Records": [{
+                "messageId": id,
+                "receiptHandle": message.receipt_handle.clone().unwrap_or_default(),
+                "body": message.body.clone().unwrap_or_default(),
+                "eventSource": "aws:sqs",
+            }]});
+            n += 1;
+            let done = match self
+                .invoke(&slice, &mut slot, &format!("slice-{n}"), &event)
+                .await?
+            {
+                Invoked::Answer(answer) => {
+                    let ok = answer["batchItemFailures"]
+                        .as_array()
+                        .is_some_and(Vec::is_empty);
+                    if !ok {
+                        eprintln!("sync-slice answered {answer}");
+                    }
+                    ok
+                }
+                Invoked::Failed(e) => {
+                    eprintln!("sync-slice failed: {e}");
+                    false
+                }
+                Invoked::Killed => false,
+            };
+            let handle = message.receipt_handle.unwrap_or_default();
+            if done {
+                sqs.delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(handle)
+                    .send()
+                    .await?;
+            } else {
+                let count = failures.entry(id).or_default();
+                *count += 1;
+                if *count >= 5 {
+                    return Ok(false);
+                }
+                sqs.change_message_visibility()
+                    .queue_url(queue)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await?;
+            }
+        }
+    }
+
+    /// The whole night, in its shape. True when it finished.
+    async fn run(&mut self, shape: Shape) -> anyhow::Result<bool> {
+        match (shape, &self.world.queue_url) {
+            (Shape::Inline, _) => self.nightly("finished").await,
+            (Shape::FanOut { .. }, Some(queue)) => {
+                let queue = queue.clone();
+                Ok(self.nightly("queued").await?
+                    && self.slices(&queue).await?
+                    && run_finished(&self.world.items().await?))
+            }
+            (Shape::FanOut { .. }, None) => bail!("a fanned-out night needs a slice queue"),
+        }
+    }
+}
+
+/// A world for `shape`: the seeded sandbox and a fresh table and bucket, and for a fanned-out
+/// night a fresh slice queue.
+async fn shaped_world(
+    moto: &leadsync_localstack::MotoServer,
+    seed: u64,
+    contacts: u64,
+    shape: Shape,
+) -> anyhow::Result<World> {
+    let mut w = world(moto, seed, contacts).await?;
+    if let Shape::FanOut { slice_contacts } = shape {
+        let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+        let url = leadsync_store::bootstrap::create_queue(&sqs, &w.table).await?;
+        w.extra.extend([
+            ("SLICE_QUEUE_URL", url.clone()),
+            ("SLICE_CONTACTS", slice_contacts.to_string()),
+            // One slice at a time, each with the whole rate (the bench hands over one message
+            // per invocation, in turn).
+            ("SLICE_CONCURRENCY", "1".to_owned()),
+            ("INLINE_MAX_CONTACTS", slice_contacts.to_string()),
+        ]);
+        w.queue_url = Some(url);
+    }
+    Ok(w)
+}
+
 /// Run the bench. `binary` is the `nightly-sync` executable (release for figures; the debug
-/// one in CI).
+/// one in CI); a fanned-out night also runs the `sync-slice` beside it.
 ///
 /// # Errors
-/// moto, the sandbox or the binary could not be started, or a night never answered.
+/// moto, the sandbox or the binary could not be started, or the clean night did not finish.
 pub async fn run(
     binary: &Path,
     kills: u32,
     seed: u64,
     contacts: u64,
+    shape: Shape,
 ) -> anyhow::Result<ChaosReport> {
     require(binary)?;
     let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
 
     // The clean night.
-    let clean = world(&moto, seed, contacts).await?;
-    let api = RuntimeApi::start().await?;
-    let _process = start(binary, &api, &moto.endpoint(), &clean).await?;
+    let clean = shaped_world(&moto, seed, contacts, shape).await?;
     let began = Instant::now();
-    let answer = api
-        .invoke_as(REQUEST_ID, &night(), Duration::from_secs(1800))
-        .await
-        .map_err(|e| anyhow::anyhow!("the clean night failed: {e}"))?;
-    let length = began.elapsed();
-    if answer["status"] != "finished" {
-        bail!("the clean night did not finish: {answer}");
+    let mut night = Night {
+        nightly: binary,
+        aws: moto.endpoint(),
+        world: &clean,
+        deadline: None,
+        invocations: 0,
+        point: None,
+        clean_items: 0,
+    };
+    if !night.run(shape).await? {
+        bail!("the clean night did not finish ({})", shape.name());
     }
-    drop(_process);
+    let length = began.elapsed();
     let (clean_items, clean_crm, clean_writes) =
         (clean.items().await?, clean.crm(), clean.crm_writes());
 
@@ -422,56 +659,29 @@ pub async fn run(
     let mut report = ChaosReport {
         seed,
         contacts,
+        shape: shape.name(),
         clean: length,
         clean_items: clean_items.len(),
         kills: Vec::new(),
     };
     for n in 0..kills {
         let at = length.mul_f64(rng.random_range(0.0..1.0));
-        let w = world(&moto, seed, contacts).await?;
-        let api = RuntimeApi::start().await?;
-        let mut process = start(binary, &api, &moto.endpoint(), &w).await?;
-        let first = {
-            let api = &api;
-            async move {
-                api.invoke_as(REQUEST_ID, &night(), Duration::from_secs(1800))
-                    .await
-            }
+        let w = shaped_world(&moto, seed, contacts, shape).await?;
+        let mut night = Night {
+            nightly: binary,
+            aws: moto.endpoint(),
+            world: &w,
+            deadline: Some(tokio::time::Instant::now() + at),
+            invocations: 0,
+            point: None,
+            clean_items: clean_items.len(),
         };
-        let killed = tokio::select! {
-            answer = first => { answer.ok(); false }
-            () = tokio::time::sleep(at) => {
-                process.child.start_kill().context("SIGKILL")?;
-                let _ = process.child.wait().await;
-                true
-            }
-        };
-        let point = if killed {
-            w.point(clean_items.len()).await?
-        } else {
-            "answered before the kill".to_owned()
-        };
-        // Lambda retries the invocation under the same id, in a fresh process.
-        let mut invocations = 1;
-        let mut converged = !killed;
-        if killed {
-            let api = RuntimeApi::start().await?;
-            let _again = start(binary, &api, &moto.endpoint(), &w).await?;
-            for _ in 0..3 {
-                invocations += 1;
-                match api
-                    .invoke_as(REQUEST_ID, &night(), Duration::from_secs(1800))
-                    .await
-                {
-                    Ok(answer) if answer["status"] == "finished" => {
-                        converged = true;
-                        break;
-                    }
-                    Ok(answer) => eprintln!("kill {}: retry answered {answer}", n + 1),
-                    Err(e) => eprintln!("kill {}: retry failed: {e}", n + 1),
-                }
-            }
-        }
+        let converged = night.run(shape).await?;
+        let point = night
+            .point
+            .take()
+            .unwrap_or_else(|| "answered before the kill".to_owned());
+        let invocations = night.invocations;
         let items = w.items().await?;
         let mut differing = 0u64;
         let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
@@ -516,7 +726,7 @@ pub async fn run(
             invocations,
         };
         eprintln!(
-            "kill {}/{kills} at {:.2} s: {} → {}, {} items differing",
+            "kill {}/{kills} at {:.2} s: {} → {}, {} items differing, {} extra CRM writes",
             n + 1,
             at.as_secs_f64(),
             kill.point,
@@ -525,7 +735,8 @@ pub async fn run(
             } else {
                 "NOT converged"
             },
-            kill.items_differing
+            kill.items_differing,
+            kill.extra_crm_writes
         );
         report.kills.push(kill);
         // Keep moto small: a finished world's table is not needed any more.

@@ -314,9 +314,14 @@ enum BenchWhat {
         seed: u64,
         #[arg(long, default_value_t = 1_000)]
         contacts: u64,
-        /// The nightly-sync executable (release for figures).
+        /// The nightly-sync executable (release for figures); a fanned-out night also runs the
+        /// sync-slice beside it.
         #[arg(long, default_value = "target/release/nightly-sync")]
         binary: std::path::PathBuf,
+        /// Fan the night out: nightly-sync plans slices of this many contacts onto an SQS queue
+        /// and sync-slice runs them (at least 100). Without it the night runs inline.
+        #[arg(long)]
+        slice_contacts: Option<u64>,
         /// Also write the figures into this markdown file (between generated markers).
         #[arg(long)]
         doc: Option<std::path::PathBuf>,
@@ -524,17 +529,25 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     seed,
                     contacts,
                     binary,
+                    slice_contacts,
                     doc,
                 },
         } => {
-            let report = chaos::run(&binary, kills, seed, contacts).await?;
+            let shape = slice_contacts.map_or(chaos::Shape::Inline, |slice_contacts| {
+                chaos::Shape::FanOut { slice_contacts }
+            });
+            let report = chaos::run(&binary, kills, seed, contacts, shape).await?;
             report.print();
             if let Some(doc) = doc {
+                let (section, flag) = match slice_contacts {
+                    Some(n) => ("chaos-fan-out", format!(" --slice-contacts {n}")),
+                    None => ("chaos", String::new()),
+                };
                 storms::write_section(
                     &doc,
-                    "chaos",
+                    section,
                     &format!(
-                        "`leadsync bench chaos --kills {kills} --contacts {contacts} --seed {seed}`:\n\n```\n{}```\n",
+                        "`leadsync bench chaos --kills {kills} --contacts {contacts} --seed {seed}{flag}`:\n\n```\n{}```\n",
                         report.text()
                     ),
                 )?;

@@ -117,7 +117,11 @@ impl Reads {
         Self {
             contact: all(
                 CONTACT_PROPERTIES,
-                &mut asked.contact.iter().chain(moved.into_iter().flatten()),
+                &mut asked
+                    .contact
+                    .iter()
+                    .chain(moved.into_iter().flatten())
+                    .chain(&asked.results),
             ),
             company: all(COMPANY_PROPERTIES, &mut asked.company.iter()),
             deal: all(DEAL_PROPERTIES, &mut asked.deal.iter()),

@@ -197,6 +197,12 @@ pub fn contact_to_lead(
             lead.properties.insert(CrmObject::Contact.key(name), value);
         }
     }
+    // As sent, untrimmed: compared exactly with what a push would write.
+    for name in &reads.results {
+        if let Some(value) = object.properties.get(name) {
+            lead.crm_shows.insert(name.clone(), value.to_owned());
+        }
+    }
     lead.company_id = object.owned("associatedcompanyid");
     lead.company_name = object.owned("company");
     lead.engagement = engagement;

@@ -188,10 +188,12 @@ async fn a_night_cut_short_at_any_store_operation_ends_as_a_clean_one() {
         let crm = HubSpotCrm::new(config).unwrap();
         (sandbox, crm, FakeLeadStore::new(), FakeSnapshotStore::new())
     };
-    let (_clean_sandbox, crm, clean, snapshots) = world().await;
+    const UPDATES: &str = "POST /crm/v3/objects/contacts/batch/update";
+    let (clean_sandbox, crm, clean, snapshots) = world().await;
     night(&crm, &clean, &snapshots, "night-1", now)
         .await
         .unwrap();
+    let clean_writes = clean_sandbox.request_counts()[UPDATES];
     let ops = clean.ops();
     let clean_states = clean.states();
     let clean_rows = clean.all_rows();
@@ -212,8 +214,18 @@ async fn a_night_cut_short_at_any_store_operation_ends_as_a_clean_one() {
         for (id, clean) in &clean_states {
             let here = &states[id];
             assert_eq!(
-                (here.stage, here.stage_since, &here.input_hash),
-                (clean.stage, clean.stage_since, &clean.input_hash),
+                (
+                    here.stage,
+                    here.stage_since,
+                    &here.input_hash,
+                    &here.pushed_hash
+                ),
+                (
+                    clean.stage,
+                    clean.stage_since,
+                    &clean.input_hash,
+                    &clean.pushed_hash
+                ),
                 "lead {id} after a crash at store operation {point} of {ops} (first attempt: {})",
                 if cut.is_ok() { "finished" } else { "cut short" }
             );
@@ -259,6 +271,13 @@ async fn a_night_cut_short_at_any_store_operation_ends_as_a_clean_one() {
                 .cloned()
                 .collect::<Vec<_>>()
                 .join("\n")
+        );
+        // A cut between a page's push and its states: the re-run reads leadsync's values back
+        // from the contacts and writes none of them again.
+        assert_eq!(
+            sandbox.request_counts()[UPDATES],
+            clean_writes,
+            "CRM write calls over both attempts after a crash at store operation {point} of {ops}"
         );
         drop(sandbox);
     }

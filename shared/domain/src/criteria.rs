@@ -1123,6 +1123,20 @@ impl Criteria {
                 }
             }
         }
+        let crm = &self.crm;
+        reads.results = [
+            &crm.stage,
+            &crm.score,
+            &crm.fit_score,
+            &crm.engagement_score,
+            &crm.summary,
+            &crm.band,
+            &crm.reasons,
+            &crm.criteria_version,
+        ]
+        .into_iter()
+        .cloned()
+        .collect();
         reads
     }
 

@@ -314,6 +314,11 @@ pub struct Lead {
     /// `contact.<name>` / `company.<name>`, as the CRM gave them (text).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, String>,
+    /// leadsync's own result properties as the CRM showed them when the lead was pulled
+    /// ([`crate::criteria::CrmReads::results`]): a push the CRM already shows is not sent again.
+    /// Not an input (never hashed, never in a snapshot).
+    #[serde(skip)]
+    pub crm_shows: BTreeMap<String, String>,
     /// When the CRM last changed the record; drives the watermark, not the score.
     pub modified_at: DateTime<Utc>,
 }
@@ -339,8 +344,19 @@ impl Lead {
             deals: Vec::new(),
             merged_ids: Vec::new(),
             properties: BTreeMap::new(),
+            crm_shows: BTreeMap::new(),
             modified_at,
         }
+    }
+
+    /// Whether the CRM already shows every one of `properties` as given (compared as text,
+    /// exactly; an unset property shows `""`): writing them would change nothing. Always false
+    /// when the adapter read none back.
+    pub fn crm_already_shows(&self, properties: &BTreeMap<String, String>) -> bool {
+        !self.crm_shows.is_empty()
+            && properties
+                .iter()
+                .all(|(name, value)| self.crm_shows.get(name).map_or("", String::as_str) == value)
     }
 
     /// The lowercased domain of the email address, if there is a well-formed one.

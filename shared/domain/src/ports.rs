@@ -508,6 +508,10 @@ pub struct RunReport {
     pub rollup_corrections: u64,
     pub transitions_existing: u64,
     pub push_candidates: u64,
+    /// Leads whose new values the CRM already showed when pulled (an earlier attempt of the
+    /// run pushed them): recorded as pushed without a write.
+    #[serde(default)]
+    pub already_in_crm: u64,
     pub pushed: u64,
     pub push_failed: u64,
     /// News sent to the event bus (a lead reached SQL, sales rejected one), and news the bus

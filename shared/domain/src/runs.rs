@@ -279,6 +279,7 @@ impl RunReport {
         self.rollup_corrections += other.rollup_corrections;
         self.transitions_existing += other.transitions_existing;
         self.push_candidates += other.push_candidates;
+        self.already_in_crm += other.already_in_crm;
         self.pushed += other.pushed;
         self.push_failed += other.push_failed;
         self.events_sent += other.events_sent;

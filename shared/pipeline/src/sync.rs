@@ -1,9 +1,12 @@
 //! `sync`: one slice of a run, end to end.
 //!
-//! Order matters for crash safety. Per page: transitions and states are recorded *before* the
-//! CRM is written, and the pushed hash is recorded *after*: a crash anywhere re-does at most a
-//! push of identical values. The watermark moves only at the end, only forward, and never past a
-//! lead whose push failed for a reason worth retrying, so the next run pulls it again.
+//! Order matters for crash safety. Per page: facts (transitions, milestones) are recorded
+//! *before* the CRM is written, and the leads' states — carrying the hash of what the CRM
+//! accepted — *after*. A crash between the two leaves the states as they were; the re-run meets
+//! the contacts our push modified, and where the adapter reads leadsync's own properties back
+//! ([`leadsync_domain::Lead::crm_shows`]) it sees the values already there and writes nothing again (elsewhere it
+//! re-pushes the same values). The watermark moves only at the end, only forward, and never past
+//! a lead whose push failed for a reason worth retrying, so the next run pulls it again.
 
 use chrono::{DateTime, Duration, Utc};
 use leadsync_domain::facts::{LeadLink, MilestoneFact, milestones_of, period_of};
@@ -475,18 +478,28 @@ where
                 hashed.insert(write.property, write.value);
             }
             let hash = push_hash(&hashed);
+            let mut hash_moved = false;
             if prev.and_then(|p| p.pushed_hash.as_deref()) != Some(hash.as_str()) {
-                updates.push((
-                    PropertyUpdate {
-                        lead_id: lead.id.clone(),
-                        properties,
-                    },
-                    hash,
-                    lead.modified_at,
-                ));
+                if lead.crm_already_shows(&properties) {
+                    // The CRM shows these values already — typically this run's earlier attempt
+                    // pushed them and was cut short before it saved the states: recorded as
+                    // pushed, not written again.
+                    state.pushed_hash = Some(hash);
+                    hash_moved = true;
+                    report.already_in_crm += 1;
+                } else {
+                    updates.push((
+                        PropertyUpdate {
+                            lead_id: lead.id.clone(),
+                            properties,
+                        },
+                        hash,
+                        lead.modified_at,
+                    ));
+                }
             }
             match prev {
-                Some(p) if p.same_result(&state) => {
+                Some(p) if p.same_result(&state) && !hash_moved => {
                     report.unchanged += 1;
                     // Written only if a push below changes its pushed hash.
                     unchanged.insert(state.lead_id.clone(), state);

@@ -126,12 +126,21 @@ pub struct CrmReads {
     pub timeline: Option<String>,
     pub lead_status: Option<String>,
     pub rejection_reason: Option<String>,
+    /// The contact properties leadsync itself writes (`[crm]`), read back into
+    /// [`crate::Lead::crm_shows`] so a value the CRM already shows is not written again — the
+    /// re-run of a night cut short between its push and its states. Never a scoring input; an
+    /// adapter that cannot read them back leaves them out and pushes by the stored hash alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<String>,
 }
 
 impl CrmReads {
-    /// Nothing beyond the adapter's defaults.
+    /// No scoring input beyond the adapter's defaults (leadsync's own [`Self::results`] aside).
     pub fn is_default(&self) -> bool {
-        *self == CrmReads::default()
+        CrmReads {
+            results: Vec::new(),
+            ..self.clone()
+        } == CrmReads::default()
     }
 
     /// The properties of `object` to read.
