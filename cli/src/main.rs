@@ -445,6 +445,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 server_error_rate,
                 malformed_rate,
                 index_lag_ms,
+                ..Faults::default()
             };
             // The world ends now: its months of history are the last months.
             let config = SandboxConfig {

@@ -2,7 +2,8 @@
 //!
 //! The `nightly-sync` binary under the local Runtime API runs the same scheduled night as a
 //! clean baseline, then once per storm on a fresh copy of the world: the HubSpot sandbox
-//! answering 30 % 429 (with and without `Retry-After`), 10 % 5xx or 5 % cut-short bodies; the
+//! answering 30 % 429 (with and without `Retry-After`), 10 % 5xx, 5 % cut-short bodies or 5 %
+//! timeouts (answers held past the client's timeout); the
 //! enrichment provider (a second sandbox) the same; DynamoDB and S3, through the counting proxy
 //! in front of moto, answering `ProvisionedThroughputExceededException` /
 //! `ThrottlingException`, `InternalServerError`, `SlowDown` and `InternalError`. Each stormy
@@ -49,6 +50,16 @@ fn storms() -> Vec<Storm> {
         malformed_rate: 0.05,
         ..none
     };
+    // Held a second past the client's timeout (HubSpot 30 s, PDL 10 s): each is a timeout.
+    let crm_timeouts = Faults {
+        timeout_rate: 0.05,
+        hang_ms: 31_000,
+        ..none
+    };
+    let provider_timeouts = Faults {
+        hang_ms: 11_000,
+        ..crm_timeouts
+    };
     let dynamo = AwsFaults {
         dynamo_throttle: 0.10,
         ..AwsFaults::default()
@@ -67,7 +78,7 @@ fn storms() -> Vec<Storm> {
         retry_after_rate: 0.5,
         server_error_rate: 0.10,
         malformed_rate: 0.05,
-        ..none
+        ..crm_timeouts
     };
     let storm = |name, crm, provider, aws| Storm {
         name,
@@ -80,6 +91,7 @@ fn storms() -> Vec<Storm> {
         storm("CRM 30 % 429 without Retry-After", r429_bare, none, calm),
         storm("CRM 10 % 5xx", s5xx, none, calm),
         storm("CRM 5 % cut-short bodies", cut, none, calm),
+        storm("CRM 5 % timeouts", crm_timeouts, none, calm),
         storm("provider 30 % 429 with Retry-After", none, r429, calm),
         storm(
             "provider 30 % 429 without Retry-After",
@@ -89,13 +101,17 @@ fn storms() -> Vec<Storm> {
         ),
         storm("provider 10 % 5xx", none, s5xx, calm),
         storm("provider 5 % cut-short bodies", none, cut, calm),
+        storm("provider 5 % timeouts", none, provider_timeouts, calm),
         storm("DynamoDB 10 % throttled", none, none, dynamo),
         storm("DynamoDB 5 % InternalServerError", none, none, dynamo_500),
         storm("S3 20 % SlowDown / InternalError", none, none, s3),
         storm(
             "all of them at once",
             all,
-            all,
+            Faults {
+                hang_ms: 11_000,
+                ..all
+            },
             AwsFaults {
                 dynamo_throttle: 0.10,
                 dynamo_500: 0.05,
@@ -115,7 +131,7 @@ pub struct StormRow {
     pub crm_requests: u64,
     pub provider_requests: u64,
     pub aws_requests: u64,
-    /// Faults the storm injected (CRM and provider 429/5xx/cut bodies; AWS errors).
+    /// Faults the storm injected (CRM and provider 429/5xx/cut bodies/timeouts; AWS errors).
     pub injected: u64,
     pub quarantined: u64,
     pub lease_free: bool,
@@ -277,6 +293,8 @@ pub async fn run(binary: &Path, seed: u64, contacts: u64) -> anyhow::Result<Stor
         let injected = stats.0.injected_429
             + stats.0.injected_5xx
             + stats.0.injected_malformed
+            + stats.0.injected_timeouts
+            + stats.1.injected_timeouts
             + stats.1.injected_429
             + stats.1.injected_5xx
             + stats.1.injected_malformed

@@ -34,6 +34,7 @@ pub const ENRICH_PDL_API_KEY: &str = "ENRICH_PDL_API_KEY";
 pub const ENRICH_MIN_LIKELIHOOD: &str = "ENRICH_MIN_LIKELIHOOD";
 pub const ENRICH_PDL_RATE_PER_MINUTE: &str = "ENRICH_PDL_RATE_PER_MINUTE";
 pub const ENRICH_CACHE_DAYS: &str = "ENRICH_CACHE_DAYS";
+pub const ENRICH_HOLD_HOURS: &str = "ENRICH_HOLD_HOURS";
 pub const ENRICH_BUDGET_CREDITS: &str = "ENRICH_BUDGET_CREDITS";
 pub const ENRICH_DATASET_KEY: &str = "ENRICH_DATASET_KEY";
 pub const CRM_TOKEN_SECRET_ARN: &str = "CRM_TOKEN_SECRET_ARN";
@@ -191,6 +192,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "provider credits one run may spend (default: no limit)",
     ),
     (
+        ENRICH_HOLD_HOURS,
+        "a nightly run starting to read within this many hours of now (or a first sync) holds leads a provider could not enrich for a passing reason for the next run, rather than scoring them without (default 48; 0: never)",
+    ),
+    (
         ENRICH_DATASET_KEY,
         "S3 key (in BUCKET_NAME) of a .jsonl or .csv firmographic dataset, asked first (optional)",
     ),
@@ -311,6 +316,9 @@ pub struct Config {
     pub pdl: Option<PdlSettings>,
     pub cache_days: i64,
     pub enrich_budget: Option<u64>,
+    /// Hold leads a provider failed to enrich for a passing reason while the run reads from
+    /// within this long of now ([`leadsync_pipeline::sync::SyncInput::enrich_hold`]); `None`: never.
+    pub enrich_hold: Option<Duration>,
     pub dataset_key: Option<String>,
     /// Where fanned-out slices go; `None`: every run inline.
     pub slice_queue_url: Option<String>,
@@ -603,6 +611,16 @@ impl Config {
                 |v: &i64| (1..=24 * 60).contains(v),
                 "whole minutes from 1 to 1440",
             )?,
+            enrich_hold: match parsed(
+                ENRICH_HOLD_HOURS,
+                get(ENRICH_HOLD_HOURS),
+                48,
+                |v: &i64| (0..=720).contains(v),
+                "whole hours from 0 to 720",
+            )? {
+                0 => None,
+                hours => Some(Duration::hours(hours)),
+            },
             enrich_budget: match get(ENRICH_BUDGET_CREDITS).filter(|v| !v.trim().is_empty()) {
                 None => None,
                 Some(v) => Some(v.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {

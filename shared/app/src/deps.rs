@@ -429,6 +429,7 @@ impl Deps {
         input.index_lag = self.config.index_lag;
         input.max_reject_ratio = self.config.max_reject_ratio;
         input.enrich_budget = self.config.enrich_budget;
+        input.enrich_hold = self.config.enrich_hold;
         input
     }
 

@@ -496,6 +496,11 @@ pub struct RunReport {
     pub enrich_skipped_budget: u64,
     #[serde(default)]
     pub enrich_unavailable: u64,
+    /// Leads held for the next run because a provider could not enrich them for a passing
+    /// reason (the pipeline's `SyncInput::enrich_hold`): not scored this run, pulled again
+    /// next.
+    #[serde(default)]
+    pub enrich_held: u64,
     pub states_written: u64,
     pub transitions_new: u64,
     /// Sales milestones (accepted, rejected, opportunity, won) seen for the first time.

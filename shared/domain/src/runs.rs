@@ -154,6 +154,10 @@ pub struct SliceSpec {
     pub max_reject_ratio: f64,
     /// Keep the watermark this far (seconds) behind `now`.
     pub index_lag_secs: i64,
+    /// Hold leads a provider could not enrich for a passing reason while the slice reads from
+    /// within this many seconds of `now` (or from the beginning); `None`: never hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrich_hold_secs: Option<i64>,
 }
 
 /// What a re-score covers.
@@ -272,6 +276,7 @@ impl RunReport {
         self.enrich_credits += other.enrich_credits;
         self.enrich_skipped_budget += other.enrich_skipped_budget;
         self.enrich_unavailable += other.enrich_unavailable;
+        self.enrich_held += other.enrich_held;
         self.states_written += other.states_written;
         self.transitions_new += other.transitions_new;
         self.milestones_new += other.milestones_new;
@@ -371,6 +376,7 @@ mod tests {
             enrich_budget: Some(10),
             max_reject_ratio: 0.2,
             index_lag_secs: 120,
+            enrich_hold_secs: Some(48 * 3600),
         };
         let text = serde_json::to_string(&spec).unwrap();
         assert!(

@@ -105,6 +105,8 @@ struct Known {
     asked: usize,
     /// The last provider failure for this domain, if any: said on its leads.
     failed: Option<String>,
+    /// Whether that failure may pass (rate limited, unavailable, timed out) — not a refusal.
+    failed_for_now: bool,
 }
 
 /// Enrichment for one run: every domain's answers are remembered (matches, no-matches and
@@ -142,6 +144,16 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
         self.budget.map_or(u64::MAX, |b| {
             b.saturating_sub(self.stats.credits + this_call)
         })
+    }
+
+    /// Whether `lead` still lacks data a provider could not give this run for a passing reason
+    /// (rate limited, down, timed out after its retries) — a lead worth holding for the next
+    /// run rather than scoring without. False for a refusal, a spent budget or no match.
+    pub fn failed_for_now(&self, lead: &Lead) -> bool {
+        incomplete(&lead.firmographics)
+            && lookup_domain(lead)
+                .and_then(|d| self.known.get(&d))
+                .is_some_and(|k| k.failed.is_some() && k.failed_for_now)
     }
 
     /// Enrich `leads` in place; returns what this call did (also added to `self.stats`).
@@ -221,6 +233,7 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
                             stats.provider_errors += 1;
                             tracing::warn!(provider = provider.name(), %error, "Firmographic lookup failed; leads scored without it.");
                             known.failed = Some(error.to_string());
+                            known.failed_for_now = error.is_retryable();
                         }
                     }
                 }

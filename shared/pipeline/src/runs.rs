@@ -217,6 +217,7 @@ where
             enrich_budget: per_slice_budget,
             max_reject_ratio: input.max_reject_ratio,
             index_lag_secs: input.index_lag.num_seconds(),
+            enrich_hold_secs: input.enrich_hold.map(|h| h.num_seconds()),
         })
         .collect();
     if !inline {
@@ -282,6 +283,7 @@ pub fn slice_input(spec: &SliceSpec, template: &SyncInput) -> SyncInput {
         },
         max_reject_ratio: spec.max_reject_ratio,
         enrich_budget: spec.enrich_budget,
+        enrich_hold: spec.enrich_hold_secs.map(Duration::seconds),
         wall: template.wall,
     }
 }

@@ -53,6 +53,14 @@ pub struct SyncInput {
     pub max_reject_ratio: f64,
     /// Enrichment credits the run may spend; `None` for no limit.
     pub enrich_budget: Option<u64>,
+    /// A nightly run reading from within this long of `now` (or from the beginning: a first
+    /// sync) holds the leads a provider could not enrich for a passing reason (rate limited,
+    /// down, timed out after its retries): not scored, recorded or pushed, and the watermark
+    /// kept at or before them, so the next run scores them with their data. A run reading from
+    /// further back — holds have kept it there, or it is catching up — scores them with what
+    /// is known (and says so on the lead), so an outage delays scoring by about this long at
+    /// most. `None`: never hold; re-scores never do.
+    pub enrich_hold: Option<Duration>,
     /// The real clock, for the reports' `started_at` / `finished_at` (how long a slice or a
     /// run took) — never for scoring, which uses `now` throughout.
     pub wall: fn() -> DateTime<Utc>,
@@ -76,6 +84,7 @@ impl SyncInput {
             since_override: None,
             max_reject_ratio: 0.2,
             enrich_budget: None,
+            enrich_hold: None,
             wall: system_clock,
         }
     }
@@ -349,6 +358,10 @@ where
     let mut max_seen: Option<DateTime<Utc>> = None;
     let mut hold_watermark_at: Option<DateTime<Utc>> = None;
     let mut cursor: Option<String> = None;
+    let hold_unenriched = input.since_override.is_none()
+        && input.enrich_hold.is_some_and(|window| {
+            scope.since == DateTime::<Utc>::UNIX_EPOCH || scope.since >= input.now - window
+        });
     // `[crm.forward]`: where the CRM keeps its own lifecycle stage and sales status.
     let forward = (!deps.criteria.crm.forward.is_empty())
         .then(|| deps.crm.forward_properties())
@@ -370,6 +383,17 @@ where
         max_seen = leads.iter().map(|l| l.modified_at).chain(max_seen).max();
 
         let enriched = enricher.enrich(&mut leads).await;
+        if hold_unenriched {
+            leads.retain(|lead| {
+                if !enricher.failed_for_now(lead) {
+                    return true;
+                }
+                report.enrich_held += 1;
+                hold_watermark_at =
+                    Some(hold_watermark_at.map_or(lead.modified_at, |h| h.min(lead.modified_at)));
+                false
+            });
+        }
         report.enriched_fields += enriched.fields_filled;
         report.enrich_calls += enriched.provider_calls;
         report.enrich_matches += enriched.matches;

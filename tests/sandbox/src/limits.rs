@@ -45,6 +45,12 @@ pub struct Faults {
     pub server_error_rate: f64,
     /// Share of successful answers whose JSON body is cut short.
     pub malformed_rate: f64,
+    /// Share of requests held [`Faults::hang_ms`] before they are answered: set it longer than
+    /// the client's timeout and each is a timeout.
+    #[serde(default)]
+    pub timeout_rate: f64,
+    #[serde(default)]
+    pub hang_ms: u64,
     /// Records modified less than this long ago are not yet visible to search.
     pub index_lag_ms: u64,
 }
@@ -60,6 +66,8 @@ pub struct LimitStats {
     pub injected_429: u64,
     pub injected_5xx: u64,
     pub injected_malformed: u64,
+    #[serde(default)]
+    pub injected_timeouts: u64,
 }
 
 /// The verdict on one request.
@@ -67,6 +75,8 @@ pub struct LimitStats {
 pub enum Verdict {
     Pass {
         malformed: bool,
+        /// Hold the answer [`Faults::hang_ms`] first.
+        hang: bool,
         remaining: u32,
     },
     RateLimited {
@@ -185,8 +195,15 @@ impl Limiter {
         if malformed {
             self.stats.injected_malformed += 1;
         }
+        let hang = self
+            .rng
+            .random_bool(self.faults.timeout_rate.clamp(0.0, 1.0));
+        if hang {
+            self.stats.injected_timeouts += 1;
+        }
         Verdict::Pass {
             malformed,
+            hang,
             remaining,
         }
     }

@@ -655,12 +655,13 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
 /// Rate limits, latency and injected faults, after authentication.
 async fn govern(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let is_search = req.uri().path().ends_with("/search");
-    let (verdict, latency, limits, daily_remaining) = {
+    let (verdict, latency, hang_ms, limits, daily_remaining) = {
         let mut limiter = state.limiter();
         let verdict = limiter.admit(is_search, std::time::Instant::now());
         (
             verdict,
             limiter.faults.latency_ms,
+            limiter.faults.hang_ms,
             limiter.limits,
             limiter.daily_remaining(),
         )
@@ -699,8 +700,12 @@ async fn govern(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
         }
         Verdict::Pass {
             malformed,
+            hang,
             remaining,
         } => {
+            if hang {
+                tokio::time::sleep(std::time::Duration::from_millis(hang_ms)).await;
+            }
             let response = next.run(req).await;
             if malformed && response.status().is_success() {
                 let (parts, body) = response.into_parts();

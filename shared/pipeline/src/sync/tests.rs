@@ -526,3 +526,152 @@ async fn a_crm_that_cannot_move_its_own_fields_refuses_crm_forward_by_name_befor
         .await
         .expect("the fake moves HubSpot's fields");
 }
+
+/// Each of `leads()`'s company domains as a provider knows it.
+fn provider_data() -> Vec<(String, Firmographics)> {
+    leads()
+        .iter()
+        .filter_map(Lead::email_domain)
+        .filter(|d| d != "gmail.com")
+        .map(|d| {
+            let firmographics = Firmographics {
+                industry: Some(Sourced::new("COMPUTER_SOFTWARE".into(), Provenance::crm())),
+                employees: Some(Sourced::new(400, Provenance::crm())),
+                annual_revenue: Some(Sourced::new(40_000_000, Provenance::crm())),
+                country: Some(Sourced::new("US".into(), Provenance::crm())),
+                ..Firmographics::default()
+            };
+            (d, firmographics)
+        })
+        .collect()
+}
+
+/// One nightly run with `provider` and a 48 h hold window.
+async fn night_with(
+    w: &World,
+    provider: &leadsync_domain::fakes::FakeProvider,
+    run_id: &str,
+    now: DateTime<Utc>,
+) -> RunReport {
+    let deps = SyncDeps {
+        crm: &w.crm,
+        store: &w.store,
+        snapshots: &w.snapshots,
+        providers: std::slice::from_ref(provider),
+        criteria: &w.criteria,
+        events: None,
+    };
+    let mut input = SyncInput::nightly(run_id, now);
+    input.enrich_hold = Some(Duration::hours(48));
+    sync(&deps, &input).await.unwrap()
+}
+
+/// Issue 19 (storms): a lead a provider could not enrich for a passing reason (rate limited
+/// after its retries) is held — not scored, recorded or pushed — with the watermark kept at or
+/// before it; the next run, the provider back, scores it with its data, and the world ends as
+/// a night without the storm left it. Found by `leadsync bench storms`: facts recorded during a
+/// provider storm kept the band of a lead scored without its company's data.
+#[tokio::test]
+async fn leads_a_rate_limited_provider_could_not_enrich_are_held_for_the_next_run() {
+    use leadsync_domain::fakes::FakeProvider;
+    use leadsync_domain::ports::ProviderError;
+    let now = at(60);
+    let clean = World::new(FakeCrm::new(leads()));
+    let calm = FakeProvider::new("pdl", provider_data());
+    let report = night_with(&clean, &calm, "r1", now).await;
+    assert_eq!(report.enrich_held, 0);
+
+    let stormy = World::new(FakeCrm::new(leads()));
+    let provider = FakeProvider::new("pdl", provider_data());
+    provider.fail_next(
+        3,
+        ProviderError::RateLimited {
+            provider: "pdl".into(),
+        },
+    );
+    let report = night_with(&stormy, &provider, "r1", now).await;
+    assert_eq!(report.enrich_held, 3, "{report:?}");
+    assert_eq!(report.scored, 40 - 3);
+    assert_eq!(stormy.store.states().len(), 37);
+    assert_eq!(stormy.crm.written().len(), 37, "held leads are not pushed");
+    let states = stormy.store.states();
+    let first_held = leads()
+        .into_iter()
+        .filter(|l| !states.contains_key(&l.id))
+        .map(|l| l.modified_at)
+        .min()
+        .unwrap();
+    assert_eq!(
+        stormy.store.watermark("crm#contacts").await.unwrap(),
+        Some(first_held),
+        "the watermark waits at the first held lead"
+    );
+
+    // The provider is back: the same night run again scores them with their data.
+    let again = night_with(&stormy, &provider, "r1-again", now).await;
+    assert_eq!((again.enrich_held, again.scored), (0, 40));
+    let (a, b) = (clean.store.states(), stormy.store.states());
+    assert_eq!(a.len(), b.len());
+    for (id, state) in &a {
+        assert_eq!(
+            (state.stage, state.total, &state.band, &state.input_hash),
+            (b[id].stage, b[id].total, &b[id].band, &b[id].input_hash),
+            "lead {id}"
+        );
+    }
+    let facts = |w: &World| {
+        let mut t: Vec<_> = w
+            .store
+            .transitions()
+            .into_iter()
+            .map(|t| {
+                let (band, reasons, occurred) = (t.band, t.reasons, t.occurred_at);
+                (t.lead_id, t.from, t.to, band, reasons, occurred)
+            })
+            .collect();
+        t.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+        t
+    };
+    assert_eq!(
+        facts(&clean),
+        facts(&stormy),
+        "the same facts as the calm night's"
+    );
+}
+
+/// A run reading from further back than the hold window (holds have kept the watermark there,
+/// or it is catching up) does not hold: the lead is scored with what is known and says why, so
+/// a long outage never stops scoring.
+#[tokio::test]
+async fn a_run_reading_from_beyond_the_hold_window_scores_without_the_provider() {
+    use leadsync_domain::fakes::FakeProvider;
+    use leadsync_domain::ports::ProviderError;
+    let w = World::new(FakeCrm::new(leads()));
+    w.store
+        .set_watermark("crm#contacts", at(-3 * 24 * 60))
+        .await
+        .unwrap();
+    let provider = FakeProvider::new("pdl", provider_data());
+    provider.fail_next(
+        3,
+        ProviderError::RateLimited {
+            provider: "pdl".into(),
+        },
+    );
+    let report = night_with(&w, &provider, "r1", at(60)).await;
+    assert_eq!((report.enrich_held, report.scored), (0, 40));
+    assert_eq!(report.enrich_unavailable, 3);
+
+    // Nor does a refusal (a bad key) hold anything, however recent the watermark.
+    let w = World::new(FakeCrm::new(leads()));
+    let provider = FakeProvider::new("pdl", provider_data());
+    provider.fail_next(
+        2,
+        ProviderError::Rejected {
+            provider: "pdl".into(),
+            message: "HTTP 401".into(),
+        },
+    );
+    let report = night_with(&w, &provider, "r1", at(60)).await;
+    assert_eq!((report.enrich_held, report.scored), (0, 40));
+}
