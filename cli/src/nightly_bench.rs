@@ -137,6 +137,15 @@ async fn one(bin_dir: &Path, leads: u64, latency_ms: u64) -> anyhow::Result<Nigh
         bail!("the run scored {scored} of {leads} leads: {answer}");
     }
     let pushed = num("pushed");
+    println!(
+        "    items: {} states, {} transitions, {} milestones, {} rollup rows, {} merged; {} enrichment calls",
+        num("states_written"),
+        num("transitions_new"),
+        num("milestones_new"),
+        num("rollup_rows_written"),
+        num("merged"),
+        num("enrich_calls")
+    );
     drop(process);
     let crm_ops: Vec<String> = crm_after
         .iter()

@@ -425,7 +425,9 @@ pub async fn close(s: &Stores, period: &str, by: &str) -> anyhow::Result<ExitCod
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ rollups::RollupError::AlreadyClosed { .. }) => {
+        Err(
+            e @ (rollups::RollupError::AlreadyClosed { .. } | rollups::RollupError::Busy { .. }),
+        ) => {
             eprintln!("{e}");
             Ok(ExitCode::FAILURE)
         }
@@ -452,7 +454,20 @@ pub async fn dashboard(
 }
 
 pub async fn recompute(s: &Stores, period: &str) -> anyhow::Result<ExitCode> {
-    let report = rollups::refresh(&s.store, &BTreeSet::from([period.to_owned()])).await?;
+    let report = match rollups::recompute(
+        &s.store,
+        &BTreeSet::from([period.to_owned()]),
+        Utc::now(),
+    )
+    .await
+    {
+        Ok(report) => report,
+        Err(e @ rollups::RollupError::Busy { .. }) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
     for (p, w) in &report.periods {
         println!(
             "{p}: {} rows written, {} deleted, {} unchanged; {} corrections",

@@ -147,7 +147,7 @@ pub async fn handle(
     Ok(answer.unwrap_or_else(|e| {
         tracing::error!(error = %e, period, action, "Rollups request failed.");
         match e {
-            RollupError::AlreadyClosed { .. } => error(409, e),
+            RollupError::AlreadyClosed { .. } | RollupError::Busy { .. } => error(409, e),
             RollupError::BadPeriod(_) => error(400, e),
             _ => error(500, e),
         }

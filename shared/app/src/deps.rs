@@ -92,6 +92,13 @@ impl FirmographicProvider for Provider {
             Provider::Pdl(p) => p.lookup_uncached(domain).await,
         }
     }
+
+    async fn flush(&self) {
+        match self {
+            Provider::Dataset(p) => p.flush().await,
+            Provider::Pdl(p) => p.flush().await,
+        }
+    }
 }
 
 /// Where slices go: SQS when a queue is configured; otherwise there is no queue and every

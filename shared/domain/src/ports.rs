@@ -335,12 +335,21 @@ pub trait FirmographicProvider: Send + Sync {
     }
 
     /// [`FirmographicProvider::lookup`] for a domain [`FirmographicProvider::cached`] did not
-    /// have (a cache in front skips its own read). Default: `lookup`.
+    /// have (a cache in front skips its own read, and keeps the answer for
+    /// [`FirmographicProvider::flush`] rather than writing it at once). Default: `lookup`.
     fn lookup_uncached(
         &self,
         domain: &str,
     ) -> impl Future<Output = Result<Lookup, ProviderError>> + Send {
         self.lookup(domain)
+    }
+
+    /// Write down what [`FirmographicProvider::lookup_uncached`] learnt since the last flush,
+    /// in as few requests as the store allows (a cache: one `BatchWriteItem` per 25 answers).
+    /// The enricher flushes once per page; answers not flushed (a crash between) are only
+    /// asked again. Default: nothing to write.
+    fn flush(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
     }
 }
 
@@ -365,6 +374,10 @@ impl<T: FirmographicProvider + ?Sized> FirmographicProvider for &T {
         domain: &str,
     ) -> impl Future<Output = Result<Lookup, ProviderError>> + Send {
         (**self).lookup_uncached(domain)
+    }
+
+    fn flush(&self) -> impl Future<Output = ()> + Send {
+        (**self).flush()
     }
 }
 
@@ -405,6 +418,39 @@ pub trait FirmographicCache: Send + Sync {
         value: Option<&Firmographics>,
         expires_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// [`FirmographicCache::put`] for many answers of `provider` at once (DynamoDB:
+    /// `BatchWriteItem`, 25 a request). Default: one `put` each.
+    ///
+    /// # Errors
+    /// [`StoreError`]; callers log and carry on.
+    fn put_many(
+        &self,
+        provider: &str,
+        answers: &[CacheEntry],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            for entry in answers {
+                self.put(
+                    &entry.domain,
+                    provider,
+                    entry.value.as_ref(),
+                    entry.expires_at,
+                )
+                .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One answer to remember ([`FirmographicCache::put_many`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheEntry {
+    pub domain: String,
+    /// A match, or `None`: a remembered no-match.
+    pub value: Option<Firmographics>,
+    pub expires_at: DateTime<Utc>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -833,8 +879,11 @@ pub trait RollupStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<crate::rollup::RollupRow>, StoreError>> + Send;
 
     /// Make the rows of an open period exactly `rows`: write the new and changed ones, delete
-    /// the ones no longer computed, leave equal ones alone. A frozen (closed) row is never
-    /// changed: the write is conditional, and the call fails with `Rejected`.
+    /// the ones no longer computed, leave equal ones alone — in as few requests as the store
+    /// allows (DynamoDB: `BatchWriteItem`s of 25). The caller holds the sync lease, as a close
+    /// does ([`crate::ports::RunStore::acquire_lease`]): close and recompute exclude each other,
+    /// so the period is checked open once and its rows written unconditionally; on a closed
+    /// period the call fails with `Rejected` and writes nothing.
     ///
     /// # Errors
     /// [`StoreError`]; repeating the call is safe.

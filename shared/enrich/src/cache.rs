@@ -5,17 +5,20 @@
 use chrono::{Duration, Utc};
 use leadsync_domain::Firmographics;
 use leadsync_domain::ports::{
-    FirmographicCache, FirmographicProvider, Lookup, Origin, ProviderError,
+    CacheEntry, FirmographicCache, FirmographicProvider, Lookup, Origin, ProviderError,
 };
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// See the module docs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Cached<P, C> {
     inner: P,
     cache: C,
     ttl: Duration,
     negative_ttl: Duration,
+    /// Answers [`FirmographicProvider::lookup_uncached`] got, written by the next flush.
+    pending: Mutex<Vec<CacheEntry>>,
 }
 
 impl<P, C> Cached<P, C> {
@@ -26,6 +29,7 @@ impl<P, C> Cached<P, C> {
             cache,
             ttl: Duration::days(30),
             negative_ttl: Duration::days(7),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -55,7 +59,22 @@ impl<P: FirmographicProvider, C: FirmographicCache> FirmographicProvider for Cac
                 tracing::warn!(%error, provider = self.inner.name(), "Firmographic cache unreadable; asking the provider.")
             }
         }
-        self.lookup_uncached(domain).await
+        // One domain on its own: remembered at once.
+        let (answer, entry) = self.ask(domain).await?;
+        if let Some(entry) = entry
+            && let Err(error) = self
+                .cache
+                .put(
+                    &entry.domain,
+                    self.inner.name(),
+                    entry.value.as_ref(),
+                    entry.expires_at,
+                )
+                .await
+        {
+            tracing::warn!(%error, provider = self.inner.name(), "Could not cache a firmographic answer.");
+        }
+        Ok(answer)
     }
 
     async fn cached(&self, domains: &[String]) -> HashMap<String, Option<Firmographics>> {
@@ -73,30 +92,52 @@ impl<P: FirmographicProvider, C: FirmographicCache> FirmographicProvider for Cac
     }
 
     async fn lookup_uncached(&self, domain: &str) -> Result<Lookup, ProviderError> {
+        let (answer, entry) = self.ask(domain).await?;
+        if let Some(entry) = entry {
+            self.pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(entry);
+        }
+        Ok(answer)
+    }
+
+    async fn flush(&self) {
+        let pending = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if pending.is_empty() {
+            return;
+        }
+        if let Err(error) = self.cache.put_many(self.inner.name(), &pending).await {
+            tracing::warn!(%error, provider = self.inner.name(), answers = pending.len(), "Could not cache firmographic answers.");
+        }
+    }
+}
+
+impl<P: FirmographicProvider, C> Cached<P, C> {
+    /// Ask the provider; with a cacheable answer, the entry to remember it by.
+    async fn ask(&self, domain: &str) -> Result<(Lookup, Option<CacheEntry>), ProviderError> {
         let now = Utc::now();
         let answer = self.inner.lookup(domain).await?;
         if !answer.cacheable {
-            return Ok(answer);
+            return Ok((answer, None));
         }
-        let expires = now
+        let expires_at = now
             + if answer.firmographics.is_some() {
                 self.ttl
             } else {
                 self.negative_ttl
             };
-        if let Err(error) = self
-            .cache
-            .put(
-                domain,
-                self.inner.name(),
-                answer.firmographics.as_ref(),
-                expires,
-            )
-            .await
-        {
-            tracing::warn!(%error, provider = self.inner.name(), "Could not cache a firmographic answer.");
-        }
-        Ok(answer)
+        let entry = CacheEntry {
+            domain: domain.to_owned(),
+            value: answer.firmographics.clone(),
+            expires_at,
+        };
+        Ok((answer, Some(entry)))
     }
 }
 
@@ -157,5 +198,32 @@ mod tests {
             2,
             "a zero negative TTL remembers nothing"
         );
+    }
+
+    /// Answers asked past the cache's read (`lookup_uncached`, as the enricher asks a page's
+    /// misses) are written by the next `flush`, all at once — never lost, never one request
+    /// each.
+    #[tokio::test]
+    async fn a_page_of_answers_is_remembered_at_its_flush() {
+        let firmo = Firmographics {
+            employees: Some(Sourced::new(42, Provenance::crm())),
+            ..Firmographics::default()
+        };
+        let provider = FakeProvider::new("p", [("acme.com".to_owned(), firmo.clone())]);
+        let cached = Cached::new(&provider, FakeFirmographicCache::new());
+        for domain in ["acme.com", "none.com"] {
+            cached.lookup_uncached(domain).await.unwrap();
+        }
+        let domains = ["acme.com".to_owned(), "none.com".to_owned()];
+        assert!(
+            cached.cached(&domains).await.is_empty(),
+            "kept for the flush"
+        );
+        cached.flush().await;
+        let found = cached.cached(&domains).await;
+        assert_eq!(found.get("acme.com"), Some(&Some(firmo)));
+        assert_eq!(found.get("none.com"), Some(&None), "no-matches too");
+        cached.flush().await;
+        assert_eq!(provider.calls.load(Ordering::Relaxed), 2);
     }
 }

@@ -238,6 +238,8 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
                     }
                 }
             }
+            // What this page learnt, remembered in as few writes as the cache allows.
+            provider.flush().await;
         }
         for lead in leads.iter_mut() {
             let domain = lookup_domain(lead);

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use leadsync_domain::facts::{LeadLinks, is_period, previous_period};
 use leadsync_domain::funnel::{Funnel, FunnelReport};
 use leadsync_domain::incentives::IncentivePlan;
-use leadsync_domain::ports::{PeriodStatus, RollupStore, RowsWritten, StoreError};
+use leadsync_domain::ports::{PeriodStatus, RollupStore, RowsWritten, RunStore, StoreError};
 use leadsync_domain::rollup::{
     ControlTotals, Rollup, RollupRow, RowBody, StatementLine, corrections, incentive_rows,
     reporting_version, version_view,
@@ -39,12 +39,67 @@ pub enum RollupError {
     },
     #[error("writing the CSV export failed: {0}")]
     Csv(String),
+    /// A run (or an erasure, or another close) holds the sync lease: closing and recomputing
+    /// wait for it, since rows are written in batches that a close must not interleave with.
+    #[error("the sync lease is held by {holder} until {until}; try again after it")]
+    Busy {
+        holder: String,
+        until: DateTime<Utc>,
+    },
 }
 
 impl RollupError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, RollupError::Store { source, .. } if source.is_retryable())
+        matches!(self, RollupError::Busy { .. })
+            || matches!(self, RollupError::Store { source, .. } if source.is_retryable())
     }
+}
+
+/// How long a close or a recompute may hold the sync lease (it is released when done).
+pub const LEASE_FOR: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Run `work` holding the sync lease as `holder` — as every run, erasure and close does, so
+/// rollup rows are only ever written by one of them at a time.
+async fn under_lease<S, T, F>(
+    store: &S,
+    holder: &str,
+    period: &str,
+    now: DateTime<Utc>,
+    work: F,
+) -> Result<T, RollupError>
+where
+    S: RunStore,
+    F: Future<Output = Result<T, RollupError>>,
+{
+    if let Some(lease) = store
+        .acquire_lease(holder, now, now + LEASE_FOR)
+        .await
+        .map_err(self::store("taking the sync lease", period))?
+    {
+        return Err(RollupError::Busy {
+            holder: lease.holder,
+            until: lease.until,
+        });
+    }
+    let outcome = work.await;
+    if let Err(e) = store.release_lease(holder).await {
+        tracing::warn!(error = %e, holder, "Releasing the lease failed; it expires.");
+    }
+    outcome
+}
+
+/// [`refresh`] `periods` on request (an operator's recompute), under the sync lease.
+///
+/// # Errors
+/// [`RollupError::Busy`] while a run holds the lease; as [`refresh`] otherwise.
+pub async fn recompute<S: RollupStore + RunStore>(
+    store: &S,
+    periods: &BTreeSet<String>,
+    now: DateTime<Utc>,
+) -> Result<RefreshReport, RollupError> {
+    let first = periods.iter().next().cloned().unwrap_or_default();
+    let holder = format!("recompute-{first}");
+    under_lease(store, &holder, &first, now, refresh(store, periods)).await
 }
 
 fn store(step: &'static str, period: &str) -> impl FnOnce(StoreError) -> RollupError {
@@ -210,17 +265,35 @@ pub async fn refresh<S: RollupStore>(
     Ok(report)
 }
 
-/// Close a period: recompute it one last time, freeze its rows with their control totals.
+/// Close a period: recompute it one last time, freeze its rows with their control totals —
+/// holding the sync lease, so no run recomputes (writes) the period's rows meanwhile.
 ///
 /// # Errors
-/// [`RollupError::AlreadyClosed`], or a store failure (repeating completes the close).
-pub async fn close<S: RollupStore>(
+/// [`RollupError::AlreadyClosed`], [`RollupError::Busy`] while a run holds the lease, or a
+/// store failure (repeating completes the close).
+pub async fn close<S: RollupStore + RunStore>(
     store: &S,
     period: &str,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<PeriodStatus, RollupError> {
     check(period)?;
+    under_lease(
+        store,
+        &format!("close-{period}"),
+        period,
+        now,
+        close_held(store, period, by, now),
+    )
+    .await
+}
+
+async fn close_held<S: RollupStore>(
+    store: &S,
+    period: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<PeriodStatus, RollupError> {
     if let Some(done) = store
         .closed_periods()
         .await

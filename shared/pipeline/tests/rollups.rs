@@ -913,3 +913,60 @@ async fn erase_in(
     .await
     .unwrap()
 }
+
+/// Rollup rows are written in batches, unconditionally, under the sync lease: so a close (and
+/// an operator's recompute) takes the lease too, and waits while a run holds it — the close can
+/// never freeze a period between a run's check that it is open and its batched writes.
+#[tokio::test]
+async fn a_close_waits_while_a_run_holds_the_sync_lease() {
+    use leadsync_domain::ports::RunStore;
+    let w = World::new(leads(at("2026-11-19T12:00:00Z")));
+    w.run("r1", november()).await.unwrap();
+    let at_close = at("2026-12-01T09:00:00Z");
+    assert!(
+        w.store
+            .acquire_lease(
+                "night-2026-12-01",
+                at_close,
+                at_close + chrono::Duration::minutes(20)
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let busy = rollups::close(&w.store, "2026-11", "finance@example", at_close).await;
+    assert!(
+        matches!(&busy, Err(RollupError::Busy { holder, .. }) if holder == "night-2026-12-01"),
+        "{busy:?}"
+    );
+    assert!(busy.unwrap_err().is_retryable());
+    assert!(
+        matches!(
+            rollups::recompute(&w.store, &["2026-11".to_owned()].into(), at_close).await,
+            Err(RollupError::Busy { .. })
+        ),
+        "an operator's recompute waits too"
+    );
+    assert!(
+        w.store.closed_periods().await.unwrap().is_empty(),
+        "nothing closed while the run held the lease"
+    );
+
+    w.store.release_lease("night-2026-12-01").await.unwrap();
+    let status = rollups::close(&w.store, "2026-11", "finance@example", at_close)
+        .await
+        .unwrap();
+    assert_eq!(status.period, "2026-11");
+    // The close gave the lease back: the next night takes it at once.
+    assert!(
+        w.store
+            .acquire_lease(
+                "night-2026-12-02",
+                at_close,
+                at_close + chrono::Duration::minutes(20)
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

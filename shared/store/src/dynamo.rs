@@ -286,20 +286,7 @@ impl DynamoLeadStore {
 
     /// Write items 25 at a time, retrying unprocessed items with backoff.
     pub(crate) async fn batch_put(&self, items: Vec<Item>) -> Result<u64, StoreError> {
-        let requests = items
-            .into_iter()
-            .map(|item| {
-                PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map(|put| WriteRequest::builder().put_request(put).build())
-                    .map_err(|e| StoreError::Rejected {
-                        operation: "BatchWriteItem",
-                        message: e.to_string(),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.batch_write(requests).await
+        batch_put(&self.client, &self.table, items).await
     }
 
     /// Delete items by key (`pk`, `sk`) 25 at a time, retrying unprocessed ones with backoff.
@@ -322,39 +309,73 @@ impl DynamoLeadStore {
 
     /// `BatchWriteItem`s of 25 requests, unprocessed ones retried on the AWS policy.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<u64, StoreError> {
-        let mut written = 0u64;
-        for chunk in requests.chunks(MAX_BATCH_WRITE) {
-            let mut pending: Vec<WriteRequest> = chunk.to_vec();
-            let mut waits = Policy::AWS.backoff();
-            while !pending.is_empty() {
-                let sent = pending.len() as u64;
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("BatchWriteItem", e))?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&self.table))
-                    .unwrap_or_default();
-                written += sent - pending.len() as u64;
-                if !pending.is_empty() {
-                    let wait = waits.next().ok_or_else(|| StoreError::Unavailable {
-                        operation: "BatchWriteItem",
-                        message: format!(
-                            "{} items still unprocessed after {} attempts",
-                            pending.len(),
-                            1 + Policy::AWS.retries
-                        ),
-                    })?;
-                    tokio::time::sleep(wait).await;
-                }
+        batch_write(&self.client, &self.table, requests).await
+    }
+}
+
+/// Put `items` in `BatchWriteItem`s of 25, unprocessed ones retried on the AWS policy.
+///
+/// # Errors
+/// [`StoreError`]: a request failed, or items were still unprocessed after the retries.
+pub(crate) async fn batch_put(
+    client: &Client,
+    table: &str,
+    items: Vec<Item>,
+) -> Result<u64, StoreError> {
+    let requests = items
+        .into_iter()
+        .map(|item| {
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map(|put| WriteRequest::builder().put_request(put).build())
+                .map_err(|e| StoreError::Rejected {
+                    operation: "BatchWriteItem",
+                    message: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    batch_write(client, table, requests).await
+}
+
+/// `BatchWriteItem`s of 25 requests, unprocessed ones retried on the AWS policy. Returns how
+/// many were written.
+async fn batch_write(
+    client: &Client,
+    table: &str,
+    requests: Vec<WriteRequest>,
+) -> Result<u64, StoreError> {
+    let mut written = 0u64;
+    for chunk in requests.chunks(MAX_BATCH_WRITE) {
+        let mut pending: Vec<WriteRequest> = chunk.to_vec();
+        let mut waits = Policy::AWS.backoff();
+        while !pending.is_empty() {
+            let sent = pending.len() as u64;
+            let out = client
+                .batch_write_item()
+                .request_items(table, pending)
+                .send()
+                .await
+                .map_err(|e| sdk_error("BatchWriteItem", e))?;
+            pending = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(table))
+                .unwrap_or_default();
+            written += sent - pending.len() as u64;
+            if !pending.is_empty() {
+                let wait = waits.next().ok_or_else(|| StoreError::Unavailable {
+                    operation: "BatchWriteItem",
+                    message: format!(
+                        "{} items still unprocessed after {} attempts",
+                        pending.len(),
+                        1 + Policy::AWS.retries
+                    ),
+                })?;
+                tokio::time::sleep(wait).await;
             }
         }
-        Ok(written)
     }
+    Ok(written)
 }
 
 /// What [`batch_get`] reads of each item.

@@ -1,16 +1,16 @@
 //! `DynamoFirmographicCache`: provider answers per company domain in the single table
 //! (`FIRMO#<domain>` / `<provider>`), expiring through DynamoDB's TTL on `expires_at` — and
 //! checked on read, since TTL deletion is lazy. A page's domains are read in `BatchGetItem`s of
-//! 100 keys.
+//! 100 keys, and its new answers written in `BatchWriteItem`s of 25.
 
-use crate::dynamo::{Read, batch_get};
+use crate::dynamo::{Read, batch_get, batch_put};
 use crate::keys::{PK, SK, TTL};
 use crate::sdk_error;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use leadsync_domain::Firmographics;
-use leadsync_domain::ports::{FirmographicCache, StoreError};
+use leadsync_domain::ports::{CacheEntry, FirmographicCache, StoreError};
 use std::collections::HashMap;
 
 /// The DynamoDB adapter of the [`FirmographicCache`] port.
@@ -133,20 +133,48 @@ impl FirmographicCache for DynamoFirmographicCache {
         value: Option<&Firmographics>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let body = serde_json::to_string(&value).map_err(|e| StoreError::Rejected {
-            operation: "PutItem firmographics",
-            message: e.to_string(),
-        })?;
         self.client
             .put_item()
             .table_name(&self.table)
-            .item(PK, AttributeValue::S(key(domain)))
-            .item(SK, AttributeValue::S(provider.to_owned()))
-            .item("value", AttributeValue::S(body))
-            .item(TTL, AttributeValue::N(expires_at.timestamp().to_string()))
+            .set_item(Some(item(domain, provider, value, expires_at)?))
             .send()
             .await
             .map(|_| ())
             .map_err(|e| sdk_error("PutItem firmographics", e))
     }
+
+    async fn put_many(&self, provider: &str, answers: &[CacheEntry]) -> Result<(), StoreError> {
+        // One item per domain: a batch may not name a key twice.
+        let mut seen = std::collections::HashSet::new();
+        let items = answers
+            .iter()
+            .filter(|a| seen.insert(a.domain.as_str()))
+            .map(|a| item(&a.domain, provider, a.value.as_ref(), a.expires_at))
+            .collect::<Result<Vec<_>, _>>()?;
+        batch_put(&self.client, &self.table, items)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The cache item of one answer.
+fn item(
+    domain: &str,
+    provider: &str,
+    value: Option<&Firmographics>,
+    expires_at: DateTime<Utc>,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let body = serde_json::to_string(&value).map_err(|e| StoreError::Rejected {
+        operation: "PutItem firmographics",
+        message: e.to_string(),
+    })?;
+    Ok(HashMap::from([
+        (PK.to_owned(), AttributeValue::S(key(domain))),
+        (SK.to_owned(), AttributeValue::S(provider.to_owned())),
+        ("value".to_owned(), AttributeValue::S(body)),
+        (
+            TTL.to_owned(),
+            AttributeValue::N(expires_at.timestamp().to_string()),
+        ),
+    ]))
 }

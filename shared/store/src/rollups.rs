@@ -46,31 +46,6 @@ fn json<T: serde::Serialize>(operation: &'static str, v: &T) -> Result<String, S
     })
 }
 
-/// A failed row write: `Rejected` naming the row when it was frozen (the condition failed),
-/// otherwise the SDK error mapped as usual.
-fn row_error<E, R>(
-    operation: &'static str,
-    period: &str,
-    sk: &str,
-    error: aws_sdk_dynamodb::error::SdkError<E, R>,
-) -> StoreError
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    if error
-        .as_service_error()
-        .is_some_and(|e| e.code() == Some("ConditionalCheckFailedException"))
-    {
-        StoreError::Rejected {
-            operation: "write rollup row",
-            message: format!("row {sk} of period {period} is frozen (the period was closed)"),
-        }
-    } else {
-        sdk_error(operation, error)
-    }
-}
-
 impl DynamoLeadStore {
     /// Every item of one partition (table or `gsi1`), all pages.
     async fn query_all(
@@ -142,43 +117,6 @@ impl DynamoLeadStore {
             (GSI1_SK.to_owned(), s(format!("{observed}#{}", fact.key()))),
             ("fact".to_owned(), s(json("PutItem milestone", &fact)?)),
         ]))
-    }
-
-    /// Put or delete (`body: None`) one row of an open period, unless it is frozen.
-    async fn write_row(
-        &self,
-        period: &str,
-        sk: &str,
-        body: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let pk = keys::rollup_pk(period);
-        match body {
-            Some(body) => self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item(PK, s(pk))
-                .item(SK, s(sk))
-                .item("body", s(body))
-                .condition_expression("attribute_not_exists(#frozen)")
-                .expression_attribute_names("#frozen", FROZEN)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| row_error("PutItem rollup row", period, sk, e)),
-            None => self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .key(PK, s(pk))
-                .key(SK, s(sk))
-                .condition_expression("attribute_not_exists(#frozen)")
-                .expression_attribute_names("#frozen", FROZEN)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| row_error("DeleteItem rollup row", period, sk, e)),
-        }
     }
 
     /// Every item of a registry partition (`PLANS`, `PERIODS`) as (sort key, parsed body),
@@ -539,13 +477,27 @@ impl RollupStore for DynamoLeadStore {
                 .map(|sk| (sk.as_str(), None)),
         );
         out.deleted = (writes.len() - before) as u64;
-        let sent: Vec<_> = writes
-            .iter()
-            .map(|(sk, body)| self.write_row(period, sk, *body))
-            .collect();
-        stream::iter(sent)
-            .buffer_unordered(CONCURRENCY)
-            .try_collect::<Vec<()>>()
+        // Batched, unconditionally: the caller holds the sync lease, and a close takes it too,
+        // so no close can freeze this period between the check above and these writes.
+        let pk = keys::rollup_pk(period);
+        let key = |sk: &str| {
+            HashMap::from([
+                (PK.to_owned(), s(pk.clone())),
+                (SK.to_owned(), s(sk.to_owned())),
+            ])
+        };
+        let (puts, deletes): (Vec<_>, Vec<_>) = writes.iter().partition(|(_, b)| b.is_some());
+        self.batch_put(
+            puts.iter()
+                .map(|(sk, body)| {
+                    let mut item = key(sk);
+                    item.insert("body".to_owned(), s(body.unwrap_or_default().to_owned()));
+                    item
+                })
+                .collect(),
+        )
+        .await?;
+        self.batch_delete(deletes.iter().map(|(sk, _)| key(sk)).collect())
             .await?;
         Ok(out)
     }
