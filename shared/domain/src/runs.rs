@@ -261,43 +261,91 @@ pub struct Lease {
 
 impl RunReport {
     /// Add a slice's counts into a run's (identity fields — run id, times, keys — are kept).
+    ///
+    /// `other` is taken apart field by field, with no `..`: a field added to [`RunReport`] does
+    /// not compile until it is placed here, summed or kept.
     pub fn absorb(&mut self, other: &RunReport) {
-        self.pulled += other.pulled;
-        self.scored += other.scored;
-        self.quarantined += other.quarantined;
-        for (stage, n) in &other.stages {
+        let RunReport {
+            // Identity, times and keys: the run's own, not a slice's.
+            run_id: _,
+            slice: _,
+            started_at: _,
+            finished_at: _,
+            criteria_version: _,
+            watermark_after: _,
+            snapshot_key: _,
+            quarantine_key: _,
+            dashboards: _,
+            // The earliest slice's.
+            since,
+            stages,
+            fact_periods,
+            pulled,
+            scored,
+            quarantined,
+            unchanged,
+            enriched_fields,
+            enrich_calls,
+            enrich_cache_hits,
+            enrich_matches,
+            enrich_credits,
+            enrich_skipped_budget,
+            enrich_unavailable,
+            enrich_held,
+            states_written,
+            transitions_new,
+            milestones_new,
+            rollup_rows_written,
+            rollup_corrections,
+            transitions_existing,
+            push_candidates,
+            already_in_crm,
+            pushed,
+            push_failed,
+            events_sent,
+            events_failed,
+            crm_pull_pages,
+            crm_push_requests,
+            rescored_due,
+            merged,
+            deleted,
+        } = other;
+        for (stage, n) in stages {
             *self.stages.entry(stage.clone()).or_default() += n;
         }
-        self.unchanged += other.unchanged;
-        self.enriched_fields += other.enriched_fields;
-        self.enrich_calls += other.enrich_calls;
-        self.enrich_cache_hits += other.enrich_cache_hits;
-        self.enrich_matches += other.enrich_matches;
-        self.enrich_credits += other.enrich_credits;
-        self.enrich_skipped_budget += other.enrich_skipped_budget;
-        self.enrich_unavailable += other.enrich_unavailable;
-        self.enrich_held += other.enrich_held;
-        self.states_written += other.states_written;
-        self.transitions_new += other.transitions_new;
-        self.milestones_new += other.milestones_new;
-        self.rollup_rows_written += other.rollup_rows_written;
-        self.rollup_corrections += other.rollup_corrections;
-        self.transitions_existing += other.transitions_existing;
-        self.push_candidates += other.push_candidates;
-        self.already_in_crm += other.already_in_crm;
-        self.pushed += other.pushed;
-        self.push_failed += other.push_failed;
-        self.events_sent += other.events_sent;
-        self.events_failed += other.events_failed;
-        self.crm_pull_pages += other.crm_pull_pages;
-        self.crm_push_requests += other.crm_push_requests;
-        self.rescored_due += other.rescored_due;
-        self.merged += other.merged;
-        self.deleted += other.deleted;
-        self.fact_periods.extend(other.fact_periods.iter().cloned());
+        self.fact_periods.extend(fact_periods.iter().cloned());
         if self.since.is_none() {
-            self.since = other.since;
+            self.since = *since;
         }
+        self.pulled += pulled;
+        self.scored += scored;
+        self.quarantined += quarantined;
+        self.unchanged += unchanged;
+        self.enriched_fields += enriched_fields;
+        self.enrich_calls += enrich_calls;
+        self.enrich_cache_hits += enrich_cache_hits;
+        self.enrich_matches += enrich_matches;
+        self.enrich_credits += enrich_credits;
+        self.enrich_skipped_budget += enrich_skipped_budget;
+        self.enrich_unavailable += enrich_unavailable;
+        self.enrich_held += enrich_held;
+        self.states_written += states_written;
+        self.transitions_new += transitions_new;
+        self.milestones_new += milestones_new;
+        self.rollup_rows_written += rollup_rows_written;
+        self.rollup_corrections += rollup_corrections;
+        self.transitions_existing += transitions_existing;
+        self.push_candidates += push_candidates;
+        self.already_in_crm += already_in_crm;
+        self.pushed += pushed;
+        self.push_failed += push_failed;
+        self.events_sent += events_sent;
+        self.events_failed += events_failed;
+        self.crm_pull_pages += crm_pull_pages;
+        self.crm_push_requests += crm_push_requests;
+        self.rescored_due += rescored_due;
+        self.merged += merged;
+        self.deleted += deleted;
     }
 }
 
@@ -328,6 +376,34 @@ mod tests {
         assert_eq!(a.crm_pull_pages, 2);
         assert_eq!(a.stages.get("mql"), Some(&3));
         assert_eq!(a.stages.get("sql"), Some(&4));
+    }
+
+    /// Every counter of the report, whatever its name: a slice's 1s absorbed twice make 2s.
+    /// (The compiler already refuses a field `absorb` does not place; this checks the sums.)
+    #[test]
+    fn absorb_sums_every_counter_of_the_report() {
+        let mut ones = serde_json::to_value(RunReport::default()).unwrap();
+        let counters: Vec<String> = ones
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v.is_u64())
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert!(counters.len() >= 29, "{counters:?}");
+        for k in &counters {
+            ones[k.as_str()] = serde_json::json!(1);
+        }
+        let slice: RunReport = serde_json::from_value(ones).unwrap();
+        let mut run = RunReport::default();
+        run.absorb(&slice);
+        run.absorb(&slice);
+        let summed = serde_json::to_value(&run).unwrap();
+        let wrong: Vec<&String> = counters
+            .iter()
+            .filter(|k| k.as_str() != "slice" && summed[k.as_str()] != serde_json::json!(2))
+            .collect();
+        assert!(wrong.is_empty(), "not summed: {wrong:?}");
     }
 
     #[test]
