@@ -8,7 +8,8 @@ rebuilds a good part of the workspace (over a minute on 2 cores, once per shard)
 
 moto is single-threaded Python and each test binary starts its own, so one binary at a time
 leaves a core idle: the two longest end-to-end binaries (the fan-out and scale tests,
-moto-bound) run in one shard, everything else in the other, then the doc tests. Every binary
+moto-bound: the modules `fan_out` and `scale` of the end-to-end binary, picked by libtest's
+filters) run in one shard, everything else in the other, then the doc tests. Every binary
 runs whatever fails before it (no fail-fast); the exit status is 1 if any failed. Arguments
 go to every test binary (`scripts/test -- --nocapture` → `--nocapture`).
 """
@@ -21,11 +22,14 @@ import tempfile
 import threading
 import time
 
-HEAVY = {"fan_out", "scale"}
+# The end-to-end binary's longest modules: run apart, in the other shard.
+HEAVY = ["fan_out::", "scale::"]
+E2E = ("tests/e2e", "integration")
 
 
 def executables():
-    """(label, path, package dir, heavy) of every test executable, as cargo built them."""
+    """(label, path, package dir, filter arguments) of every test run, as cargo built the
+    executables: the end-to-end binary twice (its heavy modules, then the rest)."""
     built = subprocess.run(
         [
             "cargo",
@@ -53,20 +57,28 @@ def executables():
         package_dir = os.path.dirname(message["manifest_path"])
         kind = target["kind"][0]
         label = f"{os.path.relpath(package_dir)} {kind} {target['name']}"
-        heavy = kind == "test" and target["name"] in HEAVY and package_dir.endswith("tests/e2e")
-        found.append((label, path, package_dir, heavy))
+        if kind == "test" and (package_dir.endswith(E2E[0]), target["name"]) == (True, E2E[1]):
+            found.append((label + " " + " ".join(HEAVY), path, package_dir, list(HEAVY)))
+            skip = [a for h in HEAVY for a in ("--skip", h)]
+            found.append((label + " (the rest)", path, package_dir, skip))
+        else:
+            found.append((label, path, package_dir, None))
     return found
 
 
 def run(binaries, args, out):
     """Run each binary in turn, writing its output to `out`; the labels of those that failed."""
     failed = []
-    for label, path, package_dir, _ in binaries:
+    for label, path, package_dir, filters in binaries:
         out.write(f"\n== {label} ({os.path.relpath(path)})\n")
         out.flush()
         env = dict(os.environ, CARGO_MANIFEST_DIR=package_dir)
         status = subprocess.run(
-            [path, *args], cwd=package_dir, env=env, stdout=out, stderr=subprocess.STDOUT
+            [path, *(filters or []), *args],
+            cwd=package_dir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         ).returncode
         if status != 0:
             failed.append(label)
@@ -76,8 +88,8 @@ def run(binaries, args, out):
 def main():
     args = [a for a in sys.argv[1:] if a != "--"]
     binaries = executables()
-    heavy = [b for b in binaries if b[3]]
-    light = [b for b in binaries if not b[3]]
+    heavy = [b for b in binaries if b[3] == HEAVY]
+    light = [b for b in binaries if b[3] != HEAVY]
     start = time.time()
     results = {}
     with tempfile.TemporaryFile("w+") as log:
@@ -93,11 +105,11 @@ def main():
         doc = subprocess.run(["cargo", "test", "--workspace", "--doc", "--quiet"]).returncode
         thread.join()
         log.seek(0)
-        sys.stdout.write(f"\n== the end-to-end shard ({', '.join(sorted(HEAVY))}):\n")
+        sys.stdout.write(f"\n== the end-to-end shard ({' '.join(HEAVY)}):\n")
         sys.stdout.write(log.read())
     failed = results["light"] + results["heavy"] + (["doc tests"] if doc != 0 else [])
     print(
-        f"\n== {len(binaries)} test binaries and the doc tests in {time.time() - start:.0f} s; "
+        f"\n== {len(binaries)} test runs and the doc tests in {time.time() - start:.0f} s; "
         + ("all passed" if not failed else "FAILED: " + "; ".join(failed))
     )
     return 1 if failed else 0

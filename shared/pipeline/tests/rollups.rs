@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 const CRITERIA: &str = include_str!("../../../infra/criteria/b2b-saas.toml");
 
-mod common;
+use crate::common;
 use common::{at, leads};
 
 struct World {

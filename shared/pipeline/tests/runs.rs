@@ -3,7 +3,7 @@
 //! chosen leads touches only them and never the watermark.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{at, leads_n};

@@ -6,7 +6,7 @@
 //! a run holds the lease wait on the queue and are applied after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};

@@ -4,7 +4,7 @@
 //! control totals and checksum hold.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};

@@ -3,7 +3,7 @@
 //! every person the same stage, scores, band and reasons, and the same KPIs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};

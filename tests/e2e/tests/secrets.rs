@@ -4,7 +4,7 @@
 //! error that names the ARN and never a value.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use leadsync_sandbox::{Sandbox, SandboxConfig};
 use nightly_sync::{Config, Deps, RunOutcome};

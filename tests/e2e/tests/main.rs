@@ -1,0 +1,14 @@
+//! leadsync-e2e's integration tests, one binary: each module below was a test binary of its own.
+//! One link of the AWS SDK and axum instead of one per file; the test names keep the
+//! file as their module (`fan_out::…`), which is how `scripts/test` shards them.
+
+mod common;
+mod criteria_fields;
+mod enrichment;
+mod fan_out;
+mod nightly_sync;
+mod rollups;
+mod salesforce;
+mod scale;
+mod secrets;
+mod template;
