@@ -10,12 +10,12 @@
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
-use leadsync_crm::{HubSpotConfig, HubSpotCrm, RateLimits};
 use leadsync_domain::Criteria;
 use leadsync_domain::fakes::{FakeLeadStore, FakeSnapshotStore};
 use leadsync_domain::ports::Crm;
 use leadsync_domain::runs::PullScope;
 use leadsync_enrich::NoProvider;
+use leadsync_hubspot::{HubSpotConfig, HubSpotCrm, RateLimits};
 use leadsync_pipeline::{SyncDeps, SyncInput, sync};
 use std::collections::{BTreeMap, HashSet};
 use std::process::{Child, Command, Stdio};

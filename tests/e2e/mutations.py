@@ -9,7 +9,7 @@ import subprocess, os
 root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 muts = [
  ("pull skipped", "shared/pipeline/src/sync.rs", "let mut leads = page.leads;", "let mut leads: Vec<leadsync_domain::Lead> = { let _ = page.leads; Vec::new() };"),
- ("company data skipped", "shared/crm/src/client.rs", "let companies = if company_ids.is_empty()", "let companies = if true"),
+ ("company data skipped", "shared/hubspot/src/client.rs", "let companies = if company_ids.is_empty()", "let companies = if true"),
  ("enrich/score inputs dropped", "shared/pipeline/src/sync.rs", "let card = deps.criteria.evaluate(&lead);", "let card = deps.criteria.evaluate(&leadsync_domain::Lead::new(lead.id.clone(), lead.modified_at));"),
  ("record skipped", "shared/pipeline/src/sync.rs", ".record(&states, &transitions)", ".record(&[], &[])"),
  ("push skipped", "shared/pipeline/src/sync.rs", "let outcome = deps.crm.push(&batch).await.map_err(SyncError::Push)?;", "let outcome = { let _ = &batch; leadsync_domain::ports::PushOutcome::default() };"),

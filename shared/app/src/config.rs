@@ -379,7 +379,7 @@ impl Config {
     /// The searches per second this process may make: HubSpot's 5 per account, shared the
     /// same way (at least one each, which is why the template allows at most 5 slices at once).
     pub fn search_per_slice(&self) -> u32 {
-        (leadsync_crm::RateLimits::FREE.search_per_second / self.rate_share.max(1)).max(1)
+        (leadsync_hubspot::RateLimits::FREE.search_per_second / self.rate_share.max(1)).max(1)
     }
 
     /// Read from the process environment.

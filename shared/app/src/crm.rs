@@ -2,11 +2,11 @@
 //! adapters, so the functions and the pipeline never name either.
 
 use chrono::{DateTime, Utc};
-use leadsync_crm::HubSpotCrm;
 use leadsync_domain::LeadId;
 use leadsync_domain::criteria::{CrmObject, CrmProperty, CrmReads};
 use leadsync_domain::ports::{Crm, CrmError, PropertySpec, PropertyUpdate, PullPage, PushOutcome};
 use leadsync_domain::runs::{Census, PullScope, ScopeKey};
+use leadsync_hubspot::HubSpotCrm;
 use leadsync_salesforce::SalesforceCrm;
 
 /// HubSpot or Salesforce, as configured.

@@ -8,13 +8,13 @@ use crate::config::Config;
 use crate::crm::AnyCrm;
 use crate::secrets::{SecretError, resolve};
 use aws_config::SdkConfig;
-use leadsync_crm::{HubSpotConfig, HubSpotCrm};
 use leadsync_domain::Criteria;
 use leadsync_domain::ports::CrmError;
 use leadsync_domain::ports::FirmographicProvider;
 use leadsync_domain::ports::{SliceQueue, StoreError};
 use leadsync_domain::runs::SliceSpec;
 use leadsync_enrich::{Cached, DatasetProvider, PdlConfig, PdlProvider};
+use leadsync_hubspot::{HubSpotConfig, HubSpotCrm};
 use leadsync_pipeline::{RunOptions, SyncDeps, SyncInput};
 use leadsync_store::SqsSliceQueue;
 use leadsync_store::{CriteriaStore, DynamoFirmographicCache, DynamoLeadStore, S3SnapshotStore};
@@ -188,10 +188,10 @@ pub async fn build_crm(
             crm_config.page_size = config.page_size;
             crm_config.pull_lanes = config.pull_lanes;
             // Slices running at once share the account's limits.
-            crm_config.limits = leadsync_crm::RateLimits {
+            crm_config.limits = leadsync_hubspot::RateLimits {
                 per_window: config.rate_per_slice(),
                 search_per_second: config.search_per_slice(),
-                ..leadsync_crm::RateLimits::FREE
+                ..leadsync_hubspot::RateLimits::FREE
             };
             AnyCrm::HubSpot(HubSpotCrm::new(crm_config)?)
         }

@@ -1,6 +1,6 @@
 //! The ports: what the use cases need from the outside world, as traits with contracts.
 //!
-//! Only domain types cross a port. Adapters (`leadsync-crm`, `leadsync-store`,
+//! Only domain types cross a port. Adapters (`leadsync-hubspot`, `leadsync-store`,
 //! `leadsync-enrich`) implement them for real services; [`crate::fakes`] implements them in
 //! memory. Every error type says which of its variants are worth retrying.
 //!

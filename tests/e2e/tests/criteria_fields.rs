@@ -7,10 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use leadsync_crm::{HubSpotConfig, HubSpotCrm};
 use leadsync_domain::Criteria;
 use leadsync_domain::fakes::{FakeLeadStore, FakeSnapshotStore};
 use leadsync_enrich::NoProvider;
+use leadsync_hubspot::{HubSpotConfig, HubSpotCrm};
 use leadsync_pipeline::sync::{SyncDeps, SyncError, SyncInput, sync};
 use leadsync_sandbox::{Sandbox, SandboxConfig};
 
@@ -85,7 +85,7 @@ points = -5
 
 fn crm(sandbox: &Sandbox) -> HubSpotCrm {
     let mut config = HubSpotConfig::new(sandbox.base_url(), sandbox.token().to_owned().into());
-    config.limits = leadsync_crm::RateLimits {
+    config.limits = leadsync_hubspot::RateLimits {
         per_window: 100_000,
         window: std::time::Duration::from_secs(10),
         search_per_second: 100_000,

@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{DateTime, Utc};
-use leadsync_crm::{HubSpotConfig, HubSpotCrm, RateLimits};
 use leadsync_domain::ports::Crm;
 use leadsync_domain::runs::PullScope;
+use leadsync_hubspot::{HubSpotConfig, HubSpotCrm, RateLimits};
 use leadsync_pipeline::plan::plan_slices;
 use leadsync_sandbox::{Sandbox, SandboxConfig};
 use std::collections::HashSet;

@@ -4,10 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Utc};
-use leadsync_crm::{HubSpotConfig, HubSpotCrm, RateLimits, RetryPolicy};
 use leadsync_domain::Criteria;
 use leadsync_domain::fakes::{FakeLeadStore, FakeSnapshotStore};
 use leadsync_enrich::NoProvider;
+use leadsync_hubspot::{HubSpotConfig, HubSpotCrm, RateLimits, RetryPolicy};
 use leadsync_pipeline::{SyncDeps, SyncInput, sync};
 use leadsync_sandbox::{Faults, Limits, Sandbox, SandboxConfig};
 use std::collections::BTreeSet;

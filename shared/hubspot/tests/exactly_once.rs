@@ -7,11 +7,11 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, Utc};
-use leadsync_crm::{HubSpotConfig, HubSpotCrm, RateLimits};
 use leadsync_domain::Criteria;
 use leadsync_domain::fakes::{FakeLeadStore, FakeSnapshotStore};
 use leadsync_domain::ports::{Crm, CrmError, PropertyUpdate, PullPage, PushOutcome};
 use leadsync_enrich::NoProvider;
+use leadsync_hubspot::{HubSpotConfig, HubSpotCrm, RateLimits};
 use leadsync_pipeline::{SyncDeps, SyncInput, sync};
 use leadsync_sandbox::{Sandbox, SandboxConfig};
 use proptest::prelude::*;

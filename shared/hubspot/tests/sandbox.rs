@@ -2,10 +2,10 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Utc};
-use leadsync_crm::{HubSpotConfig, HubSpotCrm};
 use leadsync_domain::LeadId;
 use leadsync_domain::ports::{Crm, CrmError, PropertyUpdate};
 use leadsync_domain::runs::{PullScope, ScopeKey};
+use leadsync_hubspot::{HubSpotConfig, HubSpotCrm};
 use leadsync_sandbox::{Sandbox, SandboxConfig};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,7 +13,7 @@ fn crm(sandbox: &Sandbox, token: &str, page_size: u32) -> HubSpotCrm {
     let mut config = HubSpotConfig::new(sandbox.base_url(), token.to_owned().into());
     config.page_size = page_size;
     // Functional tests: the sandbox is not rate limited here, so neither is the client.
-    config.limits = leadsync_crm::RateLimits {
+    config.limits = leadsync_hubspot::RateLimits {
         per_window: 100_000,
         window: std::time::Duration::from_secs(10),
         search_per_second: 100_000,
