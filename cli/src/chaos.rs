@@ -422,8 +422,9 @@ impl Shape {
     }
 }
 
-/// A function process and its Runtime API.
-type Slot = Option<(RuntimeApi, FunctionProcess)>;
+/// A function process and its Runtime API — the process first, so it is killed before its
+/// Runtime API stops answering (a poll cut short makes `lambda_runtime` panic).
+type Slot = Option<(FunctionProcess, RuntimeApi)>;
 
 /// What one invocation came to.
 enum Invoked {
@@ -459,9 +460,9 @@ impl Night<'_> {
         if slot.is_none() {
             let api = RuntimeApi::start().await?;
             let process = start(binary, &api, &self.aws, self.world).await?;
-            *slot = Some((api, process));
+            *slot = Some((process, api));
         }
-        let Some((api, process)) = slot.as_mut() else {
+        let Some((process, api)) = slot.as_mut() else {
             unreachable!("started above")
         };
         self.invocations += 1;

@@ -431,9 +431,8 @@ impl LeadStore for FakeLeadStore {
             .collect())
     }
 
-    async fn record(
+    async fn append_transitions(
         &self,
-        states: &[LeadState],
         transitions: &[Transition],
     ) -> Result<RecordOutcome, StoreError> {
         self.take_failure()?;
@@ -462,12 +461,16 @@ impl LeadStore for FakeLeadStore {
                 }
             }
         }
+        Ok(outcome)
+    }
+
+    async fn save_states(&self, states: &[LeadState]) -> Result<u64, StoreError> {
+        self.take_failure()?;
         let mut all = lock(&self.states);
         for s in states {
             all.insert(s.lead_id.clone(), s.clone());
-            outcome.states_written += 1;
         }
-        Ok(outcome)
+        Ok(states.len() as u64)
     }
 
     async fn due_leads(

@@ -605,9 +605,29 @@ pub trait LeadStore: Send + Sync {
         ids: &[LeadId],
     ) -> impl Future<Output = Result<HashMap<LeadId, LeadState>, StoreError>> + Send;
 
-    /// Append transitions (idempotent on their key: an existing one is left alone and counted
-    /// in `transitions_existing`), then overwrite the states. Transitions go first so a crash
-    /// between the two leaves a state that the re-run recomputes, never a lost transition.
+    /// Append stage transitions — facts, idempotent on their key: an existing one is left
+    /// alone and counted in `transitions_existing` (with when it says its lead got there, if
+    /// this run wrote it: `existing_since`). `states_written` is 0.
+    ///
+    /// # Errors
+    /// [`StoreError`]; on error some may be written, and repeating the call is safe.
+    fn append_transitions(
+        &self,
+        transitions: &[Transition],
+    ) -> impl Future<Output = Result<RecordOutcome, StoreError>> + Send;
+
+    /// Overwrite these leads' states. Returns how many were written.
+    ///
+    /// # Errors
+    /// [`StoreError`]; on error some may be written, and repeating the call is safe.
+    fn save_states(
+        &self,
+        states: &[LeadState],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// [`LeadStore::append_transitions`], then [`LeadStore::save_states`]: transitions first,
+    /// so a crash between the two leaves a state that the re-run recomputes, never a lost
+    /// transition.
     ///
     /// # Errors
     /// [`StoreError`]; on error some items may be written, and repeating the call is safe.
@@ -615,7 +635,13 @@ pub trait LeadStore: Send + Sync {
         &self,
         states: &[LeadState],
         transitions: &[Transition],
-    ) -> impl Future<Output = Result<RecordOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<RecordOutcome, StoreError>> + Send {
+        async move {
+            let mut outcome = self.append_transitions(transitions).await?;
+            outcome.states_written = self.save_states(states).await?;
+            Ok(outcome)
+        }
+    }
 
     /// Leads whose stage or band time alone changes at or before `through` (their state's
     /// `rescore_at`), due within the `months` months up to it, in id order, at most `limit`.
@@ -802,7 +828,7 @@ pub struct RowsWritten {
     pub unchanged: u64,
 }
 
-/// Facts (beyond stage transitions, which [`LeadStore::record`] appends), rollup rows and
+/// Facts (beyond stage transitions, which [`LeadStore::append_transitions`] appends), rollup rows and
 /// period closes.
 pub trait RollupStore: Send + Sync {
     /// Append milestone facts, idempotent on [`Fact::key`](crate::facts::Fact::key). Returns how

@@ -564,7 +564,7 @@ where
         report.fact_periods.extend(page_periods);
         let recorded = deps
             .store
-            .record(&[], &transitions)
+            .append_transitions(&transitions)
             .await
             .map_err(store_err("recording transitions"))?;
         report.transitions_new += recorded.transitions_new;
@@ -693,12 +693,11 @@ where
                 }
             }
         }
-        let recorded = deps
+        report.states_written += deps
             .store
-            .record(&states, &[])
+            .save_states(&states)
             .await
             .map_err(store_err("recording lead states"))?;
-        report.states_written += recorded.states_written;
 
         match page.next {
             Some(next) => cursor = Some(next),

@@ -566,9 +566,8 @@ impl LeadStore for DynamoLeadStore {
         Ok(found)
     }
 
-    async fn record(
+    async fn append_transitions(
         &self,
-        states: &[LeadState],
         transitions: &[Transition],
     ) -> Result<RecordOutcome, StoreError> {
         let (transitions_new, transitions_existing) = self.put_transitions(transitions).await?;
@@ -578,15 +577,17 @@ impl LeadStore for DynamoLeadStore {
         } else {
             HashMap::new()
         };
-        let states_written = self
-            .batch_put(states.iter().map(|s| self.state_item(s)).collect())
-            .await?;
         Ok(RecordOutcome {
-            states_written,
+            states_written: 0,
             transitions_new,
             transitions_existing,
             existing_since,
         })
+    }
+
+    async fn save_states(&self, states: &[LeadState]) -> Result<u64, StoreError> {
+        self.batch_put(states.iter().map(|s| self.state_item(s)).collect())
+            .await
     }
 
     async fn watermark(&self, source: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
