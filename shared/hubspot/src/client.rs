@@ -612,9 +612,11 @@ fn error_message(body: &str) -> String {
         .unwrap_or_else(|| body.chars().take(200).collect())
 }
 
-/// The cursor of a pull walk is the last contact id returned: each page asks for
-/// `hs_object_id > cursor` (keyset paging). Unlike `after` offsets it cannot shift when records
-/// start matching mid-walk, and it never meets the search's 10,000-result ceiling.
+/// A pull walk is keyset paging on `hs_object_id`: each lane of the walk asks for ids above
+/// the last one it returned (its cursor is every unfinished lane's `after-through`, see
+/// [`encode_cursor`]). Unlike `after` offsets it cannot shift when records start matching
+/// mid-walk, and it never meets the search's 10,000-result ceiling.
+///
 /// HubSpot's scope keys are contact ids (`hs_object_id`) in decimal: the bounds of `scope` as
 /// numbers (`after` 0: from the start).
 fn id_bounds(scope: &PullScope) -> Result<(u64, Option<u64>), CrmError> {
