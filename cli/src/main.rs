@@ -5,15 +5,10 @@
 //!   the run summary.
 //! - `leadsync erase --lead ID`: erase a person on request, and say what was removed.
 
-mod bench;
-mod chaos;
-mod compare;
 mod criteria_cmd;
 mod demo;
 mod erase_cmd;
-mod nightly_bench;
 mod rollups_cmd;
-mod storms;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -109,11 +104,6 @@ enum Command {
         /// Print what was done as JSON instead of sentences.
         #[arg(long)]
         json: bool,
-    },
-    /// Benchmark the HubSpot path against a sandbox in its own process; prints a table.
-    Bench {
-        #[command(subcommand)]
-        what: BenchWhat,
     },
     /// The whole system on a local HubSpot sandbox and moto: a nightly run fanned out through
     /// SQS, a criteria change published and re-scored, funnel and incentive tables, the export.
@@ -232,133 +222,6 @@ enum RollupsWhat {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum BenchWhat {
-    /// Pull throughput, CPU per record, and CRM requests of a full sync against the minimum.
-    Crm {
-        /// The CRM whose adapter is measured, against its own sandbox.
-        #[arg(long, value_enum, default_value_t = demo::DemoCrm::Hubspot)]
-        crm: demo::DemoCrm,
-        #[arg(long, default_value_t = 10_000)]
-        contacts: u64,
-        /// Sandbox latencies to measure at, in milliseconds.
-        #[arg(long, value_delimiter = ',', default_value = "0,50")]
-        latency_ms: Vec<u64>,
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
-    },
-    /// Enrichment throughput: cold (provider → DynamoDB cache) and warm (cache only).
-    Enrich {
-        #[arg(long, default_value_t = 10_000)]
-        leads: usize,
-        /// Distinct company domains the leads are spread over.
-        #[arg(long, default_value_t = 2_000)]
-        domains: usize,
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
-    },
-    /// leadsync's pull side by side with singer's tap-hubspot, Meltano's tap-hubspot and
-    /// Airbyte's source-hubspot on one sandbox (installed into virtualenvs on first use).
-    Compare {
-        /// Sandbox sizes, in contacts.
-        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
-        contacts: Vec<u64>,
-        /// Sandbox latencies, in milliseconds.
-        #[arg(long, value_delimiter = ',', default_value = "0,50")]
-        latency_ms: Vec<u64>,
-        /// Repeats below 100,000 contacts (median reported).
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
-        /// Repeats at 100,000 contacts and above (Airbyte's connector takes ≈ 5 minutes a run).
-        #[arg(long, default_value_t = 1)]
-        repeat_large: usize,
-        /// Systems to run: leadsync, singer, meltano, airbyte.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "leadsync,singer,meltano,airbyte"
-        )]
-        systems: Vec<String>,
-        /// Where the extractors' virtualenvs live.
-        #[arg(long, default_value = "target/bench/venvs")]
-        venv_dir: std::path::PathBuf,
-        /// Where each run's config, catalog and logs go.
-        #[arg(long, default_value = "target/bench/runs")]
-        work_dir: std::path::PathBuf,
-        /// Update this markdown file's generated section (and write its chart beside it).
-        #[arg(long)]
-        doc: Option<std::path::PathBuf>,
-    },
-    /// The nightly sync end to end (the release nightly-sync binary, sandbox, DynamoDB and S3
-    /// on moto): leads/s, CRM requests and DynamoDB writes per 1,000 leads, peak RSS.
-    Nightly {
-        /// Sizes, in leads.
-        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
-        leads: Vec<u64>,
-        #[arg(long, value_delimiter = ',', default_value = "0")]
-        latency_ms: Vec<u64>,
-        /// Directory holding the release function binaries.
-        #[arg(long, default_value = "target/release")]
-        bin_dir: std::path::PathBuf,
-        /// Update this markdown file's generated section.
-        #[arg(long)]
-        doc: Option<std::path::PathBuf>,
-    },
-    /// Crash anywhere: the nightly-sync binary SIGKILLed at N seeded instants of a clean
-    /// night, retried under the same request id, each compared item by item with the clean
-    /// night (table and CRM). Exit code 1 when any did not converge.
-    Chaos {
-        #[arg(long, default_value_t = 50)]
-        kills: u32,
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        #[arg(long, default_value_t = 1_000)]
-        contacts: u64,
-        /// The nightly-sync executable (release for figures); a fanned-out night also runs the
-        /// sync-slice beside it.
-        #[arg(long, default_value = "target/release/nightly-sync")]
-        binary: std::path::PathBuf,
-        /// Fan the night out: nightly-sync plans slices of this many contacts onto an SQS queue
-        /// and sync-slice runs them (at least 100). Without it the night runs inline.
-        #[arg(long)]
-        slice_contacts: Option<u64>,
-        /// Also write the figures into this markdown file (between generated markers).
-        #[arg(long)]
-        doc: Option<std::path::PathBuf>,
-    },
-    /// Storms: every dependency (CRM, provider, DynamoDB, S3) failing a share of requests, one
-    /// at a time and together; each stormy night ends cleanly and leaves the lease free, and
-    /// the night run again after the storm converges to the clean night. Prints a markdown
-    /// table (and writes it into --doc between the generated markers).
-    Storms {
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        #[arg(long, default_value_t = 500)]
-        contacts: u64,
-        #[arg(long, default_value = "target/release/nightly-sync")]
-        binary: std::path::PathBuf,
-        #[arg(long)]
-        doc: Option<std::path::PathBuf>,
-    },
-    /// One leadsync pull for `compare` (records on stdout, CPU and peak RSS to --rusage).
-    #[command(hide = true)]
-    PullChild {
-        #[arg(long)]
-        base_url: String,
-        #[arg(long)]
-        rusage: std::path::PathBuf,
-    },
-    /// Cold start of each function binary: process start → first Runtime API poll (config,
-    /// AWS config, secrets, criteria loaded), with the binary's size.
-    Coldstart {
-        /// Directory holding the built binaries (e.g. target/release).
-        #[arg(long, default_value = "target/release")]
-        bin_dir: std::path::PathBuf,
-        #[arg(long, default_value_t = 7)]
-        runs: usize,
-    },
-}
-
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Tier {
     Free,
@@ -460,125 +323,6 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 demo::DemoCrm::Hubspot => done(sandbox(config).await),
                 demo::DemoCrm::Salesforce => done(salesforce_org(config).await),
             }
-        }
-        Command::Bench {
-            what:
-                BenchWhat::Crm {
-                    crm,
-                    contacts,
-                    latency_ms,
-                    repeat,
-                },
-        } => done(match crm {
-            demo::DemoCrm::Hubspot => bench::crm(contacts, &latency_ms, repeat).await,
-            demo::DemoCrm::Salesforce => bench::salesforce(contacts, &latency_ms, repeat).await,
-        }),
-        Command::Bench {
-            what:
-                BenchWhat::Enrich {
-                    leads,
-                    domains,
-                    repeat,
-                },
-        } => done(bench::enrich(leads, domains, repeat).await),
-        Command::Bench {
-            what:
-                BenchWhat::Compare {
-                    contacts,
-                    latency_ms,
-                    repeat,
-                    repeat_large,
-                    systems,
-                    venv_dir,
-                    work_dir,
-                    doc,
-                },
-        } => done(
-            compare::command(
-                compare::CompareOptions {
-                    contacts,
-                    latencies: latency_ms,
-                    repeat,
-                    repeat_large,
-                    systems: compare::systems(&systems)?,
-                    venv_dir,
-                    work_dir,
-                },
-                doc.as_deref(),
-            )
-            .await,
-        ),
-        Command::Bench {
-            what:
-                BenchWhat::Nightly {
-                    leads,
-                    latency_ms,
-                    bin_dir,
-                    doc,
-                },
-        } => done(nightly_bench::command(&bin_dir, &leads, &latency_ms, doc.as_deref()).await),
-        Command::Bench {
-            what: BenchWhat::PullChild { base_url, rusage },
-        } => done(compare::pull_child(&base_url, &rusage).await),
-        Command::Bench {
-            what: BenchWhat::Coldstart { bin_dir, runs },
-        } => done(bench::coldstart(&bin_dir, runs).await),
-        Command::Bench {
-            what:
-                BenchWhat::Chaos {
-                    kills,
-                    seed,
-                    contacts,
-                    binary,
-                    slice_contacts,
-                    doc,
-                },
-        } => {
-            let shape = slice_contacts.map_or(chaos::Shape::Inline, |slice_contacts| {
-                chaos::Shape::FanOut { slice_contacts }
-            });
-            let report = chaos::run(&binary, kills, seed, contacts, shape).await?;
-            report.print();
-            if let Some(doc) = doc {
-                let (section, flag) = match slice_contacts {
-                    Some(n) => ("chaos-fan-out", format!(" --slice-contacts {n}")),
-                    None => ("chaos", String::new()),
-                };
-                storms::write_section(
-                    &doc,
-                    section,
-                    &format!(
-                        "`leadsync bench chaos --kills {kills} --contacts {contacts} --seed {seed}{flag}`:\n\n```\n{}```\n",
-                        report.text()
-                    ),
-                )?;
-            }
-            Ok(if report.passed() {
-                std::process::ExitCode::SUCCESS
-            } else {
-                std::process::ExitCode::FAILURE
-            })
-        }
-        Command::Bench {
-            what:
-                BenchWhat::Storms {
-                    seed,
-                    contacts,
-                    binary,
-                    doc,
-                },
-        } => {
-            let report = storms::run(&binary, seed, contacts).await?;
-            let table = report.markdown();
-            println!("{table}");
-            if let Some(doc) = doc {
-                storms::write_doc(&doc, &report, &table)?;
-            }
-            Ok(if report.passed() {
-                std::process::ExitCode::SUCCESS
-            } else {
-                std::process::ExitCode::FAILURE
-            })
         }
         Command::Erase {
             lead,

@@ -569,7 +569,7 @@ async fn night_with(
 /// Issue 19 (storms): a lead a provider could not enrich for a passing reason (rate limited
 /// after its retries) is held — not scored, recorded or pushed — with the watermark kept at or
 /// before it; the next run, the provider back, scores it with its data, and the world ends as
-/// a night without the storm left it. Found by `leadsync bench storms`: facts recorded during a
+/// a night without the storm left it. Found by `leadsync-bench storms`: facts recorded during a
 /// provider storm kept the band of a lead scored without its company's data.
 #[tokio::test]
 async fn leads_a_rate_limited_provider_could_not_enrich_are_held_for_the_next_run() {

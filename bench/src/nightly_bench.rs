@@ -1,4 +1,4 @@
-//! `leadsync bench nightly`: the whole nightly sync — pull → enrich → score → record → push —
+//! `leadsync-bench nightly`: the whole nightly sync — pull → enrich → score → record → push —
 //! as it runs in Lambda: the release `nightly-sync` binary against a local Runtime API, the
 //! sandbox (CRM and enrichment provider) in its own process, DynamoDB and S3 on moto behind a
 //! counting proxy. One invocation per size, inline (no fan-out), HubSpot Professional rate
@@ -208,7 +208,7 @@ pub fn markdown(points: &[NightlyPoint]) -> String {
     s
 }
 
-/// `leadsync bench nightly`.
+/// `leadsync-bench nightly`.
 pub async fn command(
     bin_dir: &Path,
     sizes: &[u64],

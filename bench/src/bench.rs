@@ -1,4 +1,4 @@
-//! `leadsync bench crm` and `leadsync bench enrich`: figures printed as tables.
+//! `leadsync-bench crm` and `leadsync-bench enrich`: figures printed as tables.
 //!
 //! The sandbox runs as a separate process (this binary's `sandbox` command), so the CPU time
 //! and memory measured are leadsync's alone. For each latency it measures, over fresh data:
@@ -37,6 +37,16 @@ pub(crate) fn spawn_sandbox(contacts: u64, latency_ms: u64) -> anyhow::Result<Sa
     spawn_crm_sandbox("hubspot", contacts, latency_ms)
 }
 
+/// The `leadsync` binary beside this one (it serves the sandboxes).
+///
+/// # Errors
+/// It is missing, with the command that builds it.
+pub(crate) fn leadsync_exe() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?.with_file_name("leadsync");
+    crate::chaos::require(&exe)?;
+    Ok(exe)
+}
+
 /// `crm` is `hubspot` or `salesforce` (the `sandbox` command's `--crm`).
 pub(crate) fn spawn_crm_sandbox(
     crm: &str,
@@ -46,7 +56,7 @@ pub(crate) fn spawn_crm_sandbox(
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let child = Command::new(std::env::current_exe()?)
+    let child = Command::new(leadsync_exe()?)
         .args([
             "sandbox",
             "--crm",
@@ -185,7 +195,7 @@ use crate::compare::median;
 pub async fn crm(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Result<()> {
     let criteria = Criteria::parse("bundled", leadsync_app::deps::BUNDLED_CRITERIA)?;
     println!(
-        "leadsync bench crm — {contacts} contacts, page size 200, {repeat} repeats (median), sandbox in its own process"
+        "leadsync-bench crm — {contacts} contacts, page size 200, {repeat} repeats (median), sandbox in its own process"
     );
     println!();
     println!(
@@ -254,7 +264,7 @@ pub async fn crm(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Res
     Ok(())
 }
 
-/// `leadsync bench enrich`: enrichment throughput, cold (every distinct domain asked of the
+/// `leadsync-bench enrich`: enrichment throughput, cold (every distinct domain asked of the
 /// PDL-shaped sandbox and written to the DynamoDB cache on moto) and warm (every answer read
 /// back from that cache; no provider call), plus the same warm pass over an in-memory cache to
 /// show what the enrichment step itself costs without DynamoDB's round trips.
@@ -306,7 +316,7 @@ pub async fn enrich(leads: usize, domains: usize, repeat: usize) -> anyhow::Resu
     let memory_cached = [Cached::new(pdl()?, FakeFirmographicCache::new())];
 
     println!(
-        "leadsync bench enrich — {leads} leads over {} company domains, pages of 200, {repeat} repeats (median); \
+        "leadsync-bench enrich — {leads} leads over {} company domains, pages of 200, {repeat} repeats (median); \
          sandbox in its own process, DynamoDB on moto",
         domains.len().min(leads)
     );
@@ -428,7 +438,7 @@ pub async fn coldstart(bin_dir: &std::path::Path, runs: usize) -> anyhow::Result
     Ok(())
 }
 
-/// `leadsync bench crm --crm salesforce`: the same figures for the Salesforce adapter against
+/// `leadsync-bench crm --crm salesforce`: the same figures for the Salesforce adapter against
 /// the sandbox org in its own process (the same people for the seed: unconverted ones as
 /// Leads, the rest as Contacts with Accounts, Opportunities and contact roles). Requests are
 /// the org's own count (`Sforce-Limit-Info`'s `api-usage`, before and after). The minimum the
@@ -448,7 +458,7 @@ pub async fn salesforce(contacts: u64, latencies: &[u64], repeat: usize) -> anyh
     let criteria = Criteria::parse("bundled", leadsync_app::deps::BUNDLED_CRITERIA)?;
     let org = OrgConfig::new(7, contacts);
     println!(
-        "leadsync bench crm --crm salesforce — {contacts} people, query pages of 2,000, {repeat} repeats (median), sandbox org in its own process"
+        "leadsync-bench crm --crm salesforce — {contacts} people, query pages of 2,000, {repeat} repeats (median), sandbox org in its own process"
     );
     println!();
     println!(

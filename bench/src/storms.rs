@@ -1,4 +1,4 @@
-//! `leadsync bench storms`: every dependency having a bad night, one at a time and together.
+//! `leadsync-bench storms`: every dependency having a bad night, one at a time and together.
 //!
 //! The `nightly-sync` binary under the local Runtime API runs the same scheduled night as a
 //! clean baseline, then once per storm on a fresh copy of the world: the HubSpot sandbox
@@ -414,7 +414,7 @@ pub async fn run(binary: &Path, seed: u64, contacts: u64) -> anyhow::Result<Stor
 /// The file cannot be read or written.
 pub fn write_doc(doc: &Path, report: &StormsReport, table: &str) -> anyhow::Result<()> {
     let body = format!(
-        "`leadsync bench storms --contacts {}` (nightly-sync binary, one night per storm on a fresh world):\n\n{table}",
+        "`leadsync-bench storms --contacts {}` (nightly-sync binary, one night per storm on a fresh world):\n\n{table}",
         report.contacts
     );
     write_section(doc, "storms", &body)

@@ -1,4 +1,4 @@
-//! `leadsync bench chaos --kills N`: crash anywhere, converge anyway.
+//! `leadsync-bench chaos --kills N`: crash anywhere, converge anyway.
 //!
 //! One clean night first: the `nightly-sync` binary under the local Runtime API, against a
 //! HubSpot sandbox and a fresh table and bucket on moto, timed. Then N nights on fresh copies of
