@@ -9,6 +9,8 @@ pub struct FakeCrm {
     rejected: Mutex<Vec<Rejected>>,
     written: Mutex<Vec<PropertyUpdate>>,
     failures: Mutex<VecDeque<CrmError>>,
+    /// Faults scripted per operation ([`FakeCrm::script`]).
+    pub script: super::Script<CrmError>,
     refuse: Mutex<HashMap<LeadId, bool>>,
     properties: Mutex<Vec<String>>,
     /// Deleted contacts and when.
@@ -93,7 +95,8 @@ impl FakeCrm {
         lock(&self.written).clone()
     }
 
-    fn take_failure(&self) -> Result<(), CrmError> {
+    fn take_failure(&self, operation: &'static str) -> Result<(), CrmError> {
+        self.script.check(operation)?;
         lock(&self.failures).pop_front().map_or(Ok(()), Err)
     }
 }
@@ -164,7 +167,7 @@ impl Crm for FakeCrm {
         &self,
         object: crate::criteria::CrmObject,
     ) -> Result<Vec<crate::criteria::CrmProperty>, CrmError> {
-        self.take_failure()?;
+        self.take_failure("describe_properties")?;
         Ok(lock(&self.described)
             .get(&object)
             .cloned()
@@ -193,7 +196,7 @@ impl Crm for FakeCrm {
     }
 
     async fn contacts_touched_since(&self, since: DateTime<Utc>) -> Result<Vec<LeadId>, CrmError> {
-        self.take_failure()?;
+        self.take_failure("contacts_touched_since")?;
         Ok(lock(&self.touched)
             .iter()
             .filter(|(_, at)| **at >= since)
@@ -205,7 +208,7 @@ impl Crm for FakeCrm {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<(LeadId, DateTime<Utc>)>, CrmError> {
-        self.take_failure()?;
+        self.take_failure("deleted_since")?;
         Ok(lock(&self.deleted)
             .iter()
             .filter(|(_, at)| **at >= since)
@@ -217,7 +220,7 @@ impl Crm for FakeCrm {
         &self,
         specs: &[crate::ports::PropertySpec],
     ) -> Result<u32, CrmError> {
-        self.take_failure()?;
+        self.take_failure("ensure_properties")?;
         let mut known = lock(&self.properties);
         let mut created = 0;
         for spec in specs {
@@ -235,7 +238,7 @@ impl Crm for FakeCrm {
         cursor: Option<&str>,
     ) -> Result<PullPage, CrmError> {
         self.pull_calls.fetch_add(1, Ordering::Relaxed);
-        self.take_failure()?;
+        self.take_failure("pull_page")?;
         let offset: usize = cursor
             .map_or(Ok(0), str::parse)
             .map_err(|_| CrmError::Rejected {
@@ -264,7 +267,7 @@ impl Crm for FakeCrm {
 
     async fn count(&self, scope: &PullScope) -> Result<Census, CrmError> {
         self.count_calls.fetch_add(1, Ordering::Relaxed);
-        self.take_failure()?;
+        self.take_failure("count")?;
         let matching = self.in_scope(scope);
         Ok(Census {
             first: None,
@@ -279,7 +282,7 @@ impl Crm for FakeCrm {
 
     async fn push(&self, updates: &[PropertyUpdate]) -> Result<PushOutcome, CrmError> {
         self.push_calls.fetch_add(1, Ordering::Relaxed);
-        self.take_failure()?;
+        self.take_failure("push")?;
         let refuse = lock(&self.refuse).clone();
         let mut outcome = PushOutcome {
             requests: u32::try_from(updates.len().div_ceil(100)).unwrap_or(u32::MAX),

@@ -11,6 +11,8 @@ type CacheEntry = (Option<Firmographics>, DateTime<Utc>);
 #[derive(Debug, Default)]
 pub struct FakeFirmographicCache {
     entries: Mutex<HashMap<CacheKey, CacheEntry>>,
+    /// Faults scripted per operation (`"get"`, `"get_many"`, `"put"`).
+    pub script: super::Script<StoreError>,
 }
 
 impl FakeFirmographicCache {
@@ -34,6 +36,7 @@ impl crate::ports::FirmographicCache for FakeFirmographicCache {
         provider: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Option<Firmographics>>, StoreError> {
+        self.script.check("get")?;
         Ok(lock(&self.entries)
             .get(&(domain.to_owned(), provider.to_owned()))
             .filter(|(_, expires)| *expires > now)
@@ -46,6 +49,7 @@ impl crate::ports::FirmographicCache for FakeFirmographicCache {
         provider: &str,
         now: DateTime<Utc>,
     ) -> Result<HashMap<String, Option<Firmographics>>, StoreError> {
+        self.script.check("get_many")?;
         let entries = lock(&self.entries);
         Ok(domains
             .iter()
@@ -65,6 +69,7 @@ impl crate::ports::FirmographicCache for FakeFirmographicCache {
         value: Option<&Firmographics>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.script.check("put")?;
         lock(&self.entries).insert(
             (domain.to_owned(), provider.to_owned()),
             (value.cloned(), expires_at),

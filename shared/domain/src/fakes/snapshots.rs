@@ -8,6 +8,9 @@ pub struct FakeSnapshotStore {
     snapshots: Arc<Mutex<BTreeMap<String, Vec<SnapshotLine>>>>,
     quarantine: Mutex<BTreeMap<String, Vec<Rejected>>>,
     dashboards: Mutex<BTreeMap<String, String>>,
+    /// Faults scripted per operation (`"finish"` — a snapshot's upload —, `"put_quarantine"`,
+    /// `"erase_lead"`, `"put_dashboard"`).
+    pub script: Arc<super::Script<StoreError>>,
 }
 
 impl FakeSnapshotStore {
@@ -30,6 +33,7 @@ pub struct FakeSnapshotWriter {
     name: String,
     lines: Vec<SnapshotLine>,
     store: Arc<Mutex<BTreeMap<String, Vec<SnapshotLine>>>>,
+    script: Arc<super::Script<StoreError>>,
 }
 
 impl SnapshotWriter for FakeSnapshotWriter {
@@ -39,6 +43,7 @@ impl SnapshotWriter for FakeSnapshotWriter {
     }
 
     async fn finish(self) -> Result<String, StoreError> {
+        self.script.check("finish")?;
         lock(&self.store).insert(self.name.clone(), self.lines);
         Ok(self.name)
     }
@@ -49,12 +54,14 @@ impl SnapshotStore for FakeSnapshotStore {
 
     fn snapshot_writer(&self, key: &SnapshotKey) -> FakeSnapshotWriter {
         FakeSnapshotWriter {
+            // The S3 store's keys.
             name: format!(
-                "snapshots/{}/{}/{}.jsonl.gz",
+                "snapshots/{}/{}/{:05}.jsonl.gz",
                 key.date, key.run_id, key.slice
             ),
             lines: Vec::new(),
             store: Arc::clone(&self.snapshots),
+            script: Arc::clone(&self.script),
         }
     }
 
@@ -63,12 +70,14 @@ impl SnapshotStore for FakeSnapshotStore {
         key: &SnapshotKey,
         records: &[Rejected],
     ) -> Result<String, StoreError> {
-        let name = format!("quarantine/{}/{}.jsonl", key.run_id, key.slice);
+        self.script.check("put_quarantine")?;
+        let name = format!("quarantine/{}/{:05}.jsonl", key.run_id, key.slice);
         lock(&self.quarantine).insert(name.clone(), records.to_vec());
         Ok(name)
     }
 
     async fn erase_lead(&self, id: &LeadId) -> Result<crate::ports::SnapshotsErased, StoreError> {
+        self.script.check("erase_lead")?;
         let mut erased = crate::ports::SnapshotsErased::default();
         for lines in lock(&self.snapshots).values_mut() {
             erased.objects_read += 1;
@@ -92,6 +101,7 @@ impl SnapshotStore for FakeSnapshotStore {
     }
 
     async fn put_dashboard(&self, period: &str, html: String) -> Result<String, StoreError> {
+        self.script.check("put_dashboard")?;
         let name = format!("dashboards/{period}/index.html");
         lock(&self.dashboards).insert(period.to_owned(), html);
         Ok(name)

@@ -10,6 +10,8 @@ pub struct FakeLeadStore {
     watermarks: Mutex<HashMap<String, DateTime<Utc>>>,
     runs: Mutex<Vec<RunReport>>,
     failures: Mutex<VecDeque<StoreError>>,
+    /// Faults scripted per operation ([`super::Script`]).
+    pub script: super::Script<StoreError>,
     milestones: Mutex<BTreeMap<String, MilestoneFact>>,
     /// Rollup rows by period: key → (body, frozen).
     rows: Mutex<BTreeMap<String, PeriodRows>>,
@@ -87,7 +89,8 @@ impl FakeLeadStore {
             .collect()
     }
 
-    fn take_failure(&self) -> Result<(), StoreError> {
+    fn take_failure(&self, operation: &'static str) -> Result<(), StoreError> {
+        self.script.check(operation)?;
         let op = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
         if op == self.crash_at.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable {
@@ -101,7 +104,7 @@ impl FakeLeadStore {
 
 impl LeadStore for FakeLeadStore {
     async fn load_states(&self, ids: &[LeadId]) -> Result<HashMap<LeadId, LeadState>, StoreError> {
-        self.take_failure()?;
+        self.take_failure("load_states")?;
         let states = lock(&self.states);
         Ok(ids
             .iter()
@@ -113,7 +116,7 @@ impl LeadStore for FakeLeadStore {
         &self,
         transitions: &[Transition],
     ) -> Result<RecordOutcome, StoreError> {
-        self.take_failure()?;
+        self.take_failure("append_transitions")?;
         let mut outcome = RecordOutcome::default();
         let mut stored = lock(&self.transitions);
         for t in transitions {
@@ -143,7 +146,7 @@ impl LeadStore for FakeLeadStore {
     }
 
     async fn save_states(&self, states: &[LeadState]) -> Result<u64, StoreError> {
-        self.take_failure()?;
+        self.take_failure("save_states")?;
         let mut all = lock(&self.states);
         for s in states {
             all.insert(s.lead_id.clone(), s.clone());
@@ -157,7 +160,7 @@ impl LeadStore for FakeLeadStore {
         months: u32,
         limit: usize,
     ) -> Result<Vec<LeadId>, StoreError> {
-        self.take_failure()?;
+        self.take_failure("due_leads")?;
         let from = through
             .date_naive()
             .with_day(1)
@@ -175,18 +178,18 @@ impl LeadStore for FakeLeadStore {
     }
 
     async fn watermark(&self, source: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.take_failure()?;
+        self.take_failure("watermark")?;
         Ok(lock(&self.watermarks).get(source).copied())
     }
 
     async fn set_watermark(&self, source: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.take_failure()?;
+        self.take_failure("set_watermark")?;
         lock(&self.watermarks).insert(source.to_owned(), at);
         Ok(())
     }
 
     async fn save_run(&self, report: &RunReport) -> Result<(), StoreError> {
-        self.take_failure()?;
+        self.take_failure("save_run")?;
         let mut runs = lock(&self.runs);
         runs.retain(|r| !(r.run_id == report.run_id && r.slice == report.slice));
         runs.push(report.clone());
@@ -199,7 +202,7 @@ impl RollupStore for FakeLeadStore {
         &self,
         links: &[(LeadId, crate::facts::LeadLink)],
     ) -> Result<std::collections::BTreeSet<String>, StoreError> {
-        self.take_failure()?;
+        self.take_failure("record_links")?;
         let mut stored = lock(&self.links);
         let mut periods = std::collections::BTreeSet::new();
         for (id, link) in links {
@@ -230,7 +233,7 @@ impl RollupStore for FakeLeadStore {
     }
 
     async fn links(&self) -> Result<crate::facts::LeadLinks, StoreError> {
-        self.take_failure()?;
+        self.take_failure("links")?;
         Ok(lock(&self.links).clone())
     }
 
@@ -240,7 +243,7 @@ impl RollupStore for FakeLeadStore {
         pseudonym: &LeadId,
         closed: &std::collections::BTreeSet<String>,
     ) -> Result<crate::ports::LeadErased, StoreError> {
-        self.take_failure()?;
+        self.take_failure("erase_lead")?;
         let mut erased = crate::ports::LeadErased {
             pseudonym: pseudonym.as_str().to_owned(),
             state_deleted: lock(&self.states).remove(id).is_some(),
@@ -330,7 +333,7 @@ impl RollupStore for FakeLeadStore {
     }
 
     async fn record_milestones(&self, facts: &[MilestoneFact]) -> Result<u64, StoreError> {
-        self.take_failure()?;
+        self.take_failure("record_milestones")?;
         let mut stored = lock(&self.milestones);
         let mut new = 0;
         for m in facts {
@@ -347,7 +350,7 @@ impl RollupStore for FakeLeadStore {
     where
         F: FnMut(Fact) + Send,
     {
-        self.take_failure()?;
+        self.take_failure("visit_facts")?;
         let facts: Vec<Fact> = lock(&self.transitions)
             .values()
             .map(|t| Fact::Stage(t.clone()))
@@ -367,7 +370,7 @@ impl RollupStore for FakeLeadStore {
     }
 
     async fn rows(&self, period: &str) -> Result<Vec<RollupRow>, StoreError> {
-        self.take_failure()?;
+        self.take_failure("rows")?;
         Ok(self.all_rows().remove(period).unwrap_or_default())
     }
 
@@ -376,7 +379,7 @@ impl RollupStore for FakeLeadStore {
         period: &str,
         rows: &[RollupRow],
     ) -> Result<RowsWritten, StoreError> {
-        self.take_failure()?;
+        self.take_failure("replace_rows")?;
         let closed = lock(&self.closed).contains_key(period);
         let mut all = lock(&self.rows);
         let stored = all.entry(period.to_owned()).or_default();
@@ -408,7 +411,7 @@ impl RollupStore for FakeLeadStore {
         criteria_version: &str,
         plan: &crate::incentives::IncentivePlan,
     ) -> Result<(), StoreError> {
-        self.take_failure()?;
+        self.take_failure("save_plan")?;
         lock(&self.plans).insert(criteria_version.to_owned(), plan.clone());
         Ok(())
     }
@@ -416,17 +419,17 @@ impl RollupStore for FakeLeadStore {
     async fn plans(
         &self,
     ) -> Result<BTreeMap<String, crate::incentives::IncentivePlan>, StoreError> {
-        self.take_failure()?;
+        self.take_failure("plans")?;
         Ok(lock(&self.plans).clone())
     }
 
     async fn closed_periods(&self) -> Result<Vec<PeriodStatus>, StoreError> {
-        self.take_failure()?;
+        self.take_failure("closed_periods")?;
         Ok(lock(&self.closed).values().cloned().collect())
     }
 
     async fn close_period(&self, status: &PeriodStatus) -> Result<bool, StoreError> {
-        self.take_failure()?;
+        self.take_failure("close_period")?;
         let new = match lock(&self.closed).entry(status.period.clone()) {
             std::collections::btree_map::Entry::Occupied(_) => false,
             std::collections::btree_map::Entry::Vacant(slot) => {
@@ -450,7 +453,7 @@ impl crate::ports::RunStore for FakeLeadStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Option<Lease>, StoreError> {
-        self.take_failure()?;
+        self.take_failure("acquire_lease")?;
         let mut lease = lock(&self.lease);
         match &*lease {
             Some(current) if current.holder != holder && current.until > now => {
@@ -467,7 +470,7 @@ impl crate::ports::RunStore for FakeLeadStore {
     }
 
     async fn release_lease(&self, holder: &str) -> Result<(), StoreError> {
-        self.take_failure()?;
+        self.take_failure("release_lease")?;
         let mut lease = lock(&self.lease);
         if lease.as_ref().is_some_and(|l| l.holder == holder) {
             *lease = None;
@@ -476,7 +479,7 @@ impl crate::ports::RunStore for FakeLeadStore {
     }
 
     async fn create_run(&self, plan: &RunPlan) -> Result<(), StoreError> {
-        self.take_failure()?;
+        self.take_failure("create_run")?;
         lock(&self.run_records)
             .entry(plan.run_id.clone())
             .or_insert_with(|| (plan.clone(), BTreeMap::new(), false));
@@ -488,7 +491,7 @@ impl crate::ports::RunStore for FakeLeadStore {
         run_id: &str,
         result: &SliceResult,
     ) -> Result<RunProgress, StoreError> {
-        self.take_failure()?;
+        self.take_failure("finish_slice")?;
         let mut runs = lock(&self.run_records);
         let Some((plan, slices, finished)) = runs.get_mut(run_id) else {
             return Err(StoreError::Rejected {
@@ -505,7 +508,7 @@ impl crate::ports::RunStore for FakeLeadStore {
     }
 
     async fn slice_results(&self, run_id: &str) -> Result<Vec<SliceResult>, StoreError> {
-        self.take_failure()?;
+        self.take_failure("slice_results")?;
         Ok(lock(&self.run_records)
             .get(run_id)
             .map(|(_, slices, _)| slices.values().cloned().collect())
@@ -513,7 +516,7 @@ impl crate::ports::RunStore for FakeLeadStore {
     }
 
     async fn finish_run(&self, run_id: &str, report: &RunReport) -> Result<(), StoreError> {
-        self.take_failure()?;
+        self.take_failure("finish_run")?;
         if let Some(run) = lock(&self.run_records).get_mut(run_id) {
             run.2 = true;
         }

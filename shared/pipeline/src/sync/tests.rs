@@ -675,3 +675,42 @@ async fn a_run_reading_from_beyond_the_hold_window_scores_without_the_provider()
     let report = night_with(&w, &provider, "r1", at(60)).await;
     assert_eq!((report.enrich_held, report.scored), (0, 40));
 }
+
+/// The fakes' per-operation faults: the second push fails, then a snapshot's upload fails —
+/// each run stops with the error named, and the next run ends where a clean one would, with
+/// every lead pushed once and every transition recorded once.
+#[tokio::test]
+async fn scripted_faults_on_one_operation_stop_the_run_and_the_rerun_finishes_it() {
+    use leadsync_domain::fakes::When;
+    let w = World::new(FakeCrm::new(leads()).with_page_size(15));
+    w.crm.script.fail(
+        "push",
+        When::Nth(2),
+        CrmError::Unavailable {
+            status: 503,
+            message: "injected".into(),
+        },
+    );
+    let cut = w.run("r1", at(60)).await.unwrap_err();
+    assert!(matches!(cut, SyncError::Push(_)), "{cut:?}");
+    assert_eq!(w.crm.script.calls("push"), 2);
+
+    w.snapshots.script.fail(
+        "finish",
+        When::Nth(1),
+        leadsync_domain::ports::StoreError::Unavailable {
+            operation: "PutObject",
+            message: "injected".into(),
+        },
+    );
+    let cut = w.run("r1", at(60)).await.unwrap_err();
+    assert!(matches!(cut, SyncError::Store { .. }), "{cut:?}");
+
+    let report = w.run("r1", at(60)).await.unwrap();
+    assert_eq!(report.scored, 40);
+    assert_eq!(w.store.states().len(), 40);
+    assert_eq!(w.store.transitions().len(), 40, "each transition once");
+    let written = w.crm.written();
+    let distinct: std::collections::HashSet<_> = written.iter().map(|u| &u.lead_id).collect();
+    assert_eq!(distinct.len(), 40, "every lead pushed");
+}
