@@ -270,6 +270,26 @@ impl World {
         Ok(out)
     }
 
+    /// A lead's line in the night's snapshots (its inputs and scorecard as scored last), for
+    /// saying why a state differs.
+    pub(crate) async fn snapshot_line(&self, moto_endpoint: &str, lead: &str) -> Option<String> {
+        let sdk = leadsync_localstack::sdk_config_for(moto_endpoint).await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        let store = leadsync_store::s3::S3SnapshotStore::new(s3, self.table.clone());
+        for object in store.list("snapshots/").await.ok()? {
+            for line in store.read_snapshot(&object.key).await.ok()? {
+                if line.lead.id.as_str() == lead {
+                    return serde_json::to_string(&line.lead).ok();
+                }
+            }
+        }
+        None
+    }
+
     /// Each contact's leadsync properties.
     pub(crate) fn crm(&self) -> BTreeMap<u64, BTreeMap<String, String>> {
         self.sandbox

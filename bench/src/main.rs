@@ -139,6 +139,9 @@ enum BenchWhat {
         contacts: u64,
         #[arg(long, default_value = "target/release/nightly-sync")]
         binary: std::path::PathBuf,
+        /// Only the storms whose name contains this text (e.g. "provider 30 %").
+        #[arg(long)]
+        only: Option<String>,
         #[arg(long)]
         doc: Option<std::path::PathBuf>,
     },
@@ -256,9 +259,10 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             seed,
             contacts,
             binary,
+            only,
             doc,
         } => {
-            let report = storms::run(&binary, seed, contacts).await?;
+            let report = storms::run(&binary, seed, contacts, only.as_deref()).await?;
             let table = report.markdown();
             println!("{table}");
             if let Some(doc) = doc {

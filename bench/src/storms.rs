@@ -68,8 +68,10 @@ fn storms() -> Vec<Storm> {
         dynamo_500: 0.05,
         ..AwsFaults::default()
     };
+    // A night makes only a handful of S3 requests (snapshot, quarantine, dashboards): half of
+    // them fail, so the storm bites.
     let s3 = AwsFaults {
-        s3: 0.20,
+        s3: 0.50,
         ..AwsFaults::default()
     };
     let calm = AwsFaults::default();
@@ -104,7 +106,7 @@ fn storms() -> Vec<Storm> {
         storm("provider 5 % timeouts", none, provider_timeouts, calm),
         storm("DynamoDB 10 % throttled", none, none, dynamo),
         storm("DynamoDB 5 % InternalServerError", none, none, dynamo_500),
-        storm("S3 20 % SlowDown / InternalError", none, none, s3),
+        storm("S3 50 % SlowDown / InternalError", none, none, s3),
         storm(
             "all of them at once",
             all,
@@ -199,7 +201,12 @@ fn requests(sandbox: &Sandbox, provider: bool) -> u64 {
 ///
 /// # Errors
 /// moto, a sandbox or the binary could not be started, or the clean night failed.
-pub async fn run(binary: &Path, seed: u64, contacts: u64) -> anyhow::Result<StormsReport> {
+pub async fn run(
+    binary: &Path,
+    seed: u64,
+    contacts: u64,
+    only: Option<&str>,
+) -> anyhow::Result<StormsReport> {
     crate::chaos::require(binary)?;
     let moto = tokio::task::spawn_blocking(leadsync_localstack::MotoServer::start).await??;
     let proxy = CountingProxy::start(&moto.endpoint()).await?;
@@ -241,6 +248,15 @@ pub async fn run(binary: &Path, seed: u64, contacts: u64) -> anyhow::Result<Stor
     if again["status"] != "finished" {
         bail!("the clean night, again, did not finish: {again}");
     }
+    let figure = |k: &str| again["report"][k].as_u64().unwrap_or(0);
+    eprintln!(
+        "the clean night, again: {} pulled, {} states written, {} transitions new, {} cache hits, {} provider calls",
+        figure("pulled"),
+        figure("states_written"),
+        figure("transitions_new"),
+        figure("enrich_cache_hits"),
+        figure("enrich_calls")
+    );
     drop(process);
     let clean_row = StormRow {
         name: "none (the clean night)",
@@ -259,7 +275,10 @@ pub async fn run(binary: &Path, seed: u64, contacts: u64) -> anyhow::Result<Stor
     let (clean_items, clean_crm) = (clean.items().await?, clean.crm());
 
     let mut rows = Vec::new();
-    for storm in storms() {
+    for storm in storms()
+        .into_iter()
+        .filter(|s| only.is_none_or(|o| s.name.contains(o)))
+    {
         let mut w = world(&moto, seed, contacts).await?;
         let p = provider(seed, contacts).await?;
         setup(&mut w, &p);
@@ -334,6 +353,29 @@ pub async fn run(binary: &Path, seed: u64, contacts: u64) -> anyhow::Result<Stor
             .invoke_as(REQUEST_ID, &night(), Duration::from_secs(1800))
             .await;
         let finished = again.as_ref().is_ok_and(|a| a["status"] == "finished");
+        if let (Ok(first), Ok(second)) = (&answer, &again) {
+            let figures = |a: &serde_json::Value| {
+                [
+                    "pulled",
+                    "scored",
+                    "states_written",
+                    "unchanged",
+                    "enrich_held",
+                    "enrich_unavailable",
+                    "enrich_calls",
+                    "already_in_crm",
+                    "pushed",
+                ]
+                .map(|k| format!("{k} {}", a["report"][k]))
+                .join(", ")
+            };
+            eprintln!(
+                "{}: stormy night {}; again {}",
+                storm.name,
+                figures(first),
+                figures(second)
+            );
+        }
         let items = w.items().await?;
         // Run records (`RUN#…`) are the nights' history, not state: a stormy night's report
         // says what the storm did (lookups left unavailable, pages retried) — that is its
@@ -357,6 +399,19 @@ pub async fn run(binary: &Path, seed: u64, contacts: u64) -> anyhow::Result<Stor
                 items
                     .get(*key)
                     .map(|t| t.chars().take(600).collect::<String>())
+            );
+        }
+        // A lead's state that differs: its inputs as each world scored them last.
+        if let Some((pk, _)) = differing
+            .iter()
+            .find(|(pk, sk)| pk.starts_with("LEAD#") && sk == "STATE")
+        {
+            let lead = pk.rsplit('#').next().unwrap_or_default();
+            eprintln!(
+                "{}: lead {lead} as scored\n  clean: {:?}\n  after: {:?}",
+                storm.name,
+                clean.snapshot_line(&moto.endpoint(), lead).await,
+                w.snapshot_line(&moto.endpoint(), lead).await
             );
         }
         let items_differing = differing.len() as u64;

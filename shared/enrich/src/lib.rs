@@ -244,6 +244,11 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
         for lead in leads.iter_mut() {
             let domain = lookup_domain(lead);
             match domain.as_ref().map(|d| (d, self.known.get(d))) {
+                // A lead the CRM already told enough about is left as it is: had it taken a
+                // provider's extras (company type, technologies) whenever another lead of its
+                // company on the same page needed a lookup, its inputs — and so its facts —
+                // would depend on which leads it was pulled with (found by the storms bench).
+                Some((_, Some(_))) if !incomplete(&lead.firmographics) => {}
                 Some((_, Some(known))) => {
                     stats.fields_filled +=
                         lead.firmographics.fill_from(&known.firmographics) as u64;
@@ -317,6 +322,43 @@ mod tests {
             employees: employees.map(|e| Sourced::new(e, p.clone())),
             ..Firmographics::default()
         }
+    }
+
+    /// Found by the storms bench: a lead the CRM told enough about took a provider's extras
+    /// only when another lead of its company, on the same page, needed a lookup — so its inputs
+    /// (and the facts recorded from them) depended on which leads it was pulled with.
+    #[tokio::test]
+    async fn a_leads_enrichment_does_not_depend_on_the_leads_pulled_with_it() {
+        let mut rich = firmo("pdl", Some("SOFTWARE"), Some(400));
+        rich.company_type = Some(Sourced::new("private".into(), Provenance::crm()));
+        let provider = FakeProvider::new("pdl", [("acme.com".to_owned(), rich)]);
+        let complete = || {
+            let mut l = lead(1, "a@acme.com");
+            let crm = Provenance::crm();
+            l.firmographics = Firmographics {
+                industry: Some(Sourced::new("INTERNET".into(), crm.clone())),
+                employees: Some(Sourced::new(300, crm.clone())),
+                annual_revenue: Some(Sourced::new(30_000_000, crm.clone())),
+                country: Some(Sourced::new("US".into(), crm)),
+                ..Firmographics::default()
+            };
+            l
+        };
+        let mut alone = vec![complete()];
+        enrich_leads(&mut alone, std::slice::from_ref(&provider)).await;
+        let mut together = vec![complete(), lead(2, "b@acme.com")];
+        enrich_leads(&mut together, std::slice::from_ref(&provider)).await;
+        assert_eq!(alone[0].firmographics, together[0].firmographics);
+        assert!(together[0].firmographics.company_type.is_none());
+        assert_eq!(
+            together[1]
+                .firmographics
+                .industry
+                .as_ref()
+                .map(|i| i.value.as_str()),
+            Some("SOFTWARE"),
+            "the lead that needed data got it"
+        );
     }
 
     #[tokio::test]
