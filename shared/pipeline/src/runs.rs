@@ -337,8 +337,17 @@ where
         .map_err(store_err("recording the finished slice"))?;
     tracing::info!(run_id = %spec.run_id, slice = spec.slice, done = progress.done, slices = progress.slices, "Slice recorded.");
     if progress.finished {
-        // A redelivery after the run finished: the lease may still need giving back if the
-        // finisher stopped just short of it.
+        // A redelivery after the run finished (or the same night invoked again). It may have
+        // recorded facts the finished run had not — leads held for their enrichment, scored
+        // now —: their months' rollups are recomputed here, or they would stay stale until
+        // some later run touched those months.
+        let r = &outcome.report;
+        if r.transitions_new + r.milestones_new + r.merged + r.deleted > 0 {
+            crate::rollups::refresh(deps.store, &r.fact_periods)
+                .await
+                .map_err(SyncError::Rollups)?;
+        }
+        // The lease may still need giving back if the finisher stopped just short of it.
         deps.store
             .release_lease(&spec.run_id)
             .await

@@ -503,3 +503,30 @@ fn deferral_delays_double_up_to_sqs_s_fifteen_minutes() {
     assert_eq!(defer_delay(Duration::seconds(60), 40).as_secs(), 900);
     assert_eq!(defer_delay(Duration::zero(), 3).as_secs(), 0);
 }
+
+/// A finished night invoked again (Lambda's retry, or the night run again after a provider
+/// storm) that now records facts the finished run had not — a lead held back for its
+/// enrichment, scored now — recomputes those facts' months: the rollups end as a night that
+/// had the lead from the start. (Found by the storms bench: they stayed as the storm left them.)
+#[tokio::test]
+async fn a_finished_night_invoked_again_recomputes_the_months_of_the_facts_it_adds() {
+    let late = leads_n(at("2026-11-12T10:00:00Z"), LEADS + 1)
+        .pop()
+        .unwrap();
+    let w = World::new();
+    assert!(matches!(
+        w.start("night-1", 1_000_000).await,
+        Started::Finished(_)
+    ));
+    w.crm.upsert(late.clone());
+    assert!(matches!(
+        w.start("night-1", 1_000_000).await,
+        Started::Finished(_)
+    ));
+
+    let whole = World::new();
+    whole.crm.upsert(late);
+    whole.start("night-1", 1_000_000).await;
+    assert_eq!(w.store.transitions().len(), whole.store.transitions().len());
+    assert_eq!(w.store.all_rows(), whole.store.all_rows());
+}
