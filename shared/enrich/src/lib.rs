@@ -214,7 +214,7 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
                         Ok(Lookup {
                             firmographics,
                             origin,
-                            ..
+                            cacheable,
                         }) => {
                             match origin {
                                 Origin::Cache => stats.cache_hits += 1,
@@ -226,6 +226,12 @@ impl<'a, P: FirmographicProvider> Enricher<'a, P> {
                             if let Some(firmo) = firmographics {
                                 stats.matches += 1;
                                 known.firmographics.fill_from(&firmo);
+                            } else if !cacheable {
+                                // An answer that gave no verdict (a body cut short in transit):
+                                // a passing failure, not a "no match" — its leads may be held.
+                                known.failed =
+                                    Some(format!("{}: unreadable answer", provider.name()));
+                                known.failed_for_now = true;
                             }
                         }
                         Err(error) => {
