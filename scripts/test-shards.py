@@ -30,6 +30,9 @@ E2E = ("tests/e2e", "integration")
 def executables():
     """(label, path, package dir, filter arguments) of every test run, as cargo built the
     executables: the end-to-end binary twice (its heavy modules, then the rest)."""
+    # The function binaries the benches' tests run (sync-slice under the local Runtime API),
+    # which no test target of their own package makes cargo build.
+    subprocess.run(["cargo", "build", "--workspace", "--bins", "--quiet"], check=True)
     built = subprocess.run(
         [
             "cargo",
