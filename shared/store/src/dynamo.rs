@@ -298,12 +298,9 @@ impl DynamoLeadStore {
                     .set_key(Some(key))
                     .build()
                     .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                    .map_err(|e| StoreError::Rejected {
-                        operation: "BatchWriteItem",
-                        message: e.to_string(),
-                    })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unbuildable)?;
         self.batch_write(requests).await
     }
 
@@ -329,13 +326,18 @@ pub(crate) async fn batch_put(
                 .set_item(Some(item))
                 .build()
                 .map(|put| WriteRequest::builder().put_request(put).build())
-                .map_err(|e| StoreError::Rejected {
-                    operation: "BatchWriteItem",
-                    message: e.to_string(),
-                })
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unbuildable)?;
     batch_write(client, table, requests).await
+}
+
+/// A write request the SDK would not build (a missing key or item).
+fn unbuildable(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Rejected {
+        operation: "BatchWriteItem",
+        message: error.to_string(),
+    }
 }
 
 /// `BatchWriteItem`s of 25 requests, unprocessed ones retried on the AWS policy. Returns how
