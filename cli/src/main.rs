@@ -4,11 +4,15 @@
 //! - `leadsync demo`: start the sandbox and a moto server, run the nightly sync on them, print
 //!   the run summary.
 //! - `leadsync erase --lead ID`: erase a person on request, and say what was removed.
+//! - `leadsync doctor`, `leadsync sync [--dry-run]`, `leadsync backfill --since DATE`: the
+//!   first hour on a real portal, from a laptop (see README, "Try it on your own portal").
 
 mod criteria_cmd;
 mod demo;
+mod doctor;
 mod erase_cmd;
 mod rollups_cmd;
+mod sync_cmd;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -63,6 +67,54 @@ enum Command {
         /// default): leadsync's bootstrap creates them.
         #[arg(long)]
         bare_portal: bool,
+    },
+    /// Check a setup before the first run: the CRM token, its scopes and rate tier, the
+    /// properties leadsync reads and writes, the table, the bucket, the criteria and their
+    /// sign-off. One line per check; exit 1 if any failed. Reads only.
+    Doctor {
+        /// The leadsync table (default: TABLE_NAME; unset: not checked).
+        #[arg(long, env = "TABLE_NAME")]
+        table: Option<String>,
+        /// The leadsync bucket (default: BUCKET_NAME; unset: not checked).
+        #[arg(long, env = "BUCKET_NAME")]
+        bucket: Option<String>,
+    },
+    /// Run the nightly job from here. With --dry-run: pull, enrich, score and print what would
+    /// change in the CRM (before → after), writing nothing anywhere and needing no AWS.
+    /// Without: the same job `nightly-sync` runs, against TABLE_NAME and BUCKET_NAME.
+    Sync {
+        /// Write nothing: print every contact whose leadsync properties would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Dry run: stop after this many contacts.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Dry run: how to print the changes.
+        #[arg(long, value_enum, default_value_t = sync_cmd::Format::Table)]
+        format: sync_cmd::Format,
+        /// Read everything modified since this instant (RFC 3339 or YYYY-MM-DD) instead of
+        /// since the watermark.
+        #[arg(long, value_parser = parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, env = "TABLE_NAME")]
+        table: Option<String>,
+        #[arg(long, env = "BUCKET_NAME")]
+        bucket: Option<String>,
+    },
+    /// The historical sync a new install needs: every contact modified since DATE, scored,
+    /// recorded and pushed, with a progress bar. Resumable: stopped and run again with the same
+    /// DATE, it goes on after the slices it finished.
+    Backfill {
+        /// RFC 3339 or YYYY-MM-DD (midnight UTC).
+        #[arg(long, value_parser = parse_since)]
+        since: chrono::DateTime<chrono::Utc>,
+        /// Contacts per slice: the checkpoint's grain.
+        #[arg(long, default_value_t = 2_000)]
+        slice_contacts: u64,
+        #[arg(long, env = "TABLE_NAME")]
+        table: Option<String>,
+        #[arg(long, env = "BUCKET_NAME")]
+        bucket: Option<String>,
     },
     /// Work with a criteria document: check it.
     Criteria {
@@ -222,6 +274,16 @@ enum RollupsWhat {
     },
 }
 
+/// An instant from RFC 3339 or a date (midnight UTC).
+fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| format!("{text:?} is neither an RFC 3339 instant nor a YYYY-MM-DD date"))
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Tier {
     Free,
@@ -259,6 +321,30 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         .init();
     let done = |r: anyhow::Result<()>| r.map(|()| std::process::ExitCode::SUCCESS);
     match Cli::parse().command {
+        Command::Doctor { table, bucket } => doctor::run(&doctor::Target { table, bucket }).await,
+        Command::Sync {
+            dry_run,
+            limit,
+            format,
+            since,
+            table,
+            bucket,
+        } => {
+            sync_cmd::sync(&sync_cmd::SyncArgs {
+                dry_run,
+                limit,
+                format,
+                since,
+                target: doctor::Target { table, bucket },
+            })
+            .await
+        }
+        Command::Backfill {
+            since,
+            slice_contacts,
+            table,
+            bucket,
+        } => sync_cmd::backfill(since, slice_contacts, &doctor::Target { table, bucket }).await,
         Command::Criteria {
             what: CriteriaWhat::Check { file },
         } => criteria_cmd::check(&file),

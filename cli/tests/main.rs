@@ -3,6 +3,7 @@
 //! file as their module (`fan_out::…`), which is how `scripts/test` shards them.
 
 mod criteria_command;
+mod first_hour;
 mod logs_are_clean;
 mod sandbox_command;
 mod simulate_snapshot;

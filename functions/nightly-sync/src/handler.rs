@@ -2,51 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use leadsync_app::nightly::{self, NightlyError};
 use leadsync_app::{Deps, DepsError, RunOutcome, chain};
-use leadsync_domain::runs::RunKind;
-use leadsync_pipeline::{RescoreTarget, SyncError, start_run};
-use serde::Deserialize;
+use leadsync_pipeline::SyncError;
 
-/// The invocation payload. The schedule sends `{}`; an operator may ask for a full re-read.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct NightlyEvent {
-    /// Pull everything modified since this instant instead of since the watermark (the
-    /// watermark is then left alone).
-    #[serde(default)]
-    pub since: Option<DateTime<Utc>>,
-    /// The schedule's own time for this night (the template passes EventBridge Scheduler's
-    /// `<aws.scheduler.scheduled-time>`). The run scores at this instant and is named after it,
-    /// so every retry of one night — Lambda's, after a crash or a timeout, or the scheduler's —
-    /// is the same run at the same instant and writes the same facts.
-    #[serde(default)]
-    pub scheduled_time: Option<DateTime<Utc>>,
-}
-
-impl NightlyEvent {
-    /// Read an invocation payload: `null` or `{}` (EventBridge Scheduler's default), a classic
-    /// EventBridge rule's envelope (its `detail` carries the input), or the input itself.
-    ///
-    /// # Errors
-    /// An unknown field, or a `since` that is not an RFC 3339 instant.
-    pub fn read(payload: serde_json::Value) -> Result<Self, serde_json::Error> {
-        let payload = match payload.get("detail-type") {
-            Some(_) => payload.get("detail").cloned().unwrap_or_default(),
-            None => payload,
-        };
-        if payload.is_null() {
-            return Ok(Self::default());
-        }
-        // serde reads a struct from an array too (`["2026-11-01T00:00:00Z"]` would be a full
-        // re-read since then): only an object is an input.
-        if !payload.is_object() {
-            return Err(serde::de::Error::custom(format!(
-                "the event must be a JSON object, not {payload}"
-            )));
-        }
-        serde_json::from_value(payload)
-    }
-}
+pub use leadsync_app::nightly::NightlyEvent;
 
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
@@ -86,37 +46,19 @@ pub async fn handle_at(
     wall: impl Fn() -> DateTime<Utc>,
 ) -> Result<RunOutcome, HandlerError> {
     let nightly = NightlyEvent::read(event.payload)?;
-    let now = nightly.scheduled_time.unwrap_or(now);
-    let run_id = if let Some(at) = nightly.scheduled_time {
-        format!("night-{}", at.format("%Y%m%dT%H%M%SZ"))
-    } else if event.context.request_id.is_empty() {
-        // Outside Lambda there is no request id: a fresh id per invocation (a reused id means
-        // "the same run again").
-        format!(
-            "local-{}-{}",
-            now.format("%Y%m%dT%H%M%S%3fZ"),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        )
+    // Outside Lambda there is no request id: a fresh id per invocation.
+    let fallback = if event.context.request_id.is_empty() {
+        nightly::local_run_id(now)
     } else {
         event.context.request_id.clone()
     };
-    let criteria = deps.active_criteria().await?;
-    let input = deps.sync_input(&run_id, now);
-    let (kind, target) = match nightly.since {
-        None => (RunKind::Nightly, None),
-        Some(since) => (RunKind::Rescore, Some(RescoreTarget::Since(since))),
-    };
-    let started = start_run(
-        &deps.sync_deps(&criteria),
-        &deps.queue,
-        kind,
-        target,
-        &deps.run_options(now),
-        &input,
-        wall,
-    )
-    .await?;
-    Ok(RunOutcome::new(&run_id, started))
+    let run_id = nightly.run_id(&fallback);
+    nightly::run(deps, &nightly, &run_id, now, wall)
+        .await
+        .map_err(|e| match e {
+            NightlyError::Deps(e) => HandlerError::Deps(e),
+            NightlyError::Sync(e) => HandlerError::Sync(e),
+        })
 }
 
 /// Handle one invocation at the current time.

@@ -497,7 +497,9 @@ impl Config {
             pull_lanes: parsed(
                 CRM_PULL_LANES,
                 get(CRM_PULL_LANES),
-                4,
+                // HubSpot's search limit is 5 a second: one round of every lane's search is
+                // one second's allowance, and pages are 2 rounds (2,000 contacts), not 2 of 4.
+                5,
                 |v| (1..=8).contains(v),
                 "a whole number from 1 to 8",
             )?,
@@ -776,7 +778,7 @@ mod tests {
         assert_eq!(c.provider_rate_per_minute(), None, "no provider configured");
         // …and so is the account's search limit: 5 per second across all slices.
         assert_eq!(c.search_per_slice(), 1);
-        assert_eq!(c.pull_lanes, 4);
+        assert_eq!(c.pull_lanes, 5);
         assert!(
             config(&[
                 (TABLE_NAME, "t"),

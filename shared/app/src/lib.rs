@@ -6,14 +6,19 @@
 //! - [`secrets`]: a secret's value from env (local) or Secrets Manager (deployed).
 //! - [`deps`]: the adapters, built once; the criteria (active, or the version a slice was
 //!   planned with), reloaded only when the published version changes.
+//! - [`nightly`]: the nightly job (event → run), shared by `nightly-sync` and `leadsync sync`.
+//! - [`watched`]: a CRM adapter counted for a progress bar, or with its writes held back for a
+//!   dry run (`leadsync sync --dry-run`).
 //!
 //! Must not: hold business rules (those live in `leadsync-pipeline` and `leadsync-domain`).
 
 pub mod config;
 pub mod crm;
 pub mod deps;
+pub mod nightly;
 pub mod outcome;
 pub mod secrets;
+pub mod watched;
 
 pub use config::{Config, ConfigError, CrmKind, SecretSource};
 pub use crm::AnyCrm;

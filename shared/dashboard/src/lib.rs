@@ -193,10 +193,11 @@ pub fn render(d: &Dashboard<'_>) -> String {
         {
             if k.grain == "month" {
                 kpis.insert(k.metric.clone(), k);
-            } else if let Some(day) = k.grain.strip_prefix("day:") {
-                days.entry(k.metric.clone())
-                    .or_default()
-                    .insert(day.to_owned(), k.value);
+            } else {
+                let series = days.entry(k.metric.clone()).or_default();
+                for (day, n) in k.days() {
+                    series.insert(day.to_owned(), n);
+                }
             }
         }
     }

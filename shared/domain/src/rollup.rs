@@ -66,7 +66,9 @@ pub struct RollupRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kpi {
     pub criteria_version: String,
-    /// `month` or `day:<YYYY-MM-DD>`.
+    /// `month`, or `daily`: the month's day-by-day series of one metric, its days
+    /// (`YYYY-MM-DD`) in [`detail`](Self::detail) and their sum in `value` (one stored row
+    /// a metric, not one a day; [`Kpi::days`] reads it back).
     pub grain: String,
     pub metric: String,
     pub dimension: String,
@@ -740,25 +742,48 @@ impl<'p> Rollup<'p> {
                 );
             }
         }
-        let mut days: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+        let mut days: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
         for ((v, day, step), n) in &self.stage_days {
             if v == version {
-                *days.entry((day.as_str(), step)).or_default() += n;
+                *days
+                    .entry(step)
+                    .or_default()
+                    .entry(day.clone())
+                    .or_default() += n;
             }
         }
         for ((day, step), n) in &self.sales_days {
-            *days.entry((day.as_str(), step)).or_default() += n;
+            *days
+                .entry(step)
+                .or_default()
+                .entry(day.clone())
+                .or_default() += n;
         }
-        for ((day, step), n) in days {
+        for (step, series) in days {
             kpi(
-                &format!("day:{day}"),
+                DAILY,
                 format!("reached#{step}"),
                 "all",
-                n,
+                series.values().sum(),
                 0,
-                BTreeMap::new(),
+                series,
             );
         }
+    }
+}
+
+/// The grain of a KPI row that holds a month's day-by-day series.
+pub const DAILY: &str = "daily";
+
+impl Kpi {
+    /// A `daily` row's series as `(day, value)` pairs, one a day with a count (`YYYY-MM-DD`,
+    /// in order); empty for any other grain.
+    pub fn days(&self) -> impl Iterator<Item = (&str, i64)> {
+        (self.grain == DAILY)
+            .then_some(&self.detail)
+            .into_iter()
+            .flatten()
+            .map(|(day, n)| (day.as_str(), *n))
     }
 }
 

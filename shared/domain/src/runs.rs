@@ -221,6 +221,11 @@ pub struct SliceResult {
     /// The oldest modification time of a lead whose push must be retried: the watermark
     /// must not pass it.
     pub hold_at: Option<DateTime<Utc>>,
+    /// What the slice covered. A run started again under its id (a killed backfill, a retried
+    /// invocation) does not run again a slice recorded with the same scope: this is its
+    /// checkpoint. Absent in results recorded before it was kept.
+    #[serde(default)]
+    pub scope: Option<PullScope>,
 }
 
 /// A planned run, as recorded before any slice starts.

@@ -54,7 +54,7 @@ impl HubSpotConfig {
             timeout: Duration::from_secs(30),
             retry: Policy::HTTP,
             limits: RateLimits::FREE,
-            pull_lanes: 4,
+            pull_lanes: 5,
         }
     }
 }
@@ -65,13 +65,15 @@ pub struct HubSpotCrm {
     http: reqwest::Client,
     config: HubSpotConfig,
     governor: Arc<RateGovernor>,
+    /// Requests sent and the limits HubSpot's headers state ([`HubSpotCrm::usage`]).
+    usage: Arc<crate::account::UsageCounter>,
     /// Properties known to exist (checked or created by this client), so the check runs once
     /// per cold start.
     ensured: Arc<std::sync::Mutex<HashSet<String>>>,
     /// Companies already read by this client's walks, so each is read once per run however
     /// many of its contacts changed and however many slices one invocation walks. A walk that
     /// starts when the cache is older than [`COMPANY_CACHE_MAX_AGE`] empties it first.
-    companies: Arc<std::sync::Mutex<HashMap<String, HubSpotObject>>>,
+    companies: Arc<std::sync::Mutex<HashMap<String, Arc<HubSpotObject>>>>,
     /// When the company cache was last emptied.
     companies_since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     /// Pull pages read ahead: the next page's searches go out while this page's companies and
@@ -185,10 +187,13 @@ const READ_CONCURRENCY: usize = 4;
 /// caller abandons walks, and the oldest is dropped).
 const PREFETCH_SLOTS: usize = 4;
 
-/// Search pages are gathered until the unseen company ids pending fill their batch reads
-/// (at least one batch, and the last one at least 80% full)…
+/// Search pages are gathered until the unseen company ids pending fill most of the batch
+/// reads one round trip carries (at least [`READ_CONCURRENCY`] − 1 batches, and the last one
+/// at least 80% full)… A page costs two round trips whatever its size (deal associations,
+/// then the deals), so larger pages mean fewer of them: one full batch a page made pages of
+/// ≈ 800 contacts on a first sync, this makes them ≈ 1,600.
 fn batches_nearly_full(pending: usize) -> bool {
-    pending >= BATCH_LIMIT
+    pending >= BATCH_LIMIT * (READ_CONCURRENCY - 1)
         && (pending % BATCH_LIMIT == 0 || pending % BATCH_LIMIT >= BATCH_LIMIT * 4 / 5)
 }
 /// …but never more contacts than this in one pull page (memory stays bounded).
@@ -237,7 +242,7 @@ struct Answer {
     body: String,
 }
 
-fn header_u64(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
+pub(crate) fn header_u64(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -257,6 +262,7 @@ impl HubSpotCrm {
             http,
             config,
             governor,
+            usage: Arc::default(),
             ensured: Arc::default(),
             companies: Arc::default(),
             companies_since: Arc::default(),
@@ -269,6 +275,14 @@ impl HubSpotCrm {
     }
 
     /// The properties pulls read now.
+    pub(crate) fn usage_counter(&self) -> &crate::account::UsageCounter {
+        &self.usage
+    }
+
+    pub(crate) fn token_text(&self) -> &str {
+        self.config.token.expose_secret()
+    }
+
     fn reads(&self) -> Arc<Reads> {
         self.reads
             .read()
@@ -284,7 +298,7 @@ impl HubSpotCrm {
     }
 
     /// POST and parse a 2xx body (see [`HubSpotCrm::send_parsed`]).
-    async fn post_parsed<T: DeserializeOwned>(
+    pub(crate) async fn post_parsed<T: DeserializeOwned>(
         &self,
         path: &str,
         body: &Value,
@@ -345,6 +359,7 @@ impl HubSpotCrm {
         body: Option<&Value>,
     ) -> Result<Answer, Failed> {
         self.governor.acquire(path.ends_with("/search")).await;
+        self.usage.sent();
         let mut request = self
             .http
             .request(method, url)
@@ -359,6 +374,7 @@ impl HubSpotCrm {
         let status = response.status();
         let headers = response.headers();
         let retry_after = header_u64(headers, "retry-after").map(Duration::from_secs);
+        self.usage.observe(headers);
         self.governor.observe(
             header_u64(headers, "x-hubspot-ratelimit-remaining"),
             header_u64(headers, "x-hubspot-ratelimit-interval-milliseconds")
@@ -414,11 +430,14 @@ impl HubSpotCrm {
     async fn read_companies(
         &self,
         ids: &[String],
-    ) -> Result<HashMap<String, HubSpotObject>, CrmError> {
+    ) -> Result<HashMap<String, Arc<HubSpotObject>>, CrmError> {
         let reads = self.reads();
         let properties: Vec<&str> = reads.company.iter().map(String::as_str).collect();
         let companies = self.batch_read("companies", ids, &properties).await?;
-        Ok(companies.into_iter().map(|c| (c.id.clone(), c)).collect())
+        Ok(companies
+            .into_iter()
+            .map(|c| (c.id.clone(), Arc::new(c)))
+            .collect())
     }
 
     /// `objects/<type>/batch/read` of these ids: 100 a request, [`READ_CONCURRENCY`] requests
@@ -958,7 +977,7 @@ impl HubSpotCrm {
         self.config.page_size.clamp(1, 200)
     }
 
-    fn lock_companies(&self) -> std::sync::MutexGuard<'_, HashMap<String, HubSpotObject>> {
+    fn lock_companies(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<HubSpotObject>>> {
         self.companies
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -1295,8 +1314,9 @@ impl Crm for HubSpotCrm {
         let (fetched, mut deals) = (fetched?, deals?);
         let companies = {
             let mut cache = self.lock_companies();
-            // The companies this page needs, just fetched or from earlier in the walk.
-            let mut needed: HashMap<String, HubSpotObject> = HashMap::new();
+            // The companies this page needs, just fetched or from earlier in the walk (shared,
+            // not copied: a company's properties are read by every contact of it).
+            let mut needed: HashMap<String, Arc<HubSpotObject>> = HashMap::new();
             for id in contacts
                 .iter()
                 .filter_map(|c| c.text("associatedcompanyid"))
@@ -1304,7 +1324,7 @@ impl Crm for HubSpotCrm {
                 if let Some(company) = fetched.get(id).or_else(|| cache.get(id)) {
                     needed
                         .entry(id.to_owned())
-                        .or_insert_with(|| company.clone());
+                        .or_insert_with(|| Arc::clone(company));
                 }
             }
             for (id, company) in fetched {
@@ -1318,7 +1338,7 @@ impl Crm for HubSpotCrm {
         let mut page = PullPage::default();
         let reads = self.reads();
         for object in &contacts {
-            match mapping::contact_to_lead(object, &companies, &reads.asked) {
+            match mapping::map_contact(object, |id| companies.get(id).map(|c| &**c), &reads.asked) {
                 Ok(mut lead) => {
                     lead.deals = deals.remove(lead.id.as_str()).unwrap_or_default();
                     page.leads.push(lead);

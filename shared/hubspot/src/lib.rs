@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`client`]: `HubSpotCrm` — configuration, the retrying request helper, pull and push.
+//! - [`account`]: the token's scopes, the account's limits, the requests made (`doctor`).
 //! - [`object`]: one HubSpot object as read from a response (properties in one buffer).
 //! - [`mapping`]: HubSpot records → domain `Lead`s; what cannot be mapped is `Rejected` with
 //!   the field and the reason.
@@ -25,6 +26,7 @@
 //!
 //! The token is a `secrecy::SecretString` and is never logged; neither is any email address.
 
+pub mod account;
 pub mod client;
 pub mod mapping;
 pub mod object;
@@ -32,6 +34,7 @@ pub mod object;
 #[cfg(test)]
 mod hostile_tests;
 
+pub use account::{REQUIRED_SCOPES, TokenInfo, Usage};
 pub use client::{HubSpotConfig, HubSpotCrm};
 pub use leadsync_ratelimit::{RateGovernor, RateLimits};
 pub use leadsync_retry::Policy as RetryPolicy;

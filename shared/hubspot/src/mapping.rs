@@ -139,6 +139,16 @@ pub fn contact_to_lead(
     companies: &HashMap<String, HubSpotObject>,
     reads: &CrmReads,
 ) -> Result<Lead, Rejected> {
+    map_contact(object, |id| companies.get(id), reads)
+}
+
+/// [`contact_to_lead`] with the companies behind a lookup (the client's are shared `Arc`s,
+/// not copied per page).
+pub fn map_contact<'c>(
+    object: &HubSpotObject,
+    company: impl Fn(&str) -> Option<&'c HubSpotObject>,
+    reads: &CrmReads,
+) -> Result<Lead, Rejected> {
     let reject = |lead_id: Option<String>, reason: String| Rejected {
         lead_id,
         reason,
@@ -217,7 +227,7 @@ pub fn contact_to_lead(
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(company) = lead.company_id.as_ref().and_then(|id| companies.get(id)) {
+    if let Some(company) = lead.company_id.as_ref().and_then(|id| company(id.as_str())) {
         lead.company_name = company.owned("name").or(lead.company_name);
         lead.firmographics = company_firmographics(company);
         for name in &reads.company {

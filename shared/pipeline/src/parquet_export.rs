@@ -5,11 +5,14 @@
 //! One row group per file (a period's exports are small); no compression codec (none is built).
 
 use crate::rollups::RollupError;
-use leadsync_domain::rollup::{RollupRow, RowBody, StatementLine, correction_rows, incentive_rows};
+use leadsync_domain::rollup::{
+    DAILY, Kpi, RollupRow, RowBody, StatementLine, correction_rows, incentive_rows,
+};
 use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One column of a table: its schema line and its values (`None`: null, for optional ones).
@@ -249,11 +252,28 @@ pub fn statements(
 /// # Errors
 /// [`RollupError::Csv`] when the writer fails.
 pub fn kpis(period: &str, version: &str, rows: &[RollupRow]) -> Result<Vec<u8>, RollupError> {
-    let kpis: Vec<_> = rows
+    // A `daily` row (a month's series in one stored row) is exported a row a day, grain
+    // `day:<YYYY-MM-DD>`, so the file reads the same however the rows are stored.
+    let kpis: Vec<Kpi> = rows
         .iter()
         .filter_map(|r| match r.parse() {
             Ok(RowBody::Kpi(k)) if k.criteria_version == version => Some(k),
             _ => None,
+        })
+        .flat_map(|k| {
+            if k.grain == DAILY {
+                k.days()
+                    .map(|(day, n)| Kpi {
+                        grain: format!("day:{day}"),
+                        value: n,
+                        base: 0,
+                        detail: BTreeMap::new(),
+                        ..k.clone()
+                    })
+                    .collect()
+            } else {
+                vec![k]
+            }
         })
         .collect();
     let n = kpis.len();

@@ -238,7 +238,26 @@ where
         ..RunReport::default()
     };
     let mut finished_before = false;
-    for spec in &specs {
+    // The run's checkpoint: an earlier attempt under this id (killed, or timed out) recorded
+    // these slices; one recorded with exactly this scope is not run again. The last slice
+    // always runs: it is the one that finishes the run.
+    let recorded = if specs.len() > 1 {
+        deps.store
+            .slice_results(&input.run_id)
+            .await
+            .map_err(store_err("reading the run's recorded slices"))?
+    } else {
+        Vec::new()
+    };
+    for (i, spec) in specs.iter().enumerate() {
+        if i + 1 < specs.len()
+            && recorded
+                .iter()
+                .any(|r| r.slice == spec.slice && r.scope.as_ref() == Some(&spec.scope))
+        {
+            tracing::info!(run_id = %input.run_id, slice = spec.slice, "Slice recorded by an earlier attempt of this run; not run again.");
+            continue;
+        }
         let done = run_slice(deps, spec, options, wall).await?;
         match &done {
             SliceDone::Recorded(r) => attempt.absorb(r),
@@ -331,6 +350,7 @@ where
                 report: outcome.report.clone(),
                 max_seen: outcome.max_seen,
                 hold_at: outcome.hold_at,
+                scope: Some(spec.scope.clone()),
             },
         )
         .await

@@ -21,4 +21,4 @@ pub mod server;
 
 pub use data::{DataSpec, Record};
 pub use limits::{Faults, LimitStats, Limits};
-pub use server::{Sandbox, SandboxConfig, SandboxError};
+pub use server::{ALL_SCOPES, Sandbox, SandboxConfig, SandboxError};

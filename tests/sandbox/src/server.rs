@@ -43,6 +43,10 @@ pub struct SandboxConfig {
     /// `lead_rejection_reason`), as one set up for leadsync does; `false`: a bare portal, where
     /// they are not defined and no contact has values for them until they are created.
     pub inputs_defined: bool,
+    /// The private app's scopes; `None`: every scope. A request whose endpoint needs a scope
+    /// the app lacks is answered 403 `MISSING_SCOPES`, as HubSpot does, and
+    /// `POST /oauth/v2/private-apps/get/access-token-info` lists these.
+    pub scopes: Option<Vec<String>>,
 }
 
 impl SandboxConfig {
@@ -70,7 +74,50 @@ impl SandboxConfig {
             faults: Faults::default(),
             anchor: DataSpec::new(seed, contacts).anchor,
             inputs_defined: true,
+            scopes: None,
         }
+    }
+}
+
+/// Every scope the sandbox knows (what `scopes: None` grants).
+pub const ALL_SCOPES: &[&str] = &[
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.deals.read",
+    "crm.objects.deals.write",
+    "crm.schemas.contacts.read",
+    "crm.schemas.contacts.write",
+    "crm.schemas.companies.read",
+    "crm.schemas.deals.read",
+];
+
+/// The scope an endpoint needs, as HubSpot's scope reference assigns them.
+fn required_scope(method: &axum::http::Method, path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let write = *method != axum::http::Method::GET
+        && !path.ends_with("/search")
+        && !path.ends_with("/batch/read");
+    let access = if write { "write" } else { "read" };
+    let object = |name: &str| match name {
+        "contact" | "contacts" => Some("contacts"),
+        "company" | "companies" => Some("companies"),
+        "deal" | "deals" => Some("deals"),
+        _ => None,
+    };
+    match parts.as_slice() {
+        ["crm", "v3", "properties", obj, ..] => {
+            object(obj).map(|o| format!("crm.schemas.{o}.{access}"))
+        }
+        ["crm", "v4", "associations", from, ..] => {
+            object(from).map(|o| format!("crm.objects.{o}.read"))
+        }
+        ["crm", "v3", "objects", obj, ..] => {
+            object(obj).map(|o| format!("crm.objects.{o}.{access}"))
+        }
+        ["properties", "v2", obj, ..] => object(obj).map(|o| format!("crm.schemas.{o}.read")),
+        _ => None,
     }
 }
 
@@ -178,6 +225,7 @@ const MATCHES_CACHED: usize = 8;
 #[derive(Debug)]
 struct AppState {
     token: String,
+    scopes: Vec<String>,
     limiter: Mutex<Limiter>,
     db: RwLock<Db>,
     /// Bumped by every write access to `db`; cached search matches are valid for one value.
@@ -279,6 +327,10 @@ impl Sandbox {
         };
         let state = Arc::new(AppState {
             token: config.token.clone(),
+            scopes: config
+                .scopes
+                .clone()
+                .unwrap_or_else(|| ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect()),
             limiter: Mutex::new(Limiter::new(config.limits, config.faults, config.seed)),
             db: RwLock::new(db),
             generation: std::sync::atomic::AtomicU64::new(0),
@@ -591,6 +643,10 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crm)
         .merge(enrichment)
+        .route(
+            "/oauth/v2/private-apps/get/access-token-info",
+            post(token_info),
+        )
         .route("/__sandbox/credits", get(admin_credits))
         .route("/__sandbox/requests", get(admin_requests))
         .route("/__sandbox/limits", get(admin_limits))
@@ -599,6 +655,26 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/__sandbox/objects/{object}/{id}", get(admin_object))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// `POST /oauth/v2/private-apps/get/access-token-info`: the token (in the body, not a header)
+/// → its account and scopes.
+async fn token_info(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    state.count("POST /oauth/v2/private-apps/get/access-token-info".to_owned());
+    let key = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("tokenKey").and_then(Value::as_str).map(str::to_owned));
+    if key.as_deref() != Some(state.token.as_str()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_AUTHENTICATION",
+            "The access token is invalid or was revoked.",
+        );
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({"userId": 1, "hubId": 1_234_567, "appId": 7_654_321, "scopes": state.scopes}),
+    )
 }
 
 fn error(status: StatusCode, category: &str, message: impl Into<String>) -> Response {
@@ -648,6 +724,21 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
             "INVALID_AUTHENTICATION",
             "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
         );
+    }
+    if let Some(scope) = required_scope(req.method(), req.uri().path())
+        && !state.scopes.contains(&scope)
+    {
+        let body = json!({
+            "status": "error",
+            "message": "This app hasn't been granted all required scopes to make this call. Read more about required scopes here: https://developers.hubspot.com/scopes.",
+            "correlationId": "00000000-0000-4000-8000-000000000403",
+            "errors": [{
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": [scope]},
+            }],
+            "category": "MISSING_SCOPES",
+        });
+        return json_response(StatusCode::FORBIDDEN, &body);
     }
     next.run(req).await
 }
