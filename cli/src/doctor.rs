@@ -244,25 +244,60 @@ async fn crm_checks(
             properties_check(crm, criteria, scopes_ok, checks).await;
             rate_check(hubspot.usage(), config, checks);
         }
-        AnyCrm::Salesforce(_) => {
-            // A connected app's login is the token check: the first describe logs in.
-            match crm.describe_properties(CrmObject::Contact).await {
-                Ok(props) => checks.push(Check::ok(
-                    "crm token",
-                    format!("Salesforce login works; Contact has {} fields", props.len()),
-                )),
+        AnyCrm::Salesforce(sf) => {
+            // The login and the describes every run starts with: the credentials, then every
+            // field leadsync reads, checked against the integration user's view of the org.
+            match sf.check_reads().await {
+                Ok(()) => {
+                    checks.push(Check::ok("crm token", "Salesforce login works"));
+                    checks.push(Check::ok(
+                        "crm properties read",
+                        "every Lead, Contact, Account and Opportunity field leadsync reads is visible",
+                    ));
+                }
+                // The adapter reports a refused login as the token endpoint's own 400 error
+                // (`invalid_client`, `invalid_grant`): that is the credentials, not a field.
+                Err(CrmError::Rejected { ref message, .. }) if message.contains("login") => {
+                    let mut check = token_failed(&CrmError::Unauthorized, "Salesforce");
+                    check.detail = format!("Salesforce: {message}");
+                    checks.push(check);
+                    return;
+                }
+                Err(e @ CrmError::Rejected { .. }) => {
+                    checks.push(Check::ok("crm token", "Salesforce login works"));
+                    checks.push(Check::new(
+                        "crm properties read",
+                        Status::Fail,
+                        e.to_string(),
+                        "create the fields, or grant the integration user read access to them (field-level security)",
+                    ));
+                }
                 Err(e) => {
                     checks.push(token_failed(&e, "Salesforce"));
                     return;
                 }
             }
             properties_check(crm, criteria, true, checks).await;
-            checks.push(Check::new(
-                "crm rate tier",
-                Status::Skip,
-                "Salesforce: each run stops at SF_DAILY_BUDGET_SHARE of the org's daily API allocation (read from Sforce-Limit-Info as it runs)",
-                "",
-            ));
+            let (used, allocation) = sf.api_usage();
+            checks.push(if allocation == 0 {
+                Check::new(
+                    "crm rate tier",
+                    Status::Warn,
+                    "the org did not state its daily API allocation (Sforce-Limit-Info)",
+                    "runs stop at SF_DAILY_BUDGET_SHARE of the allocation once the org states it",
+                )
+            } else {
+                Check::ok(
+                    "crm rate tier",
+                    format!(
+                        "{used} of the org's {allocation} API requests used today; a run stops at {:.0} % (SF_DAILY_BUDGET_SHARE)",
+                        config
+                            .salesforce
+                            .as_ref()
+                            .map_or(50.0, |s| s.daily_budget_share * 100.0)
+                    ),
+                )
+            });
         }
     }
 }
@@ -290,23 +325,23 @@ async fn properties_check(
     can_create: bool,
     checks: &mut Vec<Check>,
 ) {
-    let contacts = match crm.describe_properties(CrmObject::Contact).await {
-        Ok(p) => p,
-        Err(e) => {
-            checks.push(Check::new(
-                "crm properties",
-                Status::Fail,
-                format!("cannot list the contact properties: {e}"),
-                "grant the token the scope to read contact properties (crm.schemas.contacts.read on HubSpot)",
-            ));
-            return;
-        }
-    };
-    let names: BTreeSet<&str> = contacts
-        .iter()
-        .map(|p: &CrmProperty| p.name.as_str())
-        .collect();
     if let AnyCrm::HubSpot(_) = crm {
+        let contacts = match crm.describe_properties(CrmObject::Contact).await {
+            Ok(p) => p,
+            Err(e) => {
+                checks.push(Check::new(
+                    "crm properties read",
+                    Status::Fail,
+                    format!("cannot list the contact properties: {e}"),
+                    "grant the token crm.schemas.contacts.read",
+                ));
+                return;
+            }
+        };
+        let names: BTreeSet<&str> = contacts
+            .iter()
+            .map(|p: &CrmProperty| p.name.as_str())
+            .collect();
         let missing: Vec<&str> = leadsync_hubspot::mapping::CONTACT_PROPERTIES
             .iter()
             .copied()
@@ -339,35 +374,32 @@ async fn properties_check(
         return;
     };
     let specs = criteria.crm_property_specs();
-    let absent: Vec<&str> = specs
-        .iter()
-        .filter(|s| !names.contains(s.name.as_str()))
-        .map(|s| s.name.as_str())
-        .collect();
-    checks.push(match (absent.is_empty(), can_create) {
-        (true, _) => Check::ok(
-            "crm properties written",
-            format!("leadsync's {} properties exist", specs.len()),
-        ),
-        (false, true) => Check::ok(
-            "crm properties written",
-            format!(
-                "{} of {} to be created on the first run: {}",
-                absent.len(),
-                specs.len(),
-                absent.join(", ")
-            ),
-        ),
-        (false, false) => Check::new(
+    match crm.missing_properties(&specs).await {
+        Err(e) => checks.push(Check::new(
             "crm properties written",
             Status::Fail,
+            format!("cannot list the properties leadsync writes: {e}"),
+            "grant the token the scope to read contact properties (crm.schemas.contacts.read on HubSpot)",
+        )),
+        Ok(absent) if absent.is_empty() => checks.push(Check::ok(
+            "crm properties written",
+            format!("leadsync's {} properties exist", specs.len()),
+        )),
+        Ok(absent) if can_create => checks.push(Check::ok(
+            "crm properties written",
             format!(
-                "missing and cannot be created with this token: {}",
+                "{} to be created on the first run: {}",
+                absent.len(),
                 absent.join(", ")
             ),
+        )),
+        Ok(absent) => checks.push(Check::new(
+            "crm properties written",
+            Status::Fail,
+            format!("missing and cannot be created with this token: {}", absent.join(", ")),
             "grant crm.schemas.contacts.write, or create them by hand in leadsync's property group",
-        ),
-    });
+        )),
+    }
     if criteria.crm_reads().is_default() {
         checks.push(Check::ok(
             "criteria fields",

@@ -430,3 +430,49 @@ async fn a_killed_backfill_goes_on_from_its_checkpoint() {
         unscored.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_and_the_dry_run_work_on_salesforce_too() {
+    use leadsync_salesforce_sandbox::{SalesforceConfig, SalesforceSandbox};
+    let org = SalesforceSandbox::start(SalesforceConfig::new(11, 200))
+        .await
+        .unwrap();
+    let env = vec![
+        ("CRM_KIND", "salesforce".to_owned()),
+        ("CRM_BASE_URL", org.base_url()),
+        ("SF_CLIENT_ID", org.client_id().to_owned()),
+        ("SF_CLIENT_SECRET", org.client_secret().to_owned()),
+    ];
+    let doctor = leadsync(&["doctor"], &env);
+    assert_eq!(doctor.code, 0, "{}{}", doctor.out, doctor.err);
+    assert!(
+        line(&doctor.out, "crm token").starts_with("ok"),
+        "{}",
+        doctor.out
+    );
+    assert!(
+        line(&doctor.out, "crm properties written").starts_with("ok"),
+        "{}",
+        doctor.out
+    );
+
+    let dry = leadsync(&["sync", "--dry-run", "--format", "jsonl"], &env);
+    assert_eq!(dry.code, 0, "{}", dry.err);
+    assert_eq!(
+        org.counters().collection_updates,
+        0,
+        "a dry run updates nothing"
+    );
+    assert_eq!(org.counters().tooling, 0, "nor creates fields");
+    let changes = would_change(&dry.out);
+    assert_eq!(changes.len(), 200, "{}", dry.err);
+    assert!(dry.err.contains("200 contacts pulled"), "{}", dry.err);
+    // Wrong credentials: the token check fails and says what to set.
+    let mut bad = env.clone();
+    bad[3].1.push('x');
+    let doctor = leadsync(&["doctor"], &bad);
+    assert_eq!(doctor.code, 1, "{}{}", doctor.out, doctor.err);
+    let token = line(&doctor.out, "crm token");
+    assert!(token.starts_with("FAIL"), "{}", doctor.out);
+    assert!(doctor.out.contains("SF_CLIENT_SECRET"), "{}", doctor.out);
+}

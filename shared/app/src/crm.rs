@@ -88,4 +88,8 @@ impl Crm for AnyCrm {
     async fn ensure_properties(&self, specs: &[PropertySpec]) -> Result<u32, CrmError> {
         each!(self, c => c.ensure_properties(specs).await)
     }
+
+    async fn missing_properties(&self, specs: &[PropertySpec]) -> Result<Vec<String>, CrmError> {
+        each!(self, c => c.missing_properties(specs).await)
+    }
 }

@@ -191,6 +191,10 @@ impl<C: Crm> Crm for Watched<'_, C> {
         Ok(census)
     }
 
+    async fn missing_properties(&self, specs: &[PropertySpec]) -> Result<Vec<String>, CrmError> {
+        self.inner.missing_properties(specs).await
+    }
+
     async fn contacts_touched_since(&self, since: DateTime<Utc>) -> Result<Vec<LeadId>, CrmError> {
         self.inner.contacts_touched_since(since).await
     }
@@ -224,12 +228,7 @@ impl<C: Crm> Crm for Watched<'_, C> {
             Mode::Live => self.inner.ensure_properties(specs).await,
             Mode::DryRun => {
                 // Listing is a read: say what would be created, create nothing.
-                let existing = self.inner.describe_properties(CrmObject::Contact).await?;
-                let missing: Vec<String> = specs
-                    .iter()
-                    .filter(|s| !existing.iter().any(|p| p.name == s.name))
-                    .map(|s| s.name.clone())
-                    .collect();
+                let missing = self.inner.missing_properties(specs).await?;
                 let mut created = lock(&self.created);
                 for name in missing {
                     if !created.contains(&name) {

@@ -238,6 +238,27 @@ pub trait Crm: Send + Sync {
     /// them afresh (after a check failed: the admin may just have created the property).
     fn forget_properties(&self) {}
 
+    /// Which of `specs` [`Crm::ensure_properties`] would create, by the CRM's own name for
+    /// each (`Lead.LeadsyncStage__c`, …) — creating nothing: what a dry run and
+    /// `leadsync doctor` report. By default, the contact properties
+    /// [`Crm::describe_properties`] does not list.
+    ///
+    /// # Errors
+    /// [`CrmError`] when the definitions cannot be listed.
+    fn missing_properties(
+        &self,
+        specs: &[PropertySpec],
+    ) -> impl Future<Output = Result<Vec<String>, CrmError>> + Send {
+        async move {
+            let existing = self.describe_properties(CrmObject::Contact).await?;
+            Ok(specs
+                .iter()
+                .filter(|s| !existing.iter().any(|p| p.name == s.name))
+                .map(|s| s.name.clone())
+                .collect())
+        }
+    }
+
     /// Read what `reads` names on every pull from now on (replacing what an earlier call set):
     /// the mapped properties into [`Lead::properties`] and [`crate::Deal::properties`], the
     /// moved inputs into their built-in places.

@@ -218,6 +218,16 @@ impl SalesforceCrm {
         self.transport.usage.api_usage()
     }
 
+    /// Log in and check every field leadsync reads against the objects' describes (what a
+    /// run does before it pulls) — `leadsync doctor`'s first check.
+    ///
+    /// # Errors
+    /// [`CrmError::Unauthorized`] when the login is refused; [`CrmError::Rejected`] naming the
+    /// fields that are missing or hidden from the integration user.
+    pub async fn check_reads(&self) -> Result<(), CrmError> {
+        self.described().await.map(|_| ())
+    }
+
     async fn describe(&self, object: &str) -> Result<BTreeMap<String, String>, CrmError> {
         let answer = self
             .transport
@@ -880,6 +890,20 @@ impl Crm for SalesforceCrm {
             pending = retry;
         }
         Ok(outcome)
+    }
+
+    async fn missing_properties(&self, specs: &[PropertySpec]) -> Result<Vec<String>, CrmError> {
+        let mut missing = Vec::new();
+        for object in ["Lead", "Contact"] {
+            let existing = self.describe(object).await?;
+            for spec in specs.iter().filter(|s| !s.read_only) {
+                let field = mapping::field_for(&spec.name);
+                if !existing.contains_key(&field) {
+                    missing.push(format!("{object}.{field}"));
+                }
+            }
+        }
+        Ok(missing)
     }
 
     async fn ensure_properties(&self, specs: &[PropertySpec]) -> Result<u32, CrmError> {
