@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub(crate) struct SandboxProcess {
-    child: Child,
+    pub(crate) child: Child,
     pub(crate) base_url: String,
 }
 

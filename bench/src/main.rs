@@ -12,6 +12,7 @@ mod bench;
 mod chaos;
 mod compare;
 mod nightly_bench;
+mod ratelimit;
 mod storms;
 
 use clap::{Parser, Subcommand};
@@ -145,6 +146,18 @@ enum BenchWhat {
         #[arg(long)]
         doc: Option<std::path::PathBuf>,
     },
+    /// A first sync against HubSpot Professional's limits with injected 429s: the share of
+    /// the allowed rate used, beside the physical minimum time.
+    Ratelimit {
+        #[arg(long, default_value_t = 100_000)]
+        contacts: u64,
+        /// Share of requests answered 429 although under the limit.
+        #[arg(long, default_value_t = 0.2)]
+        injected_429: f64,
+        /// Update this markdown file's generated section.
+        #[arg(long)]
+        doc: Option<std::path::PathBuf>,
+    },
     /// One leadsync pull for `compare` (records on stdout, CPU and peak RSS to --rusage).
     #[command(hide = true)]
     PullChild {
@@ -218,6 +231,11 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             bin_dir,
             doc,
         } => done(nightly_bench::command(&bin_dir, &leads, &latency_ms, doc.as_deref()).await),
+        BenchWhat::Ratelimit {
+            contacts,
+            injected_429,
+            doc,
+        } => done(ratelimit::ratelimit(contacts, injected_429, doc.as_deref()).await),
         BenchWhat::PullChild { base_url, rusage } => {
             done(compare::pull_child(&base_url, &rusage).await)
         }

@@ -374,9 +374,10 @@ impl HubSpotCrm {
         let status = response.status();
         let headers = response.headers();
         let retry_after = header_u64(headers, "retry-after").map(Duration::from_secs);
+        let remaining = header_u64(headers, "x-hubspot-ratelimit-remaining");
         self.usage.observe(headers);
         self.governor.observe(
-            header_u64(headers, "x-hubspot-ratelimit-remaining"),
+            remaining,
             header_u64(headers, "x-hubspot-ratelimit-interval-milliseconds")
                 .map(Duration::from_millis),
         );
@@ -406,6 +407,12 @@ impl HubSpotCrm {
                 // The day's allowance is spent: no retry tonight will get through.
                 (_, "DAILY") => Verdict::GiveUp,
                 (Some(after), _) => Verdict::RetryAfter(after),
+                // The window is not spent by HubSpot's own count (a burst guard, another
+                // app's traffic on a shared limit): back off as for any transient failure,
+                // rather than idling a whole window while the rest of the limit goes unused.
+                (None, "TEN_SECONDLY_ROLLING") if remaining.is_some_and(|r| r > 0) => {
+                    Verdict::Retry
+                }
                 // The rolling window frees up a window's length after it filled.
                 (None, "TEN_SECONDLY_ROLLING") => Verdict::RetryAfter(self.config.limits.window),
                 (None, _) => Verdict::Retry,
@@ -835,7 +842,9 @@ impl HubSpotCrm {
         scope: &PullScope,
         mut lanes: Vec<Lane>,
         in_flight: &HashSet<String>,
+        max_rounds: usize,
     ) -> Result<Gathered, CrmError> {
+        let mut rounds = 0;
         let mut contacts: Vec<HubSpotObject> = Vec::new();
         let mut pending: Vec<String> = Vec::new();
         let mut pending_set: HashSet<String> = HashSet::new();
@@ -877,7 +886,9 @@ impl HubSpotCrm {
                 }
             }
             lanes = open;
-            if batches_nearly_full(pending.len())
+            rounds += 1;
+            if rounds >= max_rounds
+                || batches_nearly_full(pending.len())
                 || contacts.len() + lanes.len() * page_size > MAX_CONTACTS_PER_PULL
             {
                 break;
@@ -936,7 +947,7 @@ impl HubSpotCrm {
     /// read-ahead is not an error: that call searches again (with its own retries).
     async fn gather_ahead(&self, scope: &PullScope, lanes: Vec<Lane>, in_flight: &HashSet<String>) {
         let cursor = encode_cursor(&lanes);
-        match self.gather(scope, lanes, in_flight).await {
+        match self.gather(scope, lanes, in_flight, usize::MAX).await {
             Ok(gathered) => {
                 let mut slots = self.lock_prefetched();
                 if slots.len() >= PREFETCH_SLOTS {
@@ -1263,7 +1274,7 @@ impl Crm for HubSpotCrm {
                 let lanes = parse_cursor(raw, scope)?;
                 match self.take_prefetched(scope, raw) {
                     Some(gathered) => gathered,
-                    None => self.gather(scope, lanes, &HashSet::new()).await?,
+                    None => self.gather(scope, lanes, &HashSet::new(), usize::MAX).await?,
                 }
             }
             None => {
@@ -1271,7 +1282,9 @@ impl Crm for HubSpotCrm {
                 self.lock_prefetched().retain(|p| p.scope != *scope);
                 let (after, through) = id_bounds(scope)?;
                 let whole = Lane { after, through };
-                let mut gathered = self.gather(scope, vec![whole], &HashSet::new()).await?;
+                // One search first: a walk worth splitting into lanes splits after it, rather
+                // than gathering a whole page on one lane, one round trip at a time.
+                let mut gathered = self.gather(scope, vec![whole], &HashSet::new(), 1).await?;
                 self.split_walk(scope, &mut gathered).await?;
                 gathered
             }
