@@ -79,6 +79,8 @@ pub struct HubSpotCrm {
     /// Pull pages read ahead: the next page's searches go out while this page's companies and
     /// deals are read, and wait here for the call that asks for them.
     prefetched: Arc<std::sync::Mutex<Vec<Prefetched>>>,
+    /// Whole pages being read in the background ([`HubSpotCrm::spawn_page_ahead`]).
+    pages_ahead: Arc<std::sync::Mutex<Vec<((PullScope, String), PageAhead)>>>,
     /// What the criteria's `[fields]` add to the properties read ([`Crm::set_reads`]).
     reads: Arc<std::sync::RwLock<Arc<Reads>>>,
     /// Property definitions by object type, as listed at most [`COMPANY_CACHE_MAX_AGE`] ago.
@@ -180,6 +182,9 @@ struct Prefetched {
     gathered: Gathered,
 }
 
+/// A whole pull page being read in the background.
+type PageAhead = tokio::task::JoinHandle<Result<PullPage, CrmError>>;
+
 /// Batch reads of one kind (companies, deal associations, deals) in flight at once.
 const READ_CONCURRENCY: usize = 4;
 
@@ -187,13 +192,10 @@ const READ_CONCURRENCY: usize = 4;
 /// caller abandons walks, and the oldest is dropped).
 const PREFETCH_SLOTS: usize = 4;
 
-/// Search pages are gathered until the unseen company ids pending fill most of the batch
-/// reads one round trip carries (at least [`READ_CONCURRENCY`] − 1 batches, and the last one
-/// at least 80% full)… A page costs two round trips whatever its size (deal associations,
-/// then the deals), so larger pages mean fewer of them: one full batch a page made pages of
-/// ≈ 800 contacts on a first sync, this makes them ≈ 1,600.
+/// Search pages are gathered until the unseen company ids pending fill their batch reads
+/// (at least one batch, and the last one at least 80% full)…
 fn batches_nearly_full(pending: usize) -> bool {
-    pending >= BATCH_LIMIT * (READ_CONCURRENCY - 1)
+    pending >= BATCH_LIMIT
         && (pending % BATCH_LIMIT == 0 || pending % BATCH_LIMIT >= BATCH_LIMIT * 4 / 5)
 }
 /// …but never more contacts than this in one pull page (memory stays bounded).
@@ -267,6 +269,7 @@ impl HubSpotCrm {
             companies: Arc::default(),
             companies_since: Arc::default(),
             prefetched: Arc::default(),
+            pages_ahead: Arc::default(),
             reads: Arc::new(std::sync::RwLock::new(Arc::new(Reads::new(
                 &CrmReads::default(),
             )))),
@@ -983,6 +986,145 @@ impl HubSpotCrm {
         }
     }
 
+    /// One pull page, read here (see [`Crm::pull_page`]).
+    async fn read_page(
+        &self,
+        scope: &PullScope,
+        cursor: Option<&str>,
+    ) -> Result<PullPage, CrmError> {
+        let gathered = match cursor {
+            Some(raw) => {
+                let lanes = parse_cursor(raw, scope)?;
+                match self.take_prefetched(scope, raw) {
+                    Some(gathered) => gathered,
+                    None => self.gather(scope, lanes, &HashSet::new(), usize::MAX).await?,
+                }
+            }
+            None => {
+                self.expire_company_cache();
+                self.lock_prefetched().retain(|p| p.scope != *scope);
+                self.lock_pages_ahead().retain(|((s, _), handle)| {
+                    let keep = s != scope;
+                    if !keep {
+                        handle.abort();
+                    }
+                    keep
+                });
+                let (after, through) = id_bounds(scope)?;
+                let whole = Lane { after, through };
+                // One search first: a walk worth splitting into lanes splits after it, rather
+                // than gathering a whole page on one lane, one round trip at a time.
+                let mut gathered = self.gather(scope, vec![whole], &HashSet::new(), 1).await?;
+                self.split_walk(scope, &mut gathered).await?;
+                gathered
+            }
+        };
+        let Gathered {
+            contacts,
+            pending,
+            lanes,
+            total: _,
+        } = gathered;
+        let more = !lanes.is_empty();
+        // The next page's searches need not wait for this page's companies — but they must
+        // not ask for them again. (Past the cache's limit the companies just read are not
+        // kept, so the next page reads its own.)
+        let in_flight: HashSet<String> =
+            if self.lock_companies().len() + pending.len() <= COMPANY_CACHE_LIMIT {
+                pending.iter().cloned().collect()
+            } else {
+                HashSet::new()
+            };
+        // Companies and deals are independent reads: overlap them.
+        let companies_read = async {
+            if pending.is_empty() {
+                Ok(HashMap::new())
+            } else {
+                self.read_companies(&pending).await
+            }
+        };
+        // …and so are the next page's searches, when there is a next page.
+        let read_ahead = async {
+            if more {
+                self.gather_ahead(scope, lanes.clone(), &in_flight).await;
+            }
+        };
+        let (fetched, deals, ()) = tokio::join!(
+            companies_read,
+            self.read_contact_deals(&contacts),
+            read_ahead
+        );
+        let (fetched, mut deals) = (fetched?, deals?);
+        let companies = {
+            let mut cache = self.lock_companies();
+            // The companies this page needs, just fetched or from earlier in the walk (shared,
+            // not copied: a company's properties are read by every contact of it).
+            let mut needed: HashMap<String, Arc<HubSpotObject>> = HashMap::new();
+            for id in contacts
+                .iter()
+                .filter_map(|c| c.text("associatedcompanyid"))
+            {
+                if let Some(company) = fetched.get(id).or_else(|| cache.get(id)) {
+                    needed
+                        .entry(id.to_owned())
+                        .or_insert_with(|| Arc::clone(company));
+                }
+            }
+            for (id, company) in fetched {
+                if cache.len() < COMPANY_CACHE_LIMIT {
+                    cache.insert(id, company);
+                }
+            }
+            needed
+        };
+
+        let mut page = PullPage::default();
+        let reads = self.reads();
+        for object in &contacts {
+            match mapping::map_contact(object, |id| companies.get(id).map(|c| &**c), &reads.asked) {
+                Ok(mut lead) => {
+                    lead.deals = deals.remove(lead.id.as_str()).unwrap_or_default();
+                    page.leads.push(lead);
+                }
+                Err(rejected) => page.rejected.push(rejected),
+            }
+        }
+        page.next = more.then(|| encode_cursor(&lanes));
+        Ok(page)
+    }
+
+    /// The whole next page (searches, companies, deals), read in the background while the
+    /// caller works on this one — scoring, recording and pushing it — so the walk's searches
+    /// (5 a second at most) never wait for a push, and the rate limit is used by both at once.
+    /// Every request still passes the one governor.
+    fn spawn_page_ahead(&self, scope: &PullScope, cursor: &str) {
+        let this = self.clone();
+        let (scope, cursor) = (scope.clone(), cursor.to_owned());
+        let key = (scope.clone(), cursor.clone());
+        let handle = tokio::spawn(async move { this.read_page(&scope, Some(&cursor)).await });
+        let mut ahead = self.lock_pages_ahead();
+        if ahead.len() >= PREFETCH_SLOTS {
+            let (_, oldest) = ahead.remove(0);
+            oldest.abort();
+        }
+        ahead.push((key, handle));
+    }
+
+    /// The page read ahead for `(scope, cursor)`, if the previous call started it.
+    fn take_page_ahead(&self, scope: &PullScope, cursor: &str) -> Option<PageAhead> {
+        let mut ahead = self.lock_pages_ahead();
+        let i = ahead
+            .iter()
+            .position(|((s, c), _)| c == cursor && s == scope)?;
+        Some(ahead.remove(i).1)
+    }
+
+    fn lock_pages_ahead(&self) -> std::sync::MutexGuard<'_, Vec<((PullScope, String), PageAhead)>> {
+        self.pages_ahead
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The search page size, within HubSpot's 1–200.
     fn page_size(&self) -> u32 {
         self.config.page_size.clamp(1, 200)
@@ -1144,6 +1286,9 @@ impl Crm for HubSpotCrm {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clear();
+            for (_, handle) in self.lock_pages_ahead().drain(..) {
+                handle.abort();
+            }
             self.companies
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -1269,97 +1414,26 @@ impl Crm for HubSpotCrm {
         scope: &PullScope,
         cursor: Option<&str>,
     ) -> Result<PullPage, CrmError> {
-        let gathered = match cursor {
-            Some(raw) => {
-                let lanes = parse_cursor(raw, scope)?;
-                match self.take_prefetched(scope, raw) {
-                    Some(gathered) => gathered,
-                    None => self.gather(scope, lanes, &HashSet::new(), usize::MAX).await?,
+        let ahead = cursor.and_then(|c| self.take_page_ahead(scope, c));
+        let page = match ahead {
+            Some(handle) => match handle.await {
+                Ok(Ok(page)) => page,
+                // The read ahead failed past its retries (or its task died): read the page
+                // here, with a retry budget of its own.
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "Page read ahead failed; reading it again.");
+                    self.read_page(scope, cursor).await?
                 }
-            }
-            None => {
-                self.expire_company_cache();
-                self.lock_prefetched().retain(|p| p.scope != *scope);
-                let (after, through) = id_bounds(scope)?;
-                let whole = Lane { after, through };
-                // One search first: a walk worth splitting into lanes splits after it, rather
-                // than gathering a whole page on one lane, one round trip at a time.
-                let mut gathered = self.gather(scope, vec![whole], &HashSet::new(), 1).await?;
-                self.split_walk(scope, &mut gathered).await?;
-                gathered
-            }
-        };
-        let Gathered {
-            contacts,
-            pending,
-            lanes,
-            total: _,
-        } = gathered;
-        let more = !lanes.is_empty();
-        // The next page's searches need not wait for this page's companies — but they must
-        // not ask for them again. (Past the cache's limit the companies just read are not
-        // kept, so the next page reads its own.)
-        let in_flight: HashSet<String> =
-            if self.lock_companies().len() + pending.len() <= COMPANY_CACHE_LIMIT {
-                pending.iter().cloned().collect()
-            } else {
-                HashSet::new()
-            };
-        // Companies and deals are independent reads: overlap them.
-        let companies_read = async {
-            if pending.is_empty() {
-                Ok(HashMap::new())
-            } else {
-                self.read_companies(&pending).await
-            }
-        };
-        // …and so are the next page's searches, when there is a next page.
-        let read_ahead = async {
-            if more {
-                self.gather_ahead(scope, lanes.clone(), &in_flight).await;
-            }
-        };
-        let (fetched, deals, ()) = tokio::join!(
-            companies_read,
-            self.read_contact_deals(&contacts),
-            read_ahead
-        );
-        let (fetched, mut deals) = (fetched?, deals?);
-        let companies = {
-            let mut cache = self.lock_companies();
-            // The companies this page needs, just fetched or from earlier in the walk (shared,
-            // not copied: a company's properties are read by every contact of it).
-            let mut needed: HashMap<String, Arc<HubSpotObject>> = HashMap::new();
-            for id in contacts
-                .iter()
-                .filter_map(|c| c.text("associatedcompanyid"))
-            {
-                if let Some(company) = fetched.get(id).or_else(|| cache.get(id)) {
-                    needed
-                        .entry(id.to_owned())
-                        .or_insert_with(|| Arc::clone(company));
+                Err(e) => {
+                    tracing::debug!(error = %e, "Page read ahead ended abnormally; reading it again.");
+                    self.read_page(scope, cursor).await?
                 }
-            }
-            for (id, company) in fetched {
-                if cache.len() < COMPANY_CACHE_LIMIT {
-                    cache.insert(id, company);
-                }
-            }
-            needed
+            },
+            None => self.read_page(scope, cursor).await?,
         };
-
-        let mut page = PullPage::default();
-        let reads = self.reads();
-        for object in &contacts {
-            match mapping::map_contact(object, |id| companies.get(id).map(|c| &**c), &reads.asked) {
-                Ok(mut lead) => {
-                    lead.deals = deals.remove(lead.id.as_str()).unwrap_or_default();
-                    page.leads.push(lead);
-                }
-                Err(rejected) => page.rejected.push(rejected),
-            }
+        if let Some(next) = &page.next {
+            self.spawn_page_ahead(scope, next);
         }
-        page.next = more.then(|| encode_cursor(&lanes));
         Ok(page)
     }
 
