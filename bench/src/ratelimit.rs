@@ -55,7 +55,8 @@ pub async fn ratelimit(
         std::thread::sleep(Duration::from_millis(20));
     }
     // The production adapter as `build_crm` makes it for one slice on Professional.
-    let mut config = HubSpotConfig::new(sandbox.base_url.clone(), "sandbox-token".to_owned().into());
+    let mut config =
+        HubSpotConfig::new(sandbox.base_url.clone(), "sandbox-token".to_owned().into());
     config.limits = RateLimits::PRO;
     let crm = HubSpotCrm::new(config)?;
     let criteria = Criteria::parse("bundled", leadsync_app::deps::BUNDLED_CRITERIA)?;

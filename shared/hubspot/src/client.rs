@@ -80,7 +80,7 @@ pub struct HubSpotCrm {
     /// deals are read, and wait here for the call that asks for them.
     prefetched: Arc<std::sync::Mutex<Vec<Prefetched>>>,
     /// Whole pages being read in the background ([`HubSpotCrm::spawn_page_ahead`]).
-    pages_ahead: Arc<std::sync::Mutex<Vec<((PullScope, String), PageAhead)>>>,
+    pages_ahead: Arc<std::sync::Mutex<Vec<Ahead>>>,
     /// What the criteria's `[fields]` add to the properties read ([`Crm::set_reads`]).
     reads: Arc<std::sync::RwLock<Arc<Reads>>>,
     /// Property definitions by object type, as listed at most [`COMPANY_CACHE_MAX_AGE`] ago.
@@ -184,6 +184,8 @@ struct Prefetched {
 
 /// A whole pull page being read in the background.
 type PageAhead = tokio::task::JoinHandle<Result<PullPage, CrmError>>;
+/// The query a page read ahead answers (scope, cursor), and the task reading it.
+type Ahead = ((PullScope, String), PageAhead);
 
 /// Batch reads of one kind (companies, deal associations, deals) in flight at once.
 const READ_CONCURRENCY: usize = 4;
@@ -997,7 +999,10 @@ impl HubSpotCrm {
                 let lanes = parse_cursor(raw, scope)?;
                 match self.take_prefetched(scope, raw) {
                     Some(gathered) => gathered,
-                    None => self.gather(scope, lanes, &HashSet::new(), usize::MAX).await?,
+                    None => {
+                        self.gather(scope, lanes, &HashSet::new(), usize::MAX)
+                            .await?
+                    }
                 }
             }
             None => {
@@ -1119,7 +1124,7 @@ impl HubSpotCrm {
         Some(ahead.remove(i).1)
     }
 
-    fn lock_pages_ahead(&self) -> std::sync::MutexGuard<'_, Vec<((PullScope, String), PageAhead)>> {
+    fn lock_pages_ahead(&self) -> std::sync::MutexGuard<'_, Vec<Ahead>> {
         self.pages_ahead
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
