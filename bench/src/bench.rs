@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub(crate) struct SandboxProcess {
-    pub(crate) child: Child,
+    child: Child,
     pub(crate) base_url: String,
 }
 
@@ -53,6 +53,19 @@ pub(crate) fn spawn_crm_sandbox(
     contacts: u64,
     latency_ms: u64,
 ) -> anyhow::Result<SandboxProcess> {
+    spawn_sandbox_with(
+        crm,
+        contacts,
+        &["--tier", "none", "--latency-ms", &latency_ms.to_string()],
+    )
+}
+
+/// The sandbox of `crm` with these further `sandbox` options (tier, faults, latency).
+pub(crate) fn spawn_sandbox_with(
+    crm: &str,
+    contacts: u64,
+    options: &[&str],
+) -> anyhow::Result<SandboxProcess> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -68,7 +81,7 @@ pub(crate) fn spawn_crm_sandbox(
             "--contacts",
             &contacts.to_string(),
         ])
-        .args(["--tier", "none", "--latency-ms", &latency_ms.to_string()])
+        .args(options)
         .stdout(Stdio::null())
         .spawn()
         .context("starting the sandbox process")?;

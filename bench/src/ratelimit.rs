@@ -9,16 +9,14 @@
 //! allowed rate used over the sync's length, the physical minimum time (requests ÷ rate), the
 //! requests that arrived over a limit (violations) and the contacts lost.
 
-use crate::bench::{SandboxProcess, leadsync_exe, request_counts};
-use anyhow::{Context as _, bail};
+use crate::bench::{request_counts, spawn_sandbox_with};
 use chrono::Utc;
 use leadsync_domain::Criteria;
 use leadsync_domain::fakes::{FakeLeadStore, FakeSnapshotStore};
 use leadsync_enrich::NoProvider;
 use leadsync_hubspot::{HubSpotConfig, HubSpotCrm, RateLimits};
 use leadsync_pipeline::{SyncDeps, SyncInput, sync};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Professional's limit, per second.
 const RATE: f64 = 19.0;
@@ -33,27 +31,16 @@ pub async fn ratelimit(
     doc: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let measured = Utc::now();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new(leadsync_exe()?)
-        .args(["sandbox", "--port", &port.to_string(), "--seed", "7"])
-        .args(["--contacts", &contacts.to_string(), "--tier", "pro"])
-        .args(["--rate-limit-rate", &injected_429.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting the sandbox process")?;
-    let sandbox = SandboxProcess {
-        child,
-        base_url: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("the sandbox did not start on port {port}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let sandbox = spawn_sandbox_with(
+        "hubspot",
+        contacts,
+        &[
+            "--tier",
+            "pro",
+            "--rate-limit-rate",
+            &injected_429.to_string(),
+        ],
+    )?;
     // The production adapter as `build_crm` makes it for one slice on Professional.
     let mut config =
         HubSpotConfig::new(sandbox.base_url.clone(), "sandbox-token".to_owned().into());

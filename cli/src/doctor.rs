@@ -475,61 +475,62 @@ fn rate_check(usage: leadsync_hubspot::Usage, config: &Config, checks: &mut Vec<
     }
 }
 
-/// The criteria a run would score with — `CRITERIA_FILE`, else the table's active version,
-/// else the bundled example — and whether both teams signed them.
+/// Where the criteria a run would use come from, and their text: `CRITERIA_FILE`, else the
+/// table's active version, else the bundled example (shared with `leadsync sync --dry-run`).
+///
+/// # Errors
+/// The file cannot be read, or the table's active version cannot be.
+pub async fn criteria_text(
+    config: &Config,
+    target: &Target,
+    sdk: &aws_config::SdkConfig,
+) -> Result<(String, String), String> {
+    let bundled = || {
+        (
+            "bundled:b2b-saas.toml".to_owned(),
+            leadsync_app::deps::BUNDLED_CRITERIA.to_owned(),
+        )
+    };
+    if let Some(path) = &config.criteria_file {
+        return std::fs::read_to_string(path)
+            .map(|text| (path.display().to_string(), text))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()));
+    }
+    let (Some(table), Some(bucket)) = (&target.table, &target.bucket) else {
+        return Ok(bundled());
+    };
+    let store = leadsync_store::CriteriaStore::new(
+        s3_client(sdk),
+        aws_sdk_dynamodb::Client::new(sdk),
+        bucket.clone(),
+        table.clone(),
+    );
+    match store.active().await {
+        Ok(Some((key, text))) => Ok((format!("s3://{bucket}/{key}"), text)),
+        Ok(None) => Ok(bundled()),
+        Err(e) => Err(format!(
+            "cannot read the active criteria: {}",
+            leadsync_app::chain(&e).lines().next().unwrap_or_default()
+        )),
+    }
+}
+
+/// The criteria a run would score with ([`criteria_text`]) and whether both teams signed them.
 async fn criteria(
     config: &Config,
     target: &Target,
     sdk: &aws_config::SdkConfig,
 ) -> (Option<Criteria>, Check) {
-    let (name, text) = if let Some(path) = &config.criteria_file {
-        match std::fs::read_to_string(path) {
-            Ok(text) => (path.display().to_string(), text),
-            Err(e) => {
-                return (
-                    None,
-                    Check::new(
-                        "criteria",
-                        Status::Fail,
-                        format!("cannot read {}: {e}", path.display()),
-                        "set CRITERIA_FILE to the signed criteria document",
-                    ),
-                );
-            }
+    let (name, text) = match criteria_text(config, target, sdk).await {
+        Ok(found) => found,
+        Err(detail) => {
+            let fix = if config.criteria_file.is_some() {
+                "set CRITERIA_FILE to the signed criteria document"
+            } else {
+                "fix the table and bucket checks below first"
+            };
+            return (None, Check::new("criteria", Status::Fail, detail, fix));
         }
-    } else if let (Some(table), Some(bucket)) = (&target.table, &target.bucket) {
-        let store = leadsync_store::CriteriaStore::new(
-            s3_client(sdk),
-            aws_sdk_dynamodb::Client::new(sdk),
-            bucket.clone(),
-            table.clone(),
-        );
-        match store.active().await {
-            Ok(Some((key, text))) => (format!("s3://{bucket}/{key}"), text),
-            Ok(None) => (
-                "bundled:b2b-saas.toml".to_owned(),
-                leadsync_app::deps::BUNDLED_CRITERIA.to_owned(),
-            ),
-            Err(e) => {
-                return (
-                    None,
-                    Check::new(
-                        "criteria",
-                        Status::Fail,
-                        format!(
-                            "cannot read the active criteria: {}",
-                            leadsync_app::chain(&e).lines().next().unwrap_or_default()
-                        ),
-                        "fix the table and bucket checks below first",
-                    ),
-                );
-            }
-        }
-    } else {
-        (
-            "bundled:b2b-saas.toml".to_owned(),
-            leadsync_app::deps::BUNDLED_CRITERIA.to_owned(),
-        )
     };
     match Criteria::parse(&name, &text) {
         Err(e) => (
@@ -575,7 +576,7 @@ async fn criteria(
     }
 }
 
-fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(sdk.endpoint_url().is_some())

@@ -183,53 +183,16 @@ fn report_outcome(run_id: &str, outcome: &RunOutcome, crm: &AnyCrm) {
     }
 }
 
-/// The criteria a run would use: `CRITERIA_FILE`, else the table's active version, else the
-/// bundled example.
-async fn criteria(config: &Config, target: &Target) -> anyhow::Result<(Criteria, String)> {
-    let (name, text) = if let Some(path) = &config.criteria_file {
-        (
-            path.display().to_string(),
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading CRITERIA_FILE {}", path.display()))?,
-        )
-    } else if let (Some(table), Some(bucket)) = (&target.table, &target.bucket) {
-        let sdk = leadsync_app::sdk_config().await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(sdk.endpoint_url().is_some())
-                .build(),
-        );
-        let store = leadsync_store::CriteriaStore::new(
-            s3,
-            aws_sdk_dynamodb::Client::new(&sdk),
-            bucket.clone(),
-            table.clone(),
-        );
-        match store.active().await? {
-            Some((key, text)) => (format!("s3://{bucket}/{key}"), text),
-            None => bundled(),
-        }
-    } else {
-        bundled()
-    };
-    let criteria = Criteria::parse(&name, &text)?;
-    Ok((criteria, name))
-}
-
-fn bundled() -> (String, String) {
-    (
-        "bundled:b2b-saas.toml".to_owned(),
-        leadsync_app::BUNDLED_CRITERIA.to_owned(),
-    )
-}
-
 async fn dry_run(args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let config = local_config(&args.target)?;
     let sdk = leadsync_app::sdk_config().await;
     let crm = leadsync_app::deps::build_crm(&config, &aws_sdk_secretsmanager::Client::new(&sdk))
         .await
         .context("building the CRM client (CRM_KIND, CRM_BASE_URL, CRM_TOKEN)")?;
-    let (criteria, source) = criteria(&config, &args.target).await?;
+    let (source, text) = crate::doctor::criteria_text(&config, &args.target, &sdk)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let criteria = Criteria::parse(&source, &text)?;
     eprintln!(
         "dry run against {} with criteria {} {} ({source}): nothing is written",
         leadsync_domain::ports::Crm::name(&crm),
