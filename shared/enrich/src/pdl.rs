@@ -169,7 +169,7 @@ impl PdlProvider {
                 message,
             })
         };
-        self.governor.acquire(false).await;
+        let permit = self.governor.acquire(false).await;
         let response = self
             .http
             .get(format!(
@@ -186,6 +186,7 @@ impl PdlProvider {
                     e.to_string()
                 })
             })?;
+        drop(permit);
         let status = response.status().as_u16();
         match status {
             200 => {}

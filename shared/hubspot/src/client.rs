@@ -3,6 +3,7 @@
 use crate::mapping::{
     self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, DEAL_PROPERTIES, HubSpotObject,
 };
+use crate::walk::{Gathered, MAX_IN_VALUES, Walk, id_bounds, parse_cursor, scope_filters};
 use futures::{StreamExt, TryStreamExt, stream};
 use leadsync_domain::criteria::{CrmObject, CrmProperty, CrmReads, FieldType};
 use leadsync_domain::ports::{
@@ -63,7 +64,7 @@ impl HubSpotConfig {
 #[derive(Debug, Clone)]
 pub struct HubSpotCrm {
     http: reqwest::Client,
-    config: HubSpotConfig,
+    pub(crate) config: HubSpotConfig,
     governor: Arc<RateGovernor>,
     /// Requests sent and the limits HubSpot's headers state ([`HubSpotCrm::usage`]).
     usage: Arc<crate::account::UsageCounter>,
@@ -76,9 +77,9 @@ pub struct HubSpotCrm {
     companies: Arc<std::sync::Mutex<HashMap<String, Arc<HubSpotObject>>>>,
     /// When the company cache was last emptied.
     companies_since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
-    /// Pull pages read ahead: the next page's searches go out while this page's companies and
-    /// deals are read, and wait here for the call that asks for them.
-    prefetched: Arc<std::sync::Mutex<Vec<Prefetched>>>,
+    /// Walks in progress, each with its producer searching ahead ([`crate::walk`]), kept for
+    /// the call that asks for the next page.
+    walks: Arc<std::sync::Mutex<Vec<Walk>>>,
     /// Whole pages being read in the background ([`HubSpotCrm::spawn_page_ahead`]).
     pages_ahead: Arc<std::sync::Mutex<Vec<Ahead>>>,
     /// What the criteria's `[fields]` add to the properties read ([`Crm::set_reads`]).
@@ -92,9 +93,9 @@ type Listed = (std::time::Instant, Vec<CrmProperty>);
 
 /// The properties one pull reads of each object: leadsync's own, then the criteria's.
 #[derive(Debug, Default)]
-struct Reads {
-    asked: CrmReads,
-    contact: Vec<String>,
+pub(crate) struct Reads {
+    pub(crate) asked: CrmReads,
+    pub(crate) contact: Vec<String>,
     company: Vec<String>,
     deal: Vec<String>,
 }
@@ -147,41 +148,6 @@ fn field_type(kind: &str, field_type: &str) -> Option<FieldType> {
     }
 }
 
-/// One id range of a pull walk: the contacts with `after < id ≤ through` (`None`: no upper
-/// bound), searched as a keyset walk of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Lane {
-    after: u64,
-    through: Option<u64>,
-}
-
-/// Lanes of one walk at most.
-const MAX_LANES: u32 = 8;
-/// A walk is split only into lanes of at least this many search pages each, so the lanes'
-/// partial last pages (and the census an open-ended walk needs) stay a few percent of its
-/// searches.
-const MIN_PAGES_PER_LANE: u64 = 10;
-
-/// Contacts gathered from search pages (each lane's next page, in rounds) for one pull page.
-#[derive(Debug)]
-struct Gathered {
-    contacts: Vec<HubSpotObject>,
-    /// Company ids they reference that this walk has not read, in first-seen order.
-    pending: Vec<String>,
-    /// The lanes with more to read, each past the highest id it returned: the next cursor.
-    lanes: Vec<Lane>,
-    /// What the first search said its query matches (HubSpot's `total`).
-    total: Option<u64>,
-}
-
-/// A pull page's searches read ahead: the query they answer (scope, cursor), and the answer.
-#[derive(Debug)]
-struct Prefetched {
-    scope: PullScope,
-    cursor: String,
-    gathered: Gathered,
-}
-
 /// A whole pull page being read in the background.
 type PageAhead = tokio::task::JoinHandle<Result<PullPage, CrmError>>;
 /// The query a page read ahead answers (scope, cursor), and the task reading it.
@@ -190,18 +156,10 @@ type Ahead = ((PullScope, String), PageAhead);
 /// Batch reads of one kind (companies, deal associations, deals) in flight at once.
 const READ_CONCURRENCY: usize = 4;
 
-/// Read-ahead pages kept at most (one per walk in progress on this client; more only if a
-/// caller abandons walks, and the oldest is dropped).
+/// Walks and read-ahead pages kept at most (one per walk in progress on this client; more only
+/// if a caller abandons walks, and the oldest is dropped).
 const PREFETCH_SLOTS: usize = 4;
 
-/// Search pages are gathered until the unseen company ids pending fill their batch reads
-/// (at least one batch, and the last one at least 80% full)…
-fn batches_nearly_full(pending: usize) -> bool {
-    pending >= BATCH_LIMIT
-        && (pending % BATCH_LIMIT == 0 || pending % BATCH_LIMIT >= BATCH_LIMIT * 4 / 5)
-}
-/// …but never more contacts than this in one pull page (memory stays bounded).
-const MAX_CONTACTS_PER_PULL: usize = 2_000;
 /// The company cache stops growing here.
 const COMPANY_CACHE_LIMIT: usize = 50_000;
 /// Company data at most this old is reused by a new walk: the walks of one invocation (a
@@ -212,11 +170,11 @@ const COMPANY_CACHE_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 #[derive(Debug, Deserialize)]
 pub(crate) struct SearchResponse {
     #[serde(default)]
-    total: Option<u64>,
+    pub(crate) total: Option<u64>,
     #[serde(default)]
     pub(crate) results: Vec<HubSpotObject>,
     #[serde(default)]
-    paging: Option<Value>,
+    pub(crate) paging: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,7 +228,7 @@ impl HubSpotCrm {
             ensured: Arc::default(),
             companies: Arc::default(),
             companies_since: Arc::default(),
-            prefetched: Arc::default(),
+            walks: Arc::default(),
             pages_ahead: Arc::default(),
             reads: Arc::new(std::sync::RwLock::new(Arc::new(Reads::new(
                 &CrmReads::default(),
@@ -288,7 +246,7 @@ impl HubSpotCrm {
         self.config.token.expose_secret()
     }
 
-    fn reads(&self) -> Arc<Reads> {
+    pub(crate) fn reads(&self) -> Arc<Reads> {
         self.reads
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -363,7 +321,7 @@ impl HubSpotCrm {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Answer, Failed> {
-        self.governor.acquire(path.ends_with("/search")).await;
+        let permit = self.governor.acquire(path.ends_with("/search")).await;
         self.usage.sent();
         let mut request = self
             .http
@@ -376,6 +334,8 @@ impl HubSpotCrm {
             .send()
             .await
             .map_err(|e| Failed::retry(classify_transport(&e)))?;
+        // The answer's headers are in: HubSpot counted the request before it sent them.
+        drop(permit);
         let status = response.status();
         let headers = response.headers();
         let retry_after = header_u64(headers, "retry-after").map(Duration::from_secs);
@@ -643,153 +603,7 @@ fn error_message(body: &str) -> String {
         .unwrap_or_else(|| body.chars().take(200).collect())
 }
 
-/// A pull walk is keyset paging on `hs_object_id`: each lane of the walk asks for ids above
-/// the last one it returned (its cursor is every unfinished lane's `after-through`, see
-/// [`encode_cursor`]). Unlike `after` offsets it cannot shift when records start matching
-/// mid-walk, and it never meets the search's 10,000-result ceiling.
-///
-/// HubSpot's scope keys are contact ids (`hs_object_id`) in decimal: the bounds of `scope` as
-/// numbers (`after` 0: from the start).
-fn id_bounds(scope: &PullScope) -> Result<(u64, Option<u64>), CrmError> {
-    let parse = |key: &ScopeKey| {
-        key.as_str().parse::<u64>().map_err(|_| CrmError::Rejected {
-            status: 0,
-            message: format!("scope key {key:?} is not a HubSpot contact id"),
-        })
-    };
-    Ok((
-        scope.after.as_ref().map(parse).transpose()?.unwrap_or(0),
-        scope.through.as_ref().map(parse).transpose()?,
-    ))
-}
-
-/// The most ids one search's `IN` filter takes.
-pub(crate) const MAX_IN_VALUES: usize = 100;
-
-/// The search filters (one AND group) selecting `scope` past `after_id`.
-fn scope_filters(scope: &PullScope, after_id: u64, through_id: Option<u64>) -> Vec<Value> {
-    let mut filters = Vec::with_capacity(3);
-    if scope.only.is_empty() {
-        filters.push(json!({
-            "propertyName": "lastmodifieddate",
-            "operator": "GTE",
-            "value": scope.since.timestamp_millis().to_string(),
-        }));
-    } else {
-        filters.push(json!({
-            "propertyName": "hs_object_id",
-            "operator": "IN",
-            "values": scope.only.iter().take(MAX_IN_VALUES).map(LeadId::as_str).collect::<Vec<_>>(),
-        }));
-    }
-    if after_id > 0 {
-        filters.push(json!({"propertyName": "hs_object_id", "operator": "GT", "value": after_id.to_string()}));
-    }
-    if let Some(through) = through_id {
-        filters.push(json!({"propertyName": "hs_object_id", "operator": "LTE", "value": through.to_string()}));
-    }
-    filters
-}
-
-/// A walk's cursor: its unfinished lanes as `after-through` (`after-` without an upper bound),
-/// comma-joined.
-fn encode_cursor(lanes: &[Lane]) -> String {
-    let mut out = String::new();
-    for (i, lane) in lanes.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&lane.after.to_string());
-        out.push('-');
-        if let Some(through) = lane.through {
-            out.push_str(&through.to_string());
-        }
-    }
-    out
-}
-
-/// The lanes of a cursor. A bare number (a cursor of a one-lane walk from an earlier version)
-/// is one lane bounded by the scope. A lane never reaches past the scope's own bounds.
-fn parse_cursor(raw: &str, scope: &PullScope) -> Result<Vec<Lane>, CrmError> {
-    let bad = || CrmError::Rejected {
-        status: 0,
-        message: format!("invalid pull cursor {raw:?}"),
-    };
-    let (scope_after, scope_through) = id_bounds(scope)?;
-    if let Ok(after) = raw.parse::<u64>() {
-        return Ok(vec![Lane {
-            after,
-            through: scope_through,
-        }]);
-    }
-    raw.split(',')
-        .map(|part| {
-            let (after, through) = part.split_once('-').ok_or_else(bad)?;
-            let after = after.parse::<u64>().map_err(|_| bad())?;
-            let through = match through {
-                "" => None,
-                t => Some(t.parse::<u64>().map_err(|_| bad())?),
-            };
-            let within = match (through, scope_through) {
-                (Some(t), Some(limit)) => t <= limit,
-                (None, Some(_)) => false,
-                (_, None) => true,
-            };
-            if after < scope_after || !within || through.is_some_and(|t| t <= after) {
-                return Err(bad());
-            }
-            Ok(Lane { after, through })
-        })
-        .collect()
-}
-
-/// Split what is left of `lane` — ids in `(lane.after, top]`, `remaining` contacts — into at
-/// most `lanes` id ranges of equal width, each worth at least [`MIN_PAGES_PER_LANE`] pages;
-/// the last keeps the lane's own upper bound (`None` also reaches contacts created after the
-/// census).
-fn split_lane(lane: Lane, top: u64, remaining: u64, lanes: u32, page_size: u64) -> Vec<Lane> {
-    let span = top.saturating_sub(lane.after);
-    let k = u64::from(lanes.clamp(1, MAX_LANES))
-        .min(remaining.div_ceil(page_size.max(1)) / MIN_PAGES_PER_LANE)
-        .min(span);
-    if k <= 1 {
-        return vec![lane];
-    }
-    let step = span.div_ceil(k);
-    (0..k)
-        .map(|i| Lane {
-            after: lane.after + i * step,
-            through: if i + 1 == k {
-                lane.through
-            } else {
-                Some(lane.after + (i + 1) * step)
-            },
-        })
-        .collect()
-}
-
 impl HubSpotCrm {
-    /// One search page of a lane's contacts (ids above `lane.after`): the results and whether
-    /// the lane has more.
-    async fn search_page(
-        &self,
-        scope: &PullScope,
-        lane: Lane,
-    ) -> Result<(Vec<HubSpotObject>, bool, Option<u64>), CrmError> {
-        let (scope_after, _) = id_bounds(scope)?;
-        let body = json!({
-            "filterGroups": [{ "filters": scope_filters(scope, lane.after.max(scope_after), lane.through) }],
-            "sorts": [{ "propertyName": "hs_object_id", "direction": "ASCENDING" }],
-            "properties": self.reads().contact,
-            "limit": self.page_size(),
-        });
-        let (_, parsed): (_, SearchResponse) = self
-            .post_parsed("/crm/v3/objects/contacts/search", &body)
-            .await?;
-        let more = parsed.paging.as_ref().and_then(|p| p.get("next")).is_some();
-        Ok((parsed.results, more, parsed.total))
-    }
-
     /// Deals of these contacts: v4 associations (≤ 1,000 contacts a call), then the deals by
     /// batch read (≤ 100 a call). Contacts without deals are simply absent from the map.
     async fn read_contact_deals(
@@ -838,144 +652,6 @@ impl HubSpotCrm {
         Ok(by_contact)
     }
 
-    /// Gather search pages — every lane's next page at once, in rounds — until the unseen
-    /// companies pending nearly fill batch reads (or another round would pass the page's
-    /// limit, or every lane has ended). Companies in `in_flight` are being read for the
-    /// previous page and count as seen.
-    async fn gather(
-        &self,
-        scope: &PullScope,
-        mut lanes: Vec<Lane>,
-        in_flight: &HashSet<String>,
-        max_rounds: usize,
-    ) -> Result<Gathered, CrmError> {
-        let mut rounds = 0;
-        let mut contacts: Vec<HubSpotObject> = Vec::new();
-        let mut pending: Vec<String> = Vec::new();
-        let mut pending_set: HashSet<String> = HashSet::new();
-        let page_size = self.page_size() as usize;
-        let mut total = None;
-        while !lanes.is_empty() {
-            let answers = futures::future::try_join_all(
-                lanes.iter().map(|lane| self.search_page(scope, *lane)),
-            )
-            .await?;
-            let mut open = Vec::with_capacity(lanes.len());
-            for (mut lane, (results, more, matched)) in lanes.into_iter().zip(answers) {
-                total = total.or(matched);
-                let before = lane.after;
-                for object in &results {
-                    if let Ok(id) = object.id.parse::<u64>() {
-                        lane.after = lane.after.max(id);
-                    }
-                }
-                if more && lane.after == before {
-                    return Err(CrmError::Decode(
-                        "search says there is more but returned no readable id".into(),
-                    ));
-                }
-                {
-                    let known = self.lock_companies();
-                    for id in results.iter().filter_map(|c| c.text("associatedcompanyid")) {
-                        if !known.contains_key(id)
-                            && !in_flight.contains(id)
-                            && pending_set.insert(id.to_owned())
-                        {
-                            pending.push(id.to_owned());
-                        }
-                    }
-                }
-                contacts.extend(results);
-                if more {
-                    open.push(lane);
-                }
-            }
-            lanes = open;
-            rounds += 1;
-            if rounds >= max_rounds
-                || batches_nearly_full(pending.len())
-                || contacts.len() + lanes.len() * page_size > MAX_CONTACTS_PER_PULL
-            {
-                break;
-            }
-        }
-        Ok(Gathered {
-            contacts,
-            pending,
-            lanes,
-            total,
-        })
-    }
-
-    /// After a walk's first page: split the rest of its one lane into several when the first
-    /// search's `total` says it is worth it (and the client is configured for lanes). The
-    /// upper end of the range is the lane's bound, or — open-ended — a census (one search).
-    async fn split_walk(&self, scope: &PullScope, gathered: &mut Gathered) -> Result<(), CrmError> {
-        let page_size = u64::from(self.page_size());
-        let ([lane], Some(total)) = (gathered.lanes.as_slice(), gathered.total) else {
-            return Ok(());
-        };
-        let remaining = total.saturating_sub(gathered.contacts.len() as u64);
-        if self.config.pull_lanes <= 1
-            || !scope.only.is_empty()
-            || remaining < page_size * MIN_PAGES_PER_LANE * 2
-        {
-            return Ok(());
-        }
-        let lane = *lane;
-        let top = match lane.through {
-            Some(through) => through,
-            None => match self
-                .count(scope)
-                .await?
-                .last
-                .map(|k| k.as_str().parse::<u64>())
-            {
-                Some(Ok(top)) => top,
-                _ => return Ok(()),
-            },
-        };
-        gathered.lanes = split_lane(lane, top, remaining, self.config.pull_lanes, page_size);
-        Ok(())
-    }
-
-    /// The page read ahead for `(scope, cursor)`, if the previous call read it.
-    fn take_prefetched(&self, scope: &PullScope, cursor: &str) -> Option<Gathered> {
-        let mut slots = self.lock_prefetched();
-        let i = slots
-            .iter()
-            .position(|p| p.cursor == cursor && p.scope == *scope)?;
-        Some(slots.remove(i).gathered)
-    }
-
-    /// Read the next page's searches ahead and keep them for the call that asks. A failed
-    /// read-ahead is not an error: that call searches again (with its own retries).
-    async fn gather_ahead(&self, scope: &PullScope, lanes: Vec<Lane>, in_flight: &HashSet<String>) {
-        let cursor = encode_cursor(&lanes);
-        match self.gather(scope, lanes, in_flight, usize::MAX).await {
-            Ok(gathered) => {
-                let mut slots = self.lock_prefetched();
-                if slots.len() >= PREFETCH_SLOTS {
-                    slots.remove(0);
-                }
-                slots.push(Prefetched {
-                    scope: scope.clone(),
-                    cursor,
-                    gathered,
-                });
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, cursor, "Search read-ahead failed; the next page searches again.");
-            }
-        }
-    }
-
-    fn lock_prefetched(&self) -> std::sync::MutexGuard<'_, Vec<Prefetched>> {
-        self.prefetched
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Empty the company cache if it is older than [`COMPANY_CACHE_MAX_AGE`] (a walk starts).
     fn expire_company_cache(&self) {
         let mut since = self
@@ -988,26 +664,25 @@ impl HubSpotCrm {
         }
     }
 
-    /// One pull page, read here (see [`Crm::pull_page`]).
+    /// One pull page, read here (see [`Crm::pull_page`]): its contacts from the walk (a new
+    /// one without a cursor; the one kept for this cursor, else one resumed from it), then
+    /// their companies and deals, read at once.
     async fn read_page(
         &self,
         scope: &PullScope,
         cursor: Option<&str>,
     ) -> Result<PullPage, CrmError> {
-        let gathered = match cursor {
+        let (mut walk, first) = match cursor {
             Some(raw) => {
                 let lanes = parse_cursor(raw, scope)?;
-                match self.take_prefetched(scope, raw) {
-                    Some(gathered) => gathered,
-                    None => {
-                        self.gather(scope, lanes, &HashSet::new(), usize::MAX)
-                            .await?
-                    }
-                }
+                let walk = self
+                    .take_walk(scope, raw)
+                    .unwrap_or_else(|| self.walk_from(scope, lanes));
+                (walk, Vec::new())
             }
             None => {
                 self.expire_company_cache();
-                self.lock_prefetched().retain(|p| p.scope != *scope);
+                self.lock_walks().retain(|w| w.scope() != scope);
                 self.lock_pages_ahead().retain(|((s, _), handle)| {
                     let keep = s != scope;
                     if !keep {
@@ -1015,31 +690,14 @@ impl HubSpotCrm {
                     }
                     keep
                 });
-                let (after, through) = id_bounds(scope)?;
-                let whole = Lane { after, through };
-                // One search first: a walk worth splitting into lanes splits after it, rather
-                // than gathering a whole page on one lane, one round trip at a time.
-                let mut gathered = self.gather(scope, vec![whole], &HashSet::new(), 1).await?;
-                self.split_walk(scope, &mut gathered).await?;
-                gathered
+                self.start_walk(scope).await?
             }
         };
-        let Gathered {
-            contacts,
-            pending,
-            lanes,
-            total: _,
-        } = gathered;
-        let more = !lanes.is_empty();
-        // The next page's searches need not wait for this page's companies — but they must
-        // not ask for them again. (Past the cache's limit the companies just read are not
-        // kept, so the next page reads its own.)
-        let in_flight: HashSet<String> =
-            if self.lock_companies().len() + pending.len() <= COMPANY_CACHE_LIMIT {
-                pending.iter().cloned().collect()
-            } else {
-                HashSet::new()
-            };
+        let Gathered { contacts, pending } = self.gather(&mut walk, first).await?;
+        let next = (!walk.is_done()).then(|| walk.cursor());
+        if next.is_some() {
+            self.keep_walk(walk);
+        }
         // Companies and deals are independent reads: overlap them.
         let companies_read = async {
             if pending.is_empty() {
@@ -1048,17 +706,7 @@ impl HubSpotCrm {
                 self.read_companies(&pending).await
             }
         };
-        // …and so are the next page's searches, when there is a next page.
-        let read_ahead = async {
-            if more {
-                self.gather_ahead(scope, lanes.clone(), &in_flight).await;
-            }
-        };
-        let (fetched, deals, ()) = tokio::join!(
-            companies_read,
-            self.read_contact_deals(&contacts),
-            read_ahead
-        );
+        let (fetched, deals) = tokio::join!(companies_read, self.read_contact_deals(&contacts));
         let (fetched, mut deals) = (fetched?, deals?);
         let companies = {
             let mut cache = self.lock_companies();
@@ -1094,7 +742,7 @@ impl HubSpotCrm {
                 Err(rejected) => page.rejected.push(rejected),
             }
         }
-        page.next = more.then(|| encode_cursor(&lanes));
+        page.next = next;
         Ok(page)
     }
 
@@ -1115,6 +763,29 @@ impl HubSpotCrm {
         ahead.push((key, handle));
     }
 
+    /// The walk whose next page is `(scope, cursor)`, if this client has it.
+    fn take_walk(&self, scope: &PullScope, cursor: &str) -> Option<Walk> {
+        let mut walks = self.lock_walks();
+        let i = walks.iter().position(|w| w.resumes(scope, cursor))?;
+        Some(walks.remove(i))
+    }
+
+    /// Keep a walk for the call that asks for its next page (the oldest kept is dropped past
+    /// [`PREFETCH_SLOTS`], and with it its producer).
+    fn keep_walk(&self, walk: Walk) {
+        let mut walks = self.lock_walks();
+        if walks.len() >= PREFETCH_SLOTS {
+            walks.remove(0);
+        }
+        walks.push(walk);
+    }
+
+    fn lock_walks(&self) -> std::sync::MutexGuard<'_, Vec<Walk>> {
+        self.walks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The page read ahead for `(scope, cursor)`, if the previous call started it.
     fn take_page_ahead(&self, scope: &PullScope, cursor: &str) -> Option<PageAhead> {
         let mut ahead = self.lock_pages_ahead();
@@ -1131,11 +802,13 @@ impl HubSpotCrm {
     }
 
     /// The search page size, within HubSpot's 1–200.
-    fn page_size(&self) -> u32 {
+    pub(crate) fn page_size(&self) -> u32 {
         self.config.page_size.clamp(1, 200)
     }
 
-    fn lock_companies(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<HubSpotObject>>> {
+    pub(crate) fn lock_companies(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<HubSpotObject>>> {
         self.companies
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -1286,11 +959,8 @@ impl Crm for HubSpotCrm {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if current.asked != *reads {
             *current = Arc::new(Reads::new(reads));
-            // Pages read ahead and companies read before asked for other properties.
-            self.prefetched
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clear();
+            // Walks, pages read ahead and companies read before asked for other properties.
+            self.lock_walks().clear();
             for (_, handle) in self.lock_pages_ahead().drain(..) {
                 handle.abort();
             }
@@ -1559,78 +1229,5 @@ impl Crm for HubSpotCrm {
             self.push_batch(chunk, &mut outcome).await?;
         }
         Ok(outcome)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn company_reads_wait_for_nearly_full_batches() {
-        assert!(!batches_nearly_full(0));
-        assert!(!batches_nearly_full(99));
-        assert!(batches_nearly_full(100));
-        assert!(!batches_nearly_full(150));
-        assert!(batches_nearly_full(185));
-        assert!(batches_nearly_full(200));
-    }
-
-    fn lane(after: u64, through: Option<u64>) -> Lane {
-        Lane { after, through }
-    }
-
-    #[test]
-    fn a_cursor_is_the_lanes_left_and_reads_back() {
-        let scope = PullScope::since(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
-        let lanes = vec![lane(120, Some(500)), lane(730, None)];
-        let cursor = encode_cursor(&lanes);
-        assert_eq!(cursor, "120-500,730-");
-        assert_eq!(parse_cursor(&cursor, &scope).unwrap(), lanes);
-        // An earlier version's cursor: one lane bounded by the scope.
-        let mut bounded = scope.clone();
-        bounded.through = Some(ScopeKey::new("9000"));
-        assert_eq!(
-            parse_cursor("1000123", &scope).unwrap(),
-            [lane(1_000_123, None)]
-        );
-        assert_eq!(
-            parse_cursor("10", &bounded).unwrap(),
-            [lane(10, Some(9_000))]
-        );
-        for bad in ["x", "", "5-x", "5-3", "1-2,", "-4"] {
-            assert!(parse_cursor(bad, &scope).is_err(), "{bad:?}");
-        }
-        // No lane may reach past the scope's bounds.
-        assert!(parse_cursor("10-", &bounded).is_err());
-        assert!(parse_cursor("10-9001", &bounded).is_err());
-        bounded.after = Some(ScopeKey::new("50"));
-        assert!(parse_cursor("10-900", &bounded).is_err());
-    }
-
-    #[test]
-    fn lanes_split_the_rest_of_a_walk_evenly_and_the_last_keeps_its_bound() {
-        let open = lane(1_000, None);
-        assert_eq!(
-            split_lane(open, 2_000, 9_000, 4, 200),
-            [
-                lane(1_000, Some(1_250)),
-                lane(1_250, Some(1_500)),
-                lane(1_500, Some(1_750)),
-                lane(1_750, None),
-            ]
-        );
-        // Each lane is worth ten pages at least: 45 pages make four lanes, 39 three, 19 one.
-        assert_eq!(split_lane(open, 2_000, 7_700, 4, 200).len(), 3);
-        assert_eq!(split_lane(open, 2_000, 3_800, 4, 200), [open]);
-        // A bounded lane: the last part ends at its bound, never past.
-        let bounded = lane(1_000, Some(5_000));
-        let lanes = split_lane(bounded, 5_000, 100_000, 8, 200);
-        assert_eq!(lanes.len(), 8);
-        assert_eq!(lanes[0].after, 1_000);
-        assert_eq!(lanes[7].through, Some(5_000));
-        assert!(lanes.windows(2).all(|w| w[0].through == Some(w[1].after)));
-        // Fewer ids than lanes.
-        assert_eq!(split_lane(bounded, 1_002, 100_000, 8, 200).len(), 2);
     }
 }

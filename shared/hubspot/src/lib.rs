@@ -30,6 +30,7 @@ pub mod account;
 pub mod client;
 pub mod mapping;
 pub mod object;
+mod walk;
 
 #[cfg(test)]
 mod hostile_tests;

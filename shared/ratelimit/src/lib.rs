@@ -3,15 +3,15 @@
 //! rather than discovered through 429s. Used by the HubSpot adapter (100 or 190 per 10 s, search
 //! 5 per second) and the enrichment provider (PDL: 10 or 1,000 per minute).
 //!
-//! It counts send times in a sliding window (exact, unlike a token bucket that allows bursts
-//! across window edges) with a small safety margin for network jitter, and pauses everyone when
+//! It counts requests in a sliding window (exact, unlike a token bucket that allows bursts
+//! across window edges), each from its send until a window after its answer — so no delay on
+//! the way can push a request into the server's window beside another — and pauses everyone when
 //! the server says its window is spent (`X-HubSpot-RateLimit-Remaining: 0`). Shared by all
 //! requests of a client, so concurrent callers are governed together.
 //!
 //! Time is tokio's (`tokio::time::Instant`, `tokio::time::sleep`): under a paused test clock
 //! the governor keeps the same limits in no wall time, and a test can prove it does.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -48,19 +48,58 @@ impl RateLimits {
     };
 }
 
-/// Extra time each window is held for, so jitter between our send and HubSpot's receive
-/// cannot squeeze one more request into the server's window.
-const MARGIN: Duration = Duration::from_millis(60);
-/// The same for the one-second search window, wider: a walk's lanes keep searches at the
-/// limit, so a search delayed on its way (a new connection, a busy host) would otherwise land
-/// in the same server second as the next one. ≈ 4.3 searches per second at most.
-const SEARCH_MARGIN: Duration = Duration::from_millis(150);
+/// Extra time each window is held for past a request's answer. A request is counted from
+/// when it is sent until its answer's headers arrive, and its place in the window is held for
+/// the window's length *from the answer* — the server counted it on arrival, which came
+/// before — so however long a request is delayed on its way (a new connection, a busy host,
+/// a task scheduled late), it cannot land in the server's window beside the one it made room
+/// for. The margin only covers clock granularity.
+const MARGIN: Duration = Duration::from_millis(10);
+/// How often a caller looks again when every place in a window is held by a request still in
+/// flight (its end is not known yet).
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(5);
+
+/// One request's place in a window: in flight (`None`) or answered at that time.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    id: u64,
+    answered: Option<Instant>,
+}
 
 #[derive(Debug, Default)]
 struct Sent {
-    all: VecDeque<Instant>,
-    search: VecDeque<Instant>,
+    all: Vec<Slot>,
+    search: Vec<Slot>,
+    next_id: u64,
     paused_until: Option<Instant>,
+}
+
+impl Sent {
+    /// Drop the places whose window has passed; `None` if fewer than `limit` are held, else
+    /// how long until the first frees (a short poll if all are still in flight).
+    fn full(slots: &mut Vec<Slot>, limit: u32, window: Duration, now: Instant) -> Option<Duration> {
+        slots.retain(|s| s.answered.is_none_or(|at| now.duration_since(at) < window));
+        if (slots.len() as u32) < limit.max(1) {
+            return None;
+        }
+        Some(
+            slots
+                .iter()
+                .filter_map(|s| s.answered)
+                .map(|at| window.saturating_sub(now.duration_since(at)))
+                .min()
+                .unwrap_or(IN_FLIGHT_POLL)
+                .max(Duration::from_millis(1)),
+        )
+    }
+
+    fn answer(&mut self, id: u64, at: Instant) {
+        for slots in [&mut self.all, &mut self.search] {
+            if let Some(slot) = slots.iter_mut().find(|s| s.id == id) {
+                slot.answered = Some(at);
+            }
+        }
+    }
 }
 
 /// See the module docs.
@@ -68,6 +107,36 @@ struct Sent {
 pub struct RateGovernor {
     limits: RateLimits,
     sent: Mutex<Sent>,
+}
+
+/// A request's place in the governor's windows, held from its send until its answer arrives:
+/// drop it (or call [`Permit::answered`]) when the answer's headers are in.
+#[derive(Debug)]
+#[must_use = "a permit counts its request until it is dropped"]
+pub struct Permit<'a> {
+    governor: &'a RateGovernor,
+    id: u64,
+    answered: bool,
+}
+
+impl Permit<'_> {
+    /// The answer arrived at `at`: the request's places are held a window's length from then.
+    pub fn answered(mut self, at: Instant) {
+        self.mark(at);
+    }
+
+    fn mark(&mut self, at: Instant) {
+        if !self.answered {
+            self.answered = true;
+            self.governor.lock().answer(self.id, at);
+        }
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.mark(Instant::now());
+    }
 }
 
 impl RateGovernor {
@@ -82,63 +151,54 @@ impl RateGovernor {
         self.limits
     }
 
-    /// Wait until a request may be sent, and count it as sent.
-    pub async fn acquire(&self, is_search: bool) {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sent> {
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wait until a request may be sent, and count it as sent until the permit is dropped.
+    pub async fn acquire(&self, is_search: bool) -> Permit<'_> {
         loop {
             match self.try_acquire(is_search, Instant::now()) {
-                None => return,
-                Some(wait) => tokio::time::sleep(wait).await,
+                Ok(permit) => return permit,
+                Err(wait) => tokio::time::sleep(wait).await,
             }
         }
     }
 
-    /// `None` when the request may go now (it is counted); otherwise how long to wait.
-    fn try_acquire(&self, is_search: bool, now: Instant) -> Option<Duration> {
-        let mut sent = self
-            .sent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// A permit when the request may go now; otherwise how long to wait.
+    fn try_acquire(&self, is_search: bool, now: Instant) -> Result<Permit<'_>, Duration> {
+        let mut sent = self.lock();
         if let Some(until) = sent.paused_until {
             if until > now {
-                return Some(until - now);
+                return Err(until - now);
             }
             sent.paused_until = None;
         }
         let window = self.limits.window + MARGIN;
-        let second = Duration::from_secs(1) + SEARCH_MARGIN;
-        while sent
-            .all
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
+        let second = Duration::from_secs(1) + MARGIN;
+        if let Some(wait) = Sent::full(&mut sent.all, self.limits.per_window, window, now) {
+            return Err(wait);
+        }
+        if is_search
+            && let Some(wait) =
+                Sent::full(&mut sent.search, self.limits.search_per_second, second, now)
         {
-            sent.all.pop_front();
+            return Err(wait);
         }
-        while sent
-            .search
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= second)
-        {
-            sent.search.pop_front();
-        }
-        if sent.all.len() as u32 >= self.limits.per_window.max(1) {
-            return sent.all.front().map(|t| {
-                window
-                    .saturating_sub(now.duration_since(*t))
-                    .max(Duration::from_millis(1))
-            });
-        }
-        if is_search && sent.search.len() as u32 >= self.limits.search_per_second.max(1) {
-            return sent.search.front().map(|t| {
-                second
-                    .saturating_sub(now.duration_since(*t))
-                    .max(Duration::from_millis(1))
-            });
-        }
-        sent.all.push_back(now);
+        let id = sent.next_id;
+        sent.next_id += 1;
+        let slot = Slot { id, answered: None };
+        sent.all.push(slot);
         if is_search {
-            sent.search.push_back(now);
+            sent.search.push(slot);
         }
-        None
+        Ok(Permit {
+            governor: self,
+            id,
+            answered: false,
+        })
     }
 
     /// Learn from HubSpot's headers: with nothing remaining in its window, pause everyone for
@@ -148,11 +208,7 @@ impl RateGovernor {
             let pause = interval
                 .unwrap_or(self.limits.window)
                 .min(Duration::from_secs(10));
-            let mut sent = self
-                .sent
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            sent.paused_until = Some(Instant::now() + pause);
+            self.lock().paused_until = Some(Instant::now() + pause);
         }
     }
 }
@@ -169,22 +225,43 @@ mod tests {
             search_per_second: 2,
         });
         let t0 = Instant::now();
-        assert!(g.try_acquire(false, t0).is_none());
-        assert!(g.try_acquire(true, t0).is_none());
-        assert!(g.try_acquire(true, t0).is_none());
-        let wait = g.try_acquire(false, t0).unwrap();
+        g.try_acquire(false, t0).unwrap().answered(t0);
+        g.try_acquire(true, t0).unwrap().answered(t0);
+        g.try_acquire(true, t0).unwrap().answered(t0);
+        let wait = g.try_acquire(false, t0).unwrap_err();
         assert_eq!(wait, Duration::from_millis(100) + MARGIN);
         // Search has its own per-second limit.
-        let later = t0 + Duration::from_secs(1) + SEARCH_MARGIN;
-        assert!(g.try_acquire(true, later).is_none());
-        assert!(g.try_acquire(true, later).is_none());
+        let later = t0 + Duration::from_secs(1) + MARGIN;
+        g.try_acquire(true, later).unwrap().answered(later);
+        g.try_acquire(true, later).unwrap().answered(later);
         assert!(
-            g.try_acquire(true, later).is_some(),
+            g.try_acquire(true, later).is_err(),
             "third search within a second waits"
         );
+        assert!(g.try_acquire(false, later).is_ok(), "other calls still go");
+    }
+
+    #[test]
+    fn a_request_holds_its_place_until_a_window_after_its_answer() {
+        let g = RateGovernor::new(RateLimits {
+            per_window: 1,
+            window: Duration::from_millis(100),
+            search_per_second: 1,
+        });
+        let t0 = Instant::now();
+        let slow = g.try_acquire(false, t0).unwrap();
+        // Still in flight a whole window later: its place is still taken.
+        let later = t0 + Duration::from_millis(500);
+        assert_eq!(g.try_acquire(false, later).unwrap_err(), IN_FLIGHT_POLL);
+        // Answered then: the place frees a window after the answer, not after the send.
+        slow.answered(later);
         assert!(
-            g.try_acquire(false, later).is_none(),
-            "other calls still go"
+            g.try_acquire(false, later + Duration::from_millis(50))
+                .is_err()
+        );
+        assert!(
+            g.try_acquire(false, later + Duration::from_millis(100) + MARGIN)
+                .is_ok()
         );
     }
 
@@ -192,7 +269,7 @@ mod tests {
     fn pauses_when_the_server_says_nothing_remains() {
         let g = RateGovernor::new(RateLimits::FREE);
         g.observe(Some(0), Some(Duration::from_millis(500)));
-        assert!(g.try_acquire(false, Instant::now()).is_some());
+        assert!(g.try_acquire(false, Instant::now()).is_err());
         g.observe(Some(5), None);
     }
 }

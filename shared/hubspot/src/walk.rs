@@ -1,0 +1,497 @@
+//! The pull walk: keyset paging on `hs_object_id` in lanes (id ranges searched at once), the
+//! cursor that resumes it, and the search producer that keeps every lane's next search queued
+//! under the governor while pull pages are assembled from what it found.
+//!
+//! HubSpot allows 5 searches a second, and a first sync is mostly searches: a walk's searches
+//! must never wait for anything but the governor. So a walk, once started, has a producer
+//! task with one loop per lane — search, hand the page over, search again — feeding a bounded
+//! buffer; a pull page takes found pages from it (in each lane's order) until its company
+//! batch reads are nearly full. The cursor is what the pages *taken* have reached, never what
+//! the producer has searched, so a walk resumed from a cursor (another invocation, a retry)
+//! reads exactly what is left.
+
+use crate::client::BATCH_LIMIT;
+use crate::client::{HubSpotCrm, SearchResponse};
+use crate::mapping::HubSpotObject;
+use leadsync_domain::LeadId;
+use leadsync_domain::ports::{Crm, CrmError};
+use leadsync_domain::runs::{PullScope, ScopeKey};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use tokio::sync::mpsc;
+
+/// One id range of a pull walk: the contacts with `after < id ≤ through` (`None`: no upper
+/// bound), searched as a keyset walk of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lane {
+    pub(crate) after: u64,
+    pub(crate) through: Option<u64>,
+}
+
+/// Lanes of one walk at most.
+const MAX_LANES: u32 = 8;
+/// A walk is split only into lanes of at least this many search pages each, so the lanes'
+/// partial last pages (and the census an open-ended walk needs) stay a few percent of its
+/// searches.
+const MIN_PAGES_PER_LANE: u64 = 10;
+
+/// Search pages a walk's producer keeps found and not yet taken, at most (plus one per lane
+/// waiting to be handed over): two pull pages' worth, so the searches go on while the caller
+/// scores, records and pushes — about 4,000 contacts held at 200 a page.
+const BUFFER_PAGES: usize = 20;
+
+/// Search pages are gathered until the unseen company ids pending fill their batch reads
+/// (at least one batch, and the last one at least 80% full)…
+pub(crate) fn batches_nearly_full(pending: usize) -> bool {
+    pending >= BATCH_LIMIT
+        && (pending % BATCH_LIMIT == 0 || pending % BATCH_LIMIT >= BATCH_LIMIT * 4 / 5)
+}
+/// …but never more contacts than this in one pull page (memory stays bounded).
+const MAX_CONTACTS_PER_PULL: usize = 2_000;
+
+/// One search page a lane's loop found: which lane, its contacts, whether the lane has more,
+/// and the lane's position past them.
+#[derive(Debug)]
+struct Found {
+    lane: usize,
+    results: Vec<HubSpotObject>,
+    more: bool,
+    after: u64,
+}
+
+/// A walk in progress: its lanes as far as pull pages have taken them (the cursor of its next
+/// page; a finished lane is `None`) and the producer searching ahead of them. Dropping it stops
+/// the producer.
+#[derive(Debug)]
+pub(crate) struct Walk {
+    scope: PullScope,
+    lanes: Vec<Option<Lane>>,
+    found: mpsc::Receiver<Result<Found, CrmError>>,
+    producer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Walk {
+    fn drop(&mut self) {
+        self.producer.abort();
+    }
+}
+
+impl Walk {
+    /// The lanes with more to read.
+    fn open(&self) -> Vec<Lane> {
+        self.lanes.iter().flatten().copied().collect()
+    }
+
+    /// Every lane has ended.
+    pub(crate) fn is_done(&self) -> bool {
+        self.lanes.iter().all(Option::is_none)
+    }
+
+    /// The cursor of the walk's next page.
+    pub(crate) fn cursor(&self) -> String {
+        encode_cursor(&self.open())
+    }
+
+    /// This walk's next page is `(scope, cursor)`.
+    pub(crate) fn resumes(&self, scope: &PullScope, cursor: &str) -> bool {
+        self.scope == *scope && self.cursor() == cursor
+    }
+
+    pub(crate) fn scope(&self) -> &PullScope {
+        &self.scope
+    }
+}
+
+/// The contacts of one pull page and the company ids they reference that are not cached, in
+/// first-seen order.
+#[derive(Debug, Default)]
+pub(crate) struct Gathered {
+    pub(crate) contacts: Vec<HubSpotObject>,
+    pub(crate) pending: Vec<String>,
+}
+
+/// `lane` past `results` (the highest id they hold). A search that says there is more but
+/// returned no readable id would loop forever: an error.
+fn advance(mut lane: Lane, results: &[HubSpotObject], more: bool) -> Result<Lane, CrmError> {
+    let before = lane.after;
+    for object in results {
+        if let Ok(id) = object.id.parse::<u64>() {
+            lane.after = lane.after.max(id);
+        }
+    }
+    if more && lane.after == before {
+        return Err(CrmError::Decode(
+            "search says there is more but returned no readable id".into(),
+        ));
+    }
+    Ok(lane)
+}
+
+impl HubSpotCrm {
+    /// One search page of a lane's contacts (ids above `lane.after`): the results, whether the
+    /// lane has more, and what the query matches (HubSpot's `total`).
+    async fn search_page(
+        &self,
+        scope: &PullScope,
+        lane: Lane,
+    ) -> Result<(Vec<HubSpotObject>, bool, Option<u64>), CrmError> {
+        let (scope_after, _) = id_bounds(scope)?;
+        let body = json!({
+            "filterGroups": [{ "filters": scope_filters(scope, lane.after.max(scope_after), lane.through) }],
+            "sorts": [{ "propertyName": "hs_object_id", "direction": "ASCENDING" }],
+            "properties": self.reads().contact,
+            "limit": self.page_size(),
+        });
+        let (_, parsed): (_, SearchResponse) = self
+            .post_parsed("/crm/v3/objects/contacts/search", &body)
+            .await?;
+        let more = parsed.paging.as_ref().and_then(|p| p.get("next")).is_some();
+        Ok((parsed.results, more, parsed.total))
+    }
+
+    /// Start a walk of `scope`: one search, then — when its `total` says the walk is worth
+    /// it — the rest split into lanes, and their producer started. Returns the walk and the
+    /// first search's contacts.
+    pub(crate) async fn start_walk(
+        &self,
+        scope: &PullScope,
+    ) -> Result<(Walk, Vec<HubSpotObject>), CrmError> {
+        let (after, through) = id_bounds(scope)?;
+        let whole = Lane { after, through };
+        let (results, more, total) = self.search_page(scope, whole).await?;
+        let lane = advance(whole, &results, more)?;
+        let lanes = if more {
+            self.split_walk(scope, lane, total, results.len() as u64)
+                .await?
+        } else {
+            Vec::new()
+        };
+        Ok((self.walk_from(scope, lanes), results))
+    }
+
+    /// Split the rest of a walk's one lane into several when the first search's `total` says
+    /// it is worth it (and the client is configured for lanes). The upper end of the range is
+    /// the lane's bound, or — open-ended — a census (one search).
+    async fn split_walk(
+        &self,
+        scope: &PullScope,
+        lane: Lane,
+        total: Option<u64>,
+        seen: u64,
+    ) -> Result<Vec<Lane>, CrmError> {
+        let page_size = u64::from(self.page_size());
+        let Some(total) = total else {
+            return Ok(vec![lane]);
+        };
+        let remaining = total.saturating_sub(seen);
+        if self.config.pull_lanes <= 1
+            || !scope.only.is_empty()
+            || remaining < page_size * MIN_PAGES_PER_LANE * 2
+        {
+            return Ok(vec![lane]);
+        }
+        let top = match lane.through {
+            Some(through) => through,
+            None => match self
+                .count(scope)
+                .await?
+                .last
+                .map(|k| k.as_str().parse::<u64>())
+            {
+                Some(Ok(top)) => top,
+                _ => return Ok(vec![lane]),
+            },
+        };
+        Ok(split_lane(
+            lane,
+            top,
+            remaining,
+            self.config.pull_lanes,
+            page_size,
+        ))
+    }
+
+    /// A walk of `scope` at `lanes` (a cursor's, or a new walk's): its producer starts
+    /// searching now, one loop per lane, each page handed over in the lane's order. A lane
+    /// whose search fails past its retries hands over the error and stops; the page that
+    /// takes it fails, and the walk is resumed from its cursor by whoever asks again.
+    pub(crate) fn walk_from(&self, scope: &PullScope, lanes: Vec<Lane>) -> Walk {
+        let (tx, found) = mpsc::channel(BUFFER_PAGES);
+        let this = self.clone();
+        let searched = scope.clone();
+        let start = lanes.clone();
+        let producer = tokio::spawn(async move {
+            let (this, scope) = (&this, &searched);
+            let loops = start.into_iter().enumerate().map(|(i, mut lane)| {
+                let tx = tx.clone();
+                async move {
+                    loop {
+                        let page = match this.search_page(scope, lane).await {
+                            Ok((results, more, _)) => advance(lane, &results, more).map(|next| {
+                                lane = next;
+                                Found {
+                                    lane: i,
+                                    results,
+                                    more,
+                                    after: next.after,
+                                }
+                            }),
+                            Err(e) => Err(e),
+                        };
+                        let last = page.as_ref().map_or(true, |f| !f.more);
+                        if tx.send(page).await.is_err() || last {
+                            break;
+                        }
+                    }
+                }
+            });
+            futures::future::join_all(loops).await;
+        });
+        Walk {
+            scope: scope.clone(),
+            lanes: lanes.into_iter().map(Some).collect(),
+            found,
+            producer,
+        }
+    }
+
+    /// One pull page's contacts: `first` (a new walk's first search) and then found pages
+    /// taken from the walk until the unseen companies pending nearly fill batch reads, another
+    /// page would pass the page's limit, or every lane has ended.
+    pub(crate) async fn gather(
+        &self,
+        walk: &mut Walk,
+        first: Vec<HubSpotObject>,
+    ) -> Result<Gathered, CrmError> {
+        let page_size = self.page_size() as usize;
+        let mut gathered = Gathered::default();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut take = |gathered: &mut Gathered, results: Vec<HubSpotObject>| {
+            let known = self.lock_companies();
+            for id in results.iter().filter_map(|c| c.text("associatedcompanyid")) {
+                if !known.contains_key(id) && seen.insert(id.to_owned()) {
+                    gathered.pending.push(id.to_owned());
+                }
+            }
+            gathered.contacts.extend(results);
+        };
+        take(&mut gathered, first);
+        while !walk.is_done()
+            && !batches_nearly_full(gathered.pending.len())
+            && gathered.contacts.len() + page_size <= MAX_CONTACTS_PER_PULL
+        {
+            let found = walk.found.recv().await.ok_or_else(|| {
+                CrmError::Transport("the walk's searches stopped before its lanes ended".into())
+            })??;
+            let slot = &mut walk.lanes[found.lane];
+            match slot {
+                Some(lane) if found.more => lane.after = found.after,
+                _ => *slot = None,
+            }
+            take(&mut gathered, found.results);
+        }
+        Ok(gathered)
+    }
+}
+
+/// A pull walk is keyset paging on `hs_object_id`: each lane of the walk asks for ids above
+/// the last one it returned (its cursor is every unfinished lane's `after-through`, see
+/// [`encode_cursor`]). Unlike `after` offsets it cannot shift when records start matching
+/// mid-walk, and it never meets the search's 10,000-result ceiling.
+///
+/// HubSpot's scope keys are contact ids (`hs_object_id`) in decimal: the bounds of `scope` as
+/// numbers (`after` 0: from the start).
+pub(crate) fn id_bounds(scope: &PullScope) -> Result<(u64, Option<u64>), CrmError> {
+    let parse = |key: &ScopeKey| {
+        key.as_str().parse::<u64>().map_err(|_| CrmError::Rejected {
+            status: 0,
+            message: format!("scope key {key:?} is not a HubSpot contact id"),
+        })
+    };
+    Ok((
+        scope.after.as_ref().map(parse).transpose()?.unwrap_or(0),
+        scope.through.as_ref().map(parse).transpose()?,
+    ))
+}
+
+/// The most ids one search's `IN` filter takes.
+pub(crate) const MAX_IN_VALUES: usize = 100;
+
+/// The search filters (one AND group) selecting `scope` past `after_id`.
+pub(crate) fn scope_filters(
+    scope: &PullScope,
+    after_id: u64,
+    through_id: Option<u64>,
+) -> Vec<Value> {
+    let mut filters = Vec::with_capacity(3);
+    if scope.only.is_empty() {
+        filters.push(json!({
+            "propertyName": "lastmodifieddate",
+            "operator": "GTE",
+            "value": scope.since.timestamp_millis().to_string(),
+        }));
+    } else {
+        filters.push(json!({
+            "propertyName": "hs_object_id",
+            "operator": "IN",
+            "values": scope.only.iter().take(MAX_IN_VALUES).map(LeadId::as_str).collect::<Vec<_>>(),
+        }));
+    }
+    if after_id > 0 {
+        filters.push(json!({"propertyName": "hs_object_id", "operator": "GT", "value": after_id.to_string()}));
+    }
+    if let Some(through) = through_id {
+        filters.push(json!({"propertyName": "hs_object_id", "operator": "LTE", "value": through.to_string()}));
+    }
+    filters
+}
+
+/// A walk's cursor: its unfinished lanes as `after-through` (`after-` without an upper bound),
+/// comma-joined.
+fn encode_cursor(lanes: &[Lane]) -> String {
+    let mut out = String::new();
+    for (i, lane) in lanes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&lane.after.to_string());
+        out.push('-');
+        if let Some(through) = lane.through {
+            out.push_str(&through.to_string());
+        }
+    }
+    out
+}
+
+/// The lanes of a cursor. A bare number (a cursor of a one-lane walk from an earlier version)
+/// is one lane bounded by the scope. A lane never reaches past the scope's own bounds.
+pub(crate) fn parse_cursor(raw: &str, scope: &PullScope) -> Result<Vec<Lane>, CrmError> {
+    let bad = || CrmError::Rejected {
+        status: 0,
+        message: format!("invalid pull cursor {raw:?}"),
+    };
+    let (scope_after, scope_through) = id_bounds(scope)?;
+    if let Ok(after) = raw.parse::<u64>() {
+        return Ok(vec![Lane {
+            after,
+            through: scope_through,
+        }]);
+    }
+    raw.split(',')
+        .map(|part| {
+            let (after, through) = part.split_once('-').ok_or_else(bad)?;
+            let after = after.parse::<u64>().map_err(|_| bad())?;
+            let through = match through {
+                "" => None,
+                t => Some(t.parse::<u64>().map_err(|_| bad())?),
+            };
+            let within = match (through, scope_through) {
+                (Some(t), Some(limit)) => t <= limit,
+                (None, Some(_)) => false,
+                (_, None) => true,
+            };
+            if after < scope_after || !within || through.is_some_and(|t| t <= after) {
+                return Err(bad());
+            }
+            Ok(Lane { after, through })
+        })
+        .collect()
+}
+
+/// Split what is left of `lane` — ids in `(lane.after, top]`, `remaining` contacts — into at
+/// most `lanes` id ranges of equal width, each worth at least [`MIN_PAGES_PER_LANE`] pages;
+/// the last keeps the lane's own upper bound (`None` also reaches contacts created after the
+/// census).
+fn split_lane(lane: Lane, top: u64, remaining: u64, lanes: u32, page_size: u64) -> Vec<Lane> {
+    let span = top.saturating_sub(lane.after);
+    let k = u64::from(lanes.clamp(1, MAX_LANES))
+        .min(remaining.div_ceil(page_size.max(1)) / MIN_PAGES_PER_LANE)
+        .min(span);
+    if k <= 1 {
+        return vec![lane];
+    }
+    let step = span.div_ceil(k);
+    (0..k)
+        .map(|i| Lane {
+            after: lane.after + i * step,
+            through: if i + 1 == k {
+                lane.through
+            } else {
+                Some(lane.after + (i + 1) * step)
+            },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn company_reads_wait_for_nearly_full_batches() {
+        assert!(!batches_nearly_full(0));
+        assert!(!batches_nearly_full(99));
+        assert!(batches_nearly_full(100));
+        assert!(!batches_nearly_full(150));
+        assert!(batches_nearly_full(185));
+        assert!(batches_nearly_full(200));
+    }
+
+    fn lane(after: u64, through: Option<u64>) -> Lane {
+        Lane { after, through }
+    }
+
+    #[test]
+    fn a_cursor_is_the_lanes_left_and_reads_back() {
+        let scope = PullScope::since(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
+        let lanes = vec![lane(120, Some(500)), lane(730, None)];
+        let cursor = encode_cursor(&lanes);
+        assert_eq!(cursor, "120-500,730-");
+        assert_eq!(parse_cursor(&cursor, &scope).unwrap(), lanes);
+        // An earlier version's cursor: one lane bounded by the scope.
+        let mut bounded = scope.clone();
+        bounded.through = Some(ScopeKey::new("9000"));
+        assert_eq!(
+            parse_cursor("1000123", &scope).unwrap(),
+            [lane(1_000_123, None)]
+        );
+        assert_eq!(
+            parse_cursor("10", &bounded).unwrap(),
+            [lane(10, Some(9_000))]
+        );
+        for bad in ["x", "", "5-x", "5-3", "1-2,", "-4"] {
+            assert!(parse_cursor(bad, &scope).is_err(), "{bad:?}");
+        }
+        // No lane may reach past the scope's bounds.
+        assert!(parse_cursor("10-", &bounded).is_err());
+        assert!(parse_cursor("10-9001", &bounded).is_err());
+        bounded.after = Some(ScopeKey::new("50"));
+        assert!(parse_cursor("10-900", &bounded).is_err());
+    }
+
+    #[test]
+    fn lanes_split_the_rest_of_a_walk_evenly_and_the_last_keeps_its_bound() {
+        let open = lane(1_000, None);
+        assert_eq!(
+            split_lane(open, 2_000, 9_000, 4, 200),
+            [
+                lane(1_000, Some(1_250)),
+                lane(1_250, Some(1_500)),
+                lane(1_500, Some(1_750)),
+                lane(1_750, None),
+            ]
+        );
+        // Each lane is worth ten pages at least: 45 pages make four lanes, 39 three, 19 one.
+        assert_eq!(split_lane(open, 2_000, 7_700, 4, 200).len(), 3);
+        assert_eq!(split_lane(open, 2_000, 3_800, 4, 200), [open]);
+        // A bounded lane: the last part ends at its bound, never past.
+        let bounded = lane(1_000, Some(5_000));
+        let lanes = split_lane(bounded, 5_000, 100_000, 8, 200);
+        assert_eq!(lanes.len(), 8);
+        assert_eq!(lanes[0].after, 1_000);
+        assert_eq!(lanes[7].through, Some(5_000));
+        assert!(lanes.windows(2).all(|w| w[0].through == Some(w[1].after)));
+        // Fewer ids than lanes.
+        assert_eq!(split_lane(bounded, 1_002, 100_000, 8, 200).len(), 2);
+    }
+}
