@@ -61,10 +61,43 @@ pub async fn ratelimit(
         injected_429 * 100.0
     );
     let started = Instant::now();
+    // Every 10 s: searches and other requests per second, to see where the rate goes unused.
+    let timeline = {
+        let base_url = sandbox.base_url.clone();
+        tokio::spawn(async move {
+            let (mut searches, mut others) = (0_u64, 0_u64);
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Ok(counts) = request_counts(&base_url).await else {
+                    continue;
+                };
+                let s: u64 = counts
+                    .iter()
+                    .filter(|(k, _)| k.ends_with("/search"))
+                    .map(|(_, n)| n)
+                    .sum();
+                let o: u64 = counts
+                    .iter()
+                    .filter(|(k, _)| !k.ends_with("/search") && !k.contains("/__sandbox/"))
+                    .map(|(_, n)| n)
+                    .sum::<u64>();
+                eprintln!(
+                    "  {:>4.0} s: {:.1} searches/s, {:.1} other requests/s",
+                    started.elapsed().as_secs_f64(),
+                    (s - searches) as f64 / 10.0,
+                    (o - others) as f64 / 10.0
+                );
+                (searches, others) = (s, o);
+            }
+        })
+    };
     let mut input = SyncInput::nightly("ratelimit-bench", Utc::now());
     input.max_reject_ratio = 1.0;
     let report = sync(&deps, &input).await?;
     let wall = started.elapsed().as_secs_f64();
+    timeline.abort();
     let counts = request_counts(&sandbox.base_url).await?;
     let requests: u64 = counts
         .iter()

@@ -36,7 +36,8 @@ pub struct HubSpotConfig {
     pub timeout: Duration,
     /// How failed requests are retried (429, 408, 5xx, timeouts, truncated bodies): jittered
     /// exponential backoff; a 429's `Retry-After` is honoured, a ten-secondly 429 without one
-    /// waits the window, a daily 429 is not retried.
+    /// backs off (the governor holds the window; without HubSpot's limit headers it waits the
+    /// window), a daily 429 is not retried.
     pub retry: Policy,
     /// The private app's limits; the governor keeps every request under them.
     pub limits: RateLimits,
@@ -155,6 +156,8 @@ type Ahead = ((PullScope, String), PageAhead);
 
 /// Batch reads of one kind (companies, deal associations, deals) in flight at once.
 const READ_CONCURRENCY: usize = 4;
+/// Push batches in flight at once.
+const PUSH_CONCURRENCY: usize = 4;
 
 /// Walks and read-ahead pages kept at most (one per walk in progress on this client; more only
 /// if a caller abandons walks, and the oldest is dropped).
@@ -373,12 +376,12 @@ impl HubSpotCrm {
                 (_, "DAILY") => Verdict::GiveUp,
                 (Some(after), _) => Verdict::RetryAfter(after),
                 // The window is not spent by HubSpot's own count (a burst guard, another
-                // app's traffic on a shared limit): back off as for any transient failure,
-                // rather than idling a whole window while the rest of the limit goes unused.
-                (None, "TEN_SECONDLY_ROLLING") if remaining.is_some_and(|r| r > 0) => {
-                    Verdict::Retry
-                }
-                // The rolling window frees up a window's length after it filled.
+                // app's traffic on a shared limit), or it is spent and the governor knows
+                // when (it holds the window; or it paused for the window, above, when someone
+                // else spends it): back off as for any transient failure, rather than idling a
+                // whole window while the rest of the limit goes unused.
+                (None, "TEN_SECONDLY_ROLLING") if remaining.is_some() => Verdict::Retry,
+                // No count at all: the rolling window frees up a window's length after it filled.
                 (None, "TEN_SECONDLY_ROLLING") => Verdict::RetryAfter(self.config.limits.window),
                 (None, _) => Verdict::Retry,
             };
@@ -453,6 +456,29 @@ impl HubSpotCrm {
             .buffer_unordered(READ_CONCURRENCY)
             .try_collect()
             .await
+    }
+
+    /// Batches of 100, [`PUSH_CONCURRENCY`] in flight (each under the governor), outcomes in
+    /// the batches' order: a batch waiting out a 429 does not hold the others back.
+    async fn push_all(&self, updates: &[PropertyUpdate]) -> Result<PushOutcome, CrmError> {
+        let calls: Vec<_> = updates
+            .chunks(BATCH_LIMIT)
+            .map(|chunk| async move {
+                let mut outcome = PushOutcome::default();
+                self.push_batch(chunk, &mut outcome).await.map(|()| outcome)
+            })
+            .collect();
+        let batches: Vec<PushOutcome> = stream::iter(calls)
+            .buffered(PUSH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut outcome = PushOutcome::default();
+        for batch in batches {
+            outcome.written.extend(batch.written);
+            outcome.failed.extend(batch.failed);
+            outcome.requests += batch.requests;
+        }
+        Ok(outcome)
     }
 
     async fn push_batch(
@@ -1224,10 +1250,6 @@ impl Crm for HubSpotCrm {
     }
 
     async fn push(&self, updates: &[PropertyUpdate]) -> Result<PushOutcome, CrmError> {
-        let mut outcome = PushOutcome::default();
-        for chunk in updates.chunks(BATCH_LIMIT) {
-            self.push_batch(chunk, &mut outcome).await?;
-        }
-        Ok(outcome)
+        self.push_all(updates).await
     }
 }

@@ -201,14 +201,21 @@ impl RateGovernor {
         })
     }
 
-    /// Learn from HubSpot's headers: with nothing remaining in its window, pause everyone for
-    /// the window's length.
+    /// Learn from HubSpot's headers: nothing remaining in its window while this governor
+    /// holds fewer than the limit means someone else spends the same limit (another app of
+    /// the account, another process) — pause everyone for the window's length. When this
+    /// governor holds the whole window itself, it already waits for the first place to free.
     pub fn observe(&self, remaining: Option<u64>, interval: Option<Duration>) {
         if remaining == Some(0) {
             let pause = interval
                 .unwrap_or(self.limits.window)
                 .min(Duration::from_secs(10));
-            self.lock().paused_until = Some(Instant::now() + pause);
+            let now = Instant::now();
+            let mut sent = self.lock();
+            let window = self.limits.window + MARGIN;
+            if Sent::full(&mut sent.all, self.limits.per_window, window, now).is_none() {
+                sent.paused_until = Some(now + pause);
+            }
         }
     }
 }
@@ -271,5 +278,21 @@ mod tests {
         g.observe(Some(0), Some(Duration::from_millis(500)));
         assert!(g.try_acquire(false, Instant::now()).is_err());
         g.observe(Some(5), None);
+    }
+
+    #[test]
+    fn a_window_it_filled_itself_is_no_reason_to_pause() {
+        let g = RateGovernor::new(RateLimits {
+            per_window: 2,
+            window: Duration::from_millis(100),
+            search_per_second: 2,
+        });
+        let t0 = Instant::now();
+        g.try_acquire(false, t0).unwrap().answered(t0);
+        g.try_acquire(false, t0).unwrap().answered(t0);
+        g.observe(Some(0), Some(Duration::from_secs(10)));
+        // The first place frees a window after its answer, not ten seconds later.
+        let later = t0 + Duration::from_millis(100) + MARGIN;
+        assert!(g.try_acquire(false, later).is_ok());
     }
 }
