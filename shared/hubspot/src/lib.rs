@@ -2,7 +2,9 @@
 //! HubSpot's CRM v3 API with reqwest.
 //!
 //! # Layout
-//! - [`client`]: `HubSpotCrm` — configuration, the retrying request helper, pull and push.
+//! - [`client`]: `HubSpotCrm` — configuration and the governed, retrying transport; beside it
+//!   the pull page, batch reads, push, property bootstrap and the `Crm` port, a file each.
+//! - `walk`: the pull walk — lanes, cursor, and the producer that keeps searches queued.
 //! - [`account`]: the token's scopes, the account's limits, the requests made (`doctor`).
 //! - [`object`]: one HubSpot object as read from a response (properties in one buffer).
 //! - [`mapping`]: HubSpot records → domain `Lead`s; what cannot be mapped is `Rejected` with
@@ -14,8 +16,9 @@
 //!   walk however many changed, share a timestamp, or start matching mid-walk, and the search's
 //!   10,000-result ceiling is never reached. Company data comes from `associatedcompanyid` via
 //!   `companies/batch/read`.
-//!   The next page's searches are read ahead while a page's companies and deals are read;
-//!   batch reads go out up to 4 at a time, each under the governor.
+//!   A walk's searches come from a producer that keeps every lane's next search queued, and
+//!   the next page is read in the background while the caller works on this one; batch reads
+//!   and pushes go out up to 4 at a time, each under the governor.
 //! - Push: `contacts/batch/update` in batches of at most 100; 207 errors are mapped back to
 //!   their rows by `context.ids`.
 //! - Rate: a [`RateGovernor`] keeps every request under the app's limits (rolling

@@ -1,0 +1,186 @@
+//! One pull page: its contacts from the walk ([`crate::walk`]), their companies (cached across
+//! a run's walks) and deals, mapped to leads — and the next page read in the background.
+
+use super::*;
+
+/// A whole pull page being read in the background.
+pub(super) type PageAhead = tokio::task::JoinHandle<Result<PullPage, CrmError>>;
+
+/// The query a page read ahead answers (scope, cursor), and the task reading it.
+pub(super) type Ahead = ((PullScope, String), PageAhead);
+
+/// Walks and read-ahead pages kept at most (one per walk in progress on this client; more only
+/// if a caller abandons walks, and the oldest is dropped).
+pub(super) const PREFETCH_SLOTS: usize = 4;
+
+/// The company cache stops growing here.
+pub(super) const COMPANY_CACHE_LIMIT: usize = 50_000;
+
+/// Company data at most this old is reused by a new walk: the walks of one invocation (a
+/// Lambda runs ≤ 15 minutes) share it, as do a warm container's invocations within that time
+/// (the slices of a fan-out, a re-score soon after); the next night's run reads afresh.
+pub(super) const COMPANY_CACHE_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+
+impl HubSpotCrm {
+    /// Empty the company cache if it is older than [`COMPANY_CACHE_MAX_AGE`] (a walk starts).
+    pub(super) fn expire_company_cache(&self) {
+        let mut since = self
+            .companies_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if since.is_none_or(|t| t.elapsed() > COMPANY_CACHE_MAX_AGE) {
+            self.lock_companies().clear();
+            *since = Some(std::time::Instant::now());
+        }
+    }
+
+    /// One pull page, read here (see [`Crm::pull_page`]): its contacts from the walk (a new
+    /// one without a cursor; the one kept for this cursor, else one resumed from it), then
+    /// their companies and deals, read at once.
+    pub(super) async fn read_page(
+        &self,
+        scope: &PullScope,
+        cursor: Option<&str>,
+    ) -> Result<PullPage, CrmError> {
+        let (mut walk, first) = match cursor {
+            Some(raw) => {
+                let lanes = parse_cursor(raw, scope)?;
+                let walk = self
+                    .take_walk(scope, raw)
+                    .unwrap_or_else(|| self.walk_from(scope, lanes));
+                (walk, Vec::new())
+            }
+            None => {
+                self.expire_company_cache();
+                self.lock_walks().retain(|w| w.scope() != scope);
+                self.lock_pages_ahead().retain(|((s, _), handle)| {
+                    let keep = s != scope;
+                    if !keep {
+                        handle.abort();
+                    }
+                    keep
+                });
+                self.start_walk(scope).await?
+            }
+        };
+        let Gathered { contacts, pending } = self.gather(&mut walk, first).await?;
+        let next = (!walk.is_done()).then(|| walk.cursor());
+        if next.is_some() {
+            self.keep_walk(walk);
+        }
+        // Companies and deals are independent reads: overlap them.
+        let companies_read = async {
+            if pending.is_empty() {
+                Ok(HashMap::new())
+            } else {
+                self.read_companies(&pending).await
+            }
+        };
+        let (fetched, deals) = tokio::join!(companies_read, self.read_contact_deals(&contacts));
+        let (fetched, mut deals) = (fetched?, deals?);
+        let companies = {
+            let mut cache = self.lock_companies();
+            // The companies this page needs, just fetched or from earlier in the walk (shared,
+            // not copied: a company's properties are read by every contact of it).
+            let mut needed: HashMap<String, Arc<HubSpotObject>> = HashMap::new();
+            for id in contacts
+                .iter()
+                .filter_map(|c| c.text("associatedcompanyid"))
+            {
+                if let Some(company) = fetched.get(id).or_else(|| cache.get(id)) {
+                    needed
+                        .entry(id.to_owned())
+                        .or_insert_with(|| Arc::clone(company));
+                }
+            }
+            for (id, company) in fetched {
+                if cache.len() < COMPANY_CACHE_LIMIT {
+                    cache.insert(id, company);
+                }
+            }
+            needed
+        };
+
+        let mut page = PullPage::default();
+        let reads = self.reads();
+        for object in &contacts {
+            match mapping::map_contact(object, |id| companies.get(id).map(|c| &**c), &reads.asked) {
+                Ok(mut lead) => {
+                    lead.deals = deals.remove(lead.id.as_str()).unwrap_or_default();
+                    page.leads.push(lead);
+                }
+                Err(rejected) => page.rejected.push(rejected),
+            }
+        }
+        page.next = next;
+        Ok(page)
+    }
+
+    /// The whole next page (searches, companies, deals), read in the background while the
+    /// caller works on this one — scoring, recording and pushing it — so the walk's searches
+    /// (5 a second at most) never wait for a push, and the rate limit is used by both at once.
+    /// Every request still passes the one governor.
+    pub(super) fn spawn_page_ahead(&self, scope: &PullScope, cursor: &str) {
+        let this = self.clone();
+        let (scope, cursor) = (scope.clone(), cursor.to_owned());
+        let key = (scope.clone(), cursor.clone());
+        let handle = tokio::spawn(async move { this.read_page(&scope, Some(&cursor)).await });
+        let mut ahead = self.lock_pages_ahead();
+        if ahead.len() >= PREFETCH_SLOTS {
+            let (_, oldest) = ahead.remove(0);
+            oldest.abort();
+        }
+        ahead.push((key, handle));
+    }
+
+    /// The walk whose next page is `(scope, cursor)`, if this client has it.
+    pub(super) fn take_walk(&self, scope: &PullScope, cursor: &str) -> Option<Walk> {
+        let mut walks = self.lock_walks();
+        let i = walks.iter().position(|w| w.resumes(scope, cursor))?;
+        Some(walks.remove(i))
+    }
+
+    /// Keep a walk for the call that asks for its next page (the oldest kept is dropped past
+    /// [`PREFETCH_SLOTS`], and with it its producer).
+    pub(super) fn keep_walk(&self, walk: Walk) {
+        let mut walks = self.lock_walks();
+        if walks.len() >= PREFETCH_SLOTS {
+            walks.remove(0);
+        }
+        walks.push(walk);
+    }
+
+    pub(super) fn lock_walks(&self) -> std::sync::MutexGuard<'_, Vec<Walk>> {
+        self.walks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The page read ahead for `(scope, cursor)`, if the previous call started it.
+    pub(super) fn take_page_ahead(&self, scope: &PullScope, cursor: &str) -> Option<PageAhead> {
+        let mut ahead = self.lock_pages_ahead();
+        let i = ahead
+            .iter()
+            .position(|((s, c), _)| c == cursor && s == scope)?;
+        Some(ahead.remove(i).1)
+    }
+
+    pub(super) fn lock_pages_ahead(&self) -> std::sync::MutexGuard<'_, Vec<Ahead>> {
+        self.pages_ahead
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The search page size, within HubSpot's 1–200.
+    pub(crate) fn page_size(&self) -> u32 {
+        self.config.page_size.clamp(1, 200)
+    }
+
+    pub(crate) fn lock_companies(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<HubSpotObject>>> {
+        self.companies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
