@@ -1,7 +1,7 @@
 //! `HubSpotCrm`: its configuration and the transport every call goes through — the governor,
 //! the retry policy, the classification of answers (429s, 5xx, cut-short bodies). The jobs are
 //! beside it: `pull` (pages from the walk, companies, deals), `reads` (batch reads), `push`,
-//! `properties` (the bootstrap) and `crm` (the port); the walk itself is [`crate::walk`].
+//! `properties` (the bootstrap) and `crm` (the port); the walk itself is `crate::walk`.
 
 use crate::mapping::{
     self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, DEAL_PROPERTIES, HubSpotObject,
