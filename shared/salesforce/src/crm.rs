@@ -28,6 +28,16 @@
 //! # Fields
 //! Every field read or written is checked against `describe` once per client: a field the
 //! integration user cannot see is named in the error, never read as empty.
+//!
+//! # Layout
+//! This file holds the client, its describe cache and the [`Crm`] impl (thin); the jobs are
+//! `pull` (cursor, keyset walk, Bulk job, opportunities, merges), `push` (collections) and
+//! `properties` (the Tooling API field bootstrap). Transport and retries are
+//! [`crate::client`], Bulk API 2.0 [`crate::bulk`], records → leads [`crate::mapping`].
+
+mod properties;
+mod pull;
+mod push;
 
 use crate::client::{SalesforceConfig, Transport};
 use crate::keys;
@@ -126,72 +136,6 @@ fn quote(id: &str) -> String {
 
 fn id_list<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
     ids.into_iter().map(quote).collect::<Vec<_>>().join(", ")
-}
-
-fn bad_cursor(raw: &str) -> CrmError {
-    CrmError::Rejected {
-        status: 0,
-        message: format!("invalid pull cursor {raw:?}"),
-    }
-}
-
-/// Where a walk stands: the object, and the last Id read of it — or, for Leads read by a
-/// Bulk API 2.0 job, the job and the locator of its next results page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Cursor {
-    object: People,
-    after: Option<String>,
-    bulk: Option<(String, Option<String>)>,
-}
-
-impl Cursor {
-    fn at(object: People, after: Option<String>) -> Self {
-        Self {
-            object,
-            after,
-            bulk: None,
-        }
-    }
-
-    fn encode(&self) -> String {
-        if let Some((job, locator)) = &self.bulk {
-            return format!("J|{job}|{}", locator.as_deref().unwrap_or(""));
-        }
-        format!(
-            "{}|{}",
-            self.object.tag(),
-            self.after.as_deref().unwrap_or("")
-        )
-    }
-
-    fn decode(raw: &str) -> Result<Self, CrmError> {
-        let (tag, id) = raw.split_once('|').ok_or_else(|| bad_cursor(raw))?;
-        let object = match tag {
-            "C" => People::Contact,
-            "L" => People::Lead,
-            "J" => {
-                let (job, locator) = id.split_once('|').ok_or_else(|| bad_cursor(raw))?;
-                if !job.starts_with("750") || !keys::well_formed(job) {
-                    return Err(bad_cursor(raw));
-                }
-                return Ok(Self {
-                    object: People::Lead,
-                    after: None,
-                    bulk: Some((
-                        job.to_owned(),
-                        Some(locator.to_owned()).filter(|l| !l.is_empty()),
-                    )),
-                });
-            }
-            _ => return Err(bad_cursor(raw)),
-        };
-        let after = match id {
-            "" => None,
-            id if keys::well_formed(id) && People::of_id(id) == Some(object) => Some(id.to_owned()),
-            _ => return Err(bad_cursor(raw)),
-        };
-        Ok(Self::at(object, after))
-    }
 }
 
 impl SalesforceCrm {
@@ -293,51 +237,6 @@ impl SalesforceCrm {
             .await
     }
 
-    /// The `WHERE` of a scope on one object (without the cursor).
-    fn scope_filter(scope: &PullScope, object: People) -> Option<String> {
-        let mut parts = Vec::new();
-        if scope.only.is_empty() {
-            parts.push(format!(
-                "SystemModstamp >= {}",
-                mapping::literal(scope.since)
-            ));
-        } else {
-            let ids: Vec<&str> = scope
-                .only
-                .iter()
-                .map(LeadId::as_str)
-                .filter(|id| People::of_id(id) == Some(object) && keys::well_formed(id))
-                .take(MAX_IN_IDS)
-                .collect();
-            if ids.is_empty() {
-                return None;
-            }
-            parts.push(format!("Id IN ({})", id_list(ids)));
-        }
-        if object == People::Lead {
-            parts.push("IsConverted = false".into());
-        }
-        // The scope's bounds, where they reach this object's key range.
-        let (first, last) = keys::object_range(object.prefix());
-        if let Some(after) = &scope.after {
-            if after.as_str() >= last.as_str() {
-                return None;
-            }
-            if after.as_str() >= first.as_str() {
-                parts.push(format!("Id > {}", quote(after.as_str())));
-            }
-        }
-        if let Some(through) = &scope.through {
-            if through.as_str() < first.as_str() {
-                return None;
-            }
-            if through.as_str() < last.as_str() {
-                parts.push(format!("Id <= {}", quote(through.as_str())));
-            }
-        }
-        Some(parts.join(" AND "))
-    }
-
     async fn fields_of(&self, object: People) -> Result<Vec<&'static str>, CrmError> {
         let d = self.described().await?;
         Ok(object
@@ -351,252 +250,6 @@ impl SalesforceCrm {
                 d.has(o, name)
             })
             .collect())
-    }
-
-    /// Who was merged or converted into whom since `since` (the start of a walk).
-    async fn learn_absorbed(&self, since: DateTime<Utc>) -> Result<(), CrmError> {
-        let at = mapping::literal(since);
-        let mut found: Vec<(String, String)> = Vec::new();
-        for object in ["Contact", "Lead"] {
-            let merged = self
-                .transport
-                .query(
-                    &format!(
-                        "SELECT Id, MasterRecordId FROM {object} WHERE IsDeleted = true AND \
-                         MasterRecordId != null AND SystemModstamp >= {at}"
-                    ),
-                    true,
-                )
-                .await?;
-            for r in merged {
-                if let (Some(id), Some(master)) = (
-                    r.get("Id").and_then(Value::as_str),
-                    r.get("MasterRecordId").and_then(Value::as_str),
-                ) {
-                    found.push((master.to_owned(), id.to_owned()));
-                }
-            }
-        }
-        let converted = self
-            .transport
-            .query(
-                &format!(
-                    "SELECT Id, ConvertedContactId FROM Lead WHERE IsConverted = true AND \
-                     SystemModstamp >= {at}"
-                ),
-                false,
-            )
-            .await?;
-        for r in converted {
-            if let (Some(id), Some(contact)) = (
-                r.get("Id").and_then(Value::as_str),
-                r.get("ConvertedContactId").and_then(Value::as_str),
-            ) {
-                found.push((contact.to_owned(), id.to_owned()));
-            }
-        }
-        let mut absorbed = self
-            .absorbed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (survivor, gone) in found {
-            absorbed.entry(survivor).or_default().insert(gone);
-        }
-        Ok(())
-    }
-
-    /// The deals of these contacts, through their contact roles.
-    async fn deals_of(
-        &self,
-        contacts: &[&str],
-    ) -> Result<HashMap<String, Vec<leadsync_domain::Deal>>, CrmError> {
-        let d = self.described().await?;
-        let fields: Vec<String> = OPPORTUNITY_FIELDS
-            .iter()
-            .filter(|f| d.has("Opportunity", f))
-            .map(|f| format!("Opportunity.{f}"))
-            .collect();
-        let mut out: HashMap<String, Vec<leadsync_domain::Deal>> = HashMap::new();
-        // A page of up to 200 contacts names them (one request). A bigger page — a first sync
-        // reads them 2,000 at a time, which no URL's IN list can hold — asks for the roles of
-        // its Id range instead (one request per 2,000 roles) and keeps those of its contacts.
-        let wanted: std::collections::HashSet<&str> = contacts.iter().copied().collect();
-        let filters: Vec<String> = if contacts.len() <= MAX_IN_IDS {
-            vec![format!(
-                "ContactId IN ({})",
-                id_list(contacts.iter().copied())
-            )]
-        } else {
-            let (low, high) = contacts
-                .iter()
-                .fold((contacts[0], contacts[0]), |(lo, hi), id| {
-                    (lo.min(id), hi.max(id))
-                });
-            vec![format!(
-                "ContactId >= {} AND ContactId <= {}",
-                quote(low),
-                quote(high)
-            )]
-        };
-        for filter in filters {
-            let rows = self
-                .transport
-                .query(
-                    &format!(
-                        "SELECT ContactId, {} FROM OpportunityContactRole WHERE {filter}",
-                        fields.join(", "),
-                    ),
-                    false,
-                )
-                .await?;
-            for row in rows {
-                let Some(contact) = row
-                    .get("ContactId")
-                    .and_then(Value::as_str)
-                    .filter(|c| wanted.contains(c))
-                else {
-                    continue;
-                };
-                if let Some(deal) = row.get("Opportunity").and_then(mapping::opportunity) {
-                    let deals = out.entry(contact.to_owned()).or_default();
-                    if !deals.iter().any(|d| d.id == deal.id) {
-                        deals.push(deal);
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Whether this walk of Leads may go through a Bulk API 2.0 job: a first sync (nothing
-    /// read before: `since` is the epoch) of a range of people, bulk allowed.
-    fn bulk_candidate(&self, scope: &PullScope) -> bool {
-        self.transport.config.bulk_threshold > 0
-            && scope.only.is_empty()
-            && scope.since == DateTime::<Utc>::UNIX_EPOCH
-    }
-
-    /// The first page of a first sync's Leads, asked without `LIMIT` so that the answer's
-    /// `totalSize` says how many there are (no extra request): from `bulk_threshold` on, the
-    /// rest (`Id` past this page) is read through one Bulk API 2.0 job, else by keyset.
-    async fn first_lead_page(&self, filter: &str) -> Result<PullPage, CrmError> {
-        let fields = self.fields_of(People::Lead).await?;
-        let soql = format!(
-            "SELECT {} FROM Lead WHERE {filter} ORDER BY Id ASC",
-            fields.join(", ")
-        );
-        let (records, total) = self.transport.query_first_page(&soql).await?;
-        let last = records
-            .iter()
-            .rev()
-            .find_map(|r| r.get("Id").and_then(Value::as_str))
-            .map(str::to_owned);
-        let mut page = self.people_page(&records, People::Lead).await?;
-        let threshold = self.transport.config.bulk_threshold;
-        page.next = match last {
-            Some(last) if (records.len() as u64) < total => {
-                if total >= threshold {
-                    tracing::info!(
-                        leads = total,
-                        threshold,
-                        "First sync of many Leads: the rest through a Bulk API 2.0 query job."
-                    );
-                    let soql = format!(
-                        "SELECT {} FROM Lead WHERE {filter} AND Id > {}",
-                        fields.join(", "),
-                        quote(&last)
-                    );
-                    let job = crate::bulk::run_job(
-                        &self.transport,
-                        &soql,
-                        self.transport.config.bulk_polling,
-                    )
-                    .await?;
-                    Some(
-                        Cursor {
-                            object: People::Lead,
-                            after: None,
-                            bulk: Some((job, None)),
-                        }
-                        .encode(),
-                    )
-                } else {
-                    Some(Cursor::at(People::Lead, Some(last)).encode())
-                }
-            }
-            _ => None,
-        };
-        Ok(page)
-    }
-
-    /// One results page of a Bulk API 2.0 job over Leads.
-    async fn bulk_page(&self, job: &str, locator: Option<&str>) -> Result<PullPage, CrmError> {
-        let d = self.described().await?;
-        let types = d.fields.get("Lead").cloned().unwrap_or_default();
-        let (records, next) = crate::bulk::results_page(
-            &self.transport,
-            job,
-            locator,
-            self.transport.config.bulk_page_size.max(1),
-            "Lead",
-            &types,
-        )
-        .await?;
-        let mut page = self.people_page(&records, People::Lead).await?;
-        page.next = next.map(|l| {
-            Cursor {
-                object: People::Lead,
-                after: None,
-                bulk: Some((job.to_owned(), Some(l))),
-            }
-            .encode()
-        });
-        if page.next.is_none() {
-            // Done with it: the org keeps jobs for a week otherwise.
-            if let Err(error) = self
-                .transport
-                .data_call(Method::DELETE, &format!("/jobs/query/{job}"), None)
-                .await
-            {
-                tracing::warn!(job, %error, "A finished bulk query job could not be deleted.");
-            }
-        }
-        Ok(page)
-    }
-
-    /// Records of one people object as a page: mapped (or quarantined), contacts with their
-    /// deals, survivors with the people merged or converted into them.
-    async fn people_page(&self, records: &[Value], object: People) -> Result<PullPage, CrmError> {
-        let mut page = PullPage::default();
-        let mut people: Vec<Lead> = Vec::with_capacity(records.len());
-        for r in records {
-            match mapping::person(r) {
-                Ok(lead) => people.push(lead),
-                Err(rejected) => page.rejected.push(rejected),
-            }
-        }
-        if object == People::Contact && !people.is_empty() {
-            let ids: Vec<&str> = people.iter().map(|l| l.id.as_str()).collect();
-            let mut deals = self.deals_of(&ids).await?;
-            for lead in &mut people {
-                if let Some(d) = deals.remove(lead.id.as_str()) {
-                    lead.deals = d;
-                }
-            }
-        }
-        {
-            let absorbed = self
-                .absorbed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for lead in &mut people {
-                if let Some(gone) = absorbed.get(lead.id.as_str()) {
-                    lead.merged_ids = gone.iter().filter_map(|id| LeadId::new(id).ok()).collect();
-                }
-            }
-        }
-        page.leads = people;
-        Ok(page)
     }
 
     fn page_size(&self) -> usize {
@@ -625,55 +278,7 @@ impl Crm for SalesforceCrm {
         scope: &PullScope,
         cursor: Option<&str>,
     ) -> Result<PullPage, CrmError> {
-        let mut at = match cursor {
-            Some(raw) => Cursor::decode(raw)?,
-            None => {
-                if scope.only.is_empty() {
-                    self.learn_absorbed(scope.since).await?;
-                }
-                Cursor::at(People::Contact, None)
-            }
-        };
-        if let Some((job, locator)) = at.bulk.clone() {
-            return self.bulk_page(&job, locator.as_deref()).await;
-        }
-        // Skip objects the scope does not reach.
-        let filter = loop {
-            match Self::scope_filter(scope, at.object) {
-                Some(f) => break f,
-                None if at.object == People::Contact => at = Cursor::at(People::Lead, None),
-                None => return Ok(PullPage::default()),
-            }
-        };
-        if at.object == People::Lead && at.after.is_none() && self.bulk_candidate(scope) {
-            return self.first_lead_page(&filter).await;
-        }
-        let keyset = at
-            .after
-            .as_ref()
-            .map(|id| format!(" AND Id > {}", quote(id)));
-        let limit = self.page_size();
-        let fields = self.fields_of(at.object).await?;
-        let soql = format!(
-            "SELECT {} FROM {} WHERE {filter}{} ORDER BY Id ASC LIMIT {limit}",
-            fields.join(", "),
-            at.object.name(),
-            keyset.unwrap_or_default()
-        );
-        let records = self.transport.query(&soql, false).await?;
-        let last = records
-            .iter()
-            .rev()
-            .find_map(|r| r.get("Id").and_then(Value::as_str))
-            .map(str::to_owned);
-        let mut page = self.people_page(&records, at.object).await?;
-        let full = records.len() >= limit && scope.only.is_empty();
-        page.next = match (full, at.object) {
-            (true, object) => Some(Cursor::at(object, last).encode()),
-            (false, People::Contact) => Some(Cursor::at(People::Lead, None).encode()),
-            (false, People::Lead) => None,
-        };
-        Ok(page)
+        self.read_pull_page(scope, cursor).await
     }
 
     async fn count(&self, scope: &PullScope) -> Result<Census, CrmError> {
@@ -785,206 +390,21 @@ impl Crm for SalesforceCrm {
     }
 
     async fn push(&self, updates: &[PropertyUpdate]) -> Result<PushOutcome, CrmError> {
-        let d = self.described().await?;
-        let mut outcome = PushOutcome::default();
-        let mut pending: Vec<&PropertyUpdate> = updates.iter().collect();
-        // Records refused as locked go again after the policy's next wait, until it is spent.
-        let mut waits = self.transport.config.retry.backoff();
-        let mut next_wait = waits.next();
-        while !pending.is_empty() {
-            let mut retry = Vec::new();
-            for chunk in pending.chunks(COLLECTION_LIMIT) {
-                let mut records = Vec::with_capacity(chunk.len());
-                let mut sent = Vec::with_capacity(chunk.len());
-                for u in chunk {
-                    let Some(object) = People::of_id(u.lead_id.as_str()) else {
-                        outcome.failed.push(PushFailure {
-                            lead_id: u.lead_id.clone(),
-                            message: "not a Lead or Contact Id".into(),
-                            retryable: false,
-                        });
-                        continue;
-                    };
-                    let mut r = serde_json::Map::new();
-                    r.insert("attributes".into(), json!({"type": object.name()}));
-                    r.insert("id".into(), json!(u.lead_id.as_str()));
-                    for (property, value) in &u.properties {
-                        let field = mapping::field_for(property);
-                        let created = self
-                            .result_fields
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .get(&(object.name().to_owned(), field.clone()))
-                            .cloned();
-                        let kind = created.as_deref().or_else(|| {
-                            d.fields
-                                .get(object.name())
-                                .and_then(|f| f.get(&field))
-                                .map(String::as_str)
-                        });
-                        let v = match kind {
-                            _ if value.is_empty() => Value::Null,
-                            Some("double" | "int" | "currency" | "percent") => value
-                                .parse::<f64>()
-                                .map_or_else(|_| json!(value), |n| json!(n)),
-                            _ => json!(value),
-                        };
-                        r.insert(field, v);
-                    }
-                    records.push(Value::Object(r));
-                    sent.push(*u);
-                }
-                if records.is_empty() {
-                    continue;
-                }
-                let answer = self
-                    .transport
-                    .data_call(
-                        Method::PATCH,
-                        "/composite/sobjects",
-                        Some(&json!({"allOrNone": false, "records": records})),
-                    )
-                    .await?;
-                outcome.requests += 1;
-                let results = answer.as_array().cloned().unwrap_or_default();
-                for (i, u) in sent.iter().enumerate() {
-                    let result = results.get(i);
-                    if result.and_then(|r| r.get("success")) == Some(&Value::Bool(true)) {
-                        outcome.written.push(u.lead_id.clone());
-                        continue;
-                    }
-                    let error = result
-                        .and_then(|r| r.pointer("/errors/0"))
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    let code = error
-                        .get("statusCode")
-                        .and_then(Value::as_str)
-                        .unwrap_or("NO_ANSWER");
-                    let message = format!(
-                        "{code}: {}{}",
-                        error.get("message").and_then(Value::as_str).unwrap_or(""),
-                        error
-                            .get("fields")
-                            .and_then(Value::as_array)
-                            .filter(|f| !f.is_empty())
-                            .map(|f| format!(" (fields {})", Value::Array(f.clone())))
-                            .unwrap_or_default()
-                    );
-                    let retryable = matches!(code, "UNABLE_TO_LOCK_ROW" | "NO_ANSWER");
-                    if retryable && next_wait.is_some() {
-                        retry.push(*u);
-                    } else {
-                        outcome.failed.push(PushFailure {
-                            lead_id: u.lead_id.clone(),
-                            message,
-                            retryable,
-                        });
-                    }
-                }
-            }
-            if let (false, Some(wait)) = (retry.is_empty(), next_wait) {
-                tokio::time::sleep(wait).await;
-                next_wait = waits.next();
-            }
-            pending = retry;
-        }
-        Ok(outcome)
+        self.push_updates(updates).await
     }
 
     async fn missing_properties(&self, specs: &[PropertySpec]) -> Result<Vec<String>, CrmError> {
-        let mut missing = Vec::new();
-        for object in ["Lead", "Contact"] {
-            let existing = self.describe(object).await?;
-            for spec in specs.iter().filter(|s| !s.read_only) {
-                let field = mapping::field_for(&spec.name);
-                if !existing.contains_key(&field) {
-                    missing.push(format!("{object}.{field}"));
-                }
-            }
-        }
-        Ok(missing)
+        self.missing_fields(specs).await
     }
 
     async fn ensure_properties(&self, specs: &[PropertySpec]) -> Result<u32, CrmError> {
-        // Known from an earlier call on this client (every slice of a warm function asks).
-        let known = {
-            let fields = self
-                .result_fields
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            specs.iter().filter(|s| !s.read_only).all(|s| {
-                ["Lead", "Contact"]
-                    .iter()
-                    .all(|o| fields.contains_key(&((*o).to_owned(), mapping::field_for(&s.name))))
-            })
-        };
-        if known {
-            return Ok(0);
-        }
-        let mut created = 0;
-        for object in ["Lead", "Contact"] {
-            let existing = self.describe(object).await?;
-            // The inputs leadsync reads are the org's own fields (see `mapping`), never created.
-            for spec in specs.iter().filter(|s| !s.read_only) {
-                let field = mapping::field_for(&spec.name);
-                let kind = match spec.kind {
-                    PropertyKind::Number => "double",
-                    PropertyKind::Text | PropertyKind::Enumeration => "string",
-                    PropertyKind::LongText => "textarea",
-                };
-                let known = existing.get(&field).cloned();
-                self.result_fields
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(
-                        (object.to_owned(), field.clone()),
-                        known.clone().unwrap_or_else(|| kind.to_owned()),
-                    );
-                if known.is_some() {
-                    continue;
-                }
-                let metadata = match spec.kind {
-                    PropertyKind::Number => {
-                        json!({"type": "Number", "label": spec.label, "precision": 18, "scale": 2})
-                    }
-                    // Picklists need a value set and field-level security per value; results
-                    // are written as text the criteria document defines.
-                    PropertyKind::Text | PropertyKind::Enumeration => {
-                        json!({"type": "Text", "label": spec.label, "length": 255})
-                    }
-                    PropertyKind::LongText => json!({
-                        "type": "LongTextArea",
-                        "label": spec.label,
-                        "length": leadsync_domain::criteria::SUMMARY_LIMIT,
-                        "visibleLines": 6
-                    }),
-                };
-                let answer = self
-                    .transport
-                    .data_call(
-                        Method::POST,
-                        "/tooling/sobjects/CustomField",
-                        Some(
-                            &json!({"FullName": format!("{object}.{field}"), "Metadata": metadata}),
-                        ),
-                    )
-                    .await;
-                match answer {
-                    Ok(_) => created += 1,
-                    // Created concurrently (another slice): not an error.
-                    Err(CrmError::Rejected { message, .. })
-                        if message.starts_with("DUPLICATE_DEVELOPER_NAME") => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok(created)
+        self.ensure_fields(specs).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::pull::*;
     use super::*;
 
     fn id(head: &str) -> String {
