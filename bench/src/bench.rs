@@ -284,7 +284,8 @@ pub async fn crm(contacts: u64, latencies: &[u64], repeat: usize) -> anyhow::Res
 pub async fn enrich(leads: usize, domains: usize, repeat: usize) -> anyhow::Result<()> {
     use leadsync_domain::fakes::FakeFirmographicCache;
     use leadsync_domain::{Lead, LeadId};
-    use leadsync_enrich::{Cached, Enricher, PdlConfig, PdlProvider};
+    use leadsync_enrich::{Cached, PdlConfig, PdlProvider};
+    use leadsync_pipeline::enrich::Enricher;
     use leadsync_store::DynamoFirmographicCache;
 
     // The sandbox makes one company per four contacts.
@@ -339,7 +340,7 @@ pub async fn enrich(leads: usize, domains: usize, repeat: usize) -> anyhow::Resu
     async fn pass<P: leadsync_domain::ports::FirmographicProvider>(
         providers: &[P],
         mut leads: Vec<Lead>,
-    ) -> (leadsync_enrich::EnrichStats, f64, f64, f64) {
+    ) -> (leadsync_pipeline::enrich::EnrichStats, f64, f64, f64) {
         let mut enricher = Enricher::new(providers);
         let (cpu0, t0) = (cpu_time(), Instant::now());
         for page in leads.chunks_mut(200) {
@@ -354,7 +355,7 @@ pub async fn enrich(leads: usize, domains: usize, repeat: usize) -> anyhow::Resu
             wall,
         )
     }
-    let row = |name: &str, runs: Vec<(leadsync_enrich::EnrichStats, f64, f64, f64)>| {
+    let row = |name: &str, runs: Vec<(leadsync_pipeline::enrich::EnrichStats, f64, f64, f64)>| {
         let stats = runs[0].0;
         println!(
             "| {name} | {} | {} | {:.0} | {:.3} | {:.2} |",

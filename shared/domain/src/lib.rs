@@ -19,6 +19,7 @@
 //! The same input and criteria version always give the same output.
 
 pub mod criteria;
+pub mod domain_name;
 pub mod facts;
 pub mod funnel;
 pub mod hash;

@@ -1086,3 +1086,17 @@ pub trait SliceQueue: Send + Sync {
         delay: std::time::Duration,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// A provider type with no values: the waterfall of a deployment that has none configured.
+#[derive(Debug, Clone, Copy)]
+pub enum NoProvider {}
+
+impl FirmographicProvider for NoProvider {
+    fn name(&self) -> &str {
+        match *self {}
+    }
+
+    async fn lookup(&self, _domain: &str) -> Result<Lookup, ProviderError> {
+        match *self {}
+    }
+}

@@ -10,8 +10,8 @@
 //! `type`, `revenue` (dollars). Unknown columns are ignored. A row whose `domain` is missing
 //! or not a registrable domain is counted as bad with its line number, never fatal.
 
-use crate::domain_name::registrable_domain;
 use crate::pdl::{industry_code, title_case};
+use leadsync_domain::domain_name::registrable_domain;
 use leadsync_domain::ports::{FirmographicProvider, Lookup, ProviderError};
 use leadsync_domain::{Firmographics, Provenance, Sourced};
 use serde::Deserialize;

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use leadsync_domain::ports::{FirmographicProvider, Lookup, ProviderError};
 use leadsync_domain::{Lead, LeadId};
-use leadsync_enrich::{Enricher, PdlConfig, PdlProvider};
+use leadsync_enrich::{PdlConfig, PdlProvider};
+use leadsync_pipeline::enrich::Enricher;
 use leadsync_ratelimit::RateLimits;
 use leadsync_sandbox::{Faults, Sandbox, SandboxConfig};
 use std::time::{Duration, Instant};

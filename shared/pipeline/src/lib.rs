@@ -10,6 +10,7 @@
 //! quarantined with its reason).
 
 pub mod dashboard;
+pub mod enrich;
 pub mod erase;
 pub mod parquet_export;
 pub mod plan;

@@ -338,7 +338,7 @@ where
     tracing::info!(run_id = %input.run_id, slice = input.slice, since = %scope.since, after = ?scope.after, through = ?scope.through, only = scope.only.len(), criteria_version = %deps.criteria.version, "Slice started.");
 
     // One enricher for the whole run: each company domain is looked up once, whatever page it is on.
-    let mut enricher = leadsync_enrich::Enricher::new(deps.providers);
+    let mut enricher = crate::enrich::Enricher::new(deps.providers);
     if let Some(credits) = input.enrich_budget {
         enricher = enricher.with_budget(credits);
     }

@@ -5,10 +5,10 @@
 
 use chrono::{DateTime, Utc};
 use leadsync_domain::fakes::{FakeCrm, FakeLeadStore, FakeSnapshotStore};
+use leadsync_domain::ports::NoProvider;
 use leadsync_domain::ports::RollupStore;
 use leadsync_domain::rollup::{RollupRow, RowBody, incentive_rows};
 use leadsync_domain::{Criteria, Lead};
-use leadsync_enrich::NoProvider;
 use leadsync_pipeline::rollups::{self, RollupError};
 use leadsync_pipeline::{SyncDeps, SyncInput, sync};
 use sha2::{Digest, Sha256};

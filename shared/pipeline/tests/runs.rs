@@ -10,9 +10,9 @@ use common::{at, leads_n};
 use leadsync_domain::Criteria;
 use leadsync_domain::LeadId;
 use leadsync_domain::fakes::{FakeCrm, FakeLeadStore, FakeSliceQueue, FakeSnapshotStore};
+use leadsync_domain::ports::NoProvider;
 use leadsync_domain::ports::{LeadStore, RunStore};
 use leadsync_domain::runs::RunKind;
-use leadsync_enrich::NoProvider;
 use leadsync_pipeline::{
     RescoreTarget, RunOptions, SliceDone, Started, SyncDeps, SyncInput, run_slice, start_run,
 };

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use leadsync_domain::{Lead, LeadId};
-use leadsync_enrich::{Cached, Enricher, PdlConfig, PdlProvider};
+use leadsync_enrich::{Cached, PdlConfig, PdlProvider};
+use leadsync_pipeline::enrich::Enricher;
 use leadsync_sandbox::{Sandbox, SandboxConfig};
 use leadsync_store::DynamoFirmographicCache;
 

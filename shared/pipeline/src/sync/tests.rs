@@ -1,8 +1,8 @@
 use super::*;
 use leadsync_domain::fakes::{FakeCrm, FakeLeadStore, FakeSnapshotStore};
+use leadsync_domain::ports::NoProvider;
 use leadsync_domain::ports::{CrmError, Rejected};
 use leadsync_domain::{Engagement, Firmographics, Lead, Provenance, Sourced, Stage};
-use leadsync_enrich::NoProvider;
 
 const CRITERIA: &str = include_str!("../../../../infra/criteria/b2b-saas.toml");
 
