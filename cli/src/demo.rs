@@ -52,11 +52,12 @@ async fn run_queued(
         ProgressStyle::with_template("  slices {bar:40} {pos}/{len}  {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let stats = sync_slice::local::pump(sqs, queue_url, deps, CONCURRENCY, 3, Utc::now, || {
-        bar.inc(1)
-    })
-    .await
-    .context("running the slices")?;
+    let stats =
+        leadsync_app::slice::local::pump(sqs, queue_url, deps, CONCURRENCY, 3, Utc::now, || {
+            bar.inc(1)
+        })
+        .await
+        .context("running the slices")?;
     bar.finish();
     let mut report = RunReport {
         run_id: run_id.to_owned(),
@@ -267,7 +268,8 @@ pub async fn demo(seed: u64, contacts: u64, crm: DemoCrm) -> anyhow::Result<()> 
         "1. Nightly sync (criteria {} {})",
         criteria.id, criteria.version
     );
-    let outcome = nightly_sync::handle(event("demo-nightly", serde_json::json!({})), &deps).await?;
+    let outcome =
+        leadsync_app::nightly::handle(event("demo-nightly", serde_json::json!({})), &deps).await?;
     let report = run_queued(&sqs, &queue_url, &deps, "demo-nightly", outcome).await?;
     print_report(&report);
     let watermark = deps.store.watermark(&kind.watermark_key()).await?;
@@ -313,7 +315,7 @@ pub async fn demo(seed: u64, contacts: u64, crm: DemoCrm) -> anyhow::Result<()> 
         "3. Both teams sign; criteria {} {} published to s3://{bucket}/{} (SQL bar: fit 40, total 75); S3 notifies rescore",
         published.id, published.version, published.key
     );
-    let answer = rescore::handle(
+    let answer = leadsync_app::rescore::handle(
         event("demo-criteria", serde_json::json!({"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": published.key}}}]})),
         &deps,
         None,

@@ -17,7 +17,9 @@ pub mod crm;
 pub mod deps;
 pub mod nightly;
 pub mod outcome;
+pub mod rescore;
 pub mod secrets;
+pub mod slice;
 pub mod watched;
 
 pub use config::{Config, ConfigError, CrmKind, SecretSource};

@@ -2,6 +2,10 @@
 //! `leadsync backfill` on a laptop: one code path, so a run started from the command line is
 //! the run the schedule starts.
 
+pub mod handler;
+
+pub use handler::{HandlerError, handle, handle_at};
+
 use crate::deps::{Deps, DepsError};
 use crate::outcome::RunOutcome;
 use chrono::{DateTime, Utc};

@@ -10,10 +10,10 @@ use crate::common;
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
+use leadsync_app::{Config, Deps, RunOutcome};
 use leadsync_domain::facts::period_of;
 use leadsync_domain::ports::{LeadStore, RollupStore, RunStore};
 use leadsync_sandbox::{Sandbox, SandboxConfig};
-use nightly_sync::{Config, Deps, RunOutcome};
 use std::collections::HashMap;
 
 struct Env {
@@ -84,8 +84,8 @@ fn now() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-async fn drain(env: &Env) -> sync_slice::local::PumpStats {
-    sync_slice::local::pump(
+async fn drain(env: &Env) -> leadsync_app::slice::local::PumpStats {
+    leadsync_app::slice::local::pump(
         &env.sqs,
         env.queue_url.as_deref().unwrap(),
         &env.deps,
@@ -100,7 +100,7 @@ async fn drain(env: &Env) -> sync_slice::local::PumpStats {
 
 /// The scheduled night "night-1" through nightly-sync's handler.
 async fn night_1(env: &Env) -> RunOutcome {
-    nightly_sync::handle_at(
+    leadsync_app::nightly::handle_at(
         event("night-1", serde_json::json!({})),
         &env.deps,
         now(),
@@ -114,14 +114,14 @@ async fn night_1(env: &Env) -> RunOutcome {
 async fn webhook(env: &Env, request_id: &str, secret: &str, body: &str) -> serde_json::Value {
     let ts = Utc::now().timestamp_millis().to_string();
     let secret = secrecy::SecretString::from(secret);
-    let signature = rescore::webhook::sign(
+    let signature = leadsync_app::rescore::webhook::sign(
         &secret,
         "POST",
         "https://hooks.lambda-url.us-east-1.on.aws/",
         body,
         &ts,
     );
-    rescore::handle_at(
+    leadsync_app::rescore::handle_at(
         event(
             request_id,
             serde_json::json!({
@@ -140,7 +140,7 @@ async fn webhook(env: &Env, request_id: &str, secret: &str, body: &str) -> serde
             }),
         ),
         &env.deps,
-        Some(&rescore::Webhook { secret }),
+        Some(&leadsync_app::rescore::Webhook { secret }),
         now(),
         Utc::now,
     )
@@ -157,13 +157,13 @@ async fn a_fanned_out_run_over_20000_leads_through_sqs_ends_like_an_inline_run()
     );
     let run = "night-2026-11-20";
     let (inline_outcome, fanned_outcome) = tokio::join!(
-        nightly_sync::handle_at(
+        leadsync_app::nightly::handle_at(
             event(run, serde_json::json!({})),
             &inline.deps,
             now(),
             Utc::now
         ),
-        nightly_sync::handle_at(
+        leadsync_app::nightly::handle_at(
             event(run, serde_json::json!({})),
             &fanned.deps,
             now(),
@@ -259,7 +259,7 @@ async fn overlapping_runs_are_turned_away_cleanly_while_a_fanned_out_run_holds_t
     let some_id = leadsync_domain::LeadId::new(env.sandbox.contacts()[0].id.to_string()).unwrap();
 
     // A second night: busy, names the holder, records nothing.
-    let second = nightly_sync::handle_at(
+    let second = leadsync_app::nightly::handle_at(
         event("night-2", serde_json::json!({})),
         &env.deps,
         now(),
@@ -293,7 +293,7 @@ async fn overlapping_runs_are_turned_away_cleanly_while_a_fanned_out_run_holds_t
             }),
         )
     };
-    let busy = rescore::handle_at(
+    let busy = leadsync_app::rescore::handle_at(
         url_call(serde_json::json!({"lead_ids": [some_id.as_str()]})),
         &env.deps,
         None,
@@ -316,7 +316,7 @@ async fn overlapping_runs_are_turned_away_cleanly_while_a_fanned_out_run_holds_t
     // The first run completes; then the re-score goes through.
     let stats = drain(&env).await;
     assert_eq!(stats.succeeded, u64::from(slices));
-    let done = rescore::handle_at(
+    let done = leadsync_app::rescore::handle_at(
         url_call(serde_json::json!({"lead_ids": [some_id.as_str()]})),
         &env.deps,
         None,
@@ -339,7 +339,7 @@ async fn overlapping_runs_are_turned_away_cleanly_while_a_fanned_out_run_holds_t
     assert_eq!(body["report"]["unchanged"], 1, "{body}");
 
     // A bad request body is a 400 that names the problem.
-    let bad = rescore::handle_at(
+    let bad = leadsync_app::rescore::handle_at(
         url_call(serde_json::json!({"lead_ids": [], "all": false})),
         &env.deps,
         None,
@@ -372,7 +372,7 @@ async fn a_version_published_and_a_webhook_during_a_fanned_out_run_wait_on_the_q
         .publish("b2b-saas-v2.toml", &v2, Utc::now())
         .await
         .unwrap();
-    let upload = rescore::handle_at(
+    let upload = leadsync_app::rescore::handle_at(
         event(
             "s3-1",
             serde_json::json!({"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": published.key}}}]}),

@@ -10,12 +10,12 @@ use crate::common;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
+use leadsync_app::{Config, Deps};
 use leadsync_domain::ports::LeadStore;
 use leadsync_domain::{
     Criteria, Engagement, Firmographics, Lead, LeadId, Provenance, Sourced, Stage,
 };
 use leadsync_sandbox::{Record, Sandbox, SandboxConfig};
-use nightly_sync::{Config, Deps};
 use std::collections::{BTreeMap, HashMap};
 
 struct Env {

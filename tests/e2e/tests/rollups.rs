@@ -8,12 +8,12 @@ use crate::common;
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
+use leadsync_app::{Config, Deps};
 use leadsync_domain::ports::RollupStore;
 use leadsync_domain::rollup::RowBody;
 use leadsync_pipeline::rollups;
 use leadsync_sandbox::{Sandbox, SandboxConfig};
 use leadsync_store::rollups::ROW_QUERY_PAGES;
-use nightly_sync::{Config, Deps};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 

@@ -7,12 +7,12 @@ use crate::common;
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
+use leadsync_app::{Config, Deps};
 use leadsync_domain::LeadId;
 use leadsync_domain::ports::{LeadStore, RollupStore};
 use leadsync_domain::rollup::RowBody;
 use leadsync_salesforce_sandbox::{SalesforceConfig, SalesforceSandbox};
 use leadsync_sandbox::{Sandbox, SandboxConfig};
-use nightly_sync::{Config, Deps};
 use std::collections::{BTreeMap, HashMap};
 
 fn event() -> LambdaEvent<serde_json::Value> {

@@ -6,8 +6,8 @@
 
 use crate::common;
 
+use leadsync_app::{Config, Deps, RunOutcome};
 use leadsync_sandbox::{Sandbox, SandboxConfig};
-use nightly_sync::{Config, Deps, RunOutcome};
 use std::collections::HashMap;
 
 #[tokio::test]
@@ -34,7 +34,7 @@ async fn the_crm_token_comes_from_secrets_manager_at_cold_start() {
     };
 
     let deps = Deps::new(config(&arn), &aws.sdk).await.unwrap();
-    let outcome = nightly_sync::handle_at(
+    let outcome = leadsync_app::nightly::handle_at(
         lambda_runtime::LambdaEvent::new(serde_json::json!({}), lambda_runtime::Context::default()),
         &deps,
         chrono::Utc::now(),

@@ -50,11 +50,11 @@ pub async fn aws(prefix: &str) -> Aws {
 /// When the run was queued or turned away (these tests run small, uncontended runs).
 pub async fn nightly_at(
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
-    deps: &nightly_sync::Deps,
+    deps: &leadsync_app::Deps,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<leadsync_domain::ports::RunReport, nightly_sync::HandlerError> {
-    match nightly_sync::handle_at(event, deps, now, chrono::Utc::now).await? {
-        nightly_sync::RunOutcome::Finished { report } => Ok(*report),
+) -> Result<leadsync_domain::ports::RunReport, leadsync_app::nightly::HandlerError> {
+    match leadsync_app::nightly::handle_at(event, deps, now, chrono::Utc::now).await? {
+        leadsync_app::RunOutcome::Finished { report } => Ok(*report),
         other => panic!("expected a run finished inline, got {other:?}"),
     }
 }

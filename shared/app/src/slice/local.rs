@@ -1,11 +1,11 @@
 //! A local stand-in for Lambda's SQS event source mapping, for `leadsync demo` and the e2e
-//! tests: receive slice messages from a (moto) queue, invoke [`crate::handle_at`] with one
+//! tests: receive slice messages from a (moto) queue, invoke [`super::handle_at`] with one
 //! message per invocation, up to `concurrency` invocations at once (the mapping's maximum
 //! concurrency), delete what succeeded and make failures visible again — as the real mapping
 //! does with `ReportBatchItemFailures`. After `max_receives` failures of one message it stops
 //! with an error, as a redrive policy would move the message to the DLQ.
 
-use crate::{Deps, handle_at};
+use super::{Deps, handle_at};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use lambda_runtime::{Context, LambdaEvent};

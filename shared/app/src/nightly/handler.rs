@@ -1,12 +1,10 @@
 //! The handler: turn the scheduler's event into a run, start it, report.
 
+use crate::nightly::{self, NightlyError, NightlyEvent};
+use crate::{Deps, DepsError, RunOutcome, chain};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use leadsync_app::nightly::{self, NightlyError};
-use leadsync_app::{Deps, DepsError, RunOutcome, chain};
 use leadsync_pipeline::SyncError;
-
-pub use leadsync_app::nightly::NightlyEvent;
 
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
