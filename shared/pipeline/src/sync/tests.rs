@@ -1,5 +1,5 @@
 use super::*;
-use leadsync_domain::fakes::{FakeCrm, FakeLeadStore, FakeSnapshotStore};
+use leadsync_domain::fakes::{FakeCrm, FakeLeadStore, FakeSnapshotStore, When};
 use leadsync_domain::ports::NoProvider;
 use leadsync_domain::ports::{CrmError, Rejected};
 use leadsync_domain::{Engagement, Firmographics, Lead, Provenance, Sourced, Stage};
@@ -198,12 +198,11 @@ async fn crash_mid_pull_then_rerun_ends_like_one_clean_run() {
 
     // Two pages go through, then the CRM fails (past the adapter's own retries).
     let w = World::new(FakeCrm::new(leads()).with_page_size(10));
-    let failing = FailAfter {
-        inner: &w.crm,
-        ok_pulls: 2,
-    };
+    w.crm
+        .script
+        .fail("pull_page", When::Nth(3), CrmError::Timeout);
     let deps = SyncDeps {
-        crm: &failing,
+        crm: &w.crm,
         store: &w.store,
         snapshots: &w.snapshots,
         providers: &[] as &[NoProvider],
@@ -234,13 +233,13 @@ async fn crash_mid_pull_then_rerun_ends_like_one_clean_run() {
     );
 }
 
-/// A CRM that lets `ok_pulls` pulls through and then times out.
-struct FailAfter<'a> {
+/// A CRM that passes every call to the fake but keeps the port's defaults for the rest
+/// (`forward_properties`: none, as Salesforce today).
+struct PortDefaults<'a> {
     inner: &'a FakeCrm,
-    ok_pulls: u64,
 }
 
-impl Crm for FailAfter<'_> {
+impl Crm for PortDefaults<'_> {
     fn max_ids(&self) -> usize {
         self.inner.max_ids()
     }
@@ -279,14 +278,6 @@ impl Crm for FailAfter<'_> {
         scope: &leadsync_domain::runs::PullScope,
         cursor: Option<&str>,
     ) -> Result<leadsync_domain::ports::PullPage, CrmError> {
-        if self
-            .inner
-            .pull_calls
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= self.ok_pulls
-        {
-            return Err(CrmError::Timeout);
-        }
         self.inner.pull_page(scope, cursor).await
     }
 
@@ -372,8 +363,16 @@ async fn watermark_advances_only_to_what_was_seen_and_holds_for_failed_pushes() 
 async fn crm_down_on_push_fails_retryably_and_rerun_pushes() {
     let w = World::new(FakeCrm::new(leads()));
     // first call is the pull (ok), the next is the push: fail it.
+    w.crm.script.fail(
+        "push",
+        When::Nth(1),
+        CrmError::Unavailable {
+            status: 503,
+            message: "down".into(),
+        },
+    );
     let deps = SyncDeps {
-        crm: &PushFails { inner: &w.crm },
+        crm: &w.crm,
         store: &w.store,
         snapshots: &w.snapshots,
         providers: &[] as &[NoProvider],
@@ -388,70 +387,6 @@ async fn crm_down_on_push_fails_retryably_and_rerun_pushes() {
     let report = w.run("r1", at(60)).await.unwrap();
     assert_eq!(report.pushed, 40);
     assert_eq!(w.store.states()[&leads()[0].id].stage, Stage::Disqualified);
-}
-
-struct PushFails<'a> {
-    inner: &'a FakeCrm,
-}
-
-impl Crm for PushFails<'_> {
-    fn max_ids(&self) -> usize {
-        self.inner.max_ids()
-    }
-
-    fn split_keys(
-        &self,
-        after: Option<&leadsync_domain::runs::ScopeKey>,
-        through: &leadsync_domain::runs::ScopeKey,
-    ) -> Option<leadsync_domain::runs::ScopeKey> {
-        self.inner.split_keys(after, through)
-    }
-
-    async fn contacts_touched_since(
-        &self,
-        since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<leadsync_domain::LeadId>, CrmError> {
-        self.inner.contacts_touched_since(since).await
-    }
-
-    async fn deleted_since(
-        &self,
-        since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<(LeadId, chrono::DateTime<chrono::Utc>)>, CrmError> {
-        self.inner.deleted_since(since).await
-    }
-
-    async fn ensure_properties(
-        &self,
-        specs: &[leadsync_domain::ports::PropertySpec],
-    ) -> Result<u32, CrmError> {
-        self.inner.ensure_properties(specs).await
-    }
-
-    async fn pull_page(
-        &self,
-        scope: &leadsync_domain::runs::PullScope,
-        cursor: Option<&str>,
-    ) -> Result<leadsync_domain::ports::PullPage, CrmError> {
-        self.inner.pull_page(scope, cursor).await
-    }
-
-    async fn count(
-        &self,
-        scope: &leadsync_domain::runs::PullScope,
-    ) -> Result<leadsync_domain::runs::Census, CrmError> {
-        self.inner.count(scope).await
-    }
-
-    async fn push(
-        &self,
-        _updates: &[PropertyUpdate],
-    ) -> Result<leadsync_domain::ports::PushOutcome, CrmError> {
-        Err(CrmError::Unavailable {
-            status: 503,
-            message: "down".into(),
-        })
-    }
 }
 
 #[tokio::test]
@@ -509,11 +444,8 @@ async fn a_crm_that_cannot_move_its_own_fields_refuses_crm_forward_by_name_befor
     );
     let criteria = Criteria::parse("forward.toml", &text).unwrap();
     let fake = FakeCrm::default();
-    // FailAfter keeps the port's default: no forward properties (as Salesforce today).
-    let crm = FailAfter {
-        inner: &fake,
-        ok_pulls: 0,
-    };
+    // The port's default: no forward properties (as Salesforce today).
+    let crm = PortDefaults { inner: &fake };
     let error = prepare_reads(&crm, &criteria).await.unwrap_err();
     assert!(
         error
