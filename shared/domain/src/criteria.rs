@@ -19,7 +19,10 @@
 mod fields;
 mod forward;
 
-pub use fields::{CrmObject, CrmProperty, CrmReads, Described, FieldType, INPUTS, MappedField};
+pub use fields::{
+    CrmObject, CrmProperty, CrmReads, Described, FieldType, INPUTS, MappedField, PropertyKind,
+    PropertySpec,
+};
 pub use forward::{Forward, ForwardProperties, ForwardWrite, HUBSPOT_LIFECYCLE};
 
 use crate::lead::Lead;
@@ -41,7 +44,8 @@ use document::*;
 use observe::*;
 use validate::*;
 
-pub use document::{Caps, CrmMapping, SUMMARY_LIMIT, SignOff, Threshold};
+pub use crate::sign_off::SignOff;
+pub use document::{Caps, CrmMapping, SUMMARY_LIMIT, Threshold};
 pub use evaluate::{MAX_RULES, Score};
 pub use explain::{Reason, ReasonOutcome, Scorecard};
 pub use validate::{CriteriaError, CriteriaIssue};
@@ -185,9 +189,8 @@ impl Criteria {
 
     /// The CRM properties the results are written to, with their kinds and allowed values,
     /// then the inputs sales records that leadsync owns under their default names (created
-    /// when the CRM lacks them, never written: [`crate::ports::PropertySpec::read_only`]).
-    pub fn crm_property_specs(&self) -> Vec<crate::ports::PropertySpec> {
-        use crate::ports::{PropertyKind, PropertySpec};
+    /// when the CRM lacks them, never written: [`PropertySpec::read_only`]).
+    pub fn crm_property_specs(&self) -> Vec<PropertySpec> {
         let spec = |name: &str, label: &str, kind, options: Vec<String>| PropertySpec {
             name: name.to_owned(),
             label: label.to_owned(),

@@ -163,9 +163,9 @@ pub struct Agreement {
     pub criteria_version: String,
     pub effective: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sales: Option<crate::criteria::SignOff>,
+    pub sales: Option<crate::sign_off::SignOff>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub marketing: Option<crate::criteria::SignOff>,
+    pub marketing: Option<crate::sign_off::SignOff>,
 }
 
 impl IncentivePlan {

@@ -29,6 +29,7 @@ pub mod news;
 pub mod ports;
 pub mod rollup;
 pub mod runs;
+pub mod sign_off;
 pub mod simulate;
 pub mod stage;
 pub mod transition;

@@ -8,8 +8,10 @@
 //! write a port offers is idempotent.
 
 use crate::criteria::{CrmObject, CrmProperty, CrmReads, Scorecard};
+pub use crate::criteria::{PropertyKind, PropertySpec};
 use crate::lead::{Firmographics, Lead, LeadId};
 use crate::news::LeadEvent;
+pub use crate::runs::RunReport;
 use crate::runs::{
     Census, Lease, PullScope, RunPlan, RunProgress, ScopeKey, SliceResult, SliceSpec,
 };
@@ -65,31 +67,6 @@ pub struct PushOutcome {
     pub failed: Vec<PushFailure>,
     /// Write requests made (batch calls), for the run's cost ledger.
     pub requests: u32,
-}
-
-/// The kind of a CRM property leadsync writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PropertyKind {
-    Text,
-    /// Text of many lines (HubSpot's textarea, Salesforce's Long Text Area).
-    LongText,
-    Number,
-    /// A fixed list of values (`options`).
-    Enumeration,
-}
-
-/// A CRM property leadsync needs to exist before it writes results.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PropertySpec {
-    pub name: String,
-    pub label: String,
-    pub kind: PropertyKind,
-    pub options: Vec<String>,
-    /// An input leadsync reads and never writes (BANT, the rejection reason): created when the
-    /// CRM lacks it, left exactly as it is when it exists (its options are the account's).
-    #[serde(default)]
-    pub read_only: bool,
 }
 
 /// A CRM call failed as a whole.
@@ -534,85 +511,6 @@ pub trait EventSink: Send + Sync + std::fmt::Debug {
         &'a self,
         events: &'a [LeadEvent],
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<bool>, EventError>> + Send + 'a>>;
-}
-
-/// Counts and costs of one run (or one slice of it), saved with the run record.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunReport {
-    pub run_id: String,
-    pub slice: u32,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub criteria_version: String,
-    pub since: Option<DateTime<Utc>>,
-    pub watermark_after: Option<DateTime<Utc>>,
-    pub pulled: u64,
-    pub scored: u64,
-    pub quarantined: u64,
-    /// Scored leads per stage name.
-    pub stages: BTreeMap<String, u64>,
-    pub unchanged: u64,
-    pub enriched_fields: u64,
-    /// Enrichment cost ledger: provider calls, cache hits (free), matches, credits billed,
-    /// leads left unenriched because the budget was spent or a provider failed.
-    pub enrich_calls: u64,
-    #[serde(default)]
-    pub enrich_cache_hits: u64,
-    pub enrich_matches: u64,
-    pub enrich_credits: u64,
-    pub enrich_skipped_budget: u64,
-    #[serde(default)]
-    pub enrich_unavailable: u64,
-    /// Leads held for the next run because a provider could not enrich them for a passing
-    /// reason (the pipeline's `SyncInput::enrich_hold`): not scored this run, pulled again
-    /// next.
-    #[serde(default)]
-    pub enrich_held: u64,
-    pub states_written: u64,
-    pub transitions_new: u64,
-    /// Sales milestones (accepted, rejected, opportunity, won) seen for the first time.
-    #[serde(default)]
-    pub milestones_new: u64,
-    /// Rollup rows written or deleted, and corrections posted for closed periods.
-    #[serde(default)]
-    pub rollup_rows_written: u64,
-    #[serde(default)]
-    pub rollup_corrections: u64,
-    pub transitions_existing: u64,
-    pub push_candidates: u64,
-    /// Leads whose new values the CRM already showed when pulled (an earlier attempt of the
-    /// run pushed them): recorded as pushed without a write.
-    #[serde(default)]
-    pub already_in_crm: u64,
-    pub pushed: u64,
-    pub push_failed: u64,
-    /// News sent to the event bus (a lead reached SQL, sales rejected one), and news the bus
-    /// refused or could not take (sent again by the next run).
-    #[serde(default)]
-    pub events_sent: u64,
-    #[serde(default)]
-    pub events_failed: u64,
-    pub crm_pull_pages: u64,
-    pub crm_push_requests: u64,
-    pub snapshot_key: Option<String>,
-    pub quarantine_key: Option<String>,
-    /// The months (`YYYY-MM`) the facts this run recorded occurred in: the periods whose
-    /// rollups it recomputes (with the month of its `now`).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
-    pub fact_periods: std::collections::BTreeSet<String>,
-    /// Leads re-scored though the CRM did not change their own record: time alone (decay,
-    /// activity windows) was due to change their stage or band, or their deals or company
-    /// changed.
-    #[serde(default)]
-    pub rescored_due: u64,
-    /// Contacts found merged into a pulled one, and contacts found deleted in the CRM.
-    #[serde(default)]
-    pub merged: u64,
-    #[serde(default)]
-    pub deleted: u64,
-    /// Dashboard pages published when the run finished (object keys).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dashboards: Vec<String>,
 }
 
 /// Lead state, transitions, watermarks and run records.

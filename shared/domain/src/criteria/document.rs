@@ -44,14 +44,6 @@ pub(super) struct ApprovedBy {
     pub(super) marketing: Option<SignOff>,
 }
 
-/// Who signed the document for one team, and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignOff {
-    pub name: String,
-    pub date: String,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Stages {

@@ -221,3 +221,28 @@ pub(super) fn check(
     }
     issues
 }
+
+/// The kind of a CRM property leadsync writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropertyKind {
+    Text,
+    /// Text of many lines (HubSpot's textarea, Salesforce's Long Text Area).
+    LongText,
+    Number,
+    /// A fixed list of values (`options`).
+    Enumeration,
+}
+
+/// A CRM property leadsync needs to exist before it writes results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertySpec {
+    pub name: String,
+    pub label: String,
+    pub kind: PropertyKind,
+    pub options: Vec<String>,
+    /// An input leadsync reads and never writes (BANT, the rejection reason): created when the
+    /// CRM lacks it, left exactly as it is when it exists (its options are the account's).
+    #[serde(default)]
+    pub read_only: bool,
+}
