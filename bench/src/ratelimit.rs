@@ -21,6 +21,18 @@ use std::time::Instant;
 /// Professional's limit, per second.
 const RATE: f64 = 19.0;
 
+/// Of the sandbox's request counts: the searches, and every API request (429s included, the
+/// sandbox's own admin calls not).
+fn searches_and_requests(counts: &std::collections::BTreeMap<String, u64>) -> (u64, u64) {
+    let sum = |keep: &dyn Fn(&str) -> bool| -> u64 {
+        counts.iter().filter(|(k, _)| keep(k)).map(|(_, n)| n).sum()
+    };
+    (
+        sum(&|k| k.ends_with("/search")),
+        sum(&|k| !k.contains("/__sandbox/")),
+    )
+}
+
 /// Run the measurement and print one row.
 ///
 /// # Errors
@@ -73,16 +85,8 @@ pub async fn ratelimit(
                 let Ok(counts) = request_counts(&base_url).await else {
                     continue;
                 };
-                let s: u64 = counts
-                    .iter()
-                    .filter(|(k, _)| k.ends_with("/search"))
-                    .map(|(_, n)| n)
-                    .sum();
-                let o: u64 = counts
-                    .iter()
-                    .filter(|(k, _)| !k.ends_with("/search") && !k.contains("/__sandbox/"))
-                    .map(|(_, n)| n)
-                    .sum::<u64>();
+                let (s, all) = searches_and_requests(&counts);
+                let o = all - s;
                 eprintln!(
                     "  {:>4.0} s: {:.1} searches/s, {:.1} other requests/s",
                     started.elapsed().as_secs_f64(),
@@ -98,17 +102,7 @@ pub async fn ratelimit(
     let report = sync(&deps, &input).await?;
     let wall = started.elapsed().as_secs_f64();
     timeline.abort();
-    let counts = request_counts(&sandbox.base_url).await?;
-    let requests: u64 = counts
-        .iter()
-        .filter(|(k, _)| !k.contains("/__sandbox/"))
-        .map(|(_, n)| n)
-        .sum();
-    let searches = counts
-        .iter()
-        .filter(|(k, _)| k.ends_with("/search"))
-        .map(|(_, n)| n)
-        .sum::<u64>();
+    let (searches, requests) = searches_and_requests(&request_counts(&sandbox.base_url).await?);
     let stats: leadsync_sandbox::LimitStats =
         reqwest::get(format!("{}/__sandbox/limits", sandbox.base_url))
             .await?
