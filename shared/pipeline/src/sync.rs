@@ -7,6 +7,11 @@
 //! ([`leadsync_domain::Lead::crm_shows`]) it sees the values already there and writes nothing again (elsewhere it
 //! re-pushes the same values). The watermark moves only at the end, only forward, and never past
 //! a lead whose push failed for a reason worth retrying, so the next run pulls it again.
+//!
+//! A page's end — push, news, states ([`write_back`]) — runs while the next page is pulled and
+//! enriched, which only reads (and fills the firmographic cache). It is finished before that
+//! next page loads its leads' states or records a fact, so states and facts are still written
+//! in page order.
 
 use chrono::{DateTime, Duration, Utc};
 use leadsync_domain::facts::{LeadLink, MilestoneFact, milestones_of, period_of};
@@ -18,6 +23,8 @@ use leadsync_domain::runs::PullScope;
 use leadsync_domain::transition::push_hash;
 use leadsync_domain::{Criteria, LeadId, LeadState, Stage, Transition};
 use std::collections::{BTreeSet, HashMap};
+
+mod write_back;
 
 /// The ports and the criteria one sync runs with.
 #[derive(Debug)]
@@ -366,23 +373,39 @@ where
     let forward = (!deps.criteria.crm.forward.is_empty())
         .then(|| deps.crm.forward_properties())
         .flatten();
+    // The end of the page before (its push, news and states), running while this page is
+    // pulled and enriched: reading the next page waits on the CRM as much as writing the last
+    // one does. Everything that writes a fact or a state still happens in page order.
+    let mut ending = None;
     loop {
-        let page = deps
-            .crm
-            .pull_page(scope, cursor.as_deref())
-            .await
-            .map_err(|source| SyncError::Pull {
-                pages: report.crm_pull_pages,
-                source,
-            })?;
+        let pages = report.crm_pull_pages;
+        let next_page = async {
+            let mut page = deps
+                .crm
+                .pull_page(scope, cursor.as_deref())
+                .await
+                .map_err(|source| SyncError::Pull { pages, source })?;
+            let mut leads = std::mem::take(&mut page.leads);
+            let enriched = enricher.enrich(&mut leads).await;
+            Ok::<_, SyncError>((page, leads, enriched))
+        };
+        let (ended, pulled) = futures::future::join(
+            futures::future::OptionFuture::from(ending.take()),
+            next_page,
+        )
+        .await;
+        // The page before first: had it failed, the run would have stopped before this one.
+        let ended: Option<Result<write_back::PageEnded, SyncError>> = ended;
+        if let Some(ended) = ended {
+            ended?.add_to(&mut report, &mut refused, &mut hold_watermark_at);
+        }
+        let (page, mut leads, enriched) = pulled?;
         report.crm_pull_pages += 1;
-        report.pulled += (page.leads.len() + page.rejected.len()) as u64;
+        report.pulled += (leads.len() + page.rejected.len()) as u64;
         report.quarantined += page.rejected.len() as u64;
         quarantine.extend(page.rejected);
-        let mut leads = page.leads;
         max_seen = leads.iter().map(|l| l.modified_at).chain(max_seen).max();
 
-        let enriched = enricher.enrich(&mut leads).await;
         if hold_unenriched {
             leads.retain(|lead| {
                 if !enricher.failed_for_now(lead) {
@@ -607,102 +630,26 @@ where
                 }
                 properties_ready = true;
             }
-            let batch: Vec<PropertyUpdate> = updates.iter().map(|(u, _, _)| u.clone()).collect();
-            let outcome = deps.crm.push(&batch).await.map_err(SyncError::Push)?;
-            report.crm_push_requests += u64::from(outcome.requests);
-            report.pushed += outcome.written.len() as u64;
-            report.push_failed += outcome.failed.len() as u64;
-            let by_id: HashMap<&LeadId, (&String, DateTime<Utc>)> = updates
-                .iter()
-                .map(|(u, h, m)| (&u.lead_id, (h, *m)))
-                .collect();
-            let index: HashMap<LeadId, usize> = states
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.lead_id.clone(), i))
-                .collect();
-            for id in &outcome.written {
-                let Some((hash, _)) = by_id.get(id) else {
-                    continue;
-                };
-                if let Some(&i) = index.get(id) {
-                    states[i].pushed_hash = Some((*hash).clone());
-                } else if let Some(mut state) = unchanged.remove(id) {
-                    state.pushed_hash = Some((*hash).clone());
-                    states.push(state);
-                }
-            }
-            for failure in &outcome.failed {
-                tracing::warn!(lead_id = %failure.lead_id, retryable = failure.retryable, message = %failure.message, "CRM refused a lead's update.");
-                if failure.retryable {
-                    // Keep the watermark at or before this lead so the next run pulls and pushes it again.
-                    if let Some((_, modified)) = by_id.get(&failure.lead_id) {
-                        hold_watermark_at =
-                            Some(hold_watermark_at.map_or(*modified, |h| h.min(*modified)));
-                    }
-                } else {
-                    // Retrying will not help (e.g. the contact was deleted): keep the write and
-                    // the reason in the quarantine file for an operator. The lead itself was
-                    // scored and recorded, so it counts in `push_failed`, not `quarantined`.
-                    let properties = batch
-                        .iter()
-                        .find(|u| u.lead_id == failure.lead_id)
-                        .map(|u| &u.properties);
-                    refused.push(Rejected {
-                        lead_id: Some(failure.lead_id.to_string()),
-                        reason: format!("the CRM refused the update: {}", failure.message),
-                        raw: properties
-                            .and_then(|p| serde_json::to_string(p).ok())
-                            .unwrap_or_default(),
-                    });
-                }
-            }
         }
-        // News goes out before the states are written: a crash in between sends it again (the
-        // bus is at-least-once anyway); what the bus refused stays unmarked for the next run.
-        if let (Some(sink), false) = (deps.events, news.is_empty()) {
-            let accepted = match sink.send(&news).await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(events = news.len(), error = %error, "News about leads not sent; the next run sends it.");
-                    vec![false; news.len()]
-                }
-            };
-            for (event, ok) in news
-                .iter()
-                .zip(accepted.into_iter().chain(std::iter::repeat(false)))
-            {
-                if !ok {
-                    report.events_failed += 1;
-                    continue;
-                }
-                report.events_sent += 1;
-                let at = match states.iter().position(|s| s.lead_id == event.lead_id) {
-                    Some(i) => i,
-                    None => match unchanged.remove(&event.lead_id) {
-                        Some(state) => {
-                            states.push(state);
-                            states.len() - 1
-                        }
-                        None => continue,
-                    },
-                };
-                let key = event.key();
-                if !states[at].announced.contains(&key) {
-                    states[at].announced.push(key);
-                }
-            }
-        }
-        report.states_written += deps
-            .store
-            .save_states(&states)
-            .await
-            .map_err(store_err("recording lead states"))?;
+        ending = Some(write_back::end_page(
+            deps,
+            write_back::PageEnd {
+                states,
+                unchanged,
+                updates,
+                news,
+            },
+        ));
 
         match page.next {
             Some(next) => cursor = Some(next),
             None => break,
         }
+    }
+    if let Some(ending) = ending {
+        ending
+            .await?
+            .add_to(&mut report, &mut refused, &mut hold_watermark_at);
     }
 
     quarantine.append(&mut refused);
