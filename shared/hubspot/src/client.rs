@@ -317,13 +317,15 @@ impl HubSpotCrm {
             .await
             .map_err(|e| Failed::retry(classify_transport(&e)))?;
         // The answer's headers are in: HubSpot counted the request before it sent them.
+        let sent_at = permit.sent_at();
         drop(permit);
         let status = response.status();
         let headers = response.headers();
         let retry_after = header_u64(headers, "retry-after").map(Duration::from_secs);
         let remaining = header_u64(headers, "x-hubspot-ratelimit-remaining");
         self.usage.observe(headers);
-        self.governor.observe(
+        self.governor.observe_answer(
+            sent_at,
             remaining,
             header_u64(headers, "x-hubspot-ratelimit-interval-milliseconds")
                 .map(Duration::from_millis),

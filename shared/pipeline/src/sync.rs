@@ -8,10 +8,11 @@
 //! re-pushes the same values). The watermark moves only at the end, only forward, and never past
 //! a lead whose push failed for a reason worth retrying, so the next run pulls it again.
 //!
-//! A page's end — push, news, states ([`write_back`]) — runs while the next page is pulled and
-//! enriched, which only reads (and fills the firmographic cache). It is finished before that
-//! next page loads its leads' states or records a fact, so states and facts are still written
-//! in page order.
+//! A page's end — push, news, states ([`write_back`]) — runs while the next page is pulled,
+//! enriched, scored and its facts recorded; the next page's end starts only once it is done, so
+//! pushes and states go in page order, one page at a time. For each lead the order above holds.
+//! A crash while both run is the crash above for the earlier page (its facts are in, its states
+//! not) and leaves the later page's facts in, which a re-run finds and does not count again.
 
 use chrono::{DateTime, Duration, Utc};
 use leadsync_domain::facts::{LeadLink, MilestoneFact, milestones_of, period_of};
@@ -373,25 +374,268 @@ where
     let forward = (!deps.criteria.crm.forward.is_empty())
         .then(|| deps.crm.forward_properties())
         .flatten();
-    // The end of the page before (its push, news and states), running while this page is
-    // pulled and enriched: reading the next page waits on the CRM as much as writing the last
-    // one does. Everything that writes a fact or a state still happens in page order.
+    // The end of the page before (its push, news and states) runs while this page is pulled,
+    // scored and recorded: reading the next page waits on the CRM as much as writing the last
+    // one does, and neither should wait for the other.
     let mut ending = None;
     loop {
-        let pages = report.crm_pull_pages;
-        let next_page = async {
-            let mut page = deps
-                .crm
-                .pull_page(scope, cursor.as_deref())
-                .await
-                .map_err(|source| SyncError::Pull { pages, source })?;
+        let page_work = async {
+            let mut page =
+                deps.crm
+                    .pull_page(scope, cursor.as_deref())
+                    .await
+                    .map_err(|source| SyncError::Pull {
+                        pages: report.crm_pull_pages,
+                        source,
+                    })?;
+            report.crm_pull_pages += 1;
+            report.pulled += (page.leads.len() + page.rejected.len()) as u64;
+            report.quarantined += page.rejected.len() as u64;
+            quarantine.append(&mut page.rejected);
             let mut leads = std::mem::take(&mut page.leads);
+            max_seen = leads.iter().map(|l| l.modified_at).chain(max_seen).max();
+
             let enriched = enricher.enrich(&mut leads).await;
-            Ok::<_, SyncError>((page, leads, enriched))
+
+            if hold_unenriched {
+                leads.retain(|lead| {
+                    if !enricher.failed_for_now(lead) {
+                        return true;
+                    }
+                    report.enrich_held += 1;
+                    hold_watermark_at = Some(
+                        hold_watermark_at.map_or(lead.modified_at, |h| h.min(lead.modified_at)),
+                    );
+                    false
+                });
+            }
+            report.enriched_fields += enriched.fields_filled;
+            report.enrich_calls += enriched.provider_calls;
+            report.enrich_matches += enriched.matches;
+            report.enrich_credits += enriched.credits;
+            report.enrich_skipped_budget += enriched.skipped_for_budget;
+            report.enrich_cache_hits += enriched.cache_hits;
+            report.enrich_unavailable += enriched.unavailable;
+
+            let ids: Vec<LeadId> = leads.iter().map(|l| l.id.clone()).collect();
+            let previous = deps
+                .store
+                .load_states(&ids)
+                .await
+                .map_err(store_err("loading lead states"))?;
+
+            let mut states = Vec::with_capacity(leads.len());
+            let mut unchanged: HashMap<LeadId, LeadState> = HashMap::new();
+            let mut transitions: Vec<Transition> = Vec::new();
+            let mut milestones: Vec<MilestoneFact> = Vec::new();
+            let mut links: Vec<(LeadId, LeadLink)> = Vec::new();
+            let mut updates: Vec<(PropertyUpdate, String, DateTime<Utc>)> = Vec::new();
+            let mut lines: Vec<SnapshotLine> = Vec::with_capacity(leads.len());
+            let mut news: Vec<leadsync_domain::news::LeadEvent> = Vec::new();
+            for lead in leads {
+                let card = deps.criteria.evaluate(&lead, input.now);
+                let prev = previous.get(&lead.id);
+                // When the lead's data last changed. For a lead seen for the first time whose
+                // engagement made it an MQL or SQL, its latest activity is when it got there (the
+                // CRM's last modification may be a later sales edit): the funnel and speed to lead
+                // start from it.
+                let data_at = match (prev, card.stage) {
+                    (None, Stage::Mql | Stage::Sql) => lead
+                        .engagement
+                        .last_activity_at()
+                        .map_or(lead.modified_at, |a| a.min(lead.modified_at)),
+                    _ => lead.modified_at,
+                };
+                let mut state = LeadState::from_scorecard(
+                    lead.id.clone(),
+                    lead.owner_id.clone(),
+                    &card,
+                    lead.input_hash(),
+                    data_at,
+                    prev,
+                    input.now,
+                    &input.run_id,
+                );
+                state.rescore_at = deps.criteria.next_change(&lead, input.now);
+                *report
+                    .stages
+                    .entry(card.stage.as_str().to_owned())
+                    .or_default() += 1;
+                report.scored += 1;
+                // Scored by an earlier attempt of this very run (cut short after it saved this
+                // lead's state): the facts that attempt recorded are in the period its stage began,
+                // and this attempt makes no transition to say so — the period must be recomputed
+                // all the same, or a crash leaves its rollups unwritten.
+                if let Some(since) = prev
+                    .filter(|p| p.run_id == input.run_id)
+                    .and_then(|p| p.stage_since)
+                {
+                    report.fact_periods.insert(period_of(since));
+                }
+                if let Some(mut t) = Transition::between(prev, &state) {
+                    t.source = lead.source.clone();
+                    t.loss_reasons = deps
+                        .criteria
+                        .loss_reasons(&card, lead.lead_status.as_deref());
+                    transitions.push(t);
+                }
+                if let Some(plan) = &deps.criteria.incentives {
+                    milestones.extend(milestones_of(&lead, &state, plan, input.now, &input.run_id));
+                }
+                if deps.events.is_some() {
+                    news.extend(leadsync_domain::news::news(
+                        &lead,
+                        &card,
+                        prev,
+                        &deps.crm.name().to_lowercase(),
+                        input.now,
+                        &input.run_id,
+                    ));
+                }
+                // Contacts merged into this one count as it from now on.
+                links.extend(lead.merged_ids.iter().filter(|m| **m != lead.id).map(|m| {
+                    (
+                        m.clone(),
+                        LeadLink::Merged {
+                            into: lead.id.clone(),
+                            seen_at: input.now,
+                        },
+                    )
+                }));
+                let mut properties = card.crm_properties(&deps.criteria.crm);
+                // What the CRM's own fields should show is hashed whether or not it must be
+                // written: a contact already there (or further along) costs no write.
+                let mut hashed = properties.clone();
+                for write in forward
+                    .as_ref()
+                    .map(|f| deps.criteria.forward_writes(&lead, card.stage, f))
+                    .unwrap_or_default()
+                {
+                    if write.needed {
+                        properties.insert(write.property.clone(), write.value.clone());
+                    }
+                    hashed.insert(write.property, write.value);
+                }
+                let hash = push_hash(&hashed);
+                let mut hash_moved = false;
+                if prev.and_then(|p| p.pushed_hash.as_deref()) != Some(hash.as_str()) {
+                    if lead.crm_already_shows(&properties) {
+                        // The CRM shows these values already — typically this run's earlier attempt
+                        // pushed them and was cut short before it saved the states: recorded as
+                        // pushed, not written again.
+                        state.pushed_hash = Some(hash);
+                        hash_moved = true;
+                        report.already_in_crm += 1;
+                    } else {
+                        updates.push((
+                            PropertyUpdate {
+                                lead_id: lead.id.clone(),
+                                properties,
+                            },
+                            hash,
+                            lead.modified_at,
+                        ));
+                    }
+                }
+                match prev {
+                    Some(p) if p.same_result(&state) && !hash_moved => {
+                        report.unchanged += 1;
+                        // Written only if a push below changes its pushed hash.
+                        unchanged.insert(state.lead_id.clone(), state);
+                    }
+                    _ => states.push(state),
+                }
+                lines.push(SnapshotLine {
+                    lead,
+                    scorecard: card,
+                });
+            }
+            snapshot
+                .append(&lines)
+                .map_err(store_err("writing the snapshot"))?;
+            drop(lines);
+
+            // Facts first (each written only if absent, so a retried page never double-counts);
+            // the leads' states after the push, carrying the hash of what the CRM accepted — one
+            // write per lead. A crash between the two leaves the states as they were: the re-run
+            // pushes the same values again and then writes them.
+            let page_periods: BTreeSet<String> = transitions
+                .iter()
+                .map(|t| period_of(t.occurred_at.unwrap_or(t.observed_at)))
+                .chain(
+                    milestones
+                        .iter()
+                        .map(|m| period_of(m.occurred_at.unwrap_or(m.observed_at))),
+                )
+                .collect();
+            // Noted with the run before its facts are written: if this attempt is cut short, the
+            // next one — meeting contacts our push has since modified — still recomputes them.
+            if !page_periods.is_empty() {
+                deps.store
+                    .note_periods(&input.run_id, &page_periods)
+                    .await
+                    .map_err(store_err("noting the periods of the run's facts"))?;
+            }
+            report.fact_periods.extend(page_periods);
+            let recorded = deps
+                .store
+                .append_transitions(&transitions)
+                .await
+                .map_err(store_err("recording transitions"))?;
+            report.transitions_new += recorded.transitions_new;
+            report.transitions_existing += recorded.transitions_existing;
+            // A re-run of a page whose facts an earlier attempt recorded: the lead got to its stage
+            // when that fact says, not when our own push (a moment ago) last modified the contact.
+            for state in states.iter_mut().chain(unchanged.values_mut()) {
+                if let Some(since) = recorded.existing_since.get(&state.lead_id) {
+                    state.stage_since = Some(*since);
+                }
+            }
+            if !links.is_empty() {
+                let periods = deps
+                    .store
+                    .record_links(&links)
+                    .await
+                    .map_err(store_err("recording merged contacts"))?;
+                report.merged += links.len() as u64;
+                report.fact_periods.extend(periods);
+            }
+            if !milestones.is_empty() {
+                report.milestones_new += deps
+                    .store
+                    .record_milestones(&milestones)
+                    .await
+                    .map_err(store_err("recording milestones"))?;
+            }
+
+            if !updates.is_empty() {
+                report.push_candidates += updates.len() as u64;
+                if !properties_ready {
+                    // Before the first write of the run: the properties must exist in the CRM.
+                    let created = deps
+                        .crm
+                        .ensure_properties(&deps.criteria.crm_property_specs())
+                        .await
+                        .map_err(SyncError::Push)?;
+                    if created > 0 {
+                        tracing::info!(created, "Created leadsync properties in the CRM.");
+                    }
+                    properties_ready = true;
+                }
+            }
+            Ok::<_, SyncError>((
+                write_back::PageEnd {
+                    states,
+                    unchanged,
+                    updates,
+                    news,
+                },
+                page.next,
+            ))
         };
-        let (ended, pulled) = futures::future::join(
+        let (ended, worked) = futures::future::join(
             futures::future::OptionFuture::from(ending.take()),
-            next_page,
+            page_work,
         )
         .await;
         // The page before first: had it failed, the run would have stopped before this one.
@@ -399,249 +643,9 @@ where
         if let Some(ended) = ended {
             ended?.add_to(&mut report, &mut refused, &mut hold_watermark_at);
         }
-        let (page, mut leads, enriched) = pulled?;
-        report.crm_pull_pages += 1;
-        report.pulled += (leads.len() + page.rejected.len()) as u64;
-        report.quarantined += page.rejected.len() as u64;
-        quarantine.extend(page.rejected);
-        max_seen = leads.iter().map(|l| l.modified_at).chain(max_seen).max();
-
-        if hold_unenriched {
-            leads.retain(|lead| {
-                if !enricher.failed_for_now(lead) {
-                    return true;
-                }
-                report.enrich_held += 1;
-                hold_watermark_at =
-                    Some(hold_watermark_at.map_or(lead.modified_at, |h| h.min(lead.modified_at)));
-                false
-            });
-        }
-        report.enriched_fields += enriched.fields_filled;
-        report.enrich_calls += enriched.provider_calls;
-        report.enrich_matches += enriched.matches;
-        report.enrich_credits += enriched.credits;
-        report.enrich_skipped_budget += enriched.skipped_for_budget;
-        report.enrich_cache_hits += enriched.cache_hits;
-        report.enrich_unavailable += enriched.unavailable;
-
-        let ids: Vec<LeadId> = leads.iter().map(|l| l.id.clone()).collect();
-        let previous = deps
-            .store
-            .load_states(&ids)
-            .await
-            .map_err(store_err("loading lead states"))?;
-
-        let mut states = Vec::with_capacity(leads.len());
-        let mut unchanged: HashMap<LeadId, LeadState> = HashMap::new();
-        let mut transitions: Vec<Transition> = Vec::new();
-        let mut milestones: Vec<MilestoneFact> = Vec::new();
-        let mut links: Vec<(LeadId, LeadLink)> = Vec::new();
-        let mut updates: Vec<(PropertyUpdate, String, DateTime<Utc>)> = Vec::new();
-        let mut lines: Vec<SnapshotLine> = Vec::with_capacity(leads.len());
-        let mut news: Vec<leadsync_domain::news::LeadEvent> = Vec::new();
-        for lead in leads {
-            let card = deps.criteria.evaluate(&lead, input.now);
-            let prev = previous.get(&lead.id);
-            // When the lead's data last changed. For a lead seen for the first time whose
-            // engagement made it an MQL or SQL, its latest activity is when it got there (the
-            // CRM's last modification may be a later sales edit): the funnel and speed to lead
-            // start from it.
-            let data_at = match (prev, card.stage) {
-                (None, Stage::Mql | Stage::Sql) => lead
-                    .engagement
-                    .last_activity_at()
-                    .map_or(lead.modified_at, |a| a.min(lead.modified_at)),
-                _ => lead.modified_at,
-            };
-            let mut state = LeadState::from_scorecard(
-                lead.id.clone(),
-                lead.owner_id.clone(),
-                &card,
-                lead.input_hash(),
-                data_at,
-                prev,
-                input.now,
-                &input.run_id,
-            );
-            state.rescore_at = deps.criteria.next_change(&lead, input.now);
-            *report
-                .stages
-                .entry(card.stage.as_str().to_owned())
-                .or_default() += 1;
-            report.scored += 1;
-            // Scored by an earlier attempt of this very run (cut short after it saved this
-            // lead's state): the facts that attempt recorded are in the period its stage began,
-            // and this attempt makes no transition to say so — the period must be recomputed
-            // all the same, or a crash leaves its rollups unwritten.
-            if let Some(since) = prev
-                .filter(|p| p.run_id == input.run_id)
-                .and_then(|p| p.stage_since)
-            {
-                report.fact_periods.insert(period_of(since));
-            }
-            if let Some(mut t) = Transition::between(prev, &state) {
-                t.source = lead.source.clone();
-                t.loss_reasons = deps
-                    .criteria
-                    .loss_reasons(&card, lead.lead_status.as_deref());
-                transitions.push(t);
-            }
-            if let Some(plan) = &deps.criteria.incentives {
-                milestones.extend(milestones_of(&lead, &state, plan, input.now, &input.run_id));
-            }
-            if deps.events.is_some() {
-                news.extend(leadsync_domain::news::news(
-                    &lead,
-                    &card,
-                    prev,
-                    &deps.crm.name().to_lowercase(),
-                    input.now,
-                    &input.run_id,
-                ));
-            }
-            // Contacts merged into this one count as it from now on.
-            links.extend(lead.merged_ids.iter().filter(|m| **m != lead.id).map(|m| {
-                (
-                    m.clone(),
-                    LeadLink::Merged {
-                        into: lead.id.clone(),
-                        seen_at: input.now,
-                    },
-                )
-            }));
-            let mut properties = card.crm_properties(&deps.criteria.crm);
-            // What the CRM's own fields should show is hashed whether or not it must be
-            // written: a contact already there (or further along) costs no write.
-            let mut hashed = properties.clone();
-            for write in forward
-                .as_ref()
-                .map(|f| deps.criteria.forward_writes(&lead, card.stage, f))
-                .unwrap_or_default()
-            {
-                if write.needed {
-                    properties.insert(write.property.clone(), write.value.clone());
-                }
-                hashed.insert(write.property, write.value);
-            }
-            let hash = push_hash(&hashed);
-            let mut hash_moved = false;
-            if prev.and_then(|p| p.pushed_hash.as_deref()) != Some(hash.as_str()) {
-                if lead.crm_already_shows(&properties) {
-                    // The CRM shows these values already — typically this run's earlier attempt
-                    // pushed them and was cut short before it saved the states: recorded as
-                    // pushed, not written again.
-                    state.pushed_hash = Some(hash);
-                    hash_moved = true;
-                    report.already_in_crm += 1;
-                } else {
-                    updates.push((
-                        PropertyUpdate {
-                            lead_id: lead.id.clone(),
-                            properties,
-                        },
-                        hash,
-                        lead.modified_at,
-                    ));
-                }
-            }
-            match prev {
-                Some(p) if p.same_result(&state) && !hash_moved => {
-                    report.unchanged += 1;
-                    // Written only if a push below changes its pushed hash.
-                    unchanged.insert(state.lead_id.clone(), state);
-                }
-                _ => states.push(state),
-            }
-            lines.push(SnapshotLine {
-                lead,
-                scorecard: card,
-            });
-        }
-        snapshot
-            .append(&lines)
-            .map_err(store_err("writing the snapshot"))?;
-        drop(lines);
-
-        // Facts first (each written only if absent, so a retried page never double-counts);
-        // the leads' states after the push, carrying the hash of what the CRM accepted — one
-        // write per lead. A crash between the two leaves the states as they were: the re-run
-        // pushes the same values again and then writes them.
-        let page_periods: BTreeSet<String> = transitions
-            .iter()
-            .map(|t| period_of(t.occurred_at.unwrap_or(t.observed_at)))
-            .chain(
-                milestones
-                    .iter()
-                    .map(|m| period_of(m.occurred_at.unwrap_or(m.observed_at))),
-            )
-            .collect();
-        // Noted with the run before its facts are written: if this attempt is cut short, the
-        // next one — meeting contacts our push has since modified — still recomputes them.
-        if !page_periods.is_empty() {
-            deps.store
-                .note_periods(&input.run_id, &page_periods)
-                .await
-                .map_err(store_err("noting the periods of the run's facts"))?;
-        }
-        report.fact_periods.extend(page_periods);
-        let recorded = deps
-            .store
-            .append_transitions(&transitions)
-            .await
-            .map_err(store_err("recording transitions"))?;
-        report.transitions_new += recorded.transitions_new;
-        report.transitions_existing += recorded.transitions_existing;
-        // A re-run of a page whose facts an earlier attempt recorded: the lead got to its stage
-        // when that fact says, not when our own push (a moment ago) last modified the contact.
-        for state in states.iter_mut().chain(unchanged.values_mut()) {
-            if let Some(since) = recorded.existing_since.get(&state.lead_id) {
-                state.stage_since = Some(*since);
-            }
-        }
-        if !links.is_empty() {
-            let periods = deps
-                .store
-                .record_links(&links)
-                .await
-                .map_err(store_err("recording merged contacts"))?;
-            report.merged += links.len() as u64;
-            report.fact_periods.extend(periods);
-        }
-        if !milestones.is_empty() {
-            report.milestones_new += deps
-                .store
-                .record_milestones(&milestones)
-                .await
-                .map_err(store_err("recording milestones"))?;
-        }
-
-        if !updates.is_empty() {
-            report.push_candidates += updates.len() as u64;
-            if !properties_ready {
-                // Before the first write of the run: the properties must exist in the CRM.
-                let created = deps
-                    .crm
-                    .ensure_properties(&deps.criteria.crm_property_specs())
-                    .await
-                    .map_err(SyncError::Push)?;
-                if created > 0 {
-                    tracing::info!(created, "Created leadsync properties in the CRM.");
-                }
-                properties_ready = true;
-            }
-        }
-        ending = Some(write_back::end_page(
-            deps,
-            write_back::PageEnd {
-                states,
-                unchanged,
-                updates,
-                news,
-            },
-        ));
-
-        match page.next {
+        let (end, next) = worked?;
+        ending = Some(write_back::end_page(deps, end));
+        match next {
             Some(next) => cursor = Some(next),
             None => break,
         }

@@ -55,6 +55,10 @@ impl RateLimits {
 /// a task scheduled late), it cannot land in the server's window beside the one it made room
 /// for. The margin only covers clock granularity.
 const MARGIN: Duration = Duration::from_millis(10);
+/// How long past its window an answered place is remembered: the server's `Remaining` in an
+/// answer describes its window when the request *arrived*, and by the time the answer is read
+/// the governor may have let places of that window go.
+const HISTORY: Duration = Duration::from_secs(5);
 /// How often a caller looks again when every place in a window is held by a request still in
 /// flight (its end is not known yet).
 const IN_FLIGHT_POLL: Duration = Duration::from_millis(5);
@@ -75,22 +79,36 @@ struct Sent {
 }
 
 impl Sent {
-    /// Drop the places whose window has passed; `None` if fewer than `limit` are held, else
-    /// how long until the first frees (a short poll if all are still in flight).
+    /// Drop the places whose window (and [`HISTORY`]) has passed; `None` if fewer than `limit`
+    /// are held, else how long until the first frees (a short poll if all are still in
+    /// flight).
     fn full(slots: &mut Vec<Slot>, limit: u32, window: Duration, now: Instant) -> Option<Duration> {
-        slots.retain(|s| s.answered.is_none_or(|at| now.duration_since(at) < window));
-        if (slots.len() as u32) < limit.max(1) {
+        slots.retain(|s| {
+            s.answered
+                .is_none_or(|at| now.duration_since(at) < window + HISTORY)
+        });
+        let held = slots
+            .iter()
+            .filter(|s| s.answered.is_none_or(|at| now.duration_since(at) < window));
+        if (held.clone().count() as u32) < limit.max(1) {
             return None;
         }
         Some(
-            slots
-                .iter()
-                .filter_map(|s| s.answered)
+            held.filter_map(|s| s.answered)
                 .map(|at| window.saturating_sub(now.duration_since(at)))
                 .min()
                 .unwrap_or(IN_FLIGHT_POLL)
                 .max(Duration::from_millis(1)),
         )
+    }
+
+    /// Places this governor held in the server's window as it was when a request sent at
+    /// `sent_at` arrived: in flight, or answered less than a window before that send.
+    fn held_at(slots: &[Slot], window: Duration, sent_at: Instant) -> u32 {
+        slots
+            .iter()
+            .filter(|s| s.answered.is_none_or(|at| at + window > sent_at))
+            .count() as u32
     }
 
     fn answer(&mut self, id: u64, at: Instant) {
@@ -116,10 +134,16 @@ pub struct RateGovernor {
 pub struct Permit<'a> {
     governor: &'a RateGovernor,
     id: u64,
+    sent_at: Instant,
     answered: bool,
 }
 
 impl Permit<'_> {
+    /// When the request was let go.
+    pub fn sent_at(&self) -> Instant {
+        self.sent_at
+    }
+
     /// The answer arrived at `at`: the request's places are held a window's length from then.
     pub fn answered(mut self, at: Instant) {
         self.mark(at);
@@ -197,6 +221,7 @@ impl RateGovernor {
         Ok(Permit {
             governor: self,
             id,
+            sent_at: now,
             answered: false,
         })
     }
@@ -205,15 +230,41 @@ impl RateGovernor {
     /// holds fewer than the limit means someone else spends the same limit (another app of
     /// the account, another process) — pause everyone for the window's length. When this
     /// governor holds the whole window itself, it already waits for the first place to free.
+    /// For an answer just read; [`RateGovernor::observe_answer`] for one whose request's send
+    /// time is known.
     pub fn observe(&self, remaining: Option<u64>, interval: Option<Duration>) {
+        self.observe_answer(Instant::now(), remaining, interval);
+    }
+
+    /// [`RateGovernor::observe`] for the answer to a request sent at `sent_at`
+    /// ([`Permit::sent_at`]). What this governor held is counted as of that send, since the
+    /// server counted as of that request's arrival: a slow answer can report a window full of
+    /// this governor's own requests, some of which it has since let go.
+    pub fn observe_answer(
+        &self,
+        sent_at: Instant,
+        remaining: Option<u64>,
+        interval: Option<Duration>,
+    ) {
+        self.observe_at(sent_at, Instant::now(), remaining, interval);
+    }
+
+    fn observe_at(
+        &self,
+        sent_at: Instant,
+        now: Instant,
+        remaining: Option<u64>,
+        interval: Option<Duration>,
+    ) {
         if remaining == Some(0) {
             let pause = interval
                 .unwrap_or(self.limits.window)
                 .min(Duration::from_secs(10));
-            let now = Instant::now();
             let mut sent = self.lock();
             let window = self.limits.window + MARGIN;
-            if Sent::full(&mut sent.all, self.limits.per_window, window, now).is_none() {
+            // Forget what has passed first, as an acquire would.
+            let _ = Sent::full(&mut sent.all, self.limits.per_window, window, now);
+            if Sent::held_at(&sent.all, window, sent_at) < self.limits.per_window {
                 sent.paused_until = Some(now + pause);
             }
         }
@@ -294,5 +345,38 @@ mod tests {
         // The first place frees a window after its answer, not ten seconds later.
         let later = t0 + Duration::from_millis(100) + MARGIN;
         assert!(g.try_acquire(false, later).is_ok());
+    }
+
+    #[test]
+    fn a_slow_answer_about_a_window_of_its_own_requests_is_no_reason_to_pause() {
+        let window = Duration::from_millis(100);
+        let g = RateGovernor::new(RateLimits {
+            per_window: 2,
+            window,
+            search_per_second: 2,
+        });
+        let t0 = Instant::now();
+        g.try_acquire(false, t0).unwrap().answered(t0);
+        // Sent 50 ms later, it arrives beside the first and fills the server's window; its
+        // answer takes 200 ms, and by then the first one's place has freed here.
+        let sent = t0 + Duration::from_millis(50);
+        let slow = g.try_acquire(false, sent).unwrap();
+        let answered = t0 + Duration::from_millis(250);
+        slow.answered(answered);
+        g.observe_at(sent, answered, Some(0), Some(Duration::from_secs(10)));
+        assert!(
+            g.try_acquire(false, answered).is_ok(),
+            "both requests of that window were this governor's own"
+        );
+        // Someone else's: at that send this governor held one place of two.
+        let g = RateGovernor::new(RateLimits {
+            per_window: 2,
+            window,
+            search_per_second: 2,
+        });
+        let lone = g.try_acquire(false, sent).unwrap();
+        lone.answered(answered);
+        g.observe_at(sent, answered, Some(0), Some(Duration::from_secs(10)));
+        assert!(g.try_acquire(false, answered).is_err(), "paused");
     }
 }

@@ -8,24 +8,30 @@ pub(super) const PUSH_CONCURRENCY: usize = 4;
 
 impl HubSpotCrm {
     /// Batches of 100, [`PUSH_CONCURRENCY`] in flight (each under the governor), outcomes in
-    /// the batches' order: a batch waiting out a 429 does not hold the others back.
+    /// the batches' order. In flight means unanswered: a batch waiting out a 429 does not hold
+    /// the next ones back (`buffered` would: its answered batches wait behind the first and
+    /// count against the limit).
     pub(super) async fn push_all(
         &self,
         updates: &[PropertyUpdate],
     ) -> Result<PushOutcome, CrmError> {
         let calls: Vec<_> = updates
             .chunks(BATCH_LIMIT)
-            .map(|chunk| async move {
+            .enumerate()
+            .map(|(at, chunk)| async move {
                 let mut outcome = PushOutcome::default();
-                self.push_batch(chunk, &mut outcome).await.map(|()| outcome)
+                self.push_batch(chunk, &mut outcome)
+                    .await
+                    .map(|()| (at, outcome))
             })
             .collect();
-        let batches: Vec<PushOutcome> = stream::iter(calls)
-            .buffered(PUSH_CONCURRENCY)
+        let mut batches: Vec<(usize, PushOutcome)> = stream::iter(calls)
+            .buffer_unordered(PUSH_CONCURRENCY)
             .try_collect()
             .await?;
+        batches.sort_unstable_by_key(|(at, _)| *at);
         let mut outcome = PushOutcome::default();
-        for batch in batches {
+        for (_, batch) in batches {
             outcome.written.extend(batch.written);
             outcome.failed.extend(batch.failed);
             outcome.requests += batch.requests;

@@ -1,6 +1,6 @@
 //! The end of a page: push its updates to the CRM, send its news, and save its leads' states
 //! carrying the hash of what the CRM accepted. [`super::sync_scope`] runs it while the next
-//! page is pulled and enriched; it is awaited before the next page records anything.
+//! page is pulled, scored and recorded, and awaits it before that page's own end starts.
 
 use super::{SyncDeps, SyncError, store_err};
 use chrono::{DateTime, Utc};
