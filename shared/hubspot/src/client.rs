@@ -355,7 +355,9 @@ impl HubSpotCrm {
             let verdict = match (retry_after, policy.as_str()) {
                 // The day's allowance is spent: no retry tonight will get through.
                 (_, "DAILY") => Verdict::GiveUp,
-                (Some(after), _) => Verdict::RetryAfter(after),
+                // HubSpot says when: wait that, however many 429s this call has met (a growing
+                // backoff would idle the page that waits on it; the governor keeps the rate).
+                (Some(after), _) => Verdict::Throttled(after),
                 // The window is not spent by HubSpot's own count (a burst guard, another
                 // app's traffic on a shared limit), or it is spent and the governor knows
                 // when (it holds the window; or it paused for the window, above, when someone

@@ -3,7 +3,8 @@
 //!
 //! Each adapter says of its own errors only one thing, through [`Classify`]: try again
 //! ([`Verdict::Retry`]), try again no sooner than the server asked ([`Verdict::RetryAfter`],
-//! e.g. `Retry-After`), or give up ([`Verdict::GiveUp`]). How long to wait and how often to try
+//! e.g. `Retry-After`), try again after exactly a throttle's wait ([`Verdict::Throttled`]), or
+//! give up ([`Verdict::GiveUp`]). How long to wait and how often to try
 //! is the [`Policy`]'s alone: exponential backoff with jitter (backon), capped, on tokio's clock
 //! (so a test with a paused clock runs a storm's waits in no wall time). Jitter matters here:
 //! a walk's lanes and a run's slices fail together when the CRM throttles, and without it they
@@ -27,6 +28,12 @@ pub enum Verdict {
     /// Worth another attempt, but not before this long (the server's `Retry-After`); the
     /// policy waits the longer of this and its own backoff, at most [`Policy::max_after`].
     RetryAfter(Duration),
+    /// Refused by a rate limit whose wait is known (the server's `Retry-After`, or a caller
+    /// whose own rate governor holds the limit): try again after this long (at most
+    /// [`Policy::max_after`]), not after the growing backoff — being throttled says nothing
+    /// about the server's health, and the governor, not the backoff, keeps the rate. The
+    /// attempt still counts against [`Policy::retries`].
+    Throttled(Duration),
     /// Another attempt would fail the same way (refused, unauthorised, not found, a quota spent
     /// for the day).
     GiveUp,
@@ -119,6 +126,7 @@ impl Policy {
             .adjust(move |e: &E, wait: Option<Duration>| match (e.verdict(), wait) {
                 (_, None) => None,
                 (Verdict::RetryAfter(after), Some(wait)) => Some(wait.max(after.min(max_after))),
+                (Verdict::Throttled(after), Some(_)) => Some(after.min(max_after)),
                 (_, wait) => wait,
             })
             .notify(|e: &E, wait: Duration| {
@@ -285,6 +293,27 @@ mod tests {
             start.elapsed() <= Duration::from_secs(31),
             "an hour's Retry-After is capped"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_waits_its_own_length_each_time_not_a_growing_backoff() {
+        let start = tokio::time::Instant::now();
+        let (result, calls) = run(
+            Policy::HTTP,
+            Verdict::Throttled(Duration::from_millis(300)),
+            6,
+        )
+        .await;
+        assert_eq!((result.unwrap(), calls), (7, 7));
+        // Six waits of 300 ms, where the backoff would have waited 200 ms … 6.4 s (12.6 s).
+        assert_eq!(start.elapsed(), Duration::from_millis(1_800));
+        let (result, _) = run(
+            Policy::HTTP,
+            Verdict::Throttled(Duration::from_secs(1)),
+            100,
+        )
+        .await;
+        assert!(result.is_err(), "still at most `retries` attempts");
     }
 
     #[test]
