@@ -608,27 +608,18 @@ where
                     .map_err(store_err("recording milestones"))?;
             }
 
-            if !updates.is_empty() {
-                report.push_candidates += updates.len() as u64;
-                if !properties_ready {
-                    // Before the first write of the run: the properties must exist in the CRM.
-                    let created = deps
-                        .crm
-                        .ensure_properties(&deps.criteria.crm_property_specs())
-                        .await
-                        .map_err(SyncError::Push)?;
-                    if created > 0 {
-                        tracing::info!(created, "Created leadsync properties in the CRM.");
-                    }
-                    properties_ready = true;
-                }
-            }
+            report.push_candidates += updates.len() as u64;
+            // Before the first write of the run the properties must exist in the CRM: the
+            // first page with updates makes sure of it, in its end.
+            let ensure_properties = !updates.is_empty() && !properties_ready;
+            properties_ready |= ensure_properties;
             Ok::<_, SyncError>((
                 write_back::PageEnd {
                     states,
                     unchanged,
                     updates,
                     news,
+                    ensure_properties,
                 },
                 page.next,
             ))

@@ -1,6 +1,7 @@
-//! The end of a page: push its updates to the CRM, send its news, and save its leads' states
-//! carrying the hash of what the CRM accepted. [`super::sync_scope`] runs it while the next
-//! page is pulled, scored and recorded, and awaits it before that page's own end starts.
+//! The end of a page: push its updates to the CRM (leadsync's properties made first, before the
+//! run's first push), send its news, and save its leads' states carrying the hash of what the
+//! CRM accepted. [`super::sync_scope`] runs it while the next page is pulled, scored and
+//! recorded, and awaits it before that page's own end starts.
 
 use super::{SyncDeps, SyncError, store_err};
 use chrono::{DateTime, Utc};
@@ -21,6 +22,8 @@ pub(super) struct PageEnd {
     /// Each update to push, with the hash of what it shows and the lead's modification time.
     pub updates: Vec<(PropertyUpdate, String, DateTime<Utc>)>,
     pub news: Vec<LeadEvent>,
+    /// Make sure leadsync's properties exist in the CRM before pushing (the run's first push).
+    pub ensure_properties: bool,
 }
 
 /// What the end of a page did, for the slice's report.
@@ -77,8 +80,19 @@ where
         mut unchanged,
         updates,
         news,
+        ensure_properties,
     } = page;
     let mut ended = PageEnded::default();
+    if ensure_properties {
+        let created = deps
+            .crm
+            .ensure_properties(&deps.criteria.crm_property_specs())
+            .await
+            .map_err(SyncError::Push)?;
+        if created > 0 {
+            tracing::info!(created, "Created leadsync properties in the CRM.");
+        }
+    }
     if !updates.is_empty() {
         let batch: Vec<PropertyUpdate> = updates.iter().map(|(u, _, _)| u.clone()).collect();
         let outcome = deps.crm.push(&batch).await.map_err(SyncError::Push)?;
