@@ -11,13 +11,13 @@
 //! reads exactly what is left.
 
 use crate::client::BATCH_LIMIT;
+use crate::client::HashSet;
 use crate::client::{HubSpotCrm, SearchResponse};
 use crate::mapping::HubSpotObject;
 use leadsync_domain::LeadId;
 use leadsync_domain::ports::{Crm, CrmError};
 use leadsync_domain::runs::{PullScope, ScopeKey};
 use serde_json::{Value, json};
-use std::collections::HashSet;
 use tokio::sync::mpsc;
 
 /// One id range of a pull walk: the contacts with `after < id ≤ through` (`None`: no upper
@@ -265,7 +265,7 @@ impl HubSpotCrm {
     ) -> Result<Gathered, CrmError> {
         let page_size = self.page_size() as usize;
         let mut gathered = Gathered::default();
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen: HashSet<String> = HashSet::default();
         let mut take = |gathered: &mut Gathered, results: Vec<HubSpotObject>| {
             let known = self.lock_companies();
             for id in results.iter().filter_map(|c| c.text("associatedcompanyid")) {

@@ -71,7 +71,7 @@ impl HubSpotCrm {
         // Companies and deals are independent reads: overlap them.
         let companies_read = async {
             if pending.is_empty() {
-                Ok(HashMap::new())
+                Ok(HashMap::default())
             } else {
                 self.read_companies(&pending).await
             }
@@ -82,7 +82,7 @@ impl HubSpotCrm {
             let mut cache = self.lock_companies();
             // The companies this page needs, just fetched or from earlier in the walk (shared,
             // not copied: a company's properties are read by every contact of it).
-            let mut needed: HashMap<String, Arc<HubSpotObject>> = HashMap::new();
+            let mut needed: HashMap<String, Arc<HubSpotObject>> = HashMap::default();
             for id in contacts
                 .iter()
                 .filter_map(|c| c.text("associatedcompanyid"))

@@ -65,7 +65,7 @@ impl HubSpotCrm {
             }
             Err(other) => return Err(other),
         };
-        let mut failed: HashMap<&str, String> = HashMap::new();
+        let mut failed: HashMap<&str, String> = HashMap::default();
         for error in &parsed.errors {
             for id in error.context.get("ids").into_iter().flatten() {
                 failed.insert(

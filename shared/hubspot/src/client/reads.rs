@@ -161,7 +161,7 @@ impl HubSpotCrm {
             .iter()
             .map(|object| (object.id.clone(), mapping::deal(object, &reads.asked.deal)))
             .collect();
-        let mut by_contact: HashMap<String, Vec<Deal>> = HashMap::new();
+        let mut by_contact: HashMap<String, Vec<Deal>> = HashMap::default();
         for (contact, deal_id) in links {
             if let Some(deal) = deals.get(&deal_id) {
                 by_contact.entry(contact).or_default().push(deal.clone());
