@@ -73,6 +73,13 @@ fn key_hash(key: &str) -> u32 {
     })
 }
 
+/// Where a key hash starts its probe in an index of `len` (a power of two, at least 2) slots:
+/// its top bits after a Fibonacci multiply. FNV's low bits alone depend only on the low bits of
+/// each byte, and names that differ elsewhere (`hs_lead_status`, `hs_lead_source`) pile up.
+fn slot(hash: u32, len: usize) -> usize {
+    (hash.wrapping_mul(0x9E37_79B9) >> (32 - len.trailing_zeros())) as usize
+}
+
 /// An object's properties: keys and values in one buffer, in the order received.
 ///
 /// Entry `i`'s key is `text[previous value_end..key_end]` and its value
@@ -84,7 +91,7 @@ fn key_hash(key: &str) -> u32 {
 pub struct Properties {
     text: String,
     entries: Vec<Entry>,
-    /// Entry number + 1 by `key_hash & (len - 1)`, linear probing; 0 is empty. Twice the
+    /// Entry number + 1 by [`slot`] of its key hash, linear probing; 0 is empty. Twice the
     /// entries, a power of two; empty when there are none. The first of repeated keys wins.
     index: Vec<u32>,
 }
@@ -106,7 +113,7 @@ impl Properties {
         let mask = len - 1;
         let mut index = vec![0u32; len];
         for (i, entry) in self.entries.iter().enumerate() {
-            let mut at = entry.key_hash as usize & mask;
+            let mut at = slot(entry.key_hash, len);
             loop {
                 match index[at] {
                     0 => {
@@ -157,7 +164,7 @@ impl Properties {
         }
         let hash = key_hash(name);
         let mask = self.index.len() - 1;
-        let mut at = hash as usize & mask;
+        let mut at = slot(hash, self.index.len());
         loop {
             let i = self.index[at].checked_sub(1)? as usize;
             let e = self.entries[i];
