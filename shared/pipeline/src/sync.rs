@@ -25,7 +25,12 @@ use leadsync_domain::transition::push_hash;
 use leadsync_domain::{Criteria, LeadId, LeadState, Stage, Transition};
 use std::collections::{BTreeSet, HashMap};
 
+mod run_end;
+mod scope;
 mod write_back;
+
+pub use run_end::finish;
+pub use scope::{since_of, unchanged_to_rescore};
 
 /// The ports and the criteria one sync runs with.
 #[derive(Debug)]
@@ -247,75 +252,6 @@ where
         }
     }
     finish(deps, input, outcome).await
-}
-
-/// Leads a nightly run re-scores though the CRM did not change their own record: those whose
-/// stage or band time alone changes by `now` (decay, activity windows), and those whose deals
-/// or company changed since `since` (a deal closing does not touch its contacts). On the
-/// first run (`since` at the epoch) every contact is pulled anyway.
-///
-/// # Errors
-/// [`SyncError`].
-pub async fn unchanged_to_rescore<C, S, N, P>(
-    deps: &SyncDeps<'_, C, S, N, P>,
-    now: DateTime<Utc>,
-    since: DateTime<Utc>,
-) -> Result<Vec<LeadId>, SyncError>
-where
-    C: Crm,
-    S: LeadStore + RollupStore,
-    N: SnapshotStore,
-    P: FirmographicProvider,
-{
-    let mut ids = deps
-        .store
-        .due_leads(now, PullScope::DUE_MONTHS, PullScope::MAX_DUE)
-        .await
-        .map_err(store_err("finding leads due for a re-score"))?;
-    let due = ids.len();
-    let mut touched = 0;
-    if since > DateTime::<Utc>::UNIX_EPOCH {
-        let related = deps
-            .crm
-            .contacts_touched_since(since)
-            .await
-            .map_err(|source| SyncError::Pull { pages: 0, source })?;
-        touched = related.len();
-        ids.extend(related);
-    }
-    ids.sort();
-    ids.dedup();
-    ids.truncate(PullScope::MAX_DUE);
-    if !ids.is_empty() {
-        tracing::info!(
-            due,
-            touched,
-            rescored = ids.len(),
-            "Re-scoring leads the CRM did not change: time alone moves their score, or their deals or company changed."
-        );
-    }
-    Ok(ids)
-}
-
-/// Where a run starts reading: `since_override`, else the watermark less the lookback, else
-/// the beginning.
-///
-/// # Errors
-/// [`SyncError::Store`] when the watermark cannot be read.
-pub async fn since_of<S: LeadStore>(
-    store: &S,
-    input: &SyncInput,
-) -> Result<DateTime<Utc>, SyncError> {
-    if let Some(since) = input.since_override {
-        return Ok(since);
-    }
-    let watermark = store
-        .watermark(&input.source)
-        .await
-        .map_err(store_err("reading the watermark"))?;
-    Ok(watermark
-        .map(|w| w - input.lookback)
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
 }
 
 /// Pull, enrich, score, record and push every contact in `scope`, then write the snapshot and
@@ -693,137 +629,6 @@ where
         max_seen,
         hold_at: hold_watermark_at,
     })
-}
-
-/// Finish a run whose every scope is done: remember the incentive plan, recompute the rollups
-/// of the run's period, move the watermark (nightly runs only) and save the run report.
-///
-/// # Errors
-/// [`SyncError`]; everything is idempotent, so finishing again is safe.
-pub async fn finish<C, S, N, P>(
-    deps: &SyncDeps<'_, C, S, N, P>,
-    input: &SyncInput,
-    outcome: ScopeOutcome,
-) -> Result<RunReport, SyncError>
-where
-    C: Crm,
-    S: LeadStore + RollupStore,
-    N: SnapshotStore,
-    P: FirmographicProvider,
-{
-    let ScopeOutcome {
-        mut report,
-        max_seen,
-        hold_at: hold_watermark_at,
-    } = outcome;
-    // Rollups of the period this run's facts belong to, before the watermark moves: a crash
-    // here re-runs the slice, which records nothing new and recomputes the same rows.
-    if let Some(plan) = &deps.criteria.incentives {
-        let c = deps.criteria;
-        let plan = leadsync_domain::incentives::IncentivePlan {
-            agreement: Some(leadsync_domain::incentives::Agreement {
-                criteria_id: c.id.clone(),
-                criteria_version: c.version.clone(),
-                effective: c.effective.clone(),
-                sales: c.sales_sign_off.clone(),
-                marketing: c.marketing_sign_off.clone(),
-            }),
-            ..plan.clone()
-        };
-        deps.store
-            .save_plan(&deps.criteria.version, &plan)
-            .await
-            .map_err(store_err("saving the incentive plan"))?;
-    }
-    let mut touched = report.fact_periods.clone();
-    touched.insert(period_of(input.now));
-    // Every period any attempt of this run recorded facts in.
-    touched.extend(
-        deps.store
-            .noted_periods(&input.run_id)
-            .await
-            .map_err(store_err("reading the periods the run noted"))?,
-    );
-    if input.since_override.is_none() {
-        // Contacts deleted in the CRM since the last run: their facts stop counting.
-        let since = since_of(deps.store, input).await?;
-        let deleted = deps
-            .crm
-            .deleted_since(since)
-            .await
-            .map_err(|source| SyncError::Pull { pages: 0, source })?;
-        if !deleted.is_empty() {
-            let links: Vec<(LeadId, LeadLink)> = deleted
-                .into_iter()
-                .map(|(id, at)| (id, LeadLink::Deleted { at }))
-                .collect();
-            touched.extend(
-                deps.store
-                    .record_links(&links)
-                    .await
-                    .map_err(store_err("recording deleted contacts"))?,
-            );
-            report.deleted += links.len() as u64;
-            tracing::info!(
-                deleted = links.len(),
-                "Contacts deleted in the CRM no longer count."
-            );
-        }
-    }
-    let refreshed = crate::rollups::refresh(deps.store, &touched)
-        .await
-        .map_err(SyncError::Rollups)?;
-    report.rollup_rows_written = refreshed
-        .periods
-        .values()
-        .map(|w| w.written + w.deleted)
-        .sum();
-    report.rollup_corrections = refreshed.corrections;
-    // The pages people read, for the periods just recomputed (the three most recent: older
-    // months change only by corrections, which land in the open ones).
-    let mut pages: Vec<String> = refreshed.periods.keys().rev().take(3).cloned().collect();
-    pages.reverse();
-    report.dashboards = crate::dashboard::publish(deps.store, deps.snapshots, &pages, input.now)
-        .await
-        .map_err(SyncError::Rollups)?;
-
-    if input.since_override.is_none() {
-        let watermark = deps
-            .store
-            .watermark(&input.source)
-            .await
-            .map_err(store_err("reading the watermark"))?;
-        // Never past what was seen, never closer to now than the index lag, never past a lead
-        // whose push must be retried, never backwards.
-        let candidate = max_seen
-            .map(|m| m.min(input.now - input.index_lag))
-            .map(|w| hold_watermark_at.map_or(w, |h| w.min(h)));
-        if let Some(next) = candidate.filter(|c| watermark.is_none_or(|w| *c > w)) {
-            deps.store
-                .set_watermark(&input.source, next)
-                .await
-                .map_err(store_err("advancing the watermark"))?;
-            report.watermark_after = Some(next);
-        } else {
-            report.watermark_after = watermark;
-        }
-    }
-    report.finished_at = Some((input.wall)());
-    deps.store
-        .save_run(&report)
-        .await
-        .map_err(store_err("saving the run report"))?;
-    tracing::info!(
-        run_id = %report.run_id,
-        pulled = report.pulled,
-        scored = report.scored,
-        quarantined = report.quarantined,
-        transitions = report.transitions_new,
-        pushed = report.pushed,
-        push_failed = report.push_failed,
-        "Sync done."
-    );
-    Ok(report)
 }
 
 #[cfg(test)]
