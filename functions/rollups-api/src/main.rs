@@ -7,7 +7,7 @@ use rollups_api::{Api, handle};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let sdk = leadsync_store::sdk_config().await;
+    let sdk = leadsync_app::sdk_config().await;
     let api = Api::from_env(&sdk)?;
     lambda_runtime::run(service_fn(|event| handle(event, &api, chrono::Utc::now()))).await
 }

@@ -18,6 +18,7 @@ pub mod deps;
 pub mod nightly;
 pub mod outcome;
 pub mod rescore;
+pub mod rollups_api;
 pub mod secrets;
 pub mod slice;
 pub mod watched;

@@ -149,16 +149,16 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
     );
 
     // Finance's API (function URL payload 2.0): incentives, KPIs, export, close.
-    let api = rollups_api::Api {
+    let api = leadsync_app::rollups_api::Api {
         store: leadsync_store::DynamoLeadStore::new(dynamo.clone(), table.clone(), "hubspot"),
         exports: leadsync_store::S3SnapshotStore::new(s3.clone(), bucket.clone()),
-        access: rollups_api::Access::Write,
+        access: leadsync_app::rollups_api::Access::Write,
     };
     // The read-only URL answers reads and refuses writes.
-    let read_only = rollups_api::Api {
+    let read_only = leadsync_app::rollups_api::Api {
         store: leadsync_store::DynamoLeadStore::new(dynamo.clone(), table.clone(), "hubspot"),
         exports: leadsync_store::S3SnapshotStore::new(s3.clone(), bucket.clone()),
-        access: rollups_api::Access::Read,
+        access: leadsync_app::rollups_api::Access::Read,
     };
     for (method, path, want) in [
         ("POST", "/periods/2026-11/close", 403),
@@ -168,9 +168,13 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
     ] {
         let request =
             serde_json::json!({"rawPath": path, "requestContext": {"http": {"method": method}}});
-        let answer = rollups_api::handle(event(request), &read_only, at("2026-12-01T09:00:00Z"))
-            .await
-            .unwrap();
+        let answer = leadsync_app::rollups_api::handle(
+            event(request),
+            &read_only,
+            at("2026-12-01T09:00:00Z"),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             answer["statusCode"].as_u64(),
             Some(want),
@@ -187,9 +191,10 @@ async fn rollups_in_dynamodb_are_reproducible_frozen_at_close_and_corrected_forw
         });
         let api = &api;
         async move {
-            let answer = rollups_api::handle(event(request), api, at("2026-12-01T09:00:00Z"))
-                .await
-                .unwrap();
+            let answer =
+                leadsync_app::rollups_api::handle(event(request), api, at("2026-12-01T09:00:00Z"))
+                    .await
+                    .unwrap();
             let status = answer["statusCode"].as_u64().unwrap();
             let body: serde_json::Value =
                 serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
