@@ -83,10 +83,7 @@ impl Sent {
     /// are held, else how long until the first frees (a short poll if all are still in
     /// flight).
     fn full(slots: &mut Vec<Slot>, limit: u32, window: Duration, now: Instant) -> Option<Duration> {
-        slots.retain(|s| {
-            s.answered
-                .is_none_or(|at| now.duration_since(at) < window + HISTORY)
-        });
+        Self::forget(slots, window, now);
         let held = slots
             .iter()
             .filter(|s| s.answered.is_none_or(|at| now.duration_since(at) < window));
@@ -100,6 +97,14 @@ impl Sent {
                 .unwrap_or(IN_FLIGHT_POLL)
                 .max(Duration::from_millis(1)),
         )
+    }
+
+    /// Drop the places answered longer than a window and [`HISTORY`] ago.
+    fn forget(slots: &mut Vec<Slot>, window: Duration, now: Instant) {
+        slots.retain(|s| {
+            s.answered
+                .is_none_or(|at| now.duration_since(at) < window + HISTORY)
+        });
     }
 
     /// Places this governor held in the server's window as it was when a request sent at
@@ -262,8 +267,7 @@ impl RateGovernor {
                 .min(Duration::from_secs(10));
             let mut sent = self.lock();
             let window = self.limits.window + MARGIN;
-            // Forget what has passed first, as an acquire would.
-            let _ = Sent::full(&mut sent.all, self.limits.per_window, window, now);
+            Sent::forget(&mut sent.all, window, now);
             if Sent::held_at(&sent.all, window, sent_at) < self.limits.per_window {
                 sent.paused_until = Some(now + pause);
             }

@@ -29,12 +29,8 @@ pub(super) struct PageEnd {
 /// What the end of a page did, for the slice's report.
 #[derive(Debug, Default)]
 pub(super) struct PageEnded {
-    crm_push_requests: u64,
-    pushed: u64,
-    push_failed: u64,
-    events_sent: u64,
-    events_failed: u64,
-    states_written: u64,
+    /// The counts it adds (pushes, events, states written), merged by [`RunReport::absorb`].
+    counts: RunReport,
     /// Updates the CRM refused for good.
     refused: Vec<Rejected>,
     /// The oldest modification time of a lead whose push must be retried.
@@ -48,12 +44,7 @@ impl PageEnded {
         refused: &mut Vec<Rejected>,
         hold_at: &mut Option<DateTime<Utc>>,
     ) {
-        report.crm_push_requests += self.crm_push_requests;
-        report.pushed += self.pushed;
-        report.push_failed += self.push_failed;
-        report.events_sent += self.events_sent;
-        report.events_failed += self.events_failed;
-        report.states_written += self.states_written;
+        report.absorb(&self.counts);
         refused.extend(self.refused);
         if let Some(at) = self.hold_at {
             *hold_at = Some(hold_at.map_or(at, |h| h.min(at)));
@@ -96,9 +87,9 @@ where
     if !updates.is_empty() {
         let batch: Vec<PropertyUpdate> = updates.iter().map(|(u, _, _)| u.clone()).collect();
         let outcome = deps.crm.push(&batch).await.map_err(SyncError::Push)?;
-        ended.crm_push_requests += u64::from(outcome.requests);
-        ended.pushed += outcome.written.len() as u64;
-        ended.push_failed += outcome.failed.len() as u64;
+        ended.counts.crm_push_requests += u64::from(outcome.requests);
+        ended.counts.pushed += outcome.written.len() as u64;
+        ended.counts.push_failed += outcome.failed.len() as u64;
         let by_id: HashMap<&LeadId, (&String, DateTime<Utc>)> = updates
             .iter()
             .map(|(u, h, m)| (&u.lead_id, (h, *m)))
@@ -159,10 +150,10 @@ where
             .zip(accepted.into_iter().chain(std::iter::repeat(false)))
         {
             if !ok {
-                ended.events_failed += 1;
+                ended.counts.events_failed += 1;
                 continue;
             }
-            ended.events_sent += 1;
+            ended.counts.events_sent += 1;
             let at = match states.iter().position(|s| s.lead_id == event.lead_id) {
                 Some(i) => i,
                 None => match unchanged.remove(&event.lead_id) {
@@ -179,7 +170,7 @@ where
             }
         }
     }
-    ended.states_written = deps
+    ended.counts.states_written = deps
         .store
         .save_states(&states)
         .await
