@@ -30,7 +30,8 @@ pub(super) struct PageEnd {
 #[derive(Debug, Default)]
 pub(super) struct PageEnded {
     /// The counts it adds (pushes, events, states written), merged by [`RunReport::absorb`].
-    counts: RunReport,
+    /// Boxed: a report is large, and this rides in the sync's future.
+    counts: Box<RunReport>,
     /// Updates the CRM refused for good.
     refused: Vec<Rejected>,
     /// The oldest modification time of a lead whose push must be retried.
