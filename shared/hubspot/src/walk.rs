@@ -68,7 +68,14 @@ pub(crate) struct Walk {
     lanes: Vec<Option<Lane>>,
     found: mpsc::Receiver<Result<Found, CrmError>>,
     producer: tokio::task::JoinHandle<()>,
+    /// Places for pages read ahead of the caller ([`PAGES_AHEAD`]): a page read in the
+    /// background holds one until the caller takes it.
+    pub(crate) ahead: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Pull pages a walk reads ahead of its caller at most, each with its companies and deals: a
+/// page whose reads wait out a 429 does not hold back the reads of the page after it.
+pub(crate) const PAGES_AHEAD: usize = 2;
 
 impl Drop for Walk {
     fn drop(&mut self) {
@@ -252,6 +259,7 @@ impl HubSpotCrm {
             lanes: lanes.into_iter().map(Some).collect(),
             found,
             producer,
+            ahead: std::sync::Arc::new(tokio::sync::Semaphore::new(PAGES_AHEAD)),
         }
     }
 

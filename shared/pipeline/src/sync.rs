@@ -15,6 +15,7 @@
 //! not) and leaves the later page's facts in, which a re-run finds and does not count again.
 
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 use leadsync_domain::facts::{LeadLink, MilestoneFact, milestones_of, period_of};
 use leadsync_domain::ports::{
     Crm, CrmError, FirmographicProvider, LeadStore, PropertyUpdate, Rejected, RollupStore,
@@ -310,10 +311,14 @@ where
     let forward = (!deps.criteria.crm.forward.is_empty())
         .then(|| deps.crm.forward_properties())
         .flatten();
-    // The end of the page before (its push, news and states) runs while this page is pulled,
-    // scored and recorded: reading the next page waits on the CRM as much as writing the last
-    // one does, and neither should wait for the other.
-    let mut ending = None;
+    // The ends of the pages before (their pushes, news and states) run while this page is
+    // pulled, scored and recorded: reading the next page waits on the CRM as much as writing
+    // the last one does, and neither should wait for the other. Up to
+    // [`write_back::ENDS_IN_FLIGHT`] ends overlap, so one page's slowest push (a 429's wait)
+    // does not leave the rate limit unused while the next page's updates are ready.
+    let mut ends = futures::stream::FuturesOrdered::new();
+    // The run's first push makes sure of the properties; no other end starts before it is done.
+    let mut ensuring = false;
     loop {
         let page_work = async {
             let mut page =
@@ -560,27 +565,45 @@ where
                 page.next,
             ))
         };
-        let (ended, worked) = futures::future::join(
-            futures::future::OptionFuture::from(ending.take()),
-            page_work,
-        )
-        .await;
-        // The page before first: had it failed, the run would have stopped before this one.
-        let ended: Option<Result<write_back::PageEnded, SyncError>> = ended;
-        if let Some(ended) = ended {
-            ended?.add_to(&mut report, &mut refused, &mut hold_watermark_at);
+        // Ends that finish while this page is worked on are counted after it, in page order;
+        // had one failed, the run stops before this page's end starts.
+        let mut ended: Vec<Result<write_back::PageEnded, SyncError>> = Vec::new();
+        let worked = {
+            let mut work = std::pin::pin!(page_work);
+            loop {
+                if ends.is_empty() {
+                    break work.await;
+                }
+                match futures::future::select(ends.next(), work.as_mut()).await {
+                    futures::future::Either::Left((Some(end), _)) => ended.push(end),
+                    futures::future::Either::Left((None, _)) => {}
+                    futures::future::Either::Right((worked, _)) => break worked,
+                }
+            }
+        };
+        for end in ended {
+            end?.add_to(&mut report, &mut refused, &mut hold_watermark_at);
         }
         let (end, next) = worked?;
-        ending = Some(write_back::end_page(deps, end));
+        if ensuring {
+            while let Some(done) = ends.next().await {
+                done?.add_to(&mut report, &mut refused, &mut hold_watermark_at);
+            }
+        }
+        ensuring = end.ensure_properties;
+        ends.push_back(write_back::end_page(deps, end));
+        while ends.len() > write_back::ENDS_IN_FLIGHT {
+            if let Some(done) = ends.next().await {
+                done?.add_to(&mut report, &mut refused, &mut hold_watermark_at);
+            }
+        }
         match next {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    if let Some(ending) = ending {
-        ending
-            .await?
-            .add_to(&mut report, &mut refused, &mut hold_watermark_at);
+    while let Some(done) = ends.next().await {
+        done?.add_to(&mut report, &mut refused, &mut hold_watermark_at);
     }
 
     quarantine.append(&mut refused);

@@ -9,6 +9,10 @@
 //! the server says its window is spent (`X-HubSpot-RateLimit-Remaining: 0`). Shared by all
 //! requests of a client, so concurrent callers are governed together.
 //!
+//! Searches go first. Their limit is per second, so a second they miss is lost, and everything
+//! else waits on what they find. While searches run, other requests leave them their share of
+//! every window, and a place that frees goes to a search waiting for it.
+//!
 //! Time is tokio's (`tokio::time::Instant`, `tokio::time::sleep`): under a paused test clock
 //! the governor keeps the same limits in no wall time, and a test can prove it does.
 
@@ -59,6 +63,8 @@ const MARGIN: Duration = Duration::from_millis(10);
 /// answer describes its window when the request *arrived*, and by the time the answer is read
 /// the governor may have let places of that window go.
 const HISTORY: Duration = Duration::from_secs(5);
+/// Searches count as running while one was let go this recently (or one is waiting).
+const SEARCHING: Duration = Duration::from_secs(1);
 /// How often a caller looks again when every place in a window is held by a request still in
 /// flight (its end is not known yet).
 const IN_FLIGHT_POLL: Duration = Duration::from_millis(5);
@@ -68,6 +74,7 @@ const IN_FLIGHT_POLL: Duration = Duration::from_millis(5);
 struct Slot {
     id: u64,
     answered: Option<Instant>,
+    search: bool,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +83,10 @@ struct Sent {
     search: Vec<Slot>,
     next_id: u64,
     paused_until: Option<Instant>,
+    /// Searches waiting for a place ([`SearchWaiting`]).
+    searches_waiting: u32,
+    /// When the last search was let go.
+    last_search: Option<Instant>,
 }
 
 impl Sent {
@@ -83,20 +94,35 @@ impl Sent {
     /// are held, else how long until the first frees (a short poll if all are still in
     /// flight).
     fn full(slots: &mut Vec<Slot>, limit: u32, window: Duration, now: Instant) -> Option<Duration> {
+        let (held, free_in) = Self::held(slots, window, now);
+        (held >= limit.max(1)).then_some(free_in)
+    }
+
+    /// Drop the places whose window (and [`HISTORY`]) has passed; the places held now, and how
+    /// long until the first of them frees (a short poll if all are still in flight).
+    fn held(slots: &mut Vec<Slot>, window: Duration, now: Instant) -> (u32, Duration) {
+        Self::held_where(slots, window, now, |_| true)
+    }
+
+    /// [`Sent::held`] counting only the places `keep` says.
+    fn held_where(
+        slots: &mut Vec<Slot>,
+        window: Duration,
+        now: Instant,
+        keep: impl Fn(&Slot) -> bool,
+    ) -> (u32, Duration) {
         Self::forget(slots, window, now);
         let held = slots
             .iter()
-            .filter(|s| s.answered.is_none_or(|at| now.duration_since(at) < window));
-        if (held.clone().count() as u32) < limit.max(1) {
-            return None;
-        }
-        Some(
-            held.filter_map(|s| s.answered)
-                .map(|at| window.saturating_sub(now.duration_since(at)))
-                .min()
-                .unwrap_or(IN_FLIGHT_POLL)
-                .max(Duration::from_millis(1)),
-        )
+            .filter(|s| keep(s) && s.answered.is_none_or(|at| now.duration_since(at) < window));
+        let free_in = held
+            .clone()
+            .filter_map(|s| s.answered)
+            .map(|at| window.saturating_sub(now.duration_since(at)))
+            .min()
+            .unwrap_or(IN_FLIGHT_POLL)
+            .max(Duration::from_millis(1));
+        (held.count() as u32, free_in)
     }
 
     /// Drop the places answered longer than a window and [`HISTORY`] ago.
@@ -122,6 +148,25 @@ impl Sent {
                 slot.answered = Some(at);
             }
         }
+    }
+}
+
+/// A search counted as waiting for a place while it lives: other requests leave it the places
+/// it may take ([`RateGovernor::try_acquire`]). Dropped when the search gets its permit or its
+/// caller gives up.
+struct SearchWaiting<'a>(&'a RateGovernor);
+
+impl<'a> SearchWaiting<'a> {
+    fn new(governor: &'a RateGovernor) -> Self {
+        governor.lock().searches_waiting += 1;
+        Self(governor)
+    }
+}
+
+impl Drop for SearchWaiting<'_> {
+    fn drop(&mut self) {
+        let mut sent = self.0.lock();
+        sent.searches_waiting = sent.searches_waiting.saturating_sub(1);
     }
 }
 
@@ -180,6 +225,21 @@ impl RateGovernor {
         self.limits
     }
 
+    /// The places of a window left to searches while they run: what their per-second limit
+    /// can use of it, at most half the window (none without a limit of their own).
+    fn search_reserve(&self) -> u32 {
+        let RateLimits {
+            per_window,
+            window,
+            search_per_second,
+        } = self.limits;
+        if search_per_second >= per_window {
+            return 0;
+        }
+        let share = (f64::from(search_per_second) * window.as_secs_f64()).floor() as u32;
+        share.min(per_window / 2)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Sent> {
         self.sent
             .lock()
@@ -188,10 +248,16 @@ impl RateGovernor {
 
     /// Wait until a request may be sent, and count it as sent until the permit is dropped.
     pub async fn acquire(&self, is_search: bool) -> Permit<'_> {
+        let mut waiting = None;
         loop {
             match self.try_acquire(is_search, Instant::now()) {
                 Ok(permit) => return permit,
-                Err(wait) => tokio::time::sleep(wait).await,
+                Err(wait) => {
+                    if is_search && waiting.is_none() {
+                        waiting = Some(SearchWaiting::new(self));
+                    }
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
     }
@@ -207,21 +273,48 @@ impl RateGovernor {
         }
         let window = self.limits.window + MARGIN;
         let second = Duration::from_secs(1) + MARGIN;
-        if let Some(wait) = Sent::full(&mut sent.all, self.limits.per_window, window, now) {
-            return Err(wait);
+        let (held, free_in) = Sent::held(&mut sent.all, window, now);
+        if held >= self.limits.per_window.max(1) {
+            return Err(free_in);
         }
-        if is_search
-            && let Some(wait) =
+        if is_search {
+            if let Some(wait) =
                 Sent::full(&mut sent.search, self.limits.search_per_second, second, now)
+            {
+                return Err(wait);
+            }
+        } else if sent.searches_waiting > 0
+            || sent
+                .last_search
+                .is_some_and(|at| now.duration_since(at) < SEARCHING)
         {
-            return Err(wait);
+            // Searches go first: their own per-second limit makes a second they miss a
+            // second lost, and everything else waits on what they find. While they run,
+            // other requests leave them their share of every window…
+            let reserve = self.search_reserve();
+            let (others, others_free_in) =
+                Sent::held_where(&mut sent.all, window, now, |s| !s.search);
+            if others + reserve >= self.limits.per_window {
+                return Err(others_free_in);
+            }
+            // …and a place a waiting search may take now.
+            let (searching, _) = Sent::held(&mut sent.search, second, now);
+            let room = self.limits.search_per_second.saturating_sub(searching);
+            if self.limits.per_window - held <= sent.searches_waiting.min(room) {
+                return Err(free_in.min(IN_FLIGHT_POLL));
+            }
         }
         let id = sent.next_id;
         sent.next_id += 1;
-        let slot = Slot { id, answered: None };
+        let slot = Slot {
+            id,
+            answered: None,
+            search: is_search,
+        };
         sent.all.push(slot);
         if is_search {
             sent.search.push(slot);
+            sent.last_search = Some(now);
         }
         Ok(Permit {
             governor: self,
@@ -325,6 +418,79 @@ mod tests {
             g.try_acquire(false, later + Duration::from_millis(100) + MARGIN)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_waiting_search_gets_the_place_that_frees_before_other_requests() {
+        let window = Duration::from_millis(100);
+        let g = RateGovernor::new(RateLimits {
+            per_window: 2,
+            window,
+            search_per_second: 2,
+        });
+        let t0 = Instant::now();
+        g.try_acquire(false, t0).unwrap().answered(t0);
+        g.try_acquire(false, t0).unwrap().answered(t0);
+        let search = SearchWaiting::new(&g);
+        let later = t0 + window + MARGIN;
+        // Two places free, one left to the search.
+        g.try_acquire(false, later).unwrap().answered(later);
+        assert!(
+            g.try_acquire(false, later).is_err(),
+            "the last place is the waiting search's"
+        );
+        g.try_acquire(true, later).unwrap().answered(later);
+        drop(search);
+        // No search waiting: nothing is held back.
+        let after = later + window + MARGIN;
+        g.try_acquire(false, after).unwrap().answered(after);
+        g.try_acquire(false, after).unwrap().answered(after);
+        // A search that could not go now (its per-second limit spent) holds nothing back.
+        let g = RateGovernor::new(RateLimits {
+            per_window: 3,
+            window,
+            search_per_second: 1,
+        });
+        g.try_acquire(true, t0).unwrap().answered(t0);
+        let _search = SearchWaiting::new(&g);
+        assert!(g.try_acquire(true, t0).is_err());
+        g.try_acquire(false, t0).unwrap().answered(t0);
+        g.try_acquire(false, t0).unwrap().answered(t0);
+    }
+
+    #[test]
+    fn while_searches_run_other_requests_leave_them_their_share_of_the_window() {
+        let window = Duration::from_secs(1);
+        let g = RateGovernor::new(RateLimits {
+            per_window: 10,
+            window,
+            search_per_second: 2,
+        });
+        let t0 = Instant::now();
+        // No search yet: other requests may take every place.
+        for _ in 0..10 {
+            g.try_acquire(false, t0).unwrap().answered(t0);
+        }
+        let t1 = t0 + window + MARGIN;
+        g.try_acquire(true, t1).unwrap().answered(t1);
+        // A search ran: the others stop at 10 - 2.
+        for _ in 0..8 {
+            g.try_acquire(false, t1).unwrap().answered(t1);
+        }
+        assert!(g.try_acquire(false, t1).is_err(), "the searches' share");
+        g.try_acquire(true, t1).unwrap().answered(t1);
+        // A second later no search has run: the window is everyone's again.
+        let t2 = t1 + window + MARGIN + SEARCHING;
+        for _ in 0..10 {
+            g.try_acquire(false, t2).unwrap().answered(t2);
+        }
+        // Without a search limit of its own (an enrichment provider's), nothing is reserved.
+        assert_eq!(
+            RateGovernor::new(RateLimits::new(10, window)).search_reserve(),
+            0
+        );
+        assert_eq!(RateGovernor::new(RateLimits::PRO).search_reserve(), 50);
+        assert_eq!(RateGovernor::new(RateLimits::FREE).search_reserve(), 50);
     }
 
     #[test]

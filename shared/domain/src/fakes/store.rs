@@ -351,15 +351,21 @@ impl RollupStore for FakeLeadStore {
         F: FnMut(Fact) + Send,
     {
         self.take_failure("visit_facts")?;
+        // The period's facts only are copied out (a store holds every month's).
+        let month = period
+            .split_once('-')
+            .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<u32>().ok()?)));
+        let in_period = |at: DateTime<Utc>| Some((at.year(), at.month())) == month;
         let facts: Vec<Fact> = lock(&self.transitions)
             .values()
+            .filter(|t| in_period(t.occurred_at.unwrap_or(t.observed_at)))
             .map(|t| Fact::Stage(t.clone()))
             .chain(
                 lock(&self.milestones)
                     .values()
+                    .filter(|m| in_period(m.occurred_at.unwrap_or(m.observed_at)))
                     .map(|m| Fact::Milestone(m.clone())),
             )
-            .filter(|f| f.period() == period)
             .collect();
         let n = facts.len() as u64;
         // In reverse key order, unlike DynamoDB's: callers must not depend on the order.

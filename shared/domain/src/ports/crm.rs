@@ -53,7 +53,7 @@ pub struct PushOutcome {
 pub enum CrmError {
     #[error("the CRM refused the token (401): check the private-app token")]
     Unauthorized,
-    #[error("the CRM rate limit was hit (policy {policy}) and retries ran out")]
+    #[error("the CRM answered 429: its rate limit was hit (policy {policy})")]
     RateLimited { policy: String },
     #[error("the CRM is unavailable (HTTP {status}): {message}")]
     Unavailable { status: u16, message: String },

@@ -171,7 +171,8 @@ impl Crm for HubSpotCrm {
     ) -> Result<PullPage, CrmError> {
         let ahead = cursor.and_then(|c| self.take_page_ahead(scope, c));
         let page = match ahead {
-            Some(handle) => match handle.await {
+            // The page's place among those read ahead is free once it is taken.
+            Some(handle) => match handle.await.map(|(_place, page)| page) {
                 Ok(Ok(page)) => page,
                 // The read ahead failed past its retries (or its task died): read the page
                 // here, with a retry budget of its own.

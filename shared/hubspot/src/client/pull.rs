@@ -3,15 +3,20 @@
 
 use super::*;
 
-/// A whole pull page being read in the background.
-pub(super) type PageAhead = tokio::task::JoinHandle<Result<PullPage, CrmError>>;
+/// A whole pull page being read in the background, and its place among the walk's pages read
+/// ahead (released when the caller takes the page).
+pub(super) type PageAhead = tokio::task::JoinHandle<(
+    Option<tokio::sync::OwnedSemaphorePermit>,
+    Result<PullPage, CrmError>,
+)>;
 
 /// The query a page read ahead answers (scope, cursor), and the task reading it.
 pub(super) type Ahead = ((PullScope, String), PageAhead);
 
-/// Walks and read-ahead pages kept at most (one per walk in progress on this client; more only
-/// if a caller abandons walks, and the oldest is dropped).
-pub(super) const PREFETCH_SLOTS: usize = 4;
+/// Walks and read-ahead pages kept at most (a walk in progress on this client keeps one walk
+/// and up to [`crate::walk::PAGES_AHEAD`] + 1 pages; more only if a caller abandons walks, and
+/// the oldest is dropped).
+pub(super) const PREFETCH_SLOTS: usize = 8;
 
 /// The company cache stops growing here.
 pub(super) const COMPANY_CACHE_LIMIT: usize = 50_000;
@@ -63,11 +68,56 @@ impl HubSpotCrm {
                 self.start_walk(scope).await?
             }
         };
-        let Gathered { contacts, pending } = self.gather(&mut walk, first).await?;
+        let gathered = self.gather(&mut walk, first).await?;
+        let next = self.walk_on(walk);
+        self.read_gathered(gathered, next).await
+    }
+
+    /// The walk's next cursor after a page's contacts are gathered, the walk kept for it.
+    fn walk_on(&self, walk: Walk) -> Option<String> {
         let next = (!walk.is_done()).then(|| walk.cursor());
         if next.is_some() {
             self.keep_walk(walk);
         }
+        next
+    }
+
+    /// A page read ahead (see [`HubSpotCrm::spawn_page_ahead`]): a place among the walk's pages
+    /// ahead, its contacts, the page after it started in turn, then its companies and deals.
+    async fn read_page_ahead(
+        &self,
+        scope: &PullScope,
+        cursor: &str,
+    ) -> (
+        Option<tokio::sync::OwnedSemaphorePermit>,
+        Result<PullPage, CrmError>,
+    ) {
+        let lanes = match parse_cursor(cursor, scope) {
+            Ok(lanes) => lanes,
+            Err(e) => return (None, Err(e)),
+        };
+        let mut walk = self
+            .take_walk(scope, cursor)
+            .unwrap_or_else(|| self.walk_from(scope, lanes));
+        let place = Arc::clone(&walk.ahead).acquire_owned().await.ok();
+        let gathered = match self.gather(&mut walk, Vec::new()).await {
+            Ok(gathered) => gathered,
+            Err(e) => return (place, Err(e)),
+        };
+        let next = self.walk_on(walk);
+        if let Some(next) = &next {
+            self.spawn_page_ahead(scope, next);
+        }
+        (place, self.read_gathered(gathered, next).await)
+    }
+
+    /// A page's companies (those not cached) and deals, read at once, and its contacts mapped
+    /// to leads.
+    async fn read_gathered(
+        &self,
+        Gathered { contacts, pending }: Gathered,
+        next: Option<String>,
+    ) -> Result<PullPage, CrmError> {
         // Companies and deals are independent reads: overlap them.
         let companies_read = async {
             if pending.is_empty() {
@@ -119,13 +169,18 @@ impl HubSpotCrm {
     /// The whole next page (searches, companies, deals), read in the background while the
     /// caller works on this one — scoring, recording and pushing it — so the walk's searches
     /// (5 a second at most) never wait for a push, and the rate limit is used by both at once.
-    /// Every request still passes the one governor.
+    /// Once its contacts are gathered it starts the page after it, up to
+    /// [`crate::walk::PAGES_AHEAD`] pages not yet taken. Every request still passes the one
+    /// governor. A page already being read is not started again.
     pub(super) fn spawn_page_ahead(&self, scope: &PullScope, cursor: &str) {
-        let this = self.clone();
-        let (scope, cursor) = (scope.clone(), cursor.to_owned());
-        let key = (scope.clone(), cursor.clone());
-        let handle = tokio::spawn(async move { this.read_page(&scope, Some(&cursor)).await });
+        let key = (scope.clone(), cursor.to_owned());
         let mut ahead = self.lock_pages_ahead();
+        if ahead.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        let this = self.clone();
+        let (scope, cursor) = key.clone();
+        let handle = tokio::spawn(async move { this.read_page_ahead(&scope, &cursor).await });
         if ahead.len() >= PREFETCH_SLOTS {
             let (_, oldest) = ahead.remove(0);
             oldest.abort();

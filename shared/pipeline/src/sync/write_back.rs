@@ -13,6 +13,9 @@ use leadsync_domain::ports::{
 use leadsync_domain::{LeadId, LeadState};
 use std::collections::HashMap;
 
+/// Page ends (pushes, news, states) at most in flight while the next page is worked on.
+pub(super) const ENDS_IN_FLIGHT: usize = 2;
+
 /// What one page leaves to write once its facts are recorded.
 pub(super) struct PageEnd {
     /// States to save: new or changed results.
