@@ -21,35 +21,10 @@ use lambda_runtime::LambdaEvent;
 use leadsync_domain::runs::{DeferredErase, DeferredRescore, SliceSpec};
 use leadsync_pipeline::erase::{ErasuresDone, run_deferred_erase};
 use leadsync_pipeline::{DeferredDone, SliceDone, Started, run_deferred, run_slice};
-use serde::{Deserialize, Serialize};
 
-/// The SQS event (the fields this function reads).
-#[derive(Debug, Deserialize)]
-pub struct SqsEvent {
-    #[serde(rename = "Records", default)]
-    pub records: Vec<SqsMessage>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct SqsMessage {
-    #[serde(rename = "messageId")]
-    pub message_id: String,
-    #[serde(default)]
-    pub body: String,
-}
-
-/// The partial batch response: the messages to deliver again.
-#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchResponse {
-    #[serde(rename = "batchItemFailures")]
-    pub batch_item_failures: Vec<ItemFailure>,
-}
-
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ItemFailure {
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
+/// The SQS event and the partial batch response (`ReportBatchItemFailures`): the runtime's
+/// own types.
+pub use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 /// One queue message: a slice of a planned run, or a deferred re-score.
 #[derive(Debug, PartialEq)]
@@ -176,14 +151,17 @@ async fn process(
 /// Never for a message's failure (reported in the response); only for an event that is not an
 /// SQS batch at all.
 pub async fn handle_at(
-    event: LambdaEvent<serde_json::Value>,
+    event: LambdaEvent<SqsEvent>,
     deps: &Deps,
     wall: impl Fn() -> DateTime<Utc>,
-) -> Result<BatchResponse, lambda_runtime::Error> {
-    let batch: SqsEvent = serde_json::from_value(event.payload)?;
-    let mut response = BatchResponse::default();
-    for message in &batch.records {
-        match process(deps, &message.body, &wall).await {
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let mut response = SqsBatchResponse::default();
+    for record in &event.payload.records {
+        let message = Received {
+            message_id: record.message_id.as_deref().unwrap_or_default(),
+            body: record.body.as_deref().unwrap_or_default(),
+        };
+        match process(deps, message.body, &wall).await {
             Ok(Done::Slice(done)) => match *done {
                 SliceDone::Recorded(report) | SliceDone::AlreadyFinished(report) => {
                     tracing::info!(message_id = %message.message_id, run_id = %report.run_id, slice = report.slice, pulled = report.pulled, "Slice done.");
@@ -225,9 +203,7 @@ pub async fn handle_at(
                     MessageError::Sync(e) => ("slice failed", chain(e)),
                 };
                 tracing::error!(message_id = %message.message_id, kind, error = %message_text, "Slice message failed; it will be retried, then dead-lettered.");
-                response.batch_item_failures.push(ItemFailure {
-                    item_identifier: message.message_id.clone(),
-                });
+                response.add_failure(message.message_id);
             }
         }
     }
@@ -239,10 +215,16 @@ pub async fn handle_at(
 /// # Errors
 /// See [`handle_at`].
 pub async fn handle(
-    event: LambdaEvent<serde_json::Value>,
+    event: LambdaEvent<SqsEvent>,
     deps: &Deps,
-) -> Result<BatchResponse, lambda_runtime::Error> {
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     handle_at(event, deps, Utc::now).await
+}
+
+/// What a record of the batch carries that this function reads (SQS always sends both).
+struct Received<'a> {
+    message_id: &'a str,
+    body: &'a str,
 }
 
 #[cfg(test)]

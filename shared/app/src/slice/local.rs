@@ -5,7 +5,7 @@
 //! does with `ReportBatchItemFailures`. After `max_receives` failures of one message it stops
 //! with an error, as a redrive policy would move the message to the DLQ.
 
-use super::{Deps, handle_at};
+use super::{Deps, SqsEvent, SqsMessage, handle_at};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use lambda_runtime::{Context, LambdaEvent};
@@ -70,11 +70,12 @@ pub async fn pump(
             return Ok(stats);
         }
         let invocations = messages.iter().map(|m| {
-            let event = serde_json::json!({"Records": [{
-                "messageId": m.message_id.clone().unwrap_or_default(),
-                "body": m.body.clone().unwrap_or_default(),
-            }]});
             // The shape the runtime hands the function: one record per invocation.
+            let mut record = SqsMessage::default();
+            record.message_id.clone_from(&m.message_id);
+            record.body.clone_from(&m.body);
+            let mut event = SqsEvent::default();
+            event.records.push(record);
             handle_at(LambdaEvent::new(event, Context::default()), deps, wall)
         });
         let answers = join_all(invocations).await;
