@@ -372,6 +372,14 @@ impl RateGovernor {
 mod tests {
     use super::*;
 
+    fn governor(per_window: u32, window: Duration, search_per_second: u32) -> RateGovernor {
+        RateGovernor::new(RateLimits {
+            per_window,
+            window,
+            search_per_second,
+        })
+    }
+
     #[test]
     fn never_more_than_the_limit_in_any_window() {
         let g = RateGovernor::new(RateLimits {
@@ -423,11 +431,7 @@ mod tests {
     #[test]
     fn a_waiting_search_gets_the_place_that_frees_before_other_requests() {
         let window = Duration::from_millis(100);
-        let g = RateGovernor::new(RateLimits {
-            per_window: 2,
-            window,
-            search_per_second: 2,
-        });
+        let g = governor(2, window, 2);
         let t0 = Instant::now();
         g.try_acquire(false, t0).unwrap().answered(t0);
         g.try_acquire(false, t0).unwrap().answered(t0);
@@ -520,11 +524,7 @@ mod tests {
     #[test]
     fn a_slow_answer_about_a_window_of_its_own_requests_is_no_reason_to_pause() {
         let window = Duration::from_millis(100);
-        let g = RateGovernor::new(RateLimits {
-            per_window: 2,
-            window,
-            search_per_second: 2,
-        });
+        let g = governor(2, window, 2);
         let t0 = Instant::now();
         g.try_acquire(false, t0).unwrap().answered(t0);
         // Sent 50 ms later, it arrives beside the first and fills the server's window; its
@@ -539,11 +539,7 @@ mod tests {
             "both requests of that window were this governor's own"
         );
         // Someone else's: at that send this governor held one place of two.
-        let g = RateGovernor::new(RateLimits {
-            per_window: 2,
-            window,
-            search_per_second: 2,
-        });
+        let g = governor(2, window, 2);
         let lone = g.try_acquire(false, sent).unwrap();
         lone.answered(answered);
         g.observe_at(sent, answered, Some(0), Some(Duration::from_secs(10)));

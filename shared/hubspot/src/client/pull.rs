@@ -48,13 +48,7 @@ impl HubSpotCrm {
         cursor: Option<&str>,
     ) -> Result<PullPage, CrmError> {
         let (mut walk, first) = match cursor {
-            Some(raw) => {
-                let lanes = parse_cursor(raw, scope)?;
-                let walk = self
-                    .take_walk(scope, raw)
-                    .unwrap_or_else(|| self.walk_from(scope, lanes));
-                (walk, Vec::new())
-            }
+            Some(raw) => (self.resume_walk(scope, raw)?, Vec::new()),
             None => {
                 self.expire_company_cache();
                 self.lock_walks().retain(|w| w.scope() != scope);
@@ -71,6 +65,14 @@ impl HubSpotCrm {
         let gathered = self.gather(&mut walk, first).await?;
         let next = self.walk_on(walk);
         self.read_gathered(gathered, next).await
+    }
+
+    /// The walk kept for `cursor`, else one resumed from it.
+    fn resume_walk(&self, scope: &PullScope, cursor: &str) -> Result<Walk, CrmError> {
+        let lanes = parse_cursor(cursor, scope)?;
+        Ok(self
+            .take_walk(scope, cursor)
+            .unwrap_or_else(|| self.walk_from(scope, lanes)))
     }
 
     /// The walk's next cursor after a page's contacts are gathered, the walk kept for it.
@@ -92,13 +94,10 @@ impl HubSpotCrm {
         Option<tokio::sync::OwnedSemaphorePermit>,
         Result<PullPage, CrmError>,
     ) {
-        let lanes = match parse_cursor(cursor, scope) {
-            Ok(lanes) => lanes,
+        let mut walk = match self.resume_walk(scope, cursor) {
+            Ok(walk) => walk,
             Err(e) => return (None, Err(e)),
         };
-        let mut walk = self
-            .take_walk(scope, cursor)
-            .unwrap_or_else(|| self.walk_from(scope, lanes));
         let place = Arc::clone(&walk.ahead).acquire_owned().await.ok();
         let gathered = match self.gather(&mut walk, Vec::new()).await {
             Ok(gathered) => gathered,
