@@ -1,13 +1,14 @@
-//! rollups-api: the Lambda binary behind a function URL (AWS_IAM). Clients are built once per
-//! cold start.
+//! rollups-api: the Lambda binary behind a function URL (AWS_IAM): the API's axum router,
+//! served by `lambda_http`. Clients are built once per cold start.
 
-use lambda_runtime::{Error, service_fn};
-use rollups_api::{Api, handle};
+use lambda_http::Error;
+use rollups_api::{Api, router};
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    lambda_http::tracing::init_default_subscriber();
     let sdk = leadsync_app::sdk_config().await;
-    let api = Api::from_env(&sdk)?;
-    lambda_runtime::run(service_fn(|event| handle(event, &api, chrono::Utc::now()))).await
+    let api = Arc::new(Api::from_env(&sdk)?);
+    lambda_http::run(router(api, Arc::new(chrono::Utc::now))).await
 }

@@ -1,6 +1,6 @@
-//! The rollups API's handler: finance's read path over the rollups, behind the `rollups-api`
-//! Lambda function URL (payload 2.0, `AuthType: AWS_IAM`, so every caller is a signed IAM
-//! principal).
+//! The rollups API: finance's read path over the rollups, an axum [`Router`] served by
+//! `lambda_http` behind the `rollups-api` Lambda function URL (payload 2.0, `AuthType:
+//! AWS_IAM`, so every caller is a signed IAM principal).
 //!
 //! | method | path | answer |
 //! |---|---|---|
@@ -13,22 +13,31 @@
 //! | POST | `/periods/{YYYY-MM}/export[?version=V]` | incentives and statements as CSV (corrections included) and Parquet, the KPI table as Parquet, each with its `.sha256`, to `s3://BUCKET/exports/P/` (Parquet also under `athena/`) |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 (bad period or query), 403 (a write on the
-//! read-only URL), 404 (unknown route or no rows), 409 (already closed), 500 (store failure;
-//! retry).
+//! read-only URL), 404 (no route for the method and path, or no rows), 409 (already closed),
+//! 500 (store failure; retry).
 //!
 //! One binary, two URLs (`ROLLUPS_API_ACCESS`): `read` answers the GETs and refuses close and
 //! export, under a role that can only read the table; `write` answers everything. Reading and
 //! writing are thus separate IAM permissions (`FinanceReadPolicy`, `FinanceClosePolicy` in
 //! `infra/template.yaml`).
 
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::{Method, StatusCode, Uri, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use lambda_http::request::RequestContext;
 use lambda_runtime::LambdaEvent;
 use leadsync_domain::facts::is_period;
+use leadsync_domain::incentives::Team;
 use leadsync_domain::ports::RollupStore;
 use leadsync_domain::rollup::{RowBody, incentive_rows};
 use leadsync_pipeline::rollups::{self, RollupError};
 use leadsync_store::{DynamoLeadStore, S3SnapshotStore};
+use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Configuration missing at cold start.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +54,7 @@ pub enum Access {
 }
 
 /// The stores the API reads and writes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Api {
     pub store: DynamoLeadStore,
     pub exports: S3SnapshotStore,
@@ -88,76 +97,93 @@ impl Api {
     }
 }
 
-fn response(status: u16, body: &Value) -> Value {
-    json!({
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": body.to_string(),
-    })
+/// The clock a request is answered at (the wall clock in Lambda; fixed in tests).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// What every handler shares.
+#[derive(Clone)]
+struct Shared {
+    api: Arc<Api>,
+    clock: Clock,
 }
 
-fn error(status: u16, message: impl std::fmt::Display) -> Value {
-    response(status, &json!({"error": message.to_string()}))
+/// The API's routes over `api`, answering at `clock`'s time.
+pub fn router(api: Arc<Api>, clock: Clock) -> Router {
+    // The read-only URL knows the write routes, to refuse them by name.
+    let write = |route: MethodRouter<Shared>| match api.access {
+        Access::Write => route,
+        Access::Read => post(read_only),
+    };
+    Router::new()
+        .route("/periods/{period}/kpis", get(kpis))
+        .route("/periods/{period}/incentives", get(incentives))
+        .route("/periods/{period}/funnel", get(funnel))
+        .route("/periods/{period}/statements", get(statements))
+        .route("/periods/{period}/dashboard", get(dashboard))
+        .route("/periods/{period}/close", write(post(close)))
+        .route("/periods/{period}/export", write(post(export)))
+        // A known path asked with another method has no route either (404, as before).
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
+        .with_state(Shared {
+            clock,
+            api: api.clone(),
+        })
 }
 
-/// Handle one function-URL request. Never fails as an invocation: errors are HTTP answers.
+/// Answer one function-URL event (payload 2.0 as JSON) through [`router`] at `now`, exactly as
+/// `lambda_http` does in the Lambda: the local tools' and the tests' way in.
 ///
 /// # Errors
-/// None in practice; the signature is the runtime's.
+/// The payload is not an HTTP event `lambda_http` reads.
 pub async fn handle(
     event: LambdaEvent<Value>,
     api: &Api,
     now: DateTime<Utc>,
 ) -> Result<Value, lambda_runtime::Error> {
-    let request = &event.payload;
-    let method = request
-        .pointer("/requestContext/http/method")
-        .and_then(Value::as_str)
-        .unwrap_or("GET");
-    let path = request
-        .get("rawPath")
-        .and_then(Value::as_str)
-        .unwrap_or("/");
-    let query = |name: &str| {
-        request
-            .pointer(&format!("/queryStringParameters/{name}"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let caller = request
-        .pointer("/requestContext/authorizer/iam/userArn")
-        .and_then(Value::as_str)
-        .unwrap_or("unknown caller")
-        .to_owned();
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (period, action) = match parts.as_slice() {
-        ["periods", period, action] => (*period, *action),
-        _ => return Ok(error(404, format!("no route for {method} {path}"))),
-    };
-    if !is_period(period) {
-        return Ok(error(400, format!("{period:?} is not a period (YYYY-MM)")));
-    }
-    let q = Query {
-        version: query("version"),
-        points: query("points"),
-        stall_days: query("stall_days"),
-        team: query("team"),
-        owner: query("owner"),
-    };
-    let answer = route(api, method, period, action, &q, &caller, now).await;
-    Ok(answer.unwrap_or_else(|e| {
-        tracing::error!(error = %e, period, action, "Rollups request failed.");
-        match e {
-            RollupError::AlreadyClosed { .. } | RollupError::Busy { .. } => error(409, e),
-            RollupError::BadPeriod(_) => error(400, e),
-            _ => error(500, e),
-        }
-    }))
+    use lambda_http::tower::ServiceExt;
+    let (payload, context) = event.into_parts();
+    let request: lambda_http::request::LambdaRequest = serde_json::from_value(payload)?;
+    let app = router(Arc::new(api.clone()), Arc::new(move || now));
+    let response = lambda_http::Adapter::from(app)
+        .oneshot(LambdaEvent::new(request, context))
+        .await?;
+    Ok(serde_json::to_value(response)?)
 }
 
-/// The query string parameters a route reads.
-#[derive(Debug, Default)]
-struct Query {
+/// An answer that is not a 200: JSON `{"error": ...}` with its status.
+#[derive(Debug)]
+struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl std::fmt::Display) -> Self {
+        Self(status, message.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<RollupError> for ApiError {
+    fn from(e: RollupError) -> Self {
+        tracing::error!(error = %e, "Rollups request failed.");
+        let status = match e {
+            RollupError::AlreadyClosed { .. } | RollupError::Busy { .. } => StatusCode::CONFLICT,
+            RollupError::BadPeriod(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e)
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+/// The query string parameters the routes read.
+#[derive(Debug, Default, Deserialize)]
+struct Params {
     version: Option<String>,
     points: Option<String>,
     stall_days: Option<String>,
@@ -165,15 +191,49 @@ struct Query {
     owner: Option<String>,
 }
 
-async fn route(
-    api: &Api,
-    method: &str,
-    period: &str,
-    action: &str,
-    q: &Query,
-    caller: &str,
-    now: DateTime<Utc>,
-) -> Result<Value, RollupError> {
+/// The IAM principal that signed the request (function URL, `AWS_IAM`).
+struct Caller(String);
+
+impl<S: Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let arn = match parts.extensions.get::<RequestContext>() {
+            Some(RequestContext::ApiGatewayV2(context)) => context
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.iam.as_ref())
+                .and_then(|iam| iam.user_arn.clone()),
+            _ => None,
+        };
+        Ok(Self(arn.unwrap_or_else(|| "unknown caller".to_owned())))
+    }
+}
+
+/// The path's period, checked.
+fn period(Path(period): Path<String>) -> Result<String, ApiError> {
+    if is_period(&period) {
+        Ok(period)
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{period:?} is not a period (YYYY-MM)"),
+        ))
+    }
+}
+
+fn ok(body: &Value) -> Response {
+    Json(body).into_response()
+}
+
+/// A period's rows with the criteria version asked (or the busiest) and its plan's currency.
+struct Resolved {
+    rows: Vec<leadsync_domain::rollup::RollupRow>,
+    version: String,
+    currency: String,
+}
+
+async fn resolve(api: &Api, period: &str, version: Option<String>) -> Result<Resolved, ApiError> {
     let store_error = |step| {
         move |source| RollupError::Store {
             step,
@@ -181,45 +241,16 @@ async fn route(
             source,
         }
     };
-    if method == "POST" && api.access == Access::Read {
-        return Ok(error(
-            403,
-            format!(
-                "this URL is read-only: {action} goes to finance's admin URL (FinanceClosePolicy)"
-            ),
-        ));
-    }
-    if (method, action) == ("POST", "close") {
-        let status = rollups::close(&api.store, period, caller, now).await?;
-        leadsync_pipeline::dashboard::publish(&api.store, &api.exports, &[period.to_owned()], now)
-            .await?;
-        return Ok(response(200, &json!(status)));
-    }
-    if (method, action) == ("GET", "dashboard") {
-        return Ok(
-            match leadsync_pipeline::dashboard::page(&api.store, period, q.version.as_deref(), now)
-                .await?
-            {
-                Some(html) => json!({
-                    "statusCode": 200,
-                    "headers": {"content-type": "text/html; charset=utf-8"},
-                    "body": html,
-                }),
-                None => error(404, format!("period {period} has no rows")),
-            },
-        );
-    }
     let rows = api
         .store
         .rows(period)
         .await
         .map_err(store_error("reading rows"))?;
-    let Some(version) = q
-        .version
-        .clone()
-        .or_else(|| rollups::busiest_version(&rows))
-    else {
-        return Ok(error(404, format!("period {period} has no incentive rows")));
+    let Some(version) = version.or_else(|| rollups::busiest_version(&rows)) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("period {period} has no incentive rows"),
+        ));
     };
     let currency = api
         .store
@@ -228,101 +259,179 @@ async fn route(
         .map_err(store_error("reading plans"))?
         .get(&version)
         .map_or_else(|| "USD".to_owned(), |p| p.currency.clone());
-    Ok(match (method, action) {
-        ("GET", "kpis") => {
-            let kpis: Vec<_> = rows
-                .iter()
-                .filter_map(|r| match r.parse() {
-                    Ok(RowBody::Kpi(k)) if k.criteria_version == version => Some(k),
-                    _ => None,
-                })
-                .collect();
-            response(
-                200,
-                &json!({"period": period, "criteria_version": version, "kpis": kpis}),
-            )
-        }
-        ("GET", "incentives") => {
-            let (incentives, totals) = incentive_rows(&rows, &version);
-            response(
-                200,
-                &json!({"period": period, "criteria_version": version, "currency": currency,
-                        "incentives": incentives, "control_totals": totals}),
-            )
-        }
-        ("GET", "funnel") => {
-            let points = match q.points.as_deref().map(str::parse::<f64>) {
-                None => 1.0,
-                Some(Ok(p)) if (0.0..=100.0).contains(&p) => p,
-                Some(_) => return Ok(error(400, "points must be a number from 0 to 100")),
-            };
-            let stall_days = match q.stall_days.as_deref().map(str::parse::<u32>) {
-                None => 30,
-                Some(Ok(d)) if (1..=365).contains(&d) => d,
-                Some(_) => {
-                    return Ok(error(
-                        400,
-                        "stall_days must be a whole number from 1 to 365",
-                    ));
-                }
-            };
-            let report =
-                rollups::funnel_report(&api.store, period, &version, now, stall_days, points)
-                    .await?;
-            response(200, &json!(report))
-        }
-        ("GET", "statements") => {
-            let team = match q.team.as_deref() {
-                None => None,
-                Some("sales") => Some(leadsync_domain::incentives::Team::Sales),
-                Some("marketing") => Some(leadsync_domain::incentives::Team::Marketing),
-                Some(other) => {
-                    return Ok(error(
-                        400,
-                        format!("team {other:?}: expected sales or marketing"),
-                    ));
-                }
-            };
-            let mut lines = rollups::statements(&api.store, period, &version).await?;
-            lines.retain(|l| {
-                team.is_none_or(|t| l.team == t) && q.owner.as_ref().is_none_or(|o| &l.owner == o)
-            });
-            let total: i64 = lines.iter().map(|l| l.credit_cents).sum();
-            response(
-                200,
-                &json!({"period": period, "criteria_version": version, "currency": currency,
-                        "lines": lines, "total_credits_cents": total}),
-            )
-        }
-        ("POST", "export") => {
-            let (export, files) =
-                rollups::export_files(&api.store, period, &version, &currency).await?;
-            let mut written = Vec::new();
-            for f in files {
-                let key = api
-                    .exports
-                    .put_export_file(
-                        period,
-                        &version,
-                        &f.name,
-                        f.bytes,
-                        &f.sha256,
-                        f.content_type,
-                        f.athena_table,
-                    )
-                    .await
-                    .map_err(store_error("writing the export"))?;
-                written.push(json!({"key": key, "sha256": f.sha256}));
-            }
-            response(
-                200,
-                &json!({"key": written[0]["key"], "sha256": export.sha256,
-                        "control_totals": export.totals, "files": written}),
-            )
-        }
-        _ => error(
-            404,
-            format!("no route for {method} /periods/{period}/{action}"),
-        ),
+    Ok(Resolved {
+        rows,
+        version,
+        currency,
     })
+}
+
+async fn kpis(State(s): State<Shared>, path: Path<String>, Query(q): Query<Params>) -> Answer {
+    let period = period(path)?;
+    let r = resolve(&s.api, &period, q.version).await?;
+    let kpis: Vec<_> = r
+        .rows
+        .iter()
+        .filter_map(|row| match row.parse() {
+            Ok(RowBody::Kpi(k)) if k.criteria_version == r.version => Some(k),
+            _ => None,
+        })
+        .collect();
+    Ok(ok(
+        &json!({"period": period, "criteria_version": r.version, "kpis": kpis}),
+    ))
+}
+
+async fn incentives(
+    State(s): State<Shared>,
+    path: Path<String>,
+    Query(q): Query<Params>,
+) -> Answer {
+    let period = period(path)?;
+    let r = resolve(&s.api, &period, q.version).await?;
+    let (incentives, totals) = incentive_rows(&r.rows, &r.version);
+    Ok(ok(
+        &json!({"period": period, "criteria_version": r.version, "currency": r.currency,
+                "incentives": incentives, "control_totals": totals}),
+    ))
+}
+
+async fn funnel(State(s): State<Shared>, path: Path<String>, Query(q): Query<Params>) -> Answer {
+    let period = period(path)?;
+    let r = resolve(&s.api, &period, q.version).await?;
+    let points = match q.points.as_deref().map(str::parse::<f64>) {
+        None => 1.0,
+        Some(Ok(p)) if (0.0..=100.0).contains(&p) => p,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "points must be a number from 0 to 100",
+            ));
+        }
+    };
+    let stall_days = match q.stall_days.as_deref().map(str::parse::<u32>) {
+        None => 30,
+        Some(Ok(d)) if (1..=365).contains(&d) => d,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "stall_days must be a whole number from 1 to 365",
+            ));
+        }
+    };
+    let report = rollups::funnel_report(
+        &s.api.store,
+        &period,
+        &r.version,
+        (s.clock)(),
+        stall_days,
+        points,
+    )
+    .await?;
+    Ok(ok(&json!(report)))
+}
+
+async fn statements(
+    State(s): State<Shared>,
+    path: Path<String>,
+    Query(q): Query<Params>,
+) -> Answer {
+    let period = period(path)?;
+    let r = resolve(&s.api, &period, q.version).await?;
+    let team = match q.team.as_deref() {
+        None => None,
+        Some("sales") => Some(Team::Sales),
+        Some("marketing") => Some(Team::Marketing),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("team {other:?}: expected sales or marketing"),
+            ));
+        }
+    };
+    let mut lines = rollups::statements(&s.api.store, &period, &r.version).await?;
+    lines.retain(|l| {
+        team.is_none_or(|t| l.team == t) && q.owner.as_ref().is_none_or(|o| &l.owner == o)
+    });
+    let total: i64 = lines.iter().map(|l| l.credit_cents).sum();
+    Ok(ok(
+        &json!({"period": period, "criteria_version": r.version, "currency": r.currency,
+                "lines": lines, "total_credits_cents": total}),
+    ))
+}
+
+async fn dashboard(State(s): State<Shared>, path: Path<String>, Query(q): Query<Params>) -> Answer {
+    let period = period(path)?;
+    let page = leadsync_pipeline::dashboard::page(
+        &s.api.store,
+        &period,
+        q.version.as_deref(),
+        (s.clock)(),
+    )
+    .await?;
+    match page {
+        Some(html) => {
+            Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("period {period} has no rows"),
+        )),
+    }
+}
+
+async fn close(State(s): State<Shared>, path: Path<String>, Caller(caller): Caller) -> Answer {
+    let period = period(path)?;
+    let now = (s.clock)();
+    let status = rollups::close(&s.api.store, &period, &caller, now).await?;
+    leadsync_pipeline::dashboard::publish(&s.api.store, &s.api.exports, &[period], now).await?;
+    Ok(ok(&json!(status)))
+}
+
+async fn export(State(s): State<Shared>, path: Path<String>, Query(q): Query<Params>) -> Answer {
+    let period = period(path)?;
+    let r = resolve(&s.api, &period, q.version).await?;
+    let (export, files) =
+        rollups::export_files(&s.api.store, &period, &r.version, &r.currency).await?;
+    let mut written = Vec::new();
+    for f in files {
+        let key = s
+            .api
+            .exports
+            .put_export_file(
+                &period,
+                &r.version,
+                &f.name,
+                f.bytes,
+                &f.sha256,
+                f.content_type,
+                f.athena_table,
+            )
+            .await
+            .map_err(|source| RollupError::Store {
+                step: "writing the export",
+                period: period.clone(),
+                source,
+            })?;
+        written.push(json!({"key": key, "sha256": f.sha256}));
+    }
+    Ok(ok(
+        &json!({"key": written[0]["key"], "sha256": export.sha256,
+                "control_totals": export.totals, "files": written}),
+    ))
+}
+
+async fn read_only(uri: Uri) -> ApiError {
+    let action = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!("this URL is read-only: {action} goes to finance's admin URL (FinanceClosePolicy)"),
+    )
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
 }
