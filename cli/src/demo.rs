@@ -316,7 +316,10 @@ pub async fn demo(seed: u64, contacts: u64, crm: DemoCrm) -> anyhow::Result<()> 
         published.id, published.version, published.key
     );
     let answer = leadsync_app::rescore::handle(
-        event("demo-criteria", serde_json::json!({"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": published.key}}}]})),
+        event(
+            "demo-criteria",
+            leadsync_app::rescore::put_notification(&bucket, &published.key, Utc::now()),
+        ),
         &deps,
         None,
     )

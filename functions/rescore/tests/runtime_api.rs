@@ -131,9 +131,34 @@ async fn eventbridge_and_signed_webhooks_rescore_through_the_runtime_api() {
         .unwrap();
     let uploaded = api
         .invoke(
+            // As S3 sends it (its documented record shape).
             &serde_json::json!({"Records": [{
+                "eventVersion": "2.1",
                 "eventSource": "aws:s3",
-                "s3": {"object": {"key": "criteria/q4+plan%2Bv%3D2+d%C3%A9mo.toml"}},
+                "awsRegion": "us-east-1",
+                "eventTime": "2026-12-01T09:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+                "requestParameters": {"sourceIPAddress": "203.0.113.7"},
+                "responseElements": {
+                    "x-amz-request-id": "C3D13FE58DE4C810",
+                    "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"
+                },
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "criteria-upload",
+                    "bucket": {
+                        "name": table,
+                        "ownerIdentity": {"principalId": "A3NL1KOZZKEXAMPLE"},
+                        "arn": format!("arn:aws:s3:::{table}")
+                    },
+                    "object": {
+                        "key": "criteria/q4+plan%2Bv%3D2+d%C3%A9mo.toml",
+                        "size": 812,
+                        "eTag": "d41d8cd98f00b204e9800998ecf8427e",
+                        "sequencer": "0055AED6DCD90281E5"
+                    }
+                },
             }]}),
             Duration::from_secs(60),
         )

@@ -38,7 +38,14 @@ impl NightlyEvent {
     /// An unknown field, or a `since` that is not an RFC 3339 instant.
     pub fn read(payload: serde_json::Value) -> Result<Self, serde_json::Error> {
         let payload = match payload.get("detail-type") {
-            Some(_) => payload.get("detail").cloned().unwrap_or_default(),
+            Some(_) => {
+                // A rule's envelope, read as the runtime's EventBridge event type.
+                let envelope: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
+                    serde_json::from_value(payload).map_err(|e| {
+                        serde::de::Error::custom(format!("an EventBridge event: {e}"))
+                    })?;
+                envelope.detail
+            }
             None => payload,
         };
         if payload.is_null() {

@@ -375,7 +375,7 @@ async fn a_version_published_and_a_webhook_during_a_fanned_out_run_wait_on_the_q
     let upload = leadsync_app::rescore::handle_at(
         event(
             "s3-1",
-            serde_json::json!({"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": published.key}}}]}),
+            leadsync_app::rescore::put_notification("leadsync", &published.key, Utc::now()),
         ),
         &env.deps,
         None,

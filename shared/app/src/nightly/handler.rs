@@ -109,7 +109,7 @@ mod hostile_tests {
     fn the_schedules_shapes_read() {
         assert!(NightlyEvent::read(serde_json::Value::Null).is_ok_and(|e| e.since.is_none()));
         assert!(NightlyEvent::read(serde_json::json!({})).is_ok_and(|e| e.since.is_none()));
-        let envelope = serde_json::json!({"detail-type": "Scheduled Event", "detail": {"since": "2026-11-01T00:00:00Z"}});
+        let envelope = serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {"since": "2026-11-01T00:00:00Z"}});
         assert!(NightlyEvent::read(envelope).is_ok_and(|e| e.since.is_some()));
         assert!(NightlyEvent::read(serde_json::json!({"sinse": "x"})).is_err());
         // What the template's schedule sends: the night's own time.

@@ -2,7 +2,8 @@ use super::*;
 use leadsync_domain::hostile;
 use proptest::prelude::*;
 
-const S3_NOTIFICATION: &str = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"criteria/q4+plan%2Bv%3D2+d%C3%A9mo.toml","size":812}}}]}"#;
+/// S3's documented record shape.
+const S3_NOTIFICATION: &str = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-12-01T09:00:00.000Z","eventName":"ObjectCreated:Put","userIdentity":{"principalId":"AWS:AIDAEXAMPLE"},"requestParameters":{"sourceIPAddress":"203.0.113.7"},"responseElements":{"x-amz-request-id":"C3D13FE58DE4C810"},"s3":{"s3SchemaVersion":"1.0","configurationId":"criteria-upload","bucket":{"name":"b","ownerIdentity":{"principalId":"A3NL1KOZZKEXAMPLE"},"arn":"arn:aws:s3:::b"},"object":{"key":"criteria/q4+plan%2Bv%3D2+d%C3%A9mo.toml","size":812,"eTag":"d41d8cd98f00b204e9800998ecf8427e","sequencer":"0055AED6DCD90281E5"}}}]}"#;
 const S3_EVENTBRIDGE: &str = r#"{"version":"0","id":"1","detail-type":"Object Created","source":"aws.s3","detail":{"bucket":{"name":"b"},"object":{"key":"criteria/v2.toml"}}}"#;
 const REQUEST: &str = r#"{"version":"0","detail-type":"leadsync.rescore","source":"ops","detail":{"lead_ids":["101","102"]}}"#;
 const URL: &str = r#"{"version":"2.0","rawPath":"/","rawQueryString":"","headers":{"host":"x.lambda-url.us-east-1.on.aws"},"requestContext":{"http":{"method":"POST"}},"body":"{\"since\":\"2026-11-01T00:00:00Z\"}","isBase64Encoded":false}"#;
