@@ -1,4 +1,5 @@
 #![allow(clippy::unwrap_used)]
+use super::simulate::{Source, simulate_over};
 use super::*;
 use leadsync_domain::hostile;
 use leadsync_domain::{Lead, LeadId};
