@@ -203,11 +203,7 @@ pub async fn publish(
             }
         }
     }
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(sdk.endpoint_url().is_some())
-            .build(),
-    );
+    let s3 = leadsync_store::s3_client(&sdk);
     let registry =
         leadsync_store::CriteriaStore::new(s3, aws_sdk_dynamodb::Client::new(&sdk), bucket, table);
     match registry

@@ -28,11 +28,7 @@ pub struct Stores {
 
 pub async fn stores(table: &str, bucket: &str) -> Stores {
     let sdk = leadsync_store::sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(sdk.endpoint_url().is_some())
-            .build(),
-    );
+    let s3 = leadsync_store::s3_client(&sdk);
     // The CRM's namespace in the table, as the functions read it (CRM_KIND).
     let kind =
         leadsync_app::CrmKind::from_value(std::env::var(leadsync_app::config::CRM_KIND).ok())
@@ -373,26 +369,17 @@ pub async fn export(s: &Stores, period: &str, version: Option<String>) -> anyhow
         money(export.totals.credits_cents),
         money(export.totals.corrections_cents),
     );
-    for f in files {
-        let size = f.bytes.len();
-        let key = s
-            .exports
-            .put_export_file(
-                period,
-                &version,
-                &f.name,
-                f.bytes,
-                &f.sha256,
-                f.content_type,
-                f.athena_table,
-            )
-            .await
-            .context("writing the export to S3")?;
+    let written = leadsync_app::rollups_api::write_export(&s.exports, period, &version, files)
+        .await
+        .context("writing the export to S3")?;
+    for w in written {
         println!(
-            "  s3://{}/{key} ({} bytes, sha256 {}; checksum in {key}.sha256)",
+            "  s3://{}/{} ({} bytes, sha256 {}; checksum in {}.sha256)",
             s.exports.bucket(),
-            thousands(size as i64),
-            f.sha256
+            w.key,
+            thousands(w.size as i64),
+            w.sha256,
+            w.key
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -61,15 +61,7 @@ async fn aws() -> Vec<(&'static str, String)> {
     let sdk = moto.sdk_config().await;
     let table = leadsync_localstack::unique_name("first-hour");
     let bucket = leadsync_localstack::unique_name("first-hour");
-    leadsync_store::bootstrap::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
-        .await
-        .unwrap();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    leadsync_store::bootstrap::create_bucket(&s3, &bucket)
+    leadsync_store::bootstrap::create_stores(&sdk, &table, &bucket)
         .await
         .unwrap();
     vec![

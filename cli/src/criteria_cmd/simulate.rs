@@ -76,12 +76,7 @@ impl Source {
 
 /// An S3 client for the environment's account (path-style against a local endpoint).
 async fn s3_client() -> aws_sdk_s3::Client {
-    let sdk = leadsync_store::sdk_config().await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(sdk.endpoint_url().is_some())
-            .build(),
-    )
+    leadsync_store::s3_client(&leadsync_store::sdk_config().await)
 }
 
 /// The sources of an input, in a stable order; what was read is said on stderr.

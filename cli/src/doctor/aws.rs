@@ -2,13 +2,7 @@
 
 use super::*;
 
-pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(sdk.endpoint_url().is_some())
-            .build(),
-    )
-}
+pub use leadsync_store::s3_client;
 
 /// The table (exists, keys, index, TTL) and the bucket (exists, versioning), when named.
 pub(super) async fn aws_checks(target: &Target, sdk: &aws_config::SdkConfig) -> Vec<Check> {

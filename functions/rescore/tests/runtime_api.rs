@@ -33,15 +33,7 @@ async fn eventbridge_and_signed_webhooks_rescore_through_the_runtime_api() {
     let moto = leadsync_localstack::shared().expect("moto");
     let sdk = moto.sdk_config().await;
     let table = leadsync_localstack::unique_name("rs");
-    leadsync_store::bootstrap::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
-        .await
-        .unwrap();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    leadsync_store::bootstrap::create_bucket(&s3, &table)
+    let (_, s3) = leadsync_store::bootstrap::create_stores(&sdk, &table, &table)
         .await
         .unwrap();
     let sandbox = Sandbox::start(SandboxConfig::new(5, 50)).await.unwrap();

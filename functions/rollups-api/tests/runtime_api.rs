@@ -59,15 +59,7 @@ async fn the_binary_answers_function_url_requests_through_the_runtime_api() {
     let moto = leadsync_localstack::shared().expect("moto");
     let sdk = moto.sdk_config().await;
     let table = leadsync_localstack::unique_name("ra");
-    leadsync_store::bootstrap::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
-        .await
-        .unwrap();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    leadsync_store::bootstrap::create_bucket(&s3, &table)
+    leadsync_store::bootstrap::create_stores(&sdk, &table, &table)
         .await
         .unwrap();
     let api = RuntimeApi::start().await.unwrap();

@@ -232,12 +232,7 @@ impl Deps {
     /// fetched, or an HTTP client failure.
     pub async fn new(config: Config, sdk: &SdkConfig) -> Result<Self, DepsError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        // Path-style addressing only where an endpoint override points at a local S3 (moto).
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(sdk)
-                .force_path_style(sdk.endpoint_url().is_some())
-                .build(),
-        );
+        let s3 = leadsync_store::s3_client(sdk);
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         let criteria_store = CriteriaStore::new(
             s3.clone(),

@@ -78,11 +78,7 @@ impl Api {
             Ok("read") | Err(_) => Access::Read,
             Ok(_) => return Err(MissingConfig("ROLLUPS_API_ACCESS (read or write)")),
         };
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(sdk)
-                .force_path_style(sdk.endpoint_url().is_some())
-                .build(),
-        );
+        let s3 = leadsync_store::s3_client(sdk);
         // The CRM's namespace in the table (CRM_KIND, as the sync functions read it).
         let crm = match std::env::var("CRM_KIND").as_deref() {
             Ok("hubspot") | Ok("") | Err(_) => "hubspot",
@@ -210,15 +206,24 @@ impl<S: Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// The path's period, checked.
-fn period(Path(period): Path<String>) -> Result<String, ApiError> {
-    if is_period(&period) {
-        Ok(period)
-    } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("{period:?} is not a period (YYYY-MM)"),
-        ))
+/// The path's period, checked (400 when it is not `YYYY-MM`).
+struct Period(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Period {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(period) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+        if is_period(&period) {
+            Ok(Self(period))
+        } else {
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{period:?} is not a period (YYYY-MM)"),
+            ))
+        }
     }
 }
 
@@ -226,49 +231,64 @@ fn ok(body: &Value) -> Response {
     Json(body).into_response()
 }
 
-/// A period's rows with the criteria version asked (or the busiest) and its plan's currency.
-struct Resolved {
+/// What a report route reads: the period's rows under the criteria version asked (or the
+/// busiest; 404 when the period has none), that plan's currency, and the query.
+struct Reported {
+    period: String,
     rows: Vec<leadsync_domain::rollup::RollupRow>,
     version: String,
     currency: String,
+    query: Params,
 }
 
-async fn resolve(api: &Api, period: &str, version: Option<String>) -> Result<Resolved, ApiError> {
-    let store_error = |step| {
-        move |source| RollupError::Store {
-            step,
-            period: period.to_owned(),
-            source,
-        }
-    };
-    let rows = api
-        .store
-        .rows(period)
-        .await
-        .map_err(store_error("reading rows"))?;
-    let Some(version) = version.or_else(|| rollups::busiest_version(&rows)) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("period {period} has no incentive rows"),
-        ));
-    };
-    let currency = api
-        .store
-        .plans()
-        .await
-        .map_err(store_error("reading plans"))?
-        .get(&version)
-        .map_or_else(|| "USD".to_owned(), |p| p.currency.clone());
-    Ok(Resolved {
-        rows,
-        version,
-        currency,
-    })
+impl FromRequestParts<Shared> for Reported {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let Period(period) = Period::from_request_parts(parts, state).await?;
+        let Query(query) = Query::<Params>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+        let store_error = |step| {
+            let period = period.clone();
+            move |source| RollupError::Store {
+                step,
+                period,
+                source,
+            }
+        };
+        let store = &state.api.store;
+        let rows = store
+            .rows(&period)
+            .await
+            .map_err(store_error("reading rows"))?;
+        let Some(version) = query
+            .version
+            .clone()
+            .or_else(|| rollups::busiest_version(&rows))
+        else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("period {period} has no incentive rows"),
+            ));
+        };
+        let currency = store
+            .plans()
+            .await
+            .map_err(store_error("reading plans"))?
+            .get(&version)
+            .map_or_else(|| "USD".to_owned(), |p| p.currency.clone());
+        Ok(Self {
+            period,
+            rows,
+            version,
+            currency,
+            query,
+        })
+    }
 }
 
-async fn kpis(State(s): State<Shared>, path: Path<String>, Query(q): Query<Params>) -> Answer {
-    let period = period(path)?;
-    let r = resolve(&s.api, &period, q.version).await?;
+async fn kpis(r: Reported) -> Answer {
     let kpis: Vec<_> = r
         .rows
         .iter()
@@ -278,28 +298,20 @@ async fn kpis(State(s): State<Shared>, path: Path<String>, Query(q): Query<Param
         })
         .collect();
     Ok(ok(
-        &json!({"period": period, "criteria_version": r.version, "kpis": kpis}),
+        &json!({"period": r.period, "criteria_version": r.version, "kpis": kpis}),
     ))
 }
 
-async fn incentives(
-    State(s): State<Shared>,
-    path: Path<String>,
-    Query(q): Query<Params>,
-) -> Answer {
-    let period = period(path)?;
-    let r = resolve(&s.api, &period, q.version).await?;
+async fn incentives(r: Reported) -> Answer {
     let (incentives, totals) = incentive_rows(&r.rows, &r.version);
     Ok(ok(
-        &json!({"period": period, "criteria_version": r.version, "currency": r.currency,
+        &json!({"period": r.period, "criteria_version": r.version, "currency": r.currency,
                 "incentives": incentives, "control_totals": totals}),
     ))
 }
 
-async fn funnel(State(s): State<Shared>, path: Path<String>, Query(q): Query<Params>) -> Answer {
-    let period = period(path)?;
-    let r = resolve(&s.api, &period, q.version).await?;
-    let points = match q.points.as_deref().map(str::parse::<f64>) {
+async fn funnel(State(s): State<Shared>, r: Reported) -> Answer {
+    let points = match r.query.points.as_deref().map(str::parse::<f64>) {
         None => 1.0,
         Some(Ok(p)) if (0.0..=100.0).contains(&p) => p,
         Some(_) => {
@@ -309,7 +321,7 @@ async fn funnel(State(s): State<Shared>, path: Path<String>, Query(q): Query<Par
             ));
         }
     };
-    let stall_days = match q.stall_days.as_deref().map(str::parse::<u32>) {
+    let stall_days = match r.query.stall_days.as_deref().map(str::parse::<u32>) {
         None => 30,
         Some(Ok(d)) if (1..=365).contains(&d) => d,
         Some(_) => {
@@ -321,7 +333,7 @@ async fn funnel(State(s): State<Shared>, path: Path<String>, Query(q): Query<Par
     };
     let report = rollups::funnel_report(
         &s.api.store,
-        &period,
+        &r.period,
         &r.version,
         (s.clock)(),
         stall_days,
@@ -331,14 +343,8 @@ async fn funnel(State(s): State<Shared>, path: Path<String>, Query(q): Query<Par
     Ok(ok(&json!(report)))
 }
 
-async fn statements(
-    State(s): State<Shared>,
-    path: Path<String>,
-    Query(q): Query<Params>,
-) -> Answer {
-    let period = period(path)?;
-    let r = resolve(&s.api, &period, q.version).await?;
-    let team = match q.team.as_deref() {
+async fn statements(State(s): State<Shared>, r: Reported) -> Answer {
+    let team = match r.query.team.as_deref() {
         None => None,
         Some("sales") => Some(Team::Sales),
         Some("marketing") => Some(Team::Marketing),
@@ -349,19 +355,21 @@ async fn statements(
             ));
         }
     };
-    let mut lines = rollups::statements(&s.api.store, &period, &r.version).await?;
-    lines.retain(|l| {
-        team.is_none_or(|t| l.team == t) && q.owner.as_ref().is_none_or(|o| &l.owner == o)
-    });
+    let mut lines = rollups::statements(&s.api.store, &r.period, &r.version).await?;
+    let owner = r.query.owner.as_ref();
+    lines.retain(|l| team.is_none_or(|t| l.team == t) && owner.is_none_or(|o| &l.owner == o));
     let total: i64 = lines.iter().map(|l| l.credit_cents).sum();
     Ok(ok(
-        &json!({"period": period, "criteria_version": r.version, "currency": r.currency,
+        &json!({"period": r.period, "criteria_version": r.version, "currency": r.currency,
                 "lines": lines, "total_credits_cents": total}),
     ))
 }
 
-async fn dashboard(State(s): State<Shared>, path: Path<String>, Query(q): Query<Params>) -> Answer {
-    let period = period(path)?;
+async fn dashboard(
+    State(s): State<Shared>,
+    Period(period): Period,
+    Query(q): Query<Params>,
+) -> Answer {
     let page = leadsync_pipeline::dashboard::page(
         &s.api.store,
         &period,
@@ -380,45 +388,73 @@ async fn dashboard(State(s): State<Shared>, path: Path<String>, Query(q): Query<
     }
 }
 
-async fn close(State(s): State<Shared>, path: Path<String>, Caller(caller): Caller) -> Answer {
-    let period = period(path)?;
+async fn close(State(s): State<Shared>, Period(period): Period, Caller(caller): Caller) -> Answer {
     let now = (s.clock)();
     let status = rollups::close(&s.api.store, &period, &caller, now).await?;
     leadsync_pipeline::dashboard::publish(&s.api.store, &s.api.exports, &[period], now).await?;
     Ok(ok(&json!(status)))
 }
 
-async fn export(State(s): State<Shared>, path: Path<String>, Query(q): Query<Params>) -> Answer {
-    let period = period(path)?;
-    let r = resolve(&s.api, &period, q.version).await?;
+async fn export(State(s): State<Shared>, r: Reported) -> Answer {
+    let period = r.period;
     let (export, files) =
         rollups::export_files(&s.api.store, &period, &r.version, &r.currency).await?;
-    let mut written = Vec::new();
+    let written: Vec<Value> = write_export(&s.api.exports, &period, &r.version, files)
+        .await
+        .map_err(|source| RollupError::Store {
+            step: "writing the export",
+            period: period.clone(),
+            source,
+        })?
+        .into_iter()
+        .map(|w| json!({"key": w.key, "sha256": w.sha256}))
+        .collect();
+    Ok(ok(
+        &json!({"key": written.first().map(|w| &w["key"]), "sha256": export.sha256,
+                "control_totals": export.totals, "files": written}),
+    ))
+}
+
+/// One export file as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub key: String,
+    pub sha256: String,
+    pub size: usize,
+}
+
+/// Write a period's export files to the bucket, each beside its `.sha256` (Parquet also where
+/// the Glue tables read), in order: finance's API and `leadsync rollups export` alike.
+///
+/// # Errors
+/// The first put S3 refuses.
+pub async fn write_export(
+    exports: &S3SnapshotStore,
+    period: &str,
+    version: &str,
+    files: Vec<rollups::ExportFile>,
+) -> Result<Vec<Written>, leadsync_domain::ports::StoreError> {
+    let mut written = Vec::with_capacity(files.len());
     for f in files {
-        let key = s
-            .api
-            .exports
+        let size = f.bytes.len();
+        let key = exports
             .put_export_file(
-                &period,
-                &r.version,
+                period,
+                version,
                 &f.name,
                 f.bytes,
                 &f.sha256,
                 f.content_type,
                 f.athena_table,
             )
-            .await
-            .map_err(|source| RollupError::Store {
-                step: "writing the export",
-                period: period.clone(),
-                source,
-            })?;
-        written.push(json!({"key": key, "sha256": f.sha256}));
+            .await?;
+        written.push(Written {
+            key,
+            sha256: f.sha256,
+            size,
+        });
     }
-    Ok(ok(
-        &json!({"key": written[0]["key"], "sha256": export.sha256,
-                "control_totals": export.totals, "files": written}),
-    ))
+    Ok(written)
 }
 
 async fn read_only(uri: Uri) -> ApiError {

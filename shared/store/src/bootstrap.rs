@@ -134,6 +134,22 @@ pub async fn create_bucket(
         .map_err(|e| fail(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))
 }
 
+/// Create the table and the bucket as the template declares them (existing ones are left as
+/// they are), and return the clients for them.
+///
+/// # Errors
+/// [`BootstrapError`] when DynamoDB or S3 refuses.
+pub async fn create_stores(
+    sdk: &aws_config::SdkConfig,
+    table: &str,
+    bucket: &str,
+) -> Result<(aws_sdk_dynamodb::Client, aws_sdk_s3::Client), BootstrapError> {
+    let (dynamo, s3) = (aws_sdk_dynamodb::Client::new(sdk), crate::s3_client(sdk));
+    create_table(&dynamo, table).await?;
+    create_bucket(&s3, bucket).await?;
+    Ok((dynamo, s3))
+}
+
 /// Create an SQS queue (an existing one is reused) and return its URL.
 ///
 /// # Errors

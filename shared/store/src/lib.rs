@@ -55,6 +55,16 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// An S3 client for `sdk`, path-style when a local endpoint is set (moto, `AWS_ENDPOINT_URL`):
+/// virtual-hosted bucket names do not resolve on 127.0.0.1.
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(sdk.endpoint_url().is_some())
+            .build(),
+    )
+}
+
 /// Map any SDK error to the port's error: throttling, 5xx and transport failures are
 /// `Unavailable` (retryable), the rest `Rejected`.
 pub(crate) fn sdk_error<E, R>(
