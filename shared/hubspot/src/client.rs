@@ -4,7 +4,7 @@
 //! `properties` (the bootstrap) and `crm` (the port); the walk itself is `crate::walk`.
 
 use crate::mapping::{
-    self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, DEAL_PROPERTIES, HubSpotObject,
+    self, COMPANY_PROPERTIES, CONTACT_PROPERTIES, CompanyFacts, DEAL_PROPERTIES, HubSpotObject,
 };
 mod crm;
 mod properties;
@@ -95,7 +95,7 @@ pub struct HubSpotCrm {
     /// Companies already read by this client's walks, so each is read once per run however
     /// many of its contacts changed and however many slices one invocation walks. A walk that
     /// starts when the cache is older than [`COMPANY_CACHE_MAX_AGE`] empties it first.
-    companies: Arc<std::sync::Mutex<HashMap<String, Arc<HubSpotObject>>>>,
+    companies: Arc<std::sync::Mutex<HashMap<String, Arc<CompanyFacts>>>>,
     /// When the company cache was last emptied.
     companies_since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     /// Walks in progress, each with its producer searching ahead ([`crate::walk`]), kept for
@@ -264,6 +264,24 @@ impl HubSpotCrm {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, T), CrmError> {
+        self.send_read(method, path, body, |status, text| {
+            serde_json::from_str(text)
+                .map(|parsed| (status, parsed))
+                .map_err(|e| CrmError::Decode(format!("{path}: {e}")))
+        })
+        .await
+    }
+
+    /// Send and read a 2xx body with `read` (any other status is the CRM's refusal). A body
+    /// `read` cannot decode was likely cut short in transit: retried like a 5xx, within the
+    /// same budget as the send.
+    pub(crate) async fn send_read<T>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        read: impl Fn(StatusCode, &str) -> Result<T, CrmError>,
+    ) -> Result<T, CrmError> {
         self.send_with(method, path, body, |answer| {
             if !answer.status.is_success() {
                 return Err(Failed::give_up(CrmError::Rejected {
@@ -271,9 +289,7 @@ impl HubSpotCrm {
                     message: error_message(&answer.body),
                 }));
             }
-            serde_json::from_str(&answer.body)
-                .map(|parsed| (answer.status, parsed))
-                .map_err(|e| Failed::retry(CrmError::Decode(format!("{path}: {e}"))))
+            read(answer.status, &answer.body).map_err(Failed::retry)
         })
         .await
     }

@@ -149,6 +149,20 @@ pub fn map_contact<'c>(
     company: impl Fn(&str) -> Option<&'c HubSpotObject>,
     reads: &CrmReads,
 ) -> Result<Lead, Rejected> {
+    let mut lead = contact_lead(object, reads)?;
+    if let Some(company) = lead.company_id.as_ref().and_then(|id| company(id.as_str())) {
+        add_company(&mut lead, &CompanyFacts::read(company, reads));
+    }
+    Ok(lead)
+}
+
+/// [`map_contact`] without the company: everything the contact record itself says. The pull
+/// maps each contact as soon as its search answer is read (its properties are still in the
+/// cache then), and adds the company once that is read ([`add_company`]).
+///
+/// # Errors
+/// [`Rejected`] as [`map_contact`].
+pub fn contact_lead(object: &HubSpotObject, reads: &CrmReads) -> Result<Lead, Rejected> {
     let reject = |lead_id: Option<String>, reason: String| Rejected {
         lead_id,
         reason,
@@ -227,16 +241,42 @@ pub fn map_contact<'c>(
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(company) = lead.company_id.as_ref().and_then(|id| company(id.as_str())) {
-        lead.company_name = company.owned("name").or(lead.company_name);
-        lead.firmographics = company_firmographics(company);
-        for name in &reads.company {
-            if let Some(value) = company.owned(name) {
-                lead.properties.insert(CrmObject::Company.key(name), value);
-            }
+    Ok(lead)
+}
+
+/// What a company record gives the leads of its contacts: its name, firmographics and the
+/// company properties the criteria document reads. Read once per company (the pull caches it),
+/// not once per contact.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompanyFacts {
+    name: Option<String>,
+    firmographics: Firmographics,
+    /// Keyed as on the lead (`company.<name>`).
+    properties: Vec<(String, String)>,
+}
+
+impl CompanyFacts {
+    pub fn read(company: &HubSpotObject, reads: &CrmReads) -> Self {
+        Self {
+            name: company.owned("name"),
+            firmographics: company_firmographics(company),
+            properties: reads
+                .company
+                .iter()
+                .filter_map(|name| Some((CrmObject::Company.key(name), company.owned(name)?)))
+                .collect(),
         }
     }
-    Ok(lead)
+}
+
+/// What the lead's company adds ([`CompanyFacts`]); the contact's own company name stays when
+/// the company record has none.
+pub fn add_company(lead: &mut Lead, company: &CompanyFacts) {
+    lead.company_name = company.name.clone().or(lead.company_name.take());
+    lead.firmographics = company.firmographics.clone();
+    for (key, value) in &company.properties {
+        lead.properties.insert(key.clone(), value.clone());
+    }
 }
 
 /// An amount as exact cents: `"12500"`, `"12500.5"`, `"12500.55"`; anything else is unknown.

@@ -12,11 +12,13 @@
 
 use crate::client::BATCH_LIMIT;
 use crate::client::HashSet;
-use crate::client::{HubSpotCrm, SearchResponse};
-use crate::mapping::HubSpotObject;
-use leadsync_domain::LeadId;
-use leadsync_domain::ports::{Crm, CrmError};
+use crate::client::HubSpotCrm;
+use crate::mapping::{self, HubSpotObject};
+use leadsync_domain::ports::{Crm, CrmError, Rejected};
 use leadsync_domain::runs::{PullScope, ScopeKey};
+use leadsync_domain::{Lead, LeadId};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -49,12 +51,33 @@ pub(crate) fn batches_nearly_full(pending: usize) -> bool {
 /// …but never more contacts than this in one pull page (memory stays bounded).
 const MAX_CONTACTS_PER_PULL: usize = 2_000;
 
+/// A contact as a walk hands it on: mapped to its lead (without the company) as soon as its
+/// search answer is read, while the record is still in the cache, and the record dropped.
+#[derive(Debug)]
+pub(crate) struct Contact {
+    pub(crate) id: String,
+    /// `associatedcompanyid`, whether or not the contact maps (its company is read either way).
+    pub(crate) company_id: Option<String>,
+    pub(crate) lead: Result<Lead, Rejected>,
+}
+
+/// A search answer with its results not yet read: each is read and mapped in turn.
+#[derive(Deserialize)]
+struct SearchAnswer<'a> {
+    #[serde(default)]
+    total: Option<u64>,
+    #[serde(default, borrow)]
+    results: Vec<&'a RawValue>,
+    #[serde(default)]
+    paging: Option<Value>,
+}
+
 /// One search page a lane's loop found: which lane, its contacts, whether the lane has more,
 /// and the lane's position past them.
 #[derive(Debug)]
 struct Found {
     lane: usize,
-    results: Vec<HubSpotObject>,
+    results: Vec<Contact>,
     more: bool,
     after: u64,
 }
@@ -109,20 +132,21 @@ impl Walk {
     }
 }
 
-/// The contacts of one pull page and the company ids they reference that are not cached, in
-/// first-seen order.
+/// The contacts of one pull page, each mapped as it was taken (its id, and its lead without the
+/// company, or why it is quarantined), and the company ids they reference that are not cached,
+/// in first-seen order.
 #[derive(Debug, Default)]
 pub(crate) struct Gathered {
-    pub(crate) contacts: Vec<HubSpotObject>,
+    pub(crate) contacts: Vec<Contact>,
     pub(crate) pending: Vec<String>,
 }
 
 /// `lane` past `results` (the highest id they hold). A search that says there is more but
 /// returned no readable id would loop forever: an error.
-fn advance(mut lane: Lane, results: &[HubSpotObject], more: bool) -> Result<Lane, CrmError> {
+fn advance(mut lane: Lane, results: &[Contact], more: bool) -> Result<Lane, CrmError> {
     let before = lane.after;
-    for object in results {
-        if let Ok(id) = object.id.parse::<u64>() {
+    for contact in results {
+        if let Ok(id) = contact.id.parse::<u64>() {
             lane.after = lane.after.max(id);
         }
     }
@@ -141,19 +165,35 @@ impl HubSpotCrm {
         &self,
         scope: &PullScope,
         lane: Lane,
-    ) -> Result<(Vec<HubSpotObject>, bool, Option<u64>), CrmError> {
+    ) -> Result<(Vec<Contact>, bool, Option<u64>), CrmError> {
         let (scope_after, _) = id_bounds(scope)?;
+        let reads = self.reads();
         let body = json!({
             "filterGroups": [{ "filters": scope_filters(scope, lane.after.max(scope_after), lane.through) }],
             "sorts": [{ "propertyName": "hs_object_id", "direction": "ASCENDING" }],
-            "properties": self.reads().contact,
+            "properties": reads.contact,
             "limit": self.page_size(),
         });
-        let (_, parsed): (_, SearchResponse) = self
-            .post_parsed("/crm/v3/objects/contacts/search", &body)
-            .await?;
-        let more = parsed.paging.as_ref().and_then(|p| p.get("next")).is_some();
-        Ok((parsed.results, more, parsed.total))
+        const PATH: &str = "/crm/v3/objects/contacts/search";
+        let decode = |e: serde_json::Error| CrmError::Decode(format!("{PATH}: {e}"));
+        self.send_read(reqwest::Method::POST, PATH, Some(&body), |_, text| {
+            let answer: SearchAnswer<'_> = serde_json::from_str(text).map_err(decode)?;
+            let more = answer.paging.as_ref().and_then(|p| p.get("next")).is_some();
+            let contacts = answer
+                .results
+                .into_iter()
+                .map(|raw| {
+                    let object: HubSpotObject = serde_json::from_str(raw.get()).map_err(decode)?;
+                    Ok(Contact {
+                        company_id: object.owned("associatedcompanyid"),
+                        lead: mapping::contact_lead(&object, &reads.asked),
+                        id: object.id,
+                    })
+                })
+                .collect::<Result<Vec<_>, CrmError>>()?;
+            Ok((contacts, more, answer.total))
+        })
+        .await
     }
 
     /// Start a walk of `scope`: one search, then — when its `total` says the walk is worth
@@ -162,7 +202,7 @@ impl HubSpotCrm {
     pub(crate) async fn start_walk(
         &self,
         scope: &PullScope,
-    ) -> Result<(Walk, Vec<HubSpotObject>), CrmError> {
+    ) -> Result<(Walk, Vec<Contact>), CrmError> {
         let (after, through) = id_bounds(scope)?;
         let whole = Lane { after, through };
         let (results, more, total) = self.search_page(scope, whole).await?;
@@ -269,14 +309,14 @@ impl HubSpotCrm {
     pub(crate) async fn gather(
         &self,
         walk: &mut Walk,
-        first: Vec<HubSpotObject>,
+        first: Vec<Contact>,
     ) -> Result<Gathered, CrmError> {
         let page_size = self.page_size() as usize;
         let mut gathered = Gathered::default();
         let mut seen: HashSet<String> = HashSet::default();
-        let mut take = |gathered: &mut Gathered, results: Vec<HubSpotObject>| {
+        let mut take = |gathered: &mut Gathered, results: Vec<Contact>| {
             let known = self.lock_companies();
-            for id in results.iter().filter_map(|c| c.text("associatedcompanyid")) {
+            for id in results.iter().filter_map(|c| c.company_id.as_deref()) {
                 if !known.contains_key(id) && seen.insert(id.to_owned()) {
                     gathered.pending.push(id.to_owned());
                 }

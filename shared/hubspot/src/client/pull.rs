@@ -125,42 +125,35 @@ impl HubSpotCrm {
                 self.read_companies(&pending).await
             }
         };
-        let (fetched, deals) = tokio::join!(companies_read, self.read_contact_deals(&contacts));
+        let ids: Vec<&str> = contacts.iter().map(|c| c.id.as_str()).collect();
+        let (fetched, deals) = tokio::join!(companies_read, self.read_contact_deals(&ids));
         let (fetched, mut deals) = (fetched?, deals?);
-        let companies = {
-            let mut cache = self.lock_companies();
-            // The companies this page needs, just fetched or from earlier in the walk (shared,
-            // not copied: a company's properties are read by every contact of it).
-            let mut needed: HashMap<String, Arc<HubSpotObject>> = HashMap::default();
-            for id in contacts
-                .iter()
-                .filter_map(|c| c.text("associatedcompanyid"))
-            {
-                if let Some(company) = fetched.get(id).or_else(|| cache.get(id)) {
-                    needed
-                        .entry(id.to_owned())
-                        .or_insert_with(|| Arc::clone(company));
-                }
-            }
-            for (id, company) in fetched {
-                if cache.len() < COMPANY_CACHE_LIMIT {
-                    cache.insert(id, company);
-                }
-            }
-            needed
-        };
-
         let mut page = PullPage::default();
-        let reads = self.reads();
-        for object in &contacts {
-            match mapping::map_contact(object, |id| companies.get(id).map(|c| &**c), &reads.asked) {
+        let mut cache = self.lock_companies();
+        for contact in contacts {
+            match contact.lead {
                 Ok(mut lead) => {
+                    // The company just fetched or from earlier in the walk (shared, not copied:
+                    // a company's properties are read by every contact of it).
+                    if let Some(company) = lead
+                        .company_id
+                        .as_deref()
+                        .and_then(|id| fetched.get(id).or_else(|| cache.get(id)))
+                    {
+                        mapping::add_company(&mut lead, company);
+                    }
                     lead.deals = deals.remove(lead.id.as_str()).unwrap_or_default();
                     page.leads.push(lead);
                 }
                 Err(rejected) => page.rejected.push(rejected),
             }
         }
+        for (id, company) in fetched {
+            if cache.len() < COMPANY_CACHE_LIMIT {
+                cache.insert(id, company);
+            }
+        }
+        drop(cache);
         page.next = next;
         Ok(page)
     }
@@ -232,7 +225,7 @@ impl HubSpotCrm {
 
     pub(crate) fn lock_companies(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<HubSpotObject>>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CompanyFacts>>> {
         self.companies
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -69,17 +69,21 @@ pub(super) struct PagingNext {
 }
 
 impl HubSpotCrm {
-    /// Companies by id, in batches of 100. Ids the CRM no longer has are simply absent.
+    /// Companies by id, in batches of 100, each read into what it gives its contacts' leads.
+    /// Ids the CRM no longer has are simply absent.
     pub(super) async fn read_companies(
         &self,
         ids: &[String],
-    ) -> Result<HashMap<String, Arc<HubSpotObject>>, CrmError> {
+    ) -> Result<HashMap<String, Arc<CompanyFacts>>, CrmError> {
         let reads = self.reads();
         let properties: Vec<&str> = reads.company.iter().map(String::as_str).collect();
         let companies = self.batch_read("companies", ids, &properties).await?;
         Ok(companies
             .into_iter()
-            .map(|c| (c.id.clone(), Arc::new(c)))
+            .map(|c| {
+                let facts = CompanyFacts::read(&c, &reads.asked);
+                (c.id, Arc::new(facts))
+            })
             .collect())
     }
 
@@ -130,9 +134,8 @@ impl HubSpotCrm {
     /// batch read (≤ 100 a call). Contacts without deals are simply absent from the map.
     pub(super) async fn read_contact_deals(
         &self,
-        contacts: &[HubSpotObject],
+        ids: &[&str],
     ) -> Result<HashMap<String, Vec<Deal>>, CrmError> {
-        let ids: Vec<&str> = contacts.iter().map(HubSpotObject::id).collect();
         let bodies = ids
             .chunks(ASSOCIATION_BATCH_LIMIT)
             .map(|chunk| json!({ "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>() }))
