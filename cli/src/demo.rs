@@ -109,13 +109,19 @@ async fn pick_period(
     version: &str,
     now: chrono::DateTime<Utc>,
 ) -> anyhow::Result<(String, String)> {
+    let mut months = Vec::new();
     let mut month = period_of(now);
-    let mut best: Option<(usize, String)> = None;
     for _ in 0..3 {
         month = leadsync_domain::facts::previous_period(&month).unwrap_or(month);
-        let report =
-            leadsync_pipeline::rollups::funnel_report(&stores.store, &month, version, now, 30, 1.0)
-                .await?;
+        months.push(month.clone());
+    }
+    // The three months' funnels at once (each mostly waits on DynamoDB).
+    let reports = futures::future::try_join_all(months.iter().map(|month| {
+        leadsync_pipeline::rollups::funnel_report(&stores.store, month, version, now, 30, 1.0)
+    }))
+    .await?;
+    let mut best: Option<(usize, String)> = None;
+    for (month, report) in months.into_iter().zip(reports) {
         let lively = report
             .steps
             .iter()
@@ -397,18 +403,14 @@ pub async fn demo(seed: u64, contacts: u64, crm: DemoCrm) -> anyhow::Result<()> 
         .await?
         .unwrap_or_default();
     std::fs::write(&file, &html)?;
-    let published = leadsync_pipeline::dashboard::publish(
-        &stores.store,
-        &stores.exports,
-        std::slice::from_ref(&period),
-        now,
-    )
-    .await?;
+    // The same page is the one published (rendered once).
+    let published =
+        leadsync_domain::ports::SnapshotStore::put_dashboard(&stores.exports, &period, html)
+            .await?;
     println!();
     println!(
-        "Dashboard: {} (open it in a browser); published to s3://{bucket}/{}",
+        "Dashboard: {} (open it in a browser); published to s3://{bucket}/{published}",
         std::fs::canonicalize(&file).unwrap_or(file).display(),
-        published.first().map_or("-", String::as_str)
     );
     println!();
     print!("Finance export: ");
