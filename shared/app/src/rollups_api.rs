@@ -310,27 +310,33 @@ async fn incentives(r: Reported) -> Answer {
     ))
 }
 
+/// A query value parsed and in `range`, `default` when absent; a 400 saying `expected` else.
+fn within<T: std::str::FromStr + PartialOrd>(
+    value: Option<&str>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    match value.map(str::parse::<T>) {
+        None => Ok(default),
+        Some(Ok(v)) if range.contains(&v) => Ok(v),
+        Some(_) => Err(ApiError::new(StatusCode::BAD_REQUEST, expected)),
+    }
+}
+
 async fn funnel(State(s): State<Shared>, r: Reported) -> Answer {
-    let points = match r.query.points.as_deref().map(str::parse::<f64>) {
-        None => 1.0,
-        Some(Ok(p)) if (0.0..=100.0).contains(&p) => p,
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "points must be a number from 0 to 100",
-            ));
-        }
-    };
-    let stall_days = match r.query.stall_days.as_deref().map(str::parse::<u32>) {
-        None => 30,
-        Some(Ok(d)) if (1..=365).contains(&d) => d,
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "stall_days must be a whole number from 1 to 365",
-            ));
-        }
-    };
+    let points = within(
+        r.query.points.as_deref(),
+        1.0,
+        0.0..=100.0,
+        "points must be a number from 0 to 100",
+    )?;
+    let stall_days = within(
+        r.query.stall_days.as_deref(),
+        30,
+        1..=365,
+        "stall_days must be a whole number from 1 to 365",
+    )?;
     let report = rollups::funnel_report(
         &s.api.store,
         &r.period,
