@@ -153,12 +153,13 @@ impl Reads {
     }
 }
 
+/// A search answer; its results as records, or (the pull's walk) not yet read: `&RawValue`.
 #[derive(Debug, Deserialize)]
-pub(crate) struct SearchResponse {
+pub(crate) struct SearchResponse<T = HubSpotObject> {
     #[serde(default)]
     pub(crate) total: Option<u64>,
-    #[serde(default)]
-    pub(crate) results: Vec<HubSpotObject>,
+    #[serde(default = "Vec::new")]
+    pub(crate) results: Vec<T>,
     #[serde(default)]
     pub(crate) paging: Option<Value>,
 }

@@ -12,12 +12,11 @@
 
 use crate::client::BATCH_LIMIT;
 use crate::client::HashSet;
-use crate::client::HubSpotCrm;
+use crate::client::{HubSpotCrm, SearchResponse};
 use crate::mapping::{self, HubSpotObject};
 use leadsync_domain::ports::{Crm, CrmError, Rejected};
 use leadsync_domain::runs::{PullScope, ScopeKey};
 use leadsync_domain::{Lead, LeadId};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -59,17 +58,6 @@ pub(crate) struct Contact {
     /// `associatedcompanyid`, whether or not the contact maps (its company is read either way).
     pub(crate) company_id: Option<String>,
     pub(crate) lead: Result<Lead, Rejected>,
-}
-
-/// A search answer with its results not yet read: each is read and mapped in turn.
-#[derive(Deserialize)]
-struct SearchAnswer<'a> {
-    #[serde(default)]
-    total: Option<u64>,
-    #[serde(default, borrow)]
-    results: Vec<&'a RawValue>,
-    #[serde(default)]
-    paging: Option<Value>,
 }
 
 /// One search page a lane's loop found: which lane, its contacts, whether the lane has more,
@@ -132,9 +120,8 @@ impl Walk {
     }
 }
 
-/// The contacts of one pull page, each mapped as it was taken (its id, and its lead without the
-/// company, or why it is quarantined), and the company ids they reference that are not cached,
-/// in first-seen order.
+/// The contacts of one pull page (each already mapped when its search answer was read: see
+/// [`Contact`]) and the company ids they reference that are not cached, in first-seen order.
 #[derive(Debug, Default)]
 pub(crate) struct Gathered {
     pub(crate) contacts: Vec<Contact>,
@@ -177,7 +164,8 @@ impl HubSpotCrm {
         const PATH: &str = "/crm/v3/objects/contacts/search";
         let decode = |e: serde_json::Error| CrmError::Decode(format!("{PATH}: {e}"));
         self.send_read(reqwest::Method::POST, PATH, Some(&body), |_, text| {
-            let answer: SearchAnswer<'_> = serde_json::from_str(text).map_err(decode)?;
+            // The results not yet read: each is read and mapped in turn.
+            let answer: SearchResponse<&RawValue> = serde_json::from_str(text).map_err(decode)?;
             let more = answer.paging.as_ref().and_then(|p| p.get("next")).is_some();
             let contacts = answer
                 .results
