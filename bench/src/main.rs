@@ -177,16 +177,26 @@ enum BenchWhat {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<std::process::ExitCode> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
+    let cli = Cli::parse();
+    // leadsync's side of a comparison pulls on the runtime the functions run on; the bench's
+    // own drivers (which wait on child processes) on tokio's multi-threaded one.
+    let runtime = match cli.what {
+        BenchWhat::PullChild { .. } => leadsync_app::function_runtime()?,
+        _ => tokio::runtime::Runtime::new()?,
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let done = |r: anyhow::Result<()>| r.map(|()| std::process::ExitCode::SUCCESS);
-    match Cli::parse().what {
+    match cli.what {
         BenchWhat::Crm {
             crm,
             contacts,

@@ -3,8 +3,11 @@
 use lambda_runtime::{Error, service_fn};
 use nightly_sync::{Config, Deps, handle};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
+    leadsync_app::function_runtime()?.block_on(run())
+}
+
+async fn run() -> Result<(), Error> {
     // JSON when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT=JSON).
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;

@@ -4,8 +4,11 @@
 use lambda_runtime::{Error, service_fn};
 use rescore::{Config, Deps, Webhook, handle};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
+    leadsync_app::function_runtime()?.block_on(run())
+}
+
+async fn run() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = leadsync_app::sdk_config().await;

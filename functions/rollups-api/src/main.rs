@@ -5,8 +5,11 @@ use lambda_http::Error;
 use rollups_api::{Api, router};
 use std::sync::Arc;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
+    leadsync_app::function_runtime()?.block_on(run())
+}
+
+async fn run() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let sdk = leadsync_app::sdk_config().await;
     let api = Arc::new(Api::from_env(&sdk)?);

@@ -4,8 +4,11 @@
 use lambda_runtime::{Error, service_fn};
 use sync_slice::{Config, Deps, handle};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
+    leadsync_app::function_runtime()?.block_on(run())
+}
+
+async fn run() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // Each invocation is a process of its own: it takes its share of the CRM's limits.
     let config = Config::from_env()?.for_slice_worker();

@@ -28,6 +28,20 @@ pub use crm::AnyCrm;
 pub use deps::{BUNDLED_CRITERIA, Deps, DepsError};
 pub use leadsync_store::sdk_config;
 
+/// The runtime every function runs on: one thread. At the functions' 512 MB a Lambda has under
+/// a third of one vCPU (a whole one only from 1,769 MB), so a second worker could never run
+/// beside the first; it would only add wakeups, work stealing and hand-offs between threads to
+/// every answer read. The pull bench's `pull-child` runs on it too, so it measures what a
+/// function spends.
+///
+/// # Errors
+/// The runtime's I/O driver cannot be set up.
+pub fn function_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 /// A fresh pseudonym for a person being erased (`erased-<16 hex>`): random, so nothing links it
 /// back to them.
 pub fn pseudonym() -> leadsync_domain::LeadId {

@@ -56,8 +56,8 @@ pub struct HubSpotConfig {
     pub timeout: Duration,
     /// How failed requests are retried (429, 408, 5xx, timeouts, truncated bodies): jittered
     /// exponential backoff; a 429's `Retry-After` is honoured, a ten-secondly 429 without one
-    /// backs off (the governor holds the window; without HubSpot's limit headers it waits the
-    /// window), a daily 429 is not retried.
+    /// is tried again within a second (the governor holds the window; without HubSpot's limit
+    /// headers it waits the window), a daily 429 is not retried.
     pub retry: Policy,
     /// The private app's limits; the governor keeps every request under them.
     pub limits: RateLimits,
@@ -373,6 +373,12 @@ impl HubSpotCrm {
                         .map(str::to_owned)
                 })
                 .unwrap_or_else(|| "unknown".into());
+            tracing::debug!(
+                %policy,
+                remaining,
+                retry_after_s = retry_after.map(|d| d.as_secs()),
+                "HubSpot answered 429"
+            );
             let verdict = match (retry_after, policy.as_str()) {
                 // The day's allowance is spent: no retry tonight will get through.
                 (_, "DAILY") => Verdict::GiveUp,
@@ -382,9 +388,11 @@ impl HubSpotCrm {
                 // The window is not spent by HubSpot's own count (a burst guard, another
                 // app's traffic on a shared limit), or it is spent and the governor knows
                 // when (it holds the window; or it paused for the window, above, when someone
-                // else spends it): back off as for any transient failure, rather than idling a
-                // whole window while the rest of the limit goes unused.
-                (None, "TEN_SECONDLY_ROLLING") if remaining.is_some() => Verdict::Retry,
+                // else spends it): try again soon — the governor, not a growing backoff, holds
+                // the next attempt until the window has room. A backoff grown to seconds after
+                // two or three such 429s in a row stalled a whole pull page (and the searches
+                // queued behind it) while the rest of the limit went unused.
+                (None, "TEN_SECONDLY_ROLLING") if remaining.is_some() => Verdict::Burst,
                 // No count at all: the rolling window frees up a window's length after it filled.
                 (None, "TEN_SECONDLY_ROLLING") => Verdict::RetryAfter(self.config.limits.window),
                 (None, _) => Verdict::Retry,

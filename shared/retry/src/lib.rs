@@ -3,8 +3,8 @@
 //!
 //! Each adapter says of its own errors only one thing, through [`Classify`]: try again
 //! ([`Verdict::Retry`]), try again no sooner than the server asked ([`Verdict::RetryAfter`],
-//! e.g. `Retry-After`), try again after exactly a throttle's wait ([`Verdict::Throttled`]), or
-//! give up ([`Verdict::GiveUp`]). How long to wait and how often to try
+//! e.g. `Retry-After`), try again after exactly a throttle's wait ([`Verdict::Throttled`]), try
+//! again soon after a burst guard's refusal ([`Verdict::Burst`]), or give up ([`Verdict::GiveUp`]). How long to wait and how often to try
 //! is the [`Policy`]'s alone: exponential backoff with jitter (backon), capped, on tokio's clock
 //! (so a test with a paused clock runs a storm's waits in no wall time). Jitter matters here:
 //! a walk's lanes and a run's slices fail together when the CRM throttles, and without it they
@@ -34,10 +34,19 @@ pub enum Verdict {
     /// about the server's health, and the governor, not the backoff, keeps the rate. The
     /// attempt still counts against [`Policy::retries`].
     Throttled(Duration),
+    /// Refused by a rate limit that the server says is not spent (it counts requests left in
+    /// its window: a burst guard, not the window itself). Try again after the policy's backoff,
+    /// but never longer than [`BURST_CAP`]. The caller's governor keeps the rate, so a growing
+    /// wait would only idle whatever waits on this call. The attempt still counts against
+    /// [`Policy::retries`].
+    Burst,
     /// Another attempt would fail the same way (refused, unauthorised, not found, a quota spent
     /// for the day).
     GiveUp,
 }
+
+/// The longest wait after a [`Verdict::Burst`], jitter included.
+pub const BURST_CAP: Duration = Duration::from_secs(1);
 
 /// An error that knows whether it is worth another attempt.
 pub trait Classify {
@@ -127,6 +136,7 @@ impl Policy {
                 (_, None) => None,
                 (Verdict::RetryAfter(after), Some(wait)) => Some(wait.max(after.min(max_after))),
                 (Verdict::Throttled(after), Some(_)) => Some(after.min(max_after)),
+                (Verdict::Burst, Some(wait)) => Some(wait.min(BURST_CAP)),
                 (_, wait) => wait,
             })
             .notify(|e: &E, wait: Duration| {
@@ -314,6 +324,24 @@ mod tests {
         )
         .await;
         assert!(result.is_err(), "still at most `retries` attempts");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_backs_off_but_never_past_its_cap() {
+        let start = tokio::time::Instant::now();
+        let (result, calls) = run(Policy::HTTP, Verdict::Burst, 8).await;
+        assert_eq!((result.unwrap(), calls), (9, 9));
+        // 0.2 + 0.4 + 0.8 s before jitter, then the cap: the backoff alone would have waited
+        // 32.6 s or more.
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(200 + 400 + 800) + BURST_CAP * 5
+                && waited <= BURST_CAP * 8,
+            "{waited:?}"
+        );
+        let (result, calls) = run(Policy::HTTP, Verdict::Burst, 100).await;
+        assert!(result.is_err(), "still at most `retries` attempts");
+        assert_eq!(calls, 1 + Policy::HTTP.retries);
     }
 
     #[test]
