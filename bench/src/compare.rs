@@ -268,27 +268,43 @@ pub async fn pull_child(base_url: &str, rusage: &Path) -> anyhow::Result<()> {
     use std::collections::HashSet;
 
     let crm = crate::bench::client(base_url)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    // Each page's messages are written to stdout by a thread of their own: the pull runs on
+    // the functions' one-thread runtime, and a write blocked on a full pipe (the parent still
+    // reading) would stop every request in flight with it.
+    let (pages, to_write) = std::sync::mpsc::channel::<Vec<u8>>();
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        for page in to_write {
+            out.write_all(&page)?;
+        }
+        out.flush()
+    });
     let (mut companies, mut deals) = (HashSet::new(), HashSet::new());
+    let mut size = 1 << 20;
     crate::bench::for_each_page(&crm, |page| {
+        let mut out = Vec::with_capacity(size);
         for lead in &page.leads {
             if let Some(c) = &lead.company_id {
                 companies.insert(c.clone());
             }
             deals.extend(lead.deals.iter().map(|d| d.id.clone()));
             serde_json::to_writer(&mut out, &RecordMessage::new("contacts", lead))?;
-            out.write_all(b"\n")?;
+            out.push(b'\n');
         }
         for rejected in &page.rejected {
             serde_json::to_writer(&mut out, &RecordMessage::new("quarantine", rejected))?;
-            out.write_all(b"\n")?;
+            out.push(b'\n');
         }
-        Ok(())
+        size = size.max(out.len());
+        pages
+            .send(out)
+            .map_err(|_| anyhow::anyhow!("the stdout writer stopped"))
     })
     .await?;
-    out.flush()?;
-    drop(out);
+    drop(pages);
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the stdout writer panicked"))??;
     std::fs::write(
         rusage,
         serde_json::to_vec(&serde_json::json!({
