@@ -280,9 +280,9 @@ pub async fn pull_child(base_url: &str, rusage: &Path) -> anyhow::Result<()> {
         out.flush()
     });
     let (mut companies, mut deals) = (HashSet::new(), HashSet::new());
-    let mut size = 1 << 20;
     crate::bench::for_each_page(&crm, |page| {
-        let mut out = Vec::with_capacity(size);
+        // About 800 bytes a message.
+        let mut out = Vec::with_capacity((page.leads.len() + page.rejected.len()) * 1024);
         for lead in &page.leads {
             if let Some(c) = &lead.company_id {
                 companies.insert(c.clone());
@@ -295,7 +295,6 @@ pub async fn pull_child(base_url: &str, rusage: &Path) -> anyhow::Result<()> {
             serde_json::to_writer(&mut out, &RecordMessage::new("quarantine", rejected))?;
             out.push(b'\n');
         }
-        size = size.max(out.len());
         pages
             .send(out)
             .map_err(|_| anyhow::anyhow!("the stdout writer stopped"))

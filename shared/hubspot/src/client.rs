@@ -379,24 +379,8 @@ impl HubSpotCrm {
                 retry_after_s = retry_after.map(|d| d.as_secs()),
                 "HubSpot answered 429"
             );
-            let verdict = match (retry_after, policy.as_str()) {
-                // The day's allowance is spent: no retry tonight will get through.
-                (_, "DAILY") => Verdict::GiveUp,
-                // HubSpot says when: wait that, however many 429s this call has met (a growing
-                // backoff would idle the page that waits on it; the governor keeps the rate).
-                (Some(after), _) => Verdict::Throttled(after),
-                // The window is not spent by HubSpot's own count (a burst guard, another
-                // app's traffic on a shared limit), or it is spent and the governor knows
-                // when (it holds the window; or it paused for the window, above, when someone
-                // else spends it): try again soon — the governor, not a growing backoff, holds
-                // the next attempt until the window has room. A backoff grown to seconds after
-                // two or three such 429s in a row stalled a whole pull page (and the searches
-                // queued behind it) while the rest of the limit went unused.
-                (None, "TEN_SECONDLY_ROLLING") if remaining.is_some() => Verdict::Burst,
-                // No count at all: the rolling window frees up a window's length after it filled.
-                (None, "TEN_SECONDLY_ROLLING") => Verdict::RetryAfter(self.config.limits.window),
-                (None, _) => Verdict::Retry,
-            };
+            let verdict =
+                verdict_of_429(&policy, retry_after, remaining, self.config.limits.window);
             return Err(Failed {
                 error: CrmError::RateLimited { policy },
                 verdict,
@@ -414,6 +398,33 @@ impl HubSpotCrm {
     }
 }
 
+/// What to do after a 429: by its policy, HubSpot's `Retry-After`, and whether its
+/// `X-HubSpot-RateLimit-Remaining` counted the window (`window`: the app's rolling window).
+fn verdict_of_429(
+    policy: &str,
+    retry_after: Option<Duration>,
+    remaining: Option<u64>,
+    window: Duration,
+) -> Verdict {
+    match (retry_after, policy) {
+        // The day's allowance is spent: no retry tonight will get through.
+        (_, "DAILY") => Verdict::GiveUp,
+        // HubSpot says when: wait that, however many 429s this call has met (a growing backoff
+        // would idle the page that waits on it; the governor keeps the rate).
+        (Some(after), _) => Verdict::Throttled(after),
+        // The window is not spent by HubSpot's own count (a burst guard, another app's traffic
+        // on a shared limit), or it is spent and the governor knows when (it holds the window;
+        // or it paused for the window when someone else spends it): try again soon — the
+        // governor, not a growing backoff, holds the next attempt until the window has room. A
+        // backoff grown to seconds after two or three such 429s in a row stalled a whole pull
+        // page (and the searches queued behind it) while the rest of the limit went unused.
+        (None, "TEN_SECONDLY_ROLLING") if remaining.is_some() => Verdict::Burst,
+        // No count at all: the rolling window frees up a window's length after it filled.
+        (None, "TEN_SECONDLY_ROLLING") => Verdict::RetryAfter(window),
+        (None, _) => Verdict::Retry,
+    }
+}
+
 fn classify_transport(e: &reqwest::Error) -> CrmError {
     if e.is_timeout() {
         CrmError::Timeout
@@ -428,4 +439,30 @@ fn error_message(body: &str) -> String {
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| body.chars().take(200).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_429_is_retried_as_its_policy_and_headers_say() {
+        let window = Duration::from_secs(10);
+        let second = Some(Duration::from_secs(1));
+        let v = |policy, after, remaining| verdict_of_429(policy, after, remaining, window);
+        assert_eq!(v("DAILY", second, Some(0)), Verdict::GiveUp);
+        assert_eq!(
+            v("TEN_SECONDLY_ROLLING", second, Some(0)),
+            Verdict::Throttled(Duration::from_secs(1))
+        );
+        // HubSpot counts the window (spent or not): soon, under the governor.
+        assert_eq!(v("TEN_SECONDLY_ROLLING", None, Some(150)), Verdict::Burst);
+        assert_eq!(v("TEN_SECONDLY_ROLLING", None, Some(0)), Verdict::Burst);
+        // No count: the window's length.
+        assert_eq!(
+            v("TEN_SECONDLY_ROLLING", None, None),
+            Verdict::RetryAfter(window)
+        );
+        assert_eq!(v("SECONDLY", None, Some(3)), Verdict::Retry);
+    }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 const CRITERIA: &str = include_str!("../../../infra/criteria/b2b-saas.toml");
 
 /// A sandbox of `contacts` under an app limit of 40 a second, as 10 per 250 ms (a
-/// ten-secondly 429 without Retry-After waits a window).
+/// ten-secondly 429 without Retry-After is tried again within a second, under the governor).
 async fn limited(seed: u64, contacts: u64, faults: Faults) -> Sandbox {
     let mut config = SandboxConfig::new(seed, contacts);
     config.limits = Limits {

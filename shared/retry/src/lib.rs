@@ -4,8 +4,8 @@
 //! Each adapter says of its own errors only one thing, through [`Classify`]: try again
 //! ([`Verdict::Retry`]), try again no sooner than the server asked ([`Verdict::RetryAfter`],
 //! e.g. `Retry-After`), try again after exactly a throttle's wait ([`Verdict::Throttled`]), try
-//! again soon after a burst guard's refusal ([`Verdict::Burst`]), or give up ([`Verdict::GiveUp`]). How long to wait and how often to try
-//! is the [`Policy`]'s alone: exponential backoff with jitter (backon), capped, on tokio's clock
+//! again soon after a burst guard's refusal ([`Verdict::Burst`]), or give up
+//! ([`Verdict::GiveUp`]). How long to wait and how often to try is the [`Policy`]'s alone: exponential backoff with jitter (backon), capped, on tokio's clock
 //! (so a test with a paused clock runs a storm's waits in no wall time). Jitter matters here:
 //! a walk's lanes and a run's slices fail together when the CRM throttles, and without it they
 //! would come back together too.
