@@ -74,7 +74,11 @@ pub struct Provenance {
     /// The provider's match confidence (1–10) where it gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub likelihood: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::rfc3339::option"
+    )]
     pub fetched_at: Option<DateTime<Utc>>,
 }
 
@@ -161,13 +165,29 @@ pub struct Engagement {
     pub email_clicks: u32,
     pub form_submissions: u32,
     /// When each channel last saw activity: what time windows and decay are measured from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::rfc3339::option"
+    )]
     pub last_page_view_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::rfc3339::option"
+    )]
     pub last_email_open_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::rfc3339::option"
+    )]
     pub last_email_click_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::rfc3339::option"
+    )]
     pub last_form_submission_at: Option<DateTime<Utc>>,
 }
 
@@ -233,9 +253,17 @@ pub struct Deal {
     pub closed_won: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::rfc3339::option"
+    )]
     pub created_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::rfc3339::option"
+    )]
     pub close_date: Option<DateTime<Utc>>,
     /// Why a lost deal was lost (HubSpot `closed_lost_reason`, free text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,6 +348,7 @@ pub struct Lead {
     #[serde(skip)]
     pub crm_shows: BTreeMap<String, String>,
     /// When the CRM last changed the record; drives the watermark, not the score.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub modified_at: DateTime<Utc>,
 }
 

@@ -27,6 +27,7 @@ pub mod incentives;
 pub mod lead;
 pub mod news;
 pub mod ports;
+pub mod rfc3339;
 pub mod rollup;
 pub mod runs;
 pub mod sign_off;

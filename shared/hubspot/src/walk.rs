@@ -9,15 +9,22 @@
 //! batch reads are nearly full. The cursor is what the pages *taken* have reached, never what
 //! the producer has searched, so a walk resumed from a cursor (another invocation, a retry)
 //! reads exactly what is left.
+//!
+//! Lanes do not end together (a search 429 idles one lane for a second, ids are not evenly
+//! spread), and a walk's last seconds with one lane left search at a fraction of the limit. So
+//! a lane that ends takes the upper half of the lane with the most left ([`steal`]): the lane
+//! split is handed over with the page that ended the thief, so the cursor — every lane the
+//! pages taken have not finished — carries the split, and a resumed walk reads each id once.
 
 use crate::client::BATCH_LIMIT;
 use crate::client::HashSet;
-use crate::client::{HubSpotCrm, SearchResponse};
+use crate::client::HubSpotCrm;
 use crate::mapping::{self, HubSpotObject};
+use leadsync_domain::criteria::CrmReads;
 use leadsync_domain::ports::{Crm, CrmError, Rejected};
 use leadsync_domain::runs::{PullScope, ScopeKey};
 use leadsync_domain::{Lead, LeadId};
-use serde_json::value::RawValue;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -52,12 +59,14 @@ const MAX_CONTACTS_PER_PULL: usize = 2_000;
 
 /// A contact as a walk hands it on: mapped to its lead (without the company) as soon as its
 /// search answer is read, while the record is still in the cache, and the record dropped.
+/// The lead is boxed: a contact is moved from answer to buffer to page, and a lead is near a
+/// kilobyte.
 #[derive(Debug)]
 pub(crate) struct Contact {
     pub(crate) id: String,
     /// `associatedcompanyid`, whether or not the contact maps (its company is read either way).
     pub(crate) company_id: Option<String>,
-    pub(crate) lead: Result<Lead, Rejected>,
+    pub(crate) lead: Result<Box<Lead>, Rejected>,
 }
 
 /// One search page a lane's loop found: which lane, its contacts, whether the lane has more,
@@ -68,6 +77,63 @@ struct Found {
     results: Vec<Contact>,
     more: bool,
     after: u64,
+    /// The lane ended and took the upper part of another ([`Split`]).
+    split: Option<Split>,
+}
+
+/// A lane that ended takes the ids above `at` from lane `victim` (which now ends at `at`): a
+/// new lane, the next index of the walk's lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Split {
+    victim: usize,
+    at: u64,
+}
+
+/// One lane as the producer has searched it: its position and bound (lowered when another
+/// lane takes its upper part), whether it has more, and how many ids its last full page
+/// spanned (how far a page reaches in this part of the id space).
+#[derive(Debug, Clone, Copy)]
+struct Searching {
+    lane: Lane,
+    open: bool,
+    page_span: Option<u64>,
+}
+
+/// A lane is split only when at least this many of its pages are left (each part gets two).
+const MIN_PAGES_TO_STEAL: u64 = 4;
+
+/// The lane whose upper half a lane that ended takes, and where it is split: the open lane
+/// with the most pages left (its id span left ÷ the span of its last full page), if that is at
+/// least [`MIN_PAGES_TO_STEAL`]. An open-ended lane's span reaches to `top` (the census' last
+/// id); without it, the lane is not split. The split point is the middle of the span, so the
+/// open-ended upper part stays with the thief and still reads contacts created mid-walk.
+fn steal(lanes: &[Searching], top: Option<u64>) -> Option<Split> {
+    lanes
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.open)
+        .filter_map(|(i, s)| {
+            let end = s.lane.through.or(top)?;
+            let span = end.checked_sub(s.lane.after)?;
+            let pages = span / s.page_span?.max(1);
+            (pages >= MIN_PAGES_TO_STEAL).then_some((pages, i, s.lane.after + span / 2))
+        })
+        .max_by_key(|&(pages, i, _)| (pages, std::cmp::Reverse(i)))
+        .map(|(_, victim, at)| Split { victim, at })
+}
+
+/// The part of a search answer inside `lane` (a search sent before the lane was split may
+/// reach past its new bound: what lies past it is the new lane's to read) and whether the lane
+/// has more — not when the answer reached past the bound, as the results are ascending and
+/// hold every id up to it.
+fn within(lane: Lane, mut results: Vec<Contact>, more: bool) -> (Vec<Contact>, bool) {
+    let Some(through) = lane.through else {
+        return (results, more);
+    };
+    let before = results.len();
+    results.retain(|c| c.id.parse::<u64>().map_or(true, |id| id <= through));
+    let crossed = results.len() < before;
+    (results, more && !crossed)
 }
 
 /// A walk in progress: its lanes as far as pull pages have taken them (the cursor of its next
@@ -145,6 +211,100 @@ fn advance(mut lane: Lane, results: &[Contact], more: bool) -> Result<Lane, CrmE
     Ok(lane)
 }
 
+/// A search answer of the walk, its contacts mapped as they are read: one pass over the text,
+/// each record mapped while it is still in the cache, and dropped.
+struct Answer {
+    total: Option<u64>,
+    results: Vec<Contact>,
+    /// HubSpot's `paging.next` is there.
+    more: bool,
+}
+
+/// Reads an [`Answer`], mapping each record with the properties the criteria ask for.
+struct AnswerSeed<'a>(&'a CrmReads);
+
+/// The fields of a search answer the walk reads; the rest are skipped.
+#[derive(serde::Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum AnswerField {
+    Total,
+    Results,
+    Paging,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for AnswerSeed<'_> {
+    type Value = Answer;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Answer, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AnswerSeed<'_> {
+    type Value = Answer;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a search answer")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Answer, A::Error> {
+        let mut answer = Answer {
+            total: None,
+            results: Vec::new(),
+            more: false,
+        };
+        while let Some(field) = map.next_key()? {
+            match field {
+                AnswerField::Total => answer.total = map.next_value()?,
+                AnswerField::Results => {
+                    answer.results = map.next_value_seed(ResultsSeed(self.0))?
+                }
+                AnswerField::Paging => {
+                    let paging: Option<Value> = map.next_value()?;
+                    answer.more = paging.as_ref().and_then(|p| p.get("next")).is_some();
+                }
+                AnswerField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(answer)
+    }
+}
+
+/// Reads a search answer's `results`, mapping each record as it is read.
+struct ResultsSeed<'a>(&'a CrmReads);
+
+impl<'de> DeserializeSeed<'de> for ResultsSeed<'_> {
+    type Value = Vec<Contact>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Contact>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResultsSeed<'_> {
+    type Value = Vec<Contact>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of records")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Vec<Contact>, S::Error> {
+        let mut contacts = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1_000));
+        while let Some(object) = seq.next_element::<HubSpotObject>()? {
+            contacts.push(Contact {
+                company_id: object.owned("associatedcompanyid"),
+                lead: mapping::contact_lead(&object, self.0).map(Box::new),
+                id: object.id,
+            });
+        }
+        Ok(contacts)
+    }
+}
+
 impl HubSpotCrm {
     /// One search page of a lane's contacts (ids above `lane.after`): the results, whether the
     /// lane has more, and what the query matches (HubSpot's `total`).
@@ -164,22 +324,10 @@ impl HubSpotCrm {
         const PATH: &str = "/crm/v3/objects/contacts/search";
         let decode = |e: serde_json::Error| CrmError::Decode(format!("{PATH}: {e}"));
         self.send_read(reqwest::Method::POST, PATH, Some(&body), |_, text| {
-            // The results not yet read: each is read and mapped in turn.
-            let answer: SearchResponse<&RawValue> = serde_json::from_str(text).map_err(decode)?;
-            let more = answer.paging.as_ref().and_then(|p| p.get("next")).is_some();
-            let contacts = answer
-                .results
-                .into_iter()
-                .map(|raw| {
-                    let object: HubSpotObject = serde_json::from_str(raw.get()).map_err(decode)?;
-                    Ok(Contact {
-                        company_id: object.owned("associatedcompanyid"),
-                        lead: mapping::contact_lead(&object, &reads.asked),
-                        id: object.id,
-                    })
-                })
-                .collect::<Result<Vec<_>, CrmError>>()?;
-            Ok((contacts, more, answer.total))
+            let answer = AnswerSeed(&reads.asked)
+                .deserialize(&mut serde_json::Deserializer::from_str(text))
+                .map_err(decode)?;
+            Ok((answer.results, answer.more, answer.total))
         })
         .await
     }
@@ -195,35 +343,36 @@ impl HubSpotCrm {
         let whole = Lane { after, through };
         let (results, more, total) = self.search_page(scope, whole).await?;
         let lane = advance(whole, &results, more)?;
-        let lanes = if more {
+        let (lanes, top) = if more {
             self.split_walk(scope, lane, total, results.len() as u64)
                 .await?
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
-        Ok((self.walk_from(scope, lanes), results))
+        Ok((self.walk_from(scope, lanes, top), results))
     }
 
     /// Split the rest of a walk's one lane into several when the first search's `total` says
     /// it is worth it (and the client is configured for lanes). The upper end of the range is
-    /// the lane's bound, or — open-ended — a census (one search).
+    /// the lane's bound, or — open-ended — a census (one search). Returns the lanes and that
+    /// upper end (where lanes ending early may still take from the open-ended one: [`steal`]).
     async fn split_walk(
         &self,
         scope: &PullScope,
         lane: Lane,
         total: Option<u64>,
         seen: u64,
-    ) -> Result<Vec<Lane>, CrmError> {
+    ) -> Result<(Vec<Lane>, Option<u64>), CrmError> {
         let page_size = u64::from(self.page_size());
         let Some(total) = total else {
-            return Ok(vec![lane]);
+            return Ok((vec![lane], None));
         };
         let remaining = total.saturating_sub(seen);
         if self.config.pull_lanes <= 1
             || !scope.only.is_empty()
             || remaining < page_size * MIN_PAGES_PER_LANE * 2
         {
-            return Ok(vec![lane]);
+            return Ok((vec![lane], None));
         }
         let top = match lane.through {
             Some(through) => through,
@@ -234,47 +383,99 @@ impl HubSpotCrm {
                 .map(|k| k.as_str().parse::<u64>())
             {
                 Some(Ok(top)) => top,
-                _ => return Ok(vec![lane]),
+                _ => return Ok((vec![lane], None)),
             },
         };
-        Ok(split_lane(
-            lane,
-            top,
-            remaining,
-            self.config.pull_lanes,
-            page_size,
-        ))
+        let lanes = split_lane(lane, top, remaining, self.config.pull_lanes, page_size);
+        Ok((lanes, Some(top)))
     }
 
-    /// A walk of `scope` at `lanes` (a cursor's, or a new walk's): its producer starts
-    /// searching now, one loop per lane, each page handed over in the lane's order. A lane
-    /// whose search fails past its retries hands over the error and stops; the page that
-    /// takes it fails, and the walk is resumed from its cursor by whoever asks again.
-    pub(crate) fn walk_from(&self, scope: &PullScope, lanes: Vec<Lane>) -> Walk {
+    /// A walk of `scope` at `lanes` (a cursor's, or a new walk's, whose census found `top`):
+    /// its producer starts searching now, one loop per lane, each page handed over in the
+    /// lane's order; a loop whose lane ends goes on with what it takes from another
+    /// ([`steal`]). A lane whose search fails past its retries hands over the error and stops;
+    /// the page that takes it fails, and the walk is resumed from its cursor by whoever asks
+    /// again.
+    pub(crate) fn walk_from(&self, scope: &PullScope, lanes: Vec<Lane>, top: Option<u64>) -> Walk {
         let (tx, found) = mpsc::channel(BUFFER_PAGES);
         let this = self.clone();
         let searched = scope.clone();
-        let start = lanes.clone();
+        let state: Vec<Searching> = lanes
+            .iter()
+            .map(|&lane| Searching {
+                lane,
+                open: true,
+                page_span: None,
+            })
+            .collect();
         let producer = tokio::spawn(async move {
             let (this, scope) = (&this, &searched);
-            let loops = start.into_iter().enumerate().map(|(i, mut lane)| {
-                let tx = tx.clone();
+            // The loops run on this one task: the lock is never held across an await.
+            let state = std::sync::Mutex::new(state);
+            let lock = || {
+                state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            };
+            let count = lock().len();
+            let loops = (0..count).map(|first| {
+                let (tx, lock) = (tx.clone(), &lock);
                 async move {
+                    let mut i = first;
                     loop {
-                        let page = match this.search_page(scope, lane).await {
-                            Ok((results, more, _)) => advance(lane, &results, more).map(|next| {
-                                lane = next;
-                                Found {
-                                    lane: i,
-                                    results,
-                                    more,
-                                    after: next.after,
+                        let asked = lock()[i].lane;
+                        let answer = this.search_page(scope, asked).await;
+                        // The place in the buffer first; then, with no await between, the
+                        // lane's bound as it is now, the page, and any split it hands over,
+                        // so the pages are handed over in the order the lanes changed.
+                        let Ok(place) = tx.reserve().await else { break };
+                        let mut lanes = lock();
+                        let page = answer.and_then(|(results, more, _)| {
+                            let lane = lanes[i].lane;
+                            let (results, more) = within(lane, results, more);
+                            let next = advance(lane, &results, more)?;
+                            if more {
+                                let span = next.after - lane.after;
+                                lanes[i].page_span = Some(span);
+                            }
+                            lanes[i].lane = next;
+                            lanes[i].open = more;
+                            Ok(Found {
+                                lane: i,
+                                results,
+                                more,
+                                after: next.after,
+                                split: None,
+                            })
+                        });
+                        let page = match page {
+                            Err(e) => {
+                                lanes[i].open = false;
+                                Err(e)
+                            }
+                            Ok(mut found) if !found.more => {
+                                found.split = steal(&lanes, top);
+                                if let Some(Split { victim, at }) = found.split {
+                                    let taken = lanes[victim];
+                                    lanes[victim].lane.through = Some(at);
+                                    i = lanes.len();
+                                    lanes.push(Searching {
+                                        lane: Lane {
+                                            after: at,
+                                            through: taken.lane.through,
+                                        },
+                                        open: true,
+                                        page_span: taken.page_span,
+                                    });
                                 }
-                            }),
-                            Err(e) => Err(e),
+                                Ok(found)
+                            }
+                            found => found,
                         };
-                        let last = page.as_ref().map_or(true, |f| !f.more);
-                        if tx.send(page).await.is_err() || last {
+                        let go_on = page.as_ref().is_ok_and(|f| f.more || f.split.is_some());
+                        drop(lanes);
+                        place.send(page);
+                        if !go_on {
                             break;
                         }
                     }
@@ -323,6 +524,13 @@ impl HubSpotCrm {
             match slot {
                 Some(lane) if found.more => lane.after = found.after,
                 _ => *slot = None,
+            }
+            if let Some(Split { victim, at }) = found.split {
+                let victim = walk.lanes[victim].as_mut().ok_or_else(|| {
+                    CrmError::Transport("a lane ended before the split that took from it".into())
+                })?;
+                let through = victim.through.replace(at);
+                walk.lanes.push(Some(Lane { after: at, through }));
             }
             take(&mut gathered, found.results);
         }
@@ -503,6 +711,81 @@ mod tests {
         assert!(parse_cursor("10-9001", &bounded).is_err());
         bounded.after = Some(ScopeKey::new("50"));
         assert!(parse_cursor("10-900", &bounded).is_err());
+    }
+
+    fn searching(after: u64, through: Option<u64>, page_span: Option<u64>) -> Searching {
+        Searching {
+            lane: lane(after, through),
+            open: true,
+            page_span,
+        }
+    }
+
+    #[test]
+    fn a_lane_that_ends_takes_the_upper_half_of_the_lane_with_most_pages_left() {
+        let mut lanes = vec![
+            // Ended.
+            Searching {
+                open: false,
+                ..searching(1_000, Some(2_000), Some(10))
+            },
+            // 300 ids left at 100 a page: 3 pages, not worth splitting.
+            searching(2_700, Some(3_000), Some(100)),
+            // 800 ids left at 50 a page: 16 pages.
+            searching(3_200, Some(4_000), Some(50)),
+            // Open-ended, 1,000 ids below the census' top at 100 a page: 10 pages.
+            searching(5_000, None, Some(100)),
+        ];
+        assert_eq!(
+            steal(&lanes, Some(6_000)),
+            Some(Split {
+                victim: 2,
+                at: 3_600
+            })
+        );
+        // Without its census the open-ended lane is never split.
+        lanes[2].open = false;
+        assert_eq!(
+            steal(&lanes, Some(6_000)),
+            Some(Split {
+                victim: 3,
+                at: 5_500
+            })
+        );
+        assert_eq!(steal(&lanes, None), None);
+        // A lane that has not read a full page yet says nothing of its density: not split.
+        assert_eq!(steal(&[searching(0, Some(1_000_000), None)], None), None);
+        // Four pages are split; three are not.
+        assert!(steal(&[searching(0, Some(400), Some(100))], None).is_some());
+        assert!(steal(&[searching(0, Some(399), Some(100))], None).is_none());
+    }
+
+    fn contacts(ids: &[u64]) -> Vec<Contact> {
+        ids.iter()
+            .map(|id| Contact {
+                id: id.to_string(),
+                company_id: None,
+                lead: Err(Rejected {
+                    lead_id: Some(id.to_string()),
+                    reason: "test".into(),
+                    raw: String::new(),
+                }),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_answer_past_a_lanes_new_bound_is_cut_there_and_ends_the_lane() {
+        let ids = |c: &[Contact]| c.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        // Searched before the split: 3 of the 5 ids lie past the lane's new bound (20).
+        let (kept, more) = within(lane(0, Some(20)), contacts(&[5, 10, 20, 21, 30]), true);
+        assert_eq!(ids(&kept), ["5", "10", "20"]);
+        assert!(!more, "every id up to the bound was in the answer");
+        // Within the bound: unchanged.
+        let (kept, more) = within(lane(0, Some(100)), contacts(&[5, 10]), true);
+        assert_eq!((kept.len(), more), (2, true));
+        let (kept, more) = within(lane(0, None), contacts(&[5, 10_000]), true);
+        assert_eq!((kept.len(), more), (2, true));
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl HubSpotCrm {
         let lanes = parse_cursor(cursor, scope)?;
         Ok(self
             .take_walk(scope, cursor)
-            .unwrap_or_else(|| self.walk_from(scope, lanes)))
+            .unwrap_or_else(|| self.walk_from(scope, lanes, None)))
     }
 
     /// The walk's next cursor after a page's contacts are gathered, the walk kept for it.
@@ -143,7 +143,7 @@ impl HubSpotCrm {
                         mapping::add_company(&mut lead, company);
                     }
                     lead.deals = deals.remove(lead.id.as_str()).unwrap_or_default();
-                    page.leads.push(lead);
+                    page.leads.push(*lead);
                 }
                 Err(rejected) => page.rejected.push(rejected),
             }
