@@ -47,6 +47,17 @@ fn goals_compare_against_the_fastest_peer() {
     assert!(
         goals(&slow)[0].contains("2.5× the fastest peer") && goals(&slow)[0].contains("[MISSED]")
     );
+    // Issue 20's bar: 6× the records/s at 0.08× the CPU; 5.9× and 0.09× miss it.
+    let close = [
+        point(System::Leadsync, 47_200.0, 0.18),
+        point(System::Peer(PEERS[1]), 8_000.0, 2.0),
+    ];
+    let line = &goals(&close)[0];
+    assert!(
+        line.contains("5.9× the fastest peer (meltano-tap-hubspot 0.10.1) records/s [MISSED]")
+            && line.contains("0.090× its CPU per record [MISSED]"),
+        "{line}"
+    );
 }
 
 #[test]
