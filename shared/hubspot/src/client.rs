@@ -153,13 +153,14 @@ impl Reads {
     }
 }
 
-/// A search answer; its results as records, or (the pull's walk) not yet read: `&RawValue`.
+/// A search answer, its results as records (the pull's walk maps its own as it reads them:
+/// `walk::AnswerSeed`).
 #[derive(Debug, Deserialize)]
-pub(crate) struct SearchResponse<T = HubSpotObject> {
+pub(crate) struct SearchResponse {
     #[serde(default)]
     pub(crate) total: Option<u64>,
-    #[serde(default = "Vec::new")]
-    pub(crate) results: Vec<T>,
+    #[serde(default)]
+    pub(crate) results: Vec<HubSpotObject>,
     #[serde(default)]
     pub(crate) paging: Option<Value>,
 }
