@@ -115,11 +115,10 @@ async fn pick_period(
         month = leadsync_domain::facts::previous_period(&month).unwrap_or(month);
         months.push(month.clone());
     }
-    // The three months' funnels at once (each mostly waits on DynamoDB).
-    let reports = futures::future::try_join_all(months.iter().map(|month| {
-        leadsync_pipeline::rollups::funnel_report(&stores.store, month, version, now, 30, 1.0)
-    }))
-    .await?;
+    // The three months' funnels in one pass over their months' facts.
+    let reports =
+        leadsync_pipeline::rollups::funnel_reports(&stores.store, &months, version, now, 30, 1.0)
+            .await?;
     let mut best: Option<(usize, String)> = None;
     for (month, report) in months.into_iter().zip(reports) {
         let lively = report

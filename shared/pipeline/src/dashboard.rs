@@ -4,7 +4,7 @@
 //!
 //! Reads only what the rollups already hold: the page shows those numbers, nothing else.
 
-use crate::rollups::{RollupError, funnel_with, plans_and_links, statements_with};
+use crate::rollups::{PeriodView, RollupError, plans_and_links, views_with};
 use chrono::{DateTime, Utc};
 use leadsync_dashboard::{Dashboard, LeftOut};
 use leadsync_domain::facts::LeadLink;
@@ -26,72 +26,99 @@ pub async fn page<S: RollupStore>(
     version: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<String>, RollupError> {
-    let rows = store.rows(period).await.map_err(read(period))?;
-    let Some(version) = version
-        .map(str::to_owned)
-        .or_else(|| reporting_version(&rows))
-    else {
-        return Ok(None);
+    Ok(pages(store, &[period.to_owned()], version, now)
+        .await?
+        .pop()
+        .flatten())
+}
+
+/// The pages of `periods`, in their order, reading each month's facts once for all of them
+/// (their funnels' windows overlap).
+async fn pages<S: RollupStore>(
+    store: &S,
+    periods: &[String],
+    version: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<String>>, RollupError> {
+    let Some(first) = periods.first() else {
+        return Ok(Vec::new());
     };
-    let (plans, links) = plans_and_links(store, period).await?;
-    let plan = plans.get(&version);
-    let closed = store
-        .closed_periods()
-        .await
-        .map_err(read(period))?
-        .into_iter()
-        .find(|p| p.period == period);
-    let funnel = funnel_with(
-        store,
-        period,
-        &version,
-        (now, STALL_DAYS, POINTS),
-        plan,
-        &links,
-    )
-    .await?;
-    let statements = statements_with(store, period, &version, &plans, &links).await?;
+    let mut shown = Vec::with_capacity(periods.len());
+    for period in periods {
+        let rows = store.rows(period).await.map_err(read(period))?;
+        let version = version
+            .map(str::to_owned)
+            .or_else(|| reporting_version(&rows));
+        shown.push((period.as_str(), rows, version));
+    }
+    let (plans, links) = plans_and_links(store, first).await?;
+    let closed = store.closed_periods().await.map_err(read(first))?;
+    let wanted: Vec<PeriodView<'_>> = shown
+        .iter()
+        .filter_map(|(period, _, version)| {
+            version.as_deref().map(|version| PeriodView {
+                period,
+                version,
+                statements: true,
+            })
+        })
+        .collect();
+    let mut viewed = views_with(store, &wanted, (now, STALL_DAYS, POINTS), &plans, &links)
+        .await?
+        .into_iter();
     let (merged, deleted) = links.values().fold((0, 0), |(m, d), l| match l {
         LeadLink::Merged { .. } => (m + 1, d),
         LeadLink::Deleted { .. } => (m, d + 1),
     });
-    let mut left_out = Vec::new();
-    if merged > 0 {
-        left_out.push(LeftOut {
-            what: "merged contacts".into(),
-            count: merged,
-            why: "merged into another contact in the CRM: counted once, as the contact they joined"
-                .into(),
-        });
+    let mut html = Vec::with_capacity(shown.len());
+    for (period, rows, version) in &shown {
+        // A period without a version has no view (none was asked for it).
+        let Some((version, view)) = version.as_ref().and_then(|v| Some((v, viewed.next()?))) else {
+            html.push(None);
+            continue;
+        };
+        let plan = plans.get(version);
+        let mut left_out = Vec::new();
+        if merged > 0 {
+            left_out.push(LeftOut {
+                what: "merged contacts".into(),
+                count: merged,
+                why: "merged into another contact in the CRM: counted once, as the contact they joined"
+                    .into(),
+            });
+        }
+        if deleted > 0 {
+            left_out.push(LeftOut {
+                what: "deleted contacts".into(),
+                count: deleted,
+                why: "deleted in the CRM: no longer counted (closed periods corrected forward)"
+                    .into(),
+            });
+        }
+        let (_, totals) = incentive_rows(rows, version);
+        for (currency, cents) in &totals.unconverted {
+            left_out.push(LeftOut {
+                what: format!("won revenue in {currency} (cents)"),
+                count: u64::try_from(*cents).unwrap_or(0),
+                why: format!(
+                    "the plan has no {currency} exchange rate: only fixed credits were paid"
+                ),
+            });
+        }
+        html.push(Some(leadsync_dashboard::render(&Dashboard {
+            period,
+            version,
+            currency: plan.map_or("USD", |p| p.currency.as_str()),
+            agreement: plan.and_then(|p| p.agreement.as_ref()),
+            computed_at: now,
+            closed: closed.iter().find(|c| c.period == *period),
+            rows,
+            funnel: &view.funnel,
+            statements: &view.statements,
+            left_out: &left_out,
+        })));
     }
-    if deleted > 0 {
-        left_out.push(LeftOut {
-            what: "deleted contacts".into(),
-            count: deleted,
-            why: "deleted in the CRM: no longer counted (closed periods corrected forward)".into(),
-        });
-    }
-    let (_, totals) = incentive_rows(&rows, &version);
-    for (currency, cents) in &totals.unconverted {
-        left_out.push(LeftOut {
-            what: format!("won revenue in {currency} (cents)"),
-            count: u64::try_from(*cents).unwrap_or(0),
-            why: format!("the plan has no {currency} exchange rate: only fixed credits were paid"),
-        });
-    }
-    let currency = plan.map_or("USD", |p| p.currency.as_str());
-    Ok(Some(leadsync_dashboard::render(&Dashboard {
-        period,
-        version: &version,
-        currency,
-        agreement: plan.and_then(|p| p.agreement.as_ref()),
-        computed_at: now,
-        closed: closed.as_ref(),
-        rows: &rows,
-        funnel: &funnel,
-        statements: &statements,
-        left_out: &left_out,
-    })))
+    Ok(html)
 }
 
 /// Render and publish the pages of `periods`; returns the keys written.
@@ -100,25 +127,23 @@ pub async fn page<S: RollupStore>(
 /// [`RollupError`].
 pub async fn publish<S: RollupStore, N: SnapshotStore>(
     store: &S,
-    pages: &N,
+    snapshots: &N,
     periods: &[String],
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, RollupError> {
     let mut keys = Vec::new();
-    for period in periods {
-        if let Some(html) = page(store, period, None, now).await? {
-            let key =
-                pages
-                    .put_dashboard(period, html)
-                    .await
-                    .map_err(|source| RollupError::Store {
-                        step: "publishing the dashboard",
-                        period: period.clone(),
-                        source,
-                    })?;
-            tracing::info!(period = %period, key = %key, "Dashboard published.");
-            keys.push(key);
-        }
+    for (period, html) in periods.iter().zip(pages(store, periods, None, now).await?) {
+        let Some(html) = html else { continue };
+        let key = snapshots
+            .put_dashboard(period, html)
+            .await
+            .map_err(|source| RollupError::Store {
+                step: "publishing the dashboard",
+                period: period.clone(),
+                source,
+            })?;
+        tracing::info!(period = %period, key = %key, "Dashboard published.");
+        keys.push(key);
     }
     Ok(keys)
 }

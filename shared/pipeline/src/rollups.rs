@@ -135,20 +135,45 @@ async fn computed<S: RollupStore>(
     plans: &BTreeMap<String, leadsync_domain::incentives::IncentivePlan>,
     links: &LeadLinks,
 ) -> Result<Vec<RollupRow>, RollupError> {
-    let mut rollup = Rollup::new(period, plans).with_links(links);
+    let (rows, _) = computed_chained(store, period, plans, links, None, false).await?;
+    Ok(rows)
+}
+
+/// [`computed`], reading each month once along a run of consecutive periods: `primed` is this
+/// period's rollup with its previous month already folded in (by the call for that month), and
+/// with `feed_next` this month's facts also start the next month's rollup, returned primed.
+async fn computed_chained<'p, S: RollupStore>(
+    store: &S,
+    period: &str,
+    plans: &'p BTreeMap<String, leadsync_domain::incentives::IncentivePlan>,
+    links: &'p LeadLinks,
+    primed: Option<Rollup<'p>>,
+    feed_next: bool,
+) -> Result<(Vec<RollupRow>, Option<Rollup<'p>>), RollupError> {
+    let was_primed = primed.is_some();
+    let mut rollup = primed.unwrap_or_else(|| Rollup::new(period, plans).with_links(links));
+    let mut next = feed_next
+        .then(|| next_period(period))
+        .flatten()
+        .map(|n| Rollup::new(&n, plans).with_links(links));
     let facts = store
-        .visit_facts(period, |f| rollup.add(&f))
+        .visit_facts(period, |f| {
+            rollup.add(&f);
+            if let Some(next) = next.as_mut() {
+                next.add_previous(&f);
+            }
+        })
         .await
         .map_err(self::store("reading facts", period))?;
     let mut previous = 0;
-    if let Some(p) = previous_period(period) {
+    if !was_primed && let Some(p) = previous_period(period) {
         previous = store
             .visit_facts(&p, |f| rollup.add_previous(&f))
             .await
             .map_err(self::store("reading facts", &p))?;
     }
-    tracing::debug!(period, facts, previous, "Facts folded.");
-    Ok(rollup.finish())
+    tracing::debug!(period, facts, previous, was_primed, "Facts folded.");
+    Ok((rollup.finish(), next))
 }
 
 /// What [`refresh`] did.
@@ -200,8 +225,14 @@ pub async fn refresh<S: RollupStore>(
     };
     let targets: BTreeSet<String> = touched.iter().map(|p| first_open_from(p)).collect();
     let mut report = RefreshReport::default();
-    for target in targets {
-        let mut rows = computed(store, &target, &plans, &links).await?;
+    // Consecutive targets share a month (the later one's previous): it is read once.
+    let mut primed = None;
+    for target in &targets {
+        let feed_next = next_period(target).is_some_and(|n| targets.contains(&n));
+        let (mut rows, next) =
+            computed_chained(store, target, &plans, &links, primed.take(), feed_next).await?;
+        primed = next;
+        let target = target.clone();
         // Every closed period whose first open successor is this one may need corrections.
         let feeding: Vec<&String> = closed
             .keys()
@@ -395,6 +426,37 @@ pub(crate) async fn plans_and_links<S: RollupStore>(
     Ok((plans, links))
 }
 
+/// [`funnel_report`] for several periods: each month's facts are read once, and fed to every
+/// period's funnel whose window holds the month. The reports come in the order of `periods`.
+///
+/// # Errors
+/// [`RollupError`].
+pub async fn funnel_reports<S: RollupStore>(
+    store: &S,
+    periods: &[String],
+    version: &str,
+    as_of: DateTime<Utc>,
+    stall_days: u32,
+    points: f64,
+) -> Result<Vec<FunnelReport>, RollupError> {
+    for p in periods {
+        check(p)?;
+    }
+    let Some(first) = periods.first() else {
+        return Ok(Vec::new());
+    };
+    let (plans, links) = plans_and_links(store, first).await?;
+    funnels_with(
+        store,
+        periods,
+        version,
+        (as_of, stall_days, points),
+        plans.get(version),
+        &links,
+    )
+    .await
+}
+
 /// [`funnel_report`] with the plan and links already read; `view` = (as of, stall days,
 /// points).
 pub(crate) async fn funnel_with<S: RollupStore>(
@@ -405,16 +467,130 @@ pub(crate) async fn funnel_with<S: RollupStore>(
     plan: Option<&IncentivePlan>,
     links: &LeadLinks,
 ) -> Result<FunnelReport, RollupError> {
-    let (as_of, stall_days, points) = view;
-    let mut funnel = Funnel::new(period, version, as_of, stall_days, plan).with_links(links);
-    let last = leadsync_domain::facts::period_of(as_of);
-    let mut month = period.to_owned();
-    for _ in 0..FUNNEL_CONTEXT_MONTHS {
-        month = previous_period(&month).unwrap_or(month);
+    let mut reports = funnels_with(store, &[period.to_owned()], version, view, plan, links).await?;
+    Ok(reports.pop().unwrap_or_else(|| {
+        Funnel::new(period, version, view.0, view.1, plan)
+            .with_links(links)
+            .finish(view.2)
+    }))
+}
+
+/// [`funnel_reports`] with the plan and links already read.
+async fn funnels_with<S: RollupStore>(
+    store: &S,
+    periods: &[String],
+    version: &str,
+    view: (DateTime<Utc>, u32, f64),
+    plan: Option<&IncentivePlan>,
+    links: &LeadLinks,
+) -> Result<Vec<FunnelReport>, RollupError> {
+    let wanted: Vec<PeriodView<'_>> = periods
+        .iter()
+        .map(|period| PeriodView {
+            period,
+            version,
+            statements: false,
+        })
+        .collect();
+    let plans = plan
+        .map(|p| BTreeMap::from([(version.to_owned(), p.clone())]))
+        .unwrap_or_default();
+    Ok(views_with(store, &wanted, view, &plans, links)
+        .await?
+        .into_iter()
+        .map(|v| v.funnel)
+        .collect())
+}
+
+/// One period as the readers show it: its funnel under `version`, and its statement lines
+/// when `statements`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeriodView<'a> {
+    pub period: &'a str,
+    pub version: &'a str,
+    pub statements: bool,
+}
+
+/// What [`views_with`] read for one [`PeriodView`].
+#[derive(Debug)]
+pub(crate) struct Viewed {
+    pub funnel: FunnelReport,
+    /// Empty unless asked for.
+    pub statements: Vec<StatementLine>,
+}
+
+/// The funnels (and statement lines) of several periods in one pass over the months' facts:
+/// each month is read once and fed to every funnel whose window holds it (three months before
+/// its period through `as_of`'s month) and to its own period's statements. `view` = (as of,
+/// stall days, points).
+pub(crate) async fn views_with<S: RollupStore>(
+    store: &S,
+    wanted: &[PeriodView<'_>],
+    view: (DateTime<Utc>, u32, f64),
+    plans: &BTreeMap<String, IncentivePlan>,
+    links: &LeadLinks,
+) -> Result<Vec<Viewed>, RollupError> {
+    struct Reader<'p> {
+        /// The first month of the funnel's window.
+        first: String,
+        period: &'p str,
+        funnel: Funnel<'p>,
+        statements: Option<Rollup<'p>>,
     }
-    while month.as_str() <= last.as_str() {
+    let (as_of, stall_days, points) = view;
+    let last = leadsync_domain::facts::period_of(as_of);
+    // Statements credit by their version's plan only.
+    let own_plans: Vec<BTreeMap<String, IncentivePlan>> = wanted
+        .iter()
+        .map(|w| {
+            plans
+                .iter()
+                .filter(|(v, _)| *v == w.version)
+                .map(|(v, p)| (v.clone(), p.clone()))
+                .collect()
+        })
+        .collect();
+    let mut readers: Vec<Reader<'_>> = wanted
+        .iter()
+        .zip(&own_plans)
+        .map(|(w, own)| {
+            let mut first = w.period.to_owned();
+            for _ in 0..FUNNEL_CONTEXT_MONTHS {
+                first = previous_period(&first).unwrap_or(first);
+            }
+            Reader {
+                first,
+                period: w.period,
+                funnel: Funnel::new(w.period, w.version, as_of, stall_days, plans.get(w.version))
+                    .with_links(links),
+                statements: w
+                    .statements
+                    .then(|| Rollup::new(w.period, own).with_links(links)),
+            }
+        })
+        .collect();
+    let Some(mut month) = readers.iter().map(|r| r.first.clone()).min() else {
+        return Ok(Vec::new());
+    };
+    let upper = readers
+        .iter()
+        .filter(|r| r.statements.is_some())
+        .map(|r| r.period.to_owned())
+        .chain([last.clone()])
+        .max()
+        .unwrap_or(last.clone());
+    while month.as_str() <= upper.as_str() {
         store
-            .visit_facts(&month, |f| funnel.add(&f))
+            .visit_facts(&month, |f| {
+                for r in &mut readers {
+                    if r.first <= month && month <= last {
+                        r.funnel.add(&f);
+                    }
+                    if let Some(rollup) = r.statements.as_mut().filter(|_| r.period == month) {
+                        rollup.add(&f);
+                    }
+                }
+            })
             .await
             .map_err(self::store("reading facts", &month))?;
         match next_period(&month) {
@@ -422,7 +598,17 @@ pub(crate) async fn funnel_with<S: RollupStore>(
             None => break,
         }
     }
-    Ok(funnel.finish(points))
+    Ok(readers
+        .into_iter()
+        .zip(wanted)
+        .map(|(r, w)| Viewed {
+            funnel: r.funnel.finish(points),
+            statements: r
+                .statements
+                .map(|rollup| statement_lines(rollup, w.version))
+                .unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// Every statement line of `period` under `version` (optionally one team's one owner): each
@@ -459,6 +645,11 @@ pub(crate) async fn statements_with<S: RollupStore>(
         .visit_facts(period, |f| rollup.add(&f))
         .await
         .map_err(self::store("reading facts", period))?;
+    Ok(statement_lines(rollup, version))
+}
+
+/// The statement lines of a filled rollup under `version`, by team, owner, date and facts.
+fn statement_lines(rollup: Rollup<'_>, version: &str) -> Vec<StatementLine> {
     let (_, mut lines) = rollup.finish_with_statements();
     lines.retain(|l| l.criteria_version == version);
     lines.sort_by(|a, b| {
@@ -469,5 +660,5 @@ pub(crate) async fn statements_with<S: RollupStore>(
             &b.facts,
         ))
     });
-    Ok(lines)
+    lines
 }

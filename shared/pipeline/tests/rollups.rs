@@ -405,6 +405,147 @@ async fn milestones_are_dated_by_the_crm_so_a_first_run_spreads_history_over_its
 }
 
 #[tokio::test]
+async fn a_refresh_of_consecutive_months_reads_each_month_once_and_writes_the_same_rows() {
+    // Each month was read twice (as itself, and as the previous month of the next): on a
+    // history of months, half the refresh's reads were repeats.
+    let mut leads = leads(at("2026-11-19T12:00:00Z"));
+    for l in &mut leads {
+        for d in &mut l.deals {
+            d.created_at = Some(at("2026-09-03T10:00:00Z"));
+            d.close_date = Some(at("2026-10-10T10:00:00Z"));
+        }
+    }
+    let w = World::new(leads);
+    w.run("first", at("2026-12-02T03:00:00Z")).await.unwrap();
+    let months = ["2026-09", "2026-10", "2026-11"];
+    // Each month alone: the reference rows.
+    for m in months {
+        rollups::refresh(&w.store, &[m.to_owned()].into())
+            .await
+            .unwrap();
+    }
+    let alone = w.rows();
+    let sizes: Vec<_> = alone.iter().map(|(k, v)| (k.clone(), v.len())).collect();
+    assert!(
+        months
+            .iter()
+            .all(|m| alone.get(*m).is_some_and(|r| !r.is_empty())),
+        "{sizes:?}"
+    );
+
+    let before = w.store.fact_reads().len();
+    let all = months.iter().map(|m| (*m).to_owned()).collect();
+    let report = rollups::refresh(&w.store, &all).await.unwrap();
+    let reads = w.store.fact_reads()[before..].to_vec();
+    let mut sorted = reads.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["2026-08", "2026-09", "2026-10", "2026-11"],
+        "each month once (and the month before the first): {reads:?}"
+    );
+    assert_eq!(
+        w.rows(),
+        alone,
+        "the same rows as each month computed alone"
+    );
+    for (m, written) in &report.periods {
+        assert_eq!(
+            (written.written, written.deleted),
+            (0, 0),
+            "{m}: nothing to change"
+        );
+    }
+}
+
+#[tokio::test]
+async fn funnels_of_several_months_read_each_month_once_and_match_each_alone() {
+    let mut leads = leads(at("2026-11-19T12:00:00Z"));
+    for l in &mut leads {
+        for d in &mut l.deals {
+            d.created_at = Some(at("2026-09-03T10:00:00Z"));
+            d.close_date = Some(at("2026-10-10T10:00:00Z"));
+        }
+    }
+    let w = World::new(leads);
+    let now = at("2026-12-02T03:00:00Z");
+    w.run("first", now).await.unwrap();
+    let version = w.criteria.version.clone();
+    let months: Vec<String> = ["2026-11", "2026-10", "2026-09"].map(str::to_owned).into();
+    let mut alone = Vec::new();
+    for m in &months {
+        alone.push(
+            rollups::funnel_report(&w.store, m, &version, now, 30, 1.0)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(alone.iter().any(|r| r.steps.iter().any(|s| s.entered > 0)));
+
+    let before = w.store.fact_reads().len();
+    let together = rollups::funnel_reports(&w.store, &months, &version, now, 30, 1.0)
+        .await
+        .unwrap();
+    assert_eq!(together, alone, "the same reports, in the order asked");
+    let mut reads = w.store.fact_reads()[before..].to_vec();
+    reads.sort();
+    // 2026-09's window starts three months before it and ends at the as-of month.
+    assert_eq!(
+        reads,
+        [
+            "2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11", "2026-12"
+        ],
+        "each month once"
+    );
+}
+
+#[tokio::test]
+async fn dashboards_of_several_months_read_each_month_once_and_match_each_page_alone() {
+    let mut leads = leads(at("2026-11-19T12:00:00Z"));
+    for l in &mut leads {
+        for d in &mut l.deals {
+            d.created_at = Some(at("2026-09-03T10:00:00Z"));
+            d.close_date = Some(at("2026-10-10T10:00:00Z"));
+        }
+    }
+    let w = World::new(leads);
+    let now = at("2026-12-02T03:00:00Z");
+    w.run("first", now).await.unwrap();
+    let months: Vec<String> = ["2026-09", "2026-10", "2026-11"].map(str::to_owned).into();
+    let mut alone = Vec::new();
+    for m in &months {
+        let page = leadsync_pipeline::dashboard::page(&w.store, m, None, now)
+            .await
+            .unwrap()
+            .expect("a page: the month has rows");
+        alone.push(page);
+    }
+
+    let before = w.store.fact_reads().len();
+    let snapshots = FakeSnapshotStore::new();
+    let keys = leadsync_pipeline::dashboard::publish(&w.store, &snapshots, &months, now)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 3);
+    for (m, page) in months.iter().zip(&alone) {
+        assert_eq!(
+            snapshots.dashboard(m).as_ref(),
+            Some(page),
+            "{m}: as rendered alone"
+        );
+    }
+    let mut reads = w.store.fact_reads()[before..].to_vec();
+    reads.sort();
+    assert_eq!(
+        reads,
+        [
+            "2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11", "2026-12"
+        ],
+        "each month once"
+    );
+}
+
+#[tokio::test]
 async fn a_custom_pipeline_deal_shared_by_two_contacts_is_one_win_for_its_owner() {
     // Defects: won meant dealstage == "closedwon" (custom pipelines never won); a deal on two
     // contacts was credited twice; the contact's owner got the deal owner's credit.

@@ -23,6 +23,8 @@ pub struct FakeLeadStore {
     lease: Mutex<Option<Lease>>,
     /// Runs: plan, finished slices, finished flag.
     run_records: Mutex<BTreeMap<String, RunRecord>>,
+    /// The periods whose facts were read, in order (one entry per `visit_facts`).
+    fact_reads: Mutex<Vec<String>>,
     /// Operations so far, and the one (1-based) that fails as a crash would.
     ops: AtomicU64,
     crash_at: AtomicU64,
@@ -42,6 +44,11 @@ impl FakeLeadStore {
     /// The next `n` calls fail with `error`.
     pub fn fail_next(&self, n: usize, error: StoreError) {
         lock(&self.failures).extend(std::iter::repeat_n(error, n));
+    }
+
+    /// The periods whose facts were read so far, in order, one entry per read.
+    pub fn fact_reads(&self) -> Vec<String> {
+        lock(&self.fact_reads).clone()
     }
 
     pub fn states(&self) -> HashMap<LeadId, LeadState> {
@@ -351,6 +358,7 @@ impl RollupStore for FakeLeadStore {
         F: FnMut(Fact) + Send,
     {
         self.take_failure("visit_facts")?;
+        lock(&self.fact_reads).push(period.to_owned());
         // The period's facts only are copied out (a store holds every month's).
         let month = period
             .split_once('-')
