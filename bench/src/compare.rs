@@ -272,22 +272,36 @@ pub async fn pull_child(base_url: &str, rusage: &Path) -> anyhow::Result<()> {
     // the functions' one-thread runtime, and a write blocked on a full pipe (the parent still
     // reading) would stop every request in flight with it.
     let (pages, to_write) = std::sync::mpsc::channel::<Vec<u8>>();
+    // Written buffers come back to be filled again (a page's is ~200 KB).
+    let (spare, spares) = std::sync::mpsc::channel::<Vec<u8>>();
     let writer = std::thread::spawn(move || -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
-        for page in to_write {
+        for mut page in to_write {
             out.write_all(&page)?;
+            page.clear();
+            let _ = spare.send(page);
         }
         out.flush()
     });
     let (mut companies, mut deals) = (HashSet::new(), HashSet::new());
     crate::bench::for_each_page(&crm, |page| {
         // About 800 bytes a message.
-        let mut out = Vec::with_capacity((page.leads.len() + page.rejected.len()) * 1024);
+        let mut out = spares.try_recv().unwrap_or_default();
+        out.reserve((page.leads.len() + page.rejected.len()) * 1024);
         for lead in &page.leads {
-            if let Some(c) = &lead.company_id {
-                companies.insert(c.clone());
+            // Counted for the report; an id is copied the first time it is seen only.
+            if let Some(c) = lead
+                .company_id
+                .as_deref()
+                .filter(|c| !companies.contains(*c))
+            {
+                companies.insert(c.to_owned());
             }
-            deals.extend(lead.deals.iter().map(|d| d.id.clone()));
+            for d in &lead.deals {
+                if !deals.contains(d.id.as_str()) {
+                    deals.insert(d.id.clone());
+                }
+            }
             serde_json::to_writer(&mut out, &RecordMessage::new("contacts", lead))?;
             out.push(b'\n');
         }

@@ -5,13 +5,21 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// The CRM's id of a contact. Non-empty, printable, without `#` (the key separator in the store).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct LeadId(String);
+
+/// Written as its text (`into = "String"` would copy the id into a new string first).
+impl Serialize for LeadId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 /// Why a text is not a valid [`LeadId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,8 +77,9 @@ impl fmt::Display for LeadId {
 /// Where a firmographic value came from: shown in the reasons so both teams can judge it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
-    /// `crm` for the CRM's own company record, otherwise the provider's name.
-    pub provider: String,
+    /// `crm` for the CRM's own company record, otherwise the provider's name. Borrowed when
+    /// static: every CRM-sourced value of every lead says `crm`, and would otherwise own a copy.
+    pub provider: Cow<'static, str>,
     /// The provider's match confidence (1–10) where it gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub likelihood: Option<u8>,
@@ -85,7 +94,7 @@ pub struct Provenance {
 impl Provenance {
     pub fn crm() -> Self {
         Self {
-            provider: "crm".to_owned(),
+            provider: Cow::Borrowed("crm"),
             likelihood: None,
             fetched_at: None,
         }

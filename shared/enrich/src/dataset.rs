@@ -134,7 +134,7 @@ impl DatasetProvider {
             }
         }
         let source = Provenance {
-            provider: name.to_owned(),
+            provider: name.to_owned().into(),
             likelihood: None,
             fetched_at: None,
         };
@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(
             acme.industry
                 .as_ref()
-                .map(|s| (s.value.as_str(), s.source.provider.as_str())),
+                .map(|s| (s.value.as_str(), s.source.provider.as_ref())),
             Some(("COMPUTER_SOFTWARE", "dataset:test"))
         );
         assert_eq!(acme.employees.as_ref().map(|s| s.value), Some(51));

@@ -411,7 +411,7 @@ mod tests {
             lead.firmographics
                 .industry
                 .as_ref()
-                .map(|s| s.source.provider.as_str()),
+                .map(|s| s.source.provider.as_ref()),
             Some("crm")
         );
     }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// An object: its id, properties and `updatedAt`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HubSpotObject {
     /// HubSpot sends ids as strings; a number is accepted and kept as its text.
@@ -111,7 +111,10 @@ impl Properties {
         }
         let len = (self.entries.len() * 2).next_power_of_two();
         let mask = len - 1;
-        let mut index = vec![0u32; len];
+        // The buffer of an object read before (see [`ObjectInto`]) is reused.
+        let mut index = std::mem::take(&mut self.index);
+        index.clear();
+        index.resize(len, 0);
         for (i, entry) in self.entries.iter().enumerate() {
             let mut at = slot(entry.key_hash, len);
             loop {
@@ -233,28 +236,191 @@ impl<'de> Visitor<'de> for PropertiesVisitor {
         Ok(Properties::default())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Properties, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Properties, A::Error> {
         let mut props = Properties {
             text: String::with_capacity(1024),
             entries: Vec::with_capacity(map.size_hint().unwrap_or(32)),
             index: Vec::new(),
         };
-        while let Some(key) = map.next_key_seed(AppendText(&mut props.text))? {
+        props.fill(map)?;
+        Ok(props)
+    }
+}
+
+impl Properties {
+    /// Replace the properties with those of `map`, in the buffers already allocated.
+    fn fill<'de, A: MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
+        self.text.clear();
+        self.entries.clear();
+        while let Some(key) = map.next_key_seed(AppendText(&mut self.text))? {
             debug_assert!(key == Kind::Text);
-            let key_end = props.text.len();
-            let key_start = props.entries.last().map_or(0, |e| e.value_end as usize);
-            let key_hash = key_hash(&props.text[key_start..key_end]);
-            let kind = map.next_value_seed(AppendValue(&mut props.text))?;
+            let key_end = self.text.len();
+            let key_start = self.entries.last().map_or(0, |e| e.value_end as usize);
+            let key_hash = key_hash(&self.text[key_start..key_end]);
+            let kind = map.next_value_seed(AppendValue(&mut self.text))?;
             let too_big = || de::Error::custom("properties over 4 GiB");
-            props.entries.push(Entry {
+            self.entries.push(Entry {
                 key_end: u32::try_from(key_end).map_err(|_| too_big())?,
-                value_end: u32::try_from(props.text.len()).map_err(|_| too_big())?,
+                value_end: u32::try_from(self.text.len()).map_err(|_| too_big())?,
                 key_hash,
                 kind,
             });
         }
-        props.build_index();
-        Ok(props)
+        self.build_index();
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.entries.clear();
+        self.index.clear();
+    }
+}
+
+/// Reads one object into an existing [`HubSpotObject`], reusing its buffers: a search page's
+/// contacts are each mapped as soon as they are read, so one object serves the whole page
+/// (four allocations fewer per contact than a fresh one each).
+pub(crate) struct ObjectInto<'a>(pub &'a mut HubSpotObject);
+
+impl<'de> DeserializeSeed<'de> for ObjectInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectInto<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object with an id")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let object = self.0;
+        let mut updated = object.updated_at.take().unwrap_or_default();
+        let (mut id, mut properties) = (false, false);
+        while let Some(field) = map.next_key::<ObjectField>()? {
+            match field {
+                ObjectField::Id => {
+                    object.id.clear();
+                    map.next_value_seed(IdInto(&mut object.id))?;
+                    id = true;
+                }
+                ObjectField::Properties => {
+                    map.next_value_seed(PropertiesInto(&mut object.properties))?;
+                    properties = true;
+                }
+                ObjectField::UpdatedAt => {
+                    updated.clear();
+                    if map.next_value_seed(AppendValue(&mut updated))? != Kind::Null {
+                        object.updated_at = Some(std::mem::take(&mut updated));
+                    }
+                }
+                ObjectField::Other => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        if !id {
+            return Err(de::Error::missing_field("id"));
+        }
+        if !properties {
+            object.properties.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The fields of an object [`ObjectInto`] reads (names as HubSpot writes them).
+enum ObjectField {
+    Id,
+    Properties,
+    UpdatedAt,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ObjectField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl Visitor<'_> for FieldVisitor {
+            type Value = ObjectField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ObjectField, E> {
+                Ok(match v {
+                    "id" => ObjectField::Id,
+                    "properties" => ObjectField::Properties,
+                    "updatedAt" => ObjectField::UpdatedAt,
+                    _ => ObjectField::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+/// `properties` into the buffers of existing [`Properties`] (`null`: none).
+struct PropertiesInto<'a>(&'a mut Properties);
+
+impl<'de> DeserializeSeed<'de> for PropertiesInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PropertiesInto<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of properties")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.clear();
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.0.fill(map)
+    }
+}
+
+/// An id (string or number, as [`id_text`]) appended to an existing buffer.
+struct IdInto<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for IdInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for IdInto<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an id (string or number)")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push_str(v);
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        use std::fmt::Write;
+        write!(self.0, "{v}").map_err(E::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        use std::fmt::Write;
+        write!(self.0, "{v}").map_err(E::custom)
     }
 }
 
@@ -399,6 +565,56 @@ mod tests {
         assert_eq!(p.get("escaped"), Some("line\n\"quoted\" é"));
         assert_eq!(object.text("padded"), Some("x"));
         assert_eq!(serde_json::to_value(p).unwrap(), raw["properties"]);
+    }
+
+    #[test]
+    fn one_object_read_over_and_over_holds_each_object_as_a_fresh_one_would() {
+        // Larger first, then smaller, missing, null and numeric-id ones: nothing of an earlier
+        // object may show through in a later one.
+        let list = r#"[
+            {"id":"1","properties":{"email":"a@b.com","p1":"x","p2":null,"p3":"y"},"updatedAt":"2026-10-01T00:00:00Z","archived":false},
+            {"id":"22","properties":{"p2":"z"}},
+            {"id":333},
+            {"properties":null,"id":"4","updatedAt":null},
+            {"id":"5","properties":{"email":"c@d.com","p9":"w"},"updatedAt":"2026-11-01T00:00:00Z"}
+        ]"#;
+        let fresh: Vec<HubSpotObject> = serde_json::from_str(list).unwrap();
+        struct Each(Vec<String>);
+        impl<'de> DeserializeSeed<'de> for &mut Each {
+            type Value = ();
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_seq(self)
+            }
+        }
+        impl<'de> Visitor<'de> for &mut Each {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<S: de::SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+                let mut object = HubSpotObject::default();
+                while seq.next_element_seed(ObjectInto(&mut object))?.is_some() {
+                    self.0.push(format!("{object:?}"));
+                }
+                Ok(())
+            }
+        }
+        let mut reused = Each(Vec::new());
+        (&mut reused)
+            .deserialize(&mut serde_json::Deserializer::from_str(list))
+            .unwrap();
+        let fresh: Vec<String> = fresh.iter().map(|o| format!("{o:?}")).collect();
+        assert_eq!(reused.0, fresh);
+        let mut object = HubSpotObject::default();
+        let no_id = ObjectInto(&mut object).deserialize(&mut serde_json::Deserializer::from_str(
+            r#"{"properties":{}}"#,
+        ));
+        assert!(
+            no_id
+                .unwrap_err()
+                .to_string()
+                .contains("missing field `id`")
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::client::BATCH_LIMIT;
 use crate::client::HashSet;
 use crate::client::HubSpotCrm;
 use crate::mapping::{self, HubSpotObject};
+use crate::object::ObjectInto;
 use leadsync_domain::criteria::CrmReads;
 use leadsync_domain::ports::{Crm, CrmError, Rejected};
 use leadsync_domain::runs::{PullScope, ScopeKey};
@@ -64,9 +65,19 @@ const MAX_CONTACTS_PER_PULL: usize = 2_000;
 #[derive(Debug)]
 pub(crate) struct Contact {
     pub(crate) id: String,
-    /// `associatedcompanyid`, whether or not the contact maps (its company is read either way).
-    pub(crate) company_id: Option<String>,
     pub(crate) lead: Result<Box<Lead>, Rejected>,
+    /// `associatedcompanyid` of a contact that did not map (a lead holds its own).
+    unmapped_company_id: Option<String>,
+}
+
+impl Contact {
+    /// `associatedcompanyid`, whether or not the contact maps (its company is read either way).
+    pub(crate) fn company_id(&self) -> Option<&str> {
+        match &self.lead {
+            Ok(lead) => lead.company_id.as_deref(),
+            Err(_) => self.unmapped_company_id.as_deref(),
+        }
+    }
 }
 
 /// One search page a lane's loop found: which lane, its contacts, whether the lane has more,
@@ -294,11 +305,17 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Vec<Contact>, S::Error> {
         let mut contacts = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1_000));
-        while let Some(object) = seq.next_element::<HubSpotObject>()? {
+        // Each contact is read into the same object, mapped, and the next one read over it.
+        let mut object = HubSpotObject::default();
+        while seq.next_element_seed(ObjectInto(&mut object))?.is_some() {
+            let lead = mapping::contact_lead(&object, self.0).map(Box::new);
             contacts.push(Contact {
-                company_id: object.owned("associatedcompanyid"),
-                lead: mapping::contact_lead(&object, self.0).map(Box::new),
-                id: object.id,
+                unmapped_company_id: lead
+                    .is_err()
+                    .then(|| object.owned("associatedcompanyid"))
+                    .flatten(),
+                lead,
+                id: object.id.clone(),
             });
         }
         Ok(contacts)
@@ -505,7 +522,7 @@ impl HubSpotCrm {
         let mut seen: HashSet<String> = HashSet::default();
         let mut take = |gathered: &mut Gathered, results: Vec<Contact>| {
             let known = self.lock_companies();
-            for id in results.iter().filter_map(|c| c.company_id.as_deref()) {
+            for id in results.iter().filter_map(Contact::company_id) {
                 if !known.contains_key(id) && seen.insert(id.to_owned()) {
                     gathered.pending.push(id.to_owned());
                 }
@@ -764,7 +781,7 @@ mod tests {
         ids.iter()
             .map(|id| Contact {
                 id: id.to_string(),
-                company_id: None,
+                unmapped_company_id: None,
                 lead: Err(Rejected {
                     lead_id: Some(id.to_string()),
                     reason: "test".into(),

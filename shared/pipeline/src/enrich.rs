@@ -281,7 +281,7 @@ mod tests {
 
     fn firmo(provider: &str, industry: Option<&str>, employees: Option<u64>) -> Firmographics {
         let p = Provenance {
-            provider: provider.into(),
+            provider: provider.to_owned().into(),
             likelihood: Some(8),
             fetched_at: None,
         };
@@ -360,13 +360,13 @@ mod tests {
         assert_eq!(
             f.industry
                 .as_ref()
-                .map(|s| (s.value.as_str(), s.source.provider.as_str())),
+                .map(|s| (s.value.as_str(), s.source.provider.as_ref())),
             Some(("INTERNET", "first"))
         );
         assert_eq!(
             f.employees
                 .as_ref()
-                .map(|s| (s.value, s.source.provider.as_str())),
+                .map(|s| (s.value, s.source.provider.as_ref())),
             Some((300, "second"))
         );
         assert!(

@@ -527,7 +527,7 @@ async fn a_dataset_in_s3_fills_what_the_crm_lacks() {
             ]
         })
         .flatten()
-        .filter(|p| p.as_str() == "dataset:datasets/companies.csv")
+        .filter(|p| p.as_ref() == "dataset:datasets/companies.csv")
         .count();
     assert!(
         from_dataset > 0,
