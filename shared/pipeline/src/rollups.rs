@@ -397,17 +397,11 @@ pub async fn funnel_report<S: RollupStore>(
     stall_days: u32,
     points: f64,
 ) -> Result<FunnelReport, RollupError> {
-    check(period)?;
-    let (plans, links) = plans_and_links(store, period).await?;
-    funnel_with(
-        store,
-        period,
-        version,
-        (as_of, stall_days, points),
-        plans.get(version),
-        &links,
-    )
-    .await
+    let period = [period.to_owned()];
+    funnel_reports(store, &period, version, as_of, stall_days, points)
+        .await?
+        .pop()
+        .ok_or_else(|| RollupError::BadPeriod(period[0].clone()))
 }
 
 /// The plans and the merged or deleted leads: what every read of a period needs.
@@ -446,44 +440,6 @@ pub async fn funnel_reports<S: RollupStore>(
         return Ok(Vec::new());
     };
     let (plans, links) = plans_and_links(store, first).await?;
-    funnels_with(
-        store,
-        periods,
-        version,
-        (as_of, stall_days, points),
-        plans.get(version),
-        &links,
-    )
-    .await
-}
-
-/// [`funnel_report`] with the plan and links already read; `view` = (as of, stall days,
-/// points).
-pub(crate) async fn funnel_with<S: RollupStore>(
-    store: &S,
-    period: &str,
-    version: &str,
-    view: (DateTime<Utc>, u32, f64),
-    plan: Option<&IncentivePlan>,
-    links: &LeadLinks,
-) -> Result<FunnelReport, RollupError> {
-    let mut reports = funnels_with(store, &[period.to_owned()], version, view, plan, links).await?;
-    Ok(reports.pop().unwrap_or_else(|| {
-        Funnel::new(period, version, view.0, view.1, plan)
-            .with_links(links)
-            .finish(view.2)
-    }))
-}
-
-/// [`funnel_reports`] with the plan and links already read.
-async fn funnels_with<S: RollupStore>(
-    store: &S,
-    periods: &[String],
-    version: &str,
-    view: (DateTime<Utc>, u32, f64),
-    plan: Option<&IncentivePlan>,
-    links: &LeadLinks,
-) -> Result<Vec<FunnelReport>, RollupError> {
     let wanted: Vec<PeriodView<'_>> = periods
         .iter()
         .map(|period| PeriodView {
@@ -492,14 +448,13 @@ async fn funnels_with<S: RollupStore>(
             statements: false,
         })
         .collect();
-    let plans = plan
-        .map(|p| BTreeMap::from([(version.to_owned(), p.clone())]))
-        .unwrap_or_default();
-    Ok(views_with(store, &wanted, view, &plans, links)
-        .await?
-        .into_iter()
-        .map(|v| v.funnel)
-        .collect())
+    Ok(
+        views_with(store, &wanted, (as_of, stall_days, points), &plans, &links)
+            .await?
+            .into_iter()
+            .map(|v| v.funnel)
+            .collect(),
+    )
 }
 
 /// One period as the readers show it: its funnel under `version`, and its statement lines
@@ -628,7 +583,7 @@ pub async fn statements<S: RollupStore>(
 }
 
 /// [`statements`] with the plans and links already read.
-pub(crate) async fn statements_with<S: RollupStore>(
+async fn statements_with<S: RollupStore>(
     store: &S,
     period: &str,
     version: &str,
