@@ -70,6 +70,23 @@ async fn pages<S: RollupStore>(
         LeadLink::Merged { .. } => (m + 1, d),
         LeadLink::Deleted { .. } => (m, d + 1),
     });
+    // The same on every page: the links are the account's, not a period's.
+    let mut left_by_links = Vec::new();
+    if merged > 0 {
+        left_by_links.push(LeftOut {
+            what: "merged contacts".into(),
+            count: merged,
+            why: "merged into another contact in the CRM: counted once, as the contact they joined"
+                .into(),
+        });
+    }
+    if deleted > 0 {
+        left_by_links.push(LeftOut {
+            what: "deleted contacts".into(),
+            count: deleted,
+            why: "deleted in the CRM: no longer counted (closed periods corrected forward)".into(),
+        });
+    }
     let mut html = Vec::with_capacity(shown.len());
     for (period, rows, version) in &shown {
         // A period without a version has no view (none was asked for it).
@@ -78,23 +95,7 @@ async fn pages<S: RollupStore>(
             continue;
         };
         let plan = plans.get(version);
-        let mut left_out = Vec::new();
-        if merged > 0 {
-            left_out.push(LeftOut {
-                what: "merged contacts".into(),
-                count: merged,
-                why: "merged into another contact in the CRM: counted once, as the contact they joined"
-                    .into(),
-            });
-        }
-        if deleted > 0 {
-            left_out.push(LeftOut {
-                what: "deleted contacts".into(),
-                count: deleted,
-                why: "deleted in the CRM: no longer counted (closed periods corrected forward)"
-                    .into(),
-            });
-        }
+        let mut left_out = left_by_links.clone();
         let (_, totals) = incentive_rows(rows, version);
         for (currency, cents) in &totals.unconverted {
             left_out.push(LeftOut {

@@ -365,10 +365,9 @@ async fn a_new_criteria_version_restates_the_sql_credits_it_never_pays_them_twic
     );
 }
 
-#[tokio::test]
-async fn milestones_are_dated_by_the_crm_so_a_first_run_spreads_history_over_its_months() {
-    // Defect: every milestone was dated when leadsync first saw it, so the first deployment
-    // credited the whole history to the month of its first run.
+/// A first run on 2026-12-02 over leads whose deals were created in September and closed in
+/// October: facts spread over several months.
+async fn history() -> World {
     let mut leads = leads(at("2026-11-19T12:00:00Z"));
     for l in &mut leads {
         for d in &mut l.deals {
@@ -378,6 +377,14 @@ async fn milestones_are_dated_by_the_crm_so_a_first_run_spreads_history_over_its
     }
     let w = World::new(leads);
     w.run("first", at("2026-12-02T03:00:00Z")).await.unwrap();
+    w
+}
+
+#[tokio::test]
+async fn milestones_are_dated_by_the_crm_so_a_first_run_spreads_history_over_its_months() {
+    // Defect: every milestone was dated when leadsync first saw it, so the first deployment
+    // credited the whole history to the month of its first run.
+    let w = history().await;
     let rows = w.rows();
     let revenue = |period: &str| {
         rows.get(period).map_or(0, |r| {
@@ -408,15 +415,7 @@ async fn milestones_are_dated_by_the_crm_so_a_first_run_spreads_history_over_its
 async fn a_refresh_of_consecutive_months_reads_each_month_once_and_writes_the_same_rows() {
     // Each month was read twice (as itself, and as the previous month of the next): on a
     // history of months, half the refresh's reads were repeats.
-    let mut leads = leads(at("2026-11-19T12:00:00Z"));
-    for l in &mut leads {
-        for d in &mut l.deals {
-            d.created_at = Some(at("2026-09-03T10:00:00Z"));
-            d.close_date = Some(at("2026-10-10T10:00:00Z"));
-        }
-    }
-    let w = World::new(leads);
-    w.run("first", at("2026-12-02T03:00:00Z")).await.unwrap();
+    let w = history().await;
     let months = ["2026-09", "2026-10", "2026-11"];
     // Each month alone: the reference rows.
     for m in months {
@@ -460,16 +459,8 @@ async fn a_refresh_of_consecutive_months_reads_each_month_once_and_writes_the_sa
 
 #[tokio::test]
 async fn funnels_of_several_months_read_each_month_once_and_match_each_alone() {
-    let mut leads = leads(at("2026-11-19T12:00:00Z"));
-    for l in &mut leads {
-        for d in &mut l.deals {
-            d.created_at = Some(at("2026-09-03T10:00:00Z"));
-            d.close_date = Some(at("2026-10-10T10:00:00Z"));
-        }
-    }
-    let w = World::new(leads);
+    let w = history().await;
     let now = at("2026-12-02T03:00:00Z");
-    w.run("first", now).await.unwrap();
     let version = w.criteria.version.clone();
     let months: Vec<String> = ["2026-11", "2026-10", "2026-09"].map(str::to_owned).into();
     let mut alone = Vec::new();
@@ -501,16 +492,8 @@ async fn funnels_of_several_months_read_each_month_once_and_match_each_alone() {
 
 #[tokio::test]
 async fn dashboards_of_several_months_read_each_month_once_and_match_each_page_alone() {
-    let mut leads = leads(at("2026-11-19T12:00:00Z"));
-    for l in &mut leads {
-        for d in &mut l.deals {
-            d.created_at = Some(at("2026-09-03T10:00:00Z"));
-            d.close_date = Some(at("2026-10-10T10:00:00Z"));
-        }
-    }
-    let w = World::new(leads);
+    let w = history().await;
     let now = at("2026-12-02T03:00:00Z");
-    w.run("first", now).await.unwrap();
     let months: Vec<String> = ["2026-09", "2026-10", "2026-11"].map(str::to_owned).into();
     let mut alone = Vec::new();
     for m in &months {
