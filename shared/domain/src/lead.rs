@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// The CRM's id of a contact. Non-empty, printable, without `#` (the key separator in the store).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -131,8 +132,9 @@ pub struct Firmographics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_type: Option<Sourced<String>>,
     /// Technologies the company uses (e.g. HubSpot's `web_technologies`), lowercase names.
+    /// Shared, not copied: every lead of a company carries its list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub technologies: Option<Sourced<Vec<String>>>,
+    pub technologies: Option<Sourced<Arc<[String]>>>,
 }
 
 impl Firmographics {

@@ -151,7 +151,7 @@ impl HubSpotCrm {
     pub async fn token_info(&self) -> Result<TokenInfo, CrmError> {
         let body = serde_json::json!({ "tokenKey": self.token_text() });
         let (_, info) = self
-            .post_parsed::<TokenInfo>("/oauth/v2/private-apps/get/access-token-info", &body)
+            .post_parsed::<TokenInfo, _>("/oauth/v2/private-apps/get/access-token-info", &body)
             .await?;
         Ok(info)
     }

@@ -31,8 +31,8 @@ use leadsync_ratelimit::{RateGovernor, RateLimits};
 use leadsync_retry::{Failure, Policy, Verdict};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The adapter's maps and sets of ids hash with foldhash, not SipHash (4 % of a pull's CPU).
@@ -186,6 +186,9 @@ struct BatchError {
 /// One attempt's failure and its verdict.
 type Failed = Failure<CrmError>;
 
+/// The most a response's `Content-Length` reserves up front (a longer body still grows).
+const BODY_CAPACITY_LIMIT: u64 = 16 << 20;
+
 /// A response we read: status and body.
 struct Answer {
     status: StatusCode,
@@ -243,28 +246,41 @@ impl HubSpotCrm {
 
     /// POST JSON under the governor and the retry policy. Returns 2xx answers (including 207)
     /// and non-retryable 4xx other than 401 as `Answer`s; 401 and exhausted retries as errors.
-    async fn post(&self, path: &str, body: &Value) -> Result<Answer, CrmError> {
+    async fn post<B: Serialize + ?Sized + Sync>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Answer, CrmError> {
         self.send_with(reqwest::Method::POST, path, Some(body), Ok)
             .await
     }
 
     /// POST and parse a 2xx body (see [`HubSpotCrm::send_parsed`]).
-    pub(crate) async fn post_parsed<T: DeserializeOwned>(
+    pub(crate) async fn post_parsed<T: DeserializeOwned, B: Serialize + ?Sized + Sync>(
         &self,
         path: &str,
-        body: &Value,
+        body: &B,
     ) -> Result<(StatusCode, T), CrmError> {
         self.send_parsed(reqwest::Method::POST, path, Some(body))
             .await
     }
 
+    /// GET and parse a 2xx body (see [`HubSpotCrm::send_parsed`]).
+    pub(crate) async fn get_parsed<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<(StatusCode, T), CrmError> {
+        self.send_parsed(reqwest::Method::GET, path, None::<&Value>)
+            .await
+    }
+
     /// Send and parse a 2xx body. A body cut short in transit is retried like a 5xx, within
     /// the same budget as the send: one policy, one count of attempts.
-    async fn send_parsed<T: DeserializeOwned>(
+    async fn send_parsed<T: DeserializeOwned, B: Serialize + ?Sized + Sync>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&B>,
     ) -> Result<(StatusCode, T), CrmError> {
         self.send_read(method, path, body, |status, text| {
             serde_json::from_str(text)
@@ -277,11 +293,11 @@ impl HubSpotCrm {
     /// Send and read a 2xx body with `read` (any other status is the CRM's refusal). A body
     /// `read` cannot decode was likely cut short in transit: retried like a 5xx, within the
     /// same budget as the send.
-    pub(crate) async fn send_read<T>(
+    pub(crate) async fn send_read<T, B: Serialize + ?Sized + Sync>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&B>,
         read: impl Fn(StatusCode, &str) -> Result<T, CrmError>,
     ) -> Result<T, CrmError> {
         self.send_with(method, path, body, |answer| {
@@ -298,11 +314,11 @@ impl HubSpotCrm {
 
     /// Send under the governor and the retry policy ([`HubSpotConfig::retry`]); each attempt's
     /// answer goes through `read`, whose retryable failures spend the same budget.
-    async fn send_with<T>(
+    async fn send_with<T, B: Serialize + ?Sized + Sync>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&B>,
         read: impl Fn(Answer) -> Result<T, Failed>,
     ) -> Result<T, CrmError> {
         let url = format!("{}{}", self.config.base_url, path);
@@ -318,12 +334,12 @@ impl HubSpotCrm {
 
     /// One request under the governor, classified: 2xx and non-retryable 4xx answer; 401,
     /// 429, 408, 5xx (but 501), timeouts and transport failures fail with their verdict.
-    async fn attempt(
+    async fn attempt<B: Serialize + ?Sized + Sync>(
         &self,
         method: reqwest::Method,
         url: &str,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&B>,
     ) -> Result<Answer, Failed> {
         let permit = self.governor.acquire(path.ends_with("/search")).await;
         self.usage.sent();
@@ -334,7 +350,7 @@ impl HubSpotCrm {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
+        let mut response = request
             .send()
             .await
             .map_err(|e| Failed::retry(classify_transport(&e)))?;
@@ -353,15 +369,22 @@ impl HubSpotCrm {
                 .map(Duration::from_millis),
         );
         // Bytes, then UTF-8: reqwest's `text()` would decode by charset, and HubSpot answers
-        // UTF-8 JSON.
-        let text = response
-            .bytes()
+        // UTF-8 JSON. The chunks go straight into one buffer sized by `Content-Length` (within
+        // reason): `bytes()` would gather them, then copy them again into a `String`.
+        let mut body = Vec::with_capacity(
+            response
+                .content_length()
+                .map_or(0, |n| n.min(BODY_CAPACITY_LIMIT) as usize),
+        );
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map(|bytes| {
-                String::from_utf8(Vec::from(bytes))
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-            })
-            .map_err(|e| Failed::retry(classify_transport(&e)))?;
+            .map_err(|e| Failed::retry(classify_transport(&e)))?
+        {
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         if status == StatusCode::UNAUTHORIZED {
             return Err(Failed::give_up(CrmError::Unauthorized));
         }

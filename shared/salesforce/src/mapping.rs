@@ -304,7 +304,7 @@ mod tests {
             lead.firmographics
                 .technologies
                 .as_ref()
-                .map(|s| s.value.clone()),
+                .map(|s| s.value.to_vec()),
             Some(vec!["hubspot".to_owned(), "stripe".to_owned()])
         );
         let unconverted = json!({"attributes": {"type": "Lead"}, "Id": "00Q5g0000000001AAA",

@@ -764,7 +764,7 @@ fn technology_lists_and_company_type_match_any_entry() {
         fetched_at: None,
     };
     l.firmographics.technologies = Some(Sourced::new(
-        vec!["zendesk".into(), "Snowflake".into()],
+        vec!["zendesk".into(), "Snowflake".into()].into(),
         Provenance::crm(),
     ));
     l.firmographics.company_type = Some(Sourced::new("Private".into(), pdl));
@@ -779,7 +779,10 @@ fn technology_lists_and_company_type_match_any_entry() {
         (kind.outcome, kind.source.as_deref()),
         (ReasonOutcome::Matched, Some("pdl"))
     );
-    l.firmographics.technologies = Some(Sourced::new(vec!["zendesk".into()], Provenance::crm()));
+    l.firmographics.technologies = Some(Sourced::new(
+        vec!["zendesk".into()].into(),
+        Provenance::crm(),
+    ));
     assert_eq!(
         reason(&c.evaluate(&l, now()), "FIT_TECH_STACK").outcome,
         ReasonOutcome::NotMatched

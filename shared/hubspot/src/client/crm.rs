@@ -81,7 +81,7 @@ impl Crm for HubSpotCrm {
             }
             let bodies = ids
                 .chunks(ASSOCIATION_BATCH_LIMIT)
-                .map(|chunk| json!({ "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>() }))
+                .map(BatchReadBody::associations)
                 .collect();
             let answers: Vec<AssociationsResponse> = self
                 .post_all(
@@ -90,7 +90,7 @@ impl Crm for HubSpotCrm {
                 )
                 .await?;
             for result in answers.into_iter().flat_map(|a| a.results) {
-                contacts.extend(result.to.iter().map(|to| value_text(&to.to_object_id)));
+                contacts.extend(result.to.into_iter().map(|to| to.to_object_id));
             }
         }
         Ok(contacts
@@ -113,8 +113,7 @@ impl Crm for HubSpotCrm {
                 None => "/crm/v3/objects/contacts?archived=true&limit=100".to_owned(),
                 Some(a) => format!("/crm/v3/objects/contacts?archived=true&limit=100&after={a}"),
             };
-            let (_, page): (_, ArchivedPage) =
-                self.send_parsed(reqwest::Method::GET, &path, None).await?;
+            let (_, page): (_, ArchivedPage) = self.get_parsed(&path).await?;
             for c in page.results {
                 let at = c
                     .archived_at

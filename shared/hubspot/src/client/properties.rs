@@ -85,11 +85,7 @@ impl HubSpotCrm {
             return Ok(listed.clone());
         }
         let (_, listed): (_, Listing) = self
-            .send_parsed(
-                reqwest::Method::GET,
-                &format!("/crm/v3/properties/{path}"),
-                None,
-            )
+            .get_parsed(&format!("/crm/v3/properties/{path}"))
             .await?;
         let text = |p: &Value, key: &str| {
             p.get(key)
@@ -134,9 +130,7 @@ impl HubSpotCrm {
         if missing_locally.is_empty() {
             return Ok(0);
         }
-        let (_, listed): (_, Listing) = self
-            .send_parsed(reqwest::Method::GET, "/crm/v3/properties/contacts", None)
-            .await?;
+        let (_, listed): (_, Listing) = self.get_parsed("/crm/v3/properties/contacts").await?;
         let existing: HashSet<String> = listed
             .results
             .iter()
@@ -198,11 +192,7 @@ impl HubSpotCrm {
         let mut created = 0;
         if !to_create.is_empty() {
             let (_, groups): (_, Listing) = self
-                .send_parsed(
-                    reqwest::Method::GET,
-                    "/crm/v3/properties/contacts/groups",
-                    None,
-                )
+                .get_parsed("/crm/v3/properties/contacts/groups")
                 .await?;
             if !groups
                 .results

@@ -129,6 +129,7 @@ impl HubSpotCrm {
         let (fetched, deals) = tokio::join!(companies_read, self.read_contact_deals(&ids));
         let (fetched, mut deals) = (fetched?, deals?);
         let mut page = PullPage::default();
+        page.leads.reserve(contacts.len());
         let mut cache = self.lock_companies();
         for contact in contacts {
             match contact.lead {

@@ -24,20 +24,77 @@ pub(super) struct AssociationResult {
 
 #[derive(Debug, Deserialize)]
 pub(super) struct AssociationFrom {
-    pub(super) id: Value,
+    #[serde(deserialize_with = "id_text")]
+    pub(super) id: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct AssociationTo {
-    pub(super) to_object_id: Value,
+    #[serde(deserialize_with = "id_text")]
+    pub(super) to_object_id: String,
 }
 
-pub(super) fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// An object id as text, whether HubSpot wrote it as a string (`"from": {"id": "51"}`) or a
+/// number (`"toObjectId": 1001`), read straight from the body.
+fn id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct IdText;
+    impl serde::de::Visitor<'_> for IdText {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object id (a string or a number)")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
     }
+    d.deserialize_any(IdText)
+}
+
+/// The body of a batch read (`objects/<type>/batch/read`, v4 associations): `{"inputs":
+/// [{"id": …}, …]}` and, for objects, the properties asked — written from the ids as they are,
+/// without building a JSON tree first (a pull sends one input per contact, company and deal).
+#[derive(Serialize)]
+pub(super) struct BatchReadBody<'a, I: AsRef<str>> {
+    #[serde(serialize_with = "id_inputs")]
+    inputs: &'a [I],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<&'a [&'a str]>,
+}
+
+impl<'a, I: AsRef<str>> BatchReadBody<'a, I> {
+    /// Objects' inputs, with the properties to read.
+    pub(super) fn objects(ids: &'a [I], properties: &'a [&'a str]) -> Self {
+        Self {
+            inputs: ids,
+            properties: Some(properties),
+        }
+    }
+
+    /// Associations' inputs (no properties).
+    pub(super) fn associations(ids: &'a [I]) -> Self {
+        Self {
+            inputs: ids,
+            properties: None,
+        }
+    }
+}
+
+fn id_inputs<I: AsRef<str>, S: serde::Serializer>(ids: &&[I], s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Input<'a> {
+        id: &'a str,
+    }
+    s.collect_seq(ids.iter().map(|id| Input { id: id.as_ref() }))
 }
 
 /// One page of `GET /crm/v3/objects/contacts?archived=true`.
@@ -97,12 +154,7 @@ impl HubSpotCrm {
     ) -> Result<Vec<HubSpotObject>, CrmError> {
         let bodies = ids
             .chunks(BATCH_LIMIT)
-            .map(|chunk| {
-                json!({
-                    "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
-                    "properties": properties,
-                })
-            })
+            .map(|chunk| BatchReadBody::objects(chunk, properties))
             .collect();
         let path = format!("/crm/v3/objects/{object_type}/batch/read");
         let pages: Vec<BatchResponse> = self.post_all(&path, bodies).await?;
@@ -111,10 +163,10 @@ impl HubSpotCrm {
 
     /// POST each body to `path`, [`READ_CONCURRENCY`] at a time (each under the governor and
     /// the retry policy); the parsed answers in no particular order.
-    pub(super) async fn post_all<T: DeserializeOwned + Send>(
+    pub(super) async fn post_all<T: DeserializeOwned + Send, B: Serialize + Sync>(
         &self,
         path: &str,
-        bodies: Vec<Value>,
+        bodies: Vec<B>,
     ) -> Result<Vec<T>, CrmError> {
         // Collected first: a lazy iterator held across the await would not be `Send`.
         let posts: Vec<_> = bodies
@@ -138,19 +190,19 @@ impl HubSpotCrm {
     ) -> Result<HashMap<String, Vec<Deal>>, CrmError> {
         let bodies = ids
             .chunks(ASSOCIATION_BATCH_LIMIT)
-            .map(|chunk| json!({ "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>() }))
+            .map(BatchReadBody::associations)
             .collect();
         let answers: Vec<AssociationsResponse> = self
             .post_all("/crm/v4/associations/contacts/deals/batch/read", bodies)
             .await?;
         let mut links: Vec<(String, String)> = Vec::new();
         for result in answers.into_iter().flat_map(|a| a.results) {
-            let from = value_text(&result.from.id);
+            let from = result.from.id;
             links.extend(
                 result
                     .to
-                    .iter()
-                    .map(|to| (from.clone(), value_text(&to.to_object_id))),
+                    .into_iter()
+                    .map(|to| (from.clone(), to.to_object_id)),
             );
         }
         let mut unique: Vec<String> = links.iter().map(|(_, deal)| deal.clone()).collect();
@@ -208,5 +260,61 @@ impl HubSpotCrm {
                 return Ok(ids);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_read_body_is_the_inputs_and_properties_hubspot_takes() {
+        let ids = ["101".to_owned(), "102".to_owned()];
+        let body = serde_json::to_value(BatchReadBody::objects(&ids, &["name", "industry"]));
+        assert_eq!(
+            body.ok(),
+            Some(
+                json!({"inputs": [{"id": "101"}, {"id": "102"}], "properties": ["name", "industry"]})
+            )
+        );
+        let ids = ["7", "8"];
+        let body = serde_json::to_value(BatchReadBody::associations(&ids));
+        assert_eq!(
+            body.ok(),
+            Some(json!({"inputs": [{"id": "7"}, {"id": "8"}]}))
+        );
+    }
+
+    #[test]
+    fn association_ids_are_read_as_text_whether_strings_or_numbers() {
+        let answer: AssociationsResponse = serde_json::from_str(
+            r#"{"results": [{"from": {"id": "51"}, "to": [{"toObjectId": 1001, "associationTypes": []},
+                {"toObjectId": "1002"}]}, {"from": {"id": 52}, "to": []}],
+                "errors": [{"status": "error", "context": {"fromObjectId": ["53"]}}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let read: Vec<(String, Vec<String>)> = answer
+            .results
+            .into_iter()
+            .map(|r| {
+                (
+                    r.from.id,
+                    r.to.into_iter().map(|t| t.to_object_id).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                ("51".to_owned(), vec!["1001".to_owned(), "1002".to_owned()]),
+                ("52".to_owned(), vec![])
+            ]
+        );
+        // Anything else is an unreadable body, said so (and retried as one), not a made-up id.
+        let bad = serde_json::from_str::<AssociationsResponse>(
+            r#"{"results": [{"from": {"id": true}, "to": []}]}"#,
+        );
+        let message = bad.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("an object id"), "{message}");
     }
 }
