@@ -590,7 +590,7 @@ pub async fn command(opts: CompareOptions, doc: Option<&Path>) -> anyhow::Result
         std::fs::write(&chart, chart_svg(&points))?;
         let args: Vec<String> = std::env::args().skip(1).collect();
         let body = format!(
-            "Measured {} on {}.\n\nCommand: `leadsync {}`\n\n{tables}\nGoals (leadsync against the fastest peer at each point):\n\n{}\n\n![records/s by system]({})\n",
+            "Measured {} on {}.\n\nCommand: `leadsync-bench {}`\n\n{tables}\nGoals (leadsync against the fastest peer at each point):\n\n{}\n\n![records/s by system]({})\n",
             started.format("%Y-%m-%d %H:%M UTC"),
             machine(),
             args.join(" "),

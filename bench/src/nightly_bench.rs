@@ -31,6 +31,8 @@ pub struct NightlyPoint {
     pub dynamo_writes: u64,
     pub dynamo_items: u64,
     pub dynamo_reads: u64,
+    /// Of `dynamo_reads`, the firmographic cache's.
+    pub cache_reads: u64,
     pub s3_puts: u64,
     pub pushed: u64,
 }
@@ -173,6 +175,7 @@ async fn one(bin_dir: &Path, leads: u64, latency_ms: u64) -> anyhow::Result<Nigh
         dynamo_writes: counts.dynamo_write_requests(),
         dynamo_items: counts.items_written,
         dynamo_reads: counts.requests_of("DynamoDB.") - counts.dynamo_write_requests(),
+        cache_reads: counts.cache_reads,
         s3_puts: counts.requests.get("S3.PUT").copied().unwrap_or(0),
         pushed,
     })
@@ -180,13 +183,13 @@ async fn one(bin_dir: &Path, leads: u64, latency_ms: u64) -> anyhow::Result<Nigh
 
 pub fn markdown(points: &[NightlyPoint]) -> String {
     let mut s = String::from(
-        "| leads | latency | leads/s | wall s | CRM requests / 1k | minimum / 1k | ratio | property setup (first run) | enrichment calls / 1k | DynamoDB write requests / 1k | items written / 1k | DynamoDB reads / 1k | S3 puts | pushed | CPU s | peak RSS MiB |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| leads | latency | leads/s | wall s | CRM requests / 1k | minimum / 1k | ratio | property setup (first run) | enrichment calls / 1k | DynamoDB write requests / 1k | items written / 1k | DynamoDB reads / 1k | of which firmographic cache / 1k | S3 puts | pushed | CPU s | peak RSS MiB |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for p in points {
         let k = |x: u64| x as f64 * 1000.0 / p.leads.max(1) as f64;
         s.push_str(&format!(
-            "| {} | {} ms | {:.0} | {:.1} | {:.1} | {:.1} | {:.2}× | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} | {:.0} |\n",
+            "| {} | {} ms | {:.0} | {:.1} | {:.1} | {:.1} | {:.2}× | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} | {:.0} |\n",
             thousands(p.leads),
             p.latency_ms,
             p.leads as f64 / p.wall_s,
@@ -199,6 +202,7 @@ pub fn markdown(points: &[NightlyPoint]) -> String {
             k(p.dynamo_writes),
             k(p.dynamo_items),
             k(p.dynamo_reads),
+            k(p.cache_reads),
             p.s3_puts,
             thousands(p.pushed),
             p.cpu_s,
@@ -251,17 +255,38 @@ pub async fn command(
             )
         })
         .collect();
-    for g in &rss_goal {
+    // Issue 20's round-trip goals, per 1,000 leads.
+    let round_trip_goals = points.iter().flat_map(|p| {
+        let k = |x: u64| x as f64 * 1000.0 / p.leads.max(1) as f64;
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        let (writes, cache) = (k(p.dynamo_writes), k(p.cache_reads));
+        [
+            format!(
+                "- DynamoDB write requests at {} leads, {} ms: {writes:.1} per 1,000 (goal ≤ 120) [{}]",
+                thousands(p.leads),
+                p.latency_ms,
+                verdict(writes <= 120.0)
+            ),
+            format!(
+                "- firmographic cache read requests at {} leads, {} ms: {cache:.1} per 1,000 (goal ≤ 15) [{}]",
+                thousands(p.leads),
+                p.latency_ms,
+                verdict(cache <= 15.0)
+            ),
+        ]
+    });
+    let goals: Vec<String> = round_trip_goals.chain(rss_goal).collect();
+    for g in &goals {
         println!("{g}");
     }
     if let Some(doc) = doc {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let body = format!(
-            "Measured {} on {}.\n\nCommand: `leadsync {}`\n\n{table}\n{}\n",
+            "Measured {} on {}.\n\nCommand: `leadsync-bench {}`\n\n{table}\n{}\n",
             started.format("%Y-%m-%d %H:%M UTC"),
             crate::compare::machine(),
             args.join(" "),
-            rss_goal.join("\n"),
+            goals.join("\n"),
         );
         crate::compare::update_doc(doc, "nightly", &body)?;
         eprintln!("updated {}", doc.display());

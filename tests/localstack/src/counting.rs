@@ -21,6 +21,9 @@ pub struct Counts {
     pub requests: BTreeMap<String, u64>,
     /// Items written by DynamoDB write operations (a BatchWriteItem counts each put and delete).
     pub items_written: u64,
+    /// Of the DynamoDB reads (GetItem, BatchGetItem), those of the firmographic cache: every
+    /// key they ask for is a `FIRMO#<domain>` item.
+    pub cache_reads: u64,
 }
 
 impl Counts {
@@ -256,6 +259,31 @@ fn classify(method: &Method, headers: &HeaderMap, body: &[u8]) -> (String, u64) 
     (format!("S3.{method}"), 0)
 }
 
+/// A GetItem or BatchGetItem whose keys are all firmographic cache items (`pk` `FIRMO#…`).
+fn reads_firmographic_cache(op: &str, body: &[u8]) -> bool {
+    if op != "DynamoDB.GetItem" && op != "DynamoDB.BatchGetItem" {
+        return false;
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let keys: Vec<&serde_json::Value> = match op {
+        "DynamoDB.GetItem" => v.get("Key").into_iter().collect(),
+        _ => v
+            .get("RequestItems")
+            .and_then(serde_json::Value::as_object)
+            .into_iter()
+            .flat_map(|tables| tables.values())
+            .filter_map(|t| t.get("Keys").and_then(serde_json::Value::as_array))
+            .flatten()
+            .collect(),
+    };
+    !keys.is_empty()
+        && keys.iter().all(|k| {
+            k.pointer("/pk/S")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|pk| pk.starts_with("FIRMO#"))
+        })
+}
+
 /// The largest request body the proxy forwards (S3's single-put limit is 5 GB; no test or bench
 /// writes near this).
 const PROXY_BODY_LIMIT: usize = 1 << 30;
@@ -289,6 +317,7 @@ async fn forward(
             .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts.cache_reads += u64::from(reads_firmographic_cache(&op, &body));
         *counts.requests.entry(op).or_default() += 1;
         counts.items_written += items;
     }
@@ -357,6 +386,13 @@ mod tests {
             ),
             ("Query.SendMessage".into(), 0)
         );
+        let cache = br#"{"RequestItems":{"t":{"Keys":[{"pk":{"S":"FIRMO#acme.com"},"sk":{"S":"pdl"}},{"pk":{"S":"FIRMO#b.io"},"sk":{"S":"pdl"}}]}}}"#;
+        assert!(reads_firmographic_cache("DynamoDB.BatchGetItem", cache));
+        let mixed = br#"{"RequestItems":{"t":{"Keys":[{"pk":{"S":"FIRMO#acme.com"},"sk":{"S":"pdl"}},{"pk":{"S":"LEAD#1"},"sk":{"S":"STATE"}}]}}}"#;
+        assert!(!reads_firmographic_cache("DynamoDB.BatchGetItem", mixed));
+        let one = br#"{"TableName":"t","Key":{"pk":{"S":"FIRMO#acme.com"},"sk":{"S":"pdl"}}}"#;
+        assert!(reads_firmographic_cache("DynamoDB.GetItem", one));
+        assert!(!reads_firmographic_cache("DynamoDB.Query", one));
         let mut counts = Counts::default();
         counts.requests.insert("DynamoDB.BatchWriteItem".into(), 4);
         counts.requests.insert("DynamoDB.PutItem".into(), 2);
