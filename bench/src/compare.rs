@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod report;
-pub use report::{chart_svg, goals, markdown, thousands};
+pub use report::{chart_svg, goals, markdown, met, thousands};
 
 const PEER_PY: &str = include_str!("../peers/peer.py");
 

@@ -247,31 +247,26 @@ pub async fn command(
                 thousands(p.leads),
                 p.latency_ms,
                 p.rss_mib,
-                if p.rss_mib * 1.048_576 <= 128.0 {
-                    "met"
-                } else {
-                    "MISSED"
-                }
+                crate::compare::met(p.rss_mib * 1.048_576 <= 128.0)
             )
         })
         .collect();
     // Issue 20's round-trip goals, per 1,000 leads.
     let round_trip_goals = points.iter().flat_map(|p| {
         let k = |x: u64| x as f64 * 1000.0 / p.leads.max(1) as f64;
-        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
         let (writes, cache) = (k(p.dynamo_writes), k(p.cache_reads));
         [
             format!(
                 "- DynamoDB write requests at {} leads, {} ms: {writes:.1} per 1,000 (goal ≤ 120) [{}]",
                 thousands(p.leads),
                 p.latency_ms,
-                verdict(writes <= 120.0)
+                crate::compare::met(writes <= 120.0)
             ),
             format!(
                 "- firmographic cache read requests at {} leads, {} ms: {cache:.1} per 1,000 (goal ≤ 15) [{}]",
                 thousands(p.leads),
                 p.latency_ms,
-                verdict(cache <= 15.0)
+                crate::compare::met(cache <= 15.0)
             ),
         ]
     });

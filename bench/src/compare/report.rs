@@ -106,7 +106,7 @@ pub(super) const SPEED_GOAL: f64 = 6.0;
 /// …at no more than this share of its CPU per record.
 pub(super) const CPU_GOAL: f64 = 0.08;
 
-pub(super) fn met(ok: bool) -> &'static str {
+pub fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
 
